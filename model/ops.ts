@@ -1,0 +1,165 @@
+// Operations are plain data: a discriminated union that serialises to JSON, so a
+// shrunk counterexample can be saved in corpus/ and replayed byte for byte.
+// Guest offsets and lengths are numbers (test images are far below 2^53 bytes).
+// The union stays open: compressed writes and backing files come later as new kinds.
+
+/** Geometry and options of an image, as `qemu-img create -o` takes them. */
+export interface ImageOptions {
+  /** 2 (compat=0.10) or 3 (compat=1.1). */
+  readonly version: 2 | 3;
+  /** 9 (512 B) … 21 (2 MiB). */
+  readonly clusterBits: number;
+  /** 1, 2, 4, 8, 16, 32 or 64; version 2 is always 16. */
+  readonly refcountBits: number;
+  /** Version 3 only. */
+  readonly lazyRefcounts: boolean;
+  /** Virtual disk size in bytes, a multiple of 512. */
+  readonly virtualSize: number;
+}
+
+export type Op =
+  | WriteOp
+  | WriteZeroesOp
+  | DiscardOp
+  | ResizeOp
+  | SnapshotCreateOp
+  | SnapshotRevertOp
+  | SnapshotDeleteOp
+  | FlushOp
+  | ReopenOp;
+
+/**
+ * Guest data write. Content is `pattern` repeated (qemu-io `write -P`), or, when
+ * `seed` is given, the pseudo-random bytes `writeBytes` derives from it (so an
+ * off-by-some-bytes bug inside one cluster cannot hide behind a constant fill).
+ */
+export interface WriteOp {
+  readonly kind: 'write';
+  readonly offset: number;
+  readonly length: number;
+  readonly pattern: number;
+  readonly seed?: number;
+}
+/** qemu-io `write -z [-u]`. */
+export interface WriteZeroesOp {
+  readonly kind: 'writeZeroes';
+  readonly offset: number;
+  readonly length: number;
+  readonly unmap: boolean;
+}
+/** qemu-io `discard`. */
+export interface DiscardOp {
+  readonly kind: 'discard';
+  readonly offset: number;
+  readonly length: number;
+}
+/** qemu-io `truncate` / `qemu-img resize` (shrink allowed). */
+export interface ResizeOp {
+  readonly kind: 'resize';
+  readonly size: number;
+}
+/** `qemu-img snapshot -c NAME`. */
+export interface SnapshotCreateOp {
+  readonly kind: 'snapshotCreate';
+  readonly name: string;
+}
+/** `qemu-img snapshot -a NAME`. */
+export interface SnapshotRevertOp {
+  readonly kind: 'snapshotRevert';
+  readonly name: string;
+}
+/** `qemu-img snapshot -d NAME`. */
+export interface SnapshotDeleteOp {
+  readonly kind: 'snapshotDelete';
+  readonly name: string;
+}
+/** qemu-io `flush`. */
+export interface FlushOp {
+  readonly kind: 'flush';
+}
+/** Close the image and open it again read-write. */
+export interface ReopenOp {
+  readonly kind: 'reopen';
+}
+
+export type OpKind = Op['kind'];
+export const opKinds: readonly OpKind[] = [
+  'write',
+  'writeZeroes',
+  'discard',
+  'resize',
+  'snapshotCreate',
+  'snapshotRevert',
+  'snapshotDelete',
+  'flush',
+  'reopen',
+];
+
+/**
+ * Why an operation is refused. Every implementation must fail exactly when the
+ * model does, with the same kind.
+ * - out-of-range: guest access past the virtual size (qemu-io: Input/output error)
+ * - invalid-argument: e.g. a resize to a size that is not a multiple of 512
+ * - unknown-snapshot: revert/delete of a name that does not exist
+ * - unsupported: refused for this version (resize of a v2 image with snapshots)
+ * - refcount-overflow: a snapshot create/revert would push a refcount past 2^bits - 1
+ */
+export type OpErrorKind =
+  | 'out-of-range'
+  | 'invalid-argument'
+  | 'unknown-snapshot'
+  | 'unsupported'
+  | 'refcount-overflow';
+
+export type Outcome = { readonly ok: true } | { readonly ok: false; readonly error: OpErrorKind; readonly message: string };
+
+/**
+ * The bytes a write op puts on the disk. With a seed: a fixed xorshift32 stream,
+ * independent of the offset, so the same op always writes the same bytes.
+ */
+export function writeBytes(op: WriteOp): Uint8Array {
+  const out = new Uint8Array(op.length);
+  if (op.seed === undefined) {
+    out.fill(op.pattern & 0xff);
+    return out;
+  }
+  let x = (op.seed | 0) || 0x9e3779b9;
+  for (let i = 0; i < out.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** The op as a qemu-io / qemu-img command line, so a counterexample reads as a script. */
+export function formatOp(op: Op): string {
+  const hex = (n: number) => `0x${n.toString(16)}`;
+  switch (op.kind) {
+    case 'write':
+      return op.seed === undefined
+        ? `write -P ${hex(op.pattern & 0xff)} ${hex(op.offset)} ${hex(op.length)}`
+        : `write -s <seed ${op.seed}> ${hex(op.offset)} ${hex(op.length)}`;
+    case 'writeZeroes':
+      return `write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`;
+    case 'discard':
+      return `discard ${hex(op.offset)} ${hex(op.length)}`;
+    case 'resize':
+      return `truncate ${hex(op.size)}`;
+    case 'snapshotCreate':
+      return `snapshot -c ${op.name}`;
+    case 'snapshotRevert':
+      return `snapshot -a ${op.name}`;
+    case 'snapshotDelete':
+      return `snapshot -d ${op.name}`;
+    case 'flush':
+      return 'flush';
+    case 'reopen':
+      return 'reopen';
+    default: {
+      const never: never = op;
+      throw new Error(`unknown op ${JSON.stringify(never)}`);
+    }
+  }
+}
