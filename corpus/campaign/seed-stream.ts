@@ -1,0 +1,73 @@
+// Seed streams for campaigns split across machines. Shard I of N draws run k's
+// seed as mix32(S + k*N + I): the inputs k*N + I are distinct for every (I, k)
+// with k*N + I < 2^32, and mix32 is a bijection on 32-bit integers, so the
+// shards' seeds never overlap — N machines share one campaign and merge their
+// corpora by copying files.
+
+export interface Shard {
+  /** 0-based shard index, < count. */
+  readonly index: number;
+  readonly count: number;
+}
+
+export const shardCountMax = 1 << 16;
+
+export class ShardParseError extends Error {
+  constructor(readonly value: string) {
+    super(`--shard must be I/N with 0 <= I < N <= ${shardCountMax}, got ${JSON.stringify(value)}`);
+    this.name = 'ShardParseError';
+  }
+}
+
+/** Parses `I/N` (0-based I). */
+export function parseShard(text: string): Shard {
+  const match = /^(\d+)\/(\d+)$/.exec(text.trim());
+  if (!match) throw new ShardParseError(text);
+  const index = Number(match[1]);
+  const count = Number(match[2]);
+  if (!(count >= 1 && count <= shardCountMax && index < count)) throw new ShardParseError(text);
+  return { index, count };
+}
+
+/** murmur3's 32-bit finalizer: a bijection on uint32 that spreads nearby inputs apart. */
+export function mix32(x: number): number {
+  let h = x >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Runs per shard before inputs could wrap around 2^32 (and overlap another shard). */
+export function runsPerShardMax(shard: Shard): number {
+  return Math.floor((2 ** 32 - 1 - shard.index) / shard.count);
+}
+
+/** The seed of run k in this shard, as fast-check takes it (signed 32-bit). */
+export function runSeed(campaignSeed: number, shard: Shard, k: number): number {
+  if (!Number.isSafeInteger(k) || k < 0 || k > runsPerShardMax(shard)) {
+    throw new RangeError(`run index ${k} outside 0…${runsPerShardMax(shard)} for shard ${shard.index}/${shard.count}`);
+  }
+  const input = (campaignSeed + k * shard.count + shard.index) % 2 ** 32;
+  return mix32(input) | 0;
+}
+
+/**
+ * A seed from text: an integer, or a git SHA / any other word hashed to one
+ * (FNV-1a), so `--seed $GITHUB_SHA` varies seeds per commit reproducibly.
+ */
+export function parseSeed(text: string): number {
+  const trimmed = text.trim();
+  if (/^-?\d+$/.test(trimmed)) {
+    const n = Number(trimmed);
+    if (Number.isSafeInteger(n) && n >= -(2 ** 31) && n < 2 ** 32) return n | 0;
+  }
+  let h = 0x811c9dc5;
+  for (let i = 0; i < trimmed.length; i++) {
+    h ^= trimmed.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h | 0;
+}

@@ -1,0 +1,230 @@
+// Loading a case file: JSON in, a typed CorpusCase out, or a CorpusFormatError
+// naming the file, the field, what was found and what was expected. A corpus
+// is edited by hand (status, description), so the loader is strict and precise.
+import { opKinds, type ImageOptions, type Op } from '../../model/ops.js';
+import {
+  caseFormatVersion,
+  caseStatuses,
+  imageFindingKinds,
+  implementations,
+  type BaseImageSpec,
+  type CorpusCase,
+  type Mutation,
+  type Patch,
+  type Provenance,
+} from './types.js';
+
+export class CorpusFormatError extends Error {
+  constructor(
+    readonly source: string,
+    readonly field: string,
+    readonly value: string,
+    readonly expected: string,
+  ) {
+    super(`${source}: field ${field} is ${value}, expected ${expected}`);
+    this.name = 'CorpusFormatError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+class Reader {
+  constructor(
+    readonly source: string,
+    readonly prefix: string,
+    readonly obj: Json,
+  ) {}
+
+  private fail(key: string, value: unknown, expected: string): never {
+    const shown = value === undefined ? 'missing' : JSON.stringify(value)?.slice(0, 80) ?? String(value);
+    throw new CorpusFormatError(this.source, `${this.prefix}${key}`, shown, expected);
+  }
+
+  string(key: string): string {
+    const v = this.obj[key];
+    return typeof v === 'string' ? v : this.fail(key, v, 'a string');
+  }
+
+  optionalString(key: string): string | undefined {
+    return this.obj[key] === undefined ? undefined : this.string(key);
+  }
+
+  integer(key: string, min = 0): number {
+    const v = this.obj[key];
+    return Number.isSafeInteger(v) && (v as number) >= min ? (v as number) : this.fail(key, v, `an integer >= ${min}`);
+  }
+
+  /** fast-check seeds are signed 32-bit integers. */
+  seed(key: string): number {
+    const v = this.obj[key];
+    return Number.isSafeInteger(v) && (v as number) >= -(2 ** 31) && (v as number) < 2 ** 32 ? (v as number) : this.fail(key, v, 'a 32-bit integer');
+  }
+
+  boolean(key: string): boolean {
+    const v = this.obj[key];
+    return typeof v === 'boolean' ? v : this.fail(key, v, 'a boolean');
+  }
+
+  oneOf<T extends string>(key: string, allowed: readonly T[]): T {
+    const v = this.obj[key];
+    return (allowed as readonly unknown[]).includes(v) ? (v as T) : this.fail(key, v, `one of ${allowed.join(', ')}`);
+  }
+
+  object(key: string): Reader {
+    const v = this.obj[key];
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(key, v, 'an object');
+    return new Reader(this.source, `${this.prefix}${key}.`, v as Json);
+  }
+
+  array(key: string): Reader[] {
+    const v = this.obj[key];
+    if (!Array.isArray(v)) this.fail(key, v, 'an array');
+    return (v as unknown[]).map((item, i) => {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) this.fail(`${key}[${i}]`, item, 'an object');
+      return new Reader(this.source, `${this.prefix}${key}[${i}].`, item as Json);
+    });
+  }
+
+  /** The raw object, after its fields were checked (objects are plain data). */
+  raw<T>(): T {
+    return this.obj as T;
+  }
+}
+
+function parseOptions(r: Reader): ImageOptions {
+  const version = r.integer('version', 2);
+  if (version !== 2 && version !== 3) throw new CorpusFormatError(r.source, `${r.prefix}version`, String(version), '2 or 3');
+  return {
+    version,
+    clusterBits: r.integer('clusterBits', 9),
+    refcountBits: r.integer('refcountBits', 1),
+    lazyRefcounts: r.boolean('lazyRefcounts'),
+    virtualSize: r.integer('virtualSize'),
+  };
+}
+
+function parseOp(r: Reader): Op {
+  const kind = r.oneOf('kind', opKinds);
+  switch (kind) {
+    case 'write':
+      r.integer('offset');
+      r.integer('length', 1);
+      r.integer('pattern');
+      if (r.obj.seed !== undefined) r.seed('seed');
+      return r.raw<Op>();
+    case 'writeZeroes':
+      r.integer('offset');
+      r.integer('length', 1);
+      r.boolean('unmap');
+      return r.raw<Op>();
+    case 'discard':
+      r.integer('offset');
+      r.integer('length', 1);
+      return r.raw<Op>();
+    case 'resize':
+      r.integer('size');
+      return r.raw<Op>();
+    case 'snapshotCreate':
+    case 'snapshotRevert':
+    case 'snapshotDelete':
+      r.string('name');
+      return r.raw<Op>();
+    case 'flush':
+    case 'reopen':
+      return r.raw<Op>();
+    default: {
+      const never: never = kind;
+      throw new Error(`unhandled op kind ${String(never)}`);
+    }
+  }
+}
+
+function parseMutation(r: Reader): Mutation {
+  const kind = r.oneOf('kind', ['header-field', 'feature-bit', 'extension', 'table-entry', 'snapshot-field', 'truncate', 'byte-flip'] as const);
+  switch (kind) {
+    case 'header-field':
+      r.string('field');
+      r.string('value');
+      break;
+    case 'feature-bit':
+      r.oneOf('set', ['incompatible', 'compatible', 'autoclear'] as const);
+      r.integer('bit');
+      break;
+    case 'extension':
+      r.integer('index');
+      if (r.obj.type !== undefined) r.integer('type');
+      if (r.obj.length !== undefined) r.integer('length');
+      break;
+    case 'table-entry':
+      r.oneOf('table', ['l1', 'l2', 'reftable', 'refblock', 'snapshot-l1'] as const);
+      r.integer('index');
+      r.string('xor');
+      break;
+    case 'snapshot-field':
+      r.integer('snapshot');
+      r.string('field');
+      r.string('value');
+      break;
+    case 'truncate':
+      r.integer('keepPermille');
+      break;
+    case 'byte-flip':
+      r.integer('offsetPermille');
+      r.integer('xor', 1);
+      break;
+    default: {
+      const never: never = kind;
+      throw new Error(`unhandled mutation kind ${String(never)}`);
+    }
+  }
+  return r.raw<Mutation>();
+}
+
+function parsePatch(r: Reader): Patch {
+  const offset = r.integer('offset');
+  const hex = r.string('hex');
+  if (!/^([0-9a-f]{2})+$/.test(hex)) throw new CorpusFormatError(r.source, `${r.prefix}hex`, JSON.stringify(hex.slice(0, 40)), 'lower-case hex bytes');
+  return { offset, hex };
+}
+
+function parseProvenance(r: Reader): Provenance {
+  const command = r.optionalString('command');
+  return { tool: r.string('tool'), qemu: r.string('qemu'), date: r.string('date'), ...(command === undefined ? {} : { command }) };
+}
+
+/** Validates parsed JSON as a case; `source` (usually the file name) prefixes every error. */
+export function parseCase(json: unknown, source: string): CorpusCase {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new CorpusFormatError(source, '(root)', typeof json, 'an object');
+  const r = new Reader(source, '', json as Json);
+  if (r.obj.format !== caseFormatVersion) throw new CorpusFormatError(source, 'format', JSON.stringify(r.obj.format), String(caseFormatVersion));
+  const common = {
+    format: caseFormatVersion,
+    implementation: r.oneOf('implementation', implementations),
+    property: r.string('property'),
+    signature: r.string('signature'),
+    status: r.oneOf('status', caseStatuses),
+    description: r.string('description'),
+    message: r.string('message'),
+    seed: r.seed('seed'),
+    path: r.string('path'),
+    found: parseProvenance(r.object('found')),
+  };
+  const kind = r.oneOf('kind', ['property-failure', 'malformed-image'] as const);
+  if (kind === 'property-failure') {
+    return { ...common, kind, options: parseOptions(r.object('options')), ops: r.array('ops').map(parseOp) };
+  }
+  const base = r.object('base');
+  const baseSpec: BaseImageSpec = { options: parseOptions(base.object('options')), ops: base.array('ops').map(parseOp) };
+  const verdicts = r.object('verdicts');
+  const truncateTo = r.obj.truncateTo === undefined ? undefined : r.integer('truncateTo');
+  return {
+    ...common,
+    kind,
+    finding: r.oneOf('finding', imageFindingKinds),
+    base: baseSpec,
+    mutations: r.array('mutations').map(parseMutation),
+    patches: r.array('patches').map(parsePatch),
+    ...(truncateTo === undefined ? {} : { truncateTo }),
+    verdicts: { ours: verdicts.string('ours'), qemu: verdicts.string('qemu') },
+  };
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { mix32, parseSeed, parseShard, runSeed, ShardParseError } from '../../corpus/campaign/seed-stream.js';
+
+describe('seed streams', () => {
+  it('gives disjoint seeds to the shards of one campaign', () => {
+    const seen = new Map<number, string>();
+    for (let index = 0; index < 4; index++) {
+      for (let k = 0; k < 2000; k++) {
+        const s = runSeed(1234, { index, count: 4 }, k);
+        expect(seen.get(s), `seed ${s} from shard ${index} run ${k}`).toBeUndefined();
+        seen.set(s, `${index}:${k}`);
+      }
+    }
+  });
+
+  it('is a pure function of (seed, shard, run)', () => {
+    expect(runSeed(7, { index: 1, count: 3 }, 5)).toBe(runSeed(7, { index: 1, count: 3 }, 5));
+    expect(runSeed(7, { index: 0, count: 1 }, 0)).not.toBe(runSeed(8, { index: 0, count: 1 }, 0));
+  });
+
+  it('mixes with a bijection (no two inputs share an output)', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.nat(), (a, b) => {
+        fc.pre(a >>> 0 !== b >>> 0);
+        expect(mix32(a)).not.toBe(mix32(b));
+      }),
+    );
+  });
+
+  it('parses shards and seeds', () => {
+    expect(parseShard('2/5')).toEqual({ index: 2, count: 5 });
+    expect(() => parseShard('5/5')).toThrow(ShardParseError);
+    expect(() => parseShard('1')).toThrow(/--shard must be I\/N/);
+    expect(parseSeed('42')).toBe(42);
+    expect(parseSeed('-3')).toBe(-3);
+    const sha = '799ce64f0aa1c0b0a6c9a1c5e7b1d2f3a4b5c6d7';
+    expect(parseSeed(sha)).toBe(parseSeed(sha));
+    expect(parseSeed(sha)).not.toBe(parseSeed('799ce64'));
+  });
+});
