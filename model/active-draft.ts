@@ -1,0 +1,137 @@
+// A working copy of the active view for the length of one step. It copies the
+// L1 array, and each L2 table only when it is first touched (privatize), so the
+// input state is never mutated and untouched tables stay shared.
+// Each method is one per-cluster rule of docs/semantics.md.
+import { countRefs, type Refcounts } from './refcounts.js';
+import { geometry, type DataCluster, type Geometry, type L2Entry, type L2Table, type ModelState } from './state.js';
+
+export class ActiveDraft {
+  readonly g: Geometry;
+  private readonly l1: (L2Table | undefined)[];
+  /** L1 index → the private entries of its (privatized) table. */
+  private readonly privatized = new Map<number, { id: number; entries: Map<number, L2Entry> }>();
+  private readonly counts: Refcounts;
+  private nextId: number;
+
+  constructor(private readonly base: ModelState) {
+    this.g = geometry(base.options);
+    this.l1 = [...base.active];
+    this.counts = countRefs(base);
+    this.nextId = base.nextId;
+  }
+
+  entry(guestCluster: number): L2Entry | undefined {
+    const l1Index = Math.floor(guestCluster / this.g.l2EntriesCount);
+    const l2Index = guestCluster % this.g.l2EntriesCount;
+    const own = this.privatized.get(l1Index);
+    return own !== undefined ? own.entries.get(l2Index) : this.l1[l1Index]?.entries.get(l2Index);
+  }
+
+  /**
+   * QEMU get_cluster_table: an empty L1 entry gets a new all-unallocated table,
+   * a shared table is replaced by a copy (the old one loses a reference).
+   * A table referenced once is already private: same identity, copied map.
+   */
+  privatize(l1Index: number): Map<number, L2Entry> {
+    const own = this.privatized.get(l1Index);
+    if (own !== undefined) return own.entries;
+    const table = this.l1[l1Index];
+    let id: number;
+    if (table === undefined) {
+      id = this.freshId();
+    } else if (this.counts.l2Tables.get(table.id) === 1) {
+      id = table.id;
+    } else {
+      id = this.freshId();
+      this.addRef(this.counts.l2Tables, table.id, -1);
+    }
+    this.counts.l2Tables.set(id, 1);
+    const entries = new Map(table?.entries ?? []);
+    this.privatized.set(l1Index, { id, entries });
+    return entries;
+  }
+
+  /** Write rule: `bytes` at `offsetInCluster` of guest cluster `guestCluster`. */
+  write(guestCluster: number, offsetInCluster: number, bytes: Uint8Array): void {
+    const entries = this.tableFor(guestCluster);
+    const l2Index = guestCluster % this.g.l2EntriesCount;
+    const old = entries.get(l2Index);
+    const content = new Uint8Array(this.g.clusterSize);
+    if (old?.kind === 'normal') content.set(old.data.bytes);
+    content.set(bytes, offsetInCluster);
+    // In place only for an allocated cluster nothing else references (COPIED).
+    const inPlace = old !== undefined && old.kind !== 'zero-plain' && this.counts.dataClusters.get(old.data.id) === 1;
+    const data: DataCluster = { id: inPlace ? old.data.id : this.freshId(), bytes: content };
+    if (!inPlace) this.release(old);
+    this.counts.dataClusters.set(data.id, 1);
+    entries.set(l2Index, { kind: 'normal', data });
+  }
+
+  /** Version 3 zeroize of a whole cluster (zero_in_l2_slice). */
+  zeroize(guestCluster: number, unmap: boolean): void {
+    const entries = this.tableFor(guestCluster);
+    const l2Index = guestCluster % this.g.l2EntriesCount;
+    const old = entries.get(l2Index);
+    if (old !== undefined && old.kind !== 'zero-plain' && !unmap) {
+      entries.set(l2Index, { kind: 'zero-alloc', data: old.data });
+      return;
+    }
+    this.release(old);
+    entries.set(l2Index, { kind: 'zero-plain' });
+  }
+
+  /** Guest discard of a whole cluster (discard_in_l2_slice, full_discard = false). */
+  discard(guestCluster: number): void {
+    const entries = this.tableFor(guestCluster);
+    const l2Index = guestCluster % this.g.l2EntriesCount;
+    const old = entries.get(l2Index);
+    if (old === undefined || old.kind === 'zero-plain') return;
+    this.release(old);
+    if (this.base.options.version === 3) entries.set(l2Index, { kind: 'zero-plain' });
+    else entries.delete(l2Index);
+  }
+
+  /** Shrink's full discard: the entry becomes unallocated whatever it was. */
+  unallocate(guestCluster: number): void {
+    const entries = this.tableFor(guestCluster);
+    const l2Index = guestCluster % this.g.l2EntriesCount;
+    this.release(entries.get(l2Index));
+    entries.delete(l2Index);
+  }
+
+  /** Drops L1 entries from `l1Index` on (shrink of the L1's used part). */
+  dropFrom(l1Index: number): void {
+    for (let i = l1Index; i < this.l1.length; i++) {
+      const own = this.privatized.get(i);
+      const id = own?.id ?? this.l1[i]?.id;
+      if (id !== undefined) this.addRef(this.counts.l2Tables, id, -1);
+      this.privatized.delete(i);
+    }
+    this.l1.length = Math.min(this.l1.length, l1Index);
+  }
+
+  /** The state with this draft as its active view. */
+  finish(options: ModelState['options'] = this.base.options): ModelState {
+    const active = [...this.l1];
+    for (const [l1Index, own] of this.privatized) active[l1Index] = { id: own.id, entries: own.entries };
+    return { ...this.base, options, active, nextId: this.nextId };
+  }
+
+  private tableFor(guestCluster: number): Map<number, L2Entry> {
+    return this.privatize(Math.floor(guestCluster / this.g.l2EntriesCount));
+  }
+
+  private release(entry: L2Entry | undefined): void {
+    if (entry !== undefined && entry.kind !== 'zero-plain') this.addRef(this.counts.dataClusters, entry.data.id, -1);
+  }
+
+  private addRef(map: Map<number, number>, id: number, delta: number): void {
+    const n = (map.get(id) ?? 0) + delta;
+    if (n < 0) throw new Error(`model invariant: refcount of identity ${id} below zero`);
+    map.set(id, n);
+  }
+
+  private freshId(): number {
+    return this.nextId++;
+  }
+}

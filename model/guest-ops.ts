@@ -1,0 +1,124 @@
+// Guest-visible operations: write, writeZeroes, discard, resize
+// (docs/semantics.md, one function per section).
+import { ActiveDraft } from './active-draft.js';
+import { entryAt, geometry, type ModelState } from './state.js';
+import { writeBytes, type DiscardOp, type Outcome, type ResizeOp, type WriteOp, type WriteZeroesOp } from './ops.js';
+
+export type StepResult = { readonly state: ModelState; readonly outcome: Outcome };
+
+export const ok: Outcome = { ok: true };
+
+export function refuse(state: ModelState, error: Exclude<Outcome, { ok: true }>['error'], message: string): StepResult {
+  return { state, outcome: { ok: false, error, message } };
+}
+
+/** qemu-io refuses a request past the end with EIO; a malformed one never reaches the image. */
+function rangeError(state: ModelState, offset: number, length: number): StepResult | undefined {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1) {
+    return refuse(state, 'invalid-argument', `bad range offset=${offset} length=${length}`);
+  }
+  if (offset + length > state.options.virtualSize) {
+    return refuse(state, 'out-of-range', `range ${offset}+${length} past virtual size ${state.options.virtualSize}`);
+  }
+  return undefined;
+}
+
+/** Splits [offset, offset+length) at cluster boundaries. */
+function* pieces(offset: number, length: number, clusterSize: number) {
+  const end = offset + length;
+  for (let start = offset; start < end; ) {
+    const guestCluster = Math.floor(start / clusterSize);
+    const pieceEnd = Math.min(end, (guestCluster + 1) * clusterSize);
+    yield { guestCluster, start, end: pieceEnd, inCluster: start - guestCluster * clusterSize };
+    start = pieceEnd;
+  }
+}
+
+function writeRange(draft: ActiveDraft, offset: number, bytes: Uint8Array): void {
+  for (const p of pieces(offset, bytes.length, draft.g.clusterSize)) {
+    draft.write(p.guestCluster, p.inCluster, bytes.subarray(p.start - offset, p.end - offset));
+  }
+}
+
+export function write(state: ModelState, op: WriteOp): StepResult {
+  const bad = rangeError(state, op.offset, op.length);
+  if (bad) return bad;
+  const draft = new ActiveDraft(state);
+  writeRange(draft, op.offset, writeBytes(op));
+  return { state: draft.finish(), outcome: ok };
+}
+
+export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
+  const bad = rangeError(state, op.offset, op.length);
+  if (bad) return bad;
+  const draft = new ActiveDraft(state);
+  const { clusterSize } = draft.g;
+  for (const p of pieces(op.offset, op.length, clusterSize)) {
+    // A piece ending at the virtual size reaches the end of its cluster.
+    const whole = p.inCluster === 0 && (p.end - p.start === clusterSize || p.end === state.options.virtualSize);
+    const kind = draft.entry(p.guestCluster)?.kind;
+    if (!whole && kind === 'normal') {
+      // qcow2_co_pwrite_zeroes returns -ENOTSUP; the block layer writes a zero buffer.
+      draft.write(p.guestCluster, p.inCluster, new Uint8Array(p.end - p.start));
+    } else if (state.options.version === 3) {
+      draft.zeroize(p.guestCluster, op.unmap);
+    } else {
+      draft.discard(p.guestCluster); // v2 has no zero flag: QEMU resorts to discard
+    }
+  }
+  return { state: draft.finish(), outcome: ok };
+}
+
+export function discard(state: ModelState, op: DiscardOp): StepResult {
+  const bad = rangeError(state, op.offset, op.length);
+  if (bad) return bad;
+  const { clusterSize } = geometry(state.options);
+  const end = op.offset + op.length;
+  const first = Math.ceil(op.offset / clusterSize);
+  // The partial last cluster of an unaligned disk counts as whole when covered to the end.
+  const last = end === state.options.virtualSize ? Math.ceil(end / clusterSize) : Math.floor(end / clusterSize);
+  if (first >= last) return { state, outcome: ok };
+  const draft = new ActiveDraft(state);
+  for (let c = first; c < last; c++) draft.discard(c);
+  return { state: draft.finish(), outcome: ok };
+}
+
+export function resize(state: ModelState, op: ResizeOp): StepResult {
+  const { size } = op;
+  if (!Number.isSafeInteger(size) || size < 0 || size % 512 !== 0) {
+    return refuse(state, 'invalid-argument', `size ${size} is not a non-negative multiple of 512`);
+  }
+  if (state.options.version === 2 && state.snapshots.length > 0) {
+    return refuse(state, 'unsupported', "Can't resize a v2 image which has snapshots");
+  }
+  return { state: resizeUnchecked(state, size), outcome: ok };
+}
+
+/** The resize rules once the request is known to be valid (also used by revert). */
+export function resizeUnchecked(state: ModelState, size: number): ModelState {
+  const oldSize = state.options.virtualSize;
+  const options = { ...state.options, virtualSize: size };
+  const g = geometry(state.options);
+  const draft = new ActiveDraft(state);
+  if (size >= oldSize) {
+    // Deliberate fix of QEMU 7.2: stale bytes past the old end of a normal last
+    // cluster must not resurface, so they are overwritten with zeros.
+    const tail = oldSize % g.clusterSize;
+    const lastCluster = Math.floor(oldSize / g.clusterSize);
+    if (tail !== 0 && size > oldSize && entryAt(state.active, g, lastCluster)?.kind === 'normal') {
+      const zeroEnd = Math.min(size, (lastCluster + 1) * g.clusterSize);
+      writeRange(draft, oldSize, new Uint8Array(zeroEnd - oldSize));
+    }
+    return draft.finish(options);
+  }
+  // Shrink: full discard of every cluster from roundUp(size, cs), then the L1
+  // entries past the new need are dropped (l1_size itself never shrinks).
+  const firstGone = Math.ceil(size / g.clusterSize);
+  const l1Need = Math.ceil(size / g.l1Coverage);
+  const oldClusters = Math.ceil(oldSize / g.clusterSize);
+  for (let c = firstGone; c < oldClusters; c++) {
+    if (Math.floor(c / g.l2EntriesCount) < l1Need) draft.unallocate(c);
+  }
+  draft.dropFrom(l1Need);
+  return draft.finish(options);
+}

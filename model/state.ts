@@ -1,0 +1,84 @@
+// The model's state: qcow2's abstract structure without host offsets.
+// An L2 table and a data cluster are *identities* (an id), standing for the host
+// cluster QEMU would allocate; sharing an identity is sharing a host cluster.
+// Everything is immutable: a step builds new objects for what it touches and
+// reuses the rest (structural sharing), so old states stay valid.
+import type { ImageOptions } from './ops.js';
+
+export type ClusterKind = 'unallocated' | 'zero-plain' | 'zero-alloc' | 'normal';
+
+/** A host data cluster: its identity and its full cluster of bytes. */
+export interface DataCluster {
+  readonly id: number;
+  /** `clusterSize` bytes; never mutated after creation. Meaningful for guest reads only while normal. */
+  readonly bytes: Uint8Array;
+}
+
+/** One L2 entry that is not unallocated (unallocated entries are absent from the map). */
+export type L2Entry =
+  | { readonly kind: 'zero-plain' }
+  | { readonly kind: 'zero-alloc'; readonly data: DataCluster }
+  | { readonly kind: 'normal'; readonly data: DataCluster };
+
+export interface L2Table {
+  readonly id: number;
+  /** L2 index → entry; an absent index is unallocated. */
+  readonly entries: ReadonlyMap<number, L2Entry>;
+}
+
+/** L1 index → L2 table; undefined = L1 entry 0. Its length is not significant. */
+export type L1Table = readonly (L2Table | undefined)[];
+
+export interface Snapshot {
+  readonly id: string;
+  readonly name: string;
+  /** Virtual size when the snapshot was taken (extra data `disk_size`). */
+  readonly diskSize: number;
+  readonly l1: L1Table;
+}
+
+export interface ModelState {
+  /** Geometry; `virtualSize` is the current size. */
+  readonly options: ImageOptions;
+  readonly active: L1Table;
+  /** In table order (the order QEMU keeps them). */
+  readonly snapshots: readonly Snapshot[];
+  /** Next fresh identity for an L2 table or data cluster. */
+  readonly nextId: number;
+}
+
+/** Quantities derived from the options (digest §1). */
+export interface Geometry {
+  readonly clusterSize: number;
+  readonly l2EntriesCount: number;
+  /** Guest bytes covered by one L1 entry. */
+  readonly l1Coverage: number;
+  /** 2^refcountBits − 1; Infinity when that is beyond 2^53 (no count can get there). */
+  readonly refcountMax: number;
+}
+
+export function geometry(options: ImageOptions): Geometry {
+  const clusterSize = 2 ** options.clusterBits;
+  const l2EntriesCount = clusterSize / 8;
+  return {
+    clusterSize,
+    l2EntriesCount,
+    l1Coverage: clusterSize * l2EntriesCount,
+    refcountMax: options.refcountBits >= 53 ? Infinity : 2 ** options.refcountBits - 1,
+  };
+}
+
+/** Number of guest clusters that hold the first `size` bytes. */
+export function clustersFor(size: number, clusterSize: number): number {
+  return Math.ceil(size / clusterSize);
+}
+
+/** The L2 entry for a guest cluster in an L1 table (undefined = unallocated). */
+export function entryAt(l1: L1Table, g: Geometry, guestCluster: number): L2Entry | undefined {
+  const table = l1[Math.floor(guestCluster / g.l2EntriesCount)];
+  return table?.entries.get(guestCluster % g.l2EntriesCount);
+}
+
+export function kindOf(entry: L2Entry | undefined): ClusterKind {
+  return entry === undefined ? 'unallocated' : entry.kind;
+}
