@@ -1,0 +1,15 @@
+// QEMU as the external judge: typed wrappers around qemu-img and an interactive
+// qemu-io session. Data flows CLI → properties → oracle; nothing here imports
+// from properties/ or cli/.
+export * from './errors.js';
+export { qemuVersion, type QemuVersion } from './version.js';
+export { withTempDir, keepFile, type KeepConstraints } from './temp.js';
+export * from './qemu-img/check.js';
+export * from './qemu-img/info.js';
+export * from './qemu-img/map.js';
+export * from './qemu-img/compare.js';
+export * from './qemu-img/convert.js';
+export * from './qemu-img/create.js';
+export * from './qemu-img/snapshot.js';
+export * from './qemu-img/resize.js';
+export { QemuIoSession, openQemuIo, type QemuIoConstraints, type WriteZeroesConstraints } from './qemu-io/session.js';

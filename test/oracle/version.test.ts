@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { QemuMissingError, openQemuIo, qemuImgInfo, qemuVersion } from '../../oracle/index.js';
+
+describe('qemuVersion', () => {
+  it('detects both tools once and caches the answer', async () => {
+    const first = qemuVersion();
+    expect(qemuVersion()).toBe(first);
+    const version = await first;
+    expect(version.qemuImg).toMatch(/^\d+\.\d+\.\d+/);
+    expect(version.qemuIo).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('missing binaries', () => {
+  it('name the tool and the Debian package, never a raw ENOENT', async () => {
+    const saved = process.env.PATH;
+    process.env.PATH = '/nonexistent-qemu-dir';
+    try {
+      const info = qemuImgInfo('/tmp/x.qcow2');
+      await expect(info).rejects.toBeInstanceOf(QemuMissingError);
+      await expect(info).rejects.toThrow('qemu-img not found on PATH; install Debian package qemu-utils');
+      await expect(openQemuIo('/tmp/x.qcow2')).rejects.toThrow('qemu-io not found on PATH; install Debian package qemu-utils');
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+});
