@@ -1,0 +1,140 @@
+// The header (cluster 0) and its extensions, validated as QEMU's qcow2_do_open
+// does (digest §2–3). Anything QEMU would refuse to open is a DecodeError.
+import { u32, u64, type ByteReader } from './byte-reader.js';
+import { DecodeError, toNumber } from './decode-error.js';
+import * as L from './limits.js';
+
+export const qcowMagic = 0x514649fb;
+export const extensionTypes = {
+  end: 0,
+  backingFormat: 0xe2792aca,
+  featureTable: 0x6803f857,
+  bitmaps: 0x23852875,
+  fullDiskEncryption: 0x0537be77,
+  dataFile: 0x44415441,
+} as const;
+
+export interface HeaderExtension {
+  readonly type: number;
+  readonly length: number;
+  /** File offset of the extension's data. */
+  readonly offset: number;
+}
+
+export interface Header {
+  readonly version: 2 | 3;
+  readonly clusterBits: number;
+  readonly clusterSize: number;
+  readonly size: number;
+  readonly cryptMethod: number;
+  readonly l1Size: number;
+  readonly l1TableOffset: number;
+  readonly refcountTableOffset: number;
+  readonly refcountTableClusters: number;
+  readonly nbSnapshots: number;
+  readonly snapshotsOffset: number;
+  readonly incompatibleFeatures: bigint;
+  readonly compatibleFeatures: bigint;
+  readonly autoclearFeatures: bigint;
+  readonly refcountOrder: number;
+  readonly headerLength: number;
+  readonly compressionType: number;
+  readonly backingFileOffset: number;
+  readonly backingFileSize: number;
+  readonly extensions: readonly HeaderExtension[];
+  readonly dirty: boolean;
+  readonly corrupt: boolean;
+  readonly lazyRefcounts: boolean;
+}
+
+export function decodeHeader(reader: ByteReader): Header {
+  const h = reader.read(0, 112);
+  if (reader.size < L.headerLengthV2) throw new DecodeError('file size', String(reader.size), `>= ${L.headerLengthV2} bytes`);
+  if (u32(h, 0) !== qcowMagic) throw new DecodeError('magic', `0x${u32(h, 0).toString(16)}`, '0x514649fb', 0);
+  const version = u32(h, 4);
+  if (version !== 2 && version !== 3) throw new DecodeError('version', String(version), '2 or 3', 4);
+  const clusterBits = u32(h, 20);
+  if (clusterBits < L.clusterBitsMin || clusterBits > L.clusterBitsMax) {
+    throw new DecodeError('cluster_bits', String(clusterBits), `${L.clusterBitsMin}..${L.clusterBitsMax}`, 20);
+  }
+  const clusterSize = 2 ** clusterBits;
+  const v3 = version === 3;
+  const headerLength = v3 ? u32(h, 100) : L.headerLengthV2;
+  if (v3 && (headerLength < L.headerLengthV3Min || headerLength > clusterSize)) {
+    throw new DecodeError('header_length', String(headerLength), `${L.headerLengthV3Min}..cluster size ${clusterSize}`, 100);
+  }
+  const incompatibleFeatures = v3 ? u64(h, 72) : 0n;
+  const unknown = incompatibleFeatures & ~L.incompatibleKnownMask;
+  if (unknown !== 0n) throw new DecodeError('incompatible_features', `0x${incompatibleFeatures.toString(16)}`, 'only bits 0 (dirty) and 1 (corrupt) supported', 72);
+  const refcountOrder = v3 ? u32(h, 96) : 4;
+  if (refcountOrder > L.refcountOrderMax) throw new DecodeError('refcount_order', String(refcountOrder), `<= ${L.refcountOrderMax}`, 96);
+  const cryptMethod = u32(h, 32);
+  if (cryptMethod !== 0) throw new DecodeError('crypt_method', String(cryptMethod), '0 (encryption not supported)', 32);
+  const compressionType = v3 && headerLength > 104 ? h[104] ?? 0 : 0;
+  if (compressionType !== 0) throw new DecodeError('compression_type', String(compressionType), '0 (zlib)', 104);
+  const backingFileOffset = toNumber(u64(h, 8), 'backing_file_offset', 8);
+  const backingFileSize = u32(h, 16);
+  if (backingFileOffset !== 0) throw new DecodeError('backing_file_offset', String(backingFileOffset), '0 (backing files not supported)', 8);
+  const size = toNumber(u64(h, 24), 'size', 24);
+  const l1Size = u32(h, 36);
+  const l1Coverage = clusterSize * (clusterSize / 8);
+  if (l1Size > L.l1SizeBytesMax / 8) throw new DecodeError('l1_size', String(l1Size), `<= ${L.l1SizeBytesMax / 8} entries`, 36);
+  if (l1Size < Math.ceil(size / l1Coverage)) {
+    throw new DecodeError('l1_size', String(l1Size), `>= ${Math.ceil(size / l1Coverage)} entries for size ${size}`, 36);
+  }
+  const header = {
+    version,
+    clusterBits,
+    clusterSize,
+    size,
+    cryptMethod,
+    l1Size,
+    l1TableOffset: alignedOffset(u64(h, 40), 'l1_table_offset', 40, clusterSize),
+    refcountTableOffset: alignedOffset(u64(h, 48), 'refcount_table_offset', 48, clusterSize),
+    refcountTableClusters: u32(h, 56),
+    nbSnapshots: u32(h, 60),
+    snapshotsOffset: toNumber(u64(h, 64), 'snapshots_offset', 64),
+    incompatibleFeatures,
+    compatibleFeatures: v3 ? u64(h, 80) : 0n,
+    autoclearFeatures: v3 ? u64(h, 88) : 0n,
+    refcountOrder,
+    headerLength,
+    compressionType,
+    backingFileOffset,
+    backingFileSize,
+    dirty: (incompatibleFeatures & 1n) !== 0n,
+    corrupt: (incompatibleFeatures & 2n) !== 0n,
+    lazyRefcounts: v3 && (u64(h, 80) & 1n) !== 0n,
+  } as const;
+  if (header.refcountTableClusters * clusterSize > L.reftableSizeBytesMax) {
+    throw new DecodeError('refcount_table_clusters', String(header.refcountTableClusters), `<= ${L.reftableSizeBytesMax} bytes`, 56);
+  }
+  return { ...header, extensions: decodeExtensions(reader, headerLength, clusterSize) };
+}
+
+function alignedOffset(value: bigint, field: string, at: number, clusterSize: number): number {
+  const n = toNumber(value, field, at);
+  if (n % clusterSize !== 0) throw new DecodeError(field, String(n), `aligned to cluster size ${clusterSize}`, at);
+  return n;
+}
+
+/** qcow2_read_extensions: type/length records padded to 8 bytes, up to type 0 or the end of cluster 0. */
+function decodeExtensions(reader: ByteReader, start: number, end: number): HeaderExtension[] {
+  const area = reader.read(0, end);
+  const out: HeaderExtension[] = [];
+  for (let at = start; at + 8 <= end; ) {
+    const type = u32(area, at);
+    const length = u32(area, at + 4);
+    if (type === extensionTypes.end) break;
+    if (length > end - (at + 8)) throw new DecodeError('header extension length', String(length), `<= ${end - (at + 8)} (end of cluster 0)`, at + 4);
+    if (type === extensionTypes.backingFormat && length > L.backingFormatMax) {
+      throw new DecodeError('backing format extension length', String(length), `<= ${L.backingFormatMax}`, at + 4);
+    }
+    if (type === extensionTypes.fullDiskEncryption || type === extensionTypes.dataFile) {
+      throw new DecodeError('header extension type', `0x${type.toString(16)}`, 'no encryption or external data file', at);
+    }
+    out.push({ type, length, offset: at + 8 });
+    at += 8 + Math.ceil(length / 8) * 8;
+  }
+  return out;
+}

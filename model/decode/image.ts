@@ -1,0 +1,84 @@
+// decodeImage: every structure the model's domain needs, parsed from the bytes
+// alone. Strict: whatever the model cannot represent (reserved bits, unaligned
+// offsets, compressed clusters, zero flag in v2) is a DecodeError; the checker
+// (model/check/) is the tolerant reader that counts such damage instead.
+import { u64Table, type ByteReader } from './byte-reader.js';
+import { DecodeError, toNumber } from './decode-error.js';
+import { decodeHeader, type Header } from './header.js';
+import { classifyL2Entry, l1eOffsetMask, l1eReservedMask, l2eOffsetMask, l2eStdReservedMask, type EntryKind } from './l2-entry.js';
+import * as L from './limits.js';
+import { refcountReader, type RefcountReader } from './refcounts.js';
+import { decodeSnapshotTable, type SnapshotEntry } from './snapshot-table.js';
+
+export interface DecodedL2Entry {
+  readonly kind: Exclude<EntryKind, 'compressed'>;
+  /** Host offset of the data cluster (normal, zero-alloc). */
+  readonly host?: number;
+  readonly copied: boolean;
+}
+
+export interface DecodedL1 {
+  /** L2 table host offset per L1 index (0 = none). */
+  readonly l2Offsets: readonly number[];
+  readonly copied: readonly boolean[];
+}
+
+export interface DecodedImage {
+  readonly header: Header;
+  readonly fileSize: number;
+  readonly active: DecodedL1;
+  readonly snapshots: readonly (SnapshotEntry & { readonly l1: DecodedL1 })[];
+  /** Every L2 table reachable from any L1, by host offset. */
+  readonly l2Tables: ReadonlyMap<number, readonly DecodedL2Entry[]>;
+  readonly refcounts: RefcountReader;
+  readonly reader: ByteReader;
+}
+
+export function decodeImage(reader: ByteReader): DecodedImage {
+  const header = decodeHeader(reader);
+  const active = decodeL1(reader, header, header.l1TableOffset, header.l1Size, 'l1_table_offset');
+  const table = decodeSnapshotTable(reader, header);
+  if (table.badExtraData > 0) throw new DecodeError('snapshot extra_data_size', 'out of range', `${L.snapshotExtraDataMinV3}..${L.snapshotExtraDataMax} (v3)`, header.snapshotsOffset);
+  const snapshots = table.entries.map((s) => {
+    if (s.l1Size > L.snapshotL1EntriesMax) throw new DecodeError('snapshot l1_size', String(s.l1Size), `<= ${L.snapshotL1EntriesMax}`, s.entryOffset + 8);
+    if (s.l1TableOffset % header.clusterSize !== 0) throw new DecodeError('snapshot l1_table_offset', String(s.l1TableOffset), `aligned to ${header.clusterSize}`, s.entryOffset);
+    return { ...s, l1: decodeL1(reader, header, s.l1TableOffset, s.l1Size, `snapshot ${s.id} L1`) };
+  });
+  const l2Tables = new Map<number, DecodedL2Entry[]>();
+  for (const l1 of [active, ...snapshots.map((s) => s.l1)]) {
+    for (const offset of l1.l2Offsets) if (offset !== 0 && !l2Tables.has(offset)) l2Tables.set(offset, decodeL2(reader, header, offset));
+  }
+  return { header, fileSize: reader.size, active, snapshots, l2Tables, refcounts: refcountReader(reader, header), reader };
+}
+
+function decodeL1(reader: ByteReader, header: Header, offset: number, size: number, what: string): DecodedL1 {
+  const raw = u64Table(reader.read(offset, size * 8), size);
+  const l2Offsets: number[] = [];
+  const copied: boolean[] = [];
+  raw.forEach((entry, i) => {
+    const at = offset + i * 8;
+    if ((entry & l1eReservedMask) !== 0n) throw new DecodeError(`${what} entry ${i}`, `0x${entry.toString(16)}`, 'no reserved bits', at);
+    const l2 = toNumber(entry & l1eOffsetMask, `${what} entry ${i}`, at);
+    if (l2 % header.clusterSize !== 0) throw new DecodeError(`${what} entry ${i} L2 offset`, String(l2), `aligned to ${header.clusterSize}`, at);
+    l2Offsets.push(l2);
+    copied.push(entry >> 63n === 1n);
+  });
+  return { l2Offsets, copied };
+}
+
+function decodeL2(reader: ByteReader, header: Header, offset: number): DecodedL2Entry[] {
+  const count = header.clusterSize / 8;
+  return u64Table(reader.read(offset, header.clusterSize), count).map((entry, i) => {
+    const at = offset + i * 8;
+    const kind = classifyL2Entry(entry);
+    const bad = (limit: string) => new DecodeError(`L2 entry ${i}`, `0x${entry.toString(16)}`, limit, at);
+    if (kind === 'compressed') throw bad('not compressed (the model has no compressed clusters)');
+    if ((entry & l2eStdReservedMask) !== 0n) throw bad('no reserved bits');
+    if (header.version === 2 && (entry & 1n) !== 0n) throw bad('no zero flag in version 2');
+    const copied = entry >> 63n === 1n;
+    if (kind === 'unallocated' || kind === 'zero-plain') return { kind, copied };
+    const host = toNumber(entry & l2eOffsetMask, `L2 entry ${i}`, at);
+    if (host % header.clusterSize !== 0) throw bad(`data offset aligned to ${header.clusterSize}`);
+    return { kind, host, copied };
+  });
+}

@@ -1,0 +1,41 @@
+// Limits on sizes read from an image, checked before anything is sized by them.
+// Values and reasons from QEMU's qcow2.h (digest §10).
+const MiB = 1024 * 1024;
+
+/** 512 B clusters: smaller would not hold the header. */
+export const clusterBitsMin = 9;
+/** 2 MiB clusters: QEMU's MAX_CLUSTER_BITS (larger tables would be too costly). */
+export const clusterBitsMax = 21;
+/** QCOW_MAX_L1_SIZE: active and snapshot L1 tables. */
+export const l1SizeBytesMax = 32 * MiB;
+/** QCOW_MAX_REFTABLE_SIZE. */
+export const reftableSizeBytesMax = 8 * MiB;
+/** QCOW_MAX_SNAPSHOTS. */
+export const snapshotsCountMax = 65536;
+/** QCOW_MAX_SNAPSHOTS_SIZE: the whole snapshot table. */
+export const snapshotTableBytesMax = 1024 * 65536;
+/** QCOW_MAX_SNAPSHOT_EXTRA_DATA, per entry. */
+export const snapshotExtraDataMax = 1024;
+/** Fixed part of a snapshot table entry. */
+export const snapshotEntryFixedBytes = 40;
+/** v3 entries need vm_state_size_large + disk_size. */
+export const snapshotExtraDataMinV3 = 16;
+/** refcount_order 6 = 64-bit refcounts. */
+export const refcountOrderMax = 6;
+/** Backing file name (spec). */
+export const backingFileNameMax = 1023;
+/** QEMU keeps the backing format in a 16-byte buffer. */
+export const backingFormatMax = 15;
+/** check_refcounts rejects snapshot L1 tables larger than this many entries. */
+export const snapshotL1EntriesMax = l1SizeBytesMax / 8;
+/** Host offsets have 56 bits. */
+export const hostOffsetMax = 2n ** 56n - 1n;
+/** Incompatible feature bits this decoder understands: dirty (0) and corrupt (1). */
+export const incompatibleKnownMask = 0b11n;
+/** v2 header / minimum v3 header. */
+export const headerLengthV2 = 72;
+export const headerLengthV3Min = 104;
+
+if (l1SizeBytesMax % 8 !== 0 || snapshotExtraDataMinV3 > snapshotExtraDataMax || clusterBitsMin > clusterBitsMax) {
+  throw new Error('inconsistent decoder limits');
+}

@@ -1,0 +1,66 @@
+// The snapshot table (digest §6.1): entries 8-byte aligned relative to the file,
+// length-prefixed id and name, extra data with disk_size.
+import { u16, u32, u64, type ByteReader } from './byte-reader.js';
+import { DecodeError, toNumber } from './decode-error.js';
+import type { Header } from './header.js';
+import * as L from './limits.js';
+
+export interface SnapshotEntry {
+  /** File offset of the entry. */
+  readonly entryOffset: number;
+  readonly l1TableOffset: number;
+  readonly l1Size: number;
+  readonly id: string;
+  readonly name: string;
+  readonly vmStateSize: number;
+  readonly extraDataSize: number;
+  /** From extra data; undefined when the extra data does not reach it. */
+  readonly diskSize?: number;
+}
+
+/** Problems QEMU's check counts as corruptions rather than failures to read. */
+export interface SnapshotTable {
+  readonly entries: readonly SnapshotEntry[];
+  /** Byte size as QEMU measures it (no padding after the last entry). */
+  readonly byteSize: number;
+  /** Entries whose extra data is > 1024 bytes or (v3) < 16 bytes. */
+  readonly badExtraData: number;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+/** Throws DecodeError when QEMU could not read or validate the table at all. */
+export function decodeSnapshotTable(reader: ByteReader, header: Header): SnapshotTable {
+  const { nbSnapshots, snapshotsOffset, clusterSize } = header;
+  if (nbSnapshots > L.snapshotsCountMax) throw new DecodeError('nb_snapshots', String(nbSnapshots), `<= ${L.snapshotsCountMax}`, 60);
+  if (nbSnapshots === 0) return { entries: [], byteSize: 0, badExtraData: 0 };
+  if (snapshotsOffset % clusterSize !== 0) throw new DecodeError('snapshots_offset', String(snapshotsOffset), `aligned to ${clusterSize}`, 64);
+  const entries: SnapshotEntry[] = [];
+  let badExtraData = 0;
+  let at = snapshotsOffset;
+  for (let i = 0; i < nbSnapshots; i++) {
+    at = Math.ceil(at / 8) * 8;
+    const fixed = reader.read(at, L.snapshotEntryFixedBytes);
+    const extraDataSize = u32(fixed, 36);
+    const idSize = u16(fixed, 12);
+    const nameSize = u16(fixed, 14);
+    if (extraDataSize > L.snapshotExtraDataMax || (header.version === 3 && extraDataSize < L.snapshotExtraDataMinV3)) badExtraData++;
+    const extra = reader.read(at + L.snapshotEntryFixedBytes, Math.min(extraDataSize, L.snapshotExtraDataMax));
+    const strings = reader.read(at + L.snapshotEntryFixedBytes + extraDataSize, idSize + nameSize);
+    entries.push({
+      entryOffset: at,
+      l1TableOffset: toNumber(u64(fixed, 0), 'snapshot l1_table_offset', at),
+      l1Size: u32(fixed, 8),
+      id: decoder.decode(strings.subarray(0, idSize)),
+      name: decoder.decode(strings.subarray(idSize)),
+      vmStateSize: extraDataSize >= 8 ? toNumber(u64(extra, 0), 'vm_state_size_large', at + 40) : u32(fixed, 32),
+      extraDataSize,
+      ...(extraDataSize >= 16 ? { diskSize: toNumber(u64(extra, 8), 'snapshot disk_size', at + 48) } : {}),
+    });
+    at += L.snapshotEntryFixedBytes + extraDataSize + idSize + nameSize;
+    if (at - snapshotsOffset > L.snapshotTableBytesMax) {
+      throw new DecodeError('snapshot table size', String(at - snapshotsOffset), `<= ${L.snapshotTableBytesMax} bytes`, snapshotsOffset);
+    }
+  }
+  return { entries, byteSize: at - snapshotsOffset, badExtraData };
+}
