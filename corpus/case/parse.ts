@@ -169,7 +169,7 @@ function parseMutation(r: Reader): Mutation {
       r.integer('keepPermille');
       break;
     case 'byte-flip':
-      r.integer('offsetPermille');
+      r.integer('offset');
       r.integer('xor', 1);
       break;
     default: {

@@ -105,7 +105,9 @@ export type SnapshotField =
  * One structural mutation. Indexes are taken modulo the number of targets that
  * exist in the base image, so every mutation resolves; one that finds no target
  * (e.g. an L2 entry in an empty image) resolves to no patch. Values are decimal
- * or 0x-hex strings because 64-bit fields do not fit a JSON number.
+ * or 0x-hex strings because 64-bit fields do not fit a JSON number; a value
+ * starting with + or - is relative to the base image's value. A byte-flip offset
+ * and a truncation are taken relative to the file length (modulo, per mille).
  */
 export type Mutation =
   | { readonly kind: 'header-field'; readonly field: HeaderField; readonly value: string }
@@ -114,7 +116,7 @@ export type Mutation =
   | { readonly kind: 'table-entry'; readonly table: TableName; readonly index: number; readonly xor: string }
   | { readonly kind: 'snapshot-field'; readonly snapshot: number; readonly field: SnapshotField; readonly value: string }
   | { readonly kind: 'truncate'; readonly keepPermille: number }
-  | { readonly kind: 'byte-flip'; readonly offsetPermille: number; readonly xor: number };
+  | { readonly kind: 'byte-flip'; readonly offset: number; readonly xor: number };
 
 export type MutationKind = Mutation['kind'];
 
