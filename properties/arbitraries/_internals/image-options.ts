@@ -1,0 +1,87 @@
+// Image options biased toward the corners: small clusters (many clusters and L2
+// tables in play), 1-bit refcounts (overflow with the first snapshot), 64-bit
+// refcounts with 512 B clusters (one reftable cluster covers only 2 MiB of file,
+// so the refcount table grows within a few operations), sizes just around an L2
+// table's reach and sizes that are not a multiple of the cluster size.
+import fc from 'fast-check';
+import type { ImageOptions } from '../../../model/index.js';
+import type { QualifiedImageOptionsConstraints } from '../image-options.js';
+
+const clusterBitsWeights: ReadonlyArray<readonly [number, number]> = [
+  [9, 10], [10, 3], [11, 2], [12, 3], [13, 1], [14, 1], [15, 1], [16, 2], [17, 1], [18, 1], [19, 1], [20, 1], [21, 1],
+];
+const refcountBitsWeights: ReadonlyArray<readonly [number, number]> = [
+  [1, 3], [2, 2], [4, 1], [8, 1], [16, 3], [32, 1], [64, 3],
+];
+
+/** How the cluster count of the disk is picked. */
+type SizeShape = 'tiny' | 'l2-boundary' | 'spread';
+
+interface RawOptions {
+  version: 2 | 3;
+  clusterBits: number;
+  refcountBits: number;
+  lazyRefcounts: boolean;
+  shape: SizeShape;
+  count: number;
+  /** 0 = cluster aligned; otherwise the last cluster keeps `tailSectors` 512-byte sectors. */
+  tailSectors: number;
+}
+
+function weighted<T>(pairs: ReadonlyArray<readonly [T, number]>): fc.Arbitrary<T> {
+  return fc.oneof(...pairs.map(([value, weight]) => ({ arbitrary: fc.constant(value), weight })));
+}
+
+export function clustersCountFor(raw: RawOptions, c: QualifiedImageOptionsConstraints): number {
+  const clusterSize = 2 ** raw.clusterBits;
+  const l2EntriesCount = clusterSize / 8;
+  const countMax = Math.max(1, Math.min(c.clustersCountMax, Math.floor(c.virtualSizeMax / clusterSize)));
+  let count: number;
+  switch (raw.shape) {
+    case 'tiny':
+      count = 1 + (raw.count % 4);
+      break;
+    case 'l2-boundary': {
+      // just below, at, or just past the reach of 1–3 L2 tables
+      const tables = 1 + (raw.count % 3);
+      count = tables * l2EntriesCount + ((raw.count >> 2) % 3) - 1;
+      break;
+    }
+    case 'spread':
+      count = 1 + (raw.count % countMax);
+      break;
+    default: {
+      const never: never = raw.shape;
+      throw new Error(`unknown size shape ${String(never)}`);
+    }
+  }
+  return Math.max(1, Math.min(count, countMax));
+}
+
+export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbitrary<ImageOptions> {
+  const clusterBits = weighted(clusterBitsWeights.filter(([b]) => b >= c.clusterBitsMin && b <= c.clusterBitsMax));
+  const refcountBits = weighted(refcountBitsWeights.filter(([b]) => c.refcountBits.includes(b)));
+  const raw: fc.Arbitrary<RawOptions> = fc.record({
+    version: fc.constantFrom(...c.versions),
+    clusterBits,
+    refcountBits,
+    lazyRefcounts: fc.boolean(),
+    shape: weighted<SizeShape>([['tiny', 2], ['l2-boundary', 2], ['spread', 3]]),
+    count: fc.nat({ max: 1 << 20 }),
+    tailSectors: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat({ max: 4095 }), weight: 1 }),
+  });
+  return raw.map((r) => {
+    const clusterSize = 2 ** r.clusterBits;
+    const count = clustersCountFor(r, c);
+    const sectorsPerCluster = clusterSize / 512;
+    const tail = r.tailSectors === 0 ? sectorsPerCluster : 1 + (r.tailSectors % sectorsPerCluster);
+    return {
+      version: r.version,
+      clusterBits: r.clusterBits,
+      // version 2 knows only 16-bit refcounts and no lazy refcounts
+      refcountBits: r.version === 2 ? 16 : r.refcountBits,
+      lazyRefcounts: r.version === 3 && r.lazyRefcounts,
+      virtualSize: (count - 1) * clusterSize + tail * 512,
+    };
+  });
+}

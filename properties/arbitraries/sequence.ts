@@ -1,0 +1,47 @@
+// One sequence = the image options, the swarm weights drawn for it, and the
+// commands (fc.commands, so that shrinking removes commands). Options and
+// weights are the chain's source: shrinking first tries simpler options with the
+// same random stream, then removes and simplifies commands.
+import fc from 'fast-check';
+import type { ImageOptions } from '../../model/index.js';
+import { commandArbitrary, type ModelBox } from '../commands/index.js';
+import type { RunContext } from '../context.js';
+import { imageOptions, type ImageOptionsConstraints } from './image-options.js';
+import { commandKinds, swarmWeights, type SwarmConstraints, type SwarmWeights } from './swarm.js';
+
+export type SequenceCommand = fc.AsyncCommand<ModelBox, RunContext, boolean>;
+
+export interface Sequence {
+  readonly options: ImageOptions;
+  readonly swarm: SwarmWeights;
+  readonly commands: Iterable<SequenceCommand>;
+}
+
+export interface SequenceConstraints {
+  readonly image?: ImageOptionsConstraints;
+  readonly swarm?: SwarmConstraints;
+  /** Longest sequence. Default 40. */
+  readonly commandsCountMax?: number;
+}
+
+export function qualifySequenceConstraints(c: SequenceConstraints = {}): Required<SequenceConstraints> {
+  const commandsCountMax = c.commandsCountMax ?? 40;
+  if (!Number.isSafeInteger(commandsCountMax) || commandsCountMax < 1) {
+    throw new RangeError(`commandsCountMax must be a positive integer, got ${commandsCountMax}`);
+  }
+  return { image: c.image ?? {}, swarm: c.swarm ?? {}, commandsCountMax };
+}
+
+export function commandsFor(swarm: SwarmWeights, commandsCountMax: number): fc.Arbitrary<Iterable<SequenceCommand>> {
+  const weighted = commandKinds
+    .filter((k) => swarm[k] > 0)
+    .map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] }));
+  return fc.commands([fc.oneof(...weighted)], { maxCommands: commandsCountMax, size: 'max' });
+}
+
+export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Sequence> {
+  const c = qualifySequenceConstraints(constraints);
+  return fc
+    .record({ options: imageOptions(c.image), swarm: swarmWeights(c.swarm) })
+    .chain(({ options, swarm }) => commandsFor(swarm, c.commandsCountMax).map((commands) => ({ options, swarm, commands })));
+}

@@ -1,0 +1,125 @@
+// The "real" side of the model-based run: the driver under test, the checks of
+// the property being run, the coverage histogram and the log of steps actually
+// executed (the counterexample, once fast-check has shrunk it).
+import { bufferReader, decodeImage, read, step as modelStep, type DecodedImage, type ImageOptions, type Op, type Outcome } from '../model/index.js';
+import type { Check, CheckEnv, ImageSample } from './checks/check.js';
+import type { ModelBox } from './commands/command.js';
+import { recordHeaderChange, recordOutcome, recordStep, type Coverage, type HeaderSample } from './coverage.js';
+import type { ImageDriver } from './driver.js';
+import { firstDifference, formatStep, type ReadStep, type Step } from './steps.js';
+import { PropertyViolation, hexPreview } from './violation.js';
+
+export class RunContext {
+  readonly steps: Step[] = [];
+  readonly scratch = new Map<string, unknown>();
+  private sample: ImageSample | undefined;
+  private lastHeader: HeaderSample | undefined;
+
+  constructor(
+    readonly driver: ImageDriver,
+    readonly options: ImageOptions,
+    readonly checks: readonly Check[],
+    readonly coverage: Coverage,
+  ) {}
+
+  async runStep(m: ModelBox, step: Step): Promise<void> {
+    this.steps.push(step);
+    recordStep(this.coverage, m.state, step);
+    if (step.kind === 'read') return this.compareRead(m, step);
+    const { state, outcome: expected } = modelStep(m.state, step);
+    const actual = await this.driver.apply(step);
+    recordOutcome(this.coverage, expected, state);
+    compareOutcomes(step, expected, actual);
+    m.state = state;
+    this.sample = undefined;
+    const env = this.env(m);
+    for (const check of this.checks) await check.afterOp?.(env, step, expected);
+    this.noteHeader();
+  }
+
+  /** End-of-sequence clauses; the model is final. */
+  async finish(m: ModelBox): Promise<void> {
+    this.sample = undefined;
+    const env = this.env(m);
+    for (const check of this.checks) await check.atEnd?.(env);
+    this.sample ??= makeSample(await this.driver.imageBytes());
+    this.noteHeader();
+  }
+
+  /** Records the first header (growths are counted between consecutive samples). */
+  async start(): Promise<void> {
+    this.lastHeader = headerOf(decodeImage(bufferReader(await this.driver.imageBytes())));
+  }
+
+  private async compareRead(m: ModelBox, s: ReadStep): Promise<void> {
+    const length = Math.min(s.length, m.state.options.virtualSize - s.offset);
+    if (length <= 0) return;
+    const expected = read(m.state, s.offset, length);
+    const actual = await this.driver.read(s.offset, length);
+    const at = firstDifference(expected, actual);
+    if (at >= 0) {
+      throw new PropertyViolation(
+        'read',
+        `${formatStep(s)}: guest offset 0x${(s.offset + at).toString(16)} reads [${hexPreview(actual.subarray(at))}], the model expects [${hexPreview(expected.subarray(at))}]`,
+      );
+    }
+  }
+
+  private env(m: ModelBox): CheckEnv {
+    return {
+      driver: this.driver,
+      options: this.options,
+      state: m.state,
+      scratch: this.scratch,
+      image: async () => {
+        this.sample ??= makeSample(await this.driver.imageBytes());
+        return this.sample;
+      },
+    };
+  }
+
+  /** Counts L1 / refcount-table growths from whatever image a check sampled. */
+  private noteHeader(): void {
+    if (this.sample === undefined) return;
+    let decoded: DecodedImage;
+    try {
+      decoded = this.sample.decoded();
+    } catch {
+      return; // coverage only: the structure check reports undecodable images
+    }
+    const header = headerOf(decoded);
+    if (this.lastHeader !== undefined) recordHeaderChange(this.coverage, this.lastHeader, header);
+    this.lastHeader = header;
+  }
+}
+
+function headerOf(decoded: DecodedImage): HeaderSample {
+  const h = decoded.header;
+  return { l1Size: h.l1Size, refcountTableClusters: h.refcountTableClusters, refcountTableOffset: h.refcountTableOffset };
+}
+
+function makeSample(bytes: Uint8Array): ImageSample {
+  let decoded: DecodedImage | undefined;
+  return {
+    bytes,
+    decoded() {
+      if (decoded === undefined) {
+        try {
+          decoded = decodeImage(bufferReader(bytes));
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          throw new PropertyViolation('structure', `the image cannot be decoded: ${message}`, { cause: error });
+        }
+      }
+      return decoded;
+    },
+  };
+}
+
+export function compareOutcomes(op: Op, expected: Outcome, actual: Outcome): void {
+  const show = (o: Outcome) => (o.ok ? 'ok' : `${o.error} (${o.message})`);
+  const same = expected.ok ? actual.ok : !actual.ok && actual.error === expected.error;
+  if (!same) {
+    throw new PropertyViolation('outcome', `${formatStep(op)}: the implementation answered ${show(actual)}, the model expects ${show(expected)}`);
+  }
+}

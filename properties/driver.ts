@@ -1,0 +1,72 @@
+// One interface for every implementation the properties judge (our engine, QEMU,
+// the canary), so the same command sequence and the same checks run against each.
+// A driver speaks the model's language: it takes an `Op` and answers an `Outcome`
+// whose error kinds are the model's OpErrorKind. Anything it cannot map is not a
+// refusal but a divergence, and surfaces as an ImplementationError with the raw
+// message (the model never throws for a well-formed op).
+import type { ImageOptions, Op, OpErrorKind, Outcome } from '../model/index.js';
+
+/** The implementations the gate can drive (`--impl`). */
+export const implNames = ['ts', 'qemu', 'canary'] as const;
+export type ImplName = (typeof implNames)[number];
+
+export interface ImageDriver {
+  /** Human name for reports, e.g. "ts engine (MemoryFile)". */
+  readonly name: string;
+  /** Applies one operation. Refusals come back as `{ ok: false }`; other failures throw ImplementationError. */
+  apply(op: Op): Promise<Outcome>;
+  /** Guest read; `offset + length` must be within the current virtual size. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** The image file's bytes after a flush (what `decodeImage` and `qemu-img` see). */
+  imageBytes(): Promise<Uint8Array>;
+  /** Writes the flushed image to `path` so that QEMU can judge it. */
+  writeTo(path: string): Promise<void>;
+  /** Releases the image (and any process behind it). Idempotent. */
+  close(): Promise<void>;
+}
+
+export type DriverFactory = (options: ImageOptions) => Promise<ImageDriver>;
+
+const opErrorKinds: ReadonlySet<string> = new Set<OpErrorKind>([
+  'out-of-range',
+  'invalid-argument',
+  'unknown-snapshot',
+  'unsupported',
+  'refcount-overflow',
+]);
+
+export function isOpErrorKind(code: string): code is OpErrorKind {
+  return opErrorKinds.has(code);
+}
+
+/**
+ * An implementation failed in a way that is not one of the model's refusals:
+ * an unmapped error, an internal assertion, a crash. Always a finding.
+ */
+export class ImplementationError extends Error {
+  override readonly name = 'ImplementationError';
+  constructor(
+    readonly driver: string,
+    readonly operation: string,
+    readonly rawMessage: string,
+    /** The implementation's own invariant broke (AssertionError): a crash, not a wrong answer. */
+    readonly assertion: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(`${driver}: ${operation} failed: ${rawMessage}`, options);
+  }
+}
+
+/** Wraps anything thrown by an implementation into an ImplementationError. */
+export function implementationError(driver: string, operation: string, error: unknown): ImplementationError {
+  if (error instanceof ImplementationError) return error;
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const assertion = error instanceof Error && error.name === 'AssertionError';
+  return new ImplementationError(driver, operation, message, assertion, { cause: error });
+}
+
+export const okOutcome: Outcome = { ok: true };
+
+export function refused(error: OpErrorKind, message: string): Outcome {
+  return { ok: false, error, message };
+}

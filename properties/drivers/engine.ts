@@ -1,0 +1,109 @@
+// Our engine (impl/) on an in-memory file: fast, and the bytes are at hand for
+// decodeImage after every operation. The file is written out only when QEMU must
+// judge it (writeTo).
+import { writeFile } from 'node:fs/promises';
+import { MemoryFile, Qcow2Error, Qcow2Image, type CreateOptions } from '../../impl/index.js';
+import { formatOp, writeBytes, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
+import { implementationError, isOpErrorKind, okOutcome, refused, type ImageDriver } from '../driver.js';
+
+export function createOptionsFor(options: ImageOptions): CreateOptions {
+  return {
+    size: options.virtualSize,
+    clusterSize: 2 ** options.clusterBits,
+    refcountBits: options.refcountBits,
+    compat: options.version === 3 ? '1.1' : '0.10',
+    lazyRefcounts: options.lazyRefcounts,
+  };
+}
+
+class EngineDriver implements ImageDriver {
+  readonly name = 'ts engine (MemoryFile)';
+  private closed = false;
+
+  constructor(
+    private file: MemoryFile,
+    private image: Qcow2Image,
+  ) {}
+
+  async apply(op: Op): Promise<Outcome> {
+    try {
+      await this.applyUnchecked(op);
+      return okOutcome;
+    } catch (error) {
+      if (error instanceof Qcow2Error && isOpErrorKind(error.code)) return refused(error.code, error.message);
+      throw implementationError(this.name, formatOp(op), error);
+    }
+  }
+
+  private async applyUnchecked(op: Op): Promise<void> {
+    switch (op.kind) {
+      case 'write':
+        return this.image.write(op.offset, writeBytes(op));
+      case 'writeZeroes':
+        return this.image.writeZeroes(op.offset, op.length, { unmap: op.unmap });
+      case 'discard':
+        return this.image.discard(op.offset, op.length);
+      case 'resize':
+        return this.image.resize(op.size);
+      case 'snapshotCreate':
+        return this.image.snapshots.create(op.name);
+      case 'snapshotRevert':
+        return this.image.snapshots.revert(op.name);
+      case 'snapshotDelete':
+        return this.image.snapshots.delete(op.name);
+      case 'flush':
+        return this.image.flush();
+      case 'reopen':
+        return this.reopen();
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Close (flush, clear the dirty bit) and open the same bytes again, read-write. */
+  private async reopen(): Promise<void> {
+    await this.image.close();
+    this.file = new MemoryFile(this.file.bytes());
+    this.image = await Qcow2Image.open(this.file);
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    try {
+      return await this.image.read(offset, length);
+    } catch (error) {
+      throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
+    }
+  }
+
+  async imageBytes(): Promise<Uint8Array> {
+    try {
+      await this.image.flush();
+    } catch (error) {
+      throw implementationError(this.name, 'flush', error);
+    }
+    return this.file.bytes();
+  }
+
+  async writeTo(path: string): Promise<void> {
+    await writeFile(path, await this.imageBytes());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.image.close();
+  }
+}
+
+/** A fresh image with these options, created by the engine in memory. */
+export async function createEngineDriver(options: ImageOptions): Promise<ImageDriver> {
+  const file = new MemoryFile();
+  try {
+    const image = await Qcow2Image.create(file, createOptionsFor(options));
+    return new EngineDriver(file, image);
+  } catch (error) {
+    throw implementationError('ts engine (MemoryFile)', 'create', error);
+  }
+}

@@ -1,0 +1,164 @@
+// QEMU itself as an implementation under test: one qemu-io session per open
+// image for guest I/O, flush and truncate; the session is closed while
+// `qemu-img snapshot` runs (it needs the image to itself) and opened again
+// afterwards. QEMU's refusals arrive as messages and errnos; they are mapped to
+// the model's error kinds here, and anything else is a divergence.
+import { copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { dir, type DirectoryResult } from 'tmp-promise';
+import { formatOp, writeBytes, type ImageOptions, type Op, type OpErrorKind, type Outcome } from '../../model/index.js';
+import {
+  QemuImgError,
+  QemuIoError,
+  createConstraints,
+  openQemuIo,
+  qemuImgCreate,
+  qemuImgInfo,
+  qemuImgSnapshot,
+  type QemuIoSession,
+} from '../../oracle/index.js';
+import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
+
+/** The model's error kind for a QEMU failure of `op`, or undefined when it is not a refusal the model knows. */
+export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpErrorKind | undefined {
+  const message = error instanceof Error ? error.message : '';
+  const errno = error instanceof QemuIoError || error instanceof QemuImgError ? error.errno : undefined;
+  switch (op.kind) {
+    case 'write':
+    case 'writeZeroes':
+    case 'discard':
+      // qemu-io: "write failed: Input/output error" for a request past the end
+      return errno === 'EIO' && op.offset + op.length > virtualSize ? 'out-of-range' : undefined;
+    case 'resize':
+      if (/multiple of 512/.test(message)) return 'invalid-argument';
+      if (/Can't resize a v2 image which has snapshots/.test(message)) return 'unsupported';
+      return undefined;
+    case 'snapshotRevert':
+    case 'snapshotDelete':
+      if (/snapshot not found|No such file or directory/.test(message)) return 'unknown-snapshot';
+      return op.kind === 'snapshotRevert' && errno === 'EINVAL' ? 'refcount-overflow' : undefined;
+    case 'snapshotCreate':
+      // qcow2_update_snapshot_refcount fails with -EINVAL only when a refcount would overflow
+      return errno === 'EINVAL' ? 'refcount-overflow' : undefined;
+    case 'flush':
+    case 'reopen':
+      return undefined;
+    default: {
+      const never: never = op;
+      throw new Error(`unknown op ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+class QemuDriver implements ImageDriver {
+  readonly name = 'qemu (qemu-io session + qemu-img snapshot)';
+  private session: QemuIoSession | undefined;
+
+  constructor(
+    private readonly tmp: DirectoryResult,
+    private readonly path: string,
+    private virtualSize: number,
+  ) {}
+
+  async open(): Promise<void> {
+    this.session = await openQemuIo(this.path);
+  }
+
+  private io(): QemuIoSession {
+    if (this.session === undefined) throw new Error('qemu driver: no open qemu-io session');
+    return this.session;
+  }
+
+  async apply(op: Op): Promise<Outcome> {
+    try {
+      await this.applyUnchecked(op);
+      return okOutcome;
+    } catch (error) {
+      // a failed qemu-img snapshot leaves the session closed: reopen before answering
+      if (this.session === undefined) await this.open();
+      const kind = qemuErrorKind(op, error, this.virtualSize);
+      if (kind !== undefined) return refused(kind, error instanceof Error ? error.message : String(error));
+      throw implementationError(this.name, formatOp(op), error);
+    }
+  }
+
+  private async applyUnchecked(op: Op): Promise<void> {
+    switch (op.kind) {
+      case 'write':
+        return this.io().write(op.offset, writeBytes(op));
+      case 'writeZeroes':
+        return this.io().writeZeroes(op.offset, op.length, { unmap: op.unmap });
+      case 'discard':
+        return this.io().discard(op.offset, op.length);
+      case 'resize':
+        await this.io().truncate(op.size);
+        this.virtualSize = op.size;
+        return;
+      case 'snapshotCreate':
+        return this.offline(() => qemuImgSnapshot(this.path, 'create', op.name));
+      case 'snapshotRevert':
+        return this.offline(() => qemuImgSnapshot(this.path, 'apply', op.name));
+      case 'snapshotDelete':
+        return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
+      case 'flush':
+        return this.io().flush();
+      case 'reopen':
+        return this.offline(() => Promise.resolve());
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Runs `task` with the session closed, then reopens it and re-reads the size (revert may change it). */
+  private async offline(task: () => Promise<void>): Promise<void> {
+    await this.io().close();
+    this.session = undefined;
+    await task();
+    this.virtualSize = (await qemuImgInfo(this.path)).virtualSize;
+    await this.open();
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.io()
+      .read(offset, length)
+      .catch((error: unknown) => {
+        throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
+      });
+  }
+
+  async imageBytes(): Promise<Uint8Array> {
+    await this.io().flush();
+    return new Uint8Array(await readFile(this.path));
+  }
+
+  async writeTo(path: string): Promise<void> {
+    await this.io().flush();
+    await copyFile(this.path, path);
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.session?.close();
+      this.session = undefined;
+    } finally {
+      await this.tmp.cleanup();
+    }
+  }
+}
+
+/** A fresh image made by `qemu-img create`, opened in a qemu-io session. */
+export async function createQemuDriver(options: ImageOptions): Promise<ImageDriver> {
+  const tmp = await dir({ unsafeCleanup: true, prefix: 'qcow2-verify-qemu-' });
+  const path = join(tmp.path, 'image.qcow2');
+  const driver = new QemuDriver(tmp, path, options.virtualSize);
+  try {
+    await qemuImgCreate(path, createConstraints(options));
+    await driver.open();
+  } catch (error) {
+    await tmp.cleanup();
+    throw error;
+  }
+  return driver;
+}

@@ -1,0 +1,67 @@
+// The registry of properties (style.md §14). Each is a list of checks run over
+// random sequences; every property also compares each operation's outcome and
+// every read step with the model.
+import type { Check } from './checks/check.js';
+import { qemuJudgesCheck } from './checks/qemu-judges.js';
+import { readsCheck } from './checks/reads.js';
+import { reopenCheck } from './checks/reopen.js';
+import { spaceCheck } from './checks/space.js';
+import { structureCheck } from './checks/structure.js';
+
+export interface PropertyDefinition {
+  readonly name: string;
+  readonly description: string;
+  readonly checks: readonly Check[];
+  /** Needs qemu-img even when the implementation is our engine. */
+  readonly needsQemu: boolean;
+  /** Relative cost of one sequence; the gate splits its budget by it. */
+  readonly cost: number;
+}
+
+export const readsAndOutcomes: PropertyDefinition = {
+  name: 'readsAndOutcomes',
+  description: 'every op succeeds or fails as the model predicts, and every read returns what the model predicts',
+  checks: [readsCheck],
+  needsQemu: false,
+  cost: 1,
+};
+
+export const structure: PropertyDefinition = {
+  name: 'structure',
+  description: 'after every op the flushed image is equivalent to the model and the checker finds it clean',
+  checks: [structureCheck],
+  needsQemu: false,
+  cost: 2,
+};
+
+export const reopen: PropertyDefinition = {
+  name: 'reopen',
+  description: 'after close and reopen the whole disk reads the same and the structure is unchanged',
+  checks: [reopenCheck],
+  needsQemu: false,
+  cost: 1,
+};
+
+export const space: PropertyDefinition = {
+  name: 'space',
+  description: 'the file never grows beyond what its live clusters need plus a stated metadata bound',
+  checks: [spaceCheck],
+  needsQemu: false,
+  cost: 2,
+};
+
+export const qemuJudges: PropertyDefinition = {
+  name: 'qemuJudges',
+  description: 'at the end, qemu-img check finds no corruption or leak and qemu-img compare matches the model',
+  checks: [qemuJudgesCheck],
+  needsQemu: true,
+  cost: 3,
+};
+
+export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges } as const;
+export type PropertyName = keyof typeof properties;
+export const propertyNames = Object.keys(properties) as PropertyName[];
+
+export function isPropertyName(name: string): name is PropertyName {
+  return Object.hasOwn(properties, name);
+}

@@ -1,0 +1,65 @@
+// What one property run produced, as data first (style.md §8): the formatters
+// (text, JSON, JUnit) and the CLI's exit code are all derived from it.
+import type { ImageOptions } from '../../model/index.js';
+import type { SwarmWeights } from '../arbitraries/swarm.js';
+import type { Coverage } from '../coverage.js';
+import type { ImplName } from '../driver.js';
+import type { Step } from '../steps.js';
+import type { CheckName } from '../violation.js';
+
+interface RunCommon {
+  readonly property: string;
+  readonly impl: ImplName;
+  /** fast-check seed; absent for replayOps. */
+  readonly seed?: number;
+  /** Sequences run (including the failing one, excluding shrink attempts). */
+  readonly runs: number;
+  readonly coverage: Coverage;
+  /** Wall time in milliseconds, from the clock the caller passed (0 when none). */
+  readonly timeMs: number;
+}
+
+export interface Counterexample {
+  readonly options: ImageOptions;
+  /** Absent for a replayed explicit sequence. */
+  readonly swarm?: SwarmWeights;
+  /** The steps executed, up to and including the one that failed. */
+  readonly steps: readonly Step[];
+}
+
+/**
+ * Why a property failed: a check saw a divergence, or the implementation crashed
+ * (threw something that is no refusal; an AssertionError of its own is a crash
+ * with `assertion`).
+ */
+export type Failure =
+  | { readonly kind: 'violation'; readonly check: CheckName; readonly message: string }
+  | { readonly kind: 'implementation-error'; readonly assertion: boolean; readonly operation: string; readonly message: string };
+
+export type RunResult =
+  | (RunCommon & { readonly status: 'passed' })
+  | (RunCommon & {
+      readonly status: 'property-failed';
+      readonly path?: string;
+      readonly counterexample: Counterexample;
+      readonly shrinks: number;
+      readonly failure: Failure;
+      readonly replay: string;
+      readonly cause: unknown;
+    })
+  | (RunCommon & { readonly status: 'oracle-unavailable'; readonly message: string; readonly cause: unknown })
+  | (RunCommon & {
+      readonly status: 'harness-error';
+      readonly message: string;
+      readonly path?: string;
+      readonly counterexample?: Counterexample;
+      readonly cause: unknown;
+    });
+
+export type RunStatus = RunResult['status'];
+
+/** The command line that reproduces a failing run exactly. */
+export function replayCommand(impl: ImplName, property: string, seed: number, path: string | undefined): string {
+  const pathPart = path === undefined ? '' : ` --path ${JSON.stringify(path)}`;
+  return `qcow2-verify gate --impl ${impl} --property ${property} --seed ${seed}${pathPart}`;
+}

@@ -1,0 +1,193 @@
+// Runs a property: fast-check draws sequences (fc.commands inside
+// fc.asyncProperty), fc.asyncModelRun executes them against the model and the
+// driver, and a failure shrinks to a short sequence that replays exactly from
+// its seed and path. replayOps runs one explicit sequence without fast-check.
+import fc from 'fast-check';
+import { initialState, type ImageOptions } from '../model/index.js';
+import { QemuMissingError, qemuVersion } from '../oracle/index.js';
+import { sequence, type Sequence, type SequenceConstraints } from './arbitraries/sequence.js';
+import type { SwarmWeights } from './arbitraries/swarm.js';
+import type { Check } from './checks/check.js';
+import type { ModelBox } from './commands/command.js';
+import { RunContext } from './context.js';
+import { emptyCoverage, recordSequenceStart, type Coverage } from './coverage.js';
+import { ImplementationError, implementationError, type ImageDriver, type ImplName } from './driver.js';
+import { driverFactories } from './drivers/index.js';
+import { properties, type PropertyName } from './registry.js';
+import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
+import type { Step } from './steps.js';
+import { PropertyViolation } from './violation.js';
+
+export interface RunConstraints {
+  readonly property: PropertyName;
+  /** Default 'ts'. */
+  readonly impl?: ImplName;
+  /** Default: fast-check's global seed (test/setup.ts) or its own. */
+  readonly seed?: number;
+  /** fast-check replay path of a failure (with its seed). */
+  readonly path?: string;
+  /** Sequences to run. Default: fast-check's global numRuns. */
+  readonly numRuns?: number;
+  readonly sequence?: SequenceConstraints;
+  /** Clock for the report's timing only; never decides anything. Default: no timing (0). */
+  readonly now?: () => number;
+  /** Called with each freshly drawn sequence (not with shrink attempts), e.g. to print its options. */
+  readonly onSequence?: (options: ImageOptions, swarm: SwarmWeights) => void;
+}
+
+interface Attempt {
+  readonly counterexample: Counterexample;
+  readonly error: unknown;
+}
+
+/** Runs `steps` of one sequence; records the failing attempt before rethrowing. */
+async function runSequence(
+  impl: ImplName,
+  options: ImageOptions,
+  checks: readonly Check[],
+  coverage: Coverage,
+  swarm: SwarmWeights | undefined,
+  execute: (model: ModelBox, ctx: RunContext) => Promise<void>,
+): Promise<Attempt | undefined> {
+  const model: ModelBox = { state: initialState(options) };
+  let ctx: RunContext | undefined;
+  let driver: ImageDriver | undefined;
+  try {
+    driver = await driverFactories[impl](options);
+    ctx = new RunContext(driver, options, checks, coverage);
+    await ctx.start();
+    await execute(model, ctx);
+    await ctx.finish(model);
+    const closing = driver;
+    driver = undefined;
+    await closing.close().catch((error: unknown) => {
+      throw implementationError(closing.name, 'close', error);
+    });
+    return undefined;
+  } catch (error) {
+    await driver?.close().catch(() => undefined);
+    const steps: readonly Step[] = ctx === undefined ? [] : [...ctx.steps];
+    return { counterexample: { options, ...(swarm === undefined ? {} : { swarm }), steps }, error };
+  }
+}
+
+function failureOf(error: unknown): Failure | undefined {
+  if (error instanceof PropertyViolation) return { kind: 'violation', check: error.check, message: error.message };
+  if (error instanceof ImplementationError) {
+    return { kind: 'implementation-error', assertion: error.assertion, operation: error.operation, message: error.rawMessage };
+  }
+  return undefined;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** Whether QEMU is there when the run needs it; the message when it is not. */
+async function qemuMissing(needed: boolean): Promise<QemuMissingError | undefined> {
+  if (!needed) return undefined;
+  try {
+    await qemuVersion();
+    return undefined;
+  } catch (error) {
+    if (error instanceof QemuMissingError) return error;
+    throw error;
+  }
+}
+
+export async function runProperty(c: RunConstraints): Promise<RunResult> {
+  const def = properties[c.property];
+  const impl = c.impl ?? 'ts';
+  const now = c.now ?? (() => 0);
+  const start = now();
+  const coverage = emptyCoverage();
+  const common = () => ({ property: def.name, impl, coverage, timeMs: now() - start });
+  const missing = await qemuMissing(def.needsQemu || impl === 'qemu');
+  if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed: c.seed, runs: 0, message: missing.message, cause: missing };
+
+  let shrinking = false;
+  let lastFailure: Attempt | undefined;
+  const property = fc.asyncProperty(sequence(c.sequence), async (seq: Sequence) => {
+    // shrink attempts re-run sequences: only the runs themselves count as coverage
+    const cov = shrinking ? emptyCoverage() : coverage;
+    if (!shrinking) c.onSequence?.(seq.options, seq.swarm);
+    recordSequenceStart(cov, seq.options, seq.swarm);
+    const failed = await runSequence(impl, seq.options, def.checks, cov, seq.swarm, (model, ctx) =>
+      fc.asyncModelRun(() => ({ model, real: ctx }), seq.commands),
+    );
+    if (failed === undefined) return;
+    shrinking = true;
+    lastFailure = failed;
+    throw failed.error;
+  });
+  const details = await fc.check(property, {
+    ...(c.seed === undefined ? {} : { seed: c.seed }),
+    ...(c.path === undefined ? {} : { path: c.path }),
+    ...(c.numRuns === undefined ? {} : { numRuns: c.numRuns }),
+  });
+  const base = { ...common(), seed: details.seed, runs: details.numRuns };
+  if (!details.failed) {
+    if (details.interrupted) return { ...base, status: 'harness-error', message: 'the run was interrupted', cause: undefined };
+    return { ...base, status: 'passed' };
+  }
+  const error = lastFailure?.error ?? details.errorInstance;
+  const path = details.counterexamplePath ?? undefined;
+  if (error instanceof QemuMissingError) return { ...base, status: 'oracle-unavailable', message: error.message, cause: error };
+  const failure = failureOf(error);
+  if (failure === undefined || lastFailure === undefined) {
+    return { ...base, status: 'harness-error', message: messageOf(error), path, counterexample: lastFailure?.counterexample, cause: error };
+  }
+  return {
+    ...base,
+    status: 'property-failed',
+    path,
+    counterexample: lastFailure.counterexample,
+    shrinks: details.numShrinks,
+    failure,
+    replay: replayCommand(impl, def.name, details.seed, path),
+    cause: error,
+  };
+}
+
+export interface ReplayConstraints {
+  readonly impl: ImplName;
+  readonly options: ImageOptions;
+  readonly ops: readonly Step[];
+  /** The properties whose checks run (outcomes and reads are always compared). */
+  readonly properties: readonly PropertyName[];
+  /** How a user reproduces this sequence (e.g. a corpus command); shown as the Replay line. */
+  readonly replayHint?: string;
+  readonly now?: () => number;
+}
+
+/** Runs one explicit sequence, deterministically, without fast-check. */
+export async function replayOps(c: ReplayConstraints): Promise<RunResult> {
+  const now = c.now ?? (() => 0);
+  const start = now();
+  const defs = c.properties.map((name) => properties[name]);
+  const label = c.properties.join('+');
+  const coverage = emptyCoverage();
+  const common = () => ({ property: label, impl: c.impl, coverage, timeMs: now() - start, runs: 1 });
+  const missing = await qemuMissing(c.impl === 'qemu' || defs.some((d) => d.needsQemu));
+  if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', message: missing.message, cause: missing };
+  recordSequenceStart(coverage, c.options, undefined);
+  const checks = defs.flatMap((d) => d.checks).filter((check, i, all) => all.indexOf(check) === i);
+  const failed = await runSequence(c.impl, c.options, checks, coverage, undefined, async (model, ctx) => {
+    for (const step of c.ops) await ctx.runStep(model, step);
+  });
+  if (failed === undefined) return { ...common(), status: 'passed' };
+  if (failed.error instanceof QemuMissingError) return { ...common(), status: 'oracle-unavailable', message: failed.error.message, cause: failed.error };
+  const failure = failureOf(failed.error);
+  if (failure === undefined) {
+    return { ...common(), status: 'harness-error', message: messageOf(failed.error), counterexample: failed.counterexample, cause: failed.error };
+  }
+  return {
+    ...common(),
+    status: 'property-failed',
+    counterexample: failed.counterexample,
+    shrinks: 0,
+    failure,
+    replay: c.replayHint ?? `replayOps with the image options and the ${c.ops.length} steps above`,
+    cause: failed.error,
+  };
+}

@@ -1,0 +1,35 @@
+// What a sequence is made of, as data: the model's operations plus guest reads.
+// A shrunk counterexample is a list of these, printed as a qemu-io script and
+// replayed by replayOps without fast-check.
+import { formatOp, type Op } from '../model/index.js';
+
+/** A guest read checked against the model (qemu-io `read`). Not an Op: it changes nothing. */
+export interface ReadStep {
+  readonly kind: 'read';
+  readonly offset: number;
+  readonly length: number;
+}
+
+export type Step = Op | ReadStep;
+
+export function isReadStep(step: Step): step is ReadStep {
+  return step.kind === 'read';
+}
+
+/** One line of qemu-io syntax (snapshot lines are `qemu-img snapshot` arguments). */
+export function formatStep(step: Step): string {
+  if (isReadStep(step)) return `read 0x${step.offset.toString(16)} 0x${step.length.toString(16)}`;
+  return formatOp(step);
+}
+
+/** The whole sequence as a script, one step per line. */
+export function formatSteps(steps: readonly Step[]): string {
+  return steps.map(formatStep).join('\n');
+}
+
+/** The first offset where two byte arrays differ, or -1 when they are equal. */
+export function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
