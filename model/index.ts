@@ -15,3 +15,5 @@ export type { Header, HeaderExtension } from './decode/header.js';
 export { classifyL2Entry, type EntryKind } from './decode/l2-entry.js';
 export { abstractImage, type AbstractImage, type AbstractView } from './abstract.js';
 export { equivalent, type Difference, type Equivalence } from './equivalent.js';
+export { checkImage } from './check/check-image.js';
+export { checkReportJson, type CheckReport } from './check/report.js';

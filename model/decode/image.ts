@@ -38,7 +38,7 @@ export function decodeImage(reader: ByteReader): DecodedImage {
   const header = decodeHeader(reader);
   const active = decodeL1(reader, header, header.l1TableOffset, header.l1Size, 'l1_table_offset');
   const table = decodeSnapshotTable(reader, header);
-  if (table.badExtraData > 0) throw new DecodeError('snapshot extra_data_size', 'out of range', `${L.snapshotExtraDataMinV3}..${L.snapshotExtraDataMax} (v3)`, header.snapshotsOffset);
+  if (table.incompleteEntries > 0) throw new DecodeError('snapshot extra_data_size', `< ${L.snapshotExtraDataMinV3}`, `>= ${L.snapshotExtraDataMinV3} in version 3`, header.snapshotsOffset);
   const snapshots = table.entries.map((s) => {
     if (s.l1Size > L.snapshotL1EntriesMax) throw new DecodeError('snapshot l1_size', String(s.l1Size), `<= ${L.snapshotL1EntriesMax}`, s.entryOffset + 8);
     if (s.l1TableOffset % header.clusterSize !== 0) throw new DecodeError('snapshot l1_table_offset', String(s.l1TableOffset), `aligned to ${header.clusterSize}`, s.entryOffset);

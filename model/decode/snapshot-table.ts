@@ -23,20 +23,25 @@ export interface SnapshotTable {
   readonly entries: readonly SnapshotEntry[];
   /** Byte size as QEMU measures it (no padding after the last entry). */
   readonly byteSize: number;
-  /** Entries whose extra data is > 1024 bytes or (v3) < 16 bytes. */
-  readonly badExtraData: number;
+  /** v3 entries with extra data shorter than 16 bytes (qemu-img check counts each as a corruption). */
+  readonly incompleteEntries: number;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
-/** Throws DecodeError when QEMU could not read or validate the table at all. */
+/**
+ * Throws DecodeError where QEMU's qcow2_check_read_snapshot_table (without
+ * repair) fails to read the table: count or offset invalid, extra data over
+ * 1024 bytes, table over 64 MiB.
+ */
 export function decodeSnapshotTable(reader: ByteReader, header: Header): SnapshotTable {
   const { nbSnapshots, snapshotsOffset, clusterSize } = header;
   if (nbSnapshots > L.snapshotsCountMax) throw new DecodeError('nb_snapshots', String(nbSnapshots), `<= ${L.snapshotsCountMax}`, 60);
-  if (nbSnapshots === 0) return { entries: [], byteSize: 0, badExtraData: 0 };
+  // qcow2_validate_table checks the alignment even for an empty table.
   if (snapshotsOffset % clusterSize !== 0) throw new DecodeError('snapshots_offset', String(snapshotsOffset), `aligned to ${clusterSize}`, 64);
+  if (nbSnapshots === 0) return { entries: [], byteSize: 0, incompleteEntries: 0 };
   const entries: SnapshotEntry[] = [];
-  let badExtraData = 0;
+  let incompleteEntries = 0;
   let at = snapshotsOffset;
   for (let i = 0; i < nbSnapshots; i++) {
     at = Math.ceil(at / 8) * 8;
@@ -44,8 +49,11 @@ export function decodeSnapshotTable(reader: ByteReader, header: Header): Snapsho
     const extraDataSize = u32(fixed, 36);
     const idSize = u16(fixed, 12);
     const nameSize = u16(fixed, 14);
-    if (extraDataSize > L.snapshotExtraDataMax || (header.version === 3 && extraDataSize < L.snapshotExtraDataMinV3)) badExtraData++;
-    const extra = reader.read(at + L.snapshotEntryFixedBytes, Math.min(extraDataSize, L.snapshotExtraDataMax));
+    if (extraDataSize > L.snapshotExtraDataMax) {
+      throw new DecodeError(`snapshot ${i} extra_data_size`, String(extraDataSize), `<= ${L.snapshotExtraDataMax}`, at + 36);
+    }
+    if (header.version === 3 && extraDataSize < L.snapshotExtraDataMinV3) incompleteEntries++;
+    const extra = reader.read(at + L.snapshotEntryFixedBytes, extraDataSize);
     const strings = reader.read(at + L.snapshotEntryFixedBytes + extraDataSize, idSize + nameSize);
     entries.push({
       entryOffset: at,
@@ -62,5 +70,5 @@ export function decodeSnapshotTable(reader: ByteReader, header: Header): Snapsho
       throw new DecodeError('snapshot table size', String(at - snapshotsOffset), `<= ${L.snapshotTableBytesMax} bytes`, snapshotsOffset);
     }
   }
-  return { entries, byteSize: at - snapshotsOffset, badExtraData };
+  return { entries, byteSize: at - snapshotsOffset, incompleteEntries };
 }

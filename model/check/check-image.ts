@@ -1,0 +1,271 @@
+// checkImage: qemu-img check's classification, following qcow2_co_check_locked
+// → qcow2_check_read_snapshot_table, qcow2_check_refcounts (calculate_refcounts,
+// check_refcounts_l1/l2, check_refblocks, compare_refcounts, check_oflag_copied).
+// Counting matches QEMU's so the numbers agree (digest §8.2). Tolerant: damage
+// is counted, only what QEMU cannot open or read is 'cannot-check'.
+import { u64Table, type ByteReader } from '../decode/byte-reader.js';
+import { DecodeError } from '../decode/decode-error.js';
+import { decodeHeader, type Header } from '../decode/header.js';
+import * as E from '../decode/l2-entry.js';
+import { snapshotL1EntriesMax } from '../decode/limits.js';
+import { refcountEntry } from '../decode/refcounts.js';
+import { decodeSnapshotTable, type SnapshotTable } from '../decode/snapshot-table.js';
+import { verdictOf, type CheckReport } from './report.js';
+
+interface Tally {
+  corruptions: number;
+  leaks: number;
+  checkErrors: number;
+  allocated: number;
+  fragmented: number;
+  compressed: number;
+  readonly messages: string[];
+}
+
+export function checkImage(reader: ByteReader): CheckReport {
+  let header: Header;
+  let snapshots: SnapshotTable;
+  try {
+    header = decodeHeader(reader);
+  } catch (error) {
+    return cannotCheck(error, 'Could not open');
+  }
+  try {
+    snapshots = decodeSnapshotTable(reader, header);
+  } catch (error) {
+    return cannotCheck(error, 'Check failed (snapshot table)');
+  }
+  return new Checker(reader, header, snapshots).run();
+}
+
+function cannotCheck(error: unknown, what: string): CheckReport {
+  if (!(error instanceof DecodeError)) throw error;
+  const failure = `${what}: ${error.message}`;
+  return { verdict: 'cannot-check', corruptions: 0, leaks: 0, checkErrors: 1, messages: [failure], failure };
+}
+
+class Checker {
+  private readonly cs: number;
+  private readonly bits: number;
+  private readonly refcountMax: bigint;
+  /** In-memory refcount table: computed references per host cluster. */
+  private readonly imrt = new Map<number, bigint>();
+  private nbClusters: number;
+  private readonly reftable: bigint[];
+  private readonly refblocks = new Map<bigint, Uint8Array>();
+  private readonly t: Tally = { corruptions: 0, leaks: 0, checkErrors: 0, allocated: 0, fragmented: 0, compressed: 0, messages: [] };
+
+  constructor(
+    private readonly reader: ByteReader,
+    private readonly h: Header,
+    private readonly snapshots: SnapshotTable,
+  ) {
+    this.cs = h.clusterSize;
+    this.bits = 2 ** h.refcountOrder;
+    this.refcountMax = (1n << BigInt(this.bits)) - 1n;
+    this.nbClusters = Math.ceil(reader.size / this.cs);
+    const entries = (h.refcountTableClusters * this.cs) / 8;
+    this.reftable = u64Table(this.readAt(BigInt(h.refcountTableOffset), entries * 8), entries);
+  }
+
+  run(): CheckReport {
+    const t = this.t;
+    t.corruptions += this.snapshots.incompleteEntries;
+    this.calculateRefcounts();
+    const highest = this.compareRefcounts();
+    this.checkOflagCopied();
+    return {
+      verdict: verdictOf(t),
+      corruptions: t.corruptions,
+      leaks: t.leaks,
+      checkErrors: t.checkErrors,
+      imageEndOffset: (highest + 1) * this.cs,
+      totalClusters: Math.ceil(this.h.size / this.cs),
+      allocatedClusters: t.allocated,
+      fragmentedClusters: t.fragmented,
+      compressedClusters: t.compressed,
+      messages: t.messages,
+    };
+  }
+
+  private corrupt(message: string): void {
+    this.t.corruptions++;
+    this.t.messages.push(message);
+  }
+
+  /** Past EOF (and past 2^53) reads as zeros. */
+  private readAt(offset: bigint, length: number): Uint8Array {
+    return offset >= BigInt(this.reader.size) ? new Uint8Array(length) : this.reader.read(Number(offset), length);
+  }
+
+  /** qcow2_inc_refcounts_imrt. */
+  private inc(offset: bigint, size: bigint): void {
+    if (size <= 0n) return;
+    if (offset + size - BigInt(this.reader.size) >= BigInt(this.cs)) {
+      this.corrupt(`ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${offset.toString(16)} size 0x${size.toString(16)}`);
+      return;
+    }
+    const cs = BigInt(this.cs);
+    for (let c = Number(offset / cs); c <= Number((offset + size - 1n) / cs); c++) {
+      const n = this.imrt.get(c) ?? 0n;
+      if (n === this.refcountMax) {
+        this.corrupt(`ERROR: overflow cluster offset=0x${(BigInt(c) * cs).toString(16)}`);
+        continue;
+      }
+      this.imrt.set(c, n + 1n);
+      if (c >= this.nbClusters) this.nbClusters = c + 1;
+    }
+  }
+
+  private calculateRefcounts(): void {
+    const h = this.h;
+    this.inc(0n, BigInt(this.cs));
+    this.checkL1(BigInt(h.l1TableOffset), h.l1Size, true);
+    for (const s of this.snapshots.entries) {
+      if (s.l1TableOffset % this.cs !== 0) {
+        this.corrupt(`ERROR snapshot ${s.id} (${s.name}) l1_offset=0x${s.l1TableOffset.toString(16)}: L1 table is not cluster aligned; snapshot table entry corrupted`);
+        continue;
+      }
+      if (s.l1Size > snapshotL1EntriesMax) {
+        this.corrupt(`ERROR snapshot ${s.id} (${s.name}) l1_size=0x${s.l1Size.toString(16)}: L1 table is too large; snapshot table entry corrupted`);
+        continue;
+      }
+      this.checkL1(BigInt(s.l1TableOffset), s.l1Size, false);
+    }
+    this.inc(BigInt(h.snapshotsOffset), BigInt(this.snapshots.byteSize));
+    this.inc(BigInt(h.refcountTableOffset), BigInt(this.reftable.length * 8));
+    this.checkRefblocks();
+  }
+
+  private checkL1(offset: bigint, size: number, active: boolean): void {
+    if (size === 0) return;
+    this.inc(offset, BigInt(size * 8));
+    for (const entry of u64Table(this.readAt(offset, size * 8), size)) {
+      const l2Offset = entry & E.l1eOffsetMask;
+      if (l2Offset === 0n) continue;
+      if ((entry & E.l1eReservedMask) !== 0n) this.corrupt(`ERROR found L1 entry with reserved bits set: ${entry.toString(16)}`);
+      this.inc(l2Offset, BigInt(this.cs));
+      if (l2Offset % BigInt(this.cs) !== 0n) this.corrupt(`ERROR l2_offset=${l2Offset.toString(16)}: Table is not cluster aligned; L1 entry corrupted`);
+      this.checkL2(l2Offset, active);
+    }
+  }
+
+  private checkL2(l2Offset: bigint, active: boolean): void {
+    const cs = BigInt(this.cs);
+    let nextContiguous = 0n;
+    for (const entry of u64Table(this.readAt(l2Offset, this.cs), this.cs / 8)) {
+      const kind = E.classifyL2Entry(entry);
+      if (kind !== 'compressed' && (entry & E.l2eStdReservedMask) !== 0n) this.corrupt(`ERROR found l2 entry with reserved bits set: ${entry.toString(16)}`);
+      switch (kind) {
+        case 'compressed': {
+          if ((entry & E.oflagCopied) !== 0n) this.corrupt('ERROR: copied flag must never be set for compressed clusters');
+          const range = E.compressedRange(entry & ~E.oflagCopied, this.h.clusterBits);
+          this.inc(range.start, range.length);
+          if (active) {
+            this.t.allocated++;
+            this.t.compressed++;
+            this.t.fragmented++;
+          }
+          break;
+        }
+        case 'normal':
+        case 'zero-alloc': {
+          const offset = entry & E.l2eOffsetMask;
+          if (offset % cs !== 0n) {
+            this.corrupt(`ERROR offset=${offset.toString(16)}: ${kind === 'normal' ? 'Data cluster' : 'Preallocated cluster'} is not properly aligned; L2 entry corrupted.`);
+          }
+          if (active) {
+            this.t.allocated++;
+            if (nextContiguous !== 0n && offset !== nextContiguous) this.t.fragmented++;
+            nextContiguous = offset + cs;
+          }
+          this.inc(offset, cs);
+          break;
+        }
+        case 'zero-plain':
+        case 'unallocated':
+          break;
+        default: {
+          const never: never = kind;
+          throw new Error(`unknown entry kind ${String(never)}`);
+        }
+      }
+    }
+  }
+
+  private checkRefblocks(): void {
+    this.reftable.forEach((entry, i) => {
+      const offset = entry & E.reftOffsetMask;
+      if ((entry & E.reftReservedMask) !== 0n) return this.corrupt(`ERROR refcount table entry ${i} has reserved bits set`);
+      if (offset % BigInt(this.cs) !== 0n) return this.corrupt(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
+      const cluster = offset / BigInt(this.cs);
+      if (cluster >= BigInt(this.nbClusters)) return this.corrupt(`ERROR refcount block ${i} is outside image`);
+      if (offset === 0n) return;
+      this.inc(offset, BigInt(this.cs));
+      const n = this.imrt.get(Number(cluster)) ?? 0n;
+      if (n !== 1n) this.corrupt(`ERROR refcount block ${i} refcount=${n}`);
+    });
+  }
+
+  /** qcow2_get_refcount: undefined where QEMU fails with -EIO (unaligned refblock). */
+  private onDisk(cluster: number): bigint | undefined {
+    const blockEntries = (this.cs * 8) / this.bits;
+    const entry = this.reftable[Math.floor(cluster / blockEntries)];
+    if (entry === undefined) return 0n;
+    const offset = entry & E.reftOffsetMask;
+    if (offset === 0n) return 0n;
+    if (offset % BigInt(this.cs) !== 0n) return undefined;
+    let block = this.refblocks.get(offset);
+    if (block === undefined) {
+      block = this.readAt(offset, this.cs);
+      this.refblocks.set(offset, block);
+    }
+    return refcountEntry(block, cluster % blockEntries, this.bits);
+  }
+
+  private compareRefcounts(): number {
+    let highest = 0;
+    for (let i = 0; i < this.nbClusters; i++) {
+      const disk = this.onDisk(i);
+      if (disk === undefined) {
+        this.t.checkErrors++;
+        this.t.messages.push(`Can't get refcount for cluster ${i}: Input/output error`);
+        continue;
+      }
+      const computed = this.imrt.get(i) ?? 0n;
+      if (disk > 0n || computed > 0n) highest = i;
+      if (disk === computed) continue;
+      this.t.messages.push(`${disk < computed ? 'ERROR' : 'Leaked'} cluster ${i} refcount=${disk} reference=${computed}`);
+      if (disk < computed) this.t.corruptions++;
+      else this.t.leaks++;
+    }
+    return highest;
+  }
+
+  private checkOflagCopied(): void {
+    const h = this.h;
+    const l1 = u64Table(this.readAt(BigInt(h.l1TableOffset), h.l1Size * 8), h.l1Size);
+    l1.forEach((l1Entry, i) => {
+      const l2Offset = l1Entry & E.l1eOffsetMask;
+      if (l2Offset === 0n) return;
+      const tableRefcount = this.onDiskAt(l2Offset);
+      if (tableRefcount !== undefined && (tableRefcount === 1n) !== ((l1Entry & E.oflagCopied) !== 0n)) {
+        this.corrupt(`ERROR OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${l1Entry.toString(16)} refcount=${tableRefcount}`);
+      }
+      for (const entry of u64Table(this.readAt(l2Offset, this.cs), this.cs / 8)) {
+        const kind = E.classifyL2Entry(entry);
+        if (kind !== 'normal' && kind !== 'zero-alloc') continue;
+        const refcount = this.onDiskAt(entry & E.l2eOffsetMask);
+        if (refcount === undefined) continue;
+        if ((refcount === 1n) !== ((entry & E.oflagCopied) !== 0n)) {
+          this.corrupt(`ERROR OFLAG_COPIED data cluster: l2_entry=${entry.toString(16)} refcount=${refcount}`);
+        }
+      }
+    });
+  }
+
+  private onDiskAt(offset: bigint): bigint | undefined {
+    const cluster = offset / BigInt(this.cs);
+    return cluster > BigInt(Number.MAX_SAFE_INTEGER) ? 0n : this.onDisk(Number(cluster));
+  }
+}
