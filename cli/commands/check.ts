@@ -1,0 +1,91 @@
+// `qcow2-verify check [--output=json] FILE`: the model's checker, with
+// qemu-img check's report, JSON member names and exit codes (0 clean, 1 check
+// not completed, 2 corruptions, 3 leaks only).
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { Command } from 'commander';
+import { checkImage, checkReportJson, type ByteReader, type CheckReport } from '../../model/index.js';
+import { exitCodes, type ExitCode } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+
+export interface CheckCommandOptions {
+  readonly output: 'human' | 'json';
+}
+
+/** Reads the image on demand, so memory does not grow with the file. */
+function fileReader(fd: number): ByteReader {
+  const size = fstatSync(fd).size;
+  return {
+    size,
+    read(offset, length) {
+      const out = new Uint8Array(length);
+      if (offset < size) readSync(fd, out, 0, Math.min(length, size - offset), offset);
+      return out;
+    },
+  };
+}
+
+export function exitCodeOf(report: CheckReport): ExitCode {
+  switch (report.verdict) {
+    case 'clean':
+      return exitCodes.ok;
+    case 'cannot-check':
+      return exitCodes.checkNotCompleted;
+    case 'corrupt':
+      return exitCodes.checkCorrupt;
+    case 'leaks':
+      return exitCodes.checkLeaks;
+    default: {
+      const never: never = report.verdict;
+      throw new Error(`unknown verdict ${String(never)}`);
+    }
+  }
+}
+
+/** qemu-img check's human report (qemu-img.c dump_human_image_check). */
+export function formatHuman(r: CheckReport): string[] {
+  const lines: string[] = [];
+  if (r.corruptions === 0 && r.leaks === 0 && r.checkErrors === 0) lines.push('No errors were found on the image.');
+  if (r.corruptions > 0) lines.push('', `${r.corruptions} errors were found on the image.`, 'Data may be corrupted, or further writes to the image may corrupt it.');
+  if (r.leaks > 0) lines.push('', `${r.leaks} leaked clusters were found on the image.`, 'This means waste of disk space, but no harm to data.');
+  if (r.checkErrors > 0) lines.push('', `${r.checkErrors} internal errors have occurred during the check.`);
+  const total = r.totalClusters ?? 0;
+  const allocated = r.allocatedClusters ?? 0;
+  if (total > 0 && allocated > 0) {
+    const pct = (n: number, of: number) => ((n * 100) / of).toFixed(2);
+    lines.push(`${allocated}/${total} = ${pct(allocated, total)}% allocated, ${pct(r.fragmentedClusters ?? 0, allocated)}% fragmented, ${pct(r.compressedClusters ?? 0, allocated)}% compressed clusters`);
+  }
+  if (r.imageEndOffset) lines.push(`Image end offset: ${r.imageEndOffset}`);
+  return lines;
+}
+
+export function runCheck(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (error) {
+    throw new CliError(`Could not open '${file}': ${(error as Error).message}`, exitCodes.checkNotCompleted);
+  }
+  let report: CheckReport;
+  try {
+    report = checkImage(fileReader(fd));
+  } finally {
+    closeSync(fd);
+  }
+  if (report.failure !== undefined) throw new CliError(`${file}: ${report.failure}`, exitCodes.checkNotCompleted);
+  for (const message of report.messages) err(message);
+  if (options.output === 'json') out(JSON.stringify(checkReportJson(report, file), null, 4));
+  else for (const line of formatHuman(report)) out(line);
+  return exitCodeOf(report);
+}
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description("check an image's metadata like qemu-img check (exit 0 clean, 1 not completed, 2 corrupt, 3 leaks)")
+    .option('--output <format>', "'human' or 'json'", 'human')
+    .argument('<file>', 'qcow2 image')
+    .action((file: string, raw: { output: string }) => {
+      if (raw.output !== 'human' && raw.output !== 'json') throw new CliError(`--output must be 'human' or 'json', got '${raw.output}'`, exitCodes.usage);
+      process.exitCode = runCheck(file, { output: raw.output }, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
+    });
+}
