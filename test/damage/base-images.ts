@@ -1,0 +1,79 @@
+// The intact images every damage starts from, all written by QEMU itself
+// (qemu-img create, qemu-io writes, qemu-img snapshot). Built once per test file.
+// Each mixes shared and private L2 tables and data clusters, so COPIED damage has
+// both kinds of target.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openQemuIo, qemuImgCreate, qemuImgSnapshot, type QemuCreateConstraints } from '../../oracle/index.js';
+
+export type BaseName = 'v3-c512-r8' | 'v2-c4k' | 'v3-c64k' | 'v3-c4k-r4-lazy' | 'v3-c4k-r2-compressed';
+
+export const baseNames: readonly BaseName[] = ['v3-c512-r8', 'v2-c4k', 'v3-c64k', 'v3-c4k-r4-lazy', 'v3-c4k-r2-compressed'];
+
+type Step = { readonly io: string } | { readonly snapshot: string };
+
+interface BaseRecipe {
+  readonly create: QemuCreateConstraints;
+  readonly steps: readonly Step[];
+}
+
+const KiB = 1024;
+
+const recipes: Readonly<Record<BaseName, BaseRecipe>> = {
+  // 512 B clusters: one L1 entry covers 32 KiB, so a small disk has several L2 tables.
+  // After the snapshot, L1[0] and L1[1] are privatized (a private and a shared data
+  // cluster each), L1[2] stays shared with the snapshot.
+  'v3-c512-r8': {
+    create: { size: 256 * KiB, clusterSize: 512, refcountBits: 8, compat: '1.1' },
+    steps: [
+      { io: 'write -q -P 0x11 0 1024' },
+      { io: 'write -q -P 0x22 32768 1024' },
+      { io: 'write -q -P 0x33 65536 512' },
+      { snapshot: 's1' },
+      { io: 'write -q -P 0x44 0 512' },
+      { io: 'write -q -P 0x55 33280 512' },
+    ],
+  },
+  'v2-c4k': {
+    create: { size: 1024 * KiB, clusterSize: 4096, compat: '0.10' },
+    steps: [{ io: 'write -q -P 0x11 0 8192' }, { snapshot: 's1' }, { io: 'write -q -P 0x22 0 4096' }],
+  },
+  'v3-c64k': {
+    create: { size: 1024 * KiB, clusterSize: 64 * KiB },
+    steps: [{ io: 'write -q -P 0x11 0 196608' }, { snapshot: 's1' }, { io: 'write -q -P 0x22 131072 4096' }],
+  },
+  'v3-c4k-r4-lazy': {
+    create: { size: 1024 * KiB, clusterSize: 4096, refcountBits: 4, lazyRefcounts: true },
+    steps: [{ io: 'write -q -P 0x11 0 12288' }],
+  },
+  'v3-c4k-r2-compressed': {
+    create: { size: 1024 * KiB, clusterSize: 4096, refcountBits: 2 },
+    steps: [{ io: 'write -q -c -P 0x11 0 4096' }, { io: 'write -q -c -P 0x22 4096 4096' }, { io: 'write -q -P 0x33 8192 4096' }],
+  },
+};
+
+async function buildBase(dir: string, name: BaseName): Promise<Uint8Array> {
+  const path = join(dir, `${name}.qcow2`);
+  const recipe = recipes[name];
+  await qemuImgCreate(path, recipe.create);
+  for (const step of recipe.steps) {
+    if ('snapshot' in step) {
+      await qemuImgSnapshot(path, 'create', step.snapshot);
+      continue;
+    }
+    const session = await openQemuIo(path);
+    try {
+      const response = await session.run(step.io);
+      if (response.trim() !== '') throw new Error(`${name}: ${step.io}: ${response}`);
+    } finally {
+      await session.close();
+    }
+  }
+  return new Uint8Array(await readFile(path));
+}
+
+/** Every base image's bytes, built in `dir`. */
+export async function buildBases(dir: string): Promise<ReadonlyMap<BaseName, Uint8Array>> {
+  const entries = await Promise.all(baseNames.map(async (name) => [name, await buildBase(dir, name)] as const));
+  return new Map(entries);
+}

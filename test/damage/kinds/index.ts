@@ -1,0 +1,10 @@
+// Every damage kind, in one table.
+import { headerKinds } from './header.js';
+import { mappingKinds } from './mapping.js';
+import { refcountKinds } from './refcounts.js';
+import { snapshotKinds } from './snapshots.js';
+import type { DamageKind } from './types.js';
+
+export type { DamageKind, DamageVerdict, ExpectedCheck } from './types.js';
+
+export const damageKinds: readonly DamageKind[] = [...refcountKinds, ...mappingKinds, ...headerKinds, ...snapshotKinds];
