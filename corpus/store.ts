@@ -5,18 +5,15 @@
 // case or no case (at worst a stray image without JSON, which loading ignores).
 import { open, readdir, readFile, rename, rm, mkdir } from 'node:fs/promises';
 import { join, basename, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { caseId, dedupKey } from './case/identity.js';
+import { packageRoot } from './provenance.js';
 import { parseCase } from './case/parse.js';
 import { serializeCase } from './case/serialize.js';
 import type { CorpusCase } from './case/types.js';
 
 /** corpus/cases/ of this checkout (or of the installed package: `files` ships corpus/). */
 export function defaultCorpusDir(): string {
-  // This file is corpus/store.ts, or dist/corpus/store.js once built.
-  const here = dirname(fileURLToPath(import.meta.url));
-  const root = basename(dirname(here)) === 'dist' ? dirname(dirname(here)) : dirname(here);
-  return join(root, 'corpus', 'cases');
+  return join(packageRoot(), 'corpus', 'cases');
 }
 
 export interface StoredCase {

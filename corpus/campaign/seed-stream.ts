@@ -53,21 +53,3 @@ export function runSeed(campaignSeed: number, shard: Shard, k: number): number {
   const input = (campaignSeed + k * shard.count + shard.index) % 2 ** 32;
   return mix32(input) | 0;
 }
-
-/**
- * A seed from text: an integer, or a git SHA / any other word hashed to one
- * (FNV-1a), so `--seed $GITHUB_SHA` varies seeds per commit reproducibly.
- */
-export function parseSeed(text: string): number {
-  const trimmed = text.trim();
-  if (/^-?\d+$/.test(trimmed)) {
-    const n = Number(trimmed);
-    if (Number.isSafeInteger(n) && n >= -(2 ** 31) && n < 2 ** 32) return n | 0;
-  }
-  let h = 0x811c9dc5;
-  for (let i = 0; i < trimmed.length; i++) {
-    h ^= trimmed.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h | 0;
-}

@@ -2,6 +2,7 @@
 // naming the file, the field, what was found and what was expected. A corpus
 // is edited by hand (status, description), so the loader is strict and precise.
 import { opKinds, type ImageOptions, type Op } from '../../model/ops.js';
+import type { Step } from '../../properties/steps.js';
 import {
   caseFormatVersion,
   caseStatuses,
@@ -101,6 +102,14 @@ function parseOptions(r: Reader): ImageOptions {
     lazyRefcounts: r.boolean('lazyRefcounts'),
     virtualSize: r.integer('virtualSize'),
   };
+}
+
+/** A sequence step: an operation, or a guest read checked against the model. */
+function parseStep(r: Reader): Step {
+  if (r.obj.kind !== 'read') return parseOp(r);
+  r.integer('offset');
+  r.integer('length', 1);
+  return r.raw<Step>();
 }
 
 function parseOp(r: Reader): Op {
@@ -211,7 +220,7 @@ export function parseCase(json: unknown, source: string): CorpusCase {
   };
   const kind = r.oneOf('kind', ['property-failure', 'malformed-image'] as const);
   if (kind === 'property-failure') {
-    return { ...common, kind, options: parseOptions(r.object('options')), ops: r.array('ops').map(parseOp) };
+    return { ...common, kind, options: parseOptions(r.object('options')), ops: r.array('ops').map(parseStep) };
   }
   const base = r.object('base');
   const baseSpec: BaseImageSpec = { options: parseOptions(base.object('options')), ops: base.array('ops').map(parseOp) };

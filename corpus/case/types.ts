@@ -3,6 +3,7 @@
 // byte for byte: the operation list is model/ops.ts Op objects, the image damage
 // is a list of structural mutations plus the concrete byte patches they resolved to.
 import type { ImageOptions, Op } from '../../model/ops.js';
+import type { Step } from '../../properties/steps.js';
 
 /** Bumped when a field changes meaning; the loader refuses other versions. */
 export const caseFormatVersion = 1 as const;
@@ -58,8 +59,8 @@ interface CaseCommon {
 export interface PropertyFailureCase extends CaseCommon {
   readonly kind: 'property-failure';
   readonly options: ImageOptions;
-  /** The shrunk operation sequence. */
-  readonly ops: readonly Op[];
+  /** The shrunk sequence: operations and guest reads (`{ kind: 'read', offset, length }`). */
+  readonly ops: readonly Step[];
 }
 
 /** A valid image built deterministically: `qemu-img create` with these options, then the ops through qemu-io / qemu-img snapshot. */

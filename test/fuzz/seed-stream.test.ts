@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mix32, parseSeed, parseShard, runSeed, ShardParseError } from '../../corpus/campaign/seed-stream.js';
+import { mix32, parseShard, runSeed, ShardParseError } from '../../corpus/campaign/seed-stream.js';
 
 describe('seed streams', () => {
   it('gives disjoint seeds to the shards of one campaign', () => {
@@ -28,14 +28,9 @@ describe('seed streams', () => {
     );
   });
 
-  it('parses shards and seeds', () => {
+  it('parses shards', () => {
     expect(parseShard('2/5')).toEqual({ index: 2, count: 5 });
     expect(() => parseShard('5/5')).toThrow(ShardParseError);
     expect(() => parseShard('1')).toThrow(/--shard must be I\/N/);
-    expect(parseSeed('42')).toBe(42);
-    expect(parseSeed('-3')).toBe(-3);
-    const sha = '799ce64f0aa1c0b0a6c9a1c5e7b1d2f3a4b5c6d7';
-    expect(parseSeed(sha)).toBe(parseSeed(sha));
-    expect(parseSeed(sha)).not.toBe(parseSeed('799ce64'));
   });
 });

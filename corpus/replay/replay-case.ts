@@ -1,0 +1,112 @@
+// Replaying a case deterministically. A property-failure case runs its shrunk
+// sequence through replayOps (no fast-check, no randomness); a malformed-image
+// case judges its image again (the saved .qcow2, or the base rebuilt by QEMU
+// with the recorded patches). A case reproduces when the same signature comes
+// out again; a different failure is reported as such, never as "passes".
+import { readFile } from 'node:fs/promises';
+import { replayOps, type RunResult } from '../../properties/index.js';
+import { isPropertyName } from '../../properties/registry.js';
+import { imageFindingSignature, mutationLabel, propertyFailureSignature } from '../case/identity.js';
+import type { Implementation, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
+import type { Judgement } from '../mutants/judge.js';
+import type { ImageFuzzer } from '../mutants/image-fuzzer.js';
+import { buildBaseImage } from '../mutants/base-image.js';
+import { applyPatches } from '../mutants/mutations.js';
+import type { StoredCase } from '../store.js';
+
+/**
+ * - reproduced: fails with the case's signature;
+ * - passes: no failure at all;
+ * - fails-differently: fails, with another signature (a new or changed bug);
+ * - cannot-run: the oracle is missing or the harness broke (exit 2, never green).
+ */
+export type ReplayVerdict = 'reproduced' | 'passes' | 'fails-differently' | 'cannot-run';
+
+export interface ReplayOutcome {
+  readonly verdict: ReplayVerdict;
+  readonly implementation: Implementation;
+  /** The signature observed this time, when it failed. */
+  readonly signature?: string;
+  /** One paragraph for a human: what happened this time. */
+  readonly message: string;
+  readonly run?: RunResult;
+  readonly judgement?: Judgement;
+}
+
+/** property + first divergence kind + op kind of a failed run (see corpus/README.md). */
+export function runSignature(property: string, run: Extract<RunResult, { status: 'property-failed' }>): string {
+  const f = run.failure;
+  const divergence = f.kind === 'violation' ? f.check : f.assertion ? 'assertion' : 'implementation-error';
+  const last = run.counterexample.steps[run.counterexample.steps.length - 1];
+  return propertyFailureSignature(property, divergence, last?.kind ?? 'none');
+}
+
+export function judgementSignature(j: Judgement, mutationLabels: readonly string[]): string | undefined {
+  return j.finding === undefined ? undefined : imageFindingSignature(j.finding.finding, j.finding.detail, mutationLabels);
+}
+
+export async function replayPropertyCase(c: PropertyFailureCase, impl: Implementation, replayHint?: string): Promise<ReplayOutcome> {
+  if (!isPropertyName(c.property)) {
+    return { verdict: 'cannot-run', implementation: impl, message: `unknown property ${JSON.stringify(c.property)} (the registry has no such property)` };
+  }
+  const run = await replayOps({ impl, options: c.options, ops: c.ops, properties: [c.property], ...(replayHint === undefined ? {} : { replayHint }) });
+  switch (run.status) {
+    case 'passed':
+      return { verdict: 'passes', implementation: impl, message: `${c.property} holds against ${impl}`, run };
+    case 'property-failed': {
+      const signature = runSignature(c.property, run);
+      const message = run.failure.message;
+      return { verdict: signature === c.signature ? 'reproduced' : 'fails-differently', implementation: impl, signature, message, run };
+    }
+    case 'oracle-unavailable':
+    case 'harness-error':
+      return { verdict: 'cannot-run', implementation: impl, message: run.message, run };
+    default: {
+      const never: never = run;
+      throw new Error(`unknown run status ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** The mutant's bytes: the image saved with the case, else the base rebuilt and patched. */
+export async function caseImage(stored: StoredCase & { case: MalformedImageCase }): Promise<Uint8Array> {
+  if (stored.imagePath !== undefined) return new Uint8Array(await readFile(stored.imagePath));
+  const c = stored.case;
+  return applyPatches(await buildBaseImage(c.base), c.patches, c.truncateTo);
+}
+
+export async function replayImageCase(stored: StoredCase & { case: MalformedImageCase }, fuzzer: ImageFuzzer): Promise<ReplayOutcome> {
+  const judgement = await fuzzer.judgeBytes(await caseImage(stored));
+  const signature = judgementSignature(judgement, stored.case.mutations.map(mutationLabel));
+  const message = judgement.finding?.message ?? `ours: ${judgement.ours}; QEMU: ${judgement.qemu}`;
+  if (signature === undefined) return { verdict: 'passes', implementation: stored.case.implementation, message, judgement };
+  const verdict = signature === stored.case.signature ? 'reproduced' : 'fails-differently';
+  return { verdict, implementation: stored.case.implementation, signature, message, judgement };
+}
+
+/** What the regression suite demands of a case, per implementation (corpus/README.md, "Status"). */
+export interface Expectation {
+  readonly implementation: Implementation;
+  readonly expect: 'reproduced' | 'passes';
+}
+
+export function expectations(c: PropertyFailureCase | MalformedImageCase): readonly Expectation[] {
+  switch (c.status) {
+    case 'open':
+      return [{ implementation: c.implementation, expect: 'reproduced' }];
+    case 'fixed':
+      return [{ implementation: c.implementation, expect: 'passes' }];
+    case 'known-qemu-divergence':
+      // QEMU is wrong: it must still be (so we notice when QEMU changes), and our engine must be right.
+      return c.kind === 'property-failure'
+        ? [
+            { implementation: 'qemu', expect: 'reproduced' },
+            { implementation: 'ts', expect: 'passes' },
+          ]
+        : [{ implementation: c.implementation, expect: 'reproduced' }];
+    default: {
+      const never: never = c.status;
+      throw new Error(`unknown status ${String(never)}`);
+    }
+  }
+}
