@@ -1,0 +1,105 @@
+// Creating an image with QEMU's layout (digest §7.8): header, refcount table,
+// refcount blocks, then the L1 table (only its used bytes are written).
+import type { BlockFile } from './io/block-file.js';
+import type { Header } from './format/header.js';
+import { Qcow2Error } from './errors.js';
+import { assert } from './assert.js';
+import { geometry, sizeToL1 } from './geometry.js';
+import { encodeCluster0 } from './format/header-extensions.js';
+import { encodeReftable } from './format/refcount-table.js';
+import { RefcountBlock } from './format/refcount-block.js';
+import { clusterBitsMax, clusterBitsMin, compatLazyRefcounts, l1SizeBytesMax } from './limits.js';
+
+export interface CreateOptions {
+  size: number;
+  clusterSize?: number;
+  refcountBits?: number;
+  compat?: '0.10' | '1.1';
+  lazyRefcounts?: boolean;
+}
+
+export interface QualifiedCreateOptions {
+  size: number;
+  clusterBits: number;
+  refcountOrder: number;
+  version: 2 | 3;
+  lazyRefcounts: boolean;
+}
+
+export function qualifyCreateOptions(o: CreateOptions): QualifiedCreateOptions {
+  const bad = (what: string) => new Qcow2Error('invalid-argument', what);
+  if (!Number.isSafeInteger(o.size) || o.size < 0 || o.size % 512 !== 0) throw bad(`size ${o.size} is not a non-negative multiple of 512`);
+  const clusterSize = o.clusterSize ?? 65536;
+  const clusterBits = Math.log2(clusterSize);
+  if (!Number.isInteger(clusterBits) || clusterBits < clusterBitsMin || clusterBits > clusterBitsMax) {
+    throw bad(`cluster size ${clusterSize} is not a power of two between ${2 ** clusterBitsMin} and ${2 ** clusterBitsMax}`);
+  }
+  const refcountBits = o.refcountBits ?? 16;
+  const refcountOrder = Math.log2(refcountBits);
+  if (!Number.isInteger(refcountOrder) || refcountOrder < 0 || refcountOrder > 6) throw bad(`refcount bits ${refcountBits} is not 1, 2, 4, …, 64`);
+  const compat = o.compat ?? '1.1';
+  if (compat !== '0.10' && compat !== '1.1') throw bad(`compat ${String(compat)} is not 0.10 or 1.1`);
+  const version = compat === '0.10' ? 2 : 3;
+  const lazyRefcounts = o.lazyRefcounts ?? false;
+  if (version === 2 && refcountBits !== 16) throw bad('version 2 images (compat 0.10) have 16-bit refcounts only');
+  if (version === 2 && lazyRefcounts) throw bad('lazy refcounts need compat 1.1');
+  return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts };
+}
+
+/** Write a fresh, empty image to `file` (truncated first). */
+export async function writeNewImage(file: BlockFile, o: QualifiedCreateOptions): Promise<void> {
+  const g = geometry(o.version, o.clusterBits, o.refcountOrder);
+  const cs = g.clusterSize;
+  const l1Size = sizeToL1(g, o.size);
+  if (l1Size * 8 > l1SizeBytesMax) throw new Qcow2Error('invalid-argument', `size ${o.size} needs an L1 table over ${l1SizeBytesMax} bytes; use a larger cluster size`);
+  const l1Clusters = Math.ceil((l1Size * 8) / cs);
+  let blocks = 1;
+  let tableClusters = 1;
+  for (;;) {
+    const used = 1 + tableClusters + blocks + l1Clusters;
+    const needBlocks = Math.ceil(used / g.refblockEntriesCount);
+    const needTable = Math.ceil((needBlocks * 8) / cs);
+    if (needBlocks <= blocks && needTable <= tableClusters) break;
+    blocks = Math.max(blocks, needBlocks);
+    tableClusters = Math.max(tableClusters, needTable);
+  }
+  const used = 1 + tableClusters + blocks + l1Clusters;
+  const reftable = new Float64Array((tableClusters * cs) / 8);
+  for (let b = 0; b < blocks; b++) reftable[b] = (1 + tableClusters + b) * cs;
+  const header: Header = {
+    version: o.version,
+    backingFileOffset: 0,
+    backingFileSize: 0,
+    clusterBits: o.clusterBits,
+    size: o.size,
+    cryptMethod: 0,
+    l1Size,
+    l1TableOffset: l1Size > 0 ? (1 + tableClusters + blocks) * cs : 0,
+    refcountTableOffset: cs,
+    refcountTableClusters: tableClusters,
+    nbSnapshots: 0,
+    snapshotsOffset: 0,
+    incompatibleFeatures: 0n,
+    compatibleFeatures: o.lazyRefcounts ? compatLazyRefcounts : 0n,
+    autoclearFeatures: 0n,
+    refcountOrder: o.refcountOrder,
+    headerLength: o.version === 2 ? 72 : 112,
+    compressionType: 0,
+    unknownFields: new Uint8Array(0),
+  };
+  await file.truncate(0);
+  await file.pwrite(cs, encodeReftable(reftable));
+  for (let b = 0; b < blocks; b++) {
+    const block = new RefcountBlock(new Uint8Array(cs), o.refcountOrder);
+    for (let c = b * g.refblockEntriesCount; c < Math.min(used, (b + 1) * g.refblockEntriesCount); c++) {
+      block.set(c - b * g.refblockEntriesCount, 1);
+    }
+    await file.pwrite((1 + tableClusters + b) * cs, block.bytes);
+  }
+  if (l1Size > 0) await file.pwrite(header.l1TableOffset, new Uint8Array(l1Size * 8));
+  await file.flush();
+  // The header goes last: until it is written the file is not an image.
+  await file.pwrite(0, encodeCluster0(header, { unknown: [] }, undefined));
+  await file.flush();
+  assert(used * cs >= (await file.length()), 'the file ends inside the last counted cluster');
+}

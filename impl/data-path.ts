@@ -1,0 +1,156 @@
+// Guest reads and writes (QEMU qcow2_co_preadv_part / qcow2_alloc_host_offset):
+// COW of the untouched part of newly allocated clusters from the old guest view,
+// contiguous allocation per L2 table span, one pwrite per contiguous host run.
+import type { ImageState } from './state.js';
+import type { L2Entry } from './format/l2-entry.js';
+import { assert, assertNever } from './assert.js';
+import { readCompressedCluster } from './compressed.js';
+import { markDirtyBit } from './flush.js';
+
+interface Run {
+  host: number;
+  length: number;
+  parts: Uint8Array[];
+}
+
+/** Append a host write, merging it into the previous one when contiguous. */
+function pushRun(runs: Run[], host: number, bytes: Uint8Array): void {
+  const last = runs[runs.length - 1];
+  if (last && last.host + last.length === host) {
+    last.parts.push(bytes);
+    last.length += bytes.length;
+  } else {
+    runs.push({ host, length: bytes.length, parts: [bytes] });
+  }
+}
+
+function runBytes(run: Run): Uint8Array {
+  if (run.parts.length === 1 && run.parts[0]) return run.parts[0];
+  const out = new Uint8Array(run.length);
+  let at = 0;
+  for (const part of run.parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** The guest view of one whole cluster behind an entry (no backing files). */
+export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8Array> {
+  switch (entry.kind) {
+    case 'unallocated':
+    case 'zero-plain':
+    case 'zero-alloc':
+      return new Uint8Array(s.g.clusterSize);
+    case 'normal':
+      return s.file.pread(entry.offset, s.g.clusterSize);
+    case 'compressed':
+      return readCompressedCluster(s.file, entry.descriptor, s.g);
+    default:
+      return assertNever(entry, 'L2 entry');
+  }
+}
+
+export async function readGuest(s: ImageState, offset: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  const cs = s.g.clusterSize;
+  // Pending host reads, coalesced while host offsets stay contiguous.
+  let runHost = -1;
+  let runDest = 0;
+  let runLength = 0;
+  const flushRun = async () => {
+    if (runLength > 0) out.set(await s.file.pread(runHost, runLength), runDest);
+    runLength = 0;
+  };
+  let pos = offset;
+  while (pos < offset + length) {
+    const guestCluster = Math.floor(pos / cs);
+    const inCluster = pos % cs;
+    const n = Math.min(cs - inCluster, offset + length - pos);
+    const entry = await s.map.entry(guestCluster);
+    if (entry.kind === 'normal') {
+      const host = entry.offset + inCluster;
+      if (runLength > 0 && runHost + runLength === host) {
+        runLength += n;
+      } else {
+        await flushRun();
+        runHost = host;
+        runDest = pos - offset;
+        runLength = n;
+      }
+    } else if (entry.kind === 'compressed') {
+      const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g);
+      out.set(cluster.subarray(inCluster, inCluster + n), pos - offset);
+    } // unallocated and zero kinds read as zeros: out is zero-filled
+    pos += n;
+  }
+  await flushRun();
+  return out;
+}
+
+export async function writeGuest(s: ImageState, offset: number, data: Uint8Array): Promise<void> {
+  const span = s.g.clusterSize * s.g.l2EntriesCount;
+  let pos = offset;
+  while (pos < offset + data.length) {
+    const end = Math.min(offset + data.length, (Math.floor(pos / span) + 1) * span);
+    await writeInTable(s, pos, data.subarray(pos - offset, end - offset));
+    pos = end;
+  }
+}
+
+interface Plan {
+  guestCluster: number;
+  old: L2Entry;
+  /** Host cluster the data goes to. */
+  host: number;
+  /** The entry needs an update (new cluster, or zero-alloc becoming normal). */
+  link: boolean;
+}
+
+/** A write that stays inside one L2 table. */
+async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Promise<void> {
+  const cs = s.g.clusterSize;
+  const first = Math.floor(offset / cs);
+  const last = Math.floor((offset + data.length - 1) / cs);
+  const l1Index = s.map.l1Index(first);
+  assert(s.map.l1Index(last) === l1Index, 'write span stays inside one L2 table');
+  const table = await s.map.privatize(l1Index);
+  const plans: Plan[] = [];
+  for (let c = first; c <= last; c++) {
+    const old = table.get(c % s.g.l2EntriesCount);
+    const inPlace = (old.kind === 'normal' || old.kind === 'zero-alloc') && old.copied;
+    plans.push({ guestCluster: c, old, host: inPlace ? old.offset : -1, link: !inPlace || old.kind === 'zero-alloc' });
+  }
+  // One contiguous allocation for all clusters that need a new one.
+  const fresh = plans.filter((p) => p.host < 0);
+  const freshOffset = fresh.length > 0 ? await s.refcounts.allocate(fresh.length) : 0;
+  fresh.forEach((p, i) => (p.host = freshOffset + i * cs));
+  try {
+    const runs: Run[] = [];
+    for (const p of plans) {
+      const clusterStart = p.guestCluster * cs;
+      const from = Math.max(offset, clusterStart);
+      const to = Math.min(offset + data.length, clusterStart + cs);
+      const piece = data.subarray(from - offset, to - offset);
+      if (p.link && piece.length < cs) {
+        // COW: the untouched part comes from the old guest view of the cluster.
+        const whole = await clusterView(s, p.old.kind === 'zero-alloc' ? { kind: 'zero-plain' } : p.old);
+        whole.set(piece, from - clusterStart);
+        pushRun(runs, p.host, whole);
+      } else {
+        pushRun(runs, p.host + (from - clusterStart), piece);
+      }
+    }
+    for (const run of runs) await s.file.pwrite(run.host, runBytes(run));
+  } catch (error) {
+    if (fresh.length > 0) await s.refcounts.release(freshOffset, fresh.length);
+    throw error;
+  }
+  if (!plans.some((p) => p.link)) return;
+  await markDirtyBit(s);
+  for (const p of plans) {
+    if (!p.link) continue;
+    await s.map.setEntry(p.guestCluster, { kind: 'normal', offset: p.host, copied: true });
+    if (p.host !== (p.old.kind === 'normal' || p.old.kind === 'zero-alloc' ? p.old.offset : -1)) await s.map.release(p.old);
+  }
+}

@@ -1,0 +1,51 @@
+// Typed operating errors of the engine (style.md §5): bad images, bad arguments
+// and I/O failures. Broken internal invariants are assertions (assert.ts), never these.
+
+/**
+ * The first five codes are exactly model/ops.ts's OpErrorKind and are used in the
+ * situations docs/semantics.md names; the rest describe images and I/O.
+ */
+export type Qcow2ErrorCode =
+  | 'out-of-range'
+  | 'invalid-argument'
+  | 'unknown-snapshot'
+  | 'unsupported'
+  | 'refcount-overflow'
+  | 'format'
+  | 'read-only'
+  | 'corrupt'
+  | 'io';
+
+export class Qcow2Error extends Error {
+  readonly code: Qcow2ErrorCode;
+  constructor(code: Qcow2ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'Qcow2Error';
+    this.code = code;
+  }
+}
+
+/** A header or table field outside what the format (or QEMU) allows. */
+export class Qcow2FormatError extends Qcow2Error {
+  readonly field: string;
+  readonly value: string;
+  readonly limit: string;
+  readonly offset?: number;
+  constructor(field: string, value: bigint | number | string, limit: string, offset?: number) {
+    const where = offset === undefined ? '' : ` at offset ${offset}`;
+    super('format', `invalid ${field}${where}: ${String(value)} (${limit})`);
+    this.name = 'Qcow2FormatError';
+    this.field = field;
+    this.value = String(value);
+    this.limit = limit;
+    if (offset !== undefined) this.offset = offset;
+  }
+}
+
+/** Convert a 64-bit on-disk value to a number, refusing (never rounding) past 2^53. */
+export function toSafeNumber(value: bigint, field: string, offset?: number): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new Qcow2FormatError(field, value, `at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1)`, offset);
+  }
+  return Number(value);
+}

@@ -1,0 +1,55 @@
+// The one place that orders metadata writes (style.md §6). Each phase ends with a
+// barrier (BlockFile.flush) so that a crash between any two writes leaves at worst
+// leaked clusters, never a reference to an uncounted or unwritten cluster:
+//   1. refcount blocks, then reftable entries, then the header's reftable fields
+//      (blocks hold only increments: a cluster is counted before it is referenced);
+//   2. L2 tables (they reference clusters counted in phase 1);
+//   3. the active L1 (it references L2 tables written in phase 2);
+//   4. the header (it references the L1 and the snapshot table);
+//   5. the deferred decrements, now that nothing on disk references those clusters.
+// Guest data and new snapshot tables / L1 copies are written before phase 1 by the
+// operations themselves, into clusters nothing on disk references yet.
+import type { ImageState } from './state.js';
+import { encodeCluster0 } from './format/header-extensions.js';
+import { incompatDirty } from './limits.js';
+
+export function isDirty(s: ImageState): boolean {
+  return s.headerDirty || s.refcounts.isDirty || s.map.isDirty || s.refcounts.hasPendingFrees;
+}
+
+export async function flushMetadata(s: ImageState): Promise<void> {
+  if (!isDirty(s)) return;
+  await s.refcounts.writeIncrements();
+  await s.map.writeL2Tables();
+  await s.map.writeL1();
+  if (s.headerDirty) await writeHeader(s);
+  await s.refcounts.applyDecrements();
+}
+
+/** Rebuild and write cluster 0 from the in-memory state (qcow2_update_header). */
+export async function writeHeader(s: ImageState): Promise<void> {
+  syncHeader(s);
+  const cluster0 = encodeCluster0(s.header, s.ext, s.backingName);
+  s.header.headerLength = s.header.version === 2 ? 72 : 112 + s.header.unknownFields.length;
+  await s.file.pwrite(0, cluster0);
+  await s.file.flush();
+  s.headerDirty = false;
+}
+
+export function syncHeader(s: ImageState): void {
+  s.header.l1Size = s.map.l1.size;
+  s.header.l1TableOffset = s.map.l1Offset;
+  s.header.refcountTableOffset = s.refcounts.reftableOffset;
+  s.header.refcountTableClusters = s.refcounts.reftableClusters;
+  s.header.nbSnapshots = s.snapshots.length;
+}
+
+/** Lazy refcounts: set the dirty bit on disk before the first L2 update (qcow2_mark_dirty). */
+export async function markDirtyBit(s: ImageState): Promise<void> {
+  if (!s.lazyRefcounts || (s.header.incompatibleFeatures & incompatDirty) !== 0n) return;
+  s.header.incompatibleFeatures |= incompatDirty;
+  const field = new Uint8Array(8);
+  new DataView(field.buffer).setBigUint64(0, s.header.incompatibleFeatures);
+  await s.file.pwrite(72, field);
+  await s.file.flush();
+}

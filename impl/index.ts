@@ -1,0 +1,9 @@
+// Public API of the qcow2 engine.
+export type { BlockFile } from './io/block-file.js';
+export { MemoryFile } from './io/memory-file.js';
+export { NodeFile } from './io/node-file.js';
+export { Qcow2Image } from './image.js';
+export type { CreateOptions, OpenOptions, SnapshotInfo, MapEntry, ImageInfo } from './image.js';
+export { Qcow2Error, Qcow2FormatError } from './errors.js';
+export type { Qcow2ErrorCode } from './errors.js';
+export { AssertionError } from './assert.js';

@@ -1,0 +1,74 @@
+// Limits on every size an image can claim, checked before anything is allocated
+// from it (style.md §4). Values and reasons from QEMU's block/qcow2.h.
+import { assert } from './assert.js';
+import { Qcow2FormatError } from './errors.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const qcowMagic = 0x514649fb;
+/** 512 B: smaller clusters cannot hold a header (QEMU MIN_CLUSTER_BITS). */
+export const clusterBitsMin = 9;
+/** 2 MiB: QEMU MAX_CLUSTER_BITS; bigger clusters make COW and caches too coarse. */
+export const clusterBitsMax = 21;
+/** QEMU QCOW_MAX_L1_SIZE: caps the in-memory L1 table (and the virtual size). */
+export const l1SizeBytesMax = 32 * MiB;
+/** QEMU QCOW_MAX_REFTABLE_SIZE: caps the in-memory refcount table. */
+export const reftableSizeBytesMax = 8 * MiB;
+/** QEMU QCOW_MAX_SNAPSHOTS. */
+export const snapshotsCountMax = 65536;
+/** QEMU QCOW_MAX_SNAPSHOTS_SIZE: the whole snapshot table is read at open. */
+export const snapshotTableBytesMax = 1024 * 65536;
+/** QEMU QCOW_MAX_SNAPSHOT_EXTRA_DATA. */
+export const snapshotExtraDataBytesMax = 1024;
+/** QEMU QCOW_MAX_CLUSTER_OFFSET: L1/L2 offsets have 56 bits. */
+export const hostOffsetMax = 2n ** 56n - 1n;
+/** The spec's limit on the backing file name. */
+export const backingNameBytesMax = 1023;
+/** QEMU reads the backing format into a 16-byte buffer. */
+export const backingFormatBytesMax = 15;
+/** v2 header struct size. */
+export const headerV2Bytes = 72;
+/** v3 header size QEMU >= 5.1 writes (with the compression type byte and padding). */
+export const headerV3Bytes = 112;
+/** Smallest valid v3 header_length. */
+export const headerV3BytesMin = 104;
+/** Bits QEMU writes into the feature name table; we support dirty and corrupt. */
+export const incompatDirty = 1n;
+export const incompatCorrupt = 2n;
+export const incompatSupportedMask = incompatDirty | incompatCorrupt;
+export const compatLazyRefcounts = 1n;
+/** Refcount orders 0..6 (1..64-bit). */
+export const refcountOrderMax = 6;
+/** Snapshot extra data QEMU >= 5.2 writes: vm_state_size_large, disk_size, icount. */
+export const snapshotExtraDataBytesWritten = 24;
+
+// Relationships the code relies on (TigerBeetle-style load-time checks).
+assert(2 ** clusterBitsMin >= headerV3Bytes + 8, 'a minimal header and end marker fit cluster 0');
+assert(l1SizeBytesMax % 8 === 0 && reftableSizeBytesMax % 8 === 0, 'tables hold whole 8-byte entries');
+assert(Number(hostOffsetMax) > 2 ** 53 - 1, 'hostOffsetMax is checked as bigint');
+
+/**
+ * QEMU's qcow2_validate_table: a table of entriesCount entries at offset must be
+ * cluster aligned, not larger than bytesMax, and not start past the plausible file
+ * end. Run before any buffer is sized by entriesCount.
+ */
+export function validateTable(
+  offset: number,
+  entriesCount: number,
+  entryBytes: number,
+  bytesMax: number,
+  tableName: string,
+  clusterSize: number,
+  fileLength: number,
+): void {
+  if (entriesCount * entryBytes > bytesMax) {
+    throw new Qcow2FormatError(`${tableName} size`, entriesCount, `at most ${bytesMax / entryBytes} entries`, offset);
+  }
+  if (offset % clusterSize !== 0) {
+    throw new Qcow2FormatError(`${tableName} offset`, offset, `a multiple of the cluster size ${clusterSize}`, offset);
+  }
+  if (entriesCount > 0 && offset + entriesCount * entryBytes > fileLength + clusterSize) {
+    throw new Qcow2FormatError(`${tableName} offset`, offset, `table must lie inside the file of ${fileLength} bytes`, offset);
+  }
+}

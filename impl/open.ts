@@ -1,0 +1,120 @@
+// Opening an image: header, extensions, every table validated (limits.ts) before
+// anything is sized by it; an image that fails validation is never written.
+import type { BlockFile } from './io/block-file.js';
+import type { ImageState, WallClock } from './state.js';
+import { Qcow2Error, Qcow2FormatError } from './errors.js';
+import { geometry, sizeToL1 } from './geometry.js';
+import { decodeHeader, headerProbeBytes } from './format/header.js';
+import { decodeBackingName, decodeExtensions } from './format/header-extensions.js';
+import { decodeL1, L1Table } from './format/l1-table.js';
+import { decodeReftable } from './format/refcount-table.js';
+import { decodeSnapshotTable } from './format/snapshot-table.js';
+import { Refcounts } from './refcount.js';
+import { ClusterMap } from './cluster-map.js';
+import { flushMetadata, writeHeader } from './flush.js';
+import {
+  compatLazyRefcounts,
+  incompatCorrupt,
+  incompatDirty,
+  l1SizeBytesMax,
+  reftableSizeBytesMax,
+  snapshotsCountMax,
+  snapshotTableBytesMax,
+  validateTable,
+} from './limits.js';
+import { repairRefcounts } from './repair.js';
+
+export interface OpenConstraints {
+  readOnly: boolean;
+  l2CacheEntries?: number | undefined;
+  refcountCacheEntries?: number | undefined;
+  clock: WallClock;
+}
+
+/** Default cache sizes: a fixed memory budget, at least a few tables. */
+const l2CacheBytes = 8 * 1024 * 1024;
+const refcountCacheBytes = 2 * 1024 * 1024;
+
+function cacheEntries(requested: number | undefined, budget: number, clusterSize: number, what: string): number {
+  if (requested !== undefined) {
+    if (!Number.isSafeInteger(requested) || requested < 2) throw new Qcow2Error('invalid-argument', `${what} must be an integer >= 2, got ${requested}`);
+    return requested;
+  }
+  return Math.max(4, Math.min(1024, Math.floor(budget / clusterSize)));
+}
+
+export async function openState(file: BlockFile, c: OpenConstraints): Promise<ImageState> {
+  const fileLength = await file.length();
+  const probe = decodeHeader(await file.pread(0, headerProbeBytes));
+  const cs = 2 ** probe.clusterBits;
+  const cluster0 = await file.pread(0, cs);
+  const header = decodeHeader(cluster0);
+  const ext = decodeExtensions(cluster0, header);
+  const backingName = decodeBackingName(cluster0, header);
+  if (backingName !== undefined) throw new Qcow2Error('unsupported', `images with a backing file are not supported yet (backing file '${backingName}')`);
+  if (!c.readOnly && (header.incompatibleFeatures & incompatCorrupt) !== 0n) {
+    throw new Qcow2Error('corrupt', 'image has the corrupt bit set; it can only be opened read-only');
+  }
+  const g = geometry(header.version, header.clusterBits, header.refcountOrder);
+  validateTable(header.l1TableOffset, header.l1Size, 8, l1SizeBytesMax, 'L1 table', cs, fileLength);
+  if (header.l1Size < sizeToL1(g, header.size)) {
+    throw new Qcow2FormatError('l1_size', header.l1Size, `at least ${sizeToL1(g, header.size)} for size ${header.size}`, 36);
+  }
+  const reftableEntries = (header.refcountTableClusters * cs) / 8;
+  validateTable(header.refcountTableOffset, reftableEntries, 8, reftableSizeBytesMax, 'refcount table', cs, fileLength);
+  if (header.nbSnapshots > snapshotsCountMax) {
+    throw new Qcow2FormatError('nb_snapshots', header.nbSnapshots, `at most ${snapshotsCountMax}`, 60);
+  }
+  validateTable(header.snapshotsOffset, header.nbSnapshots, 40, snapshotTableBytesMax, 'snapshot table', cs, fileLength);
+  const l1 = header.l1Size > 0 ? decodeL1(await file.pread(header.l1TableOffset, header.l1Size * 8), header.l1Size, cs, header.l1TableOffset) : new L1Table(0);
+  const reftable = decodeReftable(await file.pread(header.refcountTableOffset, reftableEntries * 8), reftableEntries, cs, header.refcountTableOffset);
+  const { entries: snapshots, bytes: snapshotTableBytes } = await readSnapshotTable(file, header.snapshotsOffset, header.nbSnapshots, fileLength);
+  const refcounts = new Refcounts(file, g, reftable, header.refcountTableOffset, header.refcountTableClusters,
+    cacheEntries(c.refcountCacheEntries, refcountCacheBytes, cs, 'refcountCacheEntries'));
+  // The L2 cache's eviction hook flushes the whole image: it needs the state built below.
+  const holder: { s?: ImageState } = {};
+  const map = new ClusterMap(file, g, refcounts, l1, header.l1TableOffset,
+    cacheEntries(c.l2CacheEntries, l2CacheBytes, cs, 'l2CacheEntries'), () => flushMetadata(must(holder.s)));
+  refcounts.onFreed = (offset) => map.l2Cache.drop(offset);
+  const s: ImageState = {
+    file, g, header, ext, backingName, refcounts, map, snapshots, snapshotTableBytes,
+    readOnly: c.readOnly, headerDirty: false,
+    lazyRefcounts: (header.compatibleFeatures & compatLazyRefcounts) !== 0n,
+    clock: c.clock,
+  };
+  holder.s = s;
+  map.onL1Moved = () => (s.headerDirty = true);
+  if (!c.readOnly) {
+    if ((header.incompatibleFeatures & incompatDirty) !== 0n) {
+      await repairRefcounts(s);
+      header.incompatibleFeatures &= ~incompatDirty;
+      s.headerDirty = true;
+    }
+    if (header.autoclearFeatures !== 0n) {
+      // We maintain no autoclear feature (bitmaps, raw data file): clear them all before writing.
+      header.autoclearFeatures = 0n;
+      s.headerDirty = true;
+    }
+    if (s.headerDirty) await writeHeader(s);
+  }
+  return s;
+}
+
+function must<T>(value: T | undefined): T {
+  if (value === undefined) throw new Qcow2Error('io', 'image state used before it was opened');
+  return value;
+}
+
+/** Read the snapshot table entry by entry: its byte size is only known by walking it. */
+async function readSnapshotTable(file: BlockFile, offset: number, count: number, fileLength: number) {
+  if (count === 0) return { entries: [], bytes: 0 };
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    at = (at + 7) & ~7;
+    const fixed = new DataView((await file.pread(offset + at, 40)).buffer);
+    at += 40 + fixed.getUint32(36) + fixed.getUint16(12) + fixed.getUint16(14);
+    if (at > snapshotTableBytesMax) throw new Qcow2FormatError('snapshot table size', at, `at most ${snapshotTableBytesMax}`, offset);
+    if (offset + at > fileLength) throw new Qcow2FormatError('snapshot table', `entry ${i} ends at ${offset + at}`, `inside the file of ${fileLength} bytes`, offset);
+  }
+  return { entries: decodeSnapshotTable(await file.pread(offset, at), count, offset), bytes: at };
+}

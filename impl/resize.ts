@@ -1,0 +1,65 @@
+// resize (QEMU qcow2_co_truncate) per docs/semantics.md, including the fix for the
+// stale tail QEMU 7.2 exposes when growing an image whose size is not cluster aligned.
+import type { ImageState } from './state.js';
+import { Qcow2Error } from './errors.js';
+import { sizeToL1 } from './geometry.js';
+import { writeGuest } from './data-path.js';
+import { discardGuest } from './zero-discard.js';
+import { flushMetadata } from './flush.js';
+
+export function checkResize(s: ImageState, newSize: number): void {
+  if (!Number.isSafeInteger(newSize) || newSize < 0 || newSize % 512 !== 0) {
+    throw new Qcow2Error('invalid-argument', `new size ${newSize} is not a non-negative multiple of 512`);
+  }
+  if (s.g.version === 2 && s.snapshots.length > 0) {
+    throw new Qcow2Error('unsupported', "can't resize a version 2 image which has snapshots");
+  }
+}
+
+export async function resizeImage(s: ImageState, newSize: number): Promise<void> {
+  checkResize(s, newSize);
+  const oldSize = s.header.size;
+  if (newSize === oldSize) return;
+  const cs = s.g.clusterSize;
+  if (newSize > oldSize) {
+    await s.map.growL1(sizeToL1(s.g, newSize), true);
+    s.header.size = newSize;
+    s.headerDirty = true;
+    if (oldSize % cs !== 0) {
+      const entry = await s.map.entry(Math.floor(oldSize / cs));
+      if (entry.kind === 'normal' || entry.kind === 'compressed') {
+        const tailEnd = Math.min(newSize, (Math.floor(oldSize / cs) + 1) * cs);
+        await writeGuest(s, oldSize, new Uint8Array(tailEnd - oldSize));
+      }
+    }
+    return;
+  }
+  await shrink(s, oldSize, newSize);
+}
+
+async function shrink(s: ImageState, oldSize: number, newSize: number): Promise<void> {
+  const cs = s.g.clusterSize;
+  const keepL1 = sizeToL1(s.g, newSize);
+  const from = Math.ceil(newSize / cs) * cs;
+  // Full discard of the clusters past the new end that live in tables still needed.
+  const stillNeededEnd = Math.min(oldSize, keepL1 * cs * s.g.l2EntriesCount);
+  if (from < stillNeededEnd) await discardGuest(s, from, stillNeededEnd - from, true);
+  // Tables wholly past the new L1 need leave the active L1: the active walk no
+  // longer reaches them nor their data (qcow2_shrink_l1_table).
+  for (let i = keepL1; i < s.map.l1.size; i++) {
+    const offset = s.map.l1.offsets[i] ?? 0;
+    if (offset === 0) continue;
+    const table = await s.map.l2Cache.get(offset);
+    for (let j = 0; j < s.g.l2EntriesCount; j++) await s.map.release(table.get(j));
+    s.map.l1.offsets[i] = 0;
+    s.map.l1.copied[i] = 0;
+    s.map.markL1Dirty(i);
+    await s.refcounts.decrement(offset / cs);
+  }
+  s.header.size = newSize;
+  s.headerDirty = true;
+  await flushMetadata(s);
+  // Give back the file space past the last cluster still in use.
+  const end = ((await s.refcounts.lastUsedCluster()) + 1) * cs;
+  if (end < (await s.file.length())) await s.file.truncate(end);
+}

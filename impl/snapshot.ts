@@ -1,0 +1,170 @@
+// Internal snapshots (QEMU qcow2-snapshot.c, qcow2_update_snapshot_refcount).
+// Every operation checks refcount overflow before changing anything, so a refused
+// create/revert leaves no trace (QEMU 7.2 leaks a cluster there). Each starts and
+// ends with a flush, so no deferred decrement is pending while it counts.
+import type { ImageState } from './state.js';
+import type { SnapshotEntry } from './format/snapshot-table.js';
+import type { L2Table } from './format/l2-entry.js';
+import { assert } from './assert.js';
+import { Qcow2Error } from './errors.js';
+import { L1Table, decodeL1, encodeL1 } from './format/l1-table.js';
+import { encodeSnapshotTable } from './format/snapshot-table.js';
+import { compressedClusters } from './compressed.js';
+import { l1SizeBytesMax, snapshotTableBytesMax, snapshotsCountMax, snapshotExtraDataBytesWritten, validateTable } from './limits.js';
+import { flushMetadata } from './flush.js';
+import { resizeImage, checkResize } from './resize.js';
+
+/** QEMU find_snapshot_by_id_or_name: an ID equal to name wins, else the first name match. */
+export function findSnapshot(s: ImageState, name: string): number {
+  const byId = s.snapshots.findIndex((e) => e.id === name);
+  const index = byId >= 0 ? byId : s.snapshots.findIndex((e) => e.name === name);
+  if (index < 0) throw new Qcow2Error('unknown-snapshot', `snapshot '${name}' not found`);
+  return index;
+}
+
+/** Host clusters reached by walking an L1 (tables and the data they reference), with multiplicity. */
+export async function walk(s: ImageState, l1: L1Table): Promise<Map<number, number>> {
+  const counts = new Map<number, number>();
+  const add = (c: number) => counts.set(c, (counts.get(c) ?? 0) + 1);
+  const cs = s.g.clusterSize;
+  for (let i = 0; i < l1.size; i++) {
+    const offset = l1.offsets[i] ?? 0;
+    if (offset === 0) continue;
+    add(offset / cs);
+    const table = await s.map.l2Cache.get(offset);
+    for (let j = 0; j < s.g.l2EntriesCount; j++) {
+      const e = table.get(j);
+      if (e.kind === 'normal' || e.kind === 'zero-alloc') add(e.offset / cs);
+      else if (e.kind === 'compressed') for (const c of compressedClusters(e.descriptor, s.g)) add(c);
+    }
+  }
+  return counts;
+}
+
+async function checkOverflow(s: ImageState, increments: Map<number, number>): Promise<void> {
+  for (const [cluster, k] of increments) {
+    const now = await s.refcounts.logical(cluster);
+    if (now + k > s.g.refcountMax) {
+      throw new Qcow2Error('refcount-overflow', `cluster ${cluster} would get refcount ${now + k} (max ${s.g.refcountMax})`);
+    }
+  }
+}
+
+/** Recompute COPIED on the active L1 and its L2 tables from the live refcounts. */
+export async function syncCopied(s: ImageState): Promise<void> {
+  const l1 = s.map.l1;
+  const cs = s.g.clusterSize;
+  for (let i = 0; i < l1.size; i++) {
+    const offset = l1.offsets[i] ?? 0;
+    if (offset === 0) continue;
+    const copied = (await s.refcounts.logical(offset / cs)) === 1 ? 1 : 0;
+    if (l1.copied[i] !== copied) {
+      l1.copied[i] = copied;
+      s.map.markL1Dirty(i);
+    }
+    const table: L2Table = await s.map.l2Cache.get(offset);
+    for (let j = 0; j < s.g.l2EntriesCount; j++) {
+      const e = table.get(j);
+      if (e.kind !== 'normal' && e.kind !== 'zero-alloc') continue;
+      const want = (await s.refcounts.logical(e.offset / cs)) === 1;
+      if (e.copied !== want) {
+        table.set(j, { ...e, copied: want });
+        s.map.l2Cache.markDirty(offset);
+      }
+    }
+  }
+}
+
+/** Write the whole table at a new place (qcow2_write_snapshots); the old one is freed. */
+async function writeSnapshotTable(s: ImageState, entries: SnapshotEntry[]): Promise<void> {
+  const cs = s.g.clusterSize;
+  const bytes = entries.length > 0 ? encodeSnapshotTable(entries, snapshotExtraDataBytesWritten) : new Uint8Array(0);
+  if (bytes.length > snapshotTableBytesMax) throw new Qcow2Error('unsupported', `snapshot table would need ${bytes.length} bytes`);
+  const clusters = Math.ceil(bytes.length / cs);
+  const offset = clusters > 0 ? await s.refcounts.allocate(clusters) : 0;
+  if (clusters > 0) await s.file.pwrite(offset, bytes);
+  const oldOffset = s.header.snapshotsOffset;
+  const oldClusters = Math.ceil(s.snapshotTableBytes / cs);
+  for (let c = 0; c < oldClusters; c++) await s.refcounts.decrement(oldOffset / cs + c);
+  s.snapshots = entries;
+  s.snapshotTableBytes = bytes.length;
+  s.header.snapshotsOffset = offset;
+  s.headerDirty = true;
+}
+
+async function loadSnapshotL1(s: ImageState, e: SnapshotEntry): Promise<L1Table> {
+  validateTable(e.l1TableOffset, e.l1Size, 8, l1SizeBytesMax, `snapshot ${e.id} L1 table`, s.g.clusterSize, await s.file.length());
+  return decodeL1(await s.file.pread(e.l1TableOffset, e.l1Size * 8), e.l1Size, s.g.clusterSize, e.l1TableOffset);
+}
+
+export async function createSnapshot(s: ImageState, name: string): Promise<void> {
+  if (s.snapshots.length >= snapshotsCountMax) throw new Qcow2Error('unsupported', `already ${snapshotsCountMax} snapshots`);
+  await flushMetadata(s);
+  const increments = await walk(s, s.map.l1);
+  await checkOverflow(s, increments);
+  const cs = s.g.clusterSize;
+  const l1 = s.map.l1;
+  // The copy is written as it is in memory, COPIED bits included (they go stale).
+  const copyOffset = l1.size > 0 ? await s.refcounts.allocate(Math.ceil((l1.size * 8) / cs)) : 0;
+  if (l1.size > 0) await s.file.pwrite(copyOffset, encodeL1(l1));
+  for (const [cluster, k] of increments) await s.refcounts.increment(cluster, k);
+  await syncCopied(s);
+  const maxId = s.snapshots.reduce((m, e) => Math.max(m, /^\d+$/.test(e.id) ? Number(e.id) : 0), 0);
+  const extraData = new Uint8Array(snapshotExtraDataBytesWritten);
+  const now = s.clock();
+  const entry: SnapshotEntry = {
+    l1TableOffset: copyOffset,
+    l1Size: l1.size,
+    id: String(maxId + 1),
+    name,
+    dateSec: now.sec,
+    dateNsec: now.nsec,
+    vmClockNsec: 0n,
+    vmStateSize: 0,
+    diskSize: s.header.size,
+    extraData,
+  };
+  await writeSnapshotTable(s, [...s.snapshots, entry]);
+  await flushMetadata(s);
+}
+
+export async function revertSnapshot(s: ImageState, name: string): Promise<void> {
+  const e = s.snapshots[findSnapshot(s, name)];
+  assert(e !== undefined, 'found snapshot exists');
+  const diskSize = e.diskSize ?? s.header.size;
+  if (diskSize !== s.header.size) checkResize(s, diskSize);
+  await flushMetadata(s);
+  const snapL1 = await loadSnapshotL1(s, e);
+  const increments = await walk(s, snapL1);
+  await checkOverflow(s, increments);
+  if (diskSize !== s.header.size) {
+    await resizeImage(s, diskSize);
+    await flushMetadata(s);
+  }
+  await s.map.growL1(snapL1.size, true);
+  for (const [cluster, k] of increments) await s.refcounts.increment(cluster, k);
+  const old = s.map.l1;
+  const decrements = await walk(s, old);
+  // The active L1 keeps its place and size; it takes the snapshot's entries.
+  const next = snapL1.resized(old.size);
+  s.map.l1 = next;
+  for (let i = 0; i < next.size; i++) s.map.markL1Dirty(i);
+  for (const [cluster, k] of decrements) await s.refcounts.decrement(cluster, k);
+  await syncCopied(s);
+  await flushMetadata(s);
+}
+
+export async function deleteSnapshot(s: ImageState, name: string): Promise<void> {
+  const index = findSnapshot(s, name);
+  const e = s.snapshots[index];
+  assert(e !== undefined, 'found snapshot exists');
+  await flushMetadata(s);
+  const snapL1 = await loadSnapshotL1(s, e);
+  const decrements = await walk(s, snapL1);
+  await writeSnapshotTable(s, s.snapshots.filter((_, i) => i !== index));
+  for (const [cluster, k] of decrements) await s.refcounts.decrement(cluster, k);
+  const cs = s.g.clusterSize;
+  for (let c = 0; c < Math.ceil((e.l1Size * 8) / cs); c++) await s.refcounts.decrement(e.l1TableOffset / cs + c);
+  await syncCopied(s);
+  await flushMetadata(s);
+}

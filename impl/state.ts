@@ -1,0 +1,30 @@
+// The state every engine job works on (one open image).
+import type { BlockFile } from './io/block-file.js';
+import type { Geometry } from './geometry.js';
+import type { Header } from './format/header.js';
+import type { HeaderExtensions } from './format/header-extensions.js';
+import type { SnapshotEntry } from './format/snapshot-table.js';
+import type { Refcounts } from './refcount.js';
+import type { ClusterMap } from './cluster-map.js';
+
+export interface WallClock {
+  (): { sec: number; nsec: number };
+}
+
+export interface ImageState {
+  readonly file: BlockFile;
+  readonly g: Geometry;
+  readonly header: Header;
+  readonly ext: HeaderExtensions;
+  readonly backingName: string | undefined;
+  readonly refcounts: Refcounts;
+  readonly map: ClusterMap;
+  snapshots: SnapshotEntry[];
+  /** Byte size of the snapshot table as written (refcounted range). */
+  snapshotTableBytes: number;
+  readonly readOnly: boolean;
+  /** Cluster 0 must be rewritten at the next flush. */
+  headerDirty: boolean;
+  readonly lazyRefcounts: boolean;
+  readonly clock: WallClock;
+}
