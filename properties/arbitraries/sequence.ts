@@ -36,7 +36,9 @@ export function commandsFor(swarm: SwarmWeights, commandsCountMax: number): fc.A
   const weighted = commandKinds
     .filter((k) => swarm[k] > 0)
     .map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] }));
-  return fc.commands([fc.oneof(...weighted)], { maxCommands: commandsCountMax, size: 'max' });
+  // noBias: fast-check's small-first bias would make early sequences a handful of
+  // commands; lengths are uniform up to the maximum instead (shrinking still removes)
+  return fc.noBias(fc.commands([fc.oneof(...weighted)], { maxCommands: commandsCountMax, size: 'max' }));
 }
 
 export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Sequence> {

@@ -1,0 +1,37 @@
+// QEMU through the same driver interface: its outcomes and reads must match the
+// model too (docs/semantics.md was checked against qemu-io 7.2).
+import { describe, expect, it, vi } from 'vitest';
+vi.mock('../../impl/index.js', () => ({}));
+import { formatText, replayOps, runProperty } from '../../properties/index.js';
+
+describe('qemu driver', () => {
+  it('agrees with the model on outcomes and reads for a few sequences', async () => {
+    const result = await runProperty({
+      property: 'readsAndOutcomes',
+      impl: 'qemu',
+      numRuns: 4,
+      sequence: { commandsCountMax: 12, image: { clusterBitsMax: 16 } },
+    });
+    expect(result.status, formatText(result)).toBe('passed');
+  });
+
+  it('maps QEMU refusals to the model error kinds', async () => {
+    const result = await replayOps({
+      impl: 'qemu',
+      options: { version: 2, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 4096 },
+      properties: ['readsAndOutcomes'],
+      ops: [
+        { kind: 'write', offset: 4000, length: 200, pattern: 1 },
+        { kind: 'resize', size: 1000 },
+        { kind: 'snapshotCreate', name: 'base' },
+        { kind: 'resize', size: 8192 },
+        { kind: 'snapshotRevert', name: 'missing' },
+        { kind: 'snapshotDelete', name: 'missing' },
+        { kind: 'write', offset: 0, length: 600, pattern: 0, seed: 7 },
+        { kind: 'read', offset: 0, length: 4096 },
+      ],
+    });
+    expect(result.status, formatText(result)).toBe('passed');
+    expect(result.coverage.outcomes).toEqual({ ok: 2, 'out-of-range': 1, 'invalid-argument': 1, unsupported: 1, 'unknown-snapshot': 2 });
+  });
+});
