@@ -6,9 +6,24 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openQemuIo, qemuImgCreate, qemuImgSnapshot, type QemuCreateConstraints } from '../../oracle/index.js';
 
-export type BaseName = 'v3-c512-r8' | 'v2-c4k' | 'v3-c64k' | 'v3-c4k-r4-lazy' | 'v3-c4k-r2-compressed';
+export type BaseName =
+  | 'v3-c512-r8'
+  | 'v2-c4k'
+  | 'v3-c64k'
+  | 'v3-c4k-r4-lazy'
+  | 'v3-c4k-r2-compressed'
+  | 'v3-c4k-r1'
+  | 'v3-c512-r64';
 
-export const baseNames: readonly BaseName[] = ['v3-c512-r8', 'v2-c4k', 'v3-c64k', 'v3-c4k-r4-lazy', 'v3-c4k-r2-compressed'];
+export const baseNames: readonly BaseName[] = [
+  'v3-c512-r8',
+  'v2-c4k',
+  'v3-c64k',
+  'v3-c4k-r4-lazy',
+  'v3-c4k-r2-compressed',
+  'v3-c4k-r1',
+  'v3-c512-r64',
+];
 
 type Step = { readonly io: string } | { readonly snapshot: string };
 
@@ -49,6 +64,15 @@ const recipes: Readonly<Record<BaseName, BaseRecipe>> = {
   'v3-c4k-r2-compressed': {
     create: { size: 1024 * KiB, clusterSize: 4096, refcountBits: 2 },
     steps: [{ io: 'write -q -c -P 0x11 0 4096' }, { io: 'write -q -c -P 0x22 4096 4096' }, { io: 'write -q -P 0x33 8192 4096' }],
+  },
+  // The extreme refcount widths: 1 bit (LSB-first packing inside each byte) and 64 bits.
+  'v3-c4k-r1': {
+    create: { size: 1024 * KiB, clusterSize: 4096, refcountBits: 1 },
+    steps: [{ io: 'write -q -P 0x11 0 16384' }],
+  },
+  'v3-c512-r64': {
+    create: { size: 64 * KiB, clusterSize: 512, refcountBits: 64 },
+    steps: [{ io: 'write -q -P 0x11 0 2048' }, { io: 'write -q -P 0x22 40960 512' }],
   },
 };
 

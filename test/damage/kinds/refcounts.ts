@@ -39,6 +39,37 @@ export const refcountKinds: readonly DamageKind[] = [
     qemu: leaksOnly(1),
   },
   {
+    name: 'refcount-r1-orphan-cluster',
+    description: '1-bit refcounts: a cluster appended to the file has its refcount bit set (a leak)',
+    base: 'v3-c4k-r1',
+    damage: (image, l) => {
+      l.setRefcount(image.length / l.cs, 1);
+      return grow(image, l.cs);
+    },
+    qemu: leaksOnly(1),
+  },
+  {
+    name: 'refcount-r1-zero-private-data',
+    description: '1-bit refcounts: the last private data cluster has its refcount bit cleared',
+    base: 'v3-c4k-r1',
+    damage: (_image, l) => l.setRefcount(l.cluster(hostOf(l.l2Entries().at(-1)?.raw ?? 0n)), 0),
+    qemu: corrupt(2),
+  },
+  {
+    name: 'refcount-r64-too-low-l2',
+    description: '64-bit refcounts: the second active L2 table has on-disk refcount 0',
+    base: 'v3-c512-r64',
+    damage: (_image, l) => l.setRefcount(l.cluster(l.l2TableOffset(1)), 0),
+    qemu: corrupt(2),
+  },
+  {
+    name: 'refcount-r64-huge-leak',
+    description: '64-bit refcounts: the header cluster has refcount 2^40 (a leak)',
+    base: 'v3-c512-r64',
+    damage: (_image, l) => l.setRefcount(0, 2 ** 40),
+    qemu: leaksOnly(1),
+  },
+  {
     name: 'reftable-entry-unaligned',
     description: 'refcount table entry 0 points 512 bytes into its refblock cluster',
     base: 'v3-c4k-r4-lazy',

@@ -88,6 +88,15 @@ describe('QemuIoSession', () => {
     });
   });
 
+  it('reports a qemu-io that dies mid-command, then refuses further commands', async () => {
+    const path = await image();
+    const session = await openQemuIo(path);
+    // qemu-io's sigraise kills the process itself, as a crash inside QEMU would.
+    await expect(session.run('sigraise 9')).rejects.toMatchObject({ detail: expect.stringMatching(/signal SIGKILL/) });
+    await expect(session.read(0, 512)).rejects.toMatchObject({ detail: expect.stringMatching(/not running/) });
+    await session.close();
+  });
+
   it('removes its scratch files on close', async () => {
     const path = await image();
     const session = await openQemuIo(path);
