@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-function summary(report: Pick<CheckReport, 'verdict' | 'corruptions' | 'leaks'>): string {
+function summary(report: { readonly verdict: string; readonly corruptions: number; readonly leaks: number }): string {
   return `${report.verdict} (corruptions ${report.corruptions}, leaks ${report.leaks})`;
 }
 
