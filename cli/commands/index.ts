@@ -11,4 +11,13 @@ import { register as registerSnapshot } from './snapshot.js';
 /** Each subcommand lives in its own file and registers itself here. */
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: readonly RegisterCommand[] = [registerCheck, registerGate];
+export const commands: readonly RegisterCommand[] = [
+  registerCheck,
+  registerGate,
+  registerCreate,
+  registerIo,
+  registerSnapshot,
+  registerConvert,
+  registerInfo,
+  registerMap,
+];

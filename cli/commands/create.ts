@@ -1,0 +1,146 @@
+import type { Command } from 'commander';
+import { Qcow2Error, Qcow2Image, type CreateOptions } from '../../impl/index.js';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+import { outputOf } from '../io-commands/output.js';
+import { parseSize } from '../sizes.js';
+
+/** The -o options qemu-img create -f qcow2 takes that the engine implements. */
+export type ImageCreateOptions = Omit<CreateOptions, 'size'>;
+
+const sectorBytes = 512;
+const clusterBytesMin = 512;
+const clusterBytesMax = 2 << 20;
+const refcountBitsMax = 64;
+
+const optionKeys = ['cluster_size', 'refcount_bits', 'compat', 'lazy_refcounts'] as const;
+type OptionKey = (typeof optionKeys)[number];
+
+function usage(message: string): CliError {
+  return new CliError(message, exitCodes.usage);
+}
+
+/**
+ * Parses qemu-img's `-o key=value,key=value` (several -o are joined with
+ * commas, as qemu-img does) and applies qemu-img's own rules with its words:
+ * cluster size a power of two in 512…2048k, refcount width a power of two
+ * ≤ 64, widths other than 16 and lazy refcounts only with compat=1.1.
+ */
+export function parseImageOptions(texts: readonly string[]): ImageCreateOptions {
+  const options: { -readonly [K in keyof ImageCreateOptions]: ImageCreateOptions[K] } = {};
+  for (const [k, value] of parseOptionList(texts)) {
+    switch (k) {
+      case 'cluster_size': {
+        const bytes = parseSize(value, 'cluster_size');
+        if (bytes < clusterBytesMin || bytes > clusterBytesMax || (bytes & (bytes - 1)) !== 0) {
+          throw usage(`cluster_size ${value}: cluster size must be a power of two between 512 and 2048k`);
+        }
+        options.clusterSize = bytes;
+        break;
+      }
+      case 'refcount_bits': {
+        const bits = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+        if (!(bits >= 1 && bits <= refcountBitsMax) || (bits & (bits - 1)) !== 0) {
+          throw usage(`refcount_bits ${value}: refcount width must be a power of two and may not exceed 64 bits`);
+        }
+        options.refcountBits = bits;
+        break;
+      }
+      case 'compat':
+        if (value === '0.10' || value === 'v2') options.compat = '0.10';
+        else if (value === '1.1' || value === 'v3') options.compat = '1.1';
+        else throw usage(`compat ${value}: expected 0.10 (v2) or 1.1 (v3)`);
+        break;
+      case 'lazy_refcounts':
+        options.lazyRefcounts = parseOnOff(value, k);
+        break;
+      default: {
+        const never: never = k;
+        throw new Error(`unhandled -o option ${String(never)}`);
+      }
+    }
+  }
+  if (options.compat === '0.10' && options.lazyRefcounts === true) {
+    throw usage('lazy refcounts are only supported with compat=1.1');
+  }
+  if (options.compat === '0.10' && options.refcountBits !== undefined && options.refcountBits !== 16) {
+    throw usage('refcount widths other than 16 bits require compat=1.1');
+  }
+  return options;
+}
+
+/** The key=value pairs of -o lists in the order given (a repeated key: the last wins, as in qemu-img). */
+export function parseOptionList(texts: readonly string[]): Map<OptionKey, string> {
+  const pairs = new Map<OptionKey, string>();
+  for (const item of texts.join(',').split(',').filter((s) => s !== '')) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    const value = eq < 0 ? '' : item.slice(eq + 1);
+    if (!isOptionKey(key)) throw usage(`unknown -o option '${key}' (known: ${optionKeys.join(', ')})`);
+    if (value === '') throw usage(`-o option '${key}' needs a value`);
+    pairs.set(key, value);
+  }
+  return pairs;
+}
+
+function isOptionKey(key: string): key is OptionKey {
+  return (optionKeys as readonly string[]).includes(key);
+}
+
+/** qemu's boolean option words (util/qemu-option.c parse_option_bool and its aliases). */
+function parseOnOff(value: string, key: string): boolean {
+  if (['on', 'yes', 'y', 'true'].includes(value)) return true;
+  if (['off', 'no', 'n', 'false'].includes(value)) return false;
+  throw usage(`${key} ${value}: expected on or off`);
+}
+
+/** qemu-img create rounds the size up to whole 512-byte sectors. */
+export function roundUpToSector(bytes: number): number {
+  return Math.ceil(bytes / sectorBytes) * sectorBytes;
+}
+
+/**
+ * qemu-img's "Formatting …" line: the size as requested (before rounding) and
+ * compat as spelled on the command line, defaults filled in, as qemu-img prints them.
+ */
+export function formattingLine(file: string, requestedSize: number, optionTexts: readonly string[]): string {
+  const options = parseImageOptions(optionTexts);
+  const given = parseOptionList(optionTexts).get('compat');
+  const compat = given === undefined ? '' : ` compat=${given}`;
+  const size = requestedSize;
+  return (
+    `Formatting '${file}', fmt=qcow2 cluster_size=${options.clusterSize ?? 65536} extended_l2=off ` +
+    `compression_type=zlib size=${size}${compat} lazy_refcounts=${options.lazyRefcounts === true ? 'on' : 'off'} ` +
+    `refcount_bits=${options.refcountBits ?? 16}`
+  );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function register(program: Command): void {
+  program
+    .command('create')
+    .description('create a new qcow2 image with the engine (like qemu-img create -f qcow2)')
+    .argument('<file>', 'image file to create (overwritten if it exists)')
+    .argument('<size>', 'virtual size: bytes, or with a suffix k, M, G, T (rounded up to 512)')
+    .option('-f, --format <fmt>', 'image format (only qcow2)', 'qcow2')
+    .option('-o, --options <list>', 'cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off', collect, [])
+    .option('-q, --quiet', 'do not print the Formatting line')
+    .action(async (file: string, sizeText: string, opts: { format: string; options: string[]; quiet?: boolean }, cmd: Command) => {
+      if (opts.format !== 'qcow2') throw usage(`create: unsupported format '${opts.format}' (only qcow2)`);
+      const options = parseImageOptions(opts.options);
+      const requested = parseSize(sizeText, 'image size');
+      const size = roundUpToSector(requested);
+      if (opts.quiet !== true) outputOf(cmd).out(formattingLine(file, requested, opts.options));
+      let image: Qcow2Image;
+      try {
+        image = await Qcow2Image.createFile(file, { ...options, size });
+      } catch (error) {
+        if (error instanceof Qcow2Error) throw new CliError(`could not create '${file}': ${error.message}`);
+        throw error;
+      }
+      await image.close();
+    });
+}

@@ -1,0 +1,109 @@
+import { stat } from 'node:fs/promises';
+import type { Command } from 'commander';
+import type { ImageInfo } from '../../impl/index.js';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+import { openImage } from '../io-commands/open-image.js';
+import { outputOf } from '../io-commands/output.js';
+import { formatSize } from '../sizes.js';
+import { formatSnapshotTable, snapshotJson, type ListedSnapshot } from './snapshot.js';
+
+type Json = string | number | bigint | boolean | readonly Json[] | { readonly [key: string]: Json };
+
+/**
+ * qemu-img's JSON layout (4-space indent, "key": value), with bigints printed
+ * as plain integers: JSON.stringify can neither, and qemu's members such as
+ * icount are 64-bit.
+ */
+export function formatQemuJson(value: Json, indent = 0): string {
+  const pad = ' '.repeat(indent + 4);
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    return `[\n${value.map((v: Json) => pad + formatQemuJson(v, indent + 4)).join(',\n')}\n${' '.repeat(indent)}]`;
+  }
+  const entries = Object.entries(value as { readonly [key: string]: Json });
+  if (entries.length === 0) return '{}';
+  return `{\n${entries.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${formatQemuJson(v, indent + 4)}`).join(',\n')}\n${' '.repeat(indent)}}`;
+}
+
+/** ImageInfoSpecificQCow2 members, in the order qemu-img 7.2 prints them. */
+export function formatSpecificData(info: ImageInfo): { [key: string]: Json } {
+  if (info.version === 2) return { compat: '0.10', 'compression-type': 'zlib', 'refcount-bits': info.refcountBits };
+  return {
+    compat: '1.1',
+    'compression-type': 'zlib',
+    'lazy-refcounts': info.lazyRefcounts,
+    'refcount-bits': info.refcountBits,
+    corrupt: info.corrupt,
+    'extended-l2': false,
+  };
+}
+
+/** `qemu-img info --output=json`, members in qemu-img 7.2's order. */
+export function infoJson(info: ImageInfo, filename: string, actualSize: number): { [key: string]: Json } {
+  const snapshots = info.snapshots as readonly ListedSnapshot[];
+  return {
+    ...(snapshots.length > 0 ? { snapshots: snapshots.map((s) => snapshotJson(s) as { [key: string]: Json }) } : {}),
+    ...(info.backingFormat === undefined ? {} : { 'backing-filename-format': info.backingFormat }),
+    'virtual-size': info.virtualSize,
+    filename,
+    'cluster-size': info.clusterSize,
+    format: 'qcow2',
+    'actual-size': actualSize,
+    'format-specific': { type: 'qcow2', data: formatSpecificData(info) },
+    ...(info.backingFile === undefined ? {} : { 'backing-filename': info.backingFile }),
+    'dirty-flag': info.dirty,
+  };
+}
+
+/** `qemu-img info` human output (block/qapi.c bdrv_image_info_dump). */
+export function infoText(info: ImageInfo, filename: string, actualSize: number): string[] {
+  const lines = [
+    `image: ${filename}`,
+    'file format: qcow2',
+    `virtual size: ${formatSize(info.virtualSize)} (${info.virtualSize} bytes)`,
+    `disk size: ${formatSize(actualSize)}`,
+    `cluster_size: ${info.clusterSize}`,
+  ];
+  if (info.dirty) lines.push('cleanly shut down: no');
+  if (info.backingFile !== undefined) lines.push(`backing file: ${info.backingFile}`);
+  if (info.backingFormat !== undefined) lines.push(`backing file format: ${info.backingFormat}`);
+  if (info.snapshots.length > 0) lines.push(...formatSnapshotTable(info.snapshots));
+  lines.push('Format specific information:');
+  for (const [key, value] of Object.entries(formatSpecificData(info))) {
+    lines.push(`    ${key.replaceAll('-', ' ')}: ${String(value)}`);
+  }
+  return lines;
+}
+
+/** Bytes the file occupies on disk (st_blocks × 512), qemu-img's "disk size". */
+export async function allocatedBytes(path: string): Promise<number> {
+  const s = await stat(path);
+  return s.blocks * 512;
+}
+
+export function register(program: Command): void {
+  program
+    .command('info')
+    .description('show what the engine reads from an image header (like qemu-img info)')
+    .argument('<file>', 'qcow2 image')
+    .option('--output <format>', 'human or json', 'human')
+    .action(async (file: string, opts: { output: string }, cmd: Command) => {
+      const format = parseOutputFormat(opts.output);
+      const image = await openImage(file, { readOnly: true });
+      const info = await image.info();
+      await image.close();
+      const actualSize = await allocatedBytes(file);
+      const out = outputOf(cmd).out;
+      if (format === 'json') out(formatQemuJson(infoJson(info, file, actualSize)));
+      else for (const line of infoText(info, file, actualSize)) out(line);
+    });
+}
+
+/** --output takes qemu-img's two words. */
+export function parseOutputFormat(text: string): 'human' | 'json' {
+  if (text === 'human' || text === 'json') return text;
+  throw new CliError(`--output '${text}': expected human or json`, exitCodes.usage);
+}

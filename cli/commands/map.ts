@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+import type { MapEntry } from '../../impl/index.js';
+import { openImage } from '../io-commands/open-image.js';
+import { outputOf } from '../io-commands/output.js';
+import { parseOutputFormat } from './info.js';
+
+/** qemu-img's entry_mergeable: same flags, and host offsets (if any) contiguous. */
+function mergeable(a: MapEntry, b: MapEntry): boolean {
+  if (a.length === 0 || a.depth !== b.depth) return false;
+  if (a.present !== b.present || a.zero !== b.zero || a.data !== b.data) return false;
+  if ((a.offset === undefined) !== (b.offset === undefined)) return false;
+  return a.offset === undefined || b.offset === a.offset + a.length;
+}
+
+/** Merges neighbouring entries exactly as qemu-img map does, so both print the same list. */
+export function mergeMap(entries: readonly MapEntry[]): MapEntry[] {
+  const merged: MapEntry[] = [];
+  for (const entry of entries) {
+    const last = merged.at(-1);
+    if (last !== undefined && mergeable(last, entry) && last.start + last.length === entry.start) {
+      merged[merged.length - 1] = { ...last, length: last.length + entry.length };
+    } else {
+      merged.push({ ...entry });
+    }
+  }
+  return merged;
+}
+
+/** `qemu-img map --output=json`: one entry per line, members in qemu-img's order. */
+export function mapJson(entries: readonly MapEntry[]): string {
+  const lines = entries.map(
+    (e) =>
+      `{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth}, "present": ${e.present}, ` +
+      `"zero": ${e.zero}, "data": ${e.data}${e.offset === undefined ? '' : `, "offset": ${e.offset}`}}`,
+  );
+  return `[${lines.join(',\n')}]`;
+}
+
+/** `qemu-img map` human output: only ranges with data, printf("%#-16x") columns. */
+export function mapText(entries: readonly MapEntry[], filename: string): string[] {
+  const hex = (n: number) => (n === 0 ? '0' : `0x${n.toString(16)}`).padEnd(16);
+  return [
+    `${'Offset'.padEnd(16)}${'Length'.padEnd(16)}${'Mapped to'.padEnd(16)}File`,
+    ...entries.filter((e) => e.data && !e.zero).map((e) => `${hex(e.start)}${hex(e.length)}${hex(e.offset ?? 0)}${filename}`),
+  ];
+}
+
+export function register(program: Command): void {
+  program
+    .command('map')
+    .description("show how the engine maps the guest disk to the file (like qemu-img map)")
+    .argument('<file>', 'qcow2 image')
+    .option('--output <format>', 'human or json', 'human')
+    .action(async (file: string, opts: { output: string }, cmd: Command) => {
+      const format = parseOutputFormat(opts.output);
+      const image = await openImage(file, { readOnly: true });
+      const entries = mergeMap(await image.map());
+      await image.close();
+      const out = outputOf(cmd).out;
+      if (format === 'json') out(mapJson(entries));
+      else for (const line of mapText(entries, file)) out(line);
+    });
+}

@@ -1,0 +1,106 @@
+import type { Command } from 'commander';
+import { Qcow2Error, type SnapshotInfo } from '../../impl/index.js';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+import { openImage } from '../io-commands/open-image.js';
+import { outputOf } from '../io-commands/output.js';
+import { formatSize } from '../sizes.js';
+
+/** A snapshot as listed; `icount` is shown when the engine reports it (qemu-img leaves it blank when unknown). */
+export type ListedSnapshot = SnapshotInfo & { readonly icount?: bigint };
+
+const nsPerSec = 1_000_000_000n;
+
+/** qemu-img snapshot -l / info's table (block/qapi.c bdrv_snapshot_dump), without the trailing newline. */
+export function formatSnapshotTable(snapshots: readonly ListedSnapshot[]): string[] {
+  const header =
+    'ID'.padEnd(10) + 'TAG'.padEnd(17) + 'VM SIZE'.padStart(8) + 'DATE'.padStart(20) + 'VM CLOCK'.padStart(13) + 'ICOUNT'.padStart(11);
+  return [
+    'Snapshot list:',
+    header,
+    ...snapshots.map(
+      (s) =>
+        `${s.id.padEnd(9)} ${s.name.padEnd(16)} ${formatSize(s.vmStateSize).padStart(8)}` +
+        formatLocalDate(s.dateSec).padStart(20) +
+        formatVmClock(s.vmClockNsec).padStart(13) +
+        (s.icount === undefined ? '' : String(s.icount)).padStart(11),
+    ),
+  ];
+}
+
+/** strftime("%Y-%m-%d %H:%M:%S") in local time, as qemu-img prints it. */
+export function formatLocalDate(dateSec: number): string {
+  const d = new Date(dateSec * 1000);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/** "%02d:%02d:%02d.%03d" of hours, minutes, seconds, milliseconds. */
+export function formatVmClock(vmClockNsec: bigint): string {
+  const secs = vmClockNsec / nsPerSec;
+  const two = (n: bigint) => String(n).padStart(2, '0');
+  const millis = (vmClockNsec / 1_000_000n) % 1000n;
+  return `${two(secs / 3600n)}:${two((secs / 60n) % 60n)}:${two(secs % 60n)}.${String(millis).padStart(3, '0')}`;
+}
+
+/** qemu-img info --output=json's snapshot object, members in qemu-img 7.2's order. */
+export function snapshotJson(s: ListedSnapshot): Record<string, unknown> {
+  return {
+    ...(s.icount === undefined ? {} : { icount: s.icount }),
+    'vm-clock-nsec': s.vmClockNsec % nsPerSec,
+    name: s.name,
+    'date-sec': s.dateSec,
+    'date-nsec': s.dateNsec,
+    'vm-clock-sec': s.vmClockNsec / nsPerSec,
+    id: s.id,
+    'vm-state-size': s.vmStateSize,
+  };
+}
+
+type Action = { kind: 'create' | 'apply' | 'delete'; name: string } | { kind: 'list' };
+
+function chooseAction(opts: { create?: string; apply?: string; delete?: string; list?: boolean }): Action {
+  const chosen: Action[] = [];
+  if (opts.create !== undefined) chosen.push({ kind: 'create', name: opts.create });
+  if (opts.apply !== undefined) chosen.push({ kind: 'apply', name: opts.apply });
+  if (opts.delete !== undefined) chosen.push({ kind: 'delete', name: opts.delete });
+  if (opts.list === true) chosen.push({ kind: 'list' });
+  const [action, ...extra] = chosen;
+  if (action === undefined || extra.length > 0) {
+    throw new CliError('snapshot: give exactly one of -c NAME, -a NAME, -d NAME or -l', exitCodes.usage);
+  }
+  return action;
+}
+
+export function register(program: Command): void {
+  program
+    .command('snapshot')
+    .description('create, apply (revert to), delete or list internal snapshots (like qemu-img snapshot)')
+    .argument('<file>', 'qcow2 image')
+    .option('-c, --create <name>', 'create a snapshot of the current state')
+    .option('-a, --apply <name>', 'revert the image to a snapshot (ID or name)')
+    .option('-d, --delete <name>', 'delete a snapshot (ID or name)')
+    .option('-l, --list', 'list the snapshots')
+    .action(async (file: string, opts: { create?: string; apply?: string; delete?: string; list?: boolean }, cmd: Command) => {
+      const action = chooseAction(opts);
+      const image = await openImage(file, { readOnly: action.kind === 'list' });
+      if (action.kind === 'list') {
+        const snapshots = image.snapshots.list();
+        await image.close();
+        if (snapshots.length > 0) for (const line of formatSnapshotTable(snapshots)) outputOf(cmd).out(line);
+        return;
+      }
+      try {
+        if (action.kind === 'create') await image.snapshots.create(action.name);
+        else if (action.kind === 'apply') await image.snapshots.revert(action.name);
+        else await image.snapshots.delete(action.name);
+      } catch (error) {
+        if (!(error instanceof Qcow2Error)) throw error;
+        // A refused snapshot operation leaves the image unchanged; close it cleanly.
+        await image.close();
+        const verb = action.kind === 'apply' ? 'apply' : action.kind;
+        throw new CliError(`could not ${verb} snapshot '${action.name}': ${error.message}`);
+      }
+      await image.close();
+    });
+}

@@ -1,0 +1,78 @@
+import { stat, writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../run-cli.js';
+import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../qemu.js';
+
+function pseudoRandom(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+describe('convert (end to end against qemu-img compare)', () => {
+  it('qcow2 → raw: identical to the image, sparse where the image has no data', async () => {
+    await inTempDir(async (dir) => {
+      const image = `${dir}/a.qcow2`;
+      const raw = `${dir}/a.raw`;
+      await qemuImg('create', '-q', '-f', 'qcow2', image, '16M');
+      await qemuIo(image, 'write -P 0x5a 0 1M', 'write -P 0x6b 15M 100k', 'write -z 512k 64k', 'write -P 0 4M 64k');
+      const r = await runCli(['convert', '-O', 'raw', image, raw]);
+      expect(r).toEqual({ stdout: '', stderr: '', exitCode: 0 });
+      expect((await stat(raw)).size).toBe(16 << 20);
+      expect((await qemuImg('compare', '-f', 'qcow2', '-F', 'raw', image, raw)).exitCode).toBe(0);
+      expect((await stat(raw)).blocks * 512).toBeLessThan(4 << 20); // the 14 MiB of zeros are holes
+    });
+  });
+
+  it.each([[[]], [['-o', 'cluster_size=4k,refcount_bits=8']], [['-o', 'compat=0.10']]])(
+    'raw → qcow2 %j: identical, clean, and zero ranges stay unallocated',
+    async (opts) => {
+      await inTempDir(async (dir) => {
+        const raw = `${dir}/a.raw`;
+        const image = `${dir}/a.qcow2`;
+        const data = new Uint8Array(3 << 20);
+        data.set(pseudoRandom(300_000, 7), 100_000); // unaligned on both ends
+        data.set(pseudoRandom(5, 9), (3 << 20) - 5);
+        await writeFile(raw, data);
+        const r = await runCli(['convert', '-O', 'qcow2', ...opts, raw, image]);
+        expect(r).toEqual({ stdout: '', stderr: '', exitCode: 0 });
+        await expectClean(image);
+        expect((await qemuImg('compare', '-f', 'raw', '-F', 'qcow2', raw, image)).exitCode).toBe(0);
+        const map = (await qemuImgJson('map', image)) as Array<{ start: number; length: number; data: boolean }>;
+        const dataBytes = map.filter((e) => e.data).reduce((sum, e) => sum + e.length, 0);
+        expect(dataBytes).toBeLessThanOrEqual(300_000 + 5 + 4 * 65536);
+        expect(dataBytes).toBeGreaterThanOrEqual(300_000);
+      });
+    },
+  );
+
+  it('a raw file of odd length becomes an image rounded up to 512 bytes', async () => {
+    await inTempDir(async (dir) => {
+      await writeFile(`${dir}/odd.raw`, pseudoRandom(1000, 3));
+      expect((await runCli(['convert', '-O', 'qcow2', `${dir}/odd.raw`, `${dir}/odd.qcow2`])).exitCode).toBe(0);
+      const info = (await qemuImgJson('info', `${dir}/odd.qcow2`)) as Record<string, unknown>;
+      expect(info['virtual-size']).toBe(1024);
+      expect((await qemuIo(`${dir}/odd.qcow2`, 'read -P 0 1000 24')).stdout).not.toContain('failed');
+    });
+  });
+
+  it('refuses unknown output formats and -o with raw as usage errors', async () => {
+    await inTempDir(async (dir) => {
+      await writeFile(`${dir}/a.raw`, new Uint8Array(512));
+      const vmdk = await runCli(['convert', '-O', 'vmdk', `${dir}/a.raw`, `${dir}/b`]);
+      expect(vmdk.exitCode).toBe(2);
+      expect(vmdk.stderr).toBe("qcow2-verify: convert: unsupported output format 'vmdk' (raw or qcow2)\n");
+      const opt = await runCli(['convert', '-o', 'cluster_size=4k', `${dir}/a.raw`, `${dir}/b`]);
+      expect(opt.exitCode).toBe(2);
+      const key = await runCli(['convert', '-O', 'qcow2', '-o', 'bogus=1', `${dir}/a.raw`, `${dir}/b`]);
+      expect(key.exitCode).toBe(2);
+      expect(key.stderr).toMatch(/unknown -o option 'bogus'/);
+    });
+  });
+});
