@@ -4,6 +4,7 @@
 export * from './errors.js';
 export { qemuVersion, type QemuVersion } from './version.js';
 export { withTempDir, keepFile, type KeepConstraints } from './temp.js';
+export type { ReadConstraints } from './qemu-img/read-constraints.js';
 export * from './qemu-img/check.js';
 export * from './qemu-img/info.js';
 export * from './qemu-img/map.js';

@@ -52,3 +52,8 @@ export function stripToolPrefix(tool: QemuTool, text: string): string {
     .join('\n')
     .trim();
 }
+
+/** qemu-img/qemu-io could not take the image lock because another process has it open. */
+export function isLockConflict(stderr: string): boolean {
+  return /Failed to get (?:shared )?"?\w+"? lock/.test(stderr);
+}

@@ -4,8 +4,8 @@
 // members that are zero are absent, so every count defaults to 0.
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { QemuOutputError } from '../errors.js';
-import { runTool, stripToolPrefix } from '../run.js';
+import { QemuImgError, QemuOutputError } from '../errors.js';
+import { isLockConflict, runTool, stripToolPrefix } from '../run.js';
 import { keepFile, withTempDir, type KeepConstraints } from '../temp.js';
 import { defined, JsonReader, type JsonObject } from './json.js';
 
@@ -35,6 +35,8 @@ export interface QemuCheckConstraints {
   readonly format?: 'qcow2' | 'raw';
   /** `-r leaks` or `-r all`; the image is opened read-write. Default: no repair. */
   readonly repair?: 'leaks' | 'all';
+  /** `-U`: check an image another process (a qemu-io session) holds open. No repair then. */
+  readonly forceShare?: boolean;
 }
 
 export const checkExitCodes = { clean: 0, cannotCheck: 1, corrupt: 2, leaks: 3, unsupported: 63 } as const;
@@ -61,9 +63,14 @@ export async function qemuImgCheck(path: string, constraints: QemuCheckConstrain
   await stat(path); // ENOENT here names the path; qemu-img would call it "cannot check"
   const args = ['check', '--output=json', '-f', constraints.format ?? 'qcow2'];
   if (constraints.repair !== undefined) args.push('-r', constraints.repair);
+  if (constraints.forceShare === true) args.push('-U');
   args.push(path);
   const run = await runTool('qemu-img', args);
   const command = args.join(' ');
+  if (isLockConflict(run.stderr)) {
+    // Another process holds the image: no verdict on the image at all.
+    throw new QemuImgError(args, run.exitCode, stripToolPrefix('qemu-img', run.stderr));
+  }
   const verdict = checkVerdict(run.exitCode);
   if (verdict === undefined) {
     throw new QemuOutputError('qemu-img', command, `unexpected exit code ${run.exitCode}`, run.stderr);

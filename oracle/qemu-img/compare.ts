@@ -20,6 +20,8 @@ export interface QemuCompareConstraints {
   readonly formatB?: string;
   /** `-s`: also fail on a size mismatch or a different allocation state. */
   readonly strict?: boolean;
+  /** `-U`: compare images another process holds open. */
+  readonly forceShare?: boolean;
 }
 
 export async function qemuImgCompare(
@@ -29,6 +31,7 @@ export async function qemuImgCompare(
 ): Promise<QemuCompareResult> {
   const args = ['compare', '-f', constraints.formatA ?? 'qcow2', '-F', constraints.formatB ?? 'qcow2'];
   if (constraints.strict === true) args.push('-s');
+  if (constraints.forceShare === true) args.push('-U');
   args.push(pathA, pathB);
   const run = await runTool('qemu-img', args);
   if (run.exitCode === 0) return { identical: true };

@@ -3,6 +3,7 @@
 import { runTool, stripToolPrefix } from '../run.js';
 import { QemuImgError } from '../errors.js';
 import { defined, JsonReader, type JsonObject } from './json.js';
+import { shareFlag, type ReadConstraints } from './read-constraints.js';
 
 export interface QemuSnapshotInfo {
   readonly id: string;
@@ -38,8 +39,8 @@ export interface QemuImageInfo {
   readonly raw: JsonObject;
 }
 
-export async function qemuImgInfo(path: string, constraints: { readonly format?: string } = {}): Promise<QemuImageInfo> {
-  const args = ['info', '--output=json', '-f', constraints.format ?? 'qcow2', path];
+export async function qemuImgInfo(path: string, constraints: ReadConstraints = {}): Promise<QemuImageInfo> {
+  const args = ['info', '--output=json', '-f', constraints.format ?? 'qcow2', ...shareFlag(constraints), path];
   const run = await runTool('qemu-img', args);
   if (run.exitCode !== 0) throw new QemuImgError(args, run.exitCode, stripToolPrefix('qemu-img', run.stderr));
   const json = new JsonReader(args.join(' '));

@@ -3,6 +3,7 @@
 import { QemuImgError } from '../errors.js';
 import { runTool, stripToolPrefix } from '../run.js';
 import { defined, JsonReader } from './json.js';
+import { shareFlag, type ReadConstraints } from './read-constraints.js';
 
 export interface QemuMapEntry {
   readonly start: number;
@@ -18,8 +19,8 @@ export interface QemuMapEntry {
   readonly offset?: number;
 }
 
-export async function qemuImgMap(path: string, constraints: { readonly format?: string } = {}): Promise<QemuMapEntry[]> {
-  const args = ['map', '--output=json', '-f', constraints.format ?? 'qcow2', path];
+export async function qemuImgMap(path: string, constraints: ReadConstraints = {}): Promise<QemuMapEntry[]> {
+  const args = ['map', '--output=json', '-f', constraints.format ?? 'qcow2', ...shareFlag(constraints), path];
   const run = await runTool('qemu-img', args);
   if (run.exitCode !== 0) throw new QemuImgError(args, run.exitCode, stripToolPrefix('qemu-img', run.stderr));
   const json = new JsonReader(args.join(' '));

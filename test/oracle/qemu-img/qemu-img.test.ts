@@ -83,6 +83,20 @@ describe('qemuImgCheck', () => {
     await expect(qemuImgCheck(join(tmp.path, 'missing.qcow2'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('treats a lock held by a qemu-io session as an error, not a verdict; -U reads through it', async () => {
+    const path = await image();
+    const session = await openQemuIo(path);
+    try {
+      await expect(qemuImgCheck(path)).rejects.toMatchObject({ detail: expect.stringMatching(/lock/) });
+      expect((await qemuImgCheck(path, { forceShare: true })).verdict).toBe('clean');
+      expect((await qemuImgInfo(path, { forceShare: true })).virtualSize).toBe(1 << 20);
+      expect(await qemuImgMap(path, { forceShare: true })).toHaveLength(1);
+      expect(await qemuImgCompare(path, path, { forceShare: true })).toEqual({ identical: true });
+    } finally {
+      await session.close();
+    }
+  });
+
   it('judges bytes, keeping a failing image only where asked', async () => {
     const path = await image();
     const bytes = new Uint8Array(await readFile(path));
