@@ -13,7 +13,16 @@ const optionsArb = fc.record({
   version: fc.constantFrom(2 as const, 3 as const),
   clusterBits: fc.constantFrom(9, 10, 12),
   sectors: fc.integer({ min: 8, max: 160 }),
-}).map(({ version, clusterBits, sectors }): ImageOptions => ({ version, clusterBits, refcountBits: 16, lazyRefcounts: false, virtualSize: sectors * 512 }));
+  // At most 10 ops: 4-bit refcounts (max 15) cannot overflow, which QEMU handles with a leak.
+  refcountBits: fc.constantFrom(4, 16, 64),
+  lazyRefcounts: fc.boolean(),
+}).map(({ version, clusterBits, sectors, refcountBits, lazyRefcounts }): ImageOptions => ({
+  version,
+  clusterBits,
+  refcountBits: version === 2 ? 16 : refcountBits,
+  lazyRefcounts: version === 3 && lazyRefcounts,
+  virtualSize: sectors * 512,
+}));
 
 function opsArb(size: number): fc.Arbitrary<Op[]> {
   const edge = fc.oneof(fc.integer({ min: 0, max: size - 1 }), fc.constantFrom(0, 512, 1024, 4096, size - 512, size - 1).filter((n) => n >= 0 && n < size));
