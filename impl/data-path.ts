@@ -70,7 +70,7 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     const entry = await s.map.entry(guestCluster);
     if (entry.kind === 'normal') {
       const host = entry.offset + inCluster;
-      if (runLength > 0 && runHost + runLength === host) {
+      if (runLength > 0 && runHost + runLength === host && runDest + runLength === pos - offset) {
         runLength += n;
       } else {
         await flushRun();

@@ -46,7 +46,7 @@ export function decodeL2Entry(raw: bigint, ctx: L2Context, where: string): L2Ent
     case 'zero-alloc':
     case 'normal': {
       if ((raw & l2StdReservedMask) !== 0n) throw new Qcow2Error('corrupt', `${where}: reserved bits set in L2 entry 0x${raw.toString(16)}`);
-      if (kind !== 'unallocated' && ctx.version === 2) throw new Qcow2Error('corrupt', `${where}: zero flag in a version 2 image`);
+      if ((kind === 'zero-plain' || kind === 'zero-alloc') && ctx.version === 2) throw new Qcow2Error('corrupt', `${where}: zero flag in a version 2 image`);
       if (kind === 'unallocated') return unallocatedEntry;
       if (kind === 'zero-plain') return zeroPlainEntry;
       const offset = toSafeNumber(raw & l2OffsetMask, 'L2 entry offset');
