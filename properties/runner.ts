@@ -16,13 +16,14 @@ import { driverFactories } from './drivers/index.js';
 import { properties, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
 import type { Step } from './steps.js';
+import { hashSeed } from './seed.js';
 import { PropertyViolation } from './violation.js';
 
 export interface RunConstraints {
   readonly property: PropertyName;
   /** Default 'ts'. */
   readonly impl?: ImplName;
-  /** Default: fast-check's global seed (test/setup.ts) or its own. */
+  /** Default: fast-check's global seed (test/setup.ts); one of the two is required. */
   readonly seed?: number;
   /** fast-check replay path of a failure (with its seed). */
   readonly path?: string;
@@ -95,15 +96,26 @@ async function qemuMissing(needed: boolean): Promise<QemuMissingError | undefine
   }
 }
 
+/**
+ * The fast-check seed a property runs with: the run's seed mixed with the
+ * property's name, so that the properties of one gate run explore different
+ * sequences while `--seed S --property P` still names one exact run.
+ */
+export function propertySeed(seed: number, property: string): number {
+  return (seed ^ hashSeed(property)) | 0;
+}
+
 export async function runProperty(c: RunConstraints): Promise<RunResult> {
   const def = properties[c.property];
   const impl = c.impl ?? 'ts';
+  const seed = c.seed ?? fc.readConfigureGlobal().seed;
+  if (seed === undefined) throw new RangeError('runProperty needs a seed (constraints.seed or fc.configureGlobal({ seed }))');
   const now = c.now ?? (() => 0);
   const start = now();
   const coverage = emptyCoverage();
   const common = () => ({ property: def.name, impl, coverage, timeMs: now() - start });
   const missing = await qemuMissing(def.needsQemu || impl === 'qemu');
-  if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed: c.seed, runs: 0, message: missing.message, cause: missing };
+  if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed, runs: 0, message: missing.message, cause: missing };
 
   let shrinking = false;
   let lastFailure: Attempt | undefined;
@@ -121,11 +133,11 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     throw failed.error;
   });
   const details = await fc.check(property, {
-    ...(c.seed === undefined ? {} : { seed: c.seed }),
+    seed: propertySeed(seed, def.name),
     ...(c.path === undefined ? {} : { path: c.path }),
     ...(c.numRuns === undefined ? {} : { numRuns: c.numRuns }),
   });
-  const base = { ...common(), seed: details.seed, runs: details.numRuns };
+  const base = { ...common(), seed, runs: details.numRuns };
   if (!details.failed) {
     if (details.interrupted) return { ...base, status: 'harness-error', message: 'the run was interrupted', cause: undefined };
     return { ...base, status: 'passed' };
@@ -144,7 +156,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     counterexample: lastFailure.counterexample,
     shrinks: details.numShrinks,
     failure,
-    replay: replayCommand(impl, def.name, details.seed, path),
+    replay: replayCommand(impl, def.name, seed, path),
     cause: error,
   };
 }

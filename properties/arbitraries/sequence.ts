@@ -1,5 +1,5 @@
 // One sequence = the image options, the swarm weights drawn for it, and the
-// commands (fc.commands, so that shrinking removes commands). Options and
+// commands (shrinking removes and simplifies commands). Options and
 // weights are the chain's source: shrinking first tries simpler options with the
 // same random stream, then removes and simplifies commands.
 import fc from 'fast-check';
@@ -32,13 +32,19 @@ export function qualifySequenceConstraints(c: SequenceConstraints = {}): Require
   return { image: c.image ?? {}, swarm: c.swarm ?? {}, commandsCountMax };
 }
 
+/**
+ * The commands as a plain array rather than fc.commands: fc.commands shrinks by
+ * which commands ran, so replaying its path needs an extra replayPath token;
+ * an array shrinks the same way (dropping and simplifying commands) from the
+ * seed and path alone, which is all a replay line should need.
+ * noBias: fast-check's small-first bias would make early sequences a handful of
+ * commands; lengths are uniform up to the maximum instead.
+ */
 export function commandsFor(swarm: SwarmWeights, commandsCountMax: number): fc.Arbitrary<Iterable<SequenceCommand>> {
   const weighted = commandKinds
     .filter((k) => swarm[k] > 0)
     .map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] }));
-  // noBias: fast-check's small-first bias would make early sequences a handful of
-  // commands; lengths are uniform up to the maximum instead (shrinking still removes)
-  return fc.noBias(fc.commands([fc.oneof(...weighted)], { maxCommands: commandsCountMax, size: 'max' }));
+  return fc.noBias(fc.array(fc.oneof(...weighted), { maxLength: commandsCountMax, size: 'max' }));
 }
 
 export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Sequence> {
