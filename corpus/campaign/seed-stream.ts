@@ -14,19 +14,19 @@ export const shardCountMax = 1 << 16;
 
 export class ShardParseError extends Error {
   constructor(readonly value: string) {
-    super(`--shard must be I/N with 0 <= I < N <= ${shardCountMax}, got ${JSON.stringify(value)}`);
+    super(`--shard must be I/N with 1 <= I <= N <= ${shardCountMax}, got ${JSON.stringify(value)}`);
     this.name = 'ShardParseError';
   }
 }
 
-/** Parses `I/N` (0-based I). */
+/** Parses `I/N` with I counted from 1, as vitest's and Playwright's --shard. */
 export function parseShard(text: string): Shard {
   const match = /^(\d+)\/(\d+)$/.exec(text.trim());
   if (!match) throw new ShardParseError(text);
-  const index = Number(match[1]);
+  const ordinal = Number(match[1]);
   const count = Number(match[2]);
-  if (!(count >= 1 && count <= shardCountMax && index < count)) throw new ShardParseError(text);
-  return { index, count };
+  if (!(count >= 1 && count <= shardCountMax && ordinal >= 1 && ordinal <= count)) throw new ShardParseError(text);
+  return { index: ordinal - 1, count };
 }
 
 /** murmur3's 32-bit finalizer: a bijection on uint32 that spreads nearby inputs apart. */

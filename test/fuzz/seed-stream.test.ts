@@ -29,8 +29,10 @@ describe('seed streams', () => {
   });
 
   it('parses shards', () => {
-    expect(parseShard('2/5')).toEqual({ index: 2, count: 5 });
-    expect(() => parseShard('5/5')).toThrow(ShardParseError);
+    expect(parseShard('2/5')).toEqual({ index: 1, count: 5 });
+    expect(parseShard('5/5')).toEqual({ index: 4, count: 5 });
+    expect(() => parseShard('0/5')).toThrow(ShardParseError);
+    expect(() => parseShard('6/5')).toThrow(ShardParseError);
     expect(() => parseShard('1')).toThrow(/--shard must be I\/N/);
   });
 });

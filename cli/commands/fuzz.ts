@@ -1,0 +1,146 @@
+// `qcow2-verify fuzz`: a fuzz campaign. Runs every property with fresh seeds
+// and large budgets plus the malformed-image fuzzer (or only the latter with
+// --images), saves each new failure (shrunk, deduplicated by signature) as a
+// corpus case with its replay command, and exits 0 when nothing new was found,
+// 1 when something was, 2 when it cannot run (QEMU missing, harness error).
+import { randomInt } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { runCampaign, type CampaignBudget, type CampaignSummary } from '../../corpus/campaign/campaign.js';
+import { formatSummary, ProgressPrinter } from '../../corpus/campaign/progress.js';
+import { parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
+import { defaultCorpusDir } from '../../corpus/store.js';
+import { parseSeed, SeedError } from '../../properties/index.js';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+
+export interface FuzzOptions {
+  readonly impl: 'ts' | 'qemu';
+  readonly budget: CampaignBudget;
+  readonly seed: number;
+  readonly seedGiven: boolean;
+  readonly shard: Shard;
+  readonly corpusDir: string;
+  readonly imagesOnly: boolean;
+}
+
+export interface RawFuzzOptions {
+  impl?: string;
+  time?: string;
+  runs?: string;
+  seed?: string;
+  shard?: string;
+  corpus?: string;
+  images?: boolean;
+}
+
+export const defaultFuzzTime = '10m';
+
+function usage(message: string): never {
+  throw new CliError(message, exitCodes.usage);
+}
+
+/** `90`, `90s`, `10m`, `2h` → milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)([smh]?)$/.exec(text.trim());
+  if (!match) usage(`--time must look like 90s, 10m or 2h, got ${JSON.stringify(text)}`);
+  const unit = match[2] === 'h' ? 3_600_000 : match[2] === 'm' ? 60_000 : 1000;
+  const ms = Number(match[1]) * unit;
+  if (!Number.isSafeInteger(ms) || ms <= 0) usage(`--time must be positive, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+/** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
+export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): FuzzOptions {
+  const impl = raw.impl ?? 'ts';
+  if (impl !== 'ts' && impl !== 'qemu') usage(`--impl must be ts or qemu, got ${impl}`);
+  if (raw.time !== undefined && raw.runs !== undefined) usage('give --time or --runs, not both');
+  let budget: CampaignBudget;
+  if (raw.runs !== undefined) {
+    const count = Number(raw.runs);
+    if (!Number.isSafeInteger(count) || count < 1) usage(`--runs must be a positive integer, got ${raw.runs}`);
+    budget = { kind: 'runs', count };
+  } else {
+    budget = { kind: 'time', ms: parseDuration(raw.time ?? defaultFuzzTime) };
+  }
+  let seed: number;
+  try {
+    seed = raw.seed === undefined ? drawSeed() : parseSeed(raw.seed);
+  } catch (error) {
+    if (error instanceof SeedError) usage(`--seed: ${error.message}`);
+    throw error;
+  }
+  let shard: Shard = { index: 0, count: 1 };
+  if (raw.shard !== undefined) {
+    try {
+      shard = parseShard(raw.shard);
+    } catch (error) {
+      if (error instanceof ShardParseError) usage(error.message);
+      throw error;
+    }
+  }
+  return {
+    impl,
+    budget,
+    seed,
+    seedGiven: raw.seed !== undefined,
+    shard,
+    corpusDir: resolve(raw.corpus ?? defaultCorpusDir()),
+    imagesOnly: raw.images ?? false,
+  };
+}
+
+export function fuzzExitCode(summary: CampaignSummary): number {
+  if (summary.findings.some((f) => f.isNew)) return exitCodes.propertyFailed;
+  if (summary.cannotRun !== undefined || summary.harnessErrors.length > 0) return exitCodes.cannotRun;
+  return exitCodes.ok;
+}
+
+export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => void; tty: boolean; shouldStop?: () => boolean }): Promise<number> {
+  const budget = o.budget.kind === 'runs' ? `${o.budget.count} runs` : `${o.budget.ms / 1000} s`;
+  io.write(
+    `qcow2-verify fuzz: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, shard ${o.shard.index + 1}/${o.shard.count}, ` +
+      `impl ${o.impl}, ${o.imagesOnly ? 'malformed images only' : 'all properties and malformed images'}, budget ${budget}, corpus ${o.corpusDir}\n`,
+  );
+  const printer = new ProgressPrinter(io.tty, io.write);
+  const bundled = defaultCorpusDir();
+  const summary = await runCampaign({
+    impl: o.impl,
+    seed: o.seed,
+    shard: o.shard,
+    budget: o.budget,
+    kinds: o.imagesOnly ? 'images' : 'all',
+    corpusDir: o.corpusDir,
+    knownDirs: resolve(bundled) === o.corpusDir ? [] : [bundled],
+    now: () => Date.now(),
+    onEvent: (event) => printer.onEvent(event),
+    command: `qcow2-verify fuzz --impl ${o.impl} --seed ${o.seed} --shard ${o.shard.index + 1}/${o.shard.count}${o.imagesOnly ? ' --images' : ''}`,
+    ...(io.shouldStop === undefined ? {} : { shouldStop: io.shouldStop }),
+  });
+  printer.clearLine();
+  io.write(`${formatSummary(summary).join('\n')}\n`);
+  return fuzzExitCode(summary);
+}
+
+export function registerFuzz(program: Command): void {
+  program
+    .command('fuzz')
+    .description('fuzz campaign: all properties and malformed images with fresh seeds; saves new failures in the corpus (exit 0 nothing new, 1 new failures, 2 cannot run)')
+    .option('--impl <impl>', 'implementation under test: ts | qemu', 'ts')
+    .option('--time <duration>', `time budget, e.g. 90s, 10m, 2h (default ${defaultFuzzTime})`)
+    .option('--runs <n>', 'run budget instead of time: one run is one seed (a batch of sequences of one property, or one mutant)')
+    .option('--seed <seed>', 'campaign seed: integer or git SHA; default drawn and printed')
+    .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines')
+    .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')
+    .option('--images', 'run only the malformed-image fuzzer')
+    .action(async (raw: RawFuzzOptions) => {
+      const options = parseFuzzOptions(raw, () => randomInt(0, 2 ** 31 - 1));
+      let stop = false;
+      // First Ctrl-C: finish the current run and print the summary; the second one exits at once.
+      process.once('SIGINT', () => {
+        stop = true;
+        process.once('SIGINT', () => process.exit(exitCodes.cannotRun));
+      });
+      process.exitCode = await runFuzz(options, { write: (text) => process.stdout.write(text), tty: process.stdout.isTTY === true, shouldStop: () => stop });
+    });
+}

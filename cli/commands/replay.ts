@@ -1,0 +1,102 @@
+// `qcow2-verify replay CASE.json [--trace]`: reproduces a corpus case
+// deterministically. Exit 1 while it still fails (with its signature or
+// another), 0 once it passes, 2 when it cannot run (QEMU missing, bad case file).
+import type { Command } from 'commander';
+import { CorpusFormatError } from '../../corpus/case/parse.js';
+import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
+import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
+import { replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../corpus/replay/replay-case.js';
+import { traceCase } from '../../corpus/replay/trace.js';
+import { CorpusStoreError, loadCase, type StoredCase } from '../../corpus/store.js';
+import { formatText } from '../../properties/index.js';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+
+export interface ReplayOptions {
+  readonly trace: boolean;
+  /** Override of the case's own implementation (property-failure cases). */
+  readonly impl?: Implementation;
+}
+
+export function replayExitCode(outcome: ReplayOutcome): number {
+  switch (outcome.verdict) {
+    case 'passes':
+      return exitCodes.ok;
+    case 'reproduced':
+    case 'fails-differently':
+      return exitCodes.propertyFailed;
+    case 'cannot-run':
+      return exitCodes.cannotRun;
+    default: {
+      const never: never = outcome.verdict;
+      throw new Error(`unknown verdict ${String(never)}`);
+    }
+  }
+}
+
+async function replayImage(stored: StoredCase & { case: MalformedImageCase }, trace: boolean, out: (line: string) => void): Promise<ReplayOutcome> {
+  const c = stored.case;
+  if (trace) {
+    out(`base image: ${JSON.stringify(c.base.options)}; ops: ${c.base.ops.length === 0 ? '(none)' : ''}`);
+    for (const op of c.base.ops) out(`  ${JSON.stringify(op)}`);
+    out(`image: ${stored.imagePath ?? 'rebuilt from the base spec and the patches'}`);
+    for (const m of c.mutations) out(`mutation ${JSON.stringify(m)}`);
+    for (const p of c.patches) out(`  patch @0x${p.offset.toString(16)} = ${p.hex}`);
+    if (c.truncateTo !== undefined) out(`  truncate to ${c.truncateTo} bytes`);
+  }
+  const fuzzer = new ImageFuzzer();
+  try {
+    const outcome = await replayImageCase(stored, fuzzer);
+    if (trace && outcome.judgement !== undefined) {
+      out(`ours: ${outcome.judgement.ours}`);
+      out(`QEMU: ${outcome.judgement.qemu}`);
+      if (outcome.judgement.excused.length > 0) out(`expected differences applied: ${outcome.judgement.excused.join(', ')}`);
+    }
+    return outcome;
+  } finally {
+    await fuzzer.close();
+  }
+}
+
+export async function runReplay(file: string, o: ReplayOptions, out: (line: string) => void): Promise<number> {
+  let stored: StoredCase;
+  try {
+    stored = await loadCase(file);
+  } catch (error) {
+    if (error instanceof CorpusFormatError || error instanceof CorpusStoreError) throw new CliError(error.message, exitCodes.cannotRun);
+    throw error;
+  }
+  const c = stored.case;
+  out(`replay ${stored.id}: ${c.kind}, ${c.status}, signature ${c.signature}`);
+  let outcome: ReplayOutcome;
+  if (c.kind === 'property-failure') {
+    const impl = o.impl ?? c.implementation;
+    if (o.trace) await traceCase(c, impl, out);
+    outcome = await replayPropertyCase(c, impl, `qcow2-verify replay ${file}`);
+    if (outcome.run !== undefined && outcome.run.status !== 'passed') out(formatText(outcome.run));
+  } else {
+    outcome = await replayImage(stored as StoredCase & { case: MalformedImageCase }, o.trace, out);
+  }
+  const verdictLine: Record<ReplayOutcome['verdict'], string> = {
+    reproduced: `still fails (${outcome.implementation})${c.status === 'known-qemu-divergence' && outcome.implementation === 'qemu' ? ' as expected: a known QEMU divergence' : ''}: ${outcome.message}`,
+    'fails-differently': `fails differently (${outcome.implementation}): ${outcome.signature ?? '?'} instead of ${c.signature}: ${outcome.message}`,
+    passes: `passes (${outcome.implementation})${c.status === 'open' ? ': the case looks fixed; set its status to "fixed"' : ''}`,
+    'cannot-run': `cannot run: ${outcome.message}`,
+  };
+  out(verdictLine[outcome.verdict]);
+  return replayExitCode(outcome);
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('reproduce a corpus case deterministically (exit 1 while it fails, 0 once it passes, 2 cannot run)')
+    .argument('<case>', 'a corpus case file (corpus/cases/*.json)')
+    .option('--trace', 'print each step, what the model and the implementation hold after it, and the first divergence')
+    .option('--impl <impl>', "replay a property-failure case against ts or qemu instead of the case's own implementation")
+    .action(async (file: string, raw: { trace?: boolean; impl?: string }) => {
+      if (raw.impl !== undefined && raw.impl !== 'ts' && raw.impl !== 'qemu') throw new CliError(`--impl must be ts or qemu, got ${raw.impl}`, exitCodes.usage);
+      const options: ReplayOptions = { trace: raw.trace ?? false, ...(raw.impl === undefined ? {} : { impl: raw.impl }) };
+      process.exitCode = await runReplay(file, options, (line) => process.stdout.write(`${line}\n`));
+    });
+}

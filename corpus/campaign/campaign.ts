@@ -1,0 +1,187 @@
+// A fuzz campaign: runs, each with a fresh seed from the shard's seed stream,
+// cycling through every property (a batch of sequences per run) and the
+// malformed-image fuzzer (one mutant per run), until the time or run budget is
+// spent. Each failure arrives shrunk (fast-check), is deduplicated by signature
+// against the corpus and this campaign, and is saved as a case.
+import { propertyNames, runProperty, type ImplName, type PropertyName, type RunResult } from '../../properties/index.js';
+import { dedupKey, mutationLabel } from '../case/identity.js';
+import type { CorpusCase, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
+import { ImageFuzzer, type SeedOutcome } from '../mutants/image-fuzzer.js';
+import { provenance } from '../provenance.js';
+import { judgementSignature, runSignature } from '../replay/replay-case.js';
+import { knownSignatures, loadCorpus, saveCase } from '../store.js';
+import { runSeed, runsPerShardMax, type Shard } from './seed-stream.js';
+
+export type CampaignBudget = { readonly kind: 'time'; readonly ms: number } | { readonly kind: 'runs'; readonly count: number };
+
+export interface CampaignConstraints {
+  readonly impl: Extract<ImplName, 'ts' | 'qemu'>;
+  readonly seed: number;
+  readonly shard: Shard;
+  readonly budget: CampaignBudget;
+  /** `images`: only the malformed-image fuzzer; `all`: every property and the image fuzzer. */
+  readonly kinds: 'images' | 'all';
+  /** Where new cases are written. */
+  readonly corpusDir: string;
+  /** Further corpora whose cases count as known (e.g. the bundled corpus/cases). */
+  readonly knownDirs?: readonly string[];
+  /** Sequences per property run (fast-check numRuns). Default 20. */
+  readonly sequencesPerRun?: number;
+  /** Longest sequence. Default 80: campaigns afford longer sequences than the gate. */
+  readonly commandsCountMax?: number;
+  /** The campaign's clock (budget and progress only; never a verdict). */
+  readonly now: () => number;
+  readonly shouldStop?: () => boolean;
+  readonly onEvent?: (event: CampaignEvent) => void;
+  /** Recorded in new cases' provenance. */
+  readonly command?: string;
+}
+
+export interface CampaignStats {
+  elapsedMs: number;
+  runs: number;
+  sequences: number;
+  operations: number;
+  mutants: number;
+  /** Failures whose signature the corpus did not know (or knew as fixed: a regression). */
+  newFailures: number;
+  /** Failures already tracked (open or known divergence), or found twice in this campaign. */
+  knownFailures: number;
+}
+
+export interface CampaignFinding {
+  readonly kind: CorpusCase['kind'];
+  readonly signature: string;
+  readonly message: string;
+  readonly isNew: boolean;
+  readonly jsonPath?: string;
+  readonly replay?: string;
+  readonly runSeed: number;
+}
+
+export type CampaignEvent =
+  | { readonly kind: 'run'; readonly stats: Readonly<CampaignStats> }
+  | { readonly kind: 'finding'; readonly finding: CampaignFinding; readonly stats: Readonly<CampaignStats> }
+  | { readonly kind: 'harness-error'; readonly message: string };
+
+export interface CampaignSummary {
+  readonly stats: Readonly<CampaignStats>;
+  readonly findings: readonly CampaignFinding[];
+  readonly harnessErrors: readonly string[];
+  /** Set when the campaign could not run at all (e.g. QEMU missing). */
+  readonly cannotRun?: string;
+}
+
+type RunKind = PropertyName | 'images';
+
+export async function runCampaign(c: CampaignConstraints): Promise<CampaignSummary> {
+  const start = c.now();
+  const stats: CampaignStats = { elapsedMs: 0, runs: 0, sequences: 0, operations: 0, mutants: 0, newFailures: 0, knownFailures: 0 };
+  const known = new Map<string, CorpusCase['status']>();
+  for (const dir of [c.corpusDir, ...(c.knownDirs ?? [])]) for (const [k, v] of knownSignatures(await loadCorpus(dir))) known.set(k, v);
+  const seen = new Set<string>();
+  const findings: CampaignFinding[] = [];
+  const harnessErrors: string[] = [];
+  const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : [...propertyNames, 'images'];
+  let fuzzer: ImageFuzzer | undefined;
+
+  const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number): Promise<void> => {
+    const key = dedupKey(candidate.implementation, candidate.signature);
+    const status = known.get(key);
+    const isNew = !seen.has(key) && (status === undefined || status === 'fixed');
+    seen.add(key);
+    let finding: CampaignFinding = { kind: candidate.kind, signature: candidate.signature, message: candidate.message, isNew, runSeed: seed };
+    if (isNew) {
+      const saved = await saveCase(c.corpusDir, candidate, image);
+      finding = { ...finding, jsonPath: saved.jsonPath, replay: `qcow2-verify replay ${saved.jsonPath}` };
+      stats.newFailures++;
+    } else {
+      stats.knownFailures++;
+    }
+    findings.push(finding);
+    c.onEvent?.({ kind: 'finding', finding, stats });
+  };
+
+  try {
+    for (let k = 0; ; k++) {
+      stats.elapsedMs = c.now() - start;
+      if (c.shouldStop?.()) break;
+      if (c.budget.kind === 'runs' ? k >= c.budget.count : stats.elapsedMs >= c.budget.ms) break;
+      if (k > runsPerShardMax(c.shard)) break;
+      const seed = runSeed(c.seed, c.shard, k);
+      const kind = plan[k % plan.length] ?? 'images';
+      if (kind === 'images') {
+        fuzzer ??= new ImageFuzzer();
+        const outcome = await fuzzer.runSeed(seed);
+        stats.mutants += outcome.evaluated;
+        const candidate = await imageCase(c, outcome);
+        if (candidate !== undefined) await record(candidate.case, candidate.image, seed);
+      } else {
+        const result = await runProperty({ property: kind, impl: c.impl, seed, numRuns: c.sequencesPerRun ?? 20, sequence: { commandsCountMax: c.commandsCountMax ?? 80 } });
+        stats.sequences += result.coverage.sequences;
+        stats.operations += result.coverage.operations;
+        if (result.status === 'oracle-unavailable') return { stats, findings, harnessErrors, cannotRun: result.message };
+        if (result.status === 'harness-error') {
+          const message = `${kind} (seed ${seed}): ${result.message}`;
+          harnessErrors.push(message);
+          c.onEvent?.({ kind: 'harness-error', message });
+        }
+        if (result.status === 'property-failed') await record(await propertyCase(c, kind, result), undefined, seed);
+      }
+      stats.runs++;
+      stats.elapsedMs = c.now() - start;
+      c.onEvent?.({ kind: 'run', stats });
+    }
+  } finally {
+    await fuzzer?.close();
+  }
+  stats.elapsedMs = c.now() - start;
+  return { stats, findings, harnessErrors };
+}
+
+async function propertyCase(c: CampaignConstraints, property: PropertyName, run: Extract<RunResult, { status: 'property-failed' }>): Promise<PropertyFailureCase> {
+  return {
+    format: 1,
+    kind: 'property-failure',
+    status: 'open',
+    description: `Found by a fuzz campaign: ${property} fails against ${c.impl}. Triage, then set the status and say what the case shows.`,
+    implementation: c.impl,
+    property,
+    signature: runSignature(property, run),
+    message: run.failure.message,
+    options: run.counterexample.options,
+    ops: run.counterexample.steps,
+    seed: run.seed ?? 0,
+    path: run.path ?? '',
+    found: await provenance(c.command, new Date(c.now())),
+  };
+}
+
+async function imageCase(c: CampaignConstraints, outcome: SeedOutcome): Promise<{ case: MalformedImageCase; image: Uint8Array } | undefined> {
+  const shrunk = outcome.shrunk;
+  const finding = shrunk?.outcome.judgement.finding;
+  if (shrunk === undefined || finding === undefined) return undefined;
+  const { mutant, resolved, judgement } = shrunk.outcome;
+  const signature = judgementSignature(judgement, mutant.mutations.map(mutationLabel));
+  if (signature === undefined) return undefined;
+  const imageCase: MalformedImageCase = {
+    format: 1,
+    kind: 'malformed-image',
+    status: 'open',
+    description: `Found by the malformed-image fuzzer (${finding.finding}). Triage, then set the status and say what the case shows.`,
+    implementation: 'ts',
+    property: 'malformedImages',
+    signature,
+    finding: finding.finding,
+    message: finding.message,
+    verdicts: { ours: judgement.ours, qemu: judgement.qemu },
+    base: mutant.base,
+    mutations: mutant.mutations,
+    patches: resolved.patches,
+    ...(resolved.truncateTo === undefined ? {} : { truncateTo: resolved.truncateTo }),
+    seed: outcome.seed,
+    path: shrunk.path,
+    found: await provenance(c.command, new Date(c.now())),
+  };
+  return { case: imageCase, image: resolved.bytes };
+}

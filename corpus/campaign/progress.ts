@@ -1,0 +1,88 @@
+// What a campaign shows while it runs and when it ends. On a terminal one
+// progress line is redrawn in place (\r); elsewhere (CI logs) a plain line is
+// printed every `plainIntervalMs`, so logs stay readable. Findings always get
+// lines of their own. Rendering only: nothing here decides anything.
+import type { CampaignEvent, CampaignFinding, CampaignStats, CampaignSummary } from './campaign.js';
+
+export function formatDuration(ms: number): string {
+  const total = Math.floor(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m${String(s).padStart(2, '0')}s` : `${m}m${String(s).padStart(2, '0')}s`;
+}
+
+export function formatProgress(s: Readonly<CampaignStats>): string {
+  const rate = s.elapsedMs > 0 ? Math.round((s.operations * 1000) / s.elapsedMs) : 0;
+  return (
+    `fuzz ${formatDuration(s.elapsedMs)}  runs ${s.runs}  sequences ${s.sequences}  ops ${s.operations} (${rate}/s)  ` +
+    `mutants ${s.mutants}  failures ${s.newFailures} new, ${s.knownFailures} known`
+  );
+}
+
+export function formatFinding(f: CampaignFinding): string[] {
+  const head = `${f.isNew ? 'NEW' : 'known'} ${f.kind} ${f.signature} (run seed ${f.runSeed})`;
+  const lines = [head, `  ${f.message.split('\n')[0] ?? ''}`];
+  if (f.replay !== undefined) lines.push(`  Replay: ${f.replay}`);
+  return lines;
+}
+
+export const plainIntervalMs = 30_000;
+
+/** Turns campaign events into output; `write` receives text without a trailing newline policy of its own. */
+export class ProgressPrinter {
+  private lastPlainAt = 0;
+  private lineShown = false;
+
+  constructor(
+    private readonly tty: boolean,
+    private readonly write: (text: string) => void,
+  ) {}
+
+  onEvent(event: CampaignEvent): void {
+    switch (event.kind) {
+      case 'run':
+        if (this.tty) {
+          this.write(`\r${formatProgress(event.stats)}\x1b[K`);
+          this.lineShown = true;
+        } else if (event.stats.elapsedMs - this.lastPlainAt >= plainIntervalMs) {
+          this.lastPlainAt = event.stats.elapsedMs;
+          this.write(`${formatProgress(event.stats)}\n`);
+        }
+        return;
+      case 'finding':
+        this.clearLine();
+        this.write(`${formatFinding(event.finding).join('\n')}\n`);
+        return;
+      case 'harness-error':
+        this.clearLine();
+        this.write(`harness error: ${event.message}\n`);
+        return;
+      default: {
+        const never: never = event;
+        throw new Error(`unknown event ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Ends the in-place line so the summary starts on a fresh one. */
+  clearLine(): void {
+    if (this.tty && this.lineShown) this.write('\r\x1b[K');
+    this.lineShown = false;
+  }
+}
+
+export function formatSummary(summary: CampaignSummary): string[] {
+  const s = summary.stats;
+  const lines = [`summary: ${formatProgress(s).replace(/^fuzz /, '')}`];
+  if (summary.cannotRun !== undefined) lines.push(`cannot run: ${summary.cannotRun}`);
+  for (const e of summary.harnessErrors) lines.push(`harness error: ${e}`);
+  const fresh = summary.findings.filter((f) => f.isNew);
+  if (fresh.length > 0) {
+    lines.push(`${fresh.length} new failure${fresh.length === 1 ? '' : 's'} saved:`);
+    for (const f of fresh) lines.push(...formatFinding(f).map((l) => `  ${l}`));
+  } else if (summary.cannotRun === undefined) {
+    lines.push('nothing new found');
+  }
+  return lines;
+}
