@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { MapEntry } from '../../impl/index.js';
+import { CliError } from '../fatal.js';
 import { openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { parseOutputFormat } from './info.js';
@@ -36,9 +37,16 @@ export function mapJson(entries: readonly MapEntry[]): string {
   return `[${lines.join(',\n')}]`;
 }
 
-/** `qemu-img map` human output: only ranges with data, printf("%#-16x") columns. */
+/**
+ * `qemu-img map` human output: only ranges with data, printf("%#-16x") columns.
+ * Like qemu-img, it refuses data without a host offset (compressed clusters):
+ * the human format has no way to show them.
+ */
 export function mapText(entries: readonly MapEntry[], filename: string): string[] {
   const hex = (n: number) => (n === 0 ? '0' : `0x${n.toString(16)}`).padEnd(16);
+  if (entries.some((e) => e.data && e.offset === undefined)) {
+    throw new CliError('map: file contains compressed clusters; use --output=json');
+  }
   return [
     `${'Offset'.padEnd(16)}${'Length'.padEnd(16)}${'Mapped to'.padEnd(16)}File`,
     ...entries.filter((e) => e.data && !e.zero).map((e) => `${hex(e.start)}${hex(e.length)}${hex(e.offset ?? 0)}${filename}`),

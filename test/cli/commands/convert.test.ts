@@ -30,6 +30,17 @@ describe('convert (end to end against qemu-img compare)', () => {
     });
   });
 
+  it('qcow2 with compressed clusters → raw: identical', async () => {
+    await inTempDir(async (dir) => {
+      const plain = `${dir}/plain.qcow2`;
+      await qemuImg('create', '-q', '-f', 'qcow2', plain, '4M');
+      await qemuIo(plain, 'write -P 0x5a 1M 1M');
+      expect((await qemuImg('convert', '-c', '-O', 'qcow2', plain, `${dir}/c.qcow2`)).exitCode).toBe(0);
+      expect((await runCli(['convert', '-O', 'raw', `${dir}/c.qcow2`, `${dir}/c.raw`])).exitCode).toBe(0);
+      expect((await qemuImg('compare', '-f', 'qcow2', '-F', 'raw', plain, `${dir}/c.raw`)).exitCode).toBe(0);
+    });
+  });
+
   it.each([[[]], [['-o', 'cluster_size=4k,refcount_bits=8']], [['-o', 'compat=0.10']]])(
     'raw → qcow2 %j: identical, clean, and zero ranges stay unallocated',
     async (opts) => {

@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { mergeMap } from '../../../cli/commands/map.js';
 import { formatQemuJson } from '../../../cli/commands/info.js';
@@ -45,6 +46,35 @@ describe('info and map (end to end against qemu-img)', () => {
         const human = await runCli([command, file]);
         expect(human.stdout, `${command} human`).toBe(`${withoutIcount((await qemuImg(command, file)).stdout)}\n`);
       }
+    });
+  });
+
+  it('compressed clusters: JSON map as qemu-img, human map refused like qemu-img', async () => {
+    await inTempDir(async (dir) => {
+      const plain = await makeImage(dir, 'compat=1.1', ['write -P 7 0 1M', 'write -P 9 3M 100k'], []);
+      const file = `${dir}/compressed.qcow2`;
+      expect((await qemuImg('convert', '-c', '-O', 'qcow2', plain, file)).exitCode).toBe(0);
+      const json = await runCli(['map', '--output=json', file]);
+      expect(json.stdout).toBe(`${(await qemuImg('map', '--output=json', file)).stdout}\n`);
+      expect(JSON.parse(json.stdout)[0]).toEqual({ start: 0, length: 1 << 20, depth: 0, present: true, zero: false, data: true });
+      const human = await runCli(['map', file]);
+      expect(human.exitCode).toBe(1);
+      expect(human.stderr).toMatch(/^qcow2-verify: map: file contains compressed clusters.*\n$/);
+    });
+  });
+
+  it('a dirty lazy-refcounts image shows the dirty flag as qemu-img does', async () => {
+    await inTempDir(async (dir) => {
+      const file = await makeImage(dir, 'lazy_refcounts=on', ['write -P 1 0 64k'], []);
+      const handle = await open(file, 'r+');
+      await handle.write(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 1]), 0, 8, 72); // incompatible_features: dirty
+      await handle.close();
+      const human = await runCli(['info', file]);
+      expect(human.stdout).toBe(`${(await qemuImg('info', file)).stdout}\n`);
+      expect(human.stdout).toContain('cleanly shut down: no\n');
+      const json = await runCli(['info', '--output=json', file]);
+      expect(JSON.parse(json.stdout)['dirty-flag']).toBe(true);
+      expect(json.stdout).toBe(`${(await qemuImg('info', '--output=json', file)).stdout}\n`);
     });
   });
 
