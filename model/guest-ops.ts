@@ -12,14 +12,19 @@ export function refuse(state: ModelState, error: Exclude<Outcome, { ok: true }>[
   return { state, outcome: { ok: false, error, message } };
 }
 
-/** qemu-io refuses a request past the end with EIO; a malformed one never reaches the image. */
-function rangeError(state: ModelState, offset: number, length: number): StepResult | undefined {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1) {
+/**
+ * qemu-io refuses a request past the end with EIO; a malformed one never
+ * reaches the image. A zero-length request inside the disk succeeds and
+ * changes nothing (qemu-io 7.2: "wrote 0/0 bytes").
+ */
+function refusedOrEmpty(state: ModelState, offset: number, length: number): StepResult | undefined {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
     return refuse(state, 'invalid-argument', `bad range offset=${offset} length=${length}`);
   }
   if (offset + length > state.options.virtualSize) {
     return refuse(state, 'out-of-range', `range ${offset}+${length} past virtual size ${state.options.virtualSize}`);
   }
+  if (length === 0) return { state, outcome: ok };
   return undefined;
 }
 
@@ -41,7 +46,7 @@ function writeRange(draft: ActiveDraft, offset: number, bytes: Uint8Array): void
 }
 
 export function write(state: ModelState, op: WriteOp): StepResult {
-  const bad = rangeError(state, op.offset, op.length);
+  const bad = refusedOrEmpty(state, op.offset, op.length);
   if (bad) return bad;
   const draft = new ActiveDraft(state);
   writeRange(draft, op.offset, writeBytes(op));
@@ -49,7 +54,7 @@ export function write(state: ModelState, op: WriteOp): StepResult {
 }
 
 export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
-  const bad = rangeError(state, op.offset, op.length);
+  const bad = refusedOrEmpty(state, op.offset, op.length);
   if (bad) return bad;
   const draft = new ActiveDraft(state);
   const { clusterSize } = draft.g;
@@ -70,7 +75,7 @@ export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
 }
 
 export function discard(state: ModelState, op: DiscardOp): StepResult {
-  const bad = rangeError(state, op.offset, op.length);
+  const bad = refusedOrEmpty(state, op.offset, op.length);
   if (bad) return bad;
   const { clusterSize } = geometry(state.options);
   const end = op.offset + op.length;

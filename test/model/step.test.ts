@@ -151,6 +151,10 @@ describe('model rules (docs/semantics.md)', () => {
     expect(step(s, { kind: 'write', offset: 8000, length: 200, pattern: 1 })).toMatchObject({ state: s, outcome: { ok: false, error: 'out-of-range' } });
     expect(step(s, { kind: 'resize', size: 1000 }).outcome).toMatchObject({ ok: false, error: 'invalid-argument' });
     expect(step(s, { kind: 'snapshotRevert', name: 'x' }).outcome).toMatchObject({ ok: false, error: 'unknown-snapshot' });
+    // qemu-io 7.2 accepts zero-length requests as no-ops.
+    expect(step(s, { kind: 'write', offset: 0, length: 0, pattern: 1 })).toEqual({ state: s, outcome: { ok: true } });
+    expect(step(s, { kind: 'discard', offset: 8192, length: 0 })).toEqual({ state: s, outcome: { ok: true } });
+    expect(step(s, { kind: 'writeZeroes', offset: -1, length: 1, unmap: false }).outcome).toMatchObject({ ok: false, error: 'invalid-argument' });
   });
 
   it('zero-writes keep the data cluster without unmap and drop it with unmap', () => {
