@@ -60,6 +60,8 @@ function decodeL1(reader: ByteReader, header: Header, offset: number, size: numb
     if ((entry & l1eReservedMask) !== 0n) throw new DecodeError(`${what} entry ${i}`, `0x${entry.toString(16)}`, 'no reserved bits', at);
     const l2 = toNumber(entry & l1eOffsetMask, `${what} entry ${i}`, at);
     if (l2 % header.clusterSize !== 0) throw new DecodeError(`${what} entry ${i} L2 offset`, String(l2), `aligned to ${header.clusterSize}`, at);
+    // Keeps the number of decoded tables bounded by the file size, whatever l1_size says.
+    if (l2 >= reader.size) throw new DecodeError(`${what} entry ${i} L2 offset`, String(l2), `< file size ${reader.size}`, at);
     l2Offsets.push(l2);
     copied.push(entry >> 63n === 1n);
   });
@@ -79,6 +81,7 @@ function decodeL2(reader: ByteReader, header: Header, offset: number): DecodedL2
     if (kind === 'unallocated' || kind === 'zero-plain') return { kind, copied };
     const host = toNumber(entry & l2eOffsetMask, `L2 entry ${i}`, at);
     if (host % header.clusterSize !== 0) throw bad(`data offset aligned to ${header.clusterSize}`);
+    if (host >= reader.size) throw bad(`data offset < file size ${reader.size}`);
     return { kind, host, copied };
   });
 }

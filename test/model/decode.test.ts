@@ -121,3 +121,19 @@ describe('decoder and equivalence against QEMU-written images', () => {
     expect(error).toMatchObject({ field: 'cluster_bits', value: '22', limit: '9..21', offset: 20 });
   });
 });
+
+describe('decoder bounds', () => {
+  it('refuses an L1 entry pointing past the end of the file before reading it', async () => {
+    const options: ImageOptions = { version: 3, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 8192 };
+    await withTempDir(async (d) => {
+      const file = join(d, 'img.qcow2');
+      await qemuCreate(file, options);
+      await qemuApply(file, [{ kind: 'write', offset: 0, length: 512, pattern: 1 }]);
+      const bytes = await imageBytes(file);
+      const view = new DataView(bytes.buffer);
+      const l1Offset = Number(view.getBigUint64(40));
+      view.setBigUint64(l1Offset, (1n << 63n) | 0x7ffffe00n);
+      expect(() => decodeImage(bufferReader(bytes))).toThrow(expect.objectContaining({ field: 'l1_table_offset entry 0 L2 offset', offset: l1Offset }));
+    });
+  });
+});
