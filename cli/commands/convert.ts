@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { NodeFile, Qcow2Error, Qcow2Image } from '../../impl/index.js';
+import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import { openImage } from '../io-commands/open-image.js';
@@ -18,6 +18,35 @@ const qcow2Magic = [0x51, 0x46, 0x49, 0xfb] as const;
 const rawZeroBlockBytes = 4096;
 
 type Format = 'raw' | 'qcow2';
+
+/**
+ * Output cache modes, as qemu-img convert's -t: 'unsafe' (its default for
+ * convert) never asks the disk to sync — a crash mid-convert leaves a useless
+ * output either way; 'writeback' syncs wherever the engine flushes and at the end.
+ */
+const cacheModes = ['unsafe', 'writeback'] as const;
+type CacheMode = (typeof cacheModes)[number];
+
+/** A BlockFile whose flush only orders nothing and syncs nothing: cache=unsafe. */
+class UnsafeCacheFile implements BlockFile {
+  constructor(private readonly inner: BlockFile) {}
+  pread(offset: number, length: number): Promise<Uint8Array> {
+    return this.inner.pread(offset, length);
+  }
+  pwrite(offset: number, data: Uint8Array): Promise<void> {
+    return this.inner.pwrite(offset, data);
+  }
+  async flush(): Promise<void> {}
+  truncate(length: number): Promise<void> {
+    return this.inner.truncate(length);
+  }
+  length(): Promise<number> {
+    return this.inner.length();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
 
 interface Source {
   readonly size: number;
@@ -56,9 +85,16 @@ async function openSource(path: string): Promise<Source> {
   return { size, dataRanges: async () => [[0, size]], read: (o, l) => file.pread(o, l), close: () => file.close() };
 }
 
-async function openSink(path: string, format: Format, size: number, optionTexts: readonly string[]): Promise<Sink> {
-  if (format === 'raw') {
-    const file = await NodeFile.open(path, { readOnly: false, create: true });
+interface SinkSpec {
+  readonly format: Format;
+  readonly cache: CacheMode;
+  readonly optionTexts: readonly string[];
+}
+
+async function openSink(path: string, size: number, spec: SinkSpec): Promise<Sink> {
+  const node = await NodeFile.open(path, { readOnly: false, create: true });
+  const file = spec.cache === 'unsafe' ? new UnsafeCacheFile(node) : node;
+  if (spec.format === 'raw') {
     return {
       zeroBlockBytes: rawZeroBlockBytes,
       write: (offset, data) => file.pwrite(offset, data),
@@ -69,8 +105,8 @@ async function openSink(path: string, format: Format, size: number, optionTexts:
       },
     };
   }
-  const options = parseImageOptions(optionTexts);
-  const image = await Qcow2Image.createFile(path, { ...options, size: roundUpToSector(size) });
+  const options = parseImageOptions(spec.optionTexts);
+  const image = await Qcow2Image.create(file, { ...options, size: roundUpToSector(size) });
   const info = await image.info();
   return { zeroBlockBytes: info.clusterSize, write: (o, d) => image.write(o, d), close: () => image.close() };
 }
@@ -102,10 +138,10 @@ async function copyRange(source: Source, sink: Sink, start: number, length: numb
   }
 }
 
-async function convert(input: string, output: string, format: Format, optionTexts: readonly string[]): Promise<void> {
+async function convert(input: string, output: string, spec: SinkSpec): Promise<void> {
   const source = await openSource(input);
   try {
-    const sink = await openSink(output, format, source.size, optionTexts);
+    const sink = await openSink(output, source.size, spec);
     for (const [start, length] of await source.dataRanges()) await copyRange(source, sink, start, length);
     await sink.close();
   } finally {
@@ -125,8 +161,13 @@ export function register(program: Command): void {
     .argument('<output>', 'file to create (overwritten if it exists)')
     .option('-O, --output-format <fmt>', 'raw or qcow2', 'raw')
     .option('-o, --options <list>', 'qcow2 output: cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off', collect, [])
-    .action(async (input: string, output: string, opts: { outputFormat: string; options: string[] }) => {
+    .option('-t, --cache <mode>', 'output cache mode: unsafe (no sync, qemu-img convert\'s default) or writeback', 'unsafe')
+    .action(async (input: string, output: string, opts: { outputFormat: string; options: string[]; cache: string }) => {
       const format = opts.outputFormat;
+      const cache = cacheModes.find((mode) => mode === opts.cache);
+      if (cache === undefined) {
+        throw new CliError(`convert: unsupported cache mode '${opts.cache}' (${cacheModes.join(' or ')})`, exitCodes.usage);
+      }
       if (format !== 'raw' && format !== 'qcow2') {
         throw new CliError(`convert: unsupported output format '${format}' (raw or qcow2)`, exitCodes.usage);
       }
@@ -135,7 +176,7 @@ export function register(program: Command): void {
       }
       if (format === 'qcow2') parseImageOptions(opts.options); // usage errors before any file is touched
       try {
-        await convert(input, output, format, opts.options);
+        await convert(input, output, { format, cache, optionTexts: opts.options });
       } catch (error) {
         if (error instanceof Qcow2Error) throw new CliError(`convert '${input}' to '${output}': ${error.message}`);
         throw error;

@@ -41,7 +41,7 @@ describe('convert (end to end against qemu-img compare)', () => {
     });
   });
 
-  it.each([[[]], [['-o', 'cluster_size=4k,refcount_bits=8']], [['-o', 'compat=0.10']]])(
+  it.each([[[]], [['-o', 'cluster_size=4k,refcount_bits=8']], [['-o', 'compat=0.10', '-t', 'writeback']]])(
     'raw → qcow2 %j: identical, clean, and zero ranges stay unallocated',
     async (opts) => {
       await inTempDir(async (dir) => {
@@ -81,6 +81,9 @@ describe('convert (end to end against qemu-img compare)', () => {
       expect(vmdk.stderr).toBe("qcow2-verify: convert: unsupported output format 'vmdk' (raw or qcow2)\n");
       const opt = await runCli(['convert', '-o', 'cluster_size=4k', `${dir}/a.raw`, `${dir}/b`]);
       expect(opt.exitCode).toBe(2);
+      const cache = await runCli(['convert', '-t', 'none', `${dir}/a.raw`, `${dir}/b`]);
+      expect(cache.stderr).toBe("qcow2-verify: convert: unsupported cache mode 'none' (unsafe or writeback)\n");
+      expect(cache.exitCode).toBe(2);
       const key = await runCli(['convert', '-O', 'qcow2', '-o', 'bogus=1', `${dir}/a.raw`, `${dir}/b`]);
       expect(key.exitCode).toBe(2);
       expect(key.stderr).toMatch(/unknown -o option 'bogus'/);
