@@ -7,6 +7,7 @@
 //   (2) N random 4 KiB writes into a new 1 GiB image, each side in one process
 //       reading the same qemu-io script on stdin (engine `io` vs `qemu-io`);
 //   (3) reading the full-size qcow2 image back to raw (`convert -O raw`).
+//   (0) first, the fixed start-up cost of each side's process.
 // Each side is a child process, timed from here, its peak RSS taken from GNU
 // time -v. Every result is checked with qemu-img compare before it is
 // reported: a fast wrong answer is not a benchmark result.
@@ -32,7 +33,10 @@ async function run(options: BenchOptions): Promise<BenchRow[]> {
   const engine = (args: string[], input?: string) => measure(process.execPath, [...engineArgs, cliMain, ...args], input);
   return withDir(
     async ({ path: dir }) => {
-      const rows: BenchRow[] = [];
+      // Fixed cost of starting each side, so the other rows can be read net of it.
+      const rows: BenchRow[] = [
+        { workload: '(0) process start (qcow2-verify --help vs qemu-img --help)', bytes: 0, engine: await engine(['--help']), qemu: await measure('qemu-img', ['--help']) },
+      ];
       const sizesMiB = [Math.max(1, Math.floor(options.sizeMiB / 4)), options.sizeMiB];
       for (const sizeMiB of sizesMiB) {
         const raw = `${dir}/source-${sizeMiB}.raw`;

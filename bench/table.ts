@@ -3,7 +3,7 @@ import type { Measurement } from './measure.js';
 /** One workload, run by the engine and by QEMU on the same input. */
 export interface BenchRow {
   readonly workload: string;
-  /** Guest bytes the workload moves, for MiB/s. */
+  /** Guest bytes the workload moves, for MiB/s (0: none, MiB/s shows '-'). */
   readonly bytes: number;
   readonly engine: Measurement;
   readonly qemu: Measurement;
@@ -17,7 +17,7 @@ export function ratio(row: BenchRow): number {
 }
 
 function mibPerSec(bytes: number, m: Measurement): string {
-  return (bytes / MiB / m.wallSeconds).toFixed(1);
+  return bytes === 0 ? '-' : (bytes / MiB / m.wallSeconds).toFixed(1);
 }
 
 function mib(bytes: number): string {

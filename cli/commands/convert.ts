@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
@@ -80,9 +82,34 @@ async function openSource(path: string): Promise<Source> {
       close: () => image.close(),
     };
   }
-  const file = await NodeFile.open(path, { readOnly: true });
-  const size = await file.length();
-  return { size, dataRanges: async () => [[0, size]], read: (o, l) => file.pread(o, l), close: () => file.close() };
+  return openRawSource(path);
+}
+
+/**
+ * Raw input, read into two buffers in turn (no allocation per piece): a piece
+ * stays valid while the next one is read, which is all copyRange needs.
+ */
+async function openRawSource(path: string): Promise<Source> {
+  const handle = await open(path, 'r');
+  const size = (await handle.stat()).size;
+  const buffers = [Buffer.allocUnsafe(ioChunkBytes), Buffer.allocUnsafe(ioChunkBytes)] as const;
+  let turn = 0;
+  return {
+    size,
+    dataRanges: async () => [[0, size]],
+    read: async (offset, length) => {
+      assert(length <= ioChunkBytes, 'a piece fits its buffer');
+      const buffer = buffers[turn++ % 2 === 0 ? 0 : 1].subarray(0, length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return buffer.fill(0, done); // past EOF (the file shrank meanwhile) reads as zeros
+    },
+    close: () => handle.close(),
+  };
 }
 
 interface SinkSpec {
@@ -111,31 +138,47 @@ async function openSink(path: string, size: number, spec: SinkSpec): Promise<Sin
   return { zeroBlockBytes: info.clusterSize, write: (o, d) => image.write(o, d), close: () => image.close() };
 }
 
-/** Copies `[start, start+length)` piece by piece, writing only the runs of non-zero blocks. */
+/**
+ * Copies `[start, start+length)` in ioChunkBytes pieces, reading the next piece
+ * while the current one is written (two pieces in memory at most).
+ */
 async function copyRange(source: Source, sink: Sink, start: number, length: number): Promise<void> {
+  const end = start + length;
+  const nextEnd = (at: number) => Math.min(end, (Math.floor(at / ioChunkBytes) + 1) * ioChunkBytes);
+  const readFrom = (at: number) => {
+    const promise = source.read(at, nextEnd(at) - at);
+    promise.catch(() => {}); // rejected while a write is pending: still thrown by the await below
+    return promise;
+  };
+  let pending = start < end ? readFrom(start) : undefined;
+  for (let at = start; pending !== undefined; at = nextEnd(at)) {
+    const data = await pending;
+    pending = nextEnd(at) < end ? readFrom(nextEnd(at)) : undefined;
+    await writeNonZeroRuns(sink, at, data);
+  }
+}
+
+/**
+ * Writes the runs of `data` (guest offset `at`) that are not all zeros, tested
+ * block by block; blocks are aligned in the guest, so a qcow2 sink gets whole
+ * clusters wherever the range allows and zero clusters stay unallocated.
+ */
+async function writeNonZeroRuns(sink: Sink, at: number, data: Uint8Array): Promise<void> {
   const block = sink.zeroBlockBytes;
   const zero = Buffer.alloc(block);
-  const end = start + length;
-  for (let at = start; at < end; ) {
-    const next = Math.min(end, (Math.floor(at / ioChunkBytes) + 1) * ioChunkBytes);
-    const data = await source.read(at, next - at);
-    let runStart = -1;
-    // Blocks are aligned to multiples of `block` in the guest, so a qcow2 sink
-    // sees whole clusters wherever the range allows.
-    for (let pos = 0; pos < data.length; ) {
-      const blockEnd = Math.min(data.length, (Math.floor((at + pos) / block) + 1) * block - at);
-      const piece = Buffer.from(data.buffer, data.byteOffset + pos, blockEnd - pos);
-      const isZero = piece.equals(zero.subarray(0, piece.length));
-      if (!isZero && runStart < 0) runStart = pos;
-      if (isZero && runStart >= 0) {
-        await sink.write(at + runStart, data.subarray(runStart, pos));
-        runStart = -1;
-      }
-      pos = blockEnd;
+  let runStart = -1;
+  for (let pos = 0; pos < data.length; ) {
+    const blockEnd = Math.min(data.length, (Math.floor((at + pos) / block) + 1) * block - at);
+    const piece = Buffer.from(data.buffer, data.byteOffset + pos, blockEnd - pos);
+    const isZero = piece.equals(zero.subarray(0, piece.length));
+    if (!isZero && runStart < 0) runStart = pos;
+    if (isZero && runStart >= 0) {
+      await sink.write(at + runStart, data.subarray(runStart, pos));
+      runStart = -1;
     }
-    if (runStart >= 0) await sink.write(at + runStart, data.subarray(runStart));
-    at = next;
+    pos = blockEnd;
   }
+  if (runStart >= 0) await sink.write(at + runStart, data.subarray(runStart));
 }
 
 async function convert(input: string, output: string, spec: SinkSpec): Promise<void> {
@@ -147,6 +190,11 @@ async function convert(input: string, output: string, spec: SinkSpec): Promise<v
   } finally {
     await source.close();
   }
+}
+
+/** A Node file-system error (ENOENT, EACCES, …): the user's problem, not a bug. */
+function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string';
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -178,7 +226,9 @@ export function register(program: Command): void {
       try {
         await convert(input, output, { format, cache, optionTexts: opts.options });
       } catch (error) {
-        if (error instanceof Qcow2Error) throw new CliError(`convert '${input}' to '${output}': ${error.message}`);
+        if (error instanceof Qcow2Error || isSystemError(error)) {
+          throw new CliError(`convert '${input}' to '${output}': ${error.message}`);
+        }
         throw error;
       }
     });

@@ -66,5 +66,6 @@ describe('bench options and table', () => {
     const lines = formatTable([row]).split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[2]).toBe('| w | 2.00 | 4.0 | 50.0 | 1.00 | 8.0 | 20.0 | 2.00 |');
+    expect(formatTable([{ ...row, bytes: 0 }]).split('\n')[2]).toBe('| w | 2.00 | - | 50.0 | 1.00 | - | 20.0 | 2.00 |');
   });
 });
