@@ -85,6 +85,19 @@ describe('io (end to end against qemu-io)', () => {
     });
   });
 
+  it('-r opens read-only: reads work, writes are refused and the file is untouched', async () => {
+    await inTempDir(async (dir) => {
+      const file = `${dir}/a.qcow2`;
+      await qemuImg('create', '-q', '-f', 'qcow2', file, '1M');
+      await qemuIo(file, 'write -P 9 0 4k');
+      const before = await readFile(file);
+      const r = await runCli(['io', '-r', file, '-c', 'read -P 9 0 4k', '-c', 'write -P 1 0 4k', '-c', 'discard 0 64k']);
+      expect(r.stdout).toMatch(/^read 4096\/4096 bytes at offset 0\nwrite failed: .*\(read-only\)\ndiscard failed: .*\(read-only\)\n$/);
+      expect(r.exitCode).toBe(1);
+      expect(Buffer.compare(await readFile(file), before)).toBe(0);
+    });
+  });
+
   it('a bad command is a usage error (exit 2) and nothing runs', async () => {
     await inTempDir(async (dir) => {
       const file = `${dir}/a.qcow2`;

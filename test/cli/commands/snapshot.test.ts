@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { formatSnapshotTable, formatVmClock } from '../../../cli/commands/snapshot.js';
 import { runCli } from '../run-cli.js';
@@ -74,6 +75,21 @@ describe('snapshot (end to end against qemu-img)', () => {
       expect(none.stderr).toBe('qcow2-verify: snapshot: give exactly one of -c NAME, -a NAME, -d NAME or -l\n');
       expect((await runCli(['snapshot', '-c', 'x', '-l', file])).exitCode).toBe(2);
       await expectClean(file);
+    });
+  });
+
+  it('a refused snapshot (refcount overflow with 1-bit refcounts) exits 1 and leaves no trace', async () => {
+    await inTempDir(async (dir) => {
+      const file = `${dir}/a.qcow2`;
+      await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'refcount_bits=1', file, '1M');
+      await qemuIo(file, 'write -P 1 0 64k');
+      const before = await readFile(file);
+      const r = await runCli(['snapshot', '-c', 'x', file]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/^qcow2-verify: could not create snapshot 'x': [^\n]+\n$/);
+      await expectClean(file);
+      expect((await qemuImg('snapshot', '-l', file)).stdout).toBe('');
+      expect(Buffer.compare(await readFile(file), before)).toBe(0);
     });
   });
 });
