@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
 import type { ImageInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
@@ -53,7 +54,9 @@ export function infoJson(info: ImageInfo, filename: string, actualSize: number):
     format: 'qcow2',
     'actual-size': actualSize,
     'format-specific': { type: 'qcow2', data: formatSpecificData(info) },
-    ...(info.backingFile === undefined ? {} : { 'backing-filename': info.backingFile }),
+    ...(info.backingFile === undefined
+      ? {}
+      : { 'full-backing-filename': fullBackingPath(filename, info.backingFile), 'backing-filename': info.backingFile }),
     'dirty-flag': info.dirty,
   };
 }
@@ -68,7 +71,10 @@ export function infoText(info: ImageInfo, filename: string, actualSize: number):
     `cluster_size: ${info.clusterSize}`,
   ];
   if (info.dirty) lines.push('cleanly shut down: no');
-  if (info.backingFile !== undefined) lines.push(`backing file: ${info.backingFile}`);
+  if (info.backingFile !== undefined) {
+    const full = fullBackingPath(filename, info.backingFile);
+    lines.push(`backing file: ${info.backingFile}${full === info.backingFile ? '' : ` (actual path: ${full})`}`);
+  }
   if (info.backingFormat !== undefined) lines.push(`backing file format: ${info.backingFormat}`);
   if (info.snapshots.length > 0) lines.push(...formatSnapshotTable(info.snapshots));
   lines.push('Format specific information:');
@@ -76,6 +82,11 @@ export function infoText(info: ImageInfo, filename: string, actualSize: number):
     lines.push(`    ${key.replaceAll('-', ' ')}: ${String(value)}`);
   }
   return lines;
+}
+
+/** A relative backing file name is relative to the image's directory (qemu's bdrv_get_full_backing_filename). */
+export function fullBackingPath(filename: string, backingFile: string): string {
+  return isAbsolute(backingFile) || dirname(filename) === '.' ? backingFile : join(dirname(filename), backingFile);
 }
 
 /** Bytes the file occupies on disk (st_blocks × 512), qemu-img's "disk size". */

@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { mergeMap } from '../../../cli/commands/map.js';
-import { formatQemuJson } from '../../../cli/commands/info.js';
+import { formatQemuJson, infoJson, infoText } from '../../../cli/commands/info.js';
+import type { ImageInfo } from '../../../impl/index.js';
 import { runCli } from '../run-cli.js';
 import { inTempDir, qemuImg, qemuIo } from '../qemu.js';
 
@@ -112,5 +113,27 @@ describe('formatQemuJson', () => {
     expect(formatQemuJson({ a: [{ b: 1n << 63n }], c: 'x', d: false, e: [] })).toBe(
       '{\n    "a": [\n        {\n            "b": 9223372036854775808\n        }\n    ],\n    "c": "x",\n    "d": false,\n    "e": []\n}',
     );
+  });
+});
+
+describe('info with a backing file (the engine refuses to open such images for now)', () => {
+  // Expected text copied from qemu-img 7.2 info on /tmp/qx/bk.qcow2 (backing s.qcow2, format qcow2).
+  const info: ImageInfo = {
+    virtualSize: 1 << 20, clusterSize: 65536, version: 3, refcountBits: 16, lazyRefcounts: false, dirty: false,
+    corrupt: false, fileLength: 196616, snapshots: [], backingFile: 's.qcow2', backingFormat: 'qcow2',
+  };
+
+  it('prints the backing members where qemu-img does', () => {
+    const json = infoJson(info, '/tmp/qx/bk.qcow2', 200704);
+    expect(Object.keys(json)).toEqual([
+      'backing-filename-format', 'virtual-size', 'filename', 'cluster-size', 'format', 'actual-size', 'format-specific',
+      'full-backing-filename', 'backing-filename', 'dirty-flag',
+    ]);
+    expect(json['full-backing-filename']).toBe('/tmp/qx/s.qcow2');
+    expect(infoText(info, '/tmp/qx/bk.qcow2', 200704).slice(5, 7)).toEqual([
+      'backing file: s.qcow2 (actual path: /tmp/qx/s.qcow2)',
+      'backing file format: qcow2',
+    ]);
+    expect(infoText(info, 'bk.qcow2', 200704)[5]).toBe('backing file: s.qcow2');
   });
 });
