@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { open } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
@@ -182,6 +183,11 @@ async function writeNonZeroRuns(sink: Sink, at: number, data: Uint8Array): Promi
 }
 
 async function convert(input: string, output: string, spec: SinkSpec): Promise<void> {
+  // Creating the output truncates it: converting a file onto itself would destroy the input.
+  const real = (path: string) => realpath(path).catch(() => resolve(path));
+  if ((await real(input)) === (await real(output))) {
+    throw new CliError(`convert: input and output are the same file '${input}'`, exitCodes.usage);
+  }
   const source = await openSource(input);
   try {
     const sink = await openSink(output, source.size, spec);

@@ -1,4 +1,5 @@
 import { stat, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../run-cli.js';
 import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../qemu.js';
@@ -84,6 +85,10 @@ describe('convert (end to end against qemu-img compare)', () => {
       const cache = await runCli(['convert', '-t', 'none', `${dir}/a.raw`, `${dir}/b`]);
       expect(cache.stderr).toBe("qcow2-verify: convert: unsupported cache mode 'none' (unsafe or writeback)\n");
       expect(cache.exitCode).toBe(2);
+      const same = await runCli(['convert', `${dir}/a.raw`, `${dir}/../${basename(dir)}/a.raw`]);
+      expect(same.exitCode).toBe(2);
+      expect(same.stderr).toMatch(/input and output are the same file/);
+      expect((await stat(`${dir}/a.raw`)).size).toBe(512);
       const key = await runCli(['convert', '-O', 'qcow2', '-o', 'bogus=1', `${dir}/a.raw`, `${dir}/b`]);
       expect(key.exitCode).toBe(2);
       expect(key.stderr).toMatch(/unknown -o option 'bogus'/);
