@@ -29,6 +29,8 @@ export interface CampaignConstraints {
   readonly sequencesPerRun?: number;
   /** Longest sequence. Default 80: campaigns afford longer sequences than the gate. */
   readonly commandsCountMax?: number;
+  /** Shrink malformed-image findings (default true; the quick test in npm test skips it). */
+  readonly shrinkImages?: boolean;
   /** The campaign's clock (budget and progress only; never a verdict). */
   readonly now: () => number;
   readonly shouldStop?: () => boolean;
@@ -112,7 +114,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
       const kind = plan[k % plan.length] ?? 'images';
       if (kind === 'images') {
         fuzzer ??= new ImageFuzzer();
-        const outcome = await fuzzer.runSeed(seed);
+        const outcome = await fuzzer.runSeed(seed, c.shrinkImages ?? true);
         stats.mutants += outcome.evaluated;
         const candidate = await imageCase(c, outcome);
         if (candidate !== undefined) await record(candidate.case, candidate.image, seed);
@@ -157,7 +159,7 @@ async function propertyCase(c: CampaignConstraints, property: PropertyName, run:
   };
 }
 
-async function imageCase(c: CampaignConstraints, outcome: SeedOutcome): Promise<{ case: MalformedImageCase; image: Uint8Array } | undefined> {
+async function imageCase(c: CampaignConstraints, outcome: SeedOutcome): Promise<{ case: MalformedImageCase; image: Uint8Array | undefined } | undefined> {
   const shrunk = outcome.shrunk;
   const finding = shrunk?.outcome.judgement.finding;
   if (shrunk === undefined || finding === undefined) return undefined;
@@ -183,5 +185,10 @@ async function imageCase(c: CampaignConstraints, outcome: SeedOutcome): Promise<
     path: shrunk.path,
     found: await provenance(c.command, new Date(c.now())),
   };
-  return { case: imageCase, image: resolved.bytes };
+  // A base without snapshots rebuilds byte for byte (no timestamps), so a large image need not be stored.
+  const rebuildable = !mutant.base.ops.some((op) => op.kind === 'snapshotCreate');
+  return { case: imageCase, image: rebuildable && resolved.bytes.length > storedImageBytesMax ? undefined : resolved.bytes };
 }
+
+/** Larger mutant images are stored only when their base cannot be rebuilt exactly. */
+export const storedImageBytesMax = 256 * 1024;

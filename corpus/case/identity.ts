@@ -13,11 +13,13 @@ export function propertyFailureSignature(property: string, divergenceKind: strin
 
 /**
  * malformedImages + finding + detail (e.g. the error class or the two verdict
- * classes) + the mutation kinds in order, e.g.
- * `malformedImages/open-disagreement/ours=refuses,qemu=opens/header-field:l1_size`.
+ * classes) + the distinct mutation labels, sorted (two xors of L1 entries are
+ * the same kind of damage as one), e.g.
+ * `malformedImages/open-disagreement/ours=refuses:format,qemu=opens/header-field:l1_size`.
  */
 export function imageFindingSignature(finding: ImageFindingKind, detail: string, mutations: readonly string[]): string {
-  return ['malformedImages', finding, detail, mutations.join('+') || 'none'].map(slugPart).join('/');
+  const labels = [...new Set(mutations)].sort();
+  return ['malformedImages', finding, detail, labels.join('+') || 'none'].map(slugPart).join('/');
 }
 
 /** Mutation label used in signatures: kind plus the field/table/set it targets, never offsets or values. */

@@ -60,8 +60,8 @@ export class ImageFuzzer {
     return { mutant, resolved, judgement: await this.judgeBytes(resolved.bytes) };
   }
 
-  /** Draws the seed's mutant, judges it, and shrinks it when it is a finding. */
-  async runSeed(seed: number): Promise<SeedOutcome> {
+  /** Draws the seed's mutant, judges it, and (unless `shrink` is false) shrinks it when it is a finding. */
+  async runSeed(seed: number, shrink = true): Promise<SeedOutcome> {
     let first: MutantOutcome | undefined;
     let last: MutantOutcome | undefined;
     let evaluated = 0;
@@ -72,7 +72,7 @@ export class ImageFuzzer {
       if (outcome.judgement.finding !== undefined) last = outcome;
       return outcome.judgement.finding === undefined;
     });
-    const details = await fc.check(property, { seed, numRuns: 1, endOnFailure: false });
+    const details = await fc.check(property, { seed, numRuns: 1, endOnFailure: !shrink });
     if (first === undefined) throw new Error(`seed ${seed} drew no mutant`);
     if (!details.failed || last === undefined) return { seed, first, evaluated };
     // Shrinking continues from each failing candidate, so the last failing mutant judged is fast-check's counterexample.

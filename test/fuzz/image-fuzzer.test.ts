@@ -1,0 +1,74 @@
+// The malformed-image fuzzer in npm test: the watchdog turns a hang and a heap
+// blow-up into findings, and a small fixed-seed campaign (30 mutants, no
+// shrinking) finds nothing that corpus/cases does not already track — a new
+// disagreement, crash or hang at this seed fails here with its replay command.
+import { afterAll, describe, expect, it } from 'vitest';
+import { withDir } from 'tmp-promise';
+import { runCampaign } from '../../corpus/campaign/campaign.js';
+import { buildBaseImage } from '../../corpus/mutants/base-image.js';
+import { expectedDifferences } from '../../corpus/mutants/judge.js';
+import { VerdictWatchdog } from '../../corpus/mutants/watchdog.js';
+import { defaultCorpusDir } from '../../corpus/store.js';
+
+/** The fixed campaign seed of npm test; `qcow2-verify fuzz --images --seed 20261125 --runs 30` reproduces it (with shrinking). */
+export const imageFuzzTestSeed = 20261125;
+const mutantsCount = 30;
+
+const watchdog = new VerdictWatchdog({ timeoutMs: 1500, heapMb: 64 });
+afterAll(async () => {
+  await watchdog.close();
+});
+
+describe('watchdog', () => {
+  it('reports a runaway verdict as a hang and recovers', async () => {
+    expect(await watchdog.selfTest('spin')).toEqual({ kind: 'hang', phase: 'spin', timeoutMs: 1500 });
+    const base = await buildBaseImage({ options: { version: 3, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 65536 }, ops: [] });
+    const after = await watchdog.evaluate(base);
+    expect(after.kind).toBe('verdict');
+    if (after.kind === 'verdict') {
+      expect(after.verdict.open.ok).toBe(true);
+      expect(after.verdict.check).toMatchObject({ ok: true, verdict: 'clean' });
+    }
+  });
+
+  it('reports a heap blow-up as a memory finding', async () => {
+    const result = await watchdog.selfTest('allocate');
+    expect(result.kind).toBe('memory');
+  });
+});
+
+describe('malformed-image fuzzer', () => {
+  it('base images without snapshots rebuild byte for byte (so large ones need not be stored)', async () => {
+    const spec = { options: { version: 2 as const, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 1 << 20 }, ops: [{ kind: 'write' as const, offset: 4096, length: 8192, pattern: 7 }] };
+    expect(await buildBaseImage(spec)).toEqual(await buildBaseImage(spec));
+  });
+
+  it(`finds nothing new in ${mutantsCount} mutants at seed ${imageFuzzTestSeed}`, async () => {
+    await withDir(
+      async ({ path: dir }) => {
+        const summary = await runCampaign({
+          impl: 'ts',
+          seed: imageFuzzTestSeed,
+          shard: { index: 0, count: 1 },
+          budget: { kind: 'runs', count: mutantsCount },
+          kinds: 'images',
+          corpusDir: dir,
+          knownDirs: [defaultCorpusDir()],
+          shrinkImages: false,
+          now: () => 0,
+        });
+        expect(summary.stats.mutants).toBe(mutantsCount);
+        const fresh = summary.findings.filter((f) => f.isNew).map((f) => `${f.signature}: ${f.message} (seed ${f.runSeed})`);
+        expect(fresh, 'new findings: triage them and add them to corpus/cases (qcow2-verify fuzz --images --corpus corpus/cases)').toEqual([]);
+      },
+      { unsafeCleanup: true },
+    );
+  });
+
+  it('documents every expected difference with a reason', () => {
+    for (const d of expectedDifferences) {
+      expect(d.description.length).toBeGreaterThan(40);
+      expect(d.open !== undefined || d.check !== undefined).toBe(true);
+    }
+  });
+});
