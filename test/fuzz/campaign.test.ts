@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { withDir } from 'tmp-promise';
+import { runCampaign, type CampaignEvent } from '../../corpus/campaign/campaign.js';
+import { formatProgress, formatSummary, ProgressPrinter } from '../../corpus/campaign/progress.js';
+import { replayPropertyCase } from '../../corpus/replay/replay-case.js';
+import { loadCorpus } from '../../corpus/store.js';
+import { propertyNames } from '../../properties/index.js';
+import { fuzzExitCode, parseDuration, parseFuzzOptions } from '../../cli/commands/fuzz.js';
+import { CliError } from '../../cli/fatal.js';
+
+describe('fuzz campaign', () => {
+  it('cycles through every property and the image fuzzer, and every saved failure replays', async () => {
+    await withDir(
+      async ({ path: dir }) => {
+        const events: CampaignEvent[] = [];
+        const plan = propertyNames.length + 1;
+        const summary = await runCampaign({
+          impl: 'ts',
+          seed: 42,
+          shard: { index: 0, count: 1 },
+          budget: { kind: 'runs', count: plan },
+          kinds: 'all',
+          corpusDir: dir,
+          knownDirs: [],
+          sequencesPerRun: 2,
+          commandsCountMax: 12,
+          shrinkImages: false,
+          now: () => 0,
+          onEvent: (e) => events.push(e),
+        });
+        expect(summary.cannotRun).toBeUndefined();
+        expect(summary.harnessErrors).toEqual([]);
+        expect(summary.stats.runs).toBe(plan);
+        expect(summary.stats.mutants).toBe(1);
+        // Each property run draws 2 sequences (more when one fails and shrinks, which only counts the runs).
+        expect(summary.stats.sequences).toBeGreaterThanOrEqual(propertyNames.length);
+        expect(events.filter((e) => e.kind === 'run')).toHaveLength(plan);
+        // Whatever was found was saved once per signature, and replays to the same signature.
+        const saved = await loadCorpus(dir);
+        expect(saved.length).toBe(summary.findings.filter((f) => f.isNew).length);
+        for (const s of saved) {
+          if (s.case.kind !== 'property-failure') continue;
+          const again = await replayPropertyCase(s.case, 'ts');
+          expect(again.verdict, `${s.id}: ${again.message}`).toBe('reproduced');
+        }
+      },
+      { unsafeCleanup: true },
+    );
+  });
+});
+
+describe('fuzz progress and summary', () => {
+  const stats = { elapsedMs: 65_000, runs: 12, sequences: 240, operations: 6500, mutants: 3, newFailures: 1, knownFailures: 2 };
+
+  it('redraws one line on a terminal and prints plain lines elsewhere', () => {
+    const tty: string[] = [];
+    const onTty = new ProgressPrinter(true, (t) => tty.push(t));
+    onTty.onEvent({ kind: 'run', stats });
+    onTty.clearLine();
+    expect(tty).toEqual([`\r${formatProgress(stats)}\x1b[K`, '\r\x1b[K']);
+    const plain: string[] = [];
+    const onLog = new ProgressPrinter(false, (t) => plain.push(t));
+    onLog.onEvent({ kind: 'run', stats });
+    onLog.onEvent({ kind: 'run', stats: { ...stats, elapsedMs: 70_000 } });
+    expect(plain).toEqual([`${formatProgress(stats)}\n`]);
+    expect(formatProgress(stats)).toBe('fuzz 1m05s  runs 12  sequences 240  ops 6500 (100/s)  mutants 3  failures 1 new, 2 known');
+  });
+
+  it('ends with the new failures and their replay commands, and the exit code says so', () => {
+    const finding = { kind: 'property-failure' as const, signature: 'structure/structure/write', message: 'x', isNew: true, runSeed: 5, replay: 'qcow2-verify replay c.json' };
+    const summary = { stats, findings: [finding], harnessErrors: [] };
+    expect(formatSummary(summary).join('\n')).toContain('Replay: qcow2-verify replay c.json');
+    expect(fuzzExitCode(summary)).toBe(1);
+    expect(fuzzExitCode({ ...summary, findings: [{ ...finding, isNew: false }] })).toBe(0);
+    expect(fuzzExitCode({ stats, findings: [], harnessErrors: [], cannotRun: 'qemu-img not found' })).toBe(2);
+  });
+});
+
+describe('fuzz options', () => {
+  it('parses budgets, seeds and shards', () => {
+    expect(parseDuration('90s')).toBe(90_000);
+    expect(parseDuration('10m')).toBe(600_000);
+    expect(parseDuration('2h')).toBe(7_200_000);
+    const o = parseFuzzOptions({ runs: '5', seed: '7', shard: '2/4', images: true, corpus: '/tmp/c' }, () => 1);
+    expect(o).toMatchObject({ impl: 'ts', budget: { kind: 'runs', count: 5 }, seed: 7, seedGiven: true, shard: { index: 1, count: 4 }, imagesOnly: true, corpusDir: '/tmp/c' });
+    expect(parseFuzzOptions({}, () => 99)).toMatchObject({ budget: { kind: 'time', ms: 600_000 }, seed: 99, seedGiven: false });
+  });
+
+  it('refuses bad options as usage errors (exit 2)', () => {
+    for (const raw of [{ time: '1m', runs: '3' }, { runs: '0' }, { time: 'soon' }, { shard: '0/2' }, { impl: 'canary' }, { seed: 'nope' }]) {
+      expect(() => parseFuzzOptions(raw, () => 1), JSON.stringify(raw)).toThrow(CliError);
+      try {
+        parseFuzzOptions(raw, () => 1);
+      } catch (error) {
+        expect((error as CliError).exitCode).toBe(2);
+      }
+    }
+  });
+});
