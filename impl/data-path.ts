@@ -121,11 +121,16 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
     const inPlace = (old.kind === 'normal' || old.kind === 'zero-alloc') && old.copied;
     plans.push({ guestCluster: c, old, host: inPlace ? old.offset : -1, link: !inPlace || old.kind === 'zero-alloc' });
   }
-  // One contiguous allocation for all clusters that need a new one.
+  // Contiguous allocations (as long as first fit allows) for clusters needing a new one.
   const fresh = plans.filter((p) => p.host < 0);
-  const freshOffset = fresh.length > 0 ? await s.refcounts.allocate(fresh.length) : 0;
-  fresh.forEach((p, i) => (p.host = freshOffset + i * cs));
+  const allocated: [number, number][] = [];
   try {
+    for (let i = 0; i < fresh.length; i += s.refcounts.runClustersMax) {
+      const chunk = fresh.slice(i, i + s.refcounts.runClustersMax);
+      const at = await s.refcounts.allocate(chunk.length);
+      allocated.push([at, chunk.length]);
+      chunk.forEach((p, j) => (p.host = at + j * cs));
+    }
     const runs: Run[] = [];
     for (const p of plans) {
       const clusterStart = p.guestCluster * cs;
@@ -143,7 +148,7 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
     }
     for (const run of runs) await s.file.pwrite(run.host, runBytes(run));
   } catch (error) {
-    if (fresh.length > 0) await s.refcounts.release(freshOffset, fresh.length);
+    for (const [at, count] of allocated) await s.refcounts.release(at, count);
     throw error;
   }
   if (!plans.some((p) => p.link)) return;

@@ -103,6 +103,9 @@ export class Refcounts {
   /** Allocate `count` contiguous clusters with refcount 1; returns the host offset. */
   async allocate(count: number): Promise<number> {
     assert(Number.isSafeInteger(count) && count >= 1, 'allocate at least one cluster');
+    // New refcount blocks land at the start of their range; a run that long could
+    // never avoid them, so it goes to a fresh area past everything counted.
+    if (count >= this.g.refblockEntriesCount) return this.allocateArea(count);
     for (;;) {
       const start = await this.findFreeRun(count, this.freeHint);
       // A new refcount block may take clusters of the run: search again then.
@@ -111,6 +114,36 @@ export class Refcounts {
       this.freeHint = start + count;
       return start * this.g.clusterSize;
     }
+  }
+
+  /** The longest run allocate() places first-fit (longer ones go past the end). */
+  get runClustersMax(): number {
+    return this.g.refblockEntriesCount - 1;
+  }
+
+  /**
+   * Allocate count clusters after the last refcount-block range in use: m new
+   * blocks (describing themselves and the run) followed by the run.
+   */
+  private async allocateArea(count: number): Promise<number> {
+    const R = this.g.refblockEntriesCount;
+    let m = 1;
+    while (m * R < m + count) m++;
+    let k = this.reftable.length;
+    while (k > 0 && this.reftable[k - 1] === 0) k--;
+    if (k + m > this.reftable.length) {
+      await this.growReftable(k + m - 1);
+      return this.allocateArea(count);
+    }
+    for (let j = 0; j < m; j++) {
+      const block = new RefcountBlock(new Uint8Array(this.g.clusterSize), this.g.refcountOrder);
+      for (let c = j * R; c < Math.min((j + 1) * R, m + count); c++) block.set(c - j * R, 1);
+      const offset = (k * R + j) * this.g.clusterSize;
+      this.reftable[k + j] = offset;
+      this.reftableDirty.add(k + j);
+      await this.cache.put(offset, block);
+    }
+    return (k * R + m) * this.g.clusterSize;
   }
 
   /** Undo a fresh allocation that never got referenced (failed write). */
