@@ -84,10 +84,8 @@ export function decodeHeader(bytes: Uint8Array): Header {
       throw new Qcow2FormatError('file length', bytes.length, `at least header_length ${headerLength}`);
     }
     if (headerLength > 104) compressionType = view.getUint8(104);
-    if (headerLength > headerV3Bytes) {
-      assert(bytes.length >= headerLength, 'caller passes the whole header');
-      unknownFields = bytes.slice(headerV3Bytes, headerLength);
-    }
+    // A probe of the first 112 bytes cannot see them; open decodes cluster 0 again.
+    if (headerLength > headerV3Bytes && bytes.length >= headerLength) unknownFields = bytes.slice(headerV3Bytes, headerLength);
     if (refcountOrder > refcountOrderMax) throw new Qcow2FormatError('refcount_order', refcountOrder, `0..${refcountOrderMax}`, 96);
   }
   const unknownIncompat = incompatibleFeatures & ~incompatSupportedMask;
