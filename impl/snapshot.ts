@@ -102,6 +102,9 @@ export async function createSnapshot(s: ImageState, name: string): Promise<void>
   await flushMetadata(s);
   const increments = await walk(s, s.map.l1);
   await checkOverflow(s, increments);
+  const entry = newEntry(s, name);
+  const tableBytes = encodeSnapshotTable([...s.snapshots, entry], snapshotExtraDataBytesWritten).length;
+  if (tableBytes > snapshotTableBytesMax) throw new Qcow2Error('unsupported', `snapshot table would need ${tableBytes} bytes (limit ${snapshotTableBytesMax})`);
   const cs = s.g.clusterSize;
   const l1 = s.map.l1;
   // The copy is written as it is in memory, COPIED bits included (they go stale).
@@ -109,12 +112,17 @@ export async function createSnapshot(s: ImageState, name: string): Promise<void>
   if (l1.size > 0) await s.file.pwrite(copyOffset, encodeL1(l1));
   for (const [cluster, k] of increments) await s.refcounts.increment(cluster, k);
   await syncCopied(s);
+  entry.l1TableOffset = copyOffset;
+  await writeSnapshotTable(s, [...s.snapshots, entry]);
+  await flushMetadata(s);
+}
+
+function newEntry(s: ImageState, name: string): SnapshotEntry {
   const maxId = s.snapshots.reduce((m, e) => Math.max(m, /^\d+$/.test(e.id) ? Number(e.id) : 0), 0);
-  const extraData = new Uint8Array(snapshotExtraDataBytesWritten);
   const now = s.clock();
-  const entry: SnapshotEntry = {
-    l1TableOffset: copyOffset,
-    l1Size: l1.size,
+  return {
+    l1TableOffset: 0,
+    l1Size: s.map.l1.size,
     id: String(maxId + 1),
     name,
     dateSec: now.sec,
@@ -122,10 +130,8 @@ export async function createSnapshot(s: ImageState, name: string): Promise<void>
     vmClockNsec: 0n,
     vmStateSize: 0,
     diskSize: s.header.size,
-    extraData,
+    extraData: new Uint8Array(snapshotExtraDataBytesWritten),
   };
-  await writeSnapshotTable(s, [...s.snapshots, entry]);
-  await flushMetadata(s);
 }
 
 export async function revertSnapshot(s: ImageState, name: string): Promise<void> {
