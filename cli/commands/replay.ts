@@ -37,7 +37,7 @@ export function replayExitCode(outcome: ReplayOutcome): number {
 async function replayImage(stored: StoredCase & { case: MalformedImageCase }, trace: boolean, out: (line: string) => void): Promise<ReplayOutcome> {
   const c = stored.case;
   if (trace) {
-    out(`base image: ${JSON.stringify(c.base.options)}; ops: ${c.base.ops.length === 0 ? '(none)' : ''}`);
+    out(`base image: ${JSON.stringify(c.base.options)}${c.base.ops.length === 0 ? ', no ops' : ', ops:'}`);
     for (const op of c.base.ops) out(`  ${JSON.stringify(op)}`);
     out(`image: ${stored.imagePath ?? 'rebuilt from the base spec and the patches'}`);
     for (const m of c.mutations) out(`mutation ${JSON.stringify(m)}`);

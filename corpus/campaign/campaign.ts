@@ -25,7 +25,7 @@ export interface CampaignConstraints {
   readonly corpusDir: string;
   /** Further corpora whose cases count as known (e.g. the bundled corpus/cases). */
   readonly knownDirs?: readonly string[];
-  /** Sequences per property run (fast-check numRuns). Default 20. */
+  /** Sequences per property run (fast-check numRuns). Default 10: short runs keep the time budget tight. */
   readonly sequencesPerRun?: number;
   /** Longest sequence. Default 80: campaigns afford longer sequences than the gate. */
   readonly commandsCountMax?: number;
@@ -63,6 +63,7 @@ export interface CampaignFinding {
 
 export type CampaignEvent =
   | { readonly kind: 'run'; readonly stats: Readonly<CampaignStats> }
+  | { readonly kind: 'progress'; readonly stats: Readonly<CampaignStats> }
   | { readonly kind: 'finding'; readonly finding: CampaignFinding; readonly stats: Readonly<CampaignStats> }
   | { readonly kind: 'harness-error'; readonly message: string };
 
@@ -119,8 +120,21 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
         const candidate = await imageCase(c, outcome);
         if (candidate !== undefined) await record(candidate.case, candidate.image, seed);
       } else {
-        const result = await runProperty({ property: kind, impl: c.impl, seed, numRuns: c.sequencesPerRun ?? 20, sequence: { commandsCountMax: c.commandsCountMax ?? 80 } });
-        stats.sequences += result.coverage.sequences;
+        const sequencesBefore = stats.sequences;
+        const result = await runProperty({
+          property: kind,
+          impl: c.impl,
+          seed,
+          numRuns: c.sequencesPerRun ?? 10,
+          sequence: { commandsCountMax: c.commandsCountMax ?? 80 },
+          // Live progress inside a long run; the run's coverage gives the exact count afterwards.
+          onSequence: () => {
+            stats.sequences++;
+            stats.elapsedMs = c.now() - start;
+            c.onEvent?.({ kind: 'progress', stats });
+          },
+        });
+        stats.sequences = sequencesBefore + result.coverage.sequences;
         stats.operations += result.coverage.operations;
         if (result.status === 'oracle-unavailable') return { stats, findings, harnessErrors, cannotRun: result.message };
         if (result.status === 'harness-error') {

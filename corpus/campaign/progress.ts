@@ -42,6 +42,7 @@ export class ProgressPrinter {
   onEvent(event: CampaignEvent): void {
     switch (event.kind) {
       case 'run':
+      case 'progress':
         if (this.tty) {
           this.write(`\r${formatProgress(event.stats)}\x1b[K`);
           this.lineShown = true;

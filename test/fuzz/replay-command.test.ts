@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { withDir } from 'tmp-promise';
+import { runReplay } from '../../cli/commands/replay.js';
+import { defaultCorpusDir, loadCorpus } from '../../corpus/store.js';
+import { CliError } from '../../cli/fatal.js';
+
+const cases = await loadCorpus(defaultCorpusDir());
+const staleTail = cases.find((s) => s.case.signature === 'readsAndOutcomes/read/read' && s.case.status === 'known-qemu-divergence');
+
+describe('qcow2-verify replay', () => {
+  it('exits 1 while a case fails and traces the first divergence per cluster', async () => {
+    expect(staleTail).toBeDefined();
+    const lines: string[] = [];
+    expect(await runReplay(staleTail!.jsonPath, { trace: true }, (l) => lines.push(l))).toBe(1);
+    const text = lines.join('\n');
+    expect(text).toContain('#3 truncate 0x20000');
+    // After the grow, QEMU still holds the stale 0xab bytes where the model has zeros.
+    expect(text).toMatch(/cluster 1 @0x10000: model normal #([0-9a-f]{8}) \| impl normal #(?!\1)[0-9a-f]{8} {2}<>\n {4}\^ first divergence: guest cluster 1 differs/);
+    expect(text).toContain('still fails (qemu) as expected: a known QEMU divergence');
+  });
+
+  it('exits 0 once the case passes (our engine on a known QEMU divergence)', async () => {
+    const lines: string[] = [];
+    expect(await runReplay(staleTail!.jsonPath, { trace: false, impl: 'ts' }, (l) => lines.push(l))).toBe(0);
+    expect(lines.at(-1)).toBe('passes (ts)');
+  });
+
+  it('refuses a broken case file with exit 2', async () => {
+    await withDir(
+      async ({ path: dir }) => {
+        const file = join(dir, 'bad.json');
+        await writeFile(file, JSON.stringify({ format: 1, kind: 'property-failure' }));
+        const error = await runReplay(file, { trace: false }, () => undefined).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(CliError);
+        expect((error as CliError).exitCode).toBe(2);
+        expect((error as CliError).message).toMatch(/bad\.json: field implementation is missing/);
+      },
+      { unsafeCleanup: true },
+    );
+  });
+});
