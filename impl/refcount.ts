@@ -16,6 +16,7 @@ import { reftableSizeBytesMax } from './limits.js';
 import { TableCache } from './cache/table-cache.js';
 import { RefcountBlock } from './format/refcount-block.js';
 import { encodeReftable } from './format/refcount-table.js';
+import { areaBlocks } from './refcount-area.js';
 
 export class Refcounts {
   private readonly cache: TableCache<RefcountBlock>;
@@ -135,9 +136,7 @@ export class Refcounts {
       await this.growReftable(k + m - 1);
       return this.allocateArea(count);
     }
-    for (let j = 0; j < m; j++) {
-      const block = new RefcountBlock(new Uint8Array(this.g.clusterSize), this.g.refcountOrder);
-      for (let c = j * R; c < Math.min((j + 1) * R, m + count); c++) block.set(c - j * R, 1);
+    for (const [j, block] of areaBlocks(this.g, m, m + count).entries()) {
       const offset = (k * R + j) * this.g.clusterSize;
       this.reftable[k + j] = offset;
       this.reftableDirty.add(k + j);
@@ -223,9 +222,8 @@ export class Refcounts {
     const first = k * R;
     const table = new Float64Array(entries);
     table.set(this.reftable);
-    for (let j = 0; j < m; j++) {
-      const block = new RefcountBlock(new Uint8Array(this.g.clusterSize), this.g.refcountOrder);
-      for (let c = j * R; c < Math.min((j + 1) * R, m + tableClusters); c++) block.set(c - j * R, 1);
+    const blocks = areaBlocks(this.g, m, m + tableClusters);
+    for (const [j, block] of blocks.entries()) {
       table[k + j] = (first + j) * this.g.clusterSize;
       await this.cache.put((first + j) * this.g.clusterSize, block);
     }
