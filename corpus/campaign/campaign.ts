@@ -3,6 +3,7 @@
 // malformed-image fuzzer (one mutant per run), until the time or run budget is
 // spent. Each failure arrives shrunk (fast-check), is deduplicated by signature
 // against the corpus and this campaign, and is saved as a case.
+import { QemuMissingError, qemuVersion } from '../../oracle/index.js';
 import { propertyNames, runProperty, type ImplName, type PropertyName, type RunResult } from '../../properties/index.js';
 import { dedupKey, mutationLabel } from '../case/identity.js';
 import type { CorpusCase, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
@@ -105,6 +106,13 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
     c.onEvent?.({ kind: 'finding', finding, stats });
   };
 
+  // Every campaign runs the image fuzzer, which needs QEMU (base images, the verdict to compare with).
+  try {
+    await qemuVersion();
+  } catch (error) {
+    if (error instanceof QemuMissingError) return { stats, findings, harnessErrors, cannotRun: error.message };
+    throw error;
+  }
   try {
     for (let k = 0; ; k++) {
       stats.elapsedMs = c.now() - start;

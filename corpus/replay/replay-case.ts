@@ -4,6 +4,7 @@
 // with the recorded patches). A case reproduces when the same signature comes
 // out again; a different failure is reported as such, never as "passes".
 import { readFile } from 'node:fs/promises';
+import { QemuMissingError } from '../../oracle/index.js';
 import { replayOps, type RunResult } from '../../properties/index.js';
 import { isPropertyName } from '../../properties/registry.js';
 import { imageFindingSignature, mutationLabel, propertyFailureSignature } from '../case/identity.js';
@@ -76,7 +77,13 @@ export async function caseImage(stored: StoredCase & { case: MalformedImageCase 
 }
 
 export async function replayImageCase(stored: StoredCase & { case: MalformedImageCase }, fuzzer: ImageFuzzer): Promise<ReplayOutcome> {
-  const judgement = await fuzzer.judgeBytes(await caseImage(stored));
+  let judgement: Judgement;
+  try {
+    judgement = await fuzzer.judgeBytes(await caseImage(stored));
+  } catch (error) {
+    if (error instanceof QemuMissingError) return { verdict: 'cannot-run', implementation: stored.case.implementation, message: error.message };
+    throw error;
+  }
   const signature = judgementSignature(judgement, stored.case.mutations.map(mutationLabel));
   const message = judgement.finding?.message ?? `ours: ${judgement.ours}; QEMU: ${judgement.qemu}`;
   if (signature === undefined) return { verdict: 'passes', implementation: stored.case.implementation, message, judgement };
