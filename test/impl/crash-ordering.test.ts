@@ -48,6 +48,8 @@ describe('crash ordering', () => {
     const recorder = new RecordingFile(new MemoryFile(baseBytes));
     const image = await Qcow2Image.open(recorder);
     await image.write(1000, pseudoRandomBytes(3000, 2)); // COW of shared clusters
+    await image.flush();
+    await image.write(25_000, pseudoRandomBytes(1000, 5)); // new data in a private L2 table, in place
     await image.write(100_000, pseudoRandomBytes(1000, 3)); // new L2 table
     await image.writeZeroes(0, 1024);
     await image.discard(2048, 2048);
