@@ -43,17 +43,20 @@ function opArb(size: number, cs: number): fc.Arbitrary<Op> {
   );
 }
 
+// Default caches, or two-entry caches so that dirty tables are evicted mid-operation.
+const cachesArb = fc.constantFrom({}, { l2CacheEntries: 2, refcountCacheEntries: 2 }, { l2CacheEntries: 3 });
+
 const caseArb = optionsArb.chain((options) =>
-  fc.tuple(fc.constant(options), fc.array(opArb(options.virtualSize, 2 ** options.clusterBits), { minLength: 1, maxLength: 14 })),
+  fc.tuple(fc.constant(options), fc.array(opArb(options.virtualSize, 2 ** options.clusterBits), { minLength: 1, maxLength: 14 }), cachesArb),
 );
 
 describe('engine vs model (random sequences)', () => {
   it('agrees after every op', async () => {
     await fc.assert(
-      fc.asyncProperty(caseArb, async ([options, ops]) => {
-        await runAgainstModel(options, ops);
+      fc.asyncProperty(caseArb, async ([options, ops, caches]) => {
+        await runAgainstModel(options, ops, caches);
       }),
-      { numRuns: 60 },
+      { numRuns: 80 },
     );
   });
 });

@@ -11,7 +11,18 @@ import { firstDifference } from './qemu-helpers.js';
 
 const fixedClock = () => ({ sec: 1_700_000_000, nsec: 0 });
 
-export async function runAgainstModel(options: ImageOptions, ops: readonly Op[]): Promise<{ file: MemoryFile; image: Qcow2Image; state: ModelState }> {
+/** Cache sizes for the engine (tiny caches force evictions in the middle of operations). */
+export interface EngineCaches {
+  l2CacheEntries?: number;
+  refcountCacheEntries?: number;
+}
+
+export async function runAgainstModel(
+  options: ImageOptions,
+  ops: readonly Op[],
+  caches: EngineCaches = {},
+): Promise<{ file: MemoryFile; image: Qcow2Image; state: ModelState }> {
+  const openOptions = { clock: fixedClock, ...caches };
   const file = new MemoryFile();
   let image = await Qcow2Image.create(keepOpen(file), {
     size: options.virtualSize,
@@ -19,7 +30,7 @@ export async function runAgainstModel(options: ImageOptions, ops: readonly Op[])
     refcountBits: options.refcountBits,
     compat: options.version === 2 ? '0.10' : '1.1',
     lazyRefcounts: options.lazyRefcounts,
-  }, { clock: fixedClock });
+  }, openOptions);
   let state = initialState(options);
   const done: string[] = [];
   for (const op of ops) {
@@ -29,7 +40,7 @@ export async function runAgainstModel(options: ImageOptions, ops: readonly Op[])
     state = result.state;
     let error: string | undefined;
     try {
-      image = await apply(image, file, op);
+      image = await apply(image, file, op, openOptions);
     } catch (e) {
       if (!(e instanceof Qcow2Error)) throw e;
       error = e.code;
@@ -48,7 +59,7 @@ export async function runAgainstModel(options: ImageOptions, ops: readonly Op[])
   return { file, image, state };
 }
 
-async function apply(image: Qcow2Image, file: MemoryFile, op: Op): Promise<Qcow2Image> {
+async function apply(image: Qcow2Image, file: MemoryFile, op: Op, openOptions: EngineCaches & { clock: typeof fixedClock }): Promise<Qcow2Image> {
   switch (op.kind) {
     case 'write':
       await image.write(op.offset, writeBytes(op));
@@ -76,7 +87,7 @@ async function apply(image: Qcow2Image, file: MemoryFile, op: Op): Promise<Qcow2
       return image;
     case 'reopen':
       await image.close();
-      return Qcow2Image.open(keepOpen(file), { clock: fixedClock });
+      return Qcow2Image.open(keepOpen(file), openOptions);
     default: {
       const never: never = op;
       throw new Error(`unknown op ${JSON.stringify(never)}`);
