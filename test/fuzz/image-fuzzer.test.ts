@@ -11,7 +11,7 @@ import { VerdictWatchdog } from '../../corpus/mutants/watchdog.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 
 /** The fixed campaign seed of npm test; `qcow2-verify fuzz --images --seed 20261125 --runs 30` reproduces it (with shrinking). */
-export const imageFuzzTestSeed = 20261125;
+const imageFuzzTestSeed = 20261125;
 const mutantsCount = 30;
 
 const watchdog = new VerdictWatchdog({ timeoutMs: 1500, heapMb: 64 });
