@@ -4,6 +4,7 @@
 import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
 import { assert, assertNever } from './assert.js';
+import { Qcow2Error } from './errors.js';
 import { readCompressedCluster } from './compressed.js';
 import { markDirtyBit } from './flush.js';
 
@@ -49,6 +50,22 @@ export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8A
     default:
       return assertNever(entry, 'L2 entry');
   }
+}
+
+/**
+ * QEMU's metadata overlap check (the "constant" template plus refcount blocks):
+ * guest data never goes over the header, the active L1, the refcount table or
+ * blocks, or the snapshot table. Only a damaged image gets here: refuse the write.
+ */
+function checkOverlap(s: ImageState, host: number, length: number): void {
+  const cs = s.g.clusterSize;
+  const overlaps = (start: number, bytes: number) => bytes > 0 && host < start + bytes && host + length > start;
+  const region = overlaps(0, cs) ? 'header'
+    : overlaps(s.map.l1Offset, s.map.l1.size * 8) ? 'active L1 table'
+    : overlaps(s.header.snapshotsOffset, s.snapshotTableBytes) ? 'snapshot table'
+    : s.refcounts.overlapsMetadata(host, length) ? 'refcount structures'
+    : undefined;
+  if (region !== undefined) throw new Qcow2Error('corrupt', `refusing a data write of ${length} bytes at ${host}: it overlaps the ${region}`);
 }
 
 export async function readGuest(s: ImageState, offset: number, length: number): Promise<Uint8Array> {
@@ -146,7 +163,10 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
         pushRun(runs, p.host + (from - clusterStart), piece);
       }
     }
-    for (const run of runs) await s.file.pwrite(run.host, runBytes(run));
+    for (const run of runs) {
+      checkOverlap(s, run.host, run.length);
+      await s.file.pwrite(run.host, runBytes(run));
+    }
   } catch (error) {
     for (const [at, count] of allocated) await s.refcounts.release(at, count);
     throw error;

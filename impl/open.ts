@@ -68,6 +68,7 @@ export async function openState(file: BlockFile, c: OpenConstraints): Promise<Im
   validateTable(header.snapshotsOffset, header.nbSnapshots, 40, snapshotTableBytesMax, 'snapshot table', cs, fileLength);
   const l1 = header.l1Size > 0 ? decodeL1(await file.pread(header.l1TableOffset, header.l1Size * 8), header.l1Size, cs, header.l1TableOffset) : new L1Table(0);
   const reftable = decodeReftable(await file.pread(header.refcountTableOffset, reftableEntries * 8), reftableEntries, cs, header.refcountTableOffset);
+  if (!c.readOnly && reftable[0] === 0) throw new Qcow2Error('corrupt', 'the refcount table does not cover the header cluster');
   const { entries: snapshots, bytes: snapshotTableBytes } = await readSnapshotTable(file, header.snapshotsOffset, header.nbSnapshots, fileLength);
   const refcounts = new Refcounts(file, g, reftable, header.refcountTableOffset, header.refcountTableClusters,
     cacheEntries(c.refcountCacheEntries, refcountCacheBytes, cs, 'refcountCacheEntries'));

@@ -28,6 +28,8 @@ export class Refcounts {
   private readonly pending = new Map<number, number>();
   /** First cluster that may be free (QEMU free_cluster_index). */
   private freeHint = 0;
+  /** Offsets of every refcount block (for overlap checks). */
+  private readonly blockOffsets: Set<number>;
   /** Called when a cluster's stored count reaches 0 (drop it from metadata caches). */
   onFreed: (clusterOffset: number) => void = () => {};
 
@@ -39,6 +41,7 @@ export class Refcounts {
     public reftableClusters: number,
     cacheEntries: number,
   ) {
+    this.blockOffsets = new Set([...reftable].filter((o) => o !== 0));
     this.cache = new TableCache<RefcountBlock>(cacheEntries, {
       load: async (offset) => new RefcountBlock(await file.pread(offset, g.clusterSize), g.refcountOrder),
       // Safe at any time: a block holds only increments relative to the file.
@@ -47,6 +50,15 @@ export class Refcounts {
         this.cache.markClean(offset);
       },
     });
+  }
+
+  /** Whether a host range overlaps the refcount table or a refcount block. */
+  overlapsMetadata(offset: number, length: number): boolean {
+    const cs = this.g.clusterSize;
+    const tableEnd = this.reftableOffset + this.reftableClusters * cs;
+    if (offset < tableEnd && offset + length > this.reftableOffset) return true;
+    for (let c = Math.floor(offset / cs); c * cs < offset + length; c++) if (this.blockOffsets.has(c * cs)) return true;
+    return false;
   }
 
   get hasPendingFrees(): boolean {
@@ -139,6 +151,7 @@ export class Refcounts {
     for (const [j, block] of areaBlocks(this.g, m, m + count).entries()) {
       const offset = (k * R + j) * this.g.clusterSize;
       this.reftable[k + j] = offset;
+      this.blockOffsets.add(offset);
       this.reftableDirty.add(k + j);
       await this.cache.put(offset, block);
     }
@@ -190,6 +203,7 @@ export class Refcounts {
         const block = new RefcountBlock(new Uint8Array(this.g.clusterSize), this.g.refcountOrder);
         block.set(0, 1);
         this.reftable[index] = at * this.g.clusterSize;
+        this.blockOffsets.add(at * this.g.clusterSize);
         this.reftableDirty.add(index);
         await this.cache.put(at * this.g.clusterSize, block);
         return true;
@@ -225,6 +239,7 @@ export class Refcounts {
     const blocks = areaBlocks(this.g, m, m + tableClusters);
     for (const [j, block] of blocks.entries()) {
       table[k + j] = (first + j) * this.g.clusterSize;
+      this.blockOffsets.add((first + j) * this.g.clusterSize);
       await this.cache.put((first + j) * this.g.clusterSize, block);
     }
     const oldOffset = this.reftableOffset;

@@ -105,3 +105,25 @@ describe('failures leave no trace', () => {
     expect(await qemuVerdict(file.bytes())).toMatchObject({ exitCode: 0, leaks: 0, corruptions: 0 });
   });
 });
+
+describe('metadata overlap', () => {
+  it('a data write through an L2 entry that points at metadata is refused, nothing written', async () => {
+    const mem = new MemoryFile();
+    const setup = await Qcow2Image.create(mem, { size: 1 << 20, clusterSize: 4096 });
+    await setup.write(0, new Uint8Array(4096).fill(1));
+    await setup.close();
+    const bytes = mem.bytes();
+    const view = new DataView(bytes.buffer);
+    const l1 = Number(view.getBigUint64(40));
+    const l2 = Number(view.getBigUint64(l1) & 0x00fffffffffffe00n);
+    const refblock = view.getBigUint64(Number(view.getBigUint64(48)));
+    // (An entry cannot point at the header: offset 0 means unallocated.)
+    for (const [name, target] of [['refcount table', view.getBigUint64(48)], ['refcount block', refblock], ['L1', BigInt(l1)]] as const) {
+      view.setBigUint64(l2, target | (1n << 63n)); // normal, COPIED: would be written in place
+      const file = new MemoryFile(bytes);
+      const image = await Qcow2Image.open(file);
+      await expect(image.write(0, new Uint8Array(512).fill(9)), name).rejects.toMatchObject({ code: 'corrupt' });
+      expect(Buffer.compare(file.bytes(), bytes), name).toBe(0);
+    }
+  });
+});
