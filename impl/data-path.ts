@@ -122,6 +122,8 @@ interface Plan {
   host: number;
   /** The entry needs an update (new cluster, or zero-alloc becoming normal). */
   link: boolean;
+  /** The data goes to a newly allocated cluster. */
+  fresh: boolean;
 }
 
 /** A write that stays inside one L2 table. */
@@ -136,11 +138,13 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
   for (let c = first; c <= last; c++) {
     const old = table.get(c % s.g.l2EntriesCount);
     const inPlace = (old.kind === 'normal' || old.kind === 'zero-alloc') && old.copied;
-    plans.push({ guestCluster: c, old, host: inPlace ? old.offset : -1, link: !inPlace || old.kind === 'zero-alloc' });
+    plans.push({ guestCluster: c, old, host: inPlace ? old.offset : -1, link: !inPlace || old.kind === 'zero-alloc', fresh: !inPlace });
   }
   // Contiguous allocations (as long as first fit allows) for clusters needing a new one.
   const fresh = plans.filter((p) => p.host < 0);
   const allocated: [number, number][] = [];
+  // Fresh clusters past the end of the file already read as zeros there.
+  const fileLength = fresh.length > 0 ? await s.file.length() : 0;
   try {
     for (let i = 0; i < fresh.length; i += s.refcounts.runClustersMax) {
       const chunk = fresh.slice(i, i + s.refcounts.runClustersMax);
@@ -154,7 +158,9 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
       const from = Math.max(offset, clusterStart);
       const to = Math.min(offset + data.length, clusterStart + cs);
       const piece = data.subarray(from - offset, to - offset);
-      if (p.link && piece.length < cs) {
+      const zeroView = p.old.kind === 'unallocated' || p.old.kind === 'zero-plain' || p.old.kind === 'zero-alloc';
+      const implicitZeros = zeroView && p.fresh && p.host >= fileLength;
+      if (p.link && piece.length < cs && !implicitZeros) {
         // COW: the untouched part comes from the old guest view of the cluster.
         const whole = await clusterView(s, p.old.kind === 'zero-alloc' ? { kind: 'zero-plain' } : p.old);
         whole.set(piece, from - clusterStart);
