@@ -34,7 +34,15 @@ export interface RunConstraints {
   readonly now?: () => number;
   /** Called with each freshly drawn sequence (not with shrink attempts), e.g. to print its options. */
   readonly onSequence?: (options: ImageOptions, swarm: SwarmWeights) => void;
+  /**
+   * Sequences shrinking may run before it stops and reports the smallest failure
+   * found so far. Counted, not timed, so a run is deterministic. Default 150.
+   * A replay (`path` given) does not shrink past the path: it reproduces exactly.
+   */
+  readonly shrinkAttemptsMax?: number;
 }
+
+export const shrinkAttemptsMaxDefault = 150;
 
 interface Attempt {
   readonly counterexample: Counterexample;
@@ -118,8 +126,14 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed, runs: 0, message: missing.message, cause: missing };
 
   let shrinking = false;
+  let shrinkAttempts = c.path === undefined ? (c.shrinkAttemptsMax ?? shrinkAttemptsMaxDefault) : 0;
   let lastFailure: Attempt | undefined;
   const property = fc.asyncProperty(sequence(c.sequence), async (seq: Sequence) => {
+    if (shrinking) {
+      // out of budget: every further candidate "passes", so fast-check keeps the last failure
+      if (shrinkAttempts <= 0) return;
+      shrinkAttempts--;
+    }
     // shrink attempts re-run sequences: only the runs themselves count as coverage
     const cov = shrinking ? emptyCoverage() : coverage;
     if (!shrinking) c.onSequence?.(seq.options, seq.swarm);

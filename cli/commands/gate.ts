@@ -31,7 +31,7 @@ import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 
 /** Sequences per unit of property cost when no --runs is given: about a minute on 2 cores for all five. */
-export const defaultRunsPerCost = 12;
+export const defaultRunsPerCost = 25;
 
 export interface GateOptions {
   readonly impl: ImplName;

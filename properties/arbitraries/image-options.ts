@@ -13,7 +13,7 @@ export interface ImageOptionsConstraints {
   readonly clusterBitsMax?: number;
   /** Refcount widths for version 3 (version 2 is always 16). Default all of 1 … 64. */
   readonly refcountBits?: readonly number[];
-  /** Largest initial disk, in clusters. Default 400 (three L2 tables of 512 B clusters). */
+  /** Largest initial disk, in clusters. Default 16384 (8 MiB of 512 B clusters). */
   readonly clustersCountMax?: number;
   /** Largest initial disk, in bytes. Default 8 MiB, so whole-disk reads stay cheap. */
   readonly virtualSizeMax?: number;
@@ -31,7 +31,7 @@ export function qualifyImageOptionsConstraints(c: ImageOptionsConstraints = {}):
     clusterBitsMin: c.clusterBitsMin ?? clusterBitsMin,
     clusterBitsMax: c.clusterBitsMax ?? clusterBitsMax,
     refcountBits: c.refcountBits ?? refcountWidths,
-    clustersCountMax: c.clustersCountMax ?? 400,
+    clustersCountMax: c.clustersCountMax ?? 16384,
     virtualSizeMax: c.virtualSizeMax ?? 8 * 1024 * 1024,
   };
   if (q.versions.length === 0 || q.versions.some((v) => v !== 2 && v !== 3)) {

@@ -15,9 +15,17 @@ const refcountBitsWeights: ReadonlyArray<readonly [number, number]> = [
 ];
 
 /** How the cluster count of the disk is picked. */
-type SizeShape = 'tiny' | 'l2-boundary' | 'spread';
+type SizeShape = 'tiny' | 'l2-boundary' | 'spread' | 'large';
+
+/**
+ * A corner drawn as a whole: 512 B clusters, 64-bit refcounts, a large disk —
+ * one refcount-table cluster then covers only 4096 clusters (2 MiB of file), so
+ * a few bulk writes make the refcount table grow.
+ */
+type Preset = 'none' | 'reftable-growth';
 
 interface RawOptions {
+  preset: Preset;
   version: 2 | 3;
   clusterBits: number;
   refcountBits: number;
@@ -48,7 +56,13 @@ export function clustersCountFor(raw: RawOptions, c: QualifiedImageOptionsConstr
       break;
     }
     case 'spread':
-      count = 1 + (raw.count % countMax);
+      // anywhere within the reach of four L2 tables
+      count = 1 + (raw.count % (4 * l2EntriesCount));
+      break;
+    case 'large':
+      // the upper half of what the constraints allow: room for bulk writes to
+      // push the file past one refcount-table cluster's reach
+      count = Math.ceil(countMax / 2) + (raw.count % Math.ceil(countMax / 2));
       break;
     default: {
       const never: never = raw.shape;
@@ -61,16 +75,20 @@ export function clustersCountFor(raw: RawOptions, c: QualifiedImageOptionsConstr
 export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbitrary<ImageOptions> {
   const clusterBits = weighted(clusterBitsWeights.filter(([b]) => b >= c.clusterBitsMin && b <= c.clusterBitsMax));
   const refcountBits = weighted(refcountBitsWeights.filter(([b]) => c.refcountBits.includes(b)));
+  const growthAllowed = c.versions.includes(3) && c.refcountBits.includes(64) && c.clusterBitsMin === 9;
   const raw: fc.Arbitrary<RawOptions> = fc.record({
+    preset: weighted<Preset>([['none', 9], ...(growthAllowed ? [['reftable-growth', 1] as const] : [])]),
     version: fc.constantFrom(...c.versions),
     clusterBits,
     refcountBits,
     lazyRefcounts: fc.boolean(),
-    shape: weighted<SizeShape>([['tiny', 2], ['l2-boundary', 2], ['spread', 3]]),
+    shape: weighted<SizeShape>([['tiny', 2], ['l2-boundary', 2], ['spread', 3], ['large', 1]]),
     count: fc.nat({ max: 1 << 20 }),
     tailSectors: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat({ max: 4095 }), weight: 1 }),
   });
-  return raw.map((r) => {
+  return raw.map((drawn) => {
+    const r: RawOptions =
+      drawn.preset === 'reftable-growth' ? { ...drawn, version: 3, clusterBits: 9, refcountBits: 64, shape: 'large' } : drawn;
     const clusterSize = 2 ** r.clusterBits;
     const count = clustersCountFor(r, c);
     const sectorsPerCluster = clusterSize / 512;

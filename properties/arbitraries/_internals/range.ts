@@ -6,7 +6,7 @@ import fc from 'fast-check';
 
 export type RangeAnchor = 'first' | 'random' | 'l2-boundary' | 'last' | 'end';
 export type RangeIntra = 'aligned' | 'sector' | 'unaligned';
-export type RangeLength = 'sub-cluster' | 'one-cluster' | 'multi-cluster' | 'to-end' | 'past-end';
+export type RangeLength = 'sub-cluster' | 'one-cluster' | 'multi-cluster' | 'bulk' | 'to-end' | 'past-end';
 
 export interface RangeSpec {
   readonly anchor: RangeAnchor;
@@ -26,6 +26,8 @@ export interface Geometry {
 
 /** Longest multi-cluster range, in clusters (bounds memory with 2 MiB clusters). */
 export const multiClustersMax = 6;
+/** A bulk range: 1024 … 5119 clusters, at most this many bytes (it fills small-cluster files fast). */
+export const bulkBytesMax = 2 * 1024 * 1024;
 
 function weighted<T>(pairs: ReadonlyArray<readonly [T, number]>): fc.Arbitrary<T> {
   return fc.oneof(...pairs.map(([value, weight]) => ({ arbitrary: fc.constant(value), weight })));
@@ -39,6 +41,7 @@ export function buildRangeSpec(pastEndWeight: number): fc.Arbitrary<RangeSpec> {
       ['sub-cluster', 4],
       ['one-cluster', 3],
       ['multi-cluster', 3],
+      ['bulk', 2],
       ['to-end', 1],
       ...(pastEndWeight > 0 ? [['past-end', pastEndWeight] as const] : []),
     ]),
@@ -97,6 +100,9 @@ export function resolveRange(spec: RangeSpec, g: Geometry): { offset: number; le
       break;
     case 'multi-cluster':
       length = cs * (2 + (spec.c % (multiClustersMax - 1))) - (spec.c % 3 === 0 ? 0 : spec.c % cs);
+      break;
+    case 'bulk':
+      length = Math.min(bulkBytesMax, cs * (1024 + (spec.c % 4096)));
       break;
     case 'to-end':
       length = room;
