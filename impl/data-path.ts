@@ -7,6 +7,7 @@ import { assert, assertNever } from './assert.js';
 import { Qcow2Error } from './errors.js';
 import { readCompressedCluster } from './compressed.js';
 import { markDirtyBit } from './flush.js';
+import { allocUninitialized, preadInto } from './io/block-file.js';
 
 interface Run {
   host: number;
@@ -14,11 +15,20 @@ interface Run {
   parts: Uint8Array[];
 }
 
-/** Append a host write, merging it into the previous one when contiguous. */
+/**
+ * Append a host write, merging it into the previous one when contiguous. A piece
+ * that directly follows the previous one in the same buffer (whole clusters of
+ * one guest write) widens that view instead, so the run needs no copy.
+ */
 function pushRun(runs: Run[], host: number, bytes: Uint8Array): void {
   const last = runs[runs.length - 1];
   if (last && last.host + last.length === host) {
-    last.parts.push(bytes);
+    const prev = last.parts[last.parts.length - 1];
+    if (prev && prev.buffer === bytes.buffer && prev.byteOffset + prev.length === bytes.byteOffset) {
+      last.parts[last.parts.length - 1] = new Uint8Array(prev.buffer, prev.byteOffset, prev.length + bytes.length);
+    } else {
+      last.parts.push(bytes);
+    }
     last.length += bytes.length;
   } else {
     runs.push({ host, length: bytes.length, parts: [bytes] });
@@ -27,12 +37,13 @@ function pushRun(runs: Run[], host: number, bytes: Uint8Array): void {
 
 function runBytes(run: Run): Uint8Array {
   if (run.parts.length === 1 && run.parts[0]) return run.parts[0];
-  const out = new Uint8Array(run.length);
+  const out = allocUninitialized(run.length);
   let at = 0;
   for (const part of run.parts) {
     out.set(part, at);
     at += part.length;
   }
+  assert(at === run.length, 'a run is exactly its parts');
   return out;
 }
 
@@ -69,14 +80,16 @@ function checkOverlap(s: ImageState, host: number, length: number): void {
 }
 
 export async function readGuest(s: ImageState, offset: number, length: number): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
+  // Every byte is either read from the file or zeroed below.
+  const out = allocUninitialized(length);
   const cs = s.g.clusterSize;
-  // Pending host reads, coalesced while host offsets stay contiguous.
+  // Pending host reads, coalesced while host offsets stay contiguous, read
+  // straight into their place in out.
   let runHost = -1;
   let runDest = 0;
   let runLength = 0;
   const flushRun = async () => {
-    if (runLength > 0) out.set(await s.file.pread(runHost, runLength), runDest);
+    if (runLength > 0) await preadInto(s.file, runHost, out.subarray(runDest, runDest + runLength));
     runLength = 0;
   };
   let pos = offset;
@@ -98,7 +111,9 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     } else if (entry.kind === 'compressed') {
       const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g);
       out.set(cluster.subarray(inCluster, inCluster + n), pos - offset);
-    } // unallocated and zero kinds read as zeros: out is zero-filled
+    } else {
+      out.fill(0, pos - offset, pos - offset + n); // unallocated and zero kinds read as zeros
+    }
     pos += n;
   }
   await flushRun();
@@ -143,8 +158,10 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
   // Contiguous allocations (as long as first fit allows) for clusters needing a new one.
   const fresh = plans.filter((p) => p.host < 0);
   const allocated: [number, number][] = [];
-  // Fresh clusters past the end of the file already read as zeros there.
-  const fileLength = fresh.length > 0 ? await s.file.length() : 0;
+  // Fresh clusters past the end of the file already read as zeros there. The
+  // length is asked only for a partial cluster (a stat per write costs), and
+  // after allocating: it can only have grown, which just means more COW.
+  let fileLength: number | undefined;
   try {
     for (let i = 0; i < fresh.length; i += s.refcounts.runClustersMax) {
       const chunk = fresh.slice(i, i + s.refcounts.runClustersMax);
@@ -159,8 +176,10 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
       const to = Math.min(offset + data.length, clusterStart + cs);
       const piece = data.subarray(from - offset, to - offset);
       const zeroView = p.old.kind === 'unallocated' || p.old.kind === 'zero-plain' || p.old.kind === 'zero-alloc';
-      const implicitZeros = zeroView && p.fresh && p.host >= fileLength;
-      if (p.link && piece.length < cs && !implicitZeros) {
+      const partial = p.link && piece.length < cs;
+      if (partial && zeroView && p.fresh) fileLength ??= await s.file.length();
+      const implicitZeros = zeroView && p.fresh && fileLength !== undefined && p.host >= fileLength;
+      if (partial && !implicitZeros) {
         // COW: the untouched part comes from the old guest view of the cluster.
         const whole = await clusterView(s, p.old.kind === 'zero-alloc' ? { kind: 'zero-plain' } : p.old);
         whole.set(piece, from - clusterStart);

@@ -25,6 +25,14 @@ export class MemoryFile implements BlockFile {
     return out;
   }
 
+  async preadInto(offset: number, target: Uint8Array): Promise<void> {
+    this.checkOpen();
+    checkRange(offset, target.length);
+    const available = Math.max(0, Math.min(this.size - offset, target.length));
+    target.set(this.buffer.subarray(offset, offset + available));
+    target.fill(0, available);
+  }
+
   async pwrite(offset: number, data: Uint8Array): Promise<void> {
     this.checkOpen();
     checkRange(offset, data.length);

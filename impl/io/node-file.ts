@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import type { BlockFile } from './block-file.js';
+import { allocUninitialized, type BlockFile } from './block-file.js';
 import { Qcow2Error } from '../errors.js';
 
 /** A BlockFile on a real file; every node error becomes a Qcow2Error with code 'io'. */
@@ -16,16 +16,22 @@ export class NodeFile implements BlockFile {
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
+    const out = allocUninitialized(length);
+    await this.preadInto(offset, out);
+    return out;
+  }
+
+  async preadInto(offset: number, target: Uint8Array): Promise<void> {
+    const length = target.length;
     let done = 0;
     while (done < length) {
       const { bytesRead } = await io(`read ${this.path}`, () =>
-        this.handle.read(out, done, length - done, offset + done),
+        this.handle.read(target, done, length - done, offset + done),
       );
-      if (bytesRead === 0) break; // EOF: the rest stays zero
+      if (bytesRead === 0) break;
       done += bytesRead;
     }
-    return out;
+    target.fill(0, done); // past EOF reads as zeros
   }
 
   async pwrite(offset: number, data: Uint8Array): Promise<void> {
