@@ -14,6 +14,7 @@ import { resizeImage } from './resize.js';
 import { createSnapshot, deleteSnapshot, revertSnapshot } from './snapshot.js';
 import { flushMetadata, writeHeader } from './flush.js';
 import { mapImage, type MapEntry } from './map.js';
+import { snapshotIcount } from './format/snapshot-table.js';
 
 export type { CreateOptions } from './create.js';
 export type { MapEntry } from './map.js';
@@ -34,6 +35,8 @@ export interface SnapshotInfo {
   dateSec: number;
   dateNsec: number;
   vmClockNsec: bigint;
+  /** Record/replay instruction count: 0 for snapshots qemu-img (and this engine) create; absent when disabled (-1) or not recorded. */
+  icount?: bigint;
 }
 
 export interface ImageInfo {
@@ -70,10 +73,15 @@ export class Qcow2Image {
       create: (name) => this.mutate(() => createSnapshot(this.s, name)),
       revert: (name) => this.mutate(() => revertSnapshot(this.s, name)),
       delete: (name) => this.mutate(() => deleteSnapshot(this.s, name)),
-      list: () => this.s.snapshots.map((e) => ({
-        id: e.id, name: e.name, vmStateSize: e.vmStateSize, diskSize: e.diskSize ?? this.s.header.size,
-        dateSec: e.dateSec, dateNsec: e.dateNsec, vmClockNsec: e.vmClockNsec,
-      })),
+      list: () => this.s.snapshots.map((e) => {
+        const info: SnapshotInfo = {
+          id: e.id, name: e.name, vmStateSize: e.vmStateSize, diskSize: e.diskSize ?? this.s.header.size,
+          dateSec: e.dateSec, dateNsec: e.dateNsec, vmClockNsec: e.vmClockNsec,
+        };
+        const icount = snapshotIcount(e);
+        if (icount !== undefined) info.icount = icount;
+        return info;
+      }),
     };
   }
 

@@ -21,6 +21,21 @@ export interface SnapshotEntry {
 }
 
 const entryFixedBytes = 40;
+/** Extra data up to and including icount (QEMU >= 5.2). */
+const extraDataIcountEnd = 24;
+/** icount -1: disabled, and what QEMU assumes when the extra data is shorter. */
+const icountDisabled = -1n;
+
+/**
+ * The snapshot's record/replay instruction count as QEMU reports it (int64), or
+ * undefined when disabled (-1) or absent (extra data shorter than 24 bytes):
+ * qemu-img then leaves it out of its JSON and blank in its listing.
+ */
+export function snapshotIcount(e: SnapshotEntry): bigint | undefined {
+  if (e.extraData.length < extraDataIcountEnd) return undefined;
+  const icount = new DataView(e.extraData.buffer, e.extraData.byteOffset, e.extraData.byteLength).getBigInt64(16);
+  return icount === icountDisabled ? undefined : icount;
+}
 const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
 
@@ -86,7 +101,7 @@ export function encodeSnapshotTable(entries: readonly SnapshotEntry[], extraData
     if (extraSize >= 8) view.setBigUint64(40, BigInt(e.vmStateSize));
     if (extraSize >= 16 && e.diskSize !== undefined) view.setBigUint64(48, BigInt(e.diskSize));
     // QEMU reads a missing icount as -1 (disabled) and writes it back that way.
-    if (extraSize >= 24 && e.extraData.length < 24) view.setBigInt64(56, -1n);
+    if (extraSize >= extraDataIcountEnd && e.extraData.length < extraDataIcountEnd) view.setBigInt64(56, icountDisabled);
     out.set(id, 40 + extraSize);
     out.set(name, 40 + extraSize + id.length);
     return out;

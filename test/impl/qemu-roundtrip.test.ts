@@ -109,6 +109,8 @@ describe('QEMU-written images read by the engine', () => {
       const image = await Qcow2Image.openFile(path);
       await image.write(4096, new Uint8Array(70000).fill(0x44));
       await image.snapshots.create('two');
+      // icount as QEMU reports it: 0 for snapshots qemu-img and the engine create.
+      expect(image.snapshots.list().map((s) => [s.name, s.icount])).toEqual([['one', 0n], ['two', 0n]]);
       await image.write(0, new Uint8Array(512).fill(0x55));
       await image.snapshots.delete('one');
       if (!v2) await image.resize(3 * MiB);
@@ -117,6 +119,8 @@ describe('QEMU-written images read by the engine', () => {
       const check = await qemuCheck(path);
       expect(check, check.raw).toMatchObject({ exitCode: 0, corruptions: 0, leaks: 0 });
       await engineReadsLikeQemu(path);
+      const info = JSON.parse(await qemuImg(['info', '--output=json', path])) as { snapshots: { name: string; icount?: number }[] };
+      expect(info.snapshots.map((s) => [s.name, s.icount])).toEqual([['two', 0]]);
     });
   });
 

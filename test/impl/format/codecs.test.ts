@@ -8,7 +8,7 @@ import { L1Table, decodeL1, encodeL1 } from '../../../impl/format/l1-table.js';
 import { decodeReftable, encodeReftable } from '../../../impl/format/refcount-table.js';
 import { RefcountBlock } from '../../../impl/format/refcount-block.js';
 import { decodeCompressed, encodeCompressed } from '../../../impl/format/compressed-descriptor.js';
-import { decodeSnapshotTable, encodeSnapshotTable, type SnapshotEntry } from '../../../impl/format/snapshot-table.js';
+import { decodeSnapshotTable, encodeSnapshotTable, snapshotIcount, type SnapshotEntry } from '../../../impl/format/snapshot-table.js';
 
 const headerArb: fc.Arbitrary<Header> = fc
   .record({
@@ -152,5 +152,27 @@ describe('codecs round-trip', () => {
       const decoded = decodeSnapshotTable(bytes, entries.length, 0);
       expect(decoded.map((e) => ({ ...e, extraData: undefined }))).toEqual(entries.map((e) => ({ ...e, extraData: undefined })));
     }));
+  });
+
+  it('snapshot icount: 0 as qemu-img creates it, absent when disabled (-1) or not recorded', () => {
+    const entry = (extraData: Uint8Array): SnapshotEntry => ({
+      l1TableOffset: 512, l1Size: 1, id: '1', name: 's', dateSec: 0, dateNsec: 0, vmClockNsec: 0n, vmStateSize: 0, diskSize: 1 << 20, extraData,
+    });
+    const roundTrip = (e: SnapshotEntry) => {
+      const [decoded] = decodeSnapshotTable(encodeSnapshotTable([e], 24), 1, 0);
+      expect(decoded).toBeDefined();
+      return decoded as SnapshotEntry;
+    };
+    expect(snapshotIcount(roundTrip(entry(new Uint8Array(24))))).toBe(0n);
+    const recorded = new Uint8Array(24);
+    new DataView(recorded.buffer).setBigInt64(16, 123_456_789_012n);
+    expect(snapshotIcount(roundTrip(entry(recorded)))).toBe(123_456_789_012n);
+    // Short extra data: QEMU assumes -1 and writes it back as -1 when it pads the entry.
+    const short = entry(new Uint8Array(16));
+    expect(snapshotIcount(short)).toBeUndefined();
+    const padded = roundTrip(short);
+    expect(padded.extraData.length).toBe(24);
+    expect(new DataView(padded.extraData.buffer).getBigInt64(16)).toBe(-1n);
+    expect(snapshotIcount(padded)).toBeUndefined();
   });
 });
