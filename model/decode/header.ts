@@ -47,9 +47,15 @@ export interface Header {
   readonly lazyRefcounts: boolean;
 }
 
+/** Feature bits QEMU's qcow2_do_open acts on. */
+const incompatibleDataFile = 1n << 2n;
+const autoclearBitmaps = 1n << 0n;
+const autoclearDataFileRaw = 1n << 1n;
+
 export function decodeHeader(reader: ByteReader): Header {
+  // A file shorter than the header is not refused: QEMU's block layer reads past
+  // EOF as zeros, so the missing fields are 0 and are judged like any others.
   const h = reader.read(0, 112);
-  if (reader.size < L.headerLengthV2) throw new DecodeError('file size', String(reader.size), `>= ${L.headerLengthV2} bytes`);
   if (u32(h, 0) !== qcowMagic) throw new DecodeError('magic', `0x${u32(h, 0).toString(16)}`, '0x514649fb', 0);
   const version = u32(h, 4);
   if (version !== 2 && version !== 3) throw new DecodeError('version', String(version), '2 or 3', 4);
@@ -66,6 +72,11 @@ export function decodeHeader(reader: ByteReader): Header {
   const incompatibleFeatures = v3 ? u64(h, 72) : 0n;
   const unknown = incompatibleFeatures & ~L.incompatibleKnownMask;
   if (unknown !== 0n) throw new DecodeError('incompatible_features', `0x${incompatibleFeatures.toString(16)}`, 'only bits 0 (dirty) and 1 (corrupt) supported', 72);
+  const autoclearFeatures = v3 ? u64(h, 88) : 0n;
+  // qcow2_do_open: "data-file-raw requires a data file" (qemu-img check cannot open it).
+  if ((autoclearFeatures & autoclearDataFileRaw) !== 0n && (incompatibleFeatures & incompatibleDataFile) === 0n) {
+    throw new DecodeError('autoclear_features', `0x${autoclearFeatures.toString(16)}`, 'bit 1 (data-file-raw) only with an external data file', 88);
+  }
   const refcountOrder = v3 ? u32(h, 96) : 4;
   if (refcountOrder > L.refcountOrderMax) throw new DecodeError('refcount_order', String(refcountOrder), `<= ${L.refcountOrderMax}`, 96);
   const cryptMethod = u32(h, 32);
@@ -74,7 +85,14 @@ export function decodeHeader(reader: ByteReader): Header {
   if (compressionType !== 0) throw new DecodeError('compression_type', String(compressionType), '0 (zlib)', 104);
   const backingFileOffset = toNumber(u64(h, 8), 'backing_file_offset', 8);
   const backingFileSize = u32(h, 16);
-  if (backingFileOffset !== 0) throw new DecodeError('backing_file_offset', String(backingFileOffset), '0 (backing files not supported)', 8);
+  // qcow2_do_open: the name must start in cluster 0, and it is a C string, so
+  // one that is empty or starts with NUL means no backing file at all.
+  if (backingFileOffset > clusterSize) throw new DecodeError('backing_file_offset', String(backingFileOffset), `<= cluster size ${clusterSize}`, 8);
+  const nameMax = Math.min(L.backingFileNameMax, clusterSize - backingFileOffset);
+  if (backingFileOffset !== 0 && backingFileSize > nameMax) throw new DecodeError('backing_file_size', String(backingFileSize), `<= ${nameMax}`, 16);
+  if (backingFileOffset !== 0 && backingFileSize !== 0 && reader.read(backingFileOffset, 1)[0] !== 0) {
+    throw new DecodeError('backing file name', `${backingFileSize} bytes at ${backingFileOffset}`, 'empty (backing files not supported)', 8);
+  }
   const size = toNumber(u64(h, 24), 'size', 24);
   const l1Size = u32(h, 36);
   const l1Coverage = clusterSize * (clusterSize / 8);
@@ -96,7 +114,7 @@ export function decodeHeader(reader: ByteReader): Header {
     snapshotsOffset: toNumber(u64(h, 64), 'snapshots_offset', 64),
     incompatibleFeatures,
     compatibleFeatures: v3 ? u64(h, 80) : 0n,
-    autoclearFeatures: v3 ? u64(h, 88) : 0n,
+    autoclearFeatures,
     refcountOrder,
     headerLength,
     compressionType,
@@ -109,7 +127,8 @@ export function decodeHeader(reader: ByteReader): Header {
   if (header.refcountTableClusters * clusterSize > L.reftableSizeBytesMax) {
     throw new DecodeError('refcount_table_clusters', String(header.refcountTableClusters), `<= ${L.reftableSizeBytesMax} bytes`, 56);
   }
-  return { ...header, extensions: decodeExtensions(reader, headerLength, clusterSize) };
+  const extensionsEnd = backingFileOffset !== 0 ? backingFileOffset : clusterSize;
+  return { ...header, extensions: decodeExtensions(reader, headerLength, extensionsEnd, header) };
 }
 
 function alignedOffset(value: bigint, field: string, at: number, clusterSize: number): number {
@@ -118,23 +137,50 @@ function alignedOffset(value: bigint, field: string, at: number, clusterSize: nu
   return n;
 }
 
-/** qcow2_read_extensions: type/length records padded to 8 bytes, up to type 0 or the end of cluster 0. */
-function decodeExtensions(reader: ByteReader, start: number, end: number): HeaderExtension[] {
-  const area = reader.read(0, end);
+/**
+ * qcow2_read_extensions: type/length records padded to 8 bytes, up to type 0 or
+ * `end` (backing_file_offset, else the end of cluster 0). As in QEMU, every
+ * record, the end marker included, must fit before `end` ("Header extension too large").
+ */
+function decodeExtensions(reader: ByteReader, start: number, end: number, h: Pick<Header, 'clusterSize' | 'autoclearFeatures'>): HeaderExtension[] {
   const out: HeaderExtension[] = [];
-  for (let at = start; at + 8 <= end; ) {
-    const type = u32(area, at);
-    const length = u32(area, at + 4);
+  for (let at = start; at < end; ) {
+    const record = reader.read(at, 8);
+    const type = u32(record, 0);
+    const length = u32(record, 4);
+    if (at + 8 > end || length > end - (at + 8)) {
+      throw new DecodeError('header extension length', String(length), `record within the extension area ending at ${end}`, at + 4);
+    }
     if (type === extensionTypes.end) break;
-    if (length > end - (at + 8)) throw new DecodeError('header extension length', String(length), `<= ${end - (at + 8)} (end of cluster 0)`, at + 4);
     if (type === extensionTypes.backingFormat && length > L.backingFormatMax) {
       throw new DecodeError('backing format extension length', String(length), `<= ${L.backingFormatMax}`, at + 4);
     }
-    if (type === extensionTypes.fullDiskEncryption || type === extensionTypes.dataFile) {
-      throw new DecodeError('header extension type', `0x${type.toString(16)}`, 'no encryption or external data file', at);
-    }
+    // QEMU accepts it only with crypt_method 2 (LUKS), which this decoder refuses.
+    if (type === extensionTypes.fullDiskEncryption) throw new DecodeError('header extension type', `0x${type.toString(16)}`, 'no encryption header', at);
+    if (type === extensionTypes.bitmaps) checkBitmapsExtension(reader, at + 8, length, h);
     out.push({ type, length, offset: at + 8 });
     at += 8 + Math.ceil(length / 8) * 8;
   }
   return out;
+}
+
+/**
+ * The open-time checks of qcow2_read_extensions on the bitmaps extension: its
+ * length always, its fields only when autoclear bit 0 says the bitmaps are
+ * valid (otherwise QEMU ignores them). The bitmap directory itself is not read.
+ */
+function checkBitmapsExtension(reader: ByteReader, at: number, length: number, h: Pick<Header, 'clusterSize' | 'autoclearFeatures'>): void {
+  if (length !== L.bitmapsExtensionBytes) throw new DecodeError('bitmaps extension length', String(length), `= ${L.bitmapsExtensionBytes}`, at - 4);
+  if ((h.autoclearFeatures & autoclearBitmaps) === 0n) return;
+  const data = reader.read(at, length);
+  const reserved = u32(data, 4);
+  if (reserved !== 0) throw new DecodeError('bitmaps extension reserved', String(reserved), '0', at + 4);
+  const nbBitmaps = u32(data, 0);
+  if (nbBitmaps < 1 || nbBitmaps > L.bitmapsCountMax) throw new DecodeError('nb_bitmaps', String(nbBitmaps), `1..${L.bitmapsCountMax}`, at);
+  const directorySize = u64(data, 8);
+  if (directorySize > BigInt(L.bitmapDirectoryBytesMax)) throw new DecodeError('bitmap_directory_size', String(directorySize), `<= ${L.bitmapDirectoryBytesMax}`, at + 8);
+  const directoryOffset = u64(data, 16);
+  if (directoryOffset % BigInt(h.clusterSize) !== 0n) {
+    throw new DecodeError('bitmap_directory_offset', String(directoryOffset), `aligned to cluster size ${h.clusterSize}`, at + 16);
+  }
 }

@@ -28,6 +28,12 @@ export const backingFileNameMax = 1023;
 export const backingFormatMax = 15;
 /** check_refcounts rejects snapshot L1 tables larger than this many entries. */
 export const snapshotL1EntriesMax = l1SizeBytesMax / 8;
+/** The bitmaps header extension: nb_bitmaps, reserved, directory size and offset. */
+export const bitmapsExtensionBytes = 24;
+/** QCOW2_MAX_BITMAPS. */
+export const bitmapsCountMax = 65535;
+/** QCOW2_MAX_BITMAP_DIRECTORY_SIZE. */
+export const bitmapDirectoryBytesMax = 1024 * bitmapsCountMax;
 /** Host offsets have 56 bits. */
 export const hostOffsetMax = 2n ** 56n - 1n;
 /** Incompatible feature bits this decoder understands: dirty (0) and corrupt (1). */

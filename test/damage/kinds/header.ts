@@ -1,11 +1,30 @@
 // Header damage: fields QEMU validates when it opens the image, before any check.
 import { headerField } from '../layout.js';
-import { getU32, getU64, orU64, setU32, setU64 } from '../poke.js';
-import { cannotCheck, corrupt, type DamageKind } from './types.js';
+import { getU32, getU64, orU64, resized, setU32, setU64 } from '../poke.js';
+import { cannotCheck, clean, corrupt, type DamageKind } from './types.js';
 
 /** Where the first header extension of a v3 image written by QEMU 7.2 starts (header_length 112). */
 const firstExtensionAt = 112;
 const featureNameTableType = 0x6803f857;
+const bitmapsType = 0x23852875;
+const dataFileType = 0x44415441;
+/** Where a version 2 header ends and its extension area starts. */
+const v2HeaderLength = 72;
+const backingFileOffsetField = 8;
+const backingFileSizeField = 16;
+const autoclearFeaturesField = 88;
+
+/** Rewrite the extension area from `at`: the given records (data zero-filled), then the end marker. */
+function putExtensions(image: Uint8Array, at: number, records: readonly { type: number; length: number }[]): void {
+  let next = at;
+  for (const { type, length } of records) {
+    setU32(image, next, type);
+    setU32(image, next + 4, length);
+    image.fill(0, next + 8, next + 8 + length);
+    next += 8 + Math.ceil(length / 8) * 8;
+  }
+  setU64(image, next, 0n);
+}
 
 export const headerKinds: readonly DamageKind[] = [
   {
@@ -59,6 +78,75 @@ export const headerKinds: readonly DamageKind[] = [
       setU32(image, firstExtensionAt + 4, l.cs);
     },
     qemu: cannotCheck(),
+  },
+  {
+    name: 'header-end-marker-length-past-cluster',
+    description: 'the end-of-extensions marker of a version 2 image claims a length that runs past cluster 0',
+    base: 'v2-c4k',
+    damage: (image, l) => {
+      if (getU64(image, v2HeaderLength) !== 0n) throw new Error('v2 base has header extensions');
+      setU32(image, v2HeaderLength + 4, l.cs);
+    },
+    qemu: cannotCheck(),
+    why: 'qcow2_read_extensions checks the length before it looks at the type: "Header extension too large"',
+  },
+  {
+    name: 'header-bitmaps-extension-length-16',
+    description: 'a bitmaps extension of 16 bytes (it must be 24), autoclear bit 0 clear',
+    base: 'v3-c64k',
+    damage: (image) => putExtensions(image, firstExtensionAt, [{ type: bitmapsType, length: 16 }]),
+    qemu: cannotCheck(),
+    why: 'the length is checked even when the bitmaps are ignored: "bitmaps_ext: Invalid extension length"',
+  },
+  {
+    name: 'header-bitmaps-extension-ignored',
+    description: 'a well-sized bitmaps extension (all zero) with autoclear bit 0 clear',
+    base: 'v3-c4k-r1',
+    damage: (image) => putExtensions(image, firstExtensionAt, [{ type: bitmapsType, length: 24 }]),
+    qemu: clean,
+    why: 'without autoclear bit 0 QEMU only warns that the bitmaps are inconsistent and ignores their fields',
+  },
+  {
+    name: 'header-data-file-extension-alone',
+    description: 'an external data file name extension without incompatible bit 2',
+    base: 'v3-c512-r8',
+    damage: (image) => putExtensions(image, firstExtensionAt, [{ type: dataFileType, length: 7 }]),
+    qemu: clean,
+    why: 'the name is only used when incompatible bit 2 says there is a data file',
+  },
+  {
+    name: 'header-autoclear-data-file-raw',
+    description: 'autoclear bit 1 (data-file-raw) without an external data file',
+    base: 'v3-c64k',
+    damage: (image) => orU64(image, autoclearFeaturesField, 1n << 1n),
+    qemu: cannotCheck(),
+    why: 'qcow2_do_open refuses it ("data-file-raw requires a data file"); qemu-img info opens it, check cannot',
+  },
+  {
+    name: 'header-backing-name-empty',
+    description: 'backing_file_offset points into cluster 0 but backing_file_size is 0',
+    base: 'v2-c4k',
+    damage: (image) => setU64(image, backingFileOffsetField, 512n),
+    qemu: clean,
+    why: 'an empty name is no backing file; the extension area merely ends at the offset',
+  },
+  {
+    name: 'header-backing-name-too-long',
+    description: 'a backing file name of 1024 bytes (the limit is 1023)',
+    base: 'v2-c4k',
+    damage: (image) => {
+      setU64(image, backingFileOffsetField, 512n);
+      setU32(image, backingFileSizeField, 1024);
+    },
+    qemu: cannotCheck(),
+  },
+  {
+    name: 'header-file-cut-to-40-bytes',
+    description: 'the file is cut to its first 40 bytes (inside the header)',
+    base: 'v2-c4k',
+    damage: (image) => resized(image, 40),
+    qemu: corrupt(3),
+    why: 'QEMU reads past EOF as zeros: l1_table_offset 0 makes the header the L1 table, whose entry 0 (magic, version) has reserved bits and points past EOF; cluster 0 has refcount 0 (no reftable) but 2 references',
   },
   {
     name: 'header-l1-offset-unaligned',

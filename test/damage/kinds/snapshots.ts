@@ -1,6 +1,6 @@
 // Snapshot-table damage: the table header fields and single entries.
 import { headerField } from '../layout.js';
-import { getU64, setU32, setU64 } from '../poke.js';
+import { getU64, orU64, setU32, setU64 } from '../poke.js';
 import { cannotCheck, corrupt, type DamageKind } from './types.js';
 
 /** Offset of extra_data_size inside a snapshot table entry, and where extra data starts. */
@@ -55,6 +55,18 @@ export const snapshotKinds: readonly DamageKind[] = [
     damage: (image, l) => setU32(image, (l.snapshots[0]?.at ?? 0) + 8, 2 ** 23),
     qemu: corrupt(1, 5),
     why: 'the snapshot is skipped as above',
+  },
+  {
+    name: 'snapshot-l1-reserved-bit-no-offset',
+    description: "an empty entry of snapshot 1's L1 table gets reserved bit 1 (offset still 0)",
+    base: 'v3-c512-r8',
+    damage: (image, l) => {
+      const snapshot = l.snapshots[0];
+      if (snapshot === undefined || snapshot.l1Size < 8 || getU64(image, snapshot.l1TableOffset + 8 * 7) !== 0n) throw new Error('need an empty snapshot L1 entry 7');
+      orU64(image, snapshot.l1TableOffset + 8 * 7, 2n);
+    },
+    qemu: corrupt(12),
+    why: 'check_refcounts_l1 skips only all-zero entries: the reserved bit is 1 corruption, then offset 0 is walked as an L2 table (the header read as L2 entries: reserved bits, ranges past EOF) and every cluster it names is counted once more than its refcount',
   },
   {
     name: 'snapshot-extra-data-too-small',
