@@ -2,10 +2,12 @@
 // qemu-img check's report, JSON member names and exit codes (0 clean, 1 check
 // not completed, 2 corruptions, 3 leaks only).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { Command } from 'commander';
 import { checkImage, checkReportJson, type ByteReader, type CheckReport } from '../../model/index.js';
 import { exitCodes, type ExitCode } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+
+// Registered by check-command.ts (light), which loads this module when check runs.
+export { registerCheck } from './check-command.js';
 
 export interface CheckCommandOptions {
   readonly output: 'human' | 'json';
@@ -76,16 +78,4 @@ export function runCheck(file: string, options: CheckCommandOptions, out: (line:
   if (options.output === 'json') out(JSON.stringify(checkReportJson(report, file), null, 4));
   else for (const line of formatHuman(report)) out(line);
   return exitCodeOf(report);
-}
-
-export function registerCheck(program: Command): void {
-  program
-    .command('check')
-    .description("check an image's metadata like qemu-img check (exit 0 clean, 1 not completed, 2 corrupt, 3 leaks)")
-    .option('--output <format>', "'human' or 'json'", 'human')
-    .argument('<file>', 'qcow2 image')
-    .action((file: string, raw: { output: string }) => {
-      if (raw.output !== 'human' && raw.output !== 'json') throw new CliError(`--output must be 'human' or 'json', got '${raw.output}'`, exitCodes.usage);
-      process.exitCode = runCheck(file, { output: raw.output }, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
-    });
 }

@@ -3,9 +3,7 @@
 // --images), saves each new failure (shrunk, deduplicated by signature) as a
 // corpus case with its replay command, and exits 0 when nothing new was found,
 // 1 when something was, 2 when it cannot run (QEMU missing, harness error).
-import { randomInt } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
 import { runCampaign, type CampaignBudget, type CampaignSummary } from '../../corpus/campaign/campaign.js';
 import { formatSummary, ProgressPrinter } from '../../corpus/campaign/progress.js';
 import { parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
@@ -13,6 +11,10 @@ import { defaultCorpusDir } from '../../corpus/store.js';
 import { parseSeed, SeedError } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { defaultFuzzTime } from './fuzz-command.js';
+
+// Registered by fuzz-command.ts (light), which loads this module when fuzz runs.
+export { defaultFuzzTime, registerFuzz } from './fuzz-command.js';
 
 export interface FuzzOptions {
   readonly impl: 'ts' | 'qemu';
@@ -34,7 +36,6 @@ export interface RawFuzzOptions {
   images?: boolean;
 }
 
-export const defaultFuzzTime = '10m';
 
 function usage(message: string): never {
   throw new CliError(message, exitCodes.usage);
@@ -120,27 +121,4 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
   printer.clearLine();
   io.write(`${formatSummary(summary).join('\n')}\n`);
   return fuzzExitCode(summary);
-}
-
-export function registerFuzz(program: Command): void {
-  program
-    .command('fuzz')
-    .description('fuzz campaign: all properties and malformed images with fresh seeds; saves new failures in the corpus (exit 0 nothing new, 1 new failures, 2 cannot run)')
-    .option('--impl <impl>', 'implementation under test: ts | qemu', 'ts')
-    .option('--time <duration>', `time budget, e.g. 90s, 10m, 2h (default ${defaultFuzzTime})`)
-    .option('--runs <n>', 'run budget instead of time: one run is one seed (a batch of sequences of one property, or one mutant)')
-    .option('--seed <seed>', 'campaign seed: integer or git SHA; default drawn and printed')
-    .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines')
-    .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')
-    .option('--images', 'run only the malformed-image fuzzer')
-    .action(async (raw: RawFuzzOptions) => {
-      const options = parseFuzzOptions(raw, () => randomInt(0, 2 ** 31 - 1));
-      let stop = false;
-      // First Ctrl-C: finish the current run and print the summary; the second one exits at once.
-      process.once('SIGINT', () => {
-        stop = true;
-        process.once('SIGINT', () => process.exit(exitCodes.cannotRun));
-      });
-      process.exitCode = await runFuzz(options, { write: (text) => process.stdout.write(text), tty: process.stdout.isTTY === true, shouldStop: () => stop });
-    });
 }

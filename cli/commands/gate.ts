@@ -3,10 +3,8 @@
 // summary last, and exits 0 only when every property held; 1 when one failed
 // (with its replay command); 2 when the gate could not judge (QEMU missing, a
 // harness error) — never green without a verdict.
-import { randomInt } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import type { Command } from 'commander';
 import {
   emptyCoverage,
   formatCoverage,
@@ -29,6 +27,9 @@ import {
 } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+
+// Registered by gate-command.ts (light), which loads this module when gate runs.
+export { registerGate } from './gate-command.js';
 
 /** Sequences per unit of property cost when no --runs is given: about a minute on 2 cores for all five. */
 export const defaultRunsPerCost = 25;
@@ -135,22 +136,4 @@ export async function runGate(o: GateOptions, out: (line: string) => void): Prom
   if (o.json !== undefined) await writeFile(o.json, formatJson(results));
   if (o.junit !== undefined) await writeFile(o.junit, formatJunit(results));
   return gateExitCode(results);
-}
-
-export function registerGate(program: Command): void {
-  program
-    .command('gate')
-    .description('run the model-based properties against an implementation (exit 0 all held, 1 a property failed, 2 cannot run)')
-    .option('--impl <impl>', `implementation under test: ${implNames.join(' | ')}`, 'ts')
-    .option('--runs <n>', 'sequences per property (default: a budget of about a minute)')
-    .option('--seed <seed>', 'integer or git SHA; default: drawn and printed')
-    .option('--path <path>', 'replay one failure: the path printed with it (needs --seed and --property)')
-    .option('--property <name>', `run one property: ${propertyNames.join(' | ')}`)
-    .option('--json <file>', 'write the results as JSON')
-    .option('--junit <file>', 'write the results as JUnit XML')
-    .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
-    .action(async (raw: RawGateOptions) => {
-      const options = parseGateOptions(raw, () => randomInt(0, 2 ** 31 - 1));
-      process.exitCode = await runGate(options, (line) => process.stdout.write(`${line}\n`));
-    });
 }

@@ -1,7 +1,6 @@
 // `qcow2-verify replay CASE.json [--trace]`: reproduces a corpus case
 // deterministically. Exit 1 while it still fails (with its signature or
 // another), 0 once it passes, 2 when it cannot run (QEMU missing, bad case file).
-import type { Command } from 'commander';
 import { CorpusFormatError } from '../../corpus/case/parse.js';
 import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
@@ -11,6 +10,9 @@ import { CorpusStoreError, loadCase, type StoredCase } from '../../corpus/store.
 import { formatText } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+
+// Registered by replay-command.ts (light), which loads this module when replay runs.
+export { registerReplay } from './replay-command.js';
 
 export interface ReplayOptions {
   readonly trace: boolean;
@@ -85,18 +87,4 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
   };
   out(verdictLine[outcome.verdict]);
   return replayExitCode(outcome);
-}
-
-export function registerReplay(program: Command): void {
-  program
-    .command('replay')
-    .description('reproduce a corpus case deterministically (exit 1 while it fails, 0 once it passes, 2 cannot run)')
-    .argument('<case>', 'a corpus case file (corpus/cases/*.json)')
-    .option('--trace', 'print each step, what the model and the implementation hold after it, and the first divergence')
-    .option('--impl <impl>', "replay a property-failure case against ts or qemu instead of the case's own implementation")
-    .action(async (file: string, raw: { trace?: boolean; impl?: string }) => {
-      if (raw.impl !== undefined && raw.impl !== 'ts' && raw.impl !== 'qemu') throw new CliError(`--impl must be ts or qemu, got ${raw.impl}`, exitCodes.usage);
-      const options: ReplayOptions = { trace: raw.trace ?? false, ...(raw.impl === undefined ? {} : { impl: raw.impl }) };
-      process.exitCode = await runReplay(file, options, (line) => process.stdout.write(`${line}\n`));
-    });
 }

@@ -1,0 +1,18 @@
+// Registration of `qcow2-verify check`, kept light: the model's checker loads
+// only when the command runs. The implementation is in check.ts.
+import type { Command } from 'commander';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description("check an image's metadata like qemu-img check (exit 0 clean, 1 not completed, 2 corrupt, 3 leaks)")
+    .option('--output <format>', "'human' or 'json'", 'human')
+    .argument('<file>', 'qcow2 image')
+    .action(async (file: string, raw: { output: string }) => {
+      if (raw.output !== 'human' && raw.output !== 'json') throw new CliError(`--output must be 'human' or 'json', got '${raw.output}'`, exitCodes.usage);
+      const { runCheck } = await import('./check.js');
+      process.exitCode = runCheck(file, { output: raw.output }, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
+    });
+}

@@ -1,0 +1,34 @@
+// Registration of `qcow2-verify gate`, kept light: the property suite (fast-check,
+// the model, the drivers) loads only when the command runs, so every other
+// command and --help start without it. The implementation is in gate.ts.
+import { randomInt } from 'node:crypto';
+import type { Command } from 'commander';
+import type { PropertyName } from '../../properties/index.js';
+import { implNames } from '../../properties/driver.js';
+import type { RawGateOptions } from './gate.js';
+
+/**
+ * The registry's property names, for the help text only (properties/registry.ts
+ * is heavy to load); test/cli/commands/lazy-commands.test.ts keeps them equal.
+ * Option values are validated against the registry itself, in parseGateOptions.
+ */
+export const gatePropertyNamesForHelp: readonly PropertyName[] = ['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges'];
+
+export function registerGate(program: Command): void {
+  program
+    .command('gate')
+    .description('run the model-based properties against an implementation (exit 0 all held, 1 a property failed, 2 cannot run)')
+    .option('--impl <impl>', `implementation under test: ${implNames.join(' | ')}`, 'ts')
+    .option('--runs <n>', 'sequences per property (default: a budget of about a minute)')
+    .option('--seed <seed>', 'integer or git SHA; default: drawn and printed')
+    .option('--path <path>', 'replay one failure: the path printed with it (needs --seed and --property)')
+    .option('--property <name>', `run one property: ${gatePropertyNamesForHelp.join(' | ')}`)
+    .option('--json <file>', 'write the results as JSON')
+    .option('--junit <file>', 'write the results as JUnit XML')
+    .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
+    .action(async (raw: RawGateOptions) => {
+      const { parseGateOptions, runGate } = await import('./gate.js');
+      const options = parseGateOptions(raw, () => randomInt(0, 2 ** 31 - 1));
+      process.exitCode = await runGate(options, (line) => process.stdout.write(`${line}\n`));
+    });
+}

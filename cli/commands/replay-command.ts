@@ -1,0 +1,22 @@
+// Registration of `qcow2-verify replay`, kept light: the corpus, the property
+// runner and the image fuzzer load only when the command runs. The
+// implementation is in replay.ts.
+import type { Command } from 'commander';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+import type { ReplayOptions } from './replay.js';
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('reproduce a corpus case deterministically (exit 1 while it fails, 0 once it passes, 2 cannot run)')
+    .argument('<case>', 'a corpus case file (corpus/cases/*.json)')
+    .option('--trace', 'print each step, what the model and the implementation hold after it, and the first divergence')
+    .option('--impl <impl>', "replay a property-failure case against ts or qemu instead of the case's own implementation")
+    .action(async (file: string, raw: { trace?: boolean; impl?: string }) => {
+      if (raw.impl !== undefined && raw.impl !== 'ts' && raw.impl !== 'qemu') throw new CliError(`--impl must be ts or qemu, got ${raw.impl}`, exitCodes.usage);
+      const options: ReplayOptions = { trace: raw.trace ?? false, ...(raw.impl === undefined ? {} : { impl: raw.impl }) };
+      const { runReplay } = await import('./replay.js');
+      process.exitCode = await runReplay(file, options, (line) => process.stdout.write(`${line}\n`));
+    });
+}
