@@ -158,10 +158,6 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
   // Contiguous allocations (as long as first fit allows) for clusters needing a new one.
   const fresh = plans.filter((p) => p.host < 0);
   const allocated: [number, number][] = [];
-  // Fresh clusters past the end of the file already read as zeros there. The
-  // length is asked only for a partial cluster (a stat per write costs), and
-  // after allocating: it can only have grown, which just means more COW.
-  let fileLength: number | undefined;
   try {
     for (let i = 0; i < fresh.length; i += s.refcounts.runClustersMax) {
       const chunk = fresh.slice(i, i + s.refcounts.runClustersMax);
@@ -169,6 +165,10 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
       allocated.push([at, chunk.length]);
       chunk.forEach((p, j) => (p.host = at + j * cs));
     }
+    // Fresh clusters past the end of the file already read as zeros there (the
+    // tracked bound, taken after allocating: it can only have grown, which just
+    // means more COW).
+    const zerosFrom = s.file.zerosFrom;
     const runs: Run[] = [];
     for (const p of plans) {
       const clusterStart = p.guestCluster * cs;
@@ -176,10 +176,8 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
       const to = Math.min(offset + data.length, clusterStart + cs);
       const piece = data.subarray(from - offset, to - offset);
       const zeroView = p.old.kind === 'unallocated' || p.old.kind === 'zero-plain' || p.old.kind === 'zero-alloc';
-      const partial = p.link && piece.length < cs;
-      if (partial && zeroView && p.fresh) fileLength ??= await s.file.length();
-      const implicitZeros = zeroView && p.fresh && fileLength !== undefined && p.host >= fileLength;
-      if (partial && !implicitZeros) {
+      const implicitZeros = zeroView && p.fresh && p.host >= zerosFrom;
+      if (p.link && piece.length < cs && !implicitZeros) {
         // COW: the untouched part comes from the old guest view of the cluster.
         const whole = await clusterView(s, p.old.kind === 'zero-alloc' ? { kind: 'zero-plain' } : p.old);
         whole.set(piece, from - clusterStart);

@@ -1,6 +1,7 @@
 // Opening an image: header, extensions, every table validated (limits.ts) before
 // anything is sized by it; an image that fails validation is never written.
 import type { BlockFile } from './io/block-file.js';
+import { TrackedFile } from './io/tracked-file.js';
 import type { ImageState, WallClock } from './state.js';
 import { Qcow2Error, Qcow2FormatError } from './errors.js';
 import { geometry, sizeToL1 } from './geometry.js';
@@ -43,8 +44,9 @@ function cacheEntries(requested: number | undefined, budget: number, clusterSize
   return Math.max(4, Math.min(1024, Math.floor(budget / clusterSize)));
 }
 
-export async function openState(file: BlockFile, c: OpenConstraints): Promise<ImageState> {
-  const fileLength = await file.length();
+export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise<ImageState> {
+  const fileLength = await rawFile.length();
+  const file = new TrackedFile(rawFile, fileLength);
   const probe = decodeHeader(await file.pread(0, headerProbeBytes));
   const cs = 2 ** probe.clusterBits;
   const cluster0 = await file.pread(0, cs);

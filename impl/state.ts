@@ -1,5 +1,5 @@
 // The state every engine job works on (one open image).
-import type { BlockFile } from './io/block-file.js';
+import type { TrackedFile } from './io/tracked-file.js';
 import type { Geometry } from './geometry.js';
 import type { Header } from './format/header.js';
 import type { HeaderExtensions } from './format/header-extensions.js';
@@ -12,7 +12,8 @@ export interface WallClock {
 }
 
 export interface ImageState {
-  readonly file: BlockFile;
+  /** The image file, through the engine's length-tracking wrapper. */
+  readonly file: TrackedFile;
   readonly g: Geometry;
   readonly header: Header;
   readonly ext: HeaderExtensions;

@@ -3,16 +3,20 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryFile, NodeFile, Qcow2Image, type BlockFile } from '../../../impl/index.js';
 import { preadInto } from '../../../impl/io/block-file.js';
+import { TrackedFile } from '../../../impl/io/tracked-file.js';
 import { withTempDir } from '../qemu-helpers.js';
 
 /** A BlockFile without the optional preadInto that logs every pwrite. */
 class LoggingFile implements BlockFile {
   readonly writes: { offset: number; data: Uint8Array }[] = [];
+  lengthCalls = 0;
+  failWrites = false;
   constructor(private readonly inner: MemoryFile) {}
   pread(offset: number, length: number): Promise<Uint8Array> {
     return this.inner.pread(offset, length);
   }
   pwrite(offset: number, data: Uint8Array): Promise<void> {
+    if (this.failWrites) return Promise.reject(new Error('injected write failure'));
     this.writes.push({ offset, data });
     return this.inner.pwrite(offset, data);
   }
@@ -23,6 +27,7 @@ class LoggingFile implements BlockFile {
     return this.inner.truncate(length);
   }
   length(): Promise<number> {
+    this.lengthCalls++;
     return this.inner.length();
   }
   close(): Promise<void> {
@@ -77,6 +82,44 @@ describe('data path without copies', () => {
     expect(back.subarray(10, 10 + 4 * 4096)).toEqual(data.subarray(4096));
     const tail = back.subarray(10 + 4 * 4096);
     expect(tail.every((b, i) => b === (i === 2 * 4096 + 100 ? 9 : 0))).toBe(true);
+    await image.close();
+  });
+});
+
+describe('TrackedFile', () => {
+  it('bounds where zeros start: raised by writes (failed ones too), set by truncate', async () => {
+    const inner = new LoggingFile(new MemoryFile(new Uint8Array(100)));
+    const file = new TrackedFile(inner, 100);
+    expect(file.zerosFrom).toBe(100);
+    await file.pwrite(200, new Uint8Array(10));
+    expect(file.zerosFrom).toBe(210);
+    await file.pwrite(0, new Uint8Array(5));
+    expect(file.zerosFrom).toBe(210);
+    inner.failWrites = true;
+    await expect(file.pwrite(300, new Uint8Array(1))).rejects.toThrow('injected');
+    expect(file.zerosFrom).toBe(301);
+    await file.truncate(50);
+    expect(file.zerosFrom).toBe(50);
+    expect(await file.length()).toBe(50);
+  });
+
+  it('random partial writes into fresh clusters ask the file for its length no more', async () => {
+    const file = new LoggingFile(new MemoryFile());
+    const image = await Qcow2Image.create(file, { size: 64 << 20 });
+    file.lengthCalls = 0;
+    for (let i = 0; i < 10; i++) await image.write(((i * 7919) % 1000) * 65536 + 4096, new Uint8Array(4096).fill(i + 1));
+    expect(file.lengthCalls).toBe(0);
+    await image.close();
+  });
+
+  it('a freed cluster inside the file is copied-on-write when reused, never taken for zeros', async () => {
+    const image = await Qcow2Image.create(new MemoryFile(), { size: 1 << 20, clusterSize: 4096 });
+    await image.write(0, new Uint8Array(3 * 4096).fill(0xff));
+    await image.discard(4096, 4096);
+    await image.flush(); // the discarded host cluster is free now, its old bytes still in the file
+    await image.write(10 * 4096 + 100, Uint8Array.of(7));
+    const back = await image.read(10 * 4096, 4096);
+    expect(back.every((b, i) => b === (i === 100 ? 7 : 0))).toBe(true);
     await image.close();
   });
 });
