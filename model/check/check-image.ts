@@ -22,6 +22,13 @@ interface Tally {
   readonly messages: string[];
 }
 
+/** BDRV_MAX_LENGTH: INT64_MAX aligned down to 1 GiB; QEMU reads nothing past it. */
+const blockLayerMaxLength = ((1n << 63n) - 1n) & ~((1n << 30n) - 1n);
+
+function readable(offset: bigint, length: number): boolean {
+  return offset + BigInt(length) <= blockLayerMaxLength;
+}
+
 export function checkImage(reader: ByteReader): CheckReport {
   let header: Header;
   let snapshots: SnapshotTable;
@@ -35,7 +42,11 @@ export function checkImage(reader: ByteReader): CheckReport {
   } catch (error) {
     return cannotCheck(error, 'Check failed (snapshot table)');
   }
-  return new Checker(reader, header, snapshots).run();
+  try {
+    return new Checker(reader, header, snapshots).run();
+  } catch (error) {
+    return cannotCheck(error, 'Check failed');
+  }
 }
 
 function cannotCheck(error: unknown, what: string): CheckReport {
@@ -93,8 +104,12 @@ class Checker {
     this.t.messages.push(message);
   }
 
-  /** Past EOF (and past 2^53) reads as zeros. */
+  /**
+   * Past EOF reads as zeros, up to the block layer's limit; a read past that
+   * fails with EIO in QEMU (bdrv_check_request), which ends the check.
+   */
   private readAt(offset: bigint, length: number): Uint8Array {
+    if (!readable(offset, length)) throw new DecodeError('read offset', `0x${offset.toString(16)}`, `+ ${length} <= BDRV_MAX_LENGTH 0x${blockLayerMaxLength.toString(16)}`);
     return offset >= BigInt(this.reader.size) ? new Uint8Array(length) : this.reader.read(Number(offset), length);
   }
 
@@ -122,7 +137,7 @@ class Checker {
     this.inc(0n, BigInt(this.cs));
     this.checkL1(BigInt(h.l1TableOffset), h.l1Size, true);
     for (const s of this.snapshots.entries) {
-      if (s.l1TableOffset % this.cs !== 0) {
+      if (s.l1TableOffset % BigInt(this.cs) !== 0n) {
         this.corrupt(`ERROR snapshot ${s.id} (${s.name}) l1_offset=0x${s.l1TableOffset.toString(16)}: L1 table is not cluster aligned; snapshot table entry corrupted`);
         continue;
       }
@@ -130,7 +145,7 @@ class Checker {
         this.corrupt(`ERROR snapshot ${s.id} (${s.name}) l1_size=0x${s.l1Size.toString(16)}: L1 table is too large; snapshot table entry corrupted`);
         continue;
       }
-      this.checkL1(BigInt(s.l1TableOffset), s.l1Size, false);
+      this.checkL1(s.l1TableOffset, s.l1Size, false);
     }
     this.inc(BigInt(h.snapshotsOffset), BigInt(this.snapshots.byteSize));
     this.inc(BigInt(h.refcountTableOffset), BigInt(this.reftable.length * 8));
@@ -216,7 +231,7 @@ class Checker {
     if (entry === undefined) return 0n;
     const offset = entry & E.reftOffsetMask;
     if (offset === 0n) return 0n;
-    if (offset % BigInt(this.cs) !== 0n) return undefined;
+    if (offset % BigInt(this.cs) !== 0n || !readable(offset, this.cs)) return undefined;
     let block = this.refblocks.get(offset);
     if (block === undefined) {
       block = this.readAt(offset, this.cs);

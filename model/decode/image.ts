@@ -41,8 +41,9 @@ export function decodeImage(reader: ByteReader): DecodedImage {
   if (table.incompleteEntries > 0) throw new DecodeError('snapshot extra_data_size', `< ${L.snapshotExtraDataMinV3}`, `>= ${L.snapshotExtraDataMinV3} in version 3`, header.snapshotsOffset);
   const snapshots = table.entries.map((s) => {
     if (s.l1Size > L.snapshotL1EntriesMax) throw new DecodeError('snapshot l1_size', String(s.l1Size), `<= ${L.snapshotL1EntriesMax}`, s.entryOffset + 8);
-    if (s.l1TableOffset % header.clusterSize !== 0) throw new DecodeError('snapshot l1_table_offset', String(s.l1TableOffset), `aligned to ${header.clusterSize}`, s.entryOffset);
-    return { ...s, l1: decodeL1(reader, header, s.l1TableOffset, s.l1Size, `snapshot ${s.id} L1`) };
+    const l1Offset = toNumber(s.l1TableOffset, 'snapshot l1_table_offset', s.entryOffset);
+    if (l1Offset % header.clusterSize !== 0) throw new DecodeError('snapshot l1_table_offset', String(l1Offset), `aligned to ${header.clusterSize}`, s.entryOffset);
+    return { ...s, l1: decodeL1(reader, header, l1Offset, s.l1Size, `snapshot ${s.id} L1`) };
   });
   const l2Tables = new Map<number, DecodedL2Entry[]>();
   for (const l1 of [active, ...snapshots.map((s) => s.l1)]) {

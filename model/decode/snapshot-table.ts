@@ -8,11 +8,12 @@ import * as L from './limits.js';
 export interface SnapshotEntry {
   /** File offset of the entry. */
   readonly entryOffset: number;
-  readonly l1TableOffset: number;
+  /** Raw u64: QEMU's check counts an unaligned or far offset as damage, so it is not bounded here. */
+  readonly l1TableOffset: bigint;
   readonly l1Size: number;
   readonly id: string;
   readonly name: string;
-  readonly vmStateSize: number;
+  readonly vmStateSize: bigint;
   readonly extraDataSize: number;
   /** From extra data; undefined when the extra data does not reach it. */
   readonly diskSize?: number;
@@ -57,11 +58,11 @@ export function decodeSnapshotTable(reader: ByteReader, header: Header): Snapsho
     const strings = reader.read(at + L.snapshotEntryFixedBytes + extraDataSize, idSize + nameSize);
     entries.push({
       entryOffset: at,
-      l1TableOffset: toNumber(u64(fixed, 0), 'snapshot l1_table_offset', at),
+      l1TableOffset: u64(fixed, 0),
       l1Size: u32(fixed, 8),
       id: decoder.decode(strings.subarray(0, idSize)),
       name: decoder.decode(strings.subarray(idSize)),
-      vmStateSize: extraDataSize >= 8 ? toNumber(u64(extra, 0), 'vm_state_size_large', at + 40) : u32(fixed, 32),
+      vmStateSize: extraDataSize >= 8 ? u64(extra, 0) : BigInt(u32(fixed, 32)),
       extraDataSize,
       ...(extraDataSize >= 16 ? { diskSize: toNumber(u64(extra, 8), 'snapshot disk_size', at + 48) } : {}),
     });

@@ -78,6 +78,14 @@ export const refcountKinds: readonly DamageKind[] = [
     why: 'check_refblocks counts the misalignment; compare_refcounts then cannot read any refcount of the 8 clusters in the file (8 check errors, exit 1)',
   },
   {
+    name: 'reftable-entry-bit-63',
+    description: 'refcount table entry 0 gets bit 63 (inside REFT_OFFSET_MASK): its refblock lies past 2^63',
+    base: 'v3-c4k-r4-lazy',
+    damage: (image, l) => orU64(image, l.reftableOffset, 1n << 63n),
+    qemu: cannotCheck(8, 1),
+    why: 'check_refblocks: refblock outside the image (1); reading it fails with EIO past BDRV_MAX_LENGTH, so no refcount of the 8 clusters can be read (8 check errors); COPIED checks skip them silently',
+  },
+  {
     name: 'reftable-entry-reserved-bits',
     description: 'refcount table entry 0 has reserved bit 0 set',
     base: 'v3-c64k',

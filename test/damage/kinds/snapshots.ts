@@ -49,6 +49,14 @@ export const snapshotKinds: readonly DamageKind[] = [
     why: 'the snapshot is skipped (1): its L1, its private L2 table and data lose their only reference and shared clusters one of two (leaks 5)',
   },
   {
+    name: 'snapshot-l1-offset-past-2-53',
+    description: "snapshot 1's L1 table offset is 0x5146_49fb_0000_0002 (unaligned, far past 2^53)",
+    base: 'v3-c64k',
+    damage: (image, l) => setU64(image, l.snapshots[0]?.at ?? 0, 0x514649fb00000002n),
+    qemu: corrupt(1, 5),
+    why: 'the offset is only tested for alignment, never bounded: the snapshot is skipped as for any unaligned L1',
+  },
+  {
     name: 'snapshot-l1-size-absurd',
     description: "snapshot 1's l1_size = 2^23 entries (past the 4 Mi-entry limit)",
     base: 'v3-c64k',
