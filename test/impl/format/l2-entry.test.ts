@@ -51,6 +51,10 @@ describe('L2 entry encoding guards its invariants', () => {
     expect(encodeL2Entry({ kind: 'zero-alloc', offset: 0x10000, copied: false }, v3)).toBe(0x10001n);
   });
 
+  it('an entry of no known kind is an assertion, not a silent zero', () => {
+    expect(() => encodeL2Entry({ kind: 'subcluster' } as never, v3)).toThrow(AssertionError);
+  });
+
   it('data offsets are non-zero and cluster aligned', () => {
     expect(() => encodeL2Entry({ kind: 'normal', offset: 0, copied: true }, v3)).toThrow(AssertionError);
     expect(() => encodeL2Entry({ kind: 'normal', offset: 0x10200, copied: true }, v3)).toThrow(AssertionError);
