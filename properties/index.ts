@@ -1,7 +1,7 @@
 // Public face of the property suite: the registry, the runners, the drivers and
 // the report types and formatters.
 export { properties, propertyNames, isPropertyName, type PropertyDefinition, type PropertyName } from './registry.js';
-export { readsAndOutcomes, structure, reopen, space, qemuJudges } from './registry.js';
+export { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff } from './registry.js';
 export { runProperty, replayOps, type RunConstraints, type ReplayConstraints } from './runner.js';
 export { implNames, isOpErrorKind, ImplementationError, type ImageDriver, type DriverFactory, type ImplName } from './driver.js';
 export { driverFactories } from './drivers/index.js';

@@ -1,12 +1,16 @@
 // The registry of properties (style.md §14). Each is a list of checks run over
 // random sequences; every property also compares each operation's outcome and
 // every read step with the model.
+import type { SequenceConstraints } from './arbitraries/sequence.js';
 import type { Check } from './checks/check.js';
 import { qemuJudgesCheck } from './checks/qemu-judges.js';
+import { qemuMapCheck } from './checks/qemu-map.js';
 import { readsCheck } from './checks/reads.js';
 import { reopenCheck } from './checks/reopen.js';
 import { spaceCheck } from './checks/space.js';
 import { structureCheck } from './checks/structure.js';
+import type { DriverFactory } from './driver.js';
+import { createHandoffDriver } from './drivers/handoff.js';
 
 export interface PropertyDefinition {
   readonly name: string;
@@ -16,6 +20,10 @@ export interface PropertyDefinition {
   readonly needsQemu: boolean;
   /** Relative cost of one sequence; the gate splits its budget by it. */
   readonly cost: number;
+  /** The driver this property always runs (whatever --impl says); default: the --impl driver. */
+  readonly driver?: DriverFactory;
+  /** Defaults for the sequences it draws (a caller's constraints win). */
+  readonly sequence?: SequenceConstraints;
 }
 
 export const readsAndOutcomes: PropertyDefinition = {
@@ -52,13 +60,25 @@ export const space: PropertyDefinition = {
 
 export const qemuJudges: PropertyDefinition = {
   name: 'qemuJudges',
-  description: 'at the end, qemu-img check finds no corruption or leak and qemu-img compare matches the model',
-  checks: [qemuJudgesCheck],
+  description: 'at the end, qemu-img check finds no corruption or leak, qemu-img compare matches the model and qemu-img map agrees with the model',
+  checks: [qemuJudgesCheck, qemuMapCheck],
   needsQemu: true,
   cost: 3,
 };
 
-export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges } as const;
+export const handoff: PropertyDefinition = {
+  name: 'handoff',
+  description:
+    'one image file changes hands between our engine and QEMU at every reopen; reads and outcomes match the model throughout, and at the end qemu-img check, compare and map agree with the model',
+  checks: [qemuJudgesCheck, qemuMapCheck],
+  needsQemu: true,
+  cost: 3,
+  driver: createHandoffDriver,
+  // reopen is the handoff: never switched off
+  sequence: { swarm: { alwaysOn: ['write', 'reopen'] } },
+};
+
+export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff } as const;
 export type PropertyName = keyof typeof properties;
 export const propertyNames = Object.keys(properties) as PropertyName[];
 

@@ -11,7 +11,7 @@ import type { Check } from './checks/check.js';
 import type { ModelBox } from './commands/command.js';
 import { RunContext } from './context.js';
 import { emptyCoverage, recordSequenceStart, type Coverage } from './coverage.js';
-import { ImplementationError, implementationError, type ImageDriver, type ImplName } from './driver.js';
+import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
 import { driverFactories } from './drivers/index.js';
 import { properties, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
@@ -51,7 +51,7 @@ interface Attempt {
 
 /** Runs `steps` of one sequence; records the failing attempt before rethrowing. */
 async function runSequence(
-  impl: ImplName,
+  factory: DriverFactory,
   options: ImageOptions,
   checks: readonly Check[],
   coverage: Coverage,
@@ -62,7 +62,7 @@ async function runSequence(
   let ctx: RunContext | undefined;
   let driver: ImageDriver | undefined;
   try {
-    driver = await driverFactories[impl](options);
+    driver = await factory(options);
     ctx = new RunContext(driver, options, checks, coverage);
     await ctx.start();
     await execute(model, ctx);
@@ -128,7 +128,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   let shrinking = false;
   let shrinkAttempts = c.path === undefined ? (c.shrinkAttemptsMax ?? shrinkAttemptsMaxDefault) : 0;
   let lastFailure: Attempt | undefined;
-  const property = fc.asyncProperty(sequence(c.sequence), async (seq: Sequence) => {
+  const property = fc.asyncProperty(sequence({ ...def.sequence, ...c.sequence }), async (seq: Sequence) => {
     if (shrinking) {
       // out of budget: every further candidate "passes", so fast-check keeps the last failure
       if (shrinkAttempts <= 0) return;
@@ -138,7 +138,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     const cov = shrinking ? emptyCoverage() : coverage;
     if (!shrinking) c.onSequence?.(seq.options, seq.swarm);
     recordSequenceStart(cov, seq.options, seq.swarm);
-    const failed = await runSequence(impl, seq.options, def.checks, cov, seq.swarm, (model, ctx) =>
+    const failed = await runSequence(def.driver ?? driverFactories[impl], seq.options, def.checks, cov, seq.swarm, (model, ctx) =>
       fc.asyncModelRun(() => ({ model, real: ctx }), seq.commands),
     );
     if (failed === undefined) return;
@@ -198,7 +198,8 @@ export async function replayOps(c: ReplayConstraints): Promise<RunResult> {
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', message: missing.message, cause: missing };
   recordSequenceStart(coverage, c.options, undefined);
   const checks = defs.flatMap((d) => d.checks).filter((check, i, all) => all.indexOf(check) === i);
-  const failed = await runSequence(c.impl, c.options, checks, coverage, undefined, async (model, ctx) => {
+  const driver = defs.find((d) => d.driver !== undefined)?.driver ?? driverFactories[c.impl];
+  const failed = await runSequence(driver, c.options, checks, coverage, undefined, async (model, ctx) => {
     for (const step of c.ops) await ctx.runStep(model, step);
   });
   if (failed === undefined) return { ...common(), status: 'passed' };

@@ -11,7 +11,8 @@ export type CheckName =
   | 'reopen'
   | 'space'
   | 'qemu-img-check'
-  | 'qemu-img-compare';
+  | 'qemu-img-compare'
+  | 'qemu-img-map';
 
 export class PropertyViolation extends Error {
   override readonly name = 'PropertyViolation';

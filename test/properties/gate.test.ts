@@ -11,7 +11,7 @@ describe('gate options', () => {
   it('fills defaults and draws a seed only when none is given', () => {
     const o = parseGateOptions({}, drawn);
     expect(o).toMatchObject({ impl: 'ts', runs: undefined, seed: 77, seedGiven: false, path: undefined });
-    expect(o.properties).toEqual(['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges']);
+    expect(o.properties).toEqual(['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff']);
     expect(parseGateOptions({ seed: 'abcdef0', property: 'space', runs: '3' }, drawn)).toMatchObject({ seedGiven: true, properties: ['space'], runs: 3 });
   });
 

@@ -1,0 +1,205 @@
+// The two programs that take turns holding the handoff property's image file:
+// our engine on the file itself (Qcow2Image.openFile) and QEMU (one qemu-io
+// session, closed while `qemu-img snapshot` runs). A holder applies every op
+// except reopen (the handoff driver turns reopen into a change of holder) and
+// says which of its failures are the model's refusals.
+//
+// The QEMU holder works around the known QEMU 7.2 divergences (docs/semantics.md,
+// corpus cases with status known-qemu-divergence): they are QEMU's bugs, tracked
+// and judged by `gate --impl qemu`; this property is about what each program
+// makes of the other's image, and must not fail forever on them.
+import { Qcow2Error, Qcow2Image } from '../../impl/index.js';
+import { writeBytes, type ImageOptions, type Op, type OpErrorKind } from '../../model/index.js';
+import { openQemuIo, qemuImgCheck, qemuImgInfo, qemuImgMap, qemuImgSnapshot, type QemuIoSession } from '../../oracle/index.js';
+import { isOpErrorKind } from '../driver.js';
+import { qemuErrorKind } from './qemu.js';
+
+export type HolderSide = 'ts' | 'qemu';
+export type HeldOp = Exclude<Op, { kind: 'reopen' }>;
+
+export interface Holder {
+  readonly side: HolderSide;
+  /** Applies `op`; throws whatever the program threw. */
+  apply(op: HeldOp): Promise<void>;
+  /** The model's refusal kind for a failure of `op`, or undefined for a divergence. */
+  refusal(op: HeldOp, error: unknown): OpErrorKind | undefined;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Makes the file on disk what a reader must see (flushed; refcounts current). */
+  settle(): Promise<void>;
+  /** The current virtual size (handed to the next holder). */
+  virtualSize(): Promise<number>;
+  /** Closes the image cleanly; the file is then complete on its own. */
+  close(): Promise<void>;
+}
+
+export class EngineHolder implements Holder {
+  readonly side = 'ts';
+
+  private constructor(private readonly image: Qcow2Image) {}
+
+  static async open(path: string): Promise<EngineHolder> {
+    return new EngineHolder(await Qcow2Image.openFile(path));
+  }
+
+  apply(op: HeldOp): Promise<void> {
+    switch (op.kind) {
+      case 'write':
+        return this.image.write(op.offset, writeBytes(op));
+      case 'writeZeroes':
+        return this.image.writeZeroes(op.offset, op.length, { unmap: op.unmap });
+      case 'discard':
+        return this.image.discard(op.offset, op.length);
+      case 'resize':
+        return this.image.resize(op.size);
+      case 'snapshotCreate':
+        return this.image.snapshots.create(op.name);
+      case 'snapshotRevert':
+        return this.image.snapshots.revert(op.name);
+      case 'snapshotDelete':
+        return this.image.snapshots.delete(op.name);
+      case 'flush':
+        return this.image.flush();
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  refusal(_op: HeldOp, error: unknown): OpErrorKind | undefined {
+    return error instanceof Qcow2Error && isOpErrorKind(error.code) ? error.code : undefined;
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.image.read(offset, length);
+  }
+
+  settle(): Promise<void> {
+    return this.image.flush();
+  }
+
+  virtualSize(): Promise<number> {
+    return Promise.resolve(this.image.virtualSize);
+  }
+
+  close(): Promise<void> {
+    return this.image.close();
+  }
+}
+
+export class QemuHolder implements Holder {
+  readonly side = 'qemu';
+  private session: QemuIoSession | undefined;
+
+  private constructor(
+    private readonly path: string,
+    private size: number,
+    private readonly clusterBits: number,
+    private readonly lazyRefcounts: boolean,
+  ) {}
+
+  /** `size` is the virtual size the previous holder left (QEMU's refusals past the end are judged against it). */
+  static async open(path: string, size: number, options: ImageOptions): Promise<QemuHolder> {
+    const holder = new QemuHolder(path, size, options.clusterBits, options.lazyRefcounts);
+    holder.session = await openQemuIo(path);
+    return holder;
+  }
+
+  private io(): QemuIoSession {
+    if (this.session === undefined) throw new Error('handoff: no open qemu-io session');
+    return this.session;
+  }
+
+  async apply(op: HeldOp): Promise<void> {
+    switch (op.kind) {
+      case 'write':
+        return this.io().write(op.offset, writeBytes(op));
+      case 'writeZeroes':
+        return this.io().writeZeroes(op.offset, op.length, { unmap: op.unmap });
+      case 'discard':
+        return this.io().discard(op.offset, op.length);
+      case 'resize':
+        return this.resize(op.size);
+      case 'snapshotCreate':
+        return this.offline(() => this.snapshotRepairingLeaks(op, 'create'));
+      case 'snapshotRevert':
+        return this.offline(() => this.snapshotRepairingLeaks(op, 'apply'));
+      case 'snapshotDelete':
+        return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
+      case 'flush':
+        return this.io().flush();
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /**
+   * Known divergence (corpus: stale data after shrink then grow): QEMU 7.2's
+   * qcow2_co_truncate does not clear the bytes past an unaligned old end inside
+   * the old last cluster, so they come back on growth (also when our engine did
+   * the shrink). Like the model, zero them with a write when that cluster holds data.
+   */
+  private async resize(size: number): Promise<void> {
+    const oldSize = this.size;
+    await this.io().truncate(size);
+    this.size = size;
+    const clusterSize = 2 ** this.clusterBits;
+    const tailEnd = Math.min(size, Math.ceil(oldSize / clusterSize) * clusterSize);
+    if (size <= oldSize || oldSize % clusterSize === 0 || tailEnd <= oldSize) return;
+    await this.io().flush();
+    const map = await qemuImgMap(this.path, { forceShare: true });
+    const last = map.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length);
+    if (last?.data === true) await this.io().write(oldSize, new Uint8Array(tailEnd - oldSize));
+  }
+
+  /**
+   * Known divergence (corpus: refcount-overflow leak): QEMU 7.2 leaks a cluster
+   * when it refuses a snapshot create or revert because a refcount would
+   * overflow; the model leaves the image unchanged. Repair only those leaks.
+   */
+  private async snapshotRepairingLeaks(op: Extract<HeldOp, { kind: 'snapshotCreate' | 'snapshotRevert' }>, action: 'create' | 'apply'): Promise<void> {
+    try {
+      await qemuImgSnapshot(this.path, action, op.name);
+    } catch (error) {
+      if (qemuErrorKind(op, error, this.size) === 'refcount-overflow') await qemuImgCheck(this.path, { repair: 'leaks' });
+      throw error;
+    }
+  }
+
+  /** Runs `task` with the session closed; reopens it (also when `task` fails) and re-reads the size (revert may change it). */
+  private async offline(task: () => Promise<void>): Promise<void> {
+    await this.io().close();
+    this.session = undefined;
+    try {
+      await task();
+    } finally {
+      this.size = (await qemuImgInfo(this.path)).virtualSize;
+      this.session = await openQemuIo(this.path);
+    }
+  }
+
+  refusal(op: HeldOp, error: unknown): OpErrorKind | undefined {
+    return qemuErrorKind(op, error, this.size);
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.io().read(offset, length);
+  }
+
+  /** QEMU 7.2 brings lazy refcounts up to date only on close (see drivers/qemu.ts), so those images are closed and reopened. */
+  settle(): Promise<void> {
+    return this.lazyRefcounts ? this.offline(() => Promise.resolve()) : this.io().flush();
+  }
+
+  virtualSize(): Promise<number> {
+    return Promise.resolve(this.size);
+  }
+
+  async close(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    await session?.close();
+  }
+}
