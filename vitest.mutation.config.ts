@@ -16,6 +16,7 @@ const order = [
   'test/impl/hostile-headers.test.ts',
   'test/impl/engine-vs-model.test.ts',
   'test/impl/shrink-and-reuse.test.ts',
+  'test/impl/compressed-clusters.test.ts',
   'test/impl/crash-barriers.test.ts',
   'test/impl/engine-vs-model.property.test.ts',
   'test/properties/properties.test.ts',
