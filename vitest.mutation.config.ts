@@ -26,6 +26,7 @@ const order = [
   'test/impl/shrink-and-reuse.test.ts',
   'test/impl/compressed-clusters.test.ts',
   'test/impl/crash-barriers.test.ts',
+  'test/impl/refcount-area.test.ts',
 ];
 
 function rank(spec: TestSpecification): number {
