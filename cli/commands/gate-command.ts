@@ -25,6 +25,7 @@ export function registerGate(program: Command): void {
     .option('--property <name>', `run one property: ${gatePropertyNamesForHelp.join(' | ')}`)
     .option('--json <file>', 'write the results as JSON')
     .option('--junit <file>', 'write the results as JUnit XML')
+    .option('--corpus <dir>', 'with --impl qemu: a corpus whose known-qemu-divergence cases are reported as known, not failed (the bundled corpus/cases always counts)')
     .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
     .action(async (raw: RawGateOptions) => {
       const { parseGateOptions, runGate } = await import('./gate.js');

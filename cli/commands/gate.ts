@@ -2,17 +2,21 @@
 // against an implementation with a budget, prints the seed first and a coverage
 // summary last, and exits 0 only when every property held; 1 when one failed
 // (with its replay command); 2 when the gate could not judge (QEMU missing, a
-// harness error) — never green without a verdict.
+// harness error) — never green without a verdict. With --impl qemu, a failure
+// whose signature is a known QEMU divergence of the corpus is reported as such
+// and does not fail the gate (gate-divergences.ts); the property then goes on
+// with a fresh seed for the rest of its budget.
 import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   emptyCoverage,
   formatCoverage,
-  formatJson,
   formatJunit,
   formatOptions,
   formatSwarm,
   formatText,
+  hashSeed,
   implNames,
   isPropertyName,
   mergeCoverage,
@@ -25,14 +29,28 @@ import {
   type PropertyName,
   type RunResult,
 } from '../../properties/index.js';
+import { toJsonValue } from '../../properties/report/format-json.js';
+import { defaultCorpusDir } from '../../corpus/store.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import {
+  formatKnownDivergence,
+  junitKnownTestcase,
+  knownLabel,
+  loadKnownQemuDivergences,
+  matchKnownDivergence,
+  type KnownDivergence,
+  type KnownDivergences,
+} from './gate-divergences.js';
 
 // Registered by gate-command.ts (light), which loads this module when gate runs.
 export { registerGate } from './gate-command.js';
 
-/** Sequences per unit of property cost when no --runs is given: about a minute on 2 cores for all five. */
-export const defaultRunsPerCost = 25;
+/** Sequences per unit of property cost when no --runs is given: about a minute on 2 cores for all six. */
+export const defaultRunsPerCost = 21;
+
+/** Known divergences one property may hit before the gate stops re-running it (each one costs a shrink). */
+export const knownDivergencesPerPropertyMax = 5;
 
 export interface GateOptions {
   readonly impl: ImplName;
@@ -44,6 +62,8 @@ export interface GateOptions {
   readonly json: string | undefined;
   readonly junit: string | undefined;
   readonly verbose: boolean;
+  /** Corpora whose known-qemu-divergence cases a failure against QEMU may match. */
+  readonly corpusDirs: readonly string[];
 }
 
 export interface RawGateOptions {
@@ -55,6 +75,7 @@ export interface RawGateOptions {
   json?: string;
   junit?: string;
   verbose?: boolean;
+  corpus?: string;
 }
 
 function usage(message: string): never {
@@ -95,6 +116,8 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
     json: raw.json,
     junit: raw.junit,
     verbose: raw.verbose ?? false,
+    // the bundled corpus always counts; --corpus adds the user's own
+    corpusDirs: [...new Set([defaultCorpusDir(), ...(raw.corpus === undefined ? [] : [resolve(raw.corpus)])])],
   };
 }
 
@@ -105,35 +128,104 @@ export function gateExitCode(results: readonly RunResult[]): number {
   return exitCodes.ok;
 }
 
-export async function runGate(o: GateOptions, out: (line: string) => void): Promise<number> {
-  const started = performance.now();
-  out(`qcow2-verify gate: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
-  const runsOf = (p: PropertyName) => o.runs ?? (o.path === undefined ? defaultRunsPerCost * properties[p].cost : 1);
-  out(`properties: ${o.properties.map((p) => `${p} (${runsOf(p)} runs)`).join(', ')}${o.path === undefined ? '' : `; replaying path ${o.path}`}`);
-  const results: RunResult[] = [];
-  for (const name of o.properties) {
+/** One property run of the gate; a run that hit a known QEMU divergence carries it. */
+export interface GateEntry {
+  readonly result: RunResult;
+  readonly known?: KnownDivergence;
+}
+
+/**
+ * The seed a property goes on with after its `attempt`-th known divergence:
+ * derived from the gate's seed, non-negative (a `--seed -5` would read as an option).
+ */
+export function continuationSeed(seed: number, property: string, attempt: number): number {
+  return hashSeed(`${seed}/${property}/${attempt}`) >>> 1;
+}
+
+/** Runs one property with its budget; after a known divergence, the rest of the budget with a continuation seed. */
+async function runBudget(
+  o: GateOptions,
+  name: PropertyName,
+  runs: number,
+  known: KnownDivergences,
+  out: (line: string) => void,
+): Promise<GateEntry[]> {
+  const entries: GateEntry[] = [];
+  let seed = o.seed;
+  let remaining = runs;
+  for (let attempt = 1; ; attempt++) {
     const result = await runProperty({
       property: name,
       impl: o.impl,
-      seed: o.seed,
+      seed,
       ...(o.path === undefined ? {} : { path: o.path }),
-      numRuns: runsOf(name),
+      numRuns: remaining,
       now: () => performance.now(),
       ...(o.verbose ? { onSequence: (opt, swarm) => out(`  [${name}] ${formatOptions(opt)}; swarm ${formatSwarm(swarm)}`) } : {}),
     });
-    results.push(result);
-    out(formatText(result));
+    const divergence = matchKnownDivergence(result, known);
+    entries.push(divergence === undefined ? { result } : { result, known: divergence });
+    out(divergence === undefined ? formatText(result) : formatKnownDivergence(result, divergence));
+    remaining -= result.runs;
+    if (divergence === undefined || o.path !== undefined || remaining <= 0) return entries;
+    if (attempt >= knownDivergencesPerPropertyMax) {
+      out(`${name}: ${attempt} known QEMU divergences; the remaining ${remaining} runs are skipped`);
+      return entries;
+    }
+    seed = continuationSeed(o.seed, name, attempt);
+    out(`${name}: going on with seed ${seed} for the remaining ${remaining} runs`);
   }
-  const coverage = results.reduce((acc, r) => mergeCoverage(acc, r.coverage), emptyCoverage());
+}
+
+function junitWithKnown(entries: readonly GateEntry[]): string {
+  const known = entries.filter((e) => e.known !== undefined);
+  const xml = formatJunit(entries.filter((e) => e.known === undefined).map((e) => e.result));
+  if (known.length === 0) return xml;
+  const cases = known.map((e) => junitKnownTestcase(e.result, e.known as KnownDivergence)).join('\n');
+  return xml
+    .replace(/^<testsuite name="qcow2-verify gate" tests="(\d+)"/m, (_m, n: string) => `<testsuite name="qcow2-verify gate" tests="${Number(n) + known.length}" skipped="${known.length}"`)
+    .replace('</testsuite>', `${cases}\n</testsuite>`);
+}
+
+function jsonWithKnown(entries: readonly GateEntry[]): string {
+  const results = entries.map((e) => ({
+    ...toJsonValue(e.result),
+    ...(e.known === undefined ? {} : { knownQemuDivergence: { case: e.known.caseFile, signature: e.known.signature } }),
+  }));
+  return `${JSON.stringify({ results }, null, 2)}\n`;
+}
+
+export async function runGate(o: GateOptions, out: (line: string) => void): Promise<number> {
+  const started = performance.now();
+  out(`qcow2-verify gate: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
+  const runsOf = (p: PropertyName) => o.runs ?? (o.path === undefined ? Math.max(1, Math.round(defaultRunsPerCost * properties[p].cost)) : 1);
+  out(`properties: ${o.properties.map((p) => `${p} (${runsOf(p)} runs)`).join(', ')}${o.path === undefined ? '' : `; replaying path ${o.path}`}`);
+  // Known divergences are QEMU's: a failure of any other implementation always counts.
+  const known = o.impl === 'qemu' ? await loadKnownQemuDivergences(o.corpusDirs) : new Map<string, KnownDivergence[]>();
+  const entries: GateEntry[] = [];
+  const held: PropertyName[] = [];
+  for (const name of o.properties) {
+    const mine = await runBudget(o, name, runsOf(name), known, out);
+    entries.push(...mine);
+    if (mine.every((e) => e.known !== undefined || e.result.status === 'passed')) held.push(name);
+  }
+  const counted = entries.filter((e) => e.known === undefined).map((e) => e.result);
+  const knownHits = entries.flatMap((e) => (e.known === undefined ? [] : [e.known]));
+  const coverage = entries.reduce((acc, e) => mergeCoverage(acc, e.result.coverage), emptyCoverage());
   const kinds = Object.keys(coverage.clusterKinds).sort();
+  const knownText =
+    knownHits.length === 0 ? '' : ` (${knownHits.length} known QEMU divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
   out(
-    `summary: ${results.filter((r) => r.status === 'passed').length}/${results.length} properties held; ` +
+    `summary: ${held.length}/${o.properties.length} properties held${knownText}; ` +
       `${coverage.sequences} sequences, ${coverage.operations} operations; cluster kinds covered: ${kinds.join(', ') || 'none'}; ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
   if (o.verbose) out(formatCoverage(coverage));
-  for (const r of results) if (r.status === 'property-failed') out(`Replay: ${r.replay}`);
-  if (o.json !== undefined) await writeFile(o.json, formatJson(results));
-  if (o.junit !== undefined) await writeFile(o.junit, formatJunit(results));
-  return gateExitCode(results);
+  for (const e of entries) {
+    if (e.result.status !== 'property-failed') continue;
+    out(e.known === undefined ? `Replay: ${e.result.replay}` : `Replay (${knownLabel(e.known)}): ${e.result.replay}`);
+  }
+  if (o.json !== undefined) await writeFile(o.json, jsonWithKnown(entries));
+  if (o.junit !== undefined) await writeFile(o.junit, junitWithKnown(entries));
+  return gateExitCode(counted);
 }

@@ -1,0 +1,119 @@
+// Known QEMU divergences in the gate: with --impl qemu a failure whose signature
+// is a known-qemu-divergence case of the corpus is reported as such (case file
+// named), counted in the summary, and does not set exit 1; any other failure,
+// and any failure of another implementation, still fails the gate.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { matchKnownDivergence, type KnownDivergence } from '../../cli/commands/gate-divergences.js';
+import { continuationSeed, parseGateOptions, runGate } from '../../cli/commands/gate.js';
+import { serializeCase } from '../../corpus/case/serialize.js';
+import { runSignature } from '../../corpus/replay/replay-case.js';
+import type { PropertyFailureCase } from '../../corpus/case/types.js';
+import { withTempDir } from '../../oracle/index.js';
+import { emptyCoverage, runProperty, type RunResult } from '../../properties/index.js';
+
+const drawn = () => 1;
+/** The 1-bit refcount-overflow leak (corpus qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json), as gate seed 1 finds and shrinks it. */
+const leak = { impl: 'qemu', property: 'qemuJudges', seed: '1', path: '11:1:0:3:3:3:3:5:5:5:5' };
+const leakCase = 'qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json';
+
+async function gate(raw: Record<string, string>): Promise<{ code: number; lines: string[] }> {
+  const lines: string[] = [];
+  const code = await runGate(parseGateOptions(raw, drawn), (l) => lines.push(l));
+  return { code, lines };
+}
+
+describe('known QEMU divergences in the gate', () => {
+  it('reports the refcount-overflow leak on 1-bit refcounts as known, names its case, and exits 0', async () => {
+    await withTempDir(async (dir) => {
+      const json = join(dir, 'r.json');
+      const junit = join(dir, 'r.xml');
+      const { code, lines } = await gate({ ...leak, json, junit });
+      const text = lines.join('\n');
+      expect(code, text).toBe(0);
+      expect(text).toContain(`Property qemuJudges (impl qemu): known QEMU divergence (case ${leakCase}) after 1 runs; not a gate failure`);
+      expect(text).toContain('Image: v3, 512 B clusters, 1-bit refcounts');
+      expect(text).toMatch(/Failure: \[qemu-img-check\] qemu-img check says leaks/);
+      expect(lines.find((l) => l.startsWith('summary:'))).toMatch(new RegExp(`^summary: 1/1 properties held \\(1 known QEMU divergence: ${leakCase}\\)`));
+      expect(text).not.toMatch(/^Property failed/m);
+      const results = (JSON.parse(await readFile(json, 'utf8')) as { results: Record<string, unknown>[] }).results;
+      expect(results).toHaveLength(1);
+      expect(results[0]).toMatchObject({ status: 'property-failed', knownQemuDivergence: { case: leakCase, signature: 'qemuJudges/qemu-img-check/snapshotCreate' } });
+      const xml = await readFile(junit, 'utf8');
+      expect(xml).toMatch(/<testsuite name="qcow2-verify gate" tests="1" skipped="1" failures="0" errors="0"/);
+      expect(xml).toContain(`<skipped message="known QEMU divergence (case ${leakCase})"/>`);
+    });
+  });
+
+  it('a known-qemu-divergence signature does not excuse another implementation', async () => {
+    await withTempDir(async (dir) => {
+      // The canary's failure, declared a known QEMU divergence in a user corpus: still exit 1 for --impl canary.
+      const first = await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 5, numRuns: 20 });
+      if (first.status !== 'property-failed') throw new Error(`the canary was not caught: ${first.status}`);
+      const c: PropertyFailureCase = {
+        format: 1,
+        kind: 'property-failure',
+        status: 'known-qemu-divergence',
+        description: 'test: not a real divergence',
+        implementation: 'qemu',
+        property: 'readsAndOutcomes',
+        signature: runSignature('readsAndOutcomes', first),
+        message: 'm',
+        options: { version: 3, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 512 },
+        ops: [],
+        seed: 0,
+        path: '',
+        found: { tool: 'qcow2-verify 0.1.0', qemu: 'unknown', date: '2026-01-01' },
+      };
+      await writeFile(join(dir, 'fake.json'), serializeCase(c));
+      const again = await gate({ impl: 'canary', seed: '5', runs: '20', property: 'readsAndOutcomes', corpus: dir });
+      expect(again.code).toBe(1);
+      expect(again.lines.join('\n')).not.toContain('known QEMU divergence');
+    });
+  });
+});
+
+describe('matching a run to a known divergence', () => {
+  const options = { version: 3 as const, clusterBits: 9, refcountBits: 1, lazyRefcounts: false, virtualSize: 1536 };
+  const failed: RunResult = {
+    status: 'property-failed',
+    property: 'qemuJudges',
+    impl: 'qemu',
+    seed: 1,
+    runs: 3,
+    coverage: emptyCoverage(),
+    timeMs: 0,
+    counterexample: { options, steps: [{ kind: 'snapshotCreate', name: 's1' }] },
+    shrinks: 0,
+    failure: { kind: 'violation', check: 'qemu-img-check', message: 'leaks' },
+    replay: 'r',
+    cause: undefined,
+  };
+  const known = (caseFile: string, refcountBits: number): KnownDivergence => ({
+    signature: 'qemuJudges/qemu-img-check/snapshotCreate',
+    caseFile,
+    description: 'd',
+    options: { ...options, refcountBits, virtualSize: 1048576 },
+  });
+  const corpus = new Map([['qemuJudges/qemu-img-check/snapshotCreate', [known('a-2bit.json', 2), known('b-1bit.json', 1)]]]);
+
+  it('matches by signature and names the case with the closest image options', () => {
+    expect(matchKnownDivergence(failed, corpus)?.caseFile).toBe('b-1bit.json');
+    expect(matchKnownDivergence({ ...failed, counterexample: { options: { ...options, refcountBits: 2 }, steps: failed.counterexample.steps } }, corpus)?.caseFile).toBe('a-2bit.json');
+  });
+
+  it('does not match another check, another last op, another property or a pass', () => {
+    expect(matchKnownDivergence({ ...failed, failure: { kind: 'violation', check: 'qemu-img-compare', message: 'x' } }, corpus)).toBeUndefined();
+    expect(matchKnownDivergence({ ...failed, counterexample: { options, steps: [{ kind: 'flush' }] } }, corpus)).toBeUndefined();
+    expect(matchKnownDivergence({ ...failed, property: 'handoff' }, corpus)).toBeUndefined();
+    expect(matchKnownDivergence({ status: 'passed', property: 'qemuJudges', impl: 'qemu', runs: 1, coverage: emptyCoverage(), timeMs: 0 }, corpus)).toBeUndefined();
+  });
+
+  it('continuation seeds are non-negative, differ per attempt and property, and repeat', () => {
+    const seeds = [continuationSeed(1, 'qemuJudges', 1), continuationSeed(1, 'qemuJudges', 2), continuationSeed(1, 'structure', 1)];
+    expect(new Set(seeds).size).toBe(3);
+    for (const s of seeds) expect(s >= 0 && s < 2 ** 31).toBe(true);
+    expect(continuationSeed(1, 'qemuJudges', 1)).toBe(seeds[0]);
+  });
+});
