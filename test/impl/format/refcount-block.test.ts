@@ -46,6 +46,7 @@ describe('refcount block layout', () => {
     new DataView(bytes.buffer).setBigUint64(8, 2n ** 53n - 1n);
     const block = new RefcountBlock(bytes, 6);
     expect(() => block.get(0)).toThrow(Qcow2FormatError);
+    expect(() => block.get(0)).toThrow(expect.objectContaining({ field: 'refcount', value: String(2n ** 53n) }));
     expect(block.get(1)).toBe(Number.MAX_SAFE_INTEGER);
     block.set(0, Number.MAX_SAFE_INTEGER);
     expect(block.get(0)).toBe(Number.MAX_SAFE_INTEGER);
