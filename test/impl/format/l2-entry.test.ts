@@ -41,6 +41,16 @@ describe('L2 entry decoding refuses what QEMU refuses', () => {
     expect(decodeL2Entry(0x10000n | 1n | oflagCopied, v3, 't')).toEqual({ kind: 'zero-alloc', offset: 0x10000, copied: true });
     expect(decodeL2Entry(1n, v3, 't')).toEqual({ kind: 'zero-plain' });
   });
+
+  it('an offset past 2^53 is a typed format error naming the field, never rounded', () => {
+    expect(() => decodeL2Entry(1n << 54n, v3, 't')).toThrow(expect.objectContaining({ code: 'format', field: 'L2 entry offset', value: String(1n << 54n) }));
+  });
+
+  it('a table names itself and the entry when an entry is corrupt', () => {
+    const table = new L2Table(new Uint8Array(512), { version: 2, clusterBits: 9 }, 1536);
+    new DataView(table.bytes.buffer).setBigUint64(3 * 8, 0x10000n | 1n); // zero flag in v2
+    expect(() => table.get(3)).toThrow('L2 table at 1536 entry 3');
+  });
 });
 
 describe('L2 entry encoding guards its invariants', () => {
