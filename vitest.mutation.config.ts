@@ -27,6 +27,7 @@ const order = [
   'test/impl/compressed-clusters.test.ts',
   'test/impl/crash-barriers.test.ts',
   'test/impl/refcount-area.test.ts',
+  'test/impl/write-zeroes-partial.test.ts',
 ];
 
 function rank(spec: TestSpecification): number {
