@@ -16,6 +16,35 @@ export function createOptionsFor(options: ImageOptions): CreateOptions {
   };
 }
 
+/** Every op but reopen, which each caller handles its own way. */
+export type EngineOp = Exclude<Op, { kind: 'reopen' }>;
+
+/** Applies one op to an open engine image; throws whatever the engine threw. */
+export function applyEngineOp(image: Qcow2Image, op: EngineOp): Promise<void> {
+  switch (op.kind) {
+    case 'write':
+      return image.write(op.offset, writeBytes(op));
+    case 'writeZeroes':
+      return image.writeZeroes(op.offset, op.length, { unmap: op.unmap });
+    case 'discard':
+      return image.discard(op.offset, op.length);
+    case 'resize':
+      return image.resize(op.size);
+    case 'snapshotCreate':
+      return image.snapshots.create(op.name);
+    case 'snapshotRevert':
+      return image.snapshots.revert(op.name);
+    case 'snapshotDelete':
+      return image.snapshots.delete(op.name);
+    case 'flush':
+      return image.flush();
+    default: {
+      const never: never = op;
+      throw new Error(`unknown op ${JSON.stringify(never)}`);
+    }
+  }
+}
+
 class EngineDriver implements ImageDriver {
   readonly name = 'ts engine (MemoryFile)';
   private closed = false;
@@ -36,30 +65,8 @@ class EngineDriver implements ImageDriver {
   }
 
   private async applyUnchecked(op: Op): Promise<void> {
-    switch (op.kind) {
-      case 'write':
-        return this.image.write(op.offset, writeBytes(op));
-      case 'writeZeroes':
-        return this.image.writeZeroes(op.offset, op.length, { unmap: op.unmap });
-      case 'discard':
-        return this.image.discard(op.offset, op.length);
-      case 'resize':
-        return this.image.resize(op.size);
-      case 'snapshotCreate':
-        return this.image.snapshots.create(op.name);
-      case 'snapshotRevert':
-        return this.image.snapshots.revert(op.name);
-      case 'snapshotDelete':
-        return this.image.snapshots.delete(op.name);
-      case 'flush':
-        return this.image.flush();
-      case 'reopen':
-        return this.reopen();
-      default: {
-        const never: never = op;
-        throw new Error(`unknown op ${JSON.stringify(never)}`);
-      }
-    }
+    if (op.kind === 'reopen') return this.reopen();
+    return applyEngineOp(this.image, op);
   }
 
   /** Close (flush, clear the dirty bit) and open the same bytes again, read-write. */

@@ -9,13 +9,14 @@
 // and judged by `gate --impl qemu`; this property is about what each program
 // makes of the other's image, and must not fail forever on them.
 import { Qcow2Error, Qcow2Image } from '../../impl/index.js';
-import { writeBytes, type ImageOptions, type Op, type OpErrorKind } from '../../model/index.js';
+import { writeBytes, type ImageOptions, type OpErrorKind } from '../../model/index.js';
 import { openQemuIo, qemuImgCheck, qemuImgInfo, qemuImgMap, qemuImgSnapshot, type QemuIoSession } from '../../oracle/index.js';
 import { isOpErrorKind } from '../driver.js';
+import { applyEngineOp, type EngineOp } from './engine.js';
 import { qemuErrorKind } from './qemu.js';
 
 export type HolderSide = 'ts' | 'qemu';
-export type HeldOp = Exclude<Op, { kind: 'reopen' }>;
+export type HeldOp = EngineOp;
 
 export interface Holder {
   readonly side: HolderSide;
@@ -42,29 +43,9 @@ export class EngineHolder implements Holder {
   }
 
   apply(op: HeldOp): Promise<void> {
-    switch (op.kind) {
-      case 'write':
-        return this.image.write(op.offset, writeBytes(op));
-      case 'writeZeroes':
-        return this.image.writeZeroes(op.offset, op.length, { unmap: op.unmap });
-      case 'discard':
-        return this.image.discard(op.offset, op.length);
-      case 'resize':
-        return this.image.resize(op.size);
-      case 'snapshotCreate':
-        return this.image.snapshots.create(op.name);
-      case 'snapshotRevert':
-        return this.image.snapshots.revert(op.name);
-      case 'snapshotDelete':
-        return this.image.snapshots.delete(op.name);
-      case 'flush':
-        return this.image.flush();
-      default: {
-        const never: never = op;
-        throw new Error(`unknown op ${JSON.stringify(never)}`);
-      }
-    }
+    return applyEngineOp(this.image, op);
   }
+
 
   refusal(_op: HeldOp, error: unknown): OpErrorKind | undefined {
     return error instanceof Qcow2Error && isOpErrorKind(error.code) ? error.code : undefined;
