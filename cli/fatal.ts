@@ -15,6 +15,11 @@ export class CliError extends Error {
   }
 }
 
+/** A bad flag or argument: one line, exit code 2. */
+export function usageError(message: string): never {
+  throw new CliError(message, exitCodes.usage);
+}
+
 export function fatal(message: string, exitCode: ExitCode = exitCodes.failed): never {
   throw new CliError(message, exitCode);
 }

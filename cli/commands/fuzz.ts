@@ -10,7 +10,7 @@ import { parseShard, ShardParseError, type Shard } from '../../corpus/campaign/s
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { parseSeed, SeedError } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
-import { CliError } from '../fatal.js';
+import { usageError } from '../fatal.js';
 import { defaultFuzzTime } from './fuzz-command.js';
 
 // Registered by fuzz-command.ts (light), which loads this module when fuzz runs.
@@ -37,29 +37,26 @@ export interface RawFuzzOptions {
 }
 
 
-function usage(message: string): never {
-  throw new CliError(message, exitCodes.usage);
-}
 
 /** `90`, `90s`, `10m`, `2h` → milliseconds. */
 export function parseDuration(text: string): number {
   const match = /^(\d+)([smh]?)$/.exec(text.trim());
-  if (!match) usage(`--time must look like 90s, 10m or 2h, got ${JSON.stringify(text)}`);
+  if (!match) usageError(`--time must look like 90s, 10m or 2h, got ${JSON.stringify(text)}`);
   const unit = match[2] === 'h' ? 3_600_000 : match[2] === 'm' ? 60_000 : 1000;
   const ms = Number(match[1]) * unit;
-  if (!Number.isSafeInteger(ms) || ms <= 0) usage(`--time must be positive, got ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(ms) || ms <= 0) usageError(`--time must be positive, got ${JSON.stringify(text)}`);
   return ms;
 }
 
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
 export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): FuzzOptions {
   const impl = raw.impl ?? 'ts';
-  if (impl !== 'ts' && impl !== 'qemu') usage(`--impl must be ts or qemu, got ${impl}`);
-  if (raw.time !== undefined && raw.runs !== undefined) usage('give --time or --runs, not both');
+  if (impl !== 'ts' && impl !== 'qemu') usageError(`--impl must be ts or qemu, got ${impl}`);
+  if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
   let budget: CampaignBudget;
   if (raw.runs !== undefined) {
     const count = Number(raw.runs);
-    if (!Number.isSafeInteger(count) || count < 1) usage(`--runs must be a positive integer, got ${raw.runs}`);
+    if (!Number.isSafeInteger(count) || count < 1) usageError(`--runs must be a positive integer, got ${raw.runs}`);
     budget = { kind: 'runs', count };
   } else {
     budget = { kind: 'time', ms: parseDuration(raw.time ?? defaultFuzzTime) };
@@ -68,7 +65,7 @@ export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): F
   try {
     seed = raw.seed === undefined ? drawSeed() : parseSeed(raw.seed);
   } catch (error) {
-    if (error instanceof SeedError) usage(`--seed: ${error.message}`);
+    if (error instanceof SeedError) usageError(`--seed: ${error.message}`);
     throw error;
   }
   let shard: Shard = { index: 0, count: 1 };
@@ -76,7 +73,7 @@ export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): F
     try {
       shard = parseShard(raw.shard);
     } catch (error) {
-      if (error instanceof ShardParseError) usage(error.message);
+      if (error instanceof ShardParseError) usageError(error.message);
       throw error;
     }
   }

@@ -32,7 +32,7 @@ import {
 import { toJsonValue } from '../../properties/report/format-json.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { exitCodes } from '../exit-codes.js';
-import { CliError } from '../fatal.js';
+import { usageError } from '../fatal.js';
 import {
   formatKnownDivergence,
   junitKnownTestcase,
@@ -78,33 +78,30 @@ export interface RawGateOptions {
   corpus?: string;
 }
 
-function usage(message: string): never {
-  throw new CliError(message, exitCodes.usage);
-}
 
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
 export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): GateOptions {
   const impl = raw.impl ?? 'ts';
-  if (!(implNames as readonly string[]).includes(impl)) usage(`--impl must be one of ${implNames.join(', ')}, got ${impl}`);
+  if (!(implNames as readonly string[]).includes(impl)) usageError(`--impl must be one of ${implNames.join(', ')}, got ${impl}`);
   let runs: number | undefined;
   if (raw.runs !== undefined) {
     runs = Number(raw.runs);
-    if (!Number.isSafeInteger(runs) || runs < 1) usage(`--runs must be a positive integer, got ${raw.runs}`);
+    if (!Number.isSafeInteger(runs) || runs < 1) usageError(`--runs must be a positive integer, got ${raw.runs}`);
   }
   let seed: number;
   try {
     seed = raw.seed === undefined ? drawSeed() : parseSeed(raw.seed);
   } catch (error) {
-    if (error instanceof SeedError) usage(`--seed: ${error.message}`);
+    if (error instanceof SeedError) usageError(`--seed: ${error.message}`);
     throw error;
   }
   let selected: PropertyName[] = [...propertyNames];
   if (raw.property !== undefined) {
-    if (!isPropertyName(raw.property)) usage(`--property must be one of ${propertyNames.join(', ')}, got ${raw.property}`);
+    if (!isPropertyName(raw.property)) usageError(`--property must be one of ${propertyNames.join(', ')}, got ${raw.property}`);
     selected = [raw.property];
   }
   if (raw.path !== undefined && (raw.seed === undefined || raw.property === undefined)) {
-    usage('--path replays one failure: give it with the --seed and --property it was printed with');
+    usageError('--path replays one failure: give it with the --seed and --property it was printed with');
   }
   return {
     impl: impl as ImplName,

@@ -3,21 +3,10 @@
 // entirely, so that one sequence is all snapshots and reverts while another
 // never discards and grows the file until the refcount table must grow.
 import fc from 'fast-check';
-import type { OpKind } from '../../model/index.js';
+import { opKinds, type OpKind } from '../../model/index.js';
 
 export type CommandKind = OpKind | 'read';
-export const commandKinds: readonly CommandKind[] = [
-  'write',
-  'writeZeroes',
-  'discard',
-  'resize',
-  'snapshotCreate',
-  'snapshotRevert',
-  'snapshotDelete',
-  'flush',
-  'reopen',
-  'read',
-];
+export const commandKinds: readonly CommandKind[] = [...opKinds, 'read'];
 
 export type SwarmWeights = Readonly<Record<CommandKind, number>>;
 
