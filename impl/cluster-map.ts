@@ -68,6 +68,7 @@ export class ClusterMap {
   }
 
   markL1Dirty(index: number): void {
+    assert(Number.isInteger(index) && index >= 0 && index < this.l1.size, 'dirty L1 index inside the table');
     this.l1DirtyLo = Math.min(this.l1DirtyLo, index);
     this.l1DirtyHi = Math.max(this.l1DirtyHi, index + 1);
   }

@@ -5,7 +5,6 @@
 import type { ImageState } from './state.js';
 import type { SnapshotEntry } from './format/snapshot-table.js';
 import type { L2Table } from './format/l2-entry.js';
-import { assert } from './assert.js';
 import { Qcow2Error } from './errors.js';
 import { L1Table, decodeL1, encodeL1 } from './format/l1-table.js';
 import { encodeSnapshotTable } from './format/snapshot-table.js';
@@ -15,11 +14,12 @@ import { flushMetadata } from './flush.js';
 import { resizeImage, checkResize } from './resize.js';
 
 /** QEMU find_snapshot_by_id_or_name: an ID equal to name wins, else the first name match. */
-export function findSnapshot(s: ImageState, name: string): number {
+export function findSnapshot(s: ImageState, name: string): { index: number; entry: SnapshotEntry } {
   const byId = s.snapshots.findIndex((e) => e.id === name);
   const index = byId >= 0 ? byId : s.snapshots.findIndex((e) => e.name === name);
-  if (index < 0) throw new Qcow2Error('unknown-snapshot', `snapshot '${name}' not found`);
-  return index;
+  const entry = s.snapshots[index];
+  if (entry === undefined) throw new Qcow2Error('unknown-snapshot', `snapshot '${name}' not found`);
+  return { index, entry };
 }
 
 /** Host clusters reached by walking an L1 (tables and the data they reference), with multiplicity. */
@@ -27,8 +27,7 @@ export async function walk(s: ImageState, l1: L1Table): Promise<Map<number, numb
   const counts = new Map<number, number>();
   const add = (c: number) => counts.set(c, (counts.get(c) ?? 0) + 1);
   const cs = s.g.clusterSize;
-  for (let i = 0; i < l1.size; i++) {
-    const offset = l1.offsets[i] ?? 0;
+  for (const offset of l1.offsets) {
     if (offset === 0) continue;
     add(offset / cs);
     const table = await s.map.l2Cache.get(offset);
@@ -54,8 +53,7 @@ async function checkOverflow(s: ImageState, increments: Map<number, number>): Pr
 export async function syncCopied(s: ImageState): Promise<void> {
   const l1 = s.map.l1;
   const cs = s.g.clusterSize;
-  for (let i = 0; i < l1.size; i++) {
-    const offset = l1.offsets[i] ?? 0;
+  for (const [i, offset] of l1.offsets.entries()) {
     if (offset === 0) continue;
     const copied = (await s.refcounts.logical(offset / cs)) === 1 ? 1 : 0;
     if (l1.copied[i] !== copied) {
@@ -77,12 +75,15 @@ export async function syncCopied(s: ImageState): Promise<void> {
 
 /** Write the whole table at a new place (qcow2_write_snapshots); the old one is freed. */
 async function writeSnapshotTable(s: ImageState, entries: SnapshotEntry[]): Promise<void> {
+  // Only createSnapshot makes the table longer, and it checks the size limit
+  // before it changes anything.
   const cs = s.g.clusterSize;
-  const bytes = entries.length > 0 ? encodeSnapshotTable(entries, snapshotExtraDataBytesWritten) : new Uint8Array(0);
-  if (bytes.length > snapshotTableBytesMax) throw new Qcow2Error('unsupported', `snapshot table would need ${bytes.length} bytes`);
-  const clusters = Math.ceil(bytes.length / cs);
-  const offset = clusters > 0 ? await s.refcounts.allocate(clusters) : 0;
-  if (clusters > 0) await s.file.pwrite(offset, bytes);
+  const bytes = encodeSnapshotTable(entries, snapshotExtraDataBytesWritten);
+  let offset = 0;
+  if (bytes.length > 0) {
+    offset = await s.refcounts.allocate(Math.ceil(bytes.length / cs));
+    await s.file.pwrite(offset, bytes);
+  }
   const oldOffset = s.header.snapshotsOffset;
   const oldClusters = Math.ceil(s.snapshotTableBytes / cs);
   for (let c = 0; c < oldClusters; c++) await s.refcounts.decrement(oldOffset / cs + c);
@@ -108,8 +109,11 @@ export async function createSnapshot(s: ImageState, name: string): Promise<void>
   const cs = s.g.clusterSize;
   const l1 = s.map.l1;
   // The copy is written as it is in memory, COPIED bits included (they go stale).
-  const copyOffset = l1.size > 0 ? await s.refcounts.allocate(Math.ceil((l1.size * 8) / cs)) : 0;
-  if (l1.size > 0) await s.file.pwrite(copyOffset, encodeL1(l1));
+  let copyOffset = 0;
+  if (l1.size > 0) {
+    copyOffset = await s.refcounts.allocate(Math.ceil((l1.size * 8) / cs));
+    await s.file.pwrite(copyOffset, encodeL1(l1));
+  }
   for (const [cluster, k] of increments) await s.refcounts.increment(cluster, k);
   await syncCopied(s);
   entry.l1TableOffset = copyOffset;
@@ -118,7 +122,8 @@ export async function createSnapshot(s: ImageState, name: string): Promise<void>
 }
 
 function newEntry(s: ImageState, name: string): SnapshotEntry {
-  const maxId = s.snapshots.reduce((m, e) => Math.max(m, /^\d+$/.test(e.id) ? Number(e.id) : 0), 0);
+  // QEMU find_new_snapshot_id: strtoul of each ID, so leading digits count ("7b" is 7).
+  const maxId = s.snapshots.reduce((m, e) => Math.max(m, Number(/^\d+/.exec(e.id)?.[0] ?? 0)), 0);
   const now = s.clock();
   return {
     l1TableOffset: 0,
@@ -135,8 +140,7 @@ function newEntry(s: ImageState, name: string): SnapshotEntry {
 }
 
 export async function revertSnapshot(s: ImageState, name: string): Promise<void> {
-  const e = s.snapshots[findSnapshot(s, name)];
-  assert(e !== undefined, 'found snapshot exists');
+  const { entry: e } = findSnapshot(s, name);
   const diskSize = e.diskSize ?? s.header.size;
   if (diskSize !== s.header.size) checkResize(s, diskSize);
   await flushMetadata(s);
@@ -161,9 +165,7 @@ export async function revertSnapshot(s: ImageState, name: string): Promise<void>
 }
 
 export async function deleteSnapshot(s: ImageState, name: string): Promise<void> {
-  const index = findSnapshot(s, name);
-  const e = s.snapshots[index];
-  assert(e !== undefined, 'found snapshot exists');
+  const { index, entry: e } = findSnapshot(s, name);
   await flushMetadata(s);
   const snapL1 = await loadSnapshotL1(s, e);
   const decrements = await walk(s, snapL1);
