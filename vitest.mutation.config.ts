@@ -28,6 +28,7 @@ const order = [
   'test/impl/crash-barriers.test.ts',
   'test/impl/refcount-area.test.ts',
   'test/impl/write-zeroes-partial.test.ts',
+  'test/impl/snapshot-edges.test.ts',
 ];
 
 function rank(spec: TestSpecification): number {
@@ -51,6 +52,8 @@ export default defineConfig({
       'test/impl/map-info.test.ts',
     ],
     setupFiles: ['test/setup.ts', 'test/properties/mutation-setup.ts'],
+    // properties.test.ts then runs only the properties that need no QEMU.
+    env: { QCOW2_VERIFY_IN_MEMORY_ONLY: '1' },
     sequence: { sequencer: CheapFirst },
     testTimeout: 120_000,
     hookTimeout: 60_000,

@@ -2,13 +2,23 @@
 // The seed is the global one (test/setup.ts, QCOW2_VERIFY_SEED), so a failure
 // here replays with the printed `qcow2-verify gate … --seed … --path …` line.
 import { describe, expect, it } from 'vitest';
-import { formatText, propertyNames, runProperty } from '../../properties/index.js';
+import { formatText, properties, propertyNames, runProperty } from '../../properties/index.js';
 
 /** Sequences per property: enough to reach snapshots, resizes and refusals, small enough for CI. */
 const runsPerProperty = 12;
 
+/**
+ * Set only by vitest.mutation.config.ts: Stryker runs this file against every
+ * engine mutant, and the two properties that spawn QEMU cost seconds per
+ * mutant while the in-memory structure check already judges what qemu-img
+ * check would (docs/mutation.md). npm test never sets it, and the properties
+ * left out are not registered at all, so nothing reports green unrun.
+ */
+const inMemoryOnly = process.env['QCOW2_VERIFY_IN_MEMORY_ONLY'] === '1';
+const selected = propertyNames.filter((name) => !(inMemoryOnly && properties[name].needsQemu));
+
 describe('properties against the ts engine', () => {
-  for (const property of propertyNames) {
+  for (const property of selected) {
     it(property, async () => {
       const result = await runProperty({ property, impl: 'ts', numRuns: runsPerProperty });
       expect(result.status, formatText(result)).toBe('passed');
