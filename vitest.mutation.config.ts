@@ -29,6 +29,7 @@ const order = [
   'test/impl/refcount-area.test.ts',
   'test/impl/write-zeroes-partial.test.ts',
   'test/impl/snapshot-edges.test.ts',
+  'test/impl/refcount-edges.test.ts',
 ];
 
 function rank(spec: TestSpecification): number {

@@ -88,19 +88,14 @@ export class Refcounts {
 
   /** Add k references; callers check overflow first (snapshot.ts), so this asserts. */
   async increment(cluster: number, k = 1): Promise<void> {
-    const pending = this.pending.get(cluster) ?? 0;
-    const cancelled = Math.min(pending, k);
-    if (cancelled > 0) {
-      if (pending === cancelled) this.pending.delete(cluster);
-      else this.pending.set(cluster, pending - cancelled);
-    }
-    const rest = k - cancelled;
-    if (rest === 0) return;
+    // allocate() takes only clusters stored at 0, and the snapshot operations,
+    // the only other callers, flush (applying every pending decrement) first.
+    assert(!this.pending.has(cluster), `cluster ${cluster} gains references while it has some to drop`);
     await this.ensureBlockFor(cluster);
     const index = Math.floor(cluster / this.g.refblockEntriesCount);
     const block = await this.block(index);
     assert(block !== undefined, 'refcount block exists after ensureBlockFor');
-    const value = block.get(cluster % this.g.refblockEntriesCount) + rest;
+    const value = block.get(cluster % this.g.refblockEntriesCount) + k;
     assert(value <= this.g.refcountMax, `refcount of cluster ${cluster} stays within ${this.g.refcountMax}`);
     block.set(cluster % this.g.refblockEntriesCount, value);
     this.cache.markDirty(this.reftable[index] ?? 0);
@@ -143,7 +138,7 @@ export class Refcounts {
     let m = 1;
     while (m * R < m + count) m++;
     let k = this.reftable.length;
-    while (k > 0 && this.reftable[k - 1] === 0) k--;
+    while (this.reftable[k - 1] === 0) k--;
     if (k + m > this.reftable.length) {
       await this.growReftable(k + m - 1);
       return this.allocateArea(count);
@@ -272,8 +267,15 @@ export class Refcounts {
       this.reftableMoved = false;
       this.reftableDirty.clear();
     } else if (this.reftableDirty.size > 0) {
-      const indices = [...this.reftableDirty].sort((a, b) => a - b);
-      for (const i of indices) await this.file.pwrite(this.reftableOffset + i * 8, encodeReftable(this.reftable, i, 1));
+      // One write from the lowest to the highest changed entry: the entries
+      // between hold what the file holds already.
+      let lo = Infinity;
+      let hi = 0;
+      for (const i of this.reftableDirty) {
+        lo = Math.min(lo, i);
+        hi = Math.max(hi, i + 1);
+      }
+      await this.file.pwrite(this.reftableOffset + lo * 8, encodeReftable(this.reftable, lo, hi - lo));
       await this.file.flush();
       this.reftableDirty.clear();
     }
@@ -312,24 +314,26 @@ export class Refcounts {
     return 0;
   }
 
-  /** Overwrite every stored count (dirty-image repair); counts for uncovered clusters must be 0. */
+  /**
+   * Overwrite every stored count (dirty-image repair, which has checked each
+   * count against refcountMax); counts for uncovered clusters must be 0.
+   */
   async rewriteAll(counts: Map<number, number>): Promise<void> {
     const R = this.g.refblockEntriesCount;
     for (const cluster of counts.keys()) {
       const index = Math.floor(cluster / R);
-      if (index >= this.reftable.length || this.reftable[index] === 0) {
+      if (!this.reftable[index]) {
         throw new Qcow2Error('corrupt', `cannot repair refcounts: cluster ${cluster} has no refcount block`);
       }
     }
-    for (let index = 0; index < this.reftable.length; index++) {
-      const block = await this.block(index);
-      if (!block) continue;
+    for (const [index, offset] of this.reftable.entries()) {
+      if (offset === 0) continue;
+      const block = await this.cache.get(offset);
       for (let i = 0; i < R; i++) {
         const want = counts.get(index * R + i) ?? 0;
-        if (want > this.g.refcountMax) throw new Qcow2Error('corrupt', `cannot repair refcounts: cluster ${index * R + i} has ${want} references`);
         if (block.get(i) !== want) {
           block.set(i, want);
-          this.cache.markDirty(this.reftable[index] ?? 0);
+          this.cache.markDirty(offset);
         }
       }
     }

@@ -80,6 +80,10 @@ describe('failures leave no trace', () => {
     const image = await Qcow2Image.open(failing);
     await expect(image.write(8192, new Uint8Array(3 * 4096).fill(9))).rejects.toMatchObject({ code: 'io' });
     await image.write(0, new Uint8Array(10).fill(4)); // in place, still works
+    // The retry lands past the clusters the failed write took, so the file now
+    // covers them: were they not freed, the check would count them as leaks (it
+    // ignores refcounts past the end of the file, as qemu-img does).
+    await image.write(8192, new Uint8Array(3 * 4096).fill(9));
     await image.close();
     const bytes = (failing as unknown as { inner: MemoryFile }).inner.bytes();
     const report = checkImage(bufferReader(bytes));
