@@ -30,6 +30,7 @@ const order = [
   'test/impl/write-zeroes-partial.test.ts',
   'test/impl/snapshot-edges.test.ts',
   'test/impl/refcount-edges.test.ts',
+  'test/impl/l1-edges.test.ts',
 ];
 
 function rank(spec: TestSpecification): number {

@@ -38,17 +38,13 @@ export class ClusterMap {
     });
   }
 
-  get isDirty(): boolean {
-    return this.l1Moved || this.l1DirtyHi > this.l1DirtyLo || this.l2Cache.dirtyEntries().length > 0;
-  }
-
   l1Index(guestCluster: number): number {
     return Math.floor(guestCluster / this.g.l2EntriesCount);
   }
 
   /** The L2 table behind an L1 index, or undefined when none is allocated. */
   async table(l1Index: number): Promise<L2Table | undefined> {
-    const offset = l1Index < this.l1.size ? (this.l1.offsets[l1Index] ?? 0) : 0;
+    const offset = this.l2OffsetAt(l1Index);
     return offset === 0 ? undefined : this.l2Cache.get(offset);
   }
 
@@ -78,9 +74,9 @@ export class ClusterMap {
    * L1 (a new empty table, or a copy of a shared one) and return it.
    */
   async privatize(l1Index: number): Promise<L2Table> {
-    if (l1Index >= this.l1.size) await this.growL1(l1Index + 1, false);
-    const old = this.l1.offsets[l1Index] ?? 0;
-    if (old !== 0 && this.l1.copied[l1Index] === 1) return this.l2Cache.get(old);
+    const old = this.l2OffsetAt(l1Index);
+    // COPIED is only ever set on an entry that has a table.
+    if (this.l1.copied[l1Index] === 1) return this.l2Cache.get(old);
     const bytes = old === 0 ? new Uint8Array(this.g.clusterSize) : (await this.l2Cache.get(old)).bytes.slice();
     const offset = await this.refcounts.allocate(1);
     const table = new L2Table(bytes, this.g, offset);
@@ -92,14 +88,20 @@ export class ClusterMap {
     return table;
   }
 
-  /** Grow the active L1 to at least minSize entries (exact, or QEMU's 1.5x steps). */
-  async growL1(minSize: number, exact: boolean): Promise<void> {
-    if (minSize <= this.l1.size) return;
-    let size = minSize;
-    if (!exact) {
-      size = Math.max(1, this.l1.size);
-      while (size < minSize) size = Math.ceil((size * 3) / 2);
-    }
+  /**
+   * The L2 table offset of an L1 entry. Open checks that the L1 covers the disk,
+   * and resize and revert grow it before the disk grows, so a guest cluster
+   * always has its L1 entry (QEMU's 1.5x growth on a write past the L1 is
+   * never needed).
+   */
+  private l2OffsetAt(l1Index: number): number {
+    assert(Number.isInteger(l1Index) && l1Index >= 0 && l1Index < this.l1.size, 'guest clusters inside the disk have an L1 entry');
+    return this.l1.offsets[l1Index] ?? 0;
+  }
+
+  /** Grow the active L1 to exactly `size` entries (qcow2_grow_l1_table with exact_size). */
+  async growL1(size: number): Promise<void> {
+    if (size <= this.l1.size) return;
     if (size * 8 > l1SizeBytesMax) {
       throw new Qcow2Error('unsupported', `L1 table would need ${size} entries (limit ${l1SizeBytesMax / 8})`);
     }
@@ -141,13 +143,13 @@ export class ClusterMap {
   /** Flush phase 3: the active L1 (after the L2 tables it points to). */
   async writeL1(): Promise<void> {
     if (this.l1Moved) {
-      if (this.l1.size > 0) await this.file.pwrite(this.l1Offset, encodeL1(this.l1));
-    } else if (this.l1DirtyHi > this.l1DirtyLo) {
+      // Only growL1 moves the L1, and never to an empty one.
+      await this.file.pwrite(this.l1Offset, encodeL1(this.l1));
+    } else if (this.l1DirtyHi > 0) {
       // Whole 512-byte sectors around the changed entries, like QEMU.
       const lo = Math.floor(this.l1DirtyLo / 64) * 64;
       const hi = Math.min(this.l1.size, Math.ceil(this.l1DirtyHi / 64) * 64);
-      const bytes = encodeL1(this.l1);
-      await this.file.pwrite(this.l1Offset + lo * 8, bytes.subarray(lo * 8, hi * 8));
+      await this.file.pwrite(this.l1Offset + lo * 8, encodeL1(this.l1, lo, hi - lo));
     } else {
       return;
     }

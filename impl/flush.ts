@@ -13,12 +13,8 @@ import type { ImageState } from './state.js';
 import { encodeCluster0 } from './format/header-extensions.js';
 import { incompatDirty } from './limits.js';
 
-export function isDirty(s: ImageState): boolean {
-  return s.headerDirty || s.refcounts.isDirty || s.map.isDirty || s.refcounts.hasPendingFrees;
-}
-
+/** Each phase writes only what changed; with nothing changed a flush writes nothing. */
 export async function flushMetadata(s: ImageState): Promise<void> {
-  if (!isDirty(s)) return;
   await s.refcounts.writeIncrements();
   await s.map.writeL2Tables();
   await s.map.writeL1();

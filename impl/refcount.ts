@@ -61,14 +61,6 @@ export class Refcounts {
     return false;
   }
 
-  get hasPendingFrees(): boolean {
-    return this.pending.size > 0;
-  }
-
-  get isDirty(): boolean {
-    return this.reftableDirty.size > 0 || this.reftableMoved || this.cache.dirtyEntries().length > 0;
-  }
-
   private async block(tableIndex: number): Promise<RefcountBlock | undefined> {
     const offset = this.reftable[tableIndex];
     if (offset === undefined || offset === 0) return undefined;

@@ -22,7 +22,7 @@ export async function resizeImage(s: ImageState, newSize: number): Promise<void>
   if (newSize === oldSize) return;
   const cs = s.g.clusterSize;
   if (newSize > oldSize) {
-    await s.map.growL1(sizeToL1(s.g, newSize), true);
+    await s.map.growL1(sizeToL1(s.g, newSize));
     s.header.size = newSize;
     s.headerDirty = true;
     if (oldSize % cs !== 0) {

@@ -151,7 +151,7 @@ export async function revertSnapshot(s: ImageState, name: string): Promise<void>
     await resizeImage(s, diskSize);
     await flushMetadata(s);
   }
-  await s.map.growL1(snapL1.size, true);
+  await s.map.growL1(snapL1.size);
   for (const [cluster, k] of increments) await s.refcounts.increment(cluster, k);
   const old = s.map.l1;
   const decrements = await walk(s, old);

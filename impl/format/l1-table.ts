@@ -51,13 +51,15 @@ export function decodeL1(bytes: Uint8Array, size: number, clusterSize: number, t
   return table;
 }
 
-export function encodeL1(table: L1Table): Uint8Array {
-  const out = new Uint8Array(table.size * 8);
+/** Entries [first, first + count) as on disk. */
+export function encodeL1(table: L1Table, first = 0, count = table.size - first): Uint8Array {
+  assert(Number.isInteger(first) && first >= 0 && Number.isInteger(count) && count >= 0 && first + count <= table.size, 'encoded L1 entries exist');
+  const out = new Uint8Array(count * 8);
   const view = new DataView(out.buffer);
-  for (let i = 0; i < table.size; i++) {
-    const offset = table.offsets[i] ?? 0;
+  for (let i = 0; i < count; i++) {
+    const offset = table.offsets[first + i] ?? 0;
     assert(Number.isSafeInteger(offset) && offset % 512 === 0, 'L1 offsets are aligned');
-    view.setBigUint64(i * 8, BigInt(offset) | (table.copied[i] ? oflagCopied : 0n));
+    view.setBigUint64(i * 8, BigInt(offset) | (table.copied[first + i] ? oflagCopied : 0n));
   }
   return out;
 }

@@ -13,6 +13,7 @@ import { reftableSizeBytesMax } from '../../impl/limits.js';
 import type { ImageState } from '../../impl/state.js';
 import { bufferReader, checkImage, decodeImage } from '../../model/index.js';
 import { keepOpen } from './model-agreement.js';
+import { IoLog } from './io-log.js';
 import { firstDifference, pseudoRandomBytes } from './qemu-helpers.js';
 
 const clock = () => ({ sec: 1_700_000_000, nsec: 0 });
@@ -167,23 +168,6 @@ describe('dirty-image repair', () => {
     expect(firstDifference(target.bytes(), crafted)).toBe(-1);
   });
 });
-
-/** Counts writes and barriers. */
-class IoLog implements BlockFile {
-  writes: { offset: number; length: number }[] = [];
-  barriers = 0;
-  constructor(private readonly inner: MemoryFile) {}
-  reset() {
-    this.writes = [];
-    this.barriers = 0;
-  }
-  pread(offset: number, length: number) { return this.inner.pread(offset, length); }
-  async pwrite(offset: number, data: Uint8Array) { this.writes.push({ offset, length: data.length }); await this.inner.pwrite(offset, data); }
-  async flush() { this.barriers++; await this.inner.flush(); }
-  truncate(length: number) { return this.inner.truncate(length); }
-  length() { return this.inner.length(); }
-  async close() {}
-}
 
 describe('what a flush costs', () => {
   // Zeroing an allocated cluster without unmapping changes one L2 entry and no

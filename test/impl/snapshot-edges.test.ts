@@ -8,12 +8,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MemoryFile, Qcow2Error, Qcow2FormatError, Qcow2Image, type BlockFile } from '../../impl/index.js';
+import { MemoryFile, Qcow2Error, Qcow2FormatError, Qcow2Image } from '../../impl/index.js';
 import { decodeHeader, encodeHeader } from '../../impl/format/header.js';
 import { decodeL1 } from '../../impl/format/l1-table.js';
 import { decodeSnapshotTable, encodeSnapshotTable, type SnapshotEntry } from '../../impl/format/snapshot-table.js';
 import { snapshotTableBytesMax, snapshotsCountMax } from '../../impl/limits.js';
 import { bufferReader, checkImage } from '../../model/index.js';
+import { IoLog } from './io-log.js';
 import { keepOpen } from './model-agreement.js';
 import { firstDifference, pseudoRandomBytes, qemuImg, withTempDir } from './qemu-helpers.js';
 
@@ -272,18 +273,6 @@ describe('unusual shapes', () => {
   });
 });
 
-/** Records the byte ranges written. */
-class WriteLog implements BlockFile {
-  readonly writes: { offset: number; length: number }[] = [];
-  constructor(private readonly inner: MemoryFile) {}
-  pread(offset: number, length: number) { return this.inner.pread(offset, length); }
-  async pwrite(offset: number, data: Uint8Array) { this.writes.push({ offset, length: data.length }); await this.inner.pwrite(offset, data); }
-  flush() { return this.inner.flush(); }
-  truncate(length: number) { return this.inner.truncate(length); }
-  length() { return this.inner.length(); }
-  async close() {}
-}
-
 describe('metadata writes', () => {
   it('deleting one of two snapshots (COPIED stays clear everywhere) rewrites neither the L1 nor any L2 table', async () => {
     const file = new MemoryFile();
@@ -301,7 +290,7 @@ describe('metadata writes', () => {
     for (const offset of l1.offsets) if (offset !== 0) tables.push({ offset, length: 4 * KiB });
     expect(tables.length).toBeGreaterThan(1);
 
-    const log = new WriteLog(file);
+    const log = new IoLog(file);
     const reopened = await Qcow2Image.open(log, { clock });
     await reopened.snapshots.delete('a');
     await reopened.close();
