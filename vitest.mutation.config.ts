@@ -31,6 +31,7 @@ const order = [
   'test/impl/snapshot-edges.test.ts',
   'test/impl/refcount-edges.test.ts',
   'test/impl/l1-edges.test.ts',
+  'test/impl/data-path-edges.test.ts',
 ];
 
 function rank(spec: TestSpecification): number {

@@ -85,7 +85,7 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
   const cs = s.g.clusterSize;
   // Pending host reads, coalesced while host offsets stay contiguous, read
   // straight into their place in out.
-  let runHost = -1;
+  let runHost = 0;
   let runDest = 0;
   let runLength = 0;
   const flushRun = async () => {
@@ -179,7 +179,7 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
       const implicitZeros = zeroView && p.fresh && p.host >= zerosFrom;
       if (p.link && piece.length < cs && !implicitZeros) {
         // COW: the untouched part comes from the old guest view of the cluster.
-        const whole = await clusterView(s, p.old.kind === 'zero-alloc' ? { kind: 'zero-plain' } : p.old);
+        const whole = await clusterView(s, p.old);
         whole.set(piece, from - clusterStart);
         pushRun(runs, p.host, whole);
       } else {
@@ -199,6 +199,7 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
   for (const p of plans) {
     if (!p.link) continue;
     await s.map.setEntry(p.guestCluster, { kind: 'normal', offset: p.host, copied: true });
-    if (p.host !== (p.old.kind === 'normal' || p.old.kind === 'zero-alloc' ? p.old.offset : -1)) await s.map.release(p.old);
+    // Data that moved to a new cluster drops its reference to the old one.
+    if (p.fresh) await s.map.release(p.old);
   }
 }
