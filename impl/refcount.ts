@@ -83,10 +83,10 @@ export class Refcounts {
     // allocate() takes only clusters stored at 0, and the snapshot operations,
     // the only other callers, flush (applying every pending decrement) first.
     assert(!this.pending.has(cluster), `cluster ${cluster} gains references while it has some to drop`);
-    await this.ensureBlockFor(cluster);
     const index = Math.floor(cluster / this.g.refblockEntriesCount);
     const block = await this.block(index);
-    assert(block !== undefined, 'refcount block exists after ensureBlockFor');
+    // allocate() made the block first; every other caller adds to a counted cluster.
+    assert(block !== undefined, `cluster ${cluster} has a refcount block before it is counted`);
     const value = block.get(cluster % this.g.refblockEntriesCount) + k;
     assert(value <= this.g.refcountMax, `refcount of cluster ${cluster} stays within ${this.g.refcountMax}`);
     block.set(cluster % this.g.refblockEntriesCount, value);
@@ -167,10 +167,6 @@ export class Refcounts {
       }
     }
     return runStart;
-  }
-
-  private async ensureBlockFor(cluster: number): Promise<void> {
-    await this.ensureBlocks(cluster, 1);
   }
 
   /** Create missing refcount blocks for [start, start+count); true if any was created. */
@@ -275,9 +271,8 @@ export class Refcounts {
 
   /** Last flush phase: apply the deferred decrements; freed clusters become reusable. */
   async applyDecrements(): Promise<void> {
-    if (this.pending.size === 0) return;
     const R = this.g.refblockEntriesCount;
-    const entries = [...this.pending].sort((a, b) => a[0] - b[0]);
+    const entries = [...this.pending];
     this.pending.clear();
     for (const [cluster, k] of entries) {
       const index = Math.floor(cluster / R);

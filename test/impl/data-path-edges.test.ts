@@ -7,7 +7,7 @@
 // shared cluster followed by whole clusters, and the metadata overlap check at
 // the exact edge of a table.
 import { describe, expect, it } from 'vitest';
-import { MemoryFile, Qcow2Image } from '../../impl/index.js';
+import { MemoryFile, Qcow2Error, Qcow2Image } from '../../impl/index.js';
 import { decodeHeader } from '../../impl/format/header.js';
 import { bufferReader, checkImage } from '../../model/index.js';
 import { IoLog } from './io-log.js';
@@ -156,5 +156,37 @@ describe('the metadata overlap check', () => {
     await image.write(0, pseudoRandomBytes(512, 15));
     await image.close();
     expect(checkImage(bufferReader(file.bytes())).verdict).toBe('clean');
+  });
+
+  it('a write through an entry pointing into metadata is refused with the structure named, nothing written', async () => {
+    // 512-byte clusters with 64-bit refcounts: 2100 KiB of data outgrow the first
+    // refcount table cluster, so the table moves and spans two clusters.
+    const file = new MemoryFile();
+    const image = await Qcow2Image.create(keepOpen(file), { size: 4096 * KiB, clusterSize: 512, refcountBits: 64 }, { clock });
+    await image.write(0, pseudoRandomBytes(2100 * KiB, 16));
+    await image.snapshots.create('s');
+    await image.write(0, pseudoRandomBytes(512, 17)); // guest cluster 0 private again (COPIED)
+    await image.close();
+    const bytes = file.bytes();
+    const header = decodeHeader(bytes);
+    expect(header.refcountTableClusters).toBeGreaterThanOrEqual(2);
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const l2 = Number(view.getBigUint64(header.l1TableOffset) & 0x00fffffffffffe00n);
+    const targets: [string, number][] = [
+      ['refcount structures', header.refcountTableOffset + 512],
+      ['snapshot table', header.snapshotsOffset],
+      ['active L1 table', header.l1TableOffset],
+    ];
+    for (const [region, target] of targets) {
+      const crafted = bytes.slice();
+      new DataView(crafted.buffer).setBigUint64(l2, BigInt(target) | (1n << 63n)); // normal, COPIED: in place
+      const damaged = new MemoryFile(crafted);
+      const opened = await Qcow2Image.open(keepOpen(damaged), { clock });
+      const error = await opened.write(0, pseudoRandomBytes(512, 18)).then(() => undefined, (e: unknown) => e);
+      expect(error, region).toBeInstanceOf(Qcow2Error);
+      expect((error as Qcow2Error).code).toBe('corrupt');
+      expect((error as Qcow2Error).message).toBe(`refusing a data write of 512 bytes at ${target}: it overlaps the ${region}`);
+      expect(firstDifference(damaged.bytes(), crafted), region).toBe(-1);
+    }
   });
 });

@@ -61,6 +61,21 @@ describe('a run of R clusters or more goes to a fresh refcount area', () => {
     });
   }
 
+  it('keeps the refcount table when the area ends exactly at its last entry', async () => {
+    const file = await freshImage(64 * KiB);
+    const before = decodeHeader(file.bytes());
+    const entries = (before.refcountTableClusters * 512) / 8;
+    const k = blocksInUse(file.bytes());
+    const count = (entries - k) * (R - 1); // exactly entries - k new blocks
+    const s = await engineState(keepOpen(file));
+    const offset = await s.refcounts.allocate(count);
+    await flushMetadata(s);
+    const after = decodeHeader(file.bytes());
+    expect(after.refcountTableOffset).toBe(before.refcountTableOffset);
+    expect(blocksInUse(file.bytes())).toBe(entries);
+    expect(offset).toBe((k * R + entries - k) * 512);
+  });
+
   it('grows the refcount table first when the area would run past it, then places the run', async () => {
     const file = await freshImage(64 * KiB);
     const before = decodeHeader(file.bytes());
@@ -100,6 +115,33 @@ describe('a run of R clusters or more goes to a fresh refcount area', () => {
     expect((error as Qcow2Error).code).toBe('unsupported');
     expect((error as Qcow2Error).message).toMatch(new RegExp(`^refcount table would need \\d+ entries \\(limit ${reftableSizeBytesMax / 8}\\)$`));
     expect(firstDifference(target.bytes(), crafted)).toBe(-1);
+  });
+});
+
+describe('first fit', () => {
+  it('a freed hole of exactly the size asked for is taken', async () => {
+    const file = await freshImage(64 * KiB);
+    const s = await engineState(keepOpen(file));
+    await s.refcounts.allocate(1);
+    const hole = await s.refcounts.allocate(3);
+    const after = await s.refcounts.allocate(1);
+    expect(after).toBe(hole + 3 * 512);
+    for (let c = 0; c < 3; c++) await s.refcounts.decrement(hole / 512 + c);
+    await flushMetadata(s);
+    expect(await s.refcounts.allocate(3)).toBe(hole);
+  });
+
+  it("a run that ends where a refcount block's range ends needs no new block", async () => {
+    const file = await freshImage(64 * KiB);
+    const s = await engineState(keepOpen(file));
+    let firstFree = 0;
+    while ((await s.refcounts.stored(firstFree)) !== 0) firstFree++;
+    expect(firstFree).toBeLessThan(R);
+    const k = blocksInUse(file.bytes());
+    expect(k).toBe(1);
+    expect(await s.refcounts.allocate(R - firstFree)).toBe(firstFree * 512);
+    await flushMetadata(s);
+    expect(blocksInUse(file.bytes())).toBe(1);
   });
 });
 
