@@ -84,7 +84,8 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
   const out = allocUninitialized(length);
   const cs = s.g.clusterSize;
   // Pending host reads, coalesced while host offsets stay contiguous, read
-  // straight into their place in out.
+  // straight into their place in out. An empty run matches nothing: host 0 is
+  // the header, never data.
   let runHost = 0;
   let runDest = 0;
   let runLength = 0;
@@ -100,7 +101,7 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     const entry = await s.map.entry(guestCluster);
     if (entry.kind === 'normal') {
       const host = entry.offset + inCluster;
-      if (runLength > 0 && runHost + runLength === host && runDest + runLength === pos - offset) {
+      if (runHost + runLength === host && runDest + runLength === pos - offset) {
         runLength += n;
       } else {
         await flushRun();
@@ -156,7 +157,7 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
     plans.push({ guestCluster: c, old, host: inPlace ? old.offset : -1, link: !inPlace || old.kind === 'zero-alloc', fresh: !inPlace });
   }
   // Contiguous allocations (as long as first fit allows) for clusters needing a new one.
-  const fresh = plans.filter((p) => p.host < 0);
+  const fresh = plans.filter((p) => p.fresh);
   const allocated: [number, number][] = [];
   try {
     for (let i = 0; i < fresh.length; i += s.refcounts.runClustersMax) {
