@@ -287,6 +287,7 @@ describe('invariant checks', () => {
       ['allocate(1.5)', () => s.refcounts.allocate(1.5)],
       ['a 1-bit refcount past 1', () => s.refcounts.increment(cluster)],
       ['a reference dropped from a free cluster', () => s.refcounts.decrement(cluster + 50)],
+      ['a reference counted where no refcount block exists', () => s.refcounts.increment(1000 * 4096)],
     ];
     for (const [what, call] of broken) await expect(call(), what).rejects.toBeInstanceOf(AssertionError);
     await s.refcounts.decrement(cluster);
