@@ -9,11 +9,11 @@
 // and judged by `gate --impl qemu`; this property is about what each program
 // makes of the other's image, and must not fail forever on them.
 import { Qcow2Error, Qcow2Image } from '../../impl/index.js';
-import { writeBytes, type ImageOptions, type OpErrorKind } from '../../model/index.js';
+import type { ImageOptions, OpErrorKind } from '../../model/index.js';
 import { openQemuIo, qemuImgCheck, qemuImgInfo, qemuImgMap, qemuImgSnapshot, type QemuIoSession } from '../../oracle/index.js';
 import { isOpErrorKind } from '../driver.js';
 import { applyEngineOp, type EngineOp } from './engine.js';
-import { qemuErrorKind } from './qemu.js';
+import { applyQemuIoGuestOp, qemuErrorKind } from './qemu.js';
 
 export type HolderSide = 'ts' | 'qemu';
 export type HeldOp = EngineOp;
@@ -94,11 +94,9 @@ export class QemuHolder implements Holder {
   async apply(op: HeldOp): Promise<void> {
     switch (op.kind) {
       case 'write':
-        return this.io().write(op.offset, writeBytes(op));
       case 'writeZeroes':
-        return this.io().writeZeroes(op.offset, op.length, { unmap: op.unmap });
       case 'discard':
-        return this.io().discard(op.offset, op.length);
+        return applyQemuIoGuestOp(this.io(), op);
       case 'resize':
         return this.resize(op.size);
       case 'snapshotCreate':

@@ -6,7 +6,9 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { formatOp, writeBytes, type ImageOptions, type Op, type OpErrorKind, type Outcome } from '../../model/index.js';
+import {
+  formatOp, writeBytes, type DiscardOp, type ImageOptions, type Op, type OpErrorKind, type Outcome, type WriteOp, type WriteZeroesOp,
+} from '../../model/index.js';
 import {
   QemuImgError,
   QemuIoError,
@@ -18,6 +20,18 @@ import {
   type QemuIoSession,
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
+
+/** The guest-data ops qemu-io runs as they are (this driver and the handoff's QEMU holder). */
+export function applyQemuIoGuestOp(io: QemuIoSession, op: WriteOp | WriteZeroesOp | DiscardOp): Promise<void> {
+  switch (op.kind) {
+    case 'write':
+      return io.write(op.offset, writeBytes(op));
+    case 'writeZeroes':
+      return io.writeZeroes(op.offset, op.length, { unmap: op.unmap });
+    case 'discard':
+      return io.discard(op.offset, op.length);
+  }
+}
 
 /** The model's error kind for a QEMU failure of `op`, or undefined when it is not a refusal the model knows. */
 export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpErrorKind | undefined {
@@ -86,11 +100,9 @@ class QemuDriver implements ImageDriver {
   private async applyUnchecked(op: Op): Promise<void> {
     switch (op.kind) {
       case 'write':
-        return this.io().write(op.offset, writeBytes(op));
       case 'writeZeroes':
-        return this.io().writeZeroes(op.offset, op.length, { unmap: op.unmap });
       case 'discard':
-        return this.io().discard(op.offset, op.length);
+        return applyQemuIoGuestOp(this.io(), op);
       case 'resize':
         await this.io().truncate(op.size);
         this.virtualSize = op.size;
