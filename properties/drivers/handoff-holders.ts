@@ -13,7 +13,7 @@ import type { ImageOptions, OpErrorKind } from '../../model/index.js';
 import { openQemuIo, qemuImgCheck, qemuImgInfo, qemuImgMap, qemuImgSnapshot, type QemuIoSession } from '../../oracle/index.js';
 import { isOpErrorKind } from '../driver.js';
 import { applyEngineOp, type EngineOp } from './engine.js';
-import { applyQemuIoGuestOp, qemuErrorKind } from './qemu.js';
+import { applyQemuIoGuestOp, isGuestDataOp, qemuErrorKind } from './qemu.js';
 
 export type HolderSide = 'ts' | 'qemu';
 export type HeldOp = EngineOp;
@@ -92,11 +92,8 @@ export class QemuHolder implements Holder {
   }
 
   async apply(op: HeldOp): Promise<void> {
+    if (isGuestDataOp(op)) return applyQemuIoGuestOp(this.io(), op);
     switch (op.kind) {
-      case 'write':
-      case 'writeZeroes':
-      case 'discard':
-        return applyQemuIoGuestOp(this.io(), op);
       case 'resize':
         return this.resize(op.size);
       case 'snapshotCreate':

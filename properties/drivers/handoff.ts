@@ -6,7 +6,6 @@
 // where the file changed hands. Creating the image is a handoff too: one
 // program creates it (drawn from the image options, themselves drawn from the
 // seed) and the other opens it for the first operation.
-import { readFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { Qcow2Image } from '../../impl/index.js';
@@ -15,6 +14,7 @@ import { createConstraints, QemuMissingError, qemuImgCreate } from '../../oracle
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
 import { createOptionsFor } from './engine.js';
 import { EngineHolder, QemuHolder, type Holder, type HolderSide } from './handoff-holders.js';
+import { ImageFileDriver } from './image-file.js';
 
 /** The program that creates the image (the other one opens it): a function of the options so that a replay starts the same way. */
 export function imageCreator(options: ImageOptions): HolderSide {
@@ -23,13 +23,15 @@ export function imageCreator(options: ImageOptions): HolderSide {
 
 const otherSide = (side: HolderSide): HolderSide => (side === 'ts' ? 'qemu' : 'ts');
 
-class HandoffDriver implements ImageDriver {
+class HandoffDriver extends ImageFileDriver implements ImageDriver {
   constructor(
     private readonly tmp: DirectoryResult,
-    private readonly path: string,
+    protected readonly path: string,
     private readonly options: ImageOptions,
     private holder: Holder,
-  ) {}
+  ) {
+    super();
+  }
 
   get name(): string {
     return `handoff (image file passed between the ts engine and qemu-io at each reopen; now held by ${this.holder.side})`;
@@ -77,22 +79,12 @@ class HandoffDriver implements ImageDriver {
     }
   }
 
-  private async settle(): Promise<void> {
+  protected async settle(): Promise<void> {
     try {
       await this.holder.settle();
     } catch (error) {
       throw implementationError(this.name, 'flush', error);
     }
-  }
-
-  async imageBytes(): Promise<Uint8Array> {
-    await this.settle();
-    return new Uint8Array(await readFile(this.path));
-  }
-
-  async writeTo(path: string): Promise<void> {
-    await this.settle();
-    await copyFile(this.path, path);
   }
 
   async close(): Promise<void> {

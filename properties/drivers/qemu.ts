@@ -3,7 +3,6 @@
 // `qemu-img snapshot` runs (it needs the image to itself) and opened again
 // afterwards. QEMU's refusals arrive as messages and errnos; they are mapped to
 // the model's error kinds here, and anything else is a divergence.
-import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
@@ -20,9 +19,16 @@ import {
   type QemuIoSession,
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
+import { ImageFileDriver } from './image-file.js';
+
+type GuestDataOp = WriteOp | WriteZeroesOp | DiscardOp;
+
+export function isGuestDataOp(op: Op): op is GuestDataOp {
+  return op.kind === 'write' || op.kind === 'writeZeroes' || op.kind === 'discard';
+}
 
 /** The guest-data ops qemu-io runs as they are (this driver and the handoff's QEMU holder). */
-export function applyQemuIoGuestOp(io: QemuIoSession, op: WriteOp | WriteZeroesOp | DiscardOp): Promise<void> {
+export function applyQemuIoGuestOp(io: QemuIoSession, op: GuestDataOp): Promise<void> {
   switch (op.kind) {
     case 'write':
       return io.write(op.offset, writeBytes(op));
@@ -64,16 +70,18 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
   }
 }
 
-class QemuDriver implements ImageDriver {
+class QemuDriver extends ImageFileDriver implements ImageDriver {
   readonly name = 'qemu (qemu-io session + qemu-img snapshot)';
   private session: QemuIoSession | undefined;
 
   constructor(
     private readonly tmp: DirectoryResult,
-    private readonly path: string,
+    protected readonly path: string,
     private virtualSize: number,
     private readonly lazyRefcounts: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   async open(): Promise<void> {
     this.session = await openQemuIo(this.path);
@@ -98,11 +106,8 @@ class QemuDriver implements ImageDriver {
   }
 
   private async applyUnchecked(op: Op): Promise<void> {
+    if (isGuestDataOp(op)) return applyQemuIoGuestOp(this.io(), op);
     switch (op.kind) {
-      case 'write':
-      case 'writeZeroes':
-      case 'discard':
-        return applyQemuIoGuestOp(this.io(), op);
       case 'resize':
         await this.io().truncate(op.size);
         this.virtualSize = op.size;
@@ -146,19 +151,9 @@ class QemuDriver implements ImageDriver {
    * dirty bit covers them) and brings them up to date only on close, so the
    * bytes are taken from a cleanly closed image; otherwise a flush suffices.
    */
-  private async settle(): Promise<void> {
+  protected async settle(): Promise<void> {
     if (this.lazyRefcounts) await this.offline(() => Promise.resolve());
     else await this.io().flush();
-  }
-
-  async imageBytes(): Promise<Uint8Array> {
-    await this.settle();
-    return new Uint8Array(await readFile(this.path));
-  }
-
-  async writeTo(path: string): Promise<void> {
-    await this.settle();
-    await copyFile(this.path, path);
   }
 
   async close(): Promise<void> {
