@@ -14,7 +14,8 @@ export type Qcow2ErrorCode =
   | 'format'
   | 'read-only'
   | 'corrupt'
-  | 'io';
+  | 'io'
+  | 'locked';
 
 export class Qcow2Error extends Error {
   readonly code: Qcow2ErrorCode;
@@ -39,6 +40,30 @@ export class Qcow2FormatError extends Qcow2Error {
     this.value = String(value);
     this.limit = limit;
     if (offset !== undefined) this.offset = offset;
+  }
+}
+
+/**
+ * Another process holds the image in a way that conflicts with ours: one of
+ * QEMU's permission lock bytes (impl/io/file-lock.ts) is held. The message
+ * keeps QEMU's words (`Failed to get "write" lock`, `Failed to get shared
+ * "write" lock`) and adds the byte and the file.
+ */
+export class Qcow2LockError extends Qcow2Error {
+  /** QEMU's name of the permission ('consistent read', 'write', 'write unchanged', 'resize'). */
+  readonly permission: string;
+  /** The lock byte found held (100 + bit: someone uses it; 200 + bit: someone refuses to share it). */
+  readonly byte: number;
+  constructor(path: string, permission: string, byte: number, othersUse: boolean) {
+    const what = othersUse ? `shared "${permission}"` : `"${permission}"`;
+    super(
+      'locked',
+      `Failed to get ${what} lock: byte ${byte} of '${path}' is locked by another process ` +
+        '(is another process using the image?)',
+    );
+    this.name = 'Qcow2LockError';
+    this.permission = permission;
+    this.byte = byte;
   }
 }
 

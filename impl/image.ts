@@ -21,6 +21,8 @@ export type { MapEntry } from './map.js';
 
 export interface OpenOptions {
   readOnly?: boolean;
+  /** openFile only: qemu-img's -U, share the file with writers (read-only opens only). */
+  forceShare?: boolean;
   l2CacheEntries?: number;
   refcountCacheEntries?: number;
   /** Wall clock for snapshot dates (default: the system clock). */
@@ -113,7 +115,7 @@ export class Qcow2Image {
   }
 
   static async openFile(path: string, options: OpenOptions = {}): Promise<Qcow2Image> {
-    const file = await NodeFile.open(path, { readOnly: options.readOnly ?? false });
+    const file = await NodeFile.open(path, { readOnly: options.readOnly ?? false, forceShare: options.forceShare ?? false });
     try {
       return await Qcow2Image.open(file, options);
     } catch (error) {

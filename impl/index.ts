@@ -2,8 +2,11 @@
 export type { BlockFile } from './io/block-file.js';
 export { MemoryFile } from './io/memory-file.js';
 export { NodeFile } from './io/node-file.js';
+export type { NodeFileOptions } from './io/node-file.js';
+export { blockPerm, imageLockPerms, lockPermBase, lockSharedBase } from './io/file-lock.js';
+export type { LockPerms } from './io/file-lock.js';
 export { Qcow2Image } from './image.js';
 export type { CreateOptions, OpenOptions, SnapshotInfo, MapEntry, ImageInfo } from './image.js';
-export { Qcow2Error, Qcow2FormatError } from './errors.js';
+export { Qcow2Error, Qcow2FormatError, Qcow2LockError } from './errors.js';
 export type { Qcow2ErrorCode } from './errors.js';
 export { AssertionError } from './assert.js';

@@ -1,18 +1,49 @@
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { allocUninitialized, type BlockFile } from './block-file.js';
 import { Qcow2Error } from '../errors.js';
+import { imageLockPerms, lockImageFile, type LockPerms } from './file-lock.js';
 
-/** A BlockFile on a real file; every node error becomes a Qcow2Error with code 'io'. */
+/** How NodeFile.open opens a file; `lock` defaults to QEMU's qcow2 permissions for the mode. */
+export interface NodeFileOptions {
+  readonly readOnly: boolean;
+  /** Create the file if missing and empty it, after the locks are taken. */
+  readonly create?: boolean;
+  /** qemu-img's -U: share every permission (read-only opens only). */
+  readonly forceShare?: boolean;
+  readonly lock?: LockPerms;
+}
+
+/**
+ * A BlockFile on a real file; every node error becomes a Qcow2Error with code
+ * 'io'. While open it holds QEMU's permission locks (impl/io/file-lock.ts),
+ * released by close() or, should the process die, by the kernel.
+ */
 export class NodeFile implements BlockFile {
   private constructor(
     private readonly handle: FileHandle,
     readonly path: string,
   ) {}
 
-  static async open(path: string, opts: { readOnly: boolean; create?: boolean }): Promise<NodeFile> {
-    const flags = opts.readOnly ? 'r' : opts.create ? 'w+' : 'r+';
-    const handle = await io(`open ${path}`, () => open(path, flags));
-    return new NodeFile(handle, path);
+  /**
+   * Opens `path` and takes its locks before anything is read or truncated, as
+   * QEMU's raw_open_common and raw_co_create do. Throws Qcow2LockError when
+   * another process (or another open in this one) holds the file in a
+   * conflicting way, Qcow2Error 'invalid-argument' for force-share with write.
+   */
+  static async open(path: string, opts: NodeFileOptions): Promise<NodeFile> {
+    const lock = opts.lock ?? imageLockPerms({ readOnly: opts.readOnly, forceShare: opts.forceShare ?? false });
+    const flags = opts.readOnly ? constants.O_RDONLY : constants.O_RDWR | (opts.create ? constants.O_CREAT : 0);
+    const handle = await io(`open ${path}`, () => open(path, flags, 0o666));
+    const file = new NodeFile(handle, path);
+    try {
+      lockImageFile(handle.fd, path, lock);
+      if (opts.create === true) await file.truncate(0);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return file;
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
