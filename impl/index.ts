@@ -3,7 +3,7 @@ export type { BlockFile } from './io/block-file.js';
 export { MemoryFile } from './io/memory-file.js';
 export { NodeFile } from './io/node-file.js';
 export type { NodeFileOptions } from './io/node-file.js';
-export { blockPerm, imageLockPerms, lockPermBase, lockSharedBase } from './io/file-lock.js';
+export { blockPerm, imageLockPerms, lockImageFile, lockPermBase, lockSharedBase } from './io/file-lock.js';
 export type { LockPerms } from './io/file-lock.js';
 export { Qcow2Image } from './image.js';
 export type { CreateOptions, OpenOptions, SnapshotInfo, MapEntry, ImageInfo } from './image.js';

@@ -10,9 +10,10 @@ export function registerCheck(program: Command): void {
     .description("check an image's metadata like qemu-img check (exit 0 clean, 1 not completed, 2 corrupt, 3 leaks)")
     .option('--output <format>', "'human' or 'json'", 'human')
     .argument('<file>', 'qcow2 image')
-    .action(async (file: string, raw: { output: string }) => {
+    .option('-U, --force-share', 'check even while another process writes the image')
+    .action(async (file: string, raw: { output: string; forceShare?: boolean }) => {
       if (raw.output !== 'human' && raw.output !== 'json') throw new CliError(`--output must be 'human' or 'json', got '${raw.output}'`, exitCodes.usage);
       const { runCheck } = await import('./check.js');
-      process.exitCode = runCheck(file, { output: raw.output }, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
+      process.exitCode = runCheck(file, { output: raw.output, forceShare: raw.forceShare === true }, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
     });
 }

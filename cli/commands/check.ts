@@ -2,6 +2,7 @@
 // qemu-img check's report, JSON member names and exit codes (0 clean, 1 check
 // not completed, 2 corruptions, 3 leaks only).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { imageLockPerms, lockImageFile, Qcow2Error } from '../../impl/index.js';
 import { checkImage, checkReportJson, type ByteReader, type CheckReport } from '../../model/index.js';
 import { exitCodes, type ExitCode } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
@@ -11,6 +12,8 @@ export { registerCheck } from './check-command.js';
 
 export interface CheckCommandOptions {
   readonly output: 'human' | 'json';
+  /** -U: check even while another process writes the image. */
+  readonly forceShare: boolean;
 }
 
 /** Reads the image on demand, so memory does not grow with the file. */
@@ -69,7 +72,12 @@ export function runCheck(file: string, options: CheckCommandOptions, out: (line:
   }
   let report: CheckReport;
   try {
+    // A reader's locks, as qemu-img check takes them: refused while someone writes.
+    lockImageFile(fd, file, imageLockPerms({ readOnly: true, forceShare: options.forceShare }));
     report = checkImage(fileReader(fd));
+  } catch (error) {
+    if (error instanceof Qcow2Error) throw new CliError(`Could not open '${file}': ${error.message}`, exitCodes.checkNotCompleted);
+    throw error;
   } finally {
     closeSync(fd);
   }

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { open, realpath } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile } from '../../impl/index.js';
+import { blockPerm, NodeFile, Qcow2Error, Qcow2Image, type BlockFile, type LockPerms } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
-import { openImage } from '../io-commands/open-image.js';
+import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
+import { refuseOutputThatIsAnInput } from '../io-commands/same-file.js';
 import { ioChunkBytes } from '../io-commands/run.js';
 import { mergeMap } from './map.js';
 import { parseImageOptions, roundUpToSector } from './create.js';
@@ -19,6 +18,12 @@ import { parseImageOptions, roundUpToSector } from './create.js';
 const qcow2Magic = [0x51, 0x46, 0x49, 0xfb] as const;
 /** Zero detection unit for raw output (qemu-img convert's default -S 4k). */
 const rawZeroBlockBytes = 4096;
+/**
+ * A raw input's locks, as QEMU's raw format takes them while reading (measured
+ * with `qemu-io -r -f raw`: byte 100 only): it uses consistent read and shares
+ * everything, so writers are not refused.
+ */
+const rawReaderLock: LockPerms = { perm: blockPerm.consistentRead, shared: blockPerm.consistentRead | blockPerm.write | blockPerm.writeUnchanged | blockPerm.resize };
 
 type Format = 'raw' | 'qcow2';
 
@@ -67,15 +72,15 @@ interface Sink {
 }
 
 async function detectFormat(path: string): Promise<Format> {
-  const file = await NodeFile.open(path, { readOnly: true });
+  const file = await NodeFile.open(path, { readOnly: true, lock: rawReaderLock });
   const head = await file.pread(0, qcow2Magic.length);
   await file.close();
   return qcow2Magic.every((byte, i) => head[i] === byte) ? 'qcow2' : 'raw';
 }
 
-async function openSource(path: string): Promise<Source> {
+async function openSource(path: string, forceShare: boolean): Promise<Source> {
   if ((await detectFormat(path)) === 'qcow2') {
-    const image = await openImage(path, { readOnly: true });
+    const image = await openImage(path, { readOnly: true, forceShare });
     return {
       size: image.virtualSize,
       dataRanges: async () => mergeMap(await image.map()).filter((e) => e.data && !e.zero).map((e) => [e.start, e.length] as const),
@@ -91,8 +96,8 @@ async function openSource(path: string): Promise<Source> {
  * stays valid while the next one is read, which is all copyRange needs.
  */
 async function openRawSource(path: string): Promise<Source> {
-  const handle = await open(path, 'r');
-  const size = (await handle.stat()).size;
+  const file = await NodeFile.open(path, { readOnly: true, lock: rawReaderLock });
+  const size = await file.length();
   const buffers = [Buffer.allocUnsafe(ioChunkBytes), Buffer.allocUnsafe(ioChunkBytes)] as const;
   let turn = 0;
   return {
@@ -101,15 +106,10 @@ async function openRawSource(path: string): Promise<Source> {
     read: async (offset, length) => {
       assert(length <= ioChunkBytes, 'a piece fits its buffer');
       const buffer = buffers[turn++ % 2 === 0 ? 0 : 1].subarray(0, length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return buffer.fill(0, done); // past EOF (the file shrank meanwhile) reads as zeros
+      await file.preadInto(offset, buffer); // past EOF (the file shrank meanwhile) reads as zeros
+      return buffer;
     },
-    close: () => handle.close(),
+    close: () => file.close(),
   };
 }
 
@@ -117,6 +117,11 @@ interface SinkSpec {
   readonly format: Format;
   readonly cache: CacheMode;
   readonly optionTexts: readonly string[];
+}
+
+interface ConvertSpec extends SinkSpec {
+  /** -U: read the input even while another process writes it. */
+  readonly forceShare: boolean;
 }
 
 async function openSink(path: string, size: number, spec: SinkSpec): Promise<Sink> {
@@ -182,13 +187,10 @@ async function writeNonZeroRuns(sink: Sink, at: number, data: Uint8Array): Promi
   if (runStart >= 0) await sink.write(at + runStart, data.subarray(runStart));
 }
 
-async function convert(input: string, output: string, spec: SinkSpec): Promise<void> {
-  // Creating the output truncates it: converting a file onto itself would destroy the input.
-  const real = (path: string) => realpath(path).catch(() => resolve(path));
-  if ((await real(input)) === (await real(output))) {
-    throw new CliError(`convert: input and output are the same file '${input}'`, exitCodes.usage);
-  }
-  const source = await openSource(input);
+async function convert(input: string, output: string, spec: ConvertSpec): Promise<void> {
+  // Creating the output empties it: converting a file onto itself would destroy the input.
+  await refuseOutputThatIsAnInput('convert', output, [input]);
+  const source = await openSource(input, spec.forceShare);
   try {
     const sink = await openSink(output, source.size, spec);
     for (const [start, length] of await source.dataRanges()) await copyRange(source, sink, start, length);
@@ -216,7 +218,8 @@ export function register(program: Command): void {
     .option('-O, --output-format <fmt>', 'raw or qcow2', 'raw')
     .option('-o, --options <list>', 'qcow2 output: cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off', collect, [])
     .option('-t, --cache <mode>', 'output cache mode: unsafe (no sync, qemu-img convert\'s default) or writeback', 'unsafe')
-    .action(async (input: string, output: string, opts: { outputFormat: string; options: string[]; cache: string }) => {
+    .option(forceShareFlags, `${forceShareHelp}: the input`)
+    .action(async (input: string, output: string, opts: { outputFormat: string; options: string[]; cache: string; forceShare?: boolean }) => {
       const format = opts.outputFormat;
       const cache = cacheModes.find((mode) => mode === opts.cache);
       if (cache === undefined) {
@@ -230,7 +233,7 @@ export function register(program: Command): void {
       }
       if (format === 'qcow2') parseImageOptions(opts.options); // usage errors before any file is touched
       try {
-        await convert(input, output, { format, cache, optionTexts: opts.options });
+        await convert(input, output, { format, cache, optionTexts: opts.options, forceShare: opts.forceShare === true });
       } catch (error) {
         if (error instanceof Qcow2Error || isSystemError(error)) {
           throw new CliError(`convert '${input}' to '${output}': ${error.message}`);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { ImageInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
-import { openImage } from '../io-commands/open-image.js';
+import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { formatSize } from '../sizes.js';
 import { formatSnapshotTable, snapshotJson, type ListedSnapshot } from './snapshot.js';
@@ -101,9 +101,10 @@ export function register(program: Command): void {
     .description('show what the engine reads from an image header (like qemu-img info)')
     .argument('<file>', 'qcow2 image')
     .option('--output <format>', 'human or json', 'human')
-    .action(async (file: string, opts: { output: string }, cmd: Command) => {
+    .option(forceShareFlags, forceShareHelp)
+    .action(async (file: string, opts: { output: string; forceShare?: boolean }, cmd: Command) => {
       const format = parseOutputFormat(opts.output);
-      const image = await openImage(file, { readOnly: true });
+      const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true });
       const info = await image.info();
       await image.close();
       const actualSize = await allocatedBytes(file);

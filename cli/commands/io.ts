@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import type { IoCommand } from '../io-commands/command.js';
-import { openImage } from '../io-commands/open-image.js';
+import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { parseIoCommand } from '../io-commands/parse.js';
 import { runIoCommands } from '../io-commands/run.js';
@@ -45,10 +45,13 @@ export function register(program: Command): void {
       [],
     )
     .option('-r, --read-only', 'open the image read-only')
-    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean }, cmd: Command) => {
+    .option(forceShareFlags, `${forceShareHelp}: with -r`)
+    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean; forceShare?: boolean }, cmd: Command) => {
+      const readOnly = opts.readOnly === true;
+      checkForceShare(opts.forceShare === true, readOnly, 'io');
       const script = await readScript(opts.cmd);
       const output = outputOf(cmd);
-      const image = await openImage(file, { readOnly: opts.readOnly === true });
+      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true });
       // A refused command leaves the image consistent, so it is closed normally;
       // an unexpected error propagates without close(), so nothing more is written.
       const summary = await runIoCommands(image, script, output.out);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { MapEntry } from '../../impl/index.js';
 import { CliError } from '../fatal.js';
-import { openImage } from '../io-commands/open-image.js';
+import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { parseOutputFormat } from './info.js';
 
@@ -59,9 +59,10 @@ export function register(program: Command): void {
     .description("show how the engine maps the guest disk to the file (like qemu-img map)")
     .argument('<file>', 'qcow2 image')
     .option('--output <format>', 'human or json', 'human')
-    .action(async (file: string, opts: { output: string }, cmd: Command) => {
+    .option(forceShareFlags, forceShareHelp)
+    .action(async (file: string, opts: { output: string; forceShare?: boolean }, cmd: Command) => {
       const format = parseOutputFormat(opts.output);
-      const image = await openImage(file, { readOnly: true });
+      const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true });
       const entries = mergeMap(await image.map());
       await image.close();
       const out = outputOf(cmd).out;

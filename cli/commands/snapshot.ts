@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Qcow2Error, type SnapshotInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
-import { openImage } from '../io-commands/open-image.js';
+import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { formatSize } from '../sizes.js';
 
@@ -57,6 +57,14 @@ export function snapshotJson(s: ListedSnapshot): Record<string, unknown> {
   };
 }
 
+interface SnapshotFlags {
+  create?: string;
+  apply?: string;
+  delete?: string;
+  list?: boolean;
+  forceShare?: boolean;
+}
+
 type Action = { kind: 'create' | 'apply' | 'delete'; name: string } | { kind: 'list' };
 
 function chooseAction(opts: { create?: string; apply?: string; delete?: string; list?: boolean }): Action {
@@ -81,9 +89,12 @@ export function register(program: Command): void {
     .option('-a, --apply <name>', 'revert the image to a snapshot (ID or name)')
     .option('-d, --delete <name>', 'delete a snapshot (ID or name)')
     .option('-l, --list', 'list the snapshots')
-    .action(async (file: string, opts: { create?: string; apply?: string; delete?: string; list?: boolean }, cmd: Command) => {
+    .option(forceShareFlags, `${forceShareHelp}: -l`)
+    .action(async (file: string, opts: SnapshotFlags, cmd: Command) => {
       const action = chooseAction(opts);
-      const image = await openImage(file, { readOnly: action.kind === 'list' });
+      const readOnly = action.kind === 'list';
+      checkForceShare(opts.forceShare === true, readOnly, 'snapshot');
+      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true });
       if (action.kind === 'list') {
         const snapshots = image.snapshots.list();
         await image.close();

@@ -17,7 +17,7 @@
 // Node has no fcntl: koffi (an FFI library whose prebuilt binaries come in its
 // npm packages) calls libc's fcntl.
 
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
 import { assert } from '../assert.js';
 import { Qcow2Error, Qcow2LockError } from '../errors.js';
 
@@ -78,18 +78,25 @@ const fUnlck = 2;
 const seekSet = 0;
 const flockBytes = 32;
 
+type Koffi = typeof import('koffi');
 type Fcntl = (fd: number, cmd: number, type: string, lock: Buffer) => number;
-let fcntlFunction: Fcntl | undefined;
+let libcFcntl: { readonly koffi: Koffi; readonly fcntl: Fcntl } | undefined;
 
-/** libc's fcntl, loaded on first use; OFD locks exist only on Linux. */
-function fcntl(): Fcntl {
-  if (fcntlFunction !== undefined) return fcntlFunction;
+/**
+ * libc's fcntl through koffi, both loaded on first use: code that never locks
+ * a file (the engine on memory, the fuzzer's worker threads, whose heap-limit
+ * detection a native addon would disturb) never loads the addon. OFD locks
+ * exist only on Linux.
+ */
+function loadFcntl(): { readonly koffi: Koffi; readonly fcntl: Fcntl } {
+  if (libcFcntl !== undefined) return libcFcntl;
   if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) {
     throw new Qcow2Error('unsupported', `image locking needs Linux on x64 or arm64, not ${process.platform}/${process.arch}`);
   }
-  const libc = koffi.load('libc.so.6');
-  fcntlFunction = libc.func('int fcntl(int fd, int cmd, ...)') as Fcntl;
-  return fcntlFunction;
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const fcntl = koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, ...)') as Fcntl;
+  libcFcntl = { koffi, fcntl };
+  return libcFcntl;
 }
 
 /** A struct flock for one byte. */
@@ -103,7 +110,8 @@ function flock(type: number, byte: number): Buffer {
 }
 
 function fcntlOrThrow(fd: number, cmd: number, lock: Buffer, path: string, what: string): void {
-  if (fcntl()(fd, cmd, 'void *', lock) === 0) return;
+  const { koffi, fcntl } = loadFcntl();
+  if (fcntl(fd, cmd, 'void *', lock) === 0) return;
   throw new Qcow2Error('io', `${what} on '${path}' failed: errno ${koffi.errno()}`);
 }
 

@@ -10,7 +10,7 @@ import { imageBytes, join, qemuApply, qemuCreate, withTempDir } from './qemu.js'
 function capture(file: string, output: 'human' | 'json') {
   const out: string[] = [];
   const err: string[] = [];
-  const exitCode = runCheck(file, { output }, (l) => out.push(l), (l) => err.push(l));
+  const exitCode = runCheck(file, { output, forceShare: false }, (l) => out.push(l), (l) => err.push(l));
   return { exitCode, stdout: out.join('\n') + '\n', stderr: err };
 }
 
