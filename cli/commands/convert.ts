@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Command } from 'commander';
-import { blockPerm, NodeFile, Qcow2Error, Qcow2Image, type BlockFile, type LockPerms } from '../../impl/index.js';
+import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
@@ -18,12 +18,6 @@ import { parseImageOptions, roundUpToSector } from './create.js';
 const qcow2Magic = [0x51, 0x46, 0x49, 0xfb] as const;
 /** Zero detection unit for raw output (qemu-img convert's default -S 4k). */
 const rawZeroBlockBytes = 4096;
-/**
- * A raw input's locks, as QEMU's raw format takes them while reading (measured
- * with `qemu-io -r -f raw`: byte 100 only): it uses consistent read and shares
- * everything, so writers are not refused.
- */
-const rawReaderLock: LockPerms = { perm: blockPerm.consistentRead, shared: blockPerm.consistentRead | blockPerm.write | blockPerm.writeUnchanged | blockPerm.resize };
 
 type Format = 'raw' | 'qcow2';
 
@@ -71,15 +65,19 @@ interface Sink {
   close(): Promise<void>;
 }
 
-async function detectFormat(path: string): Promise<Format> {
-  const file = await NodeFile.open(path, { readOnly: true, lock: rawReaderLock });
+/**
+ * Every input, raw or qcow2, is locked as qemu-img convert locks its input
+ * (seen with strace: bytes 100, 201 and 203, as any reader), or with -U byte 100 only.
+ */
+async function detectFormat(path: string, forceShare: boolean): Promise<Format> {
+  const file = await NodeFile.open(path, { readOnly: true, forceShare });
   const head = await file.pread(0, qcow2Magic.length);
   await file.close();
   return qcow2Magic.every((byte, i) => head[i] === byte) ? 'qcow2' : 'raw';
 }
 
 async function openSource(path: string, forceShare: boolean): Promise<Source> {
-  if ((await detectFormat(path)) === 'qcow2') {
+  if ((await detectFormat(path, forceShare)) === 'qcow2') {
     const image = await openImage(path, { readOnly: true, forceShare });
     return {
       size: image.virtualSize,
@@ -88,15 +86,15 @@ async function openSource(path: string, forceShare: boolean): Promise<Source> {
       close: () => image.close(),
     };
   }
-  return openRawSource(path);
+  return openRawSource(path, forceShare);
 }
 
 /**
  * Raw input, read into two buffers in turn (no allocation per piece): a piece
  * stays valid while the next one is read, which is all copyRange needs.
  */
-async function openRawSource(path: string): Promise<Source> {
-  const file = await NodeFile.open(path, { readOnly: true, lock: rawReaderLock });
+async function openRawSource(path: string, forceShare: boolean): Promise<Source> {
+  const file = await NodeFile.open(path, { readOnly: true, forceShare });
   const size = await file.length();
   const buffers = [Buffer.allocUnsafe(ioChunkBytes), Buffer.allocUnsafe(ioChunkBytes)] as const;
   let turn = 0;

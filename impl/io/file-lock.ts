@@ -22,7 +22,7 @@ import { assert } from '../assert.js';
 import { Qcow2Error, Qcow2LockError } from '../errors.js';
 
 /** QEMU's BLK_PERM_* bits (include/block/block-common.h); bit i owns bytes 100 + i and 200 + i. */
-export const blockPerm = {
+const blockPerm = {
   consistentRead: 0x01,
   write: 0x02,
   writeUnchanged: 0x04,
@@ -34,9 +34,9 @@ const blockPermAll = 0x0f;
 /** QEMU's names of the bits, in bit order (block.c bdrv_perm_names). */
 const blockPermNames = ['consistent read', 'write', 'write unchanged', 'resize'] as const;
 /** RAW_LOCK_PERM_BASE: byte 100 + i is locked by whoever uses permission i. */
-export const lockPermBase = 100;
+const lockPermBase = 100;
 /** RAW_LOCK_SHARED_BASE: byte 200 + i is locked by whoever refuses to share permission i. */
-export const lockSharedBase = 200;
+const lockSharedBase = 200;
 
 assert(blockPermNames.length === Math.log2(blockPermAll + 1), 'one name per permission bit');
 assert(lockPermBase + blockPermNames.length <= lockSharedBase, 'the two byte ranges do not overlap');

@@ -2,16 +2,15 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { allocUninitialized, type BlockFile } from './block-file.js';
 import { Qcow2Error } from '../errors.js';
-import { imageLockPerms, lockImageFile, type LockPerms } from './file-lock.js';
+import { imageLockPerms, lockImageFile } from './file-lock.js';
 
-/** How NodeFile.open opens a file; `lock` defaults to QEMU's qcow2 permissions for the mode. */
+/** How NodeFile.open opens a file; it locks it as QEMU's qcow2 driver locks its file for the mode. */
 export interface NodeFileOptions {
   readonly readOnly: boolean;
   /** Create the file if missing and empty it, after the locks are taken. */
   readonly create?: boolean;
   /** qemu-img's -U: share every permission (read-only opens only). */
   readonly forceShare?: boolean;
-  readonly lock?: LockPerms;
 }
 
 /**
@@ -32,7 +31,7 @@ export class NodeFile implements BlockFile {
    * conflicting way, Qcow2Error 'invalid-argument' for force-share with write.
    */
   static async open(path: string, opts: NodeFileOptions): Promise<NodeFile> {
-    const lock = opts.lock ?? imageLockPerms({ readOnly: opts.readOnly, forceShare: opts.forceShare ?? false });
+    const lock = imageLockPerms({ readOnly: opts.readOnly, forceShare: opts.forceShare ?? false });
     const flags = opts.readOnly ? constants.O_RDONLY : constants.O_RDWR | (opts.create ? constants.O_CREAT : 0);
     const handle = await io(`open ${path}`, () => open(path, flags, 0o666));
     const file = new NodeFile(handle, path);
