@@ -84,9 +84,8 @@ let libcFcntl: { readonly koffi: Koffi; readonly fcntl: Fcntl } | undefined;
 
 /**
  * libc's fcntl through koffi, both loaded on first use: code that never locks
- * a file (the engine on memory, the fuzzer's worker threads, whose heap-limit
- * detection a native addon would disturb) never loads the addon. OFD locks
- * exist only on Linux.
+ * a file (the engine on memory, the fuzzer's worker threads) never loads the
+ * native addon. OFD locks exist only on Linux.
  */
 function loadFcntl(): { readonly koffi: Koffi; readonly fcntl: Fcntl } {
   if (libcFcntl !== undefined) return libcFcntl;
@@ -109,21 +108,22 @@ function flock(type: number, byte: number): Buffer {
   return lock;
 }
 
+/** fcntl(fd, cmd, lock); a failure (EAGAIN: someone write-locked the byte, not QEMU) is an 'io' error. */
 function fcntlOrThrow(fd: number, cmd: number, lock: Buffer, path: string, what: string): void {
   const { koffi, fcntl } = loadFcntl();
   if (fcntl(fd, cmd, 'void *', lock) === 0) return;
-  throw new Qcow2Error('io', `${what} on '${path}' failed: errno ${koffi.errno()}`);
+  throw new Qcow2Error('io', `Failed to ${what} of '${path}': errno ${koffi.errno()}`);
 }
 
-/** Read-locks (or, with `locked` false, unlocks) one byte: QEMU's qemu_lock_fd / qemu_unlock_fd. */
-function setByte(fd: number, byte: number, locked: boolean, path: string): void {
-  fcntlOrThrow(fd, fOfdSetlk, flock(locked ? fRdlck : fUnlck, byte), path, `locking byte ${byte}`);
+/** Read-locks one byte: QEMU's qemu_lock_fd(fd, byte, 1, false). */
+function lockByte(fd: number, byte: number, path: string): void {
+  fcntlOrThrow(fd, fOfdSetlk, flock(fRdlck, byte), path, `lock byte ${byte}`);
 }
 
 /** Whether another open file description holds a lock on `byte`: qemu_lock_fd_test(…, exclusive). */
 function byteHeldElsewhere(fd: number, byte: number, path: string): boolean {
   const lock = flock(fWrlck, byte);
-  fcntlOrThrow(fd, fOfdGetlk, lock, path, `testing lock byte ${byte}`);
+  fcntlOrThrow(fd, fOfdGetlk, lock, path, `test lock byte ${byte}`);
   const type = lock.readInt16LE(0);
   assert(type === fUnlck || type === fRdlck || type === fWrlck, 'F_OFD_GETLK returns a lock type');
   return type !== fUnlck;
@@ -143,10 +143,10 @@ export function lockImageFile(fd: number, path: string, perms: LockPerms): void 
   assert(Number.isInteger(fd) && fd >= 0, 'a file descriptor');
   assert((perms.perm & ~blockPermAll) === 0 && (perms.shared & ~blockPermAll) === 0, 'known permission bits only');
   blockPermNames.forEach((_, bit) => {
-    if ((perms.perm >> bit) & 1) setByte(fd, lockPermBase + bit, true, path);
+    if ((perms.perm >> bit) & 1) lockByte(fd, lockPermBase + bit, path);
   });
   blockPermNames.forEach((_, bit) => {
-    if (!((perms.shared >> bit) & 1)) setByte(fd, lockSharedBase + bit, true, path);
+    if (!((perms.shared >> bit) & 1)) lockByte(fd, lockSharedBase + bit, path);
   });
   blockPermNames.forEach((name, bit) => {
     const byte = lockSharedBase + bit;
