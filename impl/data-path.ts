@@ -3,6 +3,7 @@
 // contiguous allocation per L2 table span, one pwrite per contiguous host run.
 import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
+import type { Extent } from './refcount.js';
 import { assert, assertNever } from './assert.js';
 import { Qcow2Error } from './errors.js';
 import { readCompressedCluster } from './compressed.js';
@@ -156,15 +157,19 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
     const inPlace = (old.kind === 'normal' || old.kind === 'zero-alloc') && old.copied;
     plans.push({ guestCluster: c, old, host: inPlace ? old.offset : -1, link: !inPlace || old.kind === 'zero-alloc', fresh: !inPlace });
   }
-  // Contiguous allocations (as long as first fit allows) for clusters needing a new one.
+  // The lowest free clusters for those needing a new one, in ascending runs:
+  // holes fill before the file grows (QEMU needs one contiguous run instead).
   const fresh = plans.filter((p) => p.fresh);
-  const allocated: [number, number][] = [];
+  let allocated: readonly Extent[] = [];
   try {
-    for (let i = 0; i < fresh.length; i += s.refcounts.runClustersMax) {
-      const chunk = fresh.slice(i, i + s.refcounts.runClustersMax);
-      const at = await s.refcounts.allocate(chunk.length);
-      allocated.push([at, chunk.length]);
-      chunk.forEach((p, j) => (p.host = at + j * cs));
+    if (fresh.length > 0) allocated = await s.refcounts.allocateClusters(fresh.length);
+    let next = 0;
+    for (const [at, count] of allocated) {
+      for (let j = 0; j < count; j++) {
+        const p = fresh[next++];
+        assert(p !== undefined, 'no more clusters allocated than asked for');
+        p.host = at + j * cs;
+      }
     }
     // Fresh clusters past the end of the file already read as zeros there (the
     // tracked bound, taken after allocating: it can only have grown, which just

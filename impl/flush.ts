@@ -2,11 +2,14 @@
 // barrier (BlockFile.flush) so that a crash between any two writes leaves at worst
 // leaked clusters, never a reference to an uncounted or unwritten cluster:
 //   1. refcount blocks, then reftable entries, then the header's reftable fields
-//      (blocks hold only increments: a cluster is counted before it is referenced);
+//      (blocks are written with every undurable drop still counted, so they hold
+//      only increments: a cluster is counted before it is referenced);
 //   2. L2 tables (they reference clusters counted in phase 1);
 //   3. the active L1 (it references L2 tables written in phase 2);
 //   4. the header (it references the L1 and the snapshot table);
-//   5. the deferred decrements, now that nothing on disk references those clusters.
+//   5. the true counts of the blocks with drops, now that nothing on disk
+//      references the dropped clusters; only then may a freed cluster be handed
+//      out again (Refcounts.allocate flushes first when it would take one sooner).
 // Guest data and new snapshot tables / L1 copies are written before phase 1 by the
 // operations themselves, into clusters nothing on disk references yet.
 import type { ImageState } from './state.js';
@@ -19,7 +22,7 @@ export async function flushMetadata(s: ImageState): Promise<void> {
   await s.map.writeL2Tables();
   await s.map.writeL1();
   if (s.headerDirty) await writeHeader(s);
-  await s.refcounts.applyDecrements();
+  await s.refcounts.writeDecrements();
 }
 
 /** Rebuild and write cluster 0 from the in-memory state (qcow2_update_header). */

@@ -79,6 +79,7 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   const map = new ClusterMap(file, g, refcounts, l1, header.l1TableOffset,
     cacheEntries(c.l2CacheEntries, l2CacheBytes, cs, 'l2CacheEntries'), () => flushMetadata(must(holder.s)));
   refcounts.onFreed = (offset) => map.l2Cache.drop(offset);
+  refcounts.flushAll = () => flushMetadata(must(holder.s));
   const s: ImageState = {
     file, g, header, ext, backingName, refcounts, map, snapshots, snapshotTableBytes,
     readOnly: c.readOnly, headerDirty: false,

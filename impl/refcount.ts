@@ -1,22 +1,37 @@
-// Reference counts: the refcount table, a cache of refcount blocks, allocation
-// (first fit, self-describing refcount blocks, refcount-table growth like QEMU's
-// alloc_refcount_block / qcow2_refcount_area), and deferred frees.
+// Reference counts: the refcount table, a cache of refcount blocks and
+// allocation (QEMU qcow2-refcount.c: alloc_clusters_noref, alloc_refcount_block,
+// qcow2_refcount_area, update_refcount, qcow2_free_clusters).
 //
-// Crash ordering lives here and in flush.ts: in-memory refcount blocks only ever
-// hold *increments* relative to the file, so they may be written at any time (a
-// crash then leaves leaks, never corruption). Decrements wait in `pending` until
-// the references they drop are on disk (applyDecrements, the last flush phase);
-// until then the cluster keeps its stored count, so it cannot be reused before a
-// flush.
+// Space: a freed cluster is free at once (the in-memory count drops and the
+// free hint moves back to it, like QEMU's free_cluster_index), and the hint is
+// exact: no cluster below it is free. Data and single-cluster metadata take the
+// lowest free clusters, in as few runs as the holes allow (allocateClusters);
+// only tables that must be contiguous (L1 tables, the snapshot table) take the
+// first hole that fits them (allocate). A new refcount block goes to the first
+// free cluster after the run that needs it, as in QEMU, so no free cluster is
+// skipped for it.
+//
+// Crash ordering (with flush.ts): a refcount block on disk may count more than
+// the references on disk (a leak), never fewer. So a block is always written
+// with every *undurable* drop added back: references dropped in memory whose
+// dropping metadata (L2 tables, L1, header) may not be on disk yet. Only the
+// last flush phase, after that metadata, writes the true counts and forgets the
+// undurable drops. A cluster with an undurable drop is never handed out again
+// before that: allocation runs a full flush first (QEMU orders the L2 update
+// before the refcount decrease with qcow2_cache_set_dependency and flushes the
+// dependency before reusing), so two L2 tables on disk never reference one
+// cluster after a crash, whatever the order of the writes between barriers.
 import type { BlockFile } from './io/block-file.js';
 import type { Geometry } from './geometry.js';
 import { assert } from './assert.js';
 import { Qcow2Error } from './errors.js';
-import { reftableSizeBytesMax } from './limits.js';
 import { TableCache } from './cache/table-cache.js';
 import { RefcountBlock } from './format/refcount-block.js';
 import { encodeReftable } from './format/refcount-table.js';
-import { areaBlocks } from './refcount-area.js';
+import { areaBlocks, reftableGrowth } from './refcount-area.js';
+
+/** Host clusters handed out by allocateClusters: [host offset, clusters] in ascending order. */
+export type Extent = readonly [offset: number, clusters: number];
 
 export class Refcounts {
   private readonly cache: TableCache<RefcountBlock>;
@@ -24,14 +39,16 @@ export class Refcounts {
   private readonly reftableDirty = new Set<number>();
   /** The reftable moved: header fields at 48 must be rewritten after it. */
   private reftableMoved = false;
-  /** cluster index -> references dropped but not yet written (see header comment). */
-  private readonly pending = new Map<number, number>();
-  /** First cluster that may be free (QEMU free_cluster_index). */
+  /** Refcount-table index -> (cluster -> references dropped in memory, maybe still on disk). */
+  private readonly undurable = new Map<number, Map<number, number>>();
+  /** No cluster below it is free (QEMU free_cluster_index, kept exact). */
   private freeHint = 0;
-  /** Offsets of every refcount block (for overlap checks). */
-  private readonly blockOffsets: Set<number>;
-  /** Called when a cluster's stored count reaches 0 (drop it from metadata caches). */
+  /** Offset of every refcount block -> its refcount-table index. */
+  private readonly blockIndex = new Map<number, number>();
+  /** Called when a cluster's count reaches 0 (drop it from metadata caches). */
   onFreed: (clusterOffset: number) => void = () => {};
+  /** Makes every in-memory change durable (flushMetadata); open.ts sets it. */
+  flushAll: () => Promise<void> = () => Promise.reject(new Error('Refcounts.flushAll is not wired'));
 
   constructor(
     private readonly file: BlockFile,
@@ -41,12 +58,21 @@ export class Refcounts {
     public reftableClusters: number,
     cacheEntries: number,
   ) {
-    this.blockOffsets = new Set([...reftable].filter((o) => o !== 0));
+    for (const [index, offset] of reftable.entries()) if (offset !== 0) this.blockIndex.set(offset, index);
     this.cache = new TableCache<RefcountBlock>(cacheEntries, {
-      load: async (offset) => new RefcountBlock(await file.pread(offset, g.clusterSize), g.refcountOrder),
-      // Safe at any time: a block holds only increments relative to the file.
+      load: async (offset) => {
+        const block = new RefcountBlock(await file.pread(offset, g.clusterSize), g.refcountOrder);
+        const index = this.blockIndex.get(offset);
+        assert(index !== undefined, `refcount block at ${offset} is in the refcount table`);
+        // The file counts undurable drops still; memory does not.
+        for (const [cluster, k] of this.undurable.get(index) ?? []) {
+          block.set(cluster % g.refblockEntriesCount, block.get(cluster % g.refblockEntriesCount) - k);
+        }
+        return block;
+      },
+      // Safe at any time: the block is written with its undurable drops added back.
       onDirtyEviction: async (offset, block) => {
-        await file.pwrite(offset, block.bytes);
+        await file.pwrite(offset, this.diskBytes(offset, block));
         this.cache.markClean(offset);
       },
     });
@@ -57,7 +83,7 @@ export class Refcounts {
     const cs = this.g.clusterSize;
     const tableEnd = this.reftableOffset + this.reftableClusters * cs;
     if (offset < tableEnd && offset + length > this.reftableOffset) return true;
-    for (let c = Math.floor(offset / cs); c * cs < offset + length; c++) if (this.blockOffsets.has(c * cs)) return true;
+    for (let c = Math.floor(offset / cs); c * cs < offset + length; c++) if (this.blockIndex.has(c * cs)) return true;
     return false;
   }
 
@@ -67,25 +93,36 @@ export class Refcounts {
     return this.cache.get(offset);
   }
 
-  /** The count stored in the refcount block (including not-yet-applied decrements). */
-  async stored(cluster: number): Promise<number> {
+  /** The bytes a block may be written as before the last flush phase: undurable drops counted. */
+  private diskBytes(offset: number, block: RefcountBlock): Uint8Array {
+    const index = this.blockIndex.get(offset);
+    assert(index !== undefined, `refcount block at ${offset} is in the refcount table`);
+    const drops = this.undurable.get(index);
+    if (drops === undefined) return block.bytes;
+    const copy = new RefcountBlock(block.bytes.slice(), this.g.refcountOrder);
+    const R = this.g.refblockEntriesCount;
+    for (const [cluster, k] of drops) copy.set(cluster % R, copy.get(cluster % R) + k);
+    return copy.bytes;
+  }
+
+  /** The number of live references to a cluster (0: free). */
+  async logical(cluster: number): Promise<number> {
     const block = await this.block(Math.floor(cluster / this.g.refblockEntriesCount));
     return block ? block.get(cluster % this.g.refblockEntriesCount) : 0;
   }
 
-  /** The count once pending decrements are applied: the number of live references. */
-  async logical(cluster: number): Promise<number> {
-    return (await this.stored(cluster)) - (this.pending.get(cluster) ?? 0);
+  private isUndurable(cluster: number): boolean {
+    return this.undurable.get(Math.floor(cluster / this.g.refblockEntriesCount))?.has(cluster) ?? false;
   }
 
   /** Add k references; callers check overflow first (snapshot.ts), so this asserts. */
   async increment(cluster: number, k = 1): Promise<void> {
-    // allocate() takes only clusters stored at 0, and the snapshot operations,
-    // the only other callers, flush (applying every pending decrement) first.
-    assert(!this.pending.has(cluster), `cluster ${cluster} gains references while it has some to drop`);
+    // Allocation flushes before it takes a cluster with an undurable drop, and the
+    // snapshot operations, the only other callers, flush first.
+    assert(!this.isUndurable(cluster), `cluster ${cluster} gains references while a drop of one is not durable`);
     const index = Math.floor(cluster / this.g.refblockEntriesCount);
     const block = await this.block(index);
-    // allocate() made the block first; every other caller adds to a counted cluster.
+    // Allocation covers a run first; every other caller adds to a counted cluster.
     assert(block !== undefined, `cluster ${cluster} has a refcount block before it is counted`);
     const value = block.get(cluster % this.g.refblockEntriesCount) + k;
     assert(value <= this.g.refcountMax, `refcount of cluster ${cluster} stays within ${this.g.refcountMax}`);
@@ -93,56 +130,96 @@ export class Refcounts {
     this.cache.markDirty(this.reftable[index] ?? 0);
   }
 
-  /** Drop k references; the stored count changes only in applyDecrements. */
+  /**
+   * Drop k references (QEMU update_refcount with a negative addend). The count
+   * drops in memory at once; the drop stays undurable until the last flush phase.
+   */
   async decrement(cluster: number, k = 1): Promise<void> {
-    const pending = (this.pending.get(cluster) ?? 0) + k;
-    assert((await this.stored(cluster)) >= pending, `cluster ${cluster} has ${pending} references to drop`);
-    this.pending.set(cluster, pending);
+    const R = this.g.refblockEntriesCount;
+    const index = Math.floor(cluster / R);
+    const block = await this.block(index);
+    assert(block !== undefined, `cluster ${cluster} with references has a refcount block`);
+    const value = block.get(cluster % R) - k;
+    assert(value >= 0, `cluster ${cluster} has ${k} references to drop`);
+    block.set(cluster % R, value);
+    this.cache.markDirty(this.reftable[index] ?? 0);
+    let drops = this.undurable.get(index);
+    if (drops === undefined) {
+      drops = new Map();
+      this.undurable.set(index, drops);
+    }
+    drops.set(cluster, (drops.get(cluster) ?? 0) + k);
+    if (value === 0) {
+      this.freeHint = Math.min(this.freeHint, cluster);
+      this.onFreed(cluster * this.g.clusterSize);
+    }
   }
 
-  /** Allocate `count` contiguous clusters with refcount 1; returns the host offset. */
+  /**
+   * Allocate `count` contiguous clusters with refcount 1 (QEMU qcow2_alloc_clusters):
+   * the first free run at or after the hint. Returns the host offset. Only for
+   * tables that must be contiguous; data goes through allocateClusters.
+   */
   async allocate(count: number): Promise<number> {
     assert(Number.isSafeInteger(count) && count >= 1, 'allocate at least one cluster');
-    // New refcount blocks land at the start of their range; a run that long could
-    // never avoid them, so it goes to a fresh area past everything counted.
-    if (count >= this.g.refblockEntriesCount) return this.allocateArea(count);
     for (;;) {
       const start = await this.findFreeRun(count, this.freeHint);
-      // A new refcount block may take clusters of the run: search again then.
-      if (await this.ensureBlocks(start, count)) continue;
+      // A new refcount block or refcount table may take clusters of the run: search again then.
+      if (await this.cover(start, count, start + count)) continue;
+      if (await this.reuseNeedsFlush(start, count)) continue;
       for (let c = start; c < start + count; c++) await this.increment(c);
-      this.freeHint = start + count;
+      this.taken(start, start + count);
       return start * this.g.clusterSize;
     }
   }
 
-  /** The longest run allocate() places first-fit (longer ones go past the end). */
-  get runClustersMax(): number {
-    return this.g.refblockEntriesCount - 1;
+  /**
+   * Allocate `count` clusters with refcount 1, the lowest free ones, in
+   * ascending runs (merged when adjacent). The file grows only once no free
+   * cluster is left below its end.
+   */
+  async allocateClusters(count: number): Promise<Extent[]> {
+    assert(Number.isSafeInteger(count) && count >= 1, 'allocate at least one cluster');
+    const R = this.g.refblockEntriesCount;
+    const extents: [number, number][] = [];
+    let left = count;
+    while (left > 0) {
+      const start = await this.findFreeRun(1, this.freeHint);
+      // A range without a block gets one at its first free cluster, which is this one.
+      if (await this.cover(start, 1, start)) continue;
+      const n = await this.freeRunLength(start, Math.min(left, (Math.floor(start / R) + 1) * R - start));
+      if (await this.reuseNeedsFlush(start, n)) continue;
+      for (let c = start; c < start + n; c++) await this.increment(c);
+      this.taken(start, start + n);
+      const last = extents[extents.length - 1];
+      if (last !== undefined && last[0] + last[1] === start) last[1] += n;
+      else extents.push([start, n]);
+      left -= n;
+    }
+    assert(extents.reduce((sum, e) => sum + e[1], 0) === count, 'the extents hold exactly the clusters asked for');
+    return extents.map(([c, n]) => [c * this.g.clusterSize, n] as const);
   }
 
   /**
-   * Allocate count clusters after the last refcount-block range in use: m new
-   * blocks (describing themselves and the run) followed by the run.
+   * A cluster whose drop is not durable yet may still be referenced on disk:
+   * before handing it out, flush (the last phase makes every drop durable).
+   * True when it flushed (search again; nothing moves, so the same run returns).
    */
-  private async allocateArea(count: number): Promise<number> {
-    const R = this.g.refblockEntriesCount;
-    let m = 1;
-    while (m * R < m + count) m++;
-    let k = this.reftable.length;
-    while (this.reftable[k - 1] === 0) k--;
-    if (k + m > this.reftable.length) {
-      await this.growReftable(k + m - 1);
-      return this.allocateArea(count);
+  private async reuseNeedsFlush(start: number, count: number): Promise<boolean> {
+    for (let c = start; c < start + count; c++) {
+      if (this.isUndurable(c)) {
+        await this.flushAll();
+        assert(this.undurable.size === 0, 'a flush makes every drop durable');
+        return true;
+      }
     }
-    for (const [j, block] of areaBlocks(this.g, m, m + count).entries()) {
-      const offset = (k * R + j) * this.g.clusterSize;
-      this.reftable[k + j] = offset;
-      this.blockOffsets.add(offset);
-      this.reftableDirty.add(k + j);
-      await this.cache.put(offset, block);
-    }
-    return (k * R + m) * this.g.clusterSize;
+    return false;
+  }
+
+  /** Clusters [from, to) were just counted: move the hint past them if it pointed there. */
+  private taken(from: number, to: number): void {
+    assert(this.freeHint <= from || this.freeHint >= to, 'the hint never points inside a free run it skipped');
+    if (this.freeHint === from) this.freeHint = to;
   }
 
   /** Undo a fresh allocation that never got referenced (failed write). */
@@ -150,6 +227,7 @@ export class Refcounts {
     for (let i = 0; i < count; i++) await this.decrement(offset / this.g.clusterSize + i);
   }
 
+  /** The first run of `count` free clusters at or after `from` (a range without a block is free). */
   private async findFreeRun(count: number, from: number): Promise<number> {
     const R = this.g.refblockEntriesCount;
     let runStart = from;
@@ -169,8 +247,23 @@ export class Refcounts {
     return runStart;
   }
 
-  /** Create missing refcount blocks for [start, start+count); true if any was created. */
-  private async ensureBlocks(start: number, count: number): Promise<boolean> {
+  /** Free clusters from `start` on, at most `max`, all inside start's (covered) range. */
+  private async freeRunLength(start: number, max: number): Promise<number> {
+    const R = this.g.refblockEntriesCount;
+    const block = await this.block(Math.floor(start / R));
+    assert(block !== undefined, 'a run is measured in a covered range');
+    let n = 0;
+    while (n < max && block.get((start + n) % R) === 0) n++;
+    assert(n >= 1, 'a run starts at a free cluster');
+    return n;
+  }
+
+  /**
+   * Give every range of [start, start+count) a refcount block (QEMU
+   * alloc_refcount_block); a new block goes to the first free cluster at or
+   * after `blockFrom`. True if anything was created (the caller searches again).
+   */
+  private async cover(start: number, count: number, blockFrom: number): Promise<boolean> {
     const R = this.g.refblockEntriesCount;
     const last = Math.floor((start + count - 1) / R);
     for (let index = Math.floor(start / R); index <= last; index++) {
@@ -179,16 +272,7 @@ export class Refcounts {
         return true;
       }
       if (this.reftable[index] === 0) {
-        // A range without a block holds no counted cluster, so its first cluster
-        // is free: put the block there, describing itself.
-        assert(index > 0, 'the header cluster is always counted');
-        const at = index * R;
-        const block = new RefcountBlock(new Uint8Array(this.g.clusterSize), this.g.refcountOrder);
-        block.set(0, 1);
-        this.reftable[index] = at * this.g.clusterSize;
-        this.blockOffsets.add(at * this.g.clusterSize);
-        this.reftableDirty.add(index);
-        await this.cache.put(at * this.g.clusterSize, block);
+        await this.placeBlock(index, blockFrom);
         return true;
       }
     }
@@ -196,34 +280,56 @@ export class Refcounts {
   }
 
   /**
-   * Move the reftable to the first refcount-block range past everything counted
-   * (qcow2_refcount_area): m new self-describing blocks, then the new table, sized
-   * with 50% headroom. The old table is freed after the next flush.
+   * A block for range `index` at the first free cluster at or after `from`: it
+   * describes itself when it lands in its own range, else the block of the range
+   * it lands in counts it (that range first gets a block of its own if needed).
+   */
+  private async placeBlock(index: number, from: number): Promise<void> {
+    const R = this.g.refblockEntriesCount;
+    const cs = this.g.clusterSize;
+    for (;;) {
+      const at = await this.findFreeRun(1, from);
+      const home = Math.floor(at / R);
+      if (home >= this.reftable.length) return this.growReftable(home);
+      if (home !== index && this.reftable[home] === 0) {
+        await this.placeBlock(home, at);
+        continue;
+      }
+      // The cluster may be free in memory only: its old owner is still on disk.
+      if (await this.reuseNeedsFlush(at, 1)) continue;
+      const block = new RefcountBlock(new Uint8Array(cs), this.g.refcountOrder);
+      this.reftable[index] = at * cs;
+      this.blockIndex.set(at * cs, index);
+      this.reftableDirty.add(index);
+      await this.cache.put(at * cs, block);
+      if (home === index) {
+        block.set(at % R, 1);
+      } else {
+        await this.increment(at);
+      }
+      this.taken(at, at + 1);
+      return;
+    }
+  }
+
+  /**
+   * Move the reftable to the start of range `neededIndex` (or of the first range
+   * past the table), QEMU qcow2_refcount_area: m new self-describing blocks, then
+   * the new table, sized with 50% headroom. Every cluster there is free: no block
+   * counts it. The old table is freed, its drop durable after the next flush.
    */
   private async growReftable(neededIndex: number): Promise<void> {
     const R = this.g.refblockEntriesCount;
-    const perCluster = this.g.clusterSize / 8;
-    const k = Math.max(neededIndex, this.reftable.length);
-    let m = 1;
-    let entries = 0;
-    let tableClusters = 0;
-    for (;;) {
-      entries = Math.ceil(Math.max(k + m, neededIndex + 1) * 1.5 / perCluster) * perCluster;
-      tableClusters = entries / perCluster;
-      if (m + tableClusters <= m * R) break;
-      m++;
-    }
-    if (entries * 8 > reftableSizeBytesMax) {
-      throw new Qcow2Error('unsupported', `refcount table would need ${entries} entries (limit ${reftableSizeBytesMax / 8})`);
-    }
+    const { areaIndex: k, blocksCount: m, entriesCount: entries, tableClusters } = reftableGrowth(this.g, this.reftable.length, neededIndex);
     const first = k * R;
     const table = new Float64Array(entries);
     table.set(this.reftable);
     const blocks = areaBlocks(this.g, m, m + tableClusters);
     for (const [j, block] of blocks.entries()) {
-      table[k + j] = (first + j) * this.g.clusterSize;
-      this.blockOffsets.add((first + j) * this.g.clusterSize);
-      await this.cache.put((first + j) * this.g.clusterSize, block);
+      const offset = (first + j) * this.g.clusterSize;
+      table[k + j] = offset;
+      this.blockIndex.set(offset, k + j);
+      await this.cache.put(offset, block);
     }
     const oldOffset = this.reftableOffset;
     const oldClusters = this.reftableClusters;
@@ -231,16 +337,18 @@ export class Refcounts {
     this.reftableOffset = (first + m) * this.g.clusterSize;
     this.reftableClusters = tableClusters;
     this.reftableMoved = true;
+    this.taken(first, first + m + tableClusters);
     for (let c = 0; c < oldClusters; c++) await this.decrement(oldOffset / this.g.clusterSize + c);
   }
 
   /**
-   * Flush phase 1: refcount blocks, then the reftable (entries pointing at new
-   * blocks only after the blocks), then the header's reftable fields when it moved.
+   * Flush phase 1: refcount blocks (undurable drops still counted), then the
+   * reftable (entries pointing at new blocks only after the blocks), then the
+   * header's reftable fields when it moved.
    */
   async writeIncrements(): Promise<void> {
     const dirty = this.cache.dirtyEntries();
-    for (const [offset, block] of dirty) await this.file.pwrite(offset, block.bytes);
+    for (const [offset, block] of dirty) await this.file.pwrite(offset, this.diskBytes(offset, block));
     for (const [offset] of dirty) this.cache.markClean(offset);
     if (dirty.length > 0) await this.file.flush();
     if (this.reftableMoved) {
@@ -269,28 +377,24 @@ export class Refcounts {
     }
   }
 
-  /** Last flush phase: apply the deferred decrements; freed clusters become reusable. */
-  async applyDecrements(): Promise<void> {
-    const R = this.g.refblockEntriesCount;
-    const entries = [...this.pending];
-    this.pending.clear();
-    for (const [cluster, k] of entries) {
-      const index = Math.floor(cluster / R);
+  /**
+   * Last flush phase, once nothing on disk references the dropped clusters: the
+   * blocks with undurable drops get their true counts, and the drops are durable.
+   */
+  async writeDecrements(): Promise<void> {
+    if (this.undurable.size === 0) return;
+    for (const index of [...this.undurable.keys()].sort((a, b) => a - b)) {
+      const offset = this.reftable[index] ?? 0;
       const block = await this.block(index);
-      assert(block !== undefined, `cluster ${cluster} with references has a refcount block`);
-      const value = block.get(cluster % R) - k;
-      assert(value >= 0, `refcount of cluster ${cluster} does not go negative`);
-      block.set(cluster % R, value);
-      this.cache.markDirty(this.reftable[index] ?? 0);
-      if (value === 0) {
-        this.freeHint = Math.min(this.freeHint, cluster);
-        this.onFreed(cluster * this.g.clusterSize);
-      }
+      assert(block !== undefined, `refcount block ${index} with drops is in the table`);
+      this.undurable.delete(index);
+      await this.file.pwrite(offset, block.bytes);
+      this.cache.markClean(offset);
     }
-    await this.writeIncrements();
+    await this.file.flush();
   }
 
-  /** Highest cluster with a non-zero stored count (for truncating after shrink). */
+  /** Highest cluster with a non-zero count (for truncating after shrink). */
   async lastUsedCluster(): Promise<number> {
     const R = this.g.refblockEntriesCount;
     for (let index = this.reftable.length - 1; index >= 0; index--) {
@@ -313,6 +417,8 @@ export class Refcounts {
         throw new Qcow2Error('corrupt', `cannot repair refcounts: cluster ${cluster} has no refcount block`);
       }
     }
+    // Repair runs at open, before any drop.
+    assert(this.undurable.size === 0, 'no drop is pending while refcounts are rebuilt');
     for (const [index, offset] of this.reftable.entries()) {
       if (offset === 0) continue;
       const block = await this.cache.get(offset);
@@ -324,7 +430,6 @@ export class Refcounts {
         }
       }
     }
-    this.pending.clear();
     this.freeHint = 0;
     await this.writeIncrements();
   }

@@ -1,7 +1,8 @@
 // Refcount corners the random sequences do not reach (docs/mutation.md lists the
-// impl/refcount.ts mutants each test was written against): long runs placed in a
-// fresh refcount area with the fewest self-describing blocks, the refcount table
-// growing when that area does not fit and stopping at QEMU's limit, eviction of
+// impl/refcount.ts mutants each test was written against): long runs placed
+// first fit with their new refcount blocks right after them, the refcount table
+// growing when a run reaches past it, the fewest self-describing blocks of a new
+// area and QEMU's table limit, eviction of
 // dirty refcount blocks, dirty-image repair over several blocks or without one,
 // the write and barrier cost of a flush, and the engine's own invariant checks.
 import { describe, expect, it } from 'vitest';
@@ -10,6 +11,8 @@ import { decodeHeader, encodeHeader } from '../../impl/format/header.js';
 import { openState } from '../../impl/open.js';
 import { flushMetadata } from '../../impl/flush.js';
 import { reftableSizeBytesMax } from '../../impl/limits.js';
+import { reftableGrowth } from '../../impl/refcount-area.js';
+import { geometry } from '../../impl/geometry.js';
 import type { ImageState } from '../../impl/state.js';
 import { bufferReader, checkImage, decodeImage } from '../../model/index.js';
 import { keepOpen } from './model-agreement.js';
@@ -42,45 +45,47 @@ function blocksInUse(bytes: Uint8Array): number {
   return k;
 }
 
-describe('a run of R clusters or more goes to a fresh refcount area', () => {
+/** The first cluster with a zero count. */
+async function firstFreeCluster(s: ImageState): Promise<number> {
+  let c = 0;
+  while ((await s.refcounts.logical(c)) !== 0) c++;
+  return c;
+}
+
+describe('a run of R clusters or more goes first fit, its new refcount blocks right after it', () => {
   for (const count of [R, 2 * (R - 1), 2 * (R - 1) + 1, 3 * R]) {
-    it(`${count} clusters: right after the fewest blocks that describe themselves and the run`, async () => {
+    it(`${count} clusters: at the first free cluster, no range skipped (QEMU alloc_refcount_block)`, async () => {
       const file = await freshImage(64 * KiB);
-      const k = blocksInUse(file.bytes());
       const s = await engineState(keepOpen(file));
+      const firstFree = await firstFreeCluster(s);
       const offset = await s.refcounts.allocate(count);
+      expect(offset).toBe(firstFree * 512);
       // The check ignores counts past the end of the file, as qemu-img does.
       await s.file.pwrite(offset, new Uint8Array(count * 512));
-      // m blocks describe m + count clusters: the fewest with m * R >= m + count.
-      const m = Math.ceil(count / (R - 1));
-      expect(offset).toBe((k * R + m) * 512);
       await flushMetadata(s);
-      const report = checkImage(bufferReader(file.bytes()));
+      const bytes = file.bytes();
+      const report = checkImage(bufferReader(bytes));
       expect(report.corruptions, report.messages.join('\n')).toBe(0);
       expect(report.leaks).toBe(count); // allocated, never referenced
+      // Every new block lies past the run, and the file holds nothing else:
+      // the run, the blocks, and one block per range the file reaches.
+      const blocks = blocksInUse(bytes);
+      const view = new DataView(bytes.buffer, bytes.byteOffset);
+      const header = decodeHeader(bytes);
+      for (let i = 1; i < blocks; i++) {
+        expect(Number(view.getBigUint64(header.refcountTableOffset + i * 8))).toBeGreaterThanOrEqual(offset + count * 512);
+      }
+      const fileClusters = Math.ceil(bytes.length / 512);
+      expect(fileClusters).toBe(firstFree + count + blocks - 1);
+      expect(blocks).toBe(Math.ceil(fileClusters / R));
     });
   }
 
-  it('keeps the refcount table when the area ends exactly at its last entry', async () => {
+  it('grows the refcount table when a run reaches past it, then places the run', async () => {
     const file = await freshImage(64 * KiB);
     const before = decodeHeader(file.bytes());
     const entries = (before.refcountTableClusters * 512) / 8;
-    const k = blocksInUse(file.bytes());
-    const count = (entries - k) * (R - 1); // exactly entries - k new blocks
-    const s = await engineState(keepOpen(file));
-    const offset = await s.refcounts.allocate(count);
-    await flushMetadata(s);
-    const after = decodeHeader(file.bytes());
-    expect(after.refcountTableOffset).toBe(before.refcountTableOffset);
-    expect(blocksInUse(file.bytes())).toBe(entries);
-    expect(offset).toBe((k * R + entries - k) * 512);
-  });
-
-  it('grows the refcount table first when the area would run past it, then places the run', async () => {
-    const file = await freshImage(64 * KiB);
-    const before = decodeHeader(file.bytes());
-    const entries = (before.refcountTableClusters * 512) / 8;
-    const count = (entries - 1) * (R - 1) + 1; // needs `entries` new blocks after the first
+    const count = entries * R; // reaches past what the table can describe
     const s = await engineState(keepOpen(file));
     const offset = await s.refcounts.allocate(count);
     await s.file.pwrite(offset, new Uint8Array(count * 512));
@@ -94,27 +99,43 @@ describe('a run of R clusters or more goes to a fresh refcount area', () => {
     expect(offset).toBeGreaterThanOrEqual(after.refcountTableOffset + after.refcountTableClusters * 512);
   });
 
-  it(`stops at QEMU's refcount table limit (${reftableSizeBytesMax / 8} entries) with a typed error`, async () => {
-    // A refcount table of exactly the limit whose last entry is in use: any new
-    // area lies past it, and the table cannot grow.
-    const file = await freshImage(64 * KiB);
-    const bytes = file.bytes();
-    const header = decodeHeader(bytes);
-    const tableOffset = Math.ceil(bytes.length / 512) * 512;
-    const blockOffset = tableOffset + reftableSizeBytesMax;
-    const crafted = new Uint8Array(blockOffset + 512);
-    crafted.set(bytes);
-    const view = new DataView(crafted.buffer);
-    view.setBigUint64(tableOffset, new DataView(bytes.buffer).getBigUint64(header.refcountTableOffset));
-    view.setBigUint64(tableOffset + reftableSizeBytesMax - 8, BigInt(blockOffset));
-    crafted.set(encodeHeader({ ...header, refcountTableOffset: tableOffset, refcountTableClusters: reftableSizeBytesMax / 512 }));
-    const target = new MemoryFile(crafted);
-    const s = await engineState(keepOpen(target));
-    const error = await s.refcounts.allocate(R).then(() => undefined, (e: unknown) => e);
+  it('a new refcount area holds the fewest self-describing blocks for the new table', () => {
+    const g = geometry(3, 9, 6);
+    // 64 entries per table cluster, 64 clusters per block: the area for index 64
+    // of a 64-entry table is one block and a 2-cluster table (ceil(65 * 1.5 / 64) = 2).
+    expect(reftableGrowth(g, 64, 64)).toEqual({ areaIndex: 64, blocksCount: 1, entriesCount: 128, tableClusters: 2 });
+    expect(reftableGrowth(g, 64, 100)).toMatchObject({ areaIndex: 100, blocksCount: 1 });
+    // A table of 64 * 63 entries needs more clusters than one block can count besides itself.
+    expect(reftableGrowth(g, 64 * 63, 64 * 63).blocksCount).toBe(2);
+  });
+
+  it(`stops at QEMU's refcount table limit (${reftableSizeBytesMax / 8} entries) with a typed error`, () => {
+    const g = geometry(3, 9, 6);
+    const limit = reftableSizeBytesMax / 8;
+    const error = (() => {
+      try {
+        reftableGrowth(g, limit, limit);
+        return undefined;
+      } catch (e) {
+        return e;
+      }
+    })();
     expect(error).toBeInstanceOf(Qcow2Error);
     expect((error as Qcow2Error).code).toBe('unsupported');
-    expect((error as Qcow2Error).message).toMatch(new RegExp(`^refcount table would need \\d+ entries \\(limit ${reftableSizeBytesMax / 8}\\)$`));
-    expect(firstDifference(target.bytes(), crafted)).toBe(-1);
+    expect((error as Qcow2Error).message).toMatch(new RegExp(`^refcount table would need \\d+ entries \\(limit ${limit}\\)$`));
+    // At the boundary: the largest table that still grows gets at most the limit.
+    const grows = (k: number) => {
+      try {
+        return reftableGrowth(g, k, k).entriesCount;
+      } catch {
+        return undefined;
+      }
+    };
+    let largest = Math.floor(limit / 1.5) - 4096;
+    expect(grows(largest)).toBeDefined();
+    while (grows(largest + 1) !== undefined) largest++;
+    expect(grows(largest)).toBeLessThanOrEqual(limit);
+    expect(largest).toBeGreaterThan(limit / 1.5 - 4096);
   });
 });
 
@@ -135,7 +156,7 @@ describe('first fit', () => {
     const file = await freshImage(64 * KiB);
     const s = await engineState(keepOpen(file));
     let firstFree = 0;
-    while ((await s.refcounts.stored(firstFree)) !== 0) firstFree++;
+    while ((await s.refcounts.logical(firstFree)) !== 0) firstFree++;
     expect(firstFree).toBeLessThan(R);
     const k = blocksInUse(file.bytes());
     expect(k).toBe(1);
