@@ -19,6 +19,8 @@ export interface ImageDriver {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** The image file's bytes after a flush (what `decodeImage` and `qemu-img` see). */
   imageBytes(): Promise<Uint8Array>;
+  /** The image file's length in bytes as it is now, without flushing (the space check). */
+  fileLength(): Promise<number>;
   /** Writes the flushed image to `path` so that QEMU can judge it. */
   writeTo(path: string): Promise<void>;
   /** Releases the image (and any process behind it). Idempotent. */

@@ -1,87 +1,172 @@
-// space: the image file does not grow beyond what its live clusters need.
-// Refcounts cannot show this kind of leak: an allocator that never reuses freed
-// clusters, or that extends the file without allocating, keeps every refcount
-// right while the file grows without end.
+// space: the image file holds no more clusters than the model's live data and
+// metadata explain, after every operation, flushed or not. Refcounts cannot show
+// this kind of leak: an allocator that never reuses freed clusters, reuses them
+// only after a flush, or skips free clusters when it places a refcount block
+// keeps every refcount right while the file grows.
 //
-// The bound, checked after every operation (the image is flushed first, so
-// clusters freed by earlier operations are reusable):
+// The check never flushes: it reads the file's length as the implementation
+// left it (ImageDriver.fileLength), so an engine is measured as it runs. The
+// bound, in clusters:
 //
-//   fileClusters <= 2 * peakLive + opClustersMax + 8 + reftableGrowths * (refblockEntries + 1)
+//   fileClusters <= peakLive + refcountClusters(fileClusters) + tableSlack
 //
-// - fileClusters: ceil(file length / cluster size).
-// - peakLive: the most clusters with a non-zero on-disk refcount seen after any
-//   operation of the sequence so far (data, L2 tables, L1 tables, refcount
-//   structures, snapshot table, header).
-// - the factor 2 absorbs fragmentation: a run of n clusters allocated in one go
-//   may go to the end of the file while shorter holes stay free (QEMU's
-//   first-fit, and its free-cluster hint that skips past short holes).
-// - opClustersMax: the most clusters one operation of the sequence may need at
-//   once (its guest range, or a copy of the L1 table), for the same reason.
-// - 8: header, the old and new L1 and refcount table and snapshot table being
-//   swapped, the partial last cluster.
-// - a refcount-table growth places the new refcount area at the start of the
-//   next refblock's range (QEMU qcow2_refcount_area), skipping up to one
-//   refblock's worth of clusters: refblockEntries = clusterSize * 8 / refcountBits.
-import type { ModelState, Op } from '../../model/index.js';
+// - fileClusters: ceil(file length / cluster size); a partial last cluster is
+//   a live one (data written up to the end of the file).
+// - live(op): the model's exact count of the clusters live before or after the
+//   op (their union: an op may allocate before it frees, as COW, L1 growth and
+//   a new snapshot table do, so both are in the file at its peak): the header,
+//   every data cluster and L2 table (distinct identities, active and snapshots),
+//   the active L1, each snapshot's L1 copy, and the snapshot table.
+// - peakLive: the largest live(op) of the sequence so far. The file does not
+//   shrink when clusters are freed (only a shrinking resize truncates), so a
+//   freed cluster is explained by the peak it was part of; a freed cluster must
+//   be used again before the file grows, flush or no flush.
+// - refcountClusters(F): the model has no refcount structures; a file of F
+//   clusters holds at most one refcount block per range of R = clusterSize * 8 /
+//   refcountBits clusters it reaches, and one cluster of refcount table while
+//   those blocks fit one; past that, a grown table (QEMU's 1.5x headroom) and
+//   the old one.
+// - tableSlack: twice the largest table seen that must be contiguous and spans
+//   more than one cluster (the active L1, a snapshot L1 copy, the snapshot
+//   table). First fit puts such a table past holes smaller than it; the next
+//   single-cluster allocations fill them. 0 while every table fits a cluster.
+// Nothing else is slack: a new refcount block taking a cluster past the free
+// ones before it, or a freed cluster not reused before the file grows, shows
+// as soon as the file outgrows its peak by more than that.
+import { expectedRefcounts, type ModelState } from '../../model/index.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
 import type { Check, CheckEnv } from './check.js';
 
-export const spaceSlackClusters = 8;
-export const spaceFragmentationFactor = 2;
+/** Contiguous tables may skip holes smaller than themselves: this many of the largest. */
+export const spaceTableSlackFactor = 2;
+/** Bytes of a snapshot table entry besides its ID and name: the fixed header and the 24 bytes of extra data QEMU 7.2 and the engine write. */
+const snapshotEntryFixedBytes = 40 + 24;
 
+/** What the check keeps between operations of one sequence. */
 interface SpaceMemory {
+  /** L1 entries of the active table: it only grows (exact growth, QEMU qcow2_grow_l1_table). */
+  l1Entries: number;
+  /** Snapshot ID -> L1 entries when it was taken. */
+  readonly snapshotL1Entries: Map<string, number>;
+  /** The model's live clusters after the previous op. */
+  previous: LiveSet;
   peakLive: number;
-  opClustersMax: number;
-  reftableGrowths: number;
-  reftableOffset: number | undefined;
+  /** Largest contiguous multi-cluster table seen, in clusters. */
+  tableMax: number;
+  /** Largest fileClusters minus the bound without tableSlack and the partial cluster (tightness, for tests). */
+  excessMax: number;
+}
+
+/** The clusters the model says are live after one op, by kind. */
+interface LiveSet {
+  readonly dataIds: ReadonlySet<number>;
+  readonly l2Ids: ReadonlySet<number>;
+  readonly l1Clusters: number;
+  /** Snapshot ID -> clusters of its L1 copy. */
+  readonly snapshotL1Clusters: ReadonlyMap<string, number>;
+  readonly snapshotTableClusters: number;
+}
+
+function clustersOf(bytes: number, cs: number): number {
+  return Math.ceil(bytes / cs);
+}
+
+function liveSet(state: ModelState, m: SpaceMemory): LiveSet {
+  const cs = 2 ** state.options.clusterBits;
+  const counts = expectedRefcounts(state);
+  const snapshotL1Clusters = new Map<string, number>();
+  let tableBytes = 0;
+  const encoder = new TextEncoder();
+  for (const s of state.snapshots) {
+    snapshotL1Clusters.set(s.id, clustersOf((m.snapshotL1Entries.get(s.id) ?? m.l1Entries) * 8, cs));
+    tableBytes = Math.ceil((tableBytes + snapshotEntryFixedBytes + encoder.encode(s.id).length + encoder.encode(s.name).length) / 8) * 8;
+  }
+  return {
+    dataIds: new Set(counts.dataClusters.keys()),
+    l2Ids: new Set(counts.l2Tables.keys()),
+    l1Clusters: clustersOf(m.l1Entries * 8, cs),
+    snapshotL1Clusters,
+    snapshotTableClusters: clustersOf(tableBytes, cs),
+  };
+}
+
+function unionSize<T>(a: ReadonlySet<T> | ReadonlyMap<T, unknown>, b: ReadonlySet<T> | ReadonlyMap<T, unknown>): number {
+  let n = a.size;
+  for (const key of b.keys()) if (!a.has(key)) n++;
+  return n;
+}
+
+/** live(op): header, data, L2 tables, L1 tables and snapshot tables live before or after the op. */
+function liveAcross(before: LiveSet, after: LiveSet): number {
+  let snapshotL1 = 0;
+  for (const [id, clusters] of before.snapshotL1Clusters) snapshotL1 += Math.max(clusters, after.snapshotL1Clusters.get(id) ?? 0);
+  for (const [id, clusters] of after.snapshotL1Clusters) if (!before.snapshotL1Clusters.has(id)) snapshotL1 += clusters;
+  // A changed snapshot list is a rewritten snapshot table: the new one is written before the old is freed.
+  const snapshotsChanged = unionSize(before.snapshotL1Clusters, after.snapshotL1Clusters) !== before.snapshotL1Clusters.size
+    || before.snapshotL1Clusters.size !== after.snapshotL1Clusters.size;
+  const l1 = before.l1Clusters === after.l1Clusters ? after.l1Clusters : before.l1Clusters + after.l1Clusters;
+  const snapshotTable = snapshotsChanged ? before.snapshotTableClusters + after.snapshotTableClusters : after.snapshotTableClusters;
+  return 1 + unionSize(before.dataIds, after.dataIds) + unionSize(before.l2Ids, after.l2Ids) + l1 + snapshotL1 + snapshotTable;
+}
+
+/**
+ * Refcount blocks and table a file of `fileClusters` may hold: one block per
+ * range of R clusters it reaches, and the table those blocks need. A table
+ * whose entries fit one cluster never grew (a created image has one cluster
+ * of table for up to clusterSize / 8 blocks); past that it may have grown,
+ * with QEMU's 1.5x headroom, and the old table is there until its clusters are
+ * used again.
+ */
+export function refcountClustersFor(fileClusters: number, clusterBits: number, refcountBits: number): number {
+  const cs = 2 ** clusterBits;
+  const blocks = Math.ceil(fileClusters / ((cs * 8) / refcountBits));
+  const tableClusters = blocks * 8 <= cs ? 1 : 2 * Math.ceil(((blocks + 2) * 1.5 * 8) / cs);
+  return blocks + tableClusters;
 }
 
 function memory(env: CheckEnv): SpaceMemory {
   let m = env.scratch.get('space') as SpaceMemory | undefined;
   if (m === undefined) {
-    m = { peakLive: 0, opClustersMax: 1, reftableGrowths: 0, reftableOffset: undefined };
+    const cs = 2 ** env.options.clusterBits;
+    const l1Entries = Math.ceil(env.options.virtualSize / ((cs * cs) / 8));
+    const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
+    m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity };
     env.scratch.set('space', m);
   }
   return m;
 }
 
-/** Clusters an operation may need in one contiguous allocation. */
-export function opClusters(op: Op, state: ModelState, l1Size: number): number {
-  const cs = 2 ** state.options.clusterBits;
-  const l1Clusters = Math.ceil((l1Size * 8) / cs) + 1;
-  switch (op.kind) {
-    case 'write':
-    case 'writeZeroes':
-    case 'discard':
-      return Math.ceil(op.length / cs) + 1;
-    default:
-      return l1Clusters;
-  }
+/** The largest fileClusters minus the bound without its table slack seen in this sequence (for tests of tightness). */
+export function spaceExcessMax(scratch: ReadonlyMap<string, unknown>): number | undefined {
+  return (scratch.get('space') as SpaceMemory | undefined)?.excessMax;
 }
 
 export const spaceCheck: Check = {
   name: 'space',
   async afterOp(env, op) {
     const m = memory(env);
-    const decoded = (await env.image()).decoded();
-    const { header, fileSize, refcounts } = decoded;
-    const cs = header.clusterSize;
-    const fileClusters = Math.ceil(fileSize / cs);
-    let live = 0;
-    for (let c = 0; c < fileClusters; c++) if (refcounts.refcount(c) !== 0n) live++;
+    const state = env.state;
+    const cs = 2 ** state.options.clusterBits;
+    m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / ((cs * cs) / 8)));
+    for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
+    const now = liveSet(state, m);
+    const live = liveAcross(m.previous, now);
+    m.previous = now;
     m.peakLive = Math.max(m.peakLive, live);
-    m.opClustersMax = Math.max(m.opClustersMax, opClusters(op, env.state, header.l1Size));
-    if (m.reftableOffset !== undefined && m.reftableOffset !== header.refcountTableOffset) m.reftableGrowths++;
-    m.reftableOffset = header.refcountTableOffset;
-    const refblockEntries = (cs * 8) / 2 ** header.refcountOrder;
-    const bound =
-      spaceFragmentationFactor * m.peakLive + m.opClustersMax + spaceSlackClusters + m.reftableGrowths * (refblockEntries + 1);
+    for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
+    const fileSize = await env.driver.fileLength();
+    const fileClusters = clustersOf(fileSize, cs);
+    const refcountClusters = refcountClustersFor(fileClusters, state.options.clusterBits, state.options.refcountBits);
+    const tableSlack = spaceTableSlackFactor * m.tableMax;
+    const bound = m.peakLive + refcountClusters + tableSlack;
+    m.excessMax = Math.max(m.excessMax, fileClusters - (m.peakLive + refcountClusters));
     if (fileClusters > bound) {
       throw new PropertyViolation(
         'space',
         `after ${formatStep(op)}: the file has ${fileClusters} clusters (${fileSize} bytes) but at most ${bound} are explained ` +
-          `(${live} live now, peak ${m.peakLive}, largest op ${m.opClustersMax} clusters, ${m.reftableGrowths} refcount-table growths)`,
+          `(peak of live clusters ${m.peakLive}, refcount structures for that file ${refcountClusters}, ` +
+          `contiguous-table slack ${tableSlack})`,
       );
     }
   },

@@ -31,6 +31,10 @@ class CanaryDriver implements ImageDriver {
     return this.inner.imageBytes();
   }
 
+  fileLength(): Promise<number> {
+    return this.inner.fileLength();
+  }
+
   writeTo(path: string): Promise<void> {
     return this.inner.writeTo(path);
   }

@@ -93,6 +93,10 @@ class EngineDriver implements ImageDriver {
     return this.file.bytes();
   }
 
+  fileLength(): Promise<number> {
+    return this.file.length();
+  }
+
   async writeTo(path: string): Promise<void> {
     await writeFile(path, await this.imageBytes());
   }
