@@ -16,7 +16,12 @@ export function checkResize(s: ImageState, newSize: number): void {
   }
 }
 
-export async function resizeImage(s: ImageState, newSize: number): Promise<void> {
+/**
+ * Resize to `newSize` bytes. `zeroTail: false` skips zeroing the old last
+ * cluster's tail on growth: a snapshot revert replaces the whole active L1
+ * right after, so that COW would only allocate clusters to free them again.
+ */
+export async function resizeImage(s: ImageState, newSize: number, options: { zeroTail: boolean } = { zeroTail: true }): Promise<void> {
   checkResize(s, newSize);
   const oldSize = s.header.size;
   if (newSize === oldSize) return;
@@ -25,7 +30,7 @@ export async function resizeImage(s: ImageState, newSize: number): Promise<void>
     await s.map.growL1(sizeToL1(s.g, newSize));
     s.header.size = newSize;
     s.headerDirty = true;
-    if (oldSize % cs !== 0) {
+    if (options.zeroTail && oldSize % cs !== 0) {
       const entry = await s.map.entry(Math.floor(oldSize / cs));
       if (entry.kind === 'normal' || entry.kind === 'compressed') {
         const tailEnd = Math.min(newSize, (Math.floor(oldSize / cs) + 1) * cs);

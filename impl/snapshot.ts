@@ -148,7 +148,7 @@ export async function revertSnapshot(s: ImageState, name: string): Promise<void>
   const increments = await walk(s, snapL1);
   await checkOverflow(s, increments);
   if (diskSize !== s.header.size) {
-    await resizeImage(s, diskSize);
+    await resizeImage(s, diskSize, { zeroTail: false });
     await flushMetadata(s);
   }
   await s.map.growL1(snapL1.size);

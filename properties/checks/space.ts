@@ -62,6 +62,8 @@ interface SpaceMemory {
 interface LiveSet {
   readonly dataIds: ReadonlySet<number>;
   readonly l2Ids: ReadonlySet<number>;
+  /** The active L1: a growth moves it even when its cluster count stays. */
+  readonly l1Entries: number;
   readonly l1Clusters: number;
   /** Snapshot ID -> clusters of its L1 copy. */
   readonly snapshotL1Clusters: ReadonlyMap<string, number>;
@@ -85,6 +87,7 @@ function liveSet(state: ModelState, m: SpaceMemory): LiveSet {
   return {
     dataIds: new Set(counts.dataClusters.keys()),
     l2Ids: new Set(counts.l2Tables.keys()),
+    l1Entries: m.l1Entries,
     l1Clusters: clustersOf(m.l1Entries * 8, cs),
     snapshotL1Clusters,
     snapshotTableClusters: clustersOf(tableBytes, cs),
@@ -105,7 +108,7 @@ function liveAcross(before: LiveSet, after: LiveSet): number {
   // A changed snapshot list is a rewritten snapshot table: the new one is written before the old is freed.
   const snapshotsChanged = unionSize(before.snapshotL1Clusters, after.snapshotL1Clusters) !== before.snapshotL1Clusters.size
     || before.snapshotL1Clusters.size !== after.snapshotL1Clusters.size;
-  const l1 = before.l1Clusters === after.l1Clusters ? after.l1Clusters : before.l1Clusters + after.l1Clusters;
+  const l1 = before.l1Entries === after.l1Entries ? after.l1Clusters : before.l1Clusters + after.l1Clusters;
   const snapshotTable = snapshotsChanged ? before.snapshotTableClusters + after.snapshotTableClusters : after.snapshotTableClusters;
   return 1 + unionSize(before.dataIds, after.dataIds) + unionSize(before.l2Ids, after.l2Ids) + l1 + snapshotL1 + snapshotTable;
 }
@@ -130,7 +133,7 @@ function memory(env: CheckEnv): SpaceMemory {
   if (m === undefined) {
     const cs = 2 ** env.options.clusterBits;
     const l1Entries = Math.ceil(env.options.virtualSize / ((cs * cs) / 8));
-    const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
+    const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
     m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity };
     env.scratch.set('space', m);
   }
