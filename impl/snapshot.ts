@@ -1,7 +1,7 @@
 // Internal snapshots (QEMU qcow2-snapshot.c, qcow2_update_snapshot_refcount).
 // Every operation checks refcount overflow before changing anything, so a refused
 // create/revert leaves no trace (QEMU 7.2 leaks a cluster there). Each starts and
-// ends with a flush, so no deferred decrement is pending while it counts.
+// ends with a flush, so no drop is undurable while it counts (an increment never meets one).
 import type { ImageState } from './state.js';
 import type { SnapshotEntry } from './format/snapshot-table.js';
 import type { L2Table } from './format/l2-entry.js';

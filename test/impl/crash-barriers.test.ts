@@ -99,7 +99,7 @@ describe('crash with reordered writes between barriers', () => {
     for (const refcountBits of [1, 16]) {
       const result = await judge(await baseImage(refcountBits), async (image) => {
         await image.write(1000, pseudoRandomBytes(3000, 3)); // in place, partial clusters
-        await image.discard(4096, 8192); // frees clusters (decrements after the barrier)
+        await image.discard(4096, 8192); // frees clusters (their true counts land in the last flush phase)
         await image.flush();
         await image.write(200_000, pseudoRandomBytes(6000, 4)); // reuses the freed clusters, new L2 table
         await image.flush();
