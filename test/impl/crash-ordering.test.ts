@@ -1,7 +1,8 @@
 // Crash ordering: record every pwrite/truncate the engine issues on top of a
 // flushed image, cut the log at every point, and judge each prefix with qemu-img
 // check: leaks are allowed, corruption is not. Covers writes (new L2 tables,
-// COW of clusters shared with a snapshot), zero writes, discards, L1 growth,
+// COW of clusters shared with a snapshot), zero writes, discards and the reuse
+// of their clusters before any flush, L1 growth,
 // refcount-block creation and refcount-table growth, shrink.
 // Out of scope: snapshot create/revert/delete. They change a refcount and the
 // COPIED flags that must agree with it in different clusters, so some prefix
@@ -53,6 +54,7 @@ describe('crash ordering', () => {
     await image.write(100_000, pseudoRandomBytes(1000, 3)); // new L2 table
     await image.writeZeroes(0, 1024);
     await image.discard(2048, 2048);
+    await image.write(150_000, pseudoRandomBytes(2048, 6)); // takes the discarded clusters at once (a flush first)
     await image.resize(4 * 1024 * 1024); // L1 growth
     await image.write(1_500_000, pseudoRandomBytes(2_200_000, 4)); // refcount blocks, reftable growth
     await image.resize(64 * 1024); // shrink
