@@ -54,7 +54,7 @@ interface SpaceMemory {
   peakLive: number;
   /** Largest contiguous multi-cluster table seen, in clusters. */
   tableMax: number;
-  /** Largest fileClusters minus the bound without tableSlack and the partial cluster (tightness, for tests). */
+  /** Largest fileClusters - (peakLive + refcountClusters) so far: how close the file came to the bound without its table slack. */
   excessMax: number;
 }
 
@@ -106,8 +106,8 @@ function liveAcross(before: LiveSet, after: LiveSet): number {
   for (const [id, clusters] of before.snapshotL1Clusters) snapshotL1 += Math.max(clusters, after.snapshotL1Clusters.get(id) ?? 0);
   for (const [id, clusters] of after.snapshotL1Clusters) if (!before.snapshotL1Clusters.has(id)) snapshotL1 += clusters;
   // A changed snapshot list is a rewritten snapshot table: the new one is written before the old is freed.
-  const snapshotsChanged = unionSize(before.snapshotL1Clusters, after.snapshotL1Clusters) !== before.snapshotL1Clusters.size
-    || before.snapshotL1Clusters.size !== after.snapshotL1Clusters.size;
+  const snapshotsChanged = before.snapshotL1Clusters.size !== after.snapshotL1Clusters.size
+    || [...after.snapshotL1Clusters.keys()].some((id) => !before.snapshotL1Clusters.has(id));
   const l1 = before.l1Entries === after.l1Entries ? after.l1Clusters : before.l1Clusters + after.l1Clusters;
   const snapshotTable = snapshotsChanged ? before.snapshotTableClusters + after.snapshotTableClusters : after.snapshotTableClusters;
   return 1 + unionSize(before.dataIds, after.dataIds) + unionSize(before.l2Ids, after.l2Ids) + l1 + snapshotL1 + snapshotTable;
@@ -140,7 +140,7 @@ function memory(env: CheckEnv): SpaceMemory {
   return m;
 }
 
-/** The largest fileClusters minus the bound without its table slack seen in this sequence (for tests of tightness). */
+/** SpaceMemory.excessMax of one sequence's scratch (for tests of tightness); undefined before the first op. */
 export function spaceExcessMax(scratch: ReadonlyMap<string, unknown>): number | undefined {
   return (scratch.get('space') as SpaceMemory | undefined)?.excessMax;
 }
@@ -157,6 +157,7 @@ export const spaceCheck: Check = {
     const live = liveAcross(m.previous, now);
     m.previous = now;
     m.peakLive = Math.max(m.peakLive, live);
+    // Snapshot L1 copies are never larger than the active L1 (it only grows).
     for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
     const fileSize = await env.driver.fileLength();
     const fileClusters = clustersOf(fileSize, cs);
