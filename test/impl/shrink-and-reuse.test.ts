@@ -1,10 +1,10 @@
-// Where the engine puts clusters, as far as QEMU 7.2 pins it down and the space
-// property cannot (its bound allows 2x the peak): a shrink gives back the file
-// past the last counted cluster (qcow2_co_truncate truncates to
-// qcow2_get_last_cluster + 1; `qemu-img resize --shrink` of a full 1 MiB image
-// to 64 KiB leaves 86016 bytes with 4 KiB clusters), and clusters freed by a
-// flush are found again by the next allocation (free_cluster_index goes back
-// to the lowest freed cluster), so the file does not grow.
+// Where the engine puts clusters, as far as QEMU 7.2 pins it down: a shrink
+// gives back the file past the last counted cluster (qcow2_co_truncate
+// truncates to qcow2_get_last_cluster + 1; `qemu-img resize --shrink` of a full
+// 1 MiB image to 64 KiB leaves 86016 bytes with 4 KiB clusters), and freed
+// clusters are found again by the next allocation (free_cluster_index goes back
+// to the lowest freed cluster), so the file does not grow. Reuse before any
+// flush is in crash-barriers.test.ts and test/cli/commands/space.test.ts.
 import { describe, expect, it } from 'vitest';
 import { MemoryFile, Qcow2Image } from '../../impl/index.js';
 import { bufferReader, checkImage, decodeImage } from '../../model/index.js';
