@@ -67,8 +67,9 @@ export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8A
  * QEMU's metadata overlap check (the "constant" template plus refcount blocks):
  * guest data never goes over the header, the active L1, the refcount table or
  * blocks, or the snapshot table. Only a damaged image gets here: refuse the write.
+ * Errors: Qcow2Error 'corrupt' naming the region.
  */
-function checkOverlap(s: ImageState, host: number, length: number): void {
+export function checkOverlap(s: ImageState, host: number, length: number): void {
   const cs = s.g.clusterSize;
   const overlaps = (start: number, bytes: number) => bytes > 0 && host < start + bytes && host + length > start;
   const region = overlaps(0, cs) ? 'header'

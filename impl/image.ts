@@ -9,6 +9,7 @@ import { incompatCorrupt, incompatDirty } from './limits.js';
 import { openState } from './open.js';
 import { qualifyCreateOptions, writeNewImage, type CreateOptions } from './create.js';
 import { readGuest, writeGuest } from './data-path.js';
+import { writeCompressedGuest } from './compressed-write.js';
 import { discardGuest, writeZeroesGuest } from './zero-discard.js';
 import { resizeImage } from './resize.js';
 import { createSnapshot, deleteSnapshot, revertSnapshot } from './snapshot.js';
@@ -143,6 +144,19 @@ export class Qcow2Image {
     return this.mutate(async () => {
       this.checkRange(offset, data.length, 'write');
       if (data.length > 0) await writeGuest(this.s, offset, data);
+    });
+  }
+
+  /**
+   * qemu-io `write -c`: `data` as compressed clusters at a cluster-aligned
+   * `offset`, whole clusters except at the end of the disk. Errors:
+   * 'out-of-range', 'invalid-argument' (not whole clusters), 'compressed-overwrite'
+   * (a cluster already has a host offset; every other cluster is written).
+   */
+  writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    return this.mutate(async () => {
+      this.checkRange(offset, data.length, 'compressed write');
+      if (data.length > 0) await writeCompressedGuest(this.s, offset, data);
     });
   }
 

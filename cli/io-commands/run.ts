@@ -31,7 +31,7 @@ export const ioChunkBytes = 4 << 20;
  * script and propagates.
  */
 const refusedCodes: ReadonlySet<Qcow2ErrorCode> = new Set<Qcow2ErrorCode>([
-  'out-of-range', 'invalid-argument', 'unknown-snapshot', 'unsupported', 'refcount-overflow', 'read-only',
+  'out-of-range', 'invalid-argument', 'unknown-snapshot', 'unsupported', 'refcount-overflow', 'compressed-overwrite', 'read-only',
 ]);
 
 /** Runs the commands in order, printing qemu-io's result lines (without its timing line). */

@@ -86,6 +86,11 @@ export class QemuIoSession {
     return this.enqueue(() => this.quiet(`write -q -P ${hex(pattern & 0xff)} ${hex(offset)} ${hex(length)}`));
   }
 
+  /** `write -c -P`: whole clusters stored compressed (qcow2_co_pwritev_compressed). */
+  writeCompressed(offset: number, length: number, pattern: number): Promise<void> {
+    return this.enqueue(() => this.quiet(`write -q -c -P ${hex(pattern & 0xff)} ${hex(offset)} ${hex(length)}`));
+  }
+
   writeZeroes(offset: number, length: number, constraints: WriteZeroesConstraints): Promise<void> {
     const flags = constraints.unmap ? '-q -z -u' : '-q -z';
     return this.enqueue(() => this.quiet(`write ${flags} ${hex(offset)} ${hex(length)}`));
