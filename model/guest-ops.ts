@@ -2,7 +2,7 @@
 // (docs/semantics.md, one function per section).
 import { ActiveDraft } from './active-draft.js';
 import { entryAt, geometry, type ModelState } from './state.js';
-import { writeBytes, type DiscardOp, type Outcome, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from './ops.js';
+import { compressedWriteBytes, writeBytes, type DiscardOp, type Outcome, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from './ops.js';
 
 export type StepResult = { readonly state: ModelState; readonly outcome: Outcome };
 
@@ -69,10 +69,11 @@ export function writeCompressed(state: ModelState, op: WriteCompressedOp): StepR
     return refuse(state, 'invalid-argument', `compressed write ${op.offset}+${op.length} is not whole clusters`);
   }
   const draft = new ActiveDraft(state);
+  const bytes = compressedWriteBytes(op);
   let refusedCluster: number | undefined;
   for (const p of pieces(op.offset, op.length, clusterSize)) {
     const content = new Uint8Array(clusterSize);
-    content.fill(op.pattern & 0xff, 0, p.end - p.start);
+    content.set(bytes.subarray(p.start - op.offset, p.end - op.offset));
     if (!draft.compress(p.guestCluster, content)) refusedCluster ??= p.guestCluster;
   }
   const next = draft.finish();

@@ -43,16 +43,19 @@ export interface WriteOp {
 }
 /**
  * qemu-io `write -c -P pattern`: whole clusters (the last one may end at the
- * virtual size), each one stored as a compressed stream. The content is a fill
- * pattern so that it always compresses: QEMU writes a cluster that does not
- * compress below the cluster size as a normal cluster, which the model could not
- * predict without a compressor.
+ * virtual size), each one stored as a compressed stream. The content always
+ * compresses: QEMU writes a cluster that does not compress below the cluster
+ * size as a normal cluster, which the model could not predict without a
+ * compressor. It is `pattern` repeated, or with `seed` bytes whose high nibble
+ * is the pattern's and whose low nibble is pseudo-random (4 bits of entropy a
+ * byte: streams of about half a cluster, so that they straddle host clusters).
  */
 export interface WriteCompressedOp {
   readonly kind: 'writeCompressed';
   readonly offset: number;
   readonly length: number;
   readonly pattern: number;
+  readonly seed?: number;
 }
 /** qemu-io `write -z [-u]`. */
 export interface WriteZeroesOp {
@@ -152,9 +155,11 @@ export function writeBytes(op: WriteOp): Uint8Array {
   return out;
 }
 
-/** The bytes a compressed write op puts on the disk: its pattern, `length` times. */
+/** The bytes a compressed write op puts on the disk (see WriteCompressedOp). */
 export function compressedWriteBytes(op: WriteCompressedOp): Uint8Array {
-  return new Uint8Array(op.length).fill(op.pattern & 0xff);
+  if (op.seed === undefined) return new Uint8Array(op.length).fill(op.pattern & 0xff);
+  const noise = writeBytes({ kind: 'write', offset: op.offset, length: op.length, pattern: 0, seed: op.seed });
+  return noise.map((b) => (op.pattern & 0xf0) | (b & 0x0f));
 }
 
 /** The op as a qemu-io / qemu-img command line, so a counterexample reads as a script. */
@@ -166,7 +171,9 @@ export function formatOp(op: Op): string {
         ? `write -P ${hex(op.pattern & 0xff)} ${hex(op.offset)} ${hex(op.length)}`
         : `write -s <seed ${op.seed}> ${hex(op.offset)} ${hex(op.length)}`;
     case 'writeCompressed':
-      return `write -c -P ${hex(op.pattern & 0xff)} ${hex(op.offset)} ${hex(op.length)}`;
+      return op.seed === undefined
+        ? `write -c -P ${hex(op.pattern & 0xff)} ${hex(op.offset)} ${hex(op.length)}`
+        : `write -c -s <seed ${op.seed} nibbles, high 0x${(op.pattern & 0xf0).toString(16)}> ${hex(op.offset)} ${hex(op.length)}`;
     case 'writeZeroes':
       return `write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`;
     case 'discard':

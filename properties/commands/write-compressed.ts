@@ -15,6 +15,8 @@ export class WriteCompressedCommand extends StepCommand {
   constructor(
     readonly range: RangeSpec,
     readonly pattern: number,
+    /** Seed of the low nibbles (see WriteCompressedOp); undefined for a constant fill. */
+    readonly seed: number | undefined,
     /** Keep the range as drawn, unaligned (an invalid-argument refusal). */
     readonly raw: boolean,
   ) {
@@ -24,7 +26,7 @@ export class WriteCompressedCommand extends StepCommand {
   resolve(state: ModelState): WriteCompressedOp {
     const g = geometryOf(state);
     const { offset, length } = resolveRange(this.range, g);
-    const op = { kind: 'writeCompressed', pattern: this.pattern } as const;
+    const op = { kind: 'writeCompressed', pattern: this.pattern, ...(this.seed === undefined ? {} : { seed: this.seed }) } as const;
     if (this.raw || offset + length > g.virtualSize) return { ...op, offset, length };
     const start = Math.floor(offset / g.clusterSize) * g.clusterSize;
     const clusters = Math.min(compressedClustersMax, Math.ceil((offset + length - start) / g.clusterSize));
@@ -38,6 +40,11 @@ export class WriteCompressedCommand extends StepCommand {
 
 export function writeCompressedCommand(): fc.Arbitrary<WriteCompressedCommand> {
   return fc
-    .tuple(rangeSpec(), fc.integer({ min: 0, max: 255 }), fc.oneof({ arbitrary: fc.constant(false), weight: 9 }, { arbitrary: fc.constant(true), weight: 1 }))
-    .map(([range, pattern, raw]) => new WriteCompressedCommand(range, pattern, raw));
+    .tuple(
+      rangeSpec(),
+      fc.integer({ min: 0, max: 255 }),
+      fc.oneof({ arbitrary: fc.integer({ min: 1, max: 0x7fffffff }), weight: 2 }, { arbitrary: fc.constant(undefined), weight: 1 }),
+      fc.oneof({ arbitrary: fc.constant(false), weight: 9 }, { arbitrary: fc.constant(true), weight: 1 }),
+    )
+    .map(([range, pattern, seed, raw]) => new WriteCompressedCommand(range, pattern, seed, raw));
 }

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
-  formatOp, writeBytes, type DiscardOp, type ImageOptions, type Op, type OpErrorKind, type Outcome, type WriteCompressedOp, type WriteOp, type WriteZeroesOp,
+  compressedWriteBytes, formatOp, writeBytes, type DiscardOp, type ImageOptions, type Op, type OpErrorKind, type Outcome, type WriteCompressedOp, type WriteOp, type WriteZeroesOp,
 } from '../../model/index.js';
 import {
   QemuImgError,
@@ -33,7 +33,7 @@ export function applyQemuIoGuestOp(io: QemuIoSession, op: GuestDataOp): Promise<
     case 'write':
       return io.write(op.offset, writeBytes(op));
     case 'writeCompressed':
-      return io.writeCompressed(op.offset, op.length, op.pattern);
+      return io.writeCompressed(op.offset, compressedWriteBytes(op));
     case 'writeZeroes':
       return io.writeZeroes(op.offset, op.length, { unmap: op.unmap });
     case 'discard':

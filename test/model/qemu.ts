@@ -37,6 +37,7 @@ export async function qemuApply(file: string, ops: readonly Op[]): Promise<boole
         r = await io(`write -P ${op.pattern & 0xff} ${hex(op.offset)} ${hex(op.length)}`);
         break;
       case 'writeCompressed':
+        if (op.seed !== undefined) throw new Error('seeded compressed writes are not expressible with qemu-io -P');
         r = await io(`write -c -P ${op.pattern & 0xff} ${hex(op.offset)} ${hex(op.length)}`);
         break;
       case 'writeZeroes':
