@@ -6,6 +6,7 @@ export interface IoImage {
   readonly virtualSize: number;
   read(offset: number, length: number): Promise<Uint8Array>;
   write(offset: number, data: Uint8Array): Promise<void>;
+  writeCompressed(offset: number, data: Uint8Array): Promise<void>;
   writeZeroes(offset: number, length: number, options?: { unmap?: boolean }): Promise<void>;
   discard(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;
@@ -67,7 +68,8 @@ async function runOne(image: IoImage, command: IoCommand): Promise<string | unde
     case 'write':
       checkRange(image, command.offset, command.length);
       for (const [at, length] of pieces(command.offset, command.length)) {
-        await image.write(at, new Uint8Array(length).fill(command.pattern));
+        const data = new Uint8Array(length).fill(command.pattern);
+        await (command.compressed === true ? image.writeCompressed(at, data) : image.write(at, data));
       }
       return command.quiet ? undefined : `wrote ${command.length}/${command.length} bytes at offset ${command.offset}`;
     case 'writeZeroes':
