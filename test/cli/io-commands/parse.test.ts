@@ -38,7 +38,6 @@ describe('parseIoCommand', () => {
     ['write -P', /option -P needs an argument/],
     ['write -z -P 1 0 512', /only one of -z and -P/],
     ['write -u 0 512', /-u requires -z/],
-    ['write -c 0 512', /unsupported option -c/],
     ['discard -P 1 0 512', /unsupported option -P/],
     ['write 0 abc', /invalid length 'abc'/],
     ['read 1e3 1', /invalid offset '1e3'/],
