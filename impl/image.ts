@@ -150,11 +150,16 @@ export class Qcow2Image {
   /**
    * qemu-io `write -c`: `data` as compressed clusters at a cluster-aligned
    * `offset`, whole clusters except at the end of the disk. Errors:
-   * 'out-of-range', 'invalid-argument' (not whole clusters), 'compressed-overwrite'
+   * 'invalid-argument' (not whole sectors, checked first, or not whole clusters),
+   * 'out-of-range', 'compressed-overwrite'
    * (a cluster already has a host offset; every other cluster is written).
    */
   writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     return this.mutate(async () => {
+      // qemu-io refuses partial sectors first, even past the end of the disk.
+      if (offset % 512 !== 0 || data.length % 512 !== 0) {
+        throw new Qcow2Error('invalid-argument', `compressed write: ${data.length} bytes at ${offset} are not whole 512-byte sectors`);
+      }
       this.checkRange(offset, data.length, 'compressed write');
       if (data.length > 0) await writeCompressedGuest(this.s, offset, data);
     });

@@ -58,9 +58,13 @@ export function write(state: ModelState, op: WriteOp): StepResult {
  * virtual size, its tail padded with zeros). Each cluster is its own request:
  * one that is unallocated or zero-plain becomes a compressed stream, one with a
  * host offset fails, and the others still complete (QEMU runs up to 8 per-cluster
- * tasks at once; the generator stays within that).
+ * tasks at once; the generator stays within that). qemu-io checks that offset
+ * and length are whole sectors before anything else, even the virtual size.
  */
 export function writeCompressed(state: ModelState, op: WriteCompressedOp): StepResult {
+  if (op.offset % 512 !== 0 || op.length % 512 !== 0) {
+    return refuse(state, 'invalid-argument', `compressed write ${op.offset}+${op.length} is not whole sectors`);
+  }
   const bad = refusedOrEmpty(state, op.offset, op.length);
   if (bad) return bad;
   const { clusterSize } = geometry(state.options);

@@ -54,7 +54,8 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
     case 'writeCompressed':
       // EIO inside the disk: qcow2_alloc_compressed_cluster_offset found a host offset
       if (errno === 'EIO') return op.offset + op.length > virtualSize ? 'out-of-range' : 'compressed-overwrite';
-      return errno === 'EINVAL' ? 'invalid-argument' : undefined;
+      // qemu-io itself refuses -c with an offset or count that is not whole sectors
+      return errno === 'EINVAL' || /is not a sector-aligned value/.test(message) ? 'invalid-argument' : undefined;
     case 'resize':
       if (/multiple of 512/.test(message)) return 'invalid-argument';
       if (/Can't resize a v2 image which has snapshots/.test(message)) return 'unsupported';
