@@ -1,6 +1,6 @@
 // Compressed guest writes (QEMU qcow2_co_pwritev_compressed_part and
 // qcow2_alloc_compressed_cluster_offset): whole clusters only, each compressed
-// alone and packed into host space by compressed-alloc.ts. A cluster that does
+// alone (zlib or zstd, as the header says) and packed into host space by compressed-alloc.ts. A cluster that does
 // not compress is written as a normal cluster; a cluster that has a host offset
 // is refused, the others of the request still complete.
 import type { ImageState } from './state.js';
@@ -41,7 +41,7 @@ async function writeCompressedCluster(s: ImageState, guestCluster: number, piece
   const cs = s.g.clusterSize;
   const cluster = new Uint8Array(cs);
   cluster.set(piece);
-  const stream = compressCluster(cluster, s.g);
+  const stream = await compressCluster(cluster, s.g, s.header.compressionType);
   if (stream === undefined) {
     await writeGuest(s, guestCluster * cs, piece);
     return true;

@@ -57,7 +57,7 @@ export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8A
     case 'normal':
       return s.file.pread(entry.offset, s.g.clusterSize);
     case 'compressed':
-      return readCompressedCluster(s.file, entry.descriptor, s.g);
+      return readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
     default:
       return assertNever(entry, 'L2 entry');
   }
@@ -111,7 +111,7 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
         runLength = n;
       }
     } else if (entry.kind === 'compressed') {
-      const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g);
+      const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
       out.set(cluster.subarray(inCluster, inCluster + n), pos - offset);
     } else {
       out.fill(0, pos - offset, pos - offset + n); // unallocated and zero kinds read as zeros

@@ -5,7 +5,7 @@ import type { BlockFile } from './io/block-file.js';
 import type { ImageState, WallClock } from './state.js';
 import { NodeFile } from './io/node-file.js';
 import { Qcow2Error } from './errors.js';
-import { incompatCorrupt, incompatDirty } from './limits.js';
+import { compressionTypeZstd, incompatCorrupt, incompatDirty } from './limits.js';
 import { openState } from './open.js';
 import { qualifyCreateOptions, writeNewImage, type CreateOptions } from './create.js';
 import { readGuest, writeGuest } from './data-path.js';
@@ -48,6 +48,7 @@ export interface ImageInfo {
   version: 2 | 3;
   refcountBits: number;
   lazyRefcounts: boolean;
+  compressionType: 'zlib' | 'zstd';
   dirty: boolean;
   corrupt: boolean;
   fileLength: number;
@@ -203,6 +204,7 @@ export class Qcow2Image {
         version: h.version,
         refcountBits: 1 << h.refcountOrder,
         lazyRefcounts: this.s.lazyRefcounts,
+        compressionType: h.compressionType === compressionTypeZstd ? 'zstd' : 'zlib',
         dirty: (h.incompatibleFeatures & incompatDirty) !== 0n,
         corrupt: (h.incompatibleFeatures & incompatCorrupt) !== 0n,
         fileLength: await this.s.file.length(),
