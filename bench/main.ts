@@ -6,7 +6,8 @@
 //       grows with the image;
 //   (2) N random 4 KiB writes into a new 1 GiB image, each side in one process
 //       reading the same qemu-io script on stdin (engine `io` vs `qemu-io`);
-//   (3) reading the full-size qcow2 image back to raw (`convert -O raw`).
+//   (3) reading the full-size qcow2 image back to raw (`convert -O raw`);
+//   (4), (5) compressed images, zlib and zstd (bench/compressed.ts).
 //   (0) first, the fixed start-up cost of each side's process.
 // Each side is a child process, timed from here, its peak RSS taken from GNU
 // time -v. Every result is checked with qemu-img compare before it is
@@ -17,6 +18,7 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { withDir } from 'tmp-promise';
+import { compressedRows } from './compressed.js';
 import { parseBenchArgs, type BenchOptions } from './options.js';
 import { measure } from './measure.js';
 import { formatTable, ratio, type BenchRow } from './table.js';
@@ -65,6 +67,7 @@ async function run(options: BenchOptions): Promise<BenchRow[]> {
       const rq = await measure('qemu-img', ['convert', '-O', 'raw', image, outTheirs]);
       qemuImg('compare', '-q', '-f', 'raw', '-F', 'raw', `${dir}/source-${full}.raw`, outOurs);
       rows.push({ workload: `(3) read ${full} MiB back (convert qcow2→raw)`, bytes: full * MiB, engine: re, qemu: rq });
+      rows.push(...(await compressedRows(dir, sizesMiB[0] ?? 1, options.seed, engine)));
       return rows;
     },
     { unsafeCleanup: true, prefix: 'qcow2-verify-bench-' },

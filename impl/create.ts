@@ -8,7 +8,7 @@ import { geometry, sizeToL1 } from './geometry.js';
 import { encodeCluster0 } from './format/header-extensions.js';
 import { encodeReftable } from './format/refcount-table.js';
 import { RefcountBlock } from './format/refcount-block.js';
-import { clusterBitsMax, clusterBitsMin, compatLazyRefcounts, l1SizeBytesMax } from './limits.js';
+import { clusterBitsMax, clusterBitsMin, compatLazyRefcounts, compressionTypeZlib, compressionTypeZstd, incompatCompression, l1SizeBytesMax } from './limits.js';
 
 export interface CreateOptions {
   size: number;
@@ -16,6 +16,8 @@ export interface CreateOptions {
   refcountBits?: number;
   compat?: '0.10' | '1.1';
   lazyRefcounts?: boolean;
+  /** 'zlib' (default) or 'zstd' (compat 1.1 only: incompatible bit 3). */
+  compressionType?: 'zlib' | 'zstd';
 }
 
 export interface QualifiedCreateOptions {
@@ -24,6 +26,7 @@ export interface QualifiedCreateOptions {
   refcountOrder: number;
   version: 2 | 3;
   lazyRefcounts: boolean;
+  compressionType: number;
 }
 
 export function qualifyCreateOptions(o: CreateOptions): QualifiedCreateOptions {
@@ -43,7 +46,11 @@ export function qualifyCreateOptions(o: CreateOptions): QualifiedCreateOptions {
   const lazyRefcounts = o.lazyRefcounts ?? false;
   if (version === 2 && refcountBits !== 16) throw bad('version 2 images (compat 0.10) have 16-bit refcounts only');
   if (version === 2 && lazyRefcounts) throw bad('lazy refcounts need compat 1.1');
-  return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts };
+  const compression = o.compressionType ?? 'zlib';
+  if (compression !== 'zlib' && compression !== 'zstd') throw bad(`compression type ${String(compression)} is not zlib or zstd`);
+  if (version === 2 && compression !== 'zlib') throw bad('compression types other than zlib need compat 1.1');
+  const compressionType = compression === 'zstd' ? compressionTypeZstd : compressionTypeZlib;
+  return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts, compressionType };
 }
 
 /** Write a fresh, empty image to `file` (truncated first). */
@@ -79,12 +86,12 @@ export async function writeNewImage(file: BlockFile, o: QualifiedCreateOptions):
     refcountTableClusters: tableClusters,
     nbSnapshots: 0,
     snapshotsOffset: 0,
-    incompatibleFeatures: 0n,
+    incompatibleFeatures: o.compressionType === compressionTypeZlib ? 0n : incompatCompression,
     compatibleFeatures: o.lazyRefcounts ? compatLazyRefcounts : 0n,
     autoclearFeatures: 0n,
     refcountOrder: o.refcountOrder,
     headerLength: o.version === 2 ? 72 : 112,
-    compressionType: 0,
+    compressionType: o.compressionType,
     unknownFields: new Uint8Array(0),
   };
   await file.truncate(0);

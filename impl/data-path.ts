@@ -58,7 +58,7 @@ export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8A
     case 'normal':
       return s.file.pread(entry.offset, s.g.clusterSize);
     case 'compressed':
-      return readCompressedCluster(s.file, entry.descriptor, s.g);
+      return readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
     default:
       return assertNever(entry, 'L2 entry');
   }
@@ -68,8 +68,9 @@ export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8A
  * QEMU's metadata overlap check (the "constant" template plus refcount blocks):
  * guest data never goes over the header, the active L1, the refcount table or
  * blocks, or the snapshot table. Only a damaged image gets here: refuse the write.
+ * Errors: Qcow2Error 'corrupt' naming the region.
  */
-function checkOverlap(s: ImageState, host: number, length: number): void {
+export function checkOverlap(s: ImageState, host: number, length: number): void {
   const cs = s.g.clusterSize;
   const overlaps = (start: number, bytes: number) => bytes > 0 && host < start + bytes && host + length > start;
   const region = overlaps(0, cs) ? 'header'
@@ -111,7 +112,7 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
         runLength = n;
       }
     } else if (entry.kind === 'compressed') {
-      const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g);
+      const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
       out.set(cluster.subarray(inCluster, inCluster + n), pos - offset);
     } else {
       out.fill(0, pos - offset, pos - offset + n); // unallocated and zero kinds read as zeros

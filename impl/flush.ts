@@ -15,6 +15,7 @@
 import type { ImageState } from './state.js';
 import { encodeCluster0 } from './format/header-extensions.js';
 import { incompatDirty } from './limits.js';
+import { forgetFreedCompressedBytes } from './compressed-alloc.js';
 
 /** Each phase writes only what changed; with nothing changed a flush writes nothing. */
 export async function flushMetadata(s: ImageState): Promise<void> {
@@ -22,6 +23,7 @@ export async function flushMetadata(s: ImageState): Promise<void> {
   await s.map.writeL2Tables();
   await s.map.writeL1();
   if (s.headerDirty) await writeHeader(s);
+  await forgetFreedCompressedBytes(s);
   await s.refcounts.writeDecrements();
 }
 

@@ -5,10 +5,11 @@ import type { BlockFile } from './io/block-file.js';
 import type { ImageState, WallClock } from './state.js';
 import { NodeFile } from './io/node-file.js';
 import { Qcow2Error } from './errors.js';
-import { incompatCorrupt, incompatDirty } from './limits.js';
+import { compressionTypeZstd, incompatCorrupt, incompatDirty } from './limits.js';
 import { openState } from './open.js';
 import { qualifyCreateOptions, writeNewImage, type CreateOptions } from './create.js';
 import { readGuest, writeGuest } from './data-path.js';
+import { writeCompressedGuest } from './compressed-write.js';
 import { discardGuest, writeZeroesGuest } from './zero-discard.js';
 import { resizeImage } from './resize.js';
 import { createSnapshot, deleteSnapshot, revertSnapshot } from './snapshot.js';
@@ -47,6 +48,7 @@ export interface ImageInfo {
   version: 2 | 3;
   refcountBits: number;
   lazyRefcounts: boolean;
+  compressionType: 'zlib' | 'zstd';
   dirty: boolean;
   corrupt: boolean;
   fileLength: number;
@@ -146,6 +148,24 @@ export class Qcow2Image {
     });
   }
 
+  /**
+   * qemu-io `write -c`: `data` as compressed clusters at a cluster-aligned
+   * `offset`, whole clusters except at the end of the disk. Errors:
+   * 'invalid-argument' (not whole sectors, checked first, or not whole clusters),
+   * 'out-of-range', 'compressed-overwrite'
+   * (a cluster already has a host offset; every other cluster is written).
+   */
+  writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    return this.mutate(async () => {
+      // qemu-io refuses partial sectors first, even past the end of the disk.
+      if (offset % 512 !== 0 || data.length % 512 !== 0) {
+        throw new Qcow2Error('invalid-argument', `compressed write: ${data.length} bytes at ${offset} are not whole 512-byte sectors`);
+      }
+      this.checkRange(offset, data.length, 'compressed write');
+      if (data.length > 0) await writeCompressedGuest(this.s, offset, data);
+    });
+  }
+
   writeZeroes(offset: number, length: number, options: { unmap?: boolean } = {}): Promise<void> {
     return this.mutate(async () => {
       this.checkRange(offset, length, 'write zeroes');
@@ -184,6 +204,7 @@ export class Qcow2Image {
         version: h.version,
         refcountBits: 1 << h.refcountOrder,
         lazyRefcounts: this.s.lazyRefcounts,
+        compressionType: h.compressionType === compressionTypeZstd ? 'zstd' : 'zlib',
         dirty: (h.incompatibleFeatures & incompatDirty) !== 0n,
         corrupt: (h.incompatibleFeatures & incompatCorrupt) !== 0n,
         fileLength: await this.s.file.length(),

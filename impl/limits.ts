@@ -36,7 +36,12 @@ export const headerV3BytesMin = 104;
 /** Bits QEMU writes into the feature name table; we support dirty and corrupt. */
 export const incompatDirty = 1n;
 export const incompatCorrupt = 2n;
-export const incompatSupportedMask = incompatDirty | incompatCorrupt;
+/** The header's compression_type values (QCOW2_COMPRESSION_TYPE_ZLIB, _ZSTD). */
+export const compressionTypeZlib = 0;
+export const compressionTypeZstd = 1;
+/** Bit 3: the compression_type field is not zlib. */
+export const incompatCompression = 8n;
+export const incompatSupportedMask = incompatDirty | incompatCorrupt | incompatCompression;
 export const compatLazyRefcounts = 1n;
 /** Refcount orders 0..6 (1..64-bit). */
 export const refcountOrderMax = 6;

@@ -111,7 +111,12 @@ export class Refcounts {
     return block ? block.get(cluster % this.g.refblockEntriesCount) : 0;
   }
 
-  private isUndurable(cluster: number): boolean {
+  /**
+   * Whether a reference to the cluster was dropped in memory and the drop may
+   * not be on disk yet (until the last flush phase): such a cluster takes no new
+   * reference before a flush.
+   */
+  isUndurable(cluster: number): boolean {
     return this.undurable.get(Math.floor(cluster / this.g.refblockEntriesCount))?.has(cluster) ?? false;
   }
 

@@ -57,22 +57,39 @@ export class ActiveDraft {
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
     const content = new Uint8Array(this.g.clusterSize);
-    if (old?.kind === 'normal') content.set(old.data.bytes);
+    // A compressed cluster is copied on write from its decompressed bytes.
+    if (old?.kind === 'normal' || old?.kind === 'compressed') content.set(old.data.bytes);
     content.set(bytes, offsetInCluster);
-    // In place only for an allocated cluster nothing else references (COPIED).
-    const inPlace = old !== undefined && old.kind !== 'zero-plain' && this.counts.dataClusters.get(old.data.id) === 1;
-    const data: DataCluster = { id: inPlace ? old.data.id : this.freshId(), bytes: content };
+    // In place only for an allocated cluster nothing else references (COPIED);
+    // a compressed stream is never written in place.
+    const inPlace = (old?.kind === 'normal' || old?.kind === 'zero-alloc') && this.counts.dataClusters.get(old.data.id) === 1;
+    const data: DataCluster = { id: inPlace && old !== undefined ? old.data.id : this.freshId(), bytes: content };
     if (!inPlace) this.release(old);
     this.counts.dataClusters.set(data.id, 1);
     entries.set(l2Index, { kind: 'normal', data });
   }
 
-  /** Version 3 zeroize of a whole cluster (zero_in_l2_slice). */
+  /**
+   * Compressed write of one whole cluster (qcow2_alloc_compressed_cluster_offset):
+   * false, and nothing changes, when the entry has a host offset.
+   */
+  compress(guestCluster: number, content: Uint8Array): boolean {
+    const entries = this.tableFor(guestCluster);
+    const l2Index = guestCluster % this.g.l2EntriesCount;
+    const old = entries.get(l2Index);
+    if (old !== undefined && old.kind !== 'zero-plain') return false;
+    const data: DataCluster = { id: this.freshId(), bytes: content };
+    this.counts.dataClusters.set(data.id, 1);
+    entries.set(l2Index, { kind: 'compressed', data });
+    return true;
+  }
+
+  /** Version 3 zeroize of a whole cluster (zero_in_l2_slice: a compressed entry is always unmapped). */
   zeroize(guestCluster: number, unmap: boolean): void {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
-    if (old !== undefined && old.kind !== 'zero-plain' && !unmap) {
+    if ((old?.kind === 'normal' || old?.kind === 'zero-alloc') && !unmap) {
       entries.set(l2Index, { kind: 'zero-alloc', data: old.data });
       return;
     }

@@ -1,6 +1,9 @@
 // equivalent: the model state and a decoded image are the same up to a
 // consistent renaming of host offsets (a bijection model identity ↔ host
-// offset, separately for L2 tables and data clusters).
+// offset, separately for L2 tables, data clusters and compressed streams).
+// Streams are paired by their byte offset; the host clusters they touch are
+// the image's packing, so their expected refcounts are summed from the image's
+// own stream ranges: each stream counts once per walk in every cluster it touches.
 import type { AbstractImage, AbstractView } from './abstract.js';
 import type { DecodedL2Entry } from './decode/image.js';
 import { expectedRefcounts } from './refcounts.js';
@@ -18,6 +21,13 @@ class Mismatch extends Error {
   constructor(readonly difference: Difference) {
     super(`${difference.view}${difference.guestCluster === undefined ? '' : ` guest cluster ${difference.guestCluster}`}: expected ${difference.expected}, found ${difference.found}`);
   }
+}
+
+/** Data clusters by host offset; compressed streams by byte offset, with the byte length of each stream's range. */
+interface DataRenamings {
+  readonly clusters: Renaming;
+  readonly streams: Renaming;
+  readonly streamLengths: Map<number, number>;
 }
 
 /** A bijection between model ids and host offsets, built as the views are walked. */
@@ -68,7 +78,7 @@ function compare(state: ModelState, image: AbstractImage): void {
     ['snapshot count', state.snapshots.length, image.snapshots.length],
   ] as const) same('image', what, expected, found);
   const tables = new Renaming('L2 table');
-  const data = new Renaming('data cluster');
+  const data: DataRenamings = { clusters: new Renaming('data cluster'), streams: new Renaming('compressed stream'), streamLengths: new Map() };
   compareView(state, image, state.active, image.active, tables, data);
   state.snapshots.forEach((s, i) => {
     const found = image.snapshots[i]!;
@@ -80,7 +90,7 @@ function compare(state: ModelState, image: AbstractImage): void {
   compareRefcounts(state, image, tables, data);
 }
 
-function compareView(state: ModelState, image: AbstractImage, l1: L1Table, view: AbstractView, tables: Renaming, data: Renaming): void {
+function compareView(state: ModelState, image: AbstractImage, l1: L1Table, view: AbstractView, tables: Renaming, data: DataRenamings): void {
   const g = geometry(state.options);
   const length = Math.max(l1.length, view.l1.l2Offsets.length);
   for (let l1Index = 0; l1Index < length; l1Index++) {
@@ -101,11 +111,16 @@ function compareView(state: ModelState, image: AbstractImage, l1: L1Table, view:
   }
 }
 
-function compareEntry(model: L2Entry | undefined, found: DecodedL2Entry, image: AbstractImage, data: Renaming, where: { view: string; guestCluster: number }): void {
+function compareEntry(model: L2Entry | undefined, found: DecodedL2Entry, image: AbstractImage, data: DataRenamings, where: { view: string; guestCluster: number }): void {
   const kind = model?.kind ?? 'unallocated';
   if (kind !== found.kind) throw new Mismatch({ ...where, expected: kind, found: found.kind });
   if (model === undefined || model.kind === 'zero-plain') return;
-  data.pair(model.data.id, found.host!, where);
+  if (model.kind === 'compressed') {
+    data.streams.pair(model.data.id, found.host!, where);
+    data.streamLengths.set(found.host!, found.length!);
+    return; // its bytes are judged through reads: the model does not decompress
+  }
+  data.clusters.pair(model.data.id, found.host!, where);
   if (model.kind !== 'normal') return;
   const bytes = image.dataBytes.get(found.host!)!;
   const at = model.data.bytes.findIndex((b, i) => b !== bytes[i]);
@@ -114,11 +129,12 @@ function compareEntry(model: L2Entry | undefined, found: DecodedL2Entry, image: 
   }
 }
 
-function compareRefcounts(state: ModelState, image: AbstractImage, tables: Renaming, data: Renaming): void {
+function compareRefcounts(state: ModelState, image: AbstractImage, tables: Renaming, data: DataRenamings): void {
   const expected = expectedRefcounts(state);
+  const g = geometry(state.options);
   for (const [renaming, counts, what] of [
     [tables, expected.l2Tables, 'L2 table'],
-    [data, expected.dataClusters, 'data cluster'],
+    [data.clusters, expected.dataClusters, 'data cluster'],
   ] as const) {
     for (const [id, host] of renaming.entries()) {
       const found = image.refcount(host);
@@ -126,7 +142,7 @@ function compareRefcounts(state: ModelState, image: AbstractImage, tables: Renam
       if (found !== BigInt(want)) throw new Mismatch({ view: 'refcounts', expected: `${what} at host ${host} refcount ${want}`, found: `refcount ${found}` });
     }
   }
-  const g = geometry(state.options);
+  compareStreamRefcounts(image, data, expected.dataClusters, g.clusterSize);
   for (const [l1Index, copied] of expected.activeL1Copied) {
     same('active', `COPIED of L1 entry ${l1Index}`, copied, image.active.l1.copied[l1Index]);
   }
@@ -134,5 +150,19 @@ function compareRefcounts(state: ModelState, image: AbstractImage, tables: Renam
     const host = image.active.l1.l2Offsets[Math.floor(guestCluster / g.l2EntriesCount)]!;
     const found = image.l2Tables.get(host)![guestCluster % g.l2EntriesCount]!.copied;
     if (found !== copied) throw new Mismatch({ view: 'active', guestCluster, expected: `COPIED ${copied}`, found: `COPIED ${found}` });
+  }
+}
+
+/** Each host cluster touched by compressed streams holds one reference per stream per walk (update_refcount over the stream's bytes). */
+function compareStreamRefcounts(image: AbstractImage, data: DataRenamings, counts: ReadonlyMap<number, number>, clusterSize: number): void {
+  const perCluster = new Map<number, number>();
+  for (const [id, host] of data.streams.entries()) {
+    const length = data.streamLengths.get(host)!;
+    const walks = counts.get(id) ?? 0;
+    for (let c = Math.floor(host / clusterSize); c <= Math.floor((host + length - 1) / clusterSize); c++) perCluster.set(c, (perCluster.get(c) ?? 0) + walks);
+  }
+  for (const [cluster, want] of perCluster) {
+    const found = image.refcount(cluster * clusterSize);
+    if (found !== BigInt(want)) throw new Mismatch({ view: 'refcounts', expected: `host cluster ${cluster} of compressed streams refcount ${want}`, found: `refcount ${found}` });
   }
 }

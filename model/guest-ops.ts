@@ -2,7 +2,7 @@
 // (docs/semantics.md, one function per section).
 import { ActiveDraft } from './active-draft.js';
 import { entryAt, geometry, type ModelState } from './state.js';
-import { writeBytes, type DiscardOp, type Outcome, type ResizeOp, type WriteOp, type WriteZeroesOp } from './ops.js';
+import { compressedWriteBytes, writeBytes, type DiscardOp, type Outcome, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from './ops.js';
 
 export type StepResult = { readonly state: ModelState; readonly outcome: Outcome };
 
@@ -53,6 +53,38 @@ export function write(state: ModelState, op: WriteOp): StepResult {
   return { state: draft.finish(), outcome: ok };
 }
 
+/**
+ * qcow2_co_pwritev_compressed: whole clusters only (the last may end at the
+ * virtual size, its tail padded with zeros). Each cluster is its own request:
+ * one that is unallocated or zero-plain becomes a compressed stream, one with a
+ * host offset fails, and the others still complete (QEMU runs up to 8 per-cluster
+ * tasks at once; the generator stays within that). qemu-io checks that offset
+ * and length are whole sectors before anything else, even the virtual size.
+ */
+export function writeCompressed(state: ModelState, op: WriteCompressedOp): StepResult {
+  if (op.offset % 512 !== 0 || op.length % 512 !== 0) {
+    return refuse(state, 'invalid-argument', `compressed write ${op.offset}+${op.length} is not whole sectors`);
+  }
+  const bad = refusedOrEmpty(state, op.offset, op.length);
+  if (bad) return bad;
+  const { clusterSize } = geometry(state.options);
+  const end = op.offset + op.length;
+  if (op.offset % clusterSize !== 0 || (end % clusterSize !== 0 && end !== state.options.virtualSize)) {
+    return refuse(state, 'invalid-argument', `compressed write ${op.offset}+${op.length} is not whole clusters`);
+  }
+  const draft = new ActiveDraft(state);
+  const bytes = compressedWriteBytes(op);
+  let refusedCluster: number | undefined;
+  for (const p of pieces(op.offset, op.length, clusterSize)) {
+    const content = new Uint8Array(clusterSize);
+    content.set(bytes.subarray(p.start - op.offset, p.end - op.offset));
+    if (!draft.compress(p.guestCluster, content)) refusedCluster ??= p.guestCluster;
+  }
+  const next = draft.finish();
+  if (refusedCluster === undefined) return { state: next, outcome: ok };
+  return { state: next, outcome: { ok: false, error: 'compressed-overwrite', message: `guest cluster ${refusedCluster} is allocated: compression can't overwrite it` } };
+}
+
 export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
   const bad = refusedOrEmpty(state, op.offset, op.length);
   if (bad) return bad;
@@ -62,7 +94,7 @@ export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
     // A piece ending at the virtual size reaches the end of its cluster.
     const whole = p.inCluster === 0 && (p.end - p.start === clusterSize || p.end === state.options.virtualSize);
     const kind = draft.entry(p.guestCluster)?.kind;
-    if (!whole && kind === 'normal') {
+    if (!whole && (kind === 'normal' || kind === 'compressed')) {
       // qcow2_co_pwrite_zeroes returns -ENOTSUP; the block layer writes a zero buffer.
       draft.write(p.guestCluster, p.inCluster, new Uint8Array(p.end - p.start));
     } else if (state.options.version === 3) {
@@ -106,11 +138,13 @@ export function resizeUnchecked(state: ModelState, size: number): ModelState {
   const g = geometry(state.options);
   const draft = new ActiveDraft(state);
   if (size >= oldSize) {
-    // Deliberate fix of QEMU 7.2: stale bytes past the old end of a normal last
-    // cluster must not resurface, so they are overwritten with zeros.
+    // Deliberate fix of QEMU 7.2: stale bytes past the old end of a normal or
+    // compressed last cluster must not resurface, so they are overwritten with
+    // zeros (a compressed one becomes normal by copy-on-write).
     const tail = oldSize % g.clusterSize;
     const lastCluster = Math.floor(oldSize / g.clusterSize);
-    if (tail !== 0 && size > oldSize && entryAt(state.active, g, lastCluster)?.kind === 'normal') {
+    const lastKind = entryAt(state.active, g, lastCluster)?.kind;
+    if (tail !== 0 && size > oldSize && (lastKind === 'normal' || lastKind === 'compressed')) {
       const zeroEnd = Math.min(size, (lastCluster + 1) * g.clusterSize);
       writeRange(draft, oldSize, new Uint8Array(zeroEnd - oldSize));
     }

@@ -1,7 +1,7 @@
 // Operations are plain data: a discriminated union that serialises to JSON, so a
 // shrunk counterexample can be saved in corpus/ and replayed byte for byte.
 // Guest offsets and lengths are numbers (test images are far below 2^53 bytes).
-// The union stays open: compressed writes and backing files come later as new kinds.
+// The union stays open: backing files come later as a new kind.
 
 /** Geometry and options of an image, as `qemu-img create -o` takes them. */
 export interface ImageOptions {
@@ -19,6 +19,7 @@ export interface ImageOptions {
 
 export type Op =
   | WriteOp
+  | WriteCompressedOp
   | WriteZeroesOp
   | DiscardOp
   | ResizeOp
@@ -35,6 +36,22 @@ export type Op =
  */
 export interface WriteOp {
   readonly kind: 'write';
+  readonly offset: number;
+  readonly length: number;
+  readonly pattern: number;
+  readonly seed?: number;
+}
+/**
+ * qemu-io `write -c -P pattern`: whole clusters (the last one may end at the
+ * virtual size), each one stored as a compressed stream. The content always
+ * compresses: QEMU writes a cluster that does not compress below the cluster
+ * size as a normal cluster, which the model could not predict without a
+ * compressor. It is `pattern` repeated, or with `seed` bytes whose high nibble
+ * is the pattern's and whose low nibble is pseudo-random (4 bits of entropy a
+ * byte: streams of about half a cluster, so that they straddle host clusters).
+ */
+export interface WriteCompressedOp {
+  readonly kind: 'writeCompressed';
   readonly offset: number;
   readonly length: number;
   readonly pattern: number;
@@ -85,6 +102,7 @@ export interface ReopenOp {
 export type OpKind = Op['kind'];
 export const opKinds: readonly OpKind[] = [
   'write',
+  'writeCompressed',
   'writeZeroes',
   'discard',
   'resize',
@@ -103,13 +121,17 @@ export const opKinds: readonly OpKind[] = [
  * - unknown-snapshot: revert/delete of a name that does not exist
  * - unsupported: refused for this version (resize of a v2 image with snapshots)
  * - refcount-overflow: a snapshot create/revert would push a refcount past 2^bits - 1
+ * - compressed-overwrite: a compressed write reached a cluster that has a host
+ *   offset (qcow2_alloc_compressed_cluster_offset: EIO, "compression can't
+ *   overwrite anything")
  */
 export type OpErrorKind =
   | 'out-of-range'
   | 'invalid-argument'
   | 'unknown-snapshot'
   | 'unsupported'
-  | 'refcount-overflow';
+  | 'refcount-overflow'
+  | 'compressed-overwrite';
 
 export type Outcome = { readonly ok: true } | { readonly ok: false; readonly error: OpErrorKind; readonly message: string };
 
@@ -133,6 +155,13 @@ export function writeBytes(op: WriteOp): Uint8Array {
   return out;
 }
 
+/** The bytes a compressed write op puts on the disk (see WriteCompressedOp). */
+export function compressedWriteBytes(op: WriteCompressedOp): Uint8Array {
+  if (op.seed === undefined) return new Uint8Array(op.length).fill(op.pattern & 0xff);
+  const noise = writeBytes({ kind: 'write', offset: op.offset, length: op.length, pattern: 0, seed: op.seed });
+  return noise.map((b) => (op.pattern & 0xf0) | (b & 0x0f));
+}
+
 /** The op as a qemu-io / qemu-img command line, so a counterexample reads as a script. */
 export function formatOp(op: Op): string {
   const hex = (n: number) => `0x${n.toString(16)}`;
@@ -141,6 +170,10 @@ export function formatOp(op: Op): string {
       return op.seed === undefined
         ? `write -P ${hex(op.pattern & 0xff)} ${hex(op.offset)} ${hex(op.length)}`
         : `write -s <seed ${op.seed}> ${hex(op.offset)} ${hex(op.length)}`;
+    case 'writeCompressed':
+      return op.seed === undefined
+        ? `write -c -P ${hex(op.pattern & 0xff)} ${hex(op.offset)} ${hex(op.length)}`
+        : `write -c -s <seed ${op.seed} nibbles, high 0x${(op.pattern & 0xf0).toString(16)}> ${hex(op.offset)} ${hex(op.length)}`;
     case 'writeZeroes':
       return `write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`;
     case 'discard':

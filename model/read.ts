@@ -8,7 +8,7 @@ function checkRange(state: ModelState, offset: number, length: number): void {
   }
 }
 
-/** Guest bytes of the active view: normal clusters give their data, every other kind zeros. */
+/** Guest bytes of the active view: normal and compressed clusters give their data, every other kind zeros. */
 export function read(state: ModelState, offset: number, length: number): Uint8Array {
   checkRange(state, offset, length);
   const g = geometry(state.options);
@@ -18,7 +18,7 @@ export function read(state: ModelState, offset: number, length: number): Uint8Ar
     const clusterStart = guestCluster * g.clusterSize;
     const pieceEnd = Math.min(offset + length, clusterStart + g.clusterSize);
     const entry = entryAt(state.active, g, guestCluster);
-    if (entry?.kind === 'normal') out.set(entry.data.bytes.subarray(pos - clusterStart, pieceEnd - clusterStart), pos - offset);
+    if (entry?.kind === 'normal' || entry?.kind === 'compressed') out.set(entry.data.bytes.subarray(pos - clusterStart, pieceEnd - clusterStart), pos - offset);
     pos = pieceEnd;
   }
   return out;
@@ -58,6 +58,7 @@ export function modelMap(state: ModelState): ModelMapRange[] {
 function mapKind(kind: ClusterKind): ModelMapRange['kind'] {
   switch (kind) {
     case 'normal':
+    case 'compressed':
       return 'data';
     case 'zero-plain':
     case 'zero-alloc':

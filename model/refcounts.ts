@@ -13,7 +13,7 @@ export interface Refcounts {
 export interface ExpectedRefcounts extends Refcounts {
   /** Active L1 index (non-empty entries only) → COPIED must be set. */
   readonly activeL1Copied: ReadonlyMap<number, boolean>;
-  /** Guest cluster of an active normal/zero-alloc entry → COPIED must be set. */
+  /** Guest cluster of an active normal/zero-alloc entry → COPIED must be set (compressed entries never carry it). */
   readonly activeL2Copied: ReadonlyMap<number, boolean>;
 }
 
@@ -55,7 +55,7 @@ export function expectedRefcounts(state: ModelState): ExpectedRefcounts {
     if (table === undefined) return;
     activeL1Copied.set(l1Index, counts.l2Tables.get(table.id) === 1);
     for (const [l2Index, entry] of table.entries) {
-      if (entry.kind === 'zero-plain') continue;
+      if (entry.kind === 'zero-plain' || entry.kind === 'compressed') continue;
       activeL2Copied.set(l1Index * g.l2EntriesCount + l2Index, counts.dataClusters.get(entry.data.id) === 1);
     }
   });

@@ -5,12 +5,17 @@
 // reuses the rest (structural sharing), so old states stay valid.
 import type { ImageOptions } from './ops.js';
 
-export type ClusterKind = 'unallocated' | 'zero-plain' | 'zero-alloc' | 'normal';
+export type ClusterKind = 'unallocated' | 'zero-plain' | 'zero-alloc' | 'normal' | 'compressed';
 
-/** A host data cluster: its identity and its full cluster of bytes. */
+/**
+ * A host data cluster, or a compressed stream (one guest cluster's bytes packed
+ * into a byte range of host space): its identity and its full cluster of bytes.
+ * A stream's identity stands for its byte range, not for a host cluster: how
+ * streams share host clusters is the engine's packing, outside the model.
+ */
 export interface DataCluster {
   readonly id: number;
-  /** `clusterSize` bytes; never mutated after creation. Meaningful for guest reads only while normal. */
+  /** `clusterSize` bytes; never mutated after creation. Meaningful for guest reads only while normal or compressed. */
   readonly bytes: Uint8Array;
 }
 
@@ -18,7 +23,9 @@ export interface DataCluster {
 export type L2Entry =
   | { readonly kind: 'zero-plain' }
   | { readonly kind: 'zero-alloc'; readonly data: DataCluster }
-  | { readonly kind: 'normal'; readonly data: DataCluster };
+  | { readonly kind: 'normal'; readonly data: DataCluster }
+  /** A compressed stream; never COPIED, never written in place. */
+  | { readonly kind: 'compressed'; readonly data: DataCluster };
 
 export interface L2Table {
   readonly id: number;

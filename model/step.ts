@@ -1,5 +1,5 @@
 // The model's entry points: an initial state and one pure step per operation.
-import { discard, ok, resize, write, writeZeroes, type StepResult } from './guest-ops.js';
+import { discard, ok, resize, write, writeCompressed, writeZeroes, type StepResult } from './guest-ops.js';
 import { snapshotCreate, snapshotDelete, snapshotRevert } from './snapshot-ops.js';
 import { geometry, type ModelState } from './state.js';
 import type { ImageOptions, Op } from './ops.js';
@@ -39,6 +39,8 @@ export function step(state: ModelState, op: Op): StepResult {
   switch (op.kind) {
     case 'write':
       return write(state, op);
+    case 'writeCompressed':
+      return writeCompressed(state, op);
     case 'writeZeroes':
       return writeZeroes(state, op);
     case 'discard':

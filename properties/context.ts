@@ -4,7 +4,7 @@
 import { bufferReader, decodeImage, read, step as modelStep, type DecodedImage, type ImageOptions, type Op, type Outcome } from '../model/index.js';
 import type { Check, CheckEnv, ImageSample } from './checks/check.js';
 import type { ModelBox } from './commands/command.js';
-import { recordHeaderChange, recordOutcome, recordStep, type Coverage, type HeaderSample } from './coverage.js';
+import { recordCompressedLayout, recordHeaderChange, recordOutcome, recordStep, type Coverage, type HeaderSample } from './coverage.js';
 import type { ImageDriver } from './driver.js';
 import { firstDifference, formatStep, type ReadStep, type Step } from './steps.js';
 import { PropertyViolation, hexPreview } from './violation.js';
@@ -90,6 +90,7 @@ export class RunContext {
     const header = headerOf(decoded);
     if (this.lastHeader !== undefined) recordHeaderChange(this.coverage, this.lastHeader, header);
     this.lastHeader = header;
+    recordCompressedLayout(this.coverage, decoded);
   }
 }
 

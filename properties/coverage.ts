@@ -2,8 +2,9 @@
 // green gate that never reached a corner: ops by kind, outcomes, the kind of
 // every target cluster before each op (with "-shared" when a snapshot shares
 // it), refcount-table and L1 growths seen in the header, the most snapshots
-// alive at once, and the image options drawn.
-import { expectedRefcounts, guestClusterKind, type ImageOptions, type ModelState, type Outcome } from '../model/index.js';
+// alive at once, the image options drawn, and the layout of compressed streams
+// in the sampled images (straddling streams, host clusters shared by streams).
+import { expectedRefcounts, guestClusterKind, type DecodedImage, type ImageOptions, type ModelState, type Outcome } from '../model/index.js';
 import type { Step } from './steps.js';
 import type { SwarmWeights } from './arbitraries/swarm.js';
 
@@ -22,6 +23,12 @@ export interface Coverage {
   lazyRefcounts: number;
   /** How many sequences had each command kind switched off by the swarm. */
   swarmOff: Record<string, number>;
+  /**
+   * Summed over the sampled images: `streams` (distinct compressed streams),
+   * `straddling` (streams that touch two host clusters), `sharedHostClusters`
+   * (host clusters touched by several streams).
+   */
+  compressedLayout: Record<string, number>;
 }
 
 export function emptyCoverage(): Coverage {
@@ -39,6 +46,7 @@ export function emptyCoverage(): Coverage {
     refcountBits: {},
     lazyRefcounts: 0,
     swarmOff: {},
+    compressedLayout: {},
   };
 }
 
@@ -53,7 +61,7 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.l1Growths += from.l1Growths;
   into.snapshotsAliveMax = Math.max(into.snapshotsAliveMax, from.snapshotsAliveMax);
   into.lazyRefcounts += from.lazyRefcounts;
-  for (const key of ['opsByKind', 'outcomes', 'clusterKinds', 'versions', 'clusterBits', 'refcountBits', 'swarmOff'] as const) {
+  for (const key of ['opsByKind', 'outcomes', 'clusterKinds', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout'] as const) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);
   }
   return into;
@@ -81,7 +89,7 @@ export function recordSequenceStart(cov: Coverage, options: ImageOptions, swarm:
 export function recordStep(cov: Coverage, state: ModelState, step: Step): void {
   cov.operations += 1;
   bump(cov.opsByKind, step.kind);
-  if (step.kind !== 'write' && step.kind !== 'writeZeroes' && step.kind !== 'discard') return;
+  if (step.kind !== 'write' && step.kind !== 'writeCompressed' && step.kind !== 'writeZeroes' && step.kind !== 'discard') return;
   const clusters = targetClusters(state, step.offset, step.length);
   if (clusters.length === 0) return;
   const shared = state.snapshots.length > 0 ? expectedRefcounts(state).dataClusters : undefined;
@@ -89,7 +97,7 @@ export function recordStep(cov: Coverage, state: ModelState, step: Step): void {
   for (const c of clusters) {
     const kind = guestClusterKind(state, c);
     let label: string = kind;
-    if (shared !== undefined && (kind === 'normal' || kind === 'zero-alloc')) {
+    if (shared !== undefined && (kind === 'normal' || kind === 'zero-alloc' || kind === 'compressed')) {
       const entry = state.active[Math.floor(c / l2Entries)]?.entries.get(c % l2Entries);
       if (entry !== undefined && entry.kind !== 'zero-plain' && (shared.get(entry.data.id) ?? 0) > 1) label = `${kind}-shared`;
     }
@@ -114,4 +122,25 @@ export function recordHeaderChange(cov: Coverage, before: HeaderSample, after: H
   if (after.refcountTableClusters > before.refcountTableClusters || after.refcountTableOffset !== before.refcountTableOffset) {
     cov.refcountTableGrowths += 1;
   }
+}
+
+/** Compressed streams in a decoded image: how many, how many straddle two host clusters, how many host clusters hold several. */
+export function recordCompressedLayout(cov: Coverage, decoded: DecodedImage): void {
+  const cs = decoded.header.clusterSize;
+  const streams = new Map<number, number>();
+  for (const table of decoded.l2Tables.values()) {
+    for (const e of table) if (e.kind === 'compressed' && e.host !== undefined && e.length !== undefined) streams.set(e.host, e.length);
+  }
+  if (streams.size === 0) return;
+  const perHostCluster = new Map<number, number>();
+  let straddling = 0;
+  for (const [host, length] of streams) {
+    const first = Math.floor(host / cs);
+    const last = Math.floor((host + length - 1) / cs);
+    if (last > first) straddling += 1;
+    for (let c = first; c <= last; c++) perHostCluster.set(c, (perHostCluster.get(c) ?? 0) + 1);
+  }
+  bump(cov.compressedLayout, 'streams', streams.size);
+  bump(cov.compressedLayout, 'straddling', straddling);
+  bump(cov.compressedLayout, 'sharedHostClusters', [...perHostCluster.values()].filter((n) => n > 1).length);
 }

@@ -35,6 +35,7 @@ const opErrorKinds: ReadonlySet<string> = new Set<OpErrorKind>([
   'unknown-snapshot',
   'unsupported',
   'refcount-overflow',
+  'compressed-overwrite',
 ]);
 
 export function isOpErrorKind(code: string): code is OpErrorKind {

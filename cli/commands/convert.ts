@@ -115,6 +115,8 @@ interface SinkSpec {
   readonly format: Format;
   readonly cache: CacheMode;
   readonly optionTexts: readonly string[];
+  /** `-c`: qcow2 output as compressed clusters (zero clusters stay unallocated). */
+  readonly compress: boolean;
 }
 
 interface ConvertSpec extends SinkSpec {
@@ -139,7 +141,22 @@ async function openSink(path: string, size: number, spec: SinkSpec): Promise<Sin
   const options = parseImageOptions(spec.optionTexts);
   const image = await Qcow2Image.create(file, { ...options, size: roundUpToSector(size) });
   const info = await image.info();
-  return { zeroBlockBytes: info.clusterSize, write: (o, d) => image.write(o, d), close: () => image.close() };
+  const write = spec.compress ? (o: number, d: Uint8Array) => image.writeCompressed(o, wholeClusters(o, d, info.clusterSize, image.virtualSize)) : (o: number, d: Uint8Array) => image.write(o, d);
+  return { zeroBlockBytes: info.clusterSize, write, close: () => image.close() };
+}
+
+/**
+ * A run of whole clusters for a compressed write: runs start on a cluster
+ * (zero detection is per cluster) and only the last one of the input can end
+ * inside one, where it is padded with zeros up to the cluster or the disk end.
+ */
+function wholeClusters(offset: number, data: Uint8Array, clusterSize: number, virtualSize: number): Uint8Array {
+  assert(offset % clusterSize === 0, 'compressed runs start on a cluster');
+  const end = Math.min(virtualSize, Math.ceil((offset + data.length) / clusterSize) * clusterSize);
+  if (end === offset + data.length) return data;
+  const padded = new Uint8Array(end - offset);
+  padded.set(data);
+  return padded;
 }
 
 /**
@@ -215,9 +232,10 @@ export function register(program: Command): void {
     .argument('<output>', 'file to create (overwritten if it exists)')
     .option('-O, --output-format <fmt>', 'raw or qcow2', 'raw')
     .option('-o, --options <list>', 'qcow2 output: cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off', collect, [])
+    .option('-c, --compress', 'qcow2 output: write every data cluster compressed, like qemu-img convert -c', false)
     .option('-t, --cache <mode>', 'output cache mode: unsafe (no sync, qemu-img convert\'s default) or writeback', 'unsafe')
     .option(forceShareFlags, `${forceShareHelp}: the input`)
-    .action(async (input: string, output: string, opts: { outputFormat: string; options: string[]; cache: string; forceShare?: boolean }) => {
+    .action(async (input: string, output: string, opts: { outputFormat: string; options: string[]; cache: string; compress: boolean; forceShare?: boolean }) => {
       const format = opts.outputFormat;
       const cache = cacheModes.find((mode) => mode === opts.cache);
       if (cache === undefined) {
@@ -229,9 +247,12 @@ export function register(program: Command): void {
       if (format === 'raw' && opts.options.length > 0) {
         throw new CliError('convert: -o options apply only to -O qcow2', exitCodes.usage);
       }
+      if (format === 'raw' && opts.compress) {
+        throw new CliError('convert: -c (compression) applies only to -O qcow2', exitCodes.usage);
+      }
       if (format === 'qcow2') parseImageOptions(opts.options); // usage errors before any file is touched
       try {
-        await convert(input, output, { format, cache, optionTexts: opts.options, forceShare: opts.forceShare === true });
+        await convert(input, output, { format, cache, optionTexts: opts.options, compress: opts.compress, forceShare: opts.forceShare === true });
       } catch (error) {
         if (error instanceof Qcow2Error || isSystemError(error)) {
           throw new CliError(`convert '${input}' to '${output}': ${error.message}`);

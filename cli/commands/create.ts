@@ -13,7 +13,7 @@ const clusterBytesMin = 512;
 const clusterBytesMax = 2 << 20;
 const refcountBitsMax = 64;
 
-const optionKeys = ['cluster_size', 'refcount_bits', 'compat', 'lazy_refcounts'] as const;
+const optionKeys = ['cluster_size', 'refcount_bits', 'compat', 'lazy_refcounts', 'compression_type'] as const;
 type OptionKey = (typeof optionKeys)[number];
 
 function usage(message: string): CliError {
@@ -54,6 +54,10 @@ export function parseImageOptions(texts: readonly string[]): ImageCreateOptions 
       case 'lazy_refcounts':
         options.lazyRefcounts = parseOnOff(value, k);
         break;
+      case 'compression_type':
+        if (value !== 'zlib' && value !== 'zstd') throw usage(`Parameter 'compression-type' does not accept value '${value}'`);
+        options.compressionType = value;
+        break;
       default: {
         const never: never = k;
         throw new Error(`unhandled -o option ${String(never)}`);
@@ -65,6 +69,9 @@ export function parseImageOptions(texts: readonly string[]): ImageCreateOptions 
   }
   if (options.compat === '0.10' && options.refcountBits !== undefined && options.refcountBits !== 16) {
     throw usage('refcount widths other than 16 bits require compat=1.1');
+  }
+  if (options.compat === '0.10' && options.compressionType === 'zstd') {
+    throw usage('Non-zlib compression type is only supported with compatibility level 1.1 and above (use version=v3 or greater)');
   }
   return options;
 }
@@ -110,7 +117,7 @@ export function formattingLine(file: string, requestedSize: number, optionTexts:
   const size = requestedSize;
   return (
     `Formatting '${file}', fmt=qcow2 cluster_size=${options.clusterSize ?? 65536} extended_l2=off ` +
-    `compression_type=zlib size=${size}${compat} lazy_refcounts=${options.lazyRefcounts === true ? 'on' : 'off'} ` +
+    `compression_type=${options.compressionType ?? 'zlib'} size=${size}${compat} lazy_refcounts=${options.lazyRefcounts === true ? 'on' : 'off'} ` +
     `refcount_bits=${options.refcountBits ?? 16}`
   );
 }

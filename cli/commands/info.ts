@@ -31,10 +31,10 @@ export function formatQemuJson(value: Json, indent = 0): string {
 
 /** ImageInfoSpecificQCow2 members, in the order qemu-img 7.2 prints them. */
 export function formatSpecificData(info: ImageInfo): { [key: string]: Json } {
-  if (info.version === 2) return { compat: '0.10', 'compression-type': 'zlib', 'refcount-bits': info.refcountBits };
+  if (info.version === 2) return { compat: '0.10', 'compression-type': info.compressionType, 'refcount-bits': info.refcountBits };
   return {
     compat: '1.1',
-    'compression-type': 'zlib',
+    'compression-type': info.compressionType,
     'lazy-refcounts': info.lazyRefcounts,
     'refcount-bits': info.refcountBits,
     corrupt: info.corrupt,

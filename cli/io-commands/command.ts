@@ -4,12 +4,13 @@
 
 export type IoCommand = IoWrite | IoWriteZeroes | IoRead | IoDiscard | IoTruncate | IoFlush;
 
-/** `write [-q] [-P PATTERN] OFF LEN` (qemu-io's default pattern is 0xcd). */
+/** `write [-c] [-q] [-P PATTERN] OFF LEN` (qemu-io's default pattern is 0xcd); `-c` stores whole clusters compressed. */
 export interface IoWrite {
   readonly kind: 'write';
   readonly offset: number;
   readonly length: number;
   readonly pattern: number;
+  readonly compressed?: boolean;
   readonly quiet: boolean;
 }
 /** `write -z [-u] [-q] OFF LEN` */
@@ -59,7 +60,7 @@ export function formatIoCommand(command: IoCommand): string {
   const hex = (n: number) => `0x${n.toString(16)}`;
   switch (command.kind) {
     case 'write':
-      return `write -P ${hex(command.pattern)} ${hex(command.offset)} ${hex(command.length)}`;
+      return `write${command.compressed === true ? ' -c' : ''} -P ${hex(command.pattern)} ${hex(command.offset)} ${hex(command.length)}`;
     case 'writeZeroes':
       return `write -z${command.unmap ? ' -u' : ''} ${hex(command.offset)} ${hex(command.length)}`;
     case 'read':

@@ -16,7 +16,7 @@ interface Spec {
 }
 
 const specs = {
-  write: { flags: 'zuq', valued: 'P', operands: 2 },
+  write: { flags: 'czuq', valued: 'P', operands: 2 },
   read: { flags: 'q', valued: 'P', operands: 2 },
   discard: { flags: 'q', valued: '', operands: 2 },
   truncate: { flags: '', valued: '', operands: 1 },
@@ -74,9 +74,10 @@ export function parseIoCommand(line: string): IoCommand {
       const zero = words.flags.has('z');
       if (zero && pattern !== undefined) fail('only one of -z and -P can be given');
       if (words.flags.has('u') && !zero) fail('-u requires -z');
+      if (zero && words.flags.has('c')) fail('-c and -z cannot be given together');
       return zero
         ? { kind: 'writeZeroes', offset, length, unmap: words.flags.has('u'), quiet }
-        : { kind: 'write', offset, length, pattern: pattern ?? defaultWritePattern, quiet };
+        : { kind: 'write', offset, length, pattern: pattern ?? defaultWritePattern, ...(words.flags.has('c') ? { compressed: true } : {}), quiet };
     }
     default: {
       const never: never = name;

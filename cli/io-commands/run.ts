@@ -6,6 +6,7 @@ export interface IoImage {
   readonly virtualSize: number;
   read(offset: number, length: number): Promise<Uint8Array>;
   write(offset: number, data: Uint8Array): Promise<void>;
+  writeCompressed(offset: number, data: Uint8Array): Promise<void>;
   writeZeroes(offset: number, length: number, options?: { unmap?: boolean }): Promise<void>;
   discard(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;
@@ -31,7 +32,7 @@ export const ioChunkBytes = 4 << 20;
  * script and propagates.
  */
 const refusedCodes: ReadonlySet<Qcow2ErrorCode> = new Set<Qcow2ErrorCode>([
-  'out-of-range', 'invalid-argument', 'unknown-snapshot', 'unsupported', 'refcount-overflow', 'read-only',
+  'out-of-range', 'invalid-argument', 'unknown-snapshot', 'unsupported', 'refcount-overflow', 'compressed-overwrite', 'read-only',
 ]);
 
 /** Runs the commands in order, printing qemu-io's result lines (without its timing line). */
@@ -67,7 +68,8 @@ async function runOne(image: IoImage, command: IoCommand): Promise<string | unde
     case 'write':
       checkRange(image, command.offset, command.length);
       for (const [at, length] of pieces(command.offset, command.length)) {
-        await image.write(at, new Uint8Array(length).fill(command.pattern));
+        const data = new Uint8Array(length).fill(command.pattern);
+        await (command.compressed === true ? image.writeCompressed(at, data) : image.write(at, data));
       }
       return command.quiet ? undefined : `wrote ${command.length}/${command.length} bytes at offset ${command.offset}`;
     case 'writeZeroes':

@@ -121,6 +121,12 @@ function parseOp(r: Reader): Op {
       r.integer('pattern');
       if (r.obj.seed !== undefined) r.seed('seed');
       return r.raw<Op>();
+    case 'writeCompressed':
+      r.integer('offset');
+      r.integer('length', 1);
+      r.integer('pattern');
+      if (r.obj.seed !== undefined) r.seed('seed');
+      return r.raw<Op>();
     case 'writeZeroes':
       r.integer('offset');
       r.integer('length', 1);

@@ -72,6 +72,7 @@ export async function buildBaseImage(spec: BaseImageSpec): Promise<Uint8Array> {
     for (const op of spec.ops) {
       switch (op.kind) {
         case 'write':
+        case 'writeCompressed':
         case 'writeZeroes':
         case 'discard':
         case 'flush':

@@ -29,6 +29,7 @@ function touchedClusters(step: Step, before: ModelState, after: ModelState, clus
   };
   switch (step.kind) {
     case 'write':
+    case 'writeCompressed':
     case 'writeZeroes':
     case 'discard':
     case 'read':

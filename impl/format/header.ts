@@ -9,6 +9,9 @@ import {
   headerV3Bytes,
   headerV3BytesMin,
   hostOffsetMax,
+  compressionTypeZlib,
+  compressionTypeZstd,
+  incompatCompression,
   incompatSupportedMask,
   qcowMagic,
   refcountOrderMax,
@@ -90,9 +93,9 @@ export function decodeHeader(bytes: Uint8Array): Header {
   }
   const unknownIncompat = incompatibleFeatures & ~incompatSupportedMask;
   if (unknownIncompat !== 0n) {
-    throw new Qcow2Error('unsupported', `unsupported incompatible feature bits 0x${unknownIncompat.toString(16)} (supported: dirty, corrupt)`);
+    throw new Qcow2Error('unsupported', `unsupported incompatible feature bits 0x${unknownIncompat.toString(16)} (supported: dirty, corrupt, compression type)`);
   }
-  if (compressionType !== 0) throw new Qcow2Error('unsupported', `unsupported compression_type ${compressionType} (only deflate)`);
+  validateCompressionType(compressionType, incompatibleFeatures);
   const cryptMethod = view.getUint32(32);
   if (cryptMethod !== 0) throw new Qcow2Error('unsupported', `encrypted images are not supported (crypt_method ${cryptMethod})`);
   const backingFileOffset = offsetField(view, 8, 'backing_file_offset');
@@ -159,4 +162,19 @@ export function encodeHeader(h: Header): Uint8Array {
     assert(h.incompatibleFeatures === 0n && h.refcountOrder === 4, 'v2 has no feature bits and 16-bit refcounts');
   }
   return out;
+}
+
+/**
+ * QEMU validate_compression_type: zlib (0) or zstd (1), and incompatible bit 3
+ * set exactly when the type is not zlib. Errors: Qcow2Error 'unsupported' for
+ * another type, Qcow2FormatError for a bit that disagrees with the field.
+ */
+function validateCompressionType(compressionType: number, incompatibleFeatures: bigint): void {
+  if (compressionType !== compressionTypeZlib && compressionType !== compressionTypeZstd) {
+    throw new Qcow2Error('unsupported', `unsupported compression_type ${compressionType} (0 zlib or 1 zstd)`);
+  }
+  const bitSet = (incompatibleFeatures & incompatCompression) !== 0n;
+  if (bitSet !== (compressionType !== compressionTypeZlib)) {
+    throw new Qcow2FormatError('incompatible feature bit 3 (compression type)', bitSet ? 'set' : 'clear', `set exactly when compression_type (${compressionType}) is not zlib`, 72);
+  }
 }

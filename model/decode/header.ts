@@ -71,7 +71,7 @@ export function decodeHeader(reader: ByteReader): Header {
   }
   const incompatibleFeatures = v3 ? u64(h, 72) : 0n;
   const unknown = incompatibleFeatures & ~L.incompatibleKnownMask;
-  if (unknown !== 0n) throw new DecodeError('incompatible_features', `0x${incompatibleFeatures.toString(16)}`, 'only bits 0 (dirty) and 1 (corrupt) supported', 72);
+  if (unknown !== 0n) throw new DecodeError('incompatible_features', `0x${incompatibleFeatures.toString(16)}`, 'only bits 0 (dirty), 1 (corrupt) and 3 (compression type) supported', 72);
   const autoclearFeatures = v3 ? u64(h, 88) : 0n;
   // qcow2_do_open: "data-file-raw requires a data file" (qemu-img check cannot open it).
   if ((autoclearFeatures & autoclearDataFileRaw) !== 0n && (incompatibleFeatures & incompatibleDataFile) === 0n) {
@@ -82,7 +82,11 @@ export function decodeHeader(reader: ByteReader): Header {
   const cryptMethod = u32(h, 32);
   if (cryptMethod !== 0) throw new DecodeError('crypt_method', String(cryptMethod), '0 (encryption not supported)', 32);
   const compressionType = v3 && headerLength > 104 ? h[104] ?? 0 : 0;
-  if (compressionType !== 0) throw new DecodeError('compression_type', String(compressionType), '0 (zlib)', 104);
+  // validate_compression_type: a known type, and bit 3 set exactly when it is not zlib.
+  if (compressionType > L.compressionTypeMax) throw new DecodeError('compression_type', String(compressionType), '0 (zlib) or 1 (zstd)', 104);
+  if (((incompatibleFeatures & L.incompatibleCompression) !== 0n) !== (compressionType !== 0)) {
+    throw new DecodeError('incompatible_features bit 3', `0x${incompatibleFeatures.toString(16)}`, `set exactly when compression_type (${compressionType}) is not zlib`, 72);
+  }
   const backingFileOffset = toNumber(u64(h, 8), 'backing_file_offset', 8);
   const backingFileSize = u32(h, 16);
   // qcow2_do_open: the name must start in cluster 0, and it is a C string, so

@@ -1,19 +1,21 @@
 // decodeImage: every structure the model's domain needs, parsed from the bytes
 // alone. Strict: whatever the model cannot represent (reserved bits, unaligned
-// offsets, compressed clusters, zero flag in v2) is a DecodeError; the checker
+// offsets, COPIED on a compressed entry, zero flag in v2) is a DecodeError; the checker
 // (model/check/) is the tolerant reader that counts such damage instead.
 import { u64Table, type ByteReader } from './byte-reader.js';
 import { DecodeError, toNumber } from './decode-error.js';
 import { decodeHeader, type Header } from './header.js';
-import { classifyL2Entry, l1eOffsetMask, l1eReservedMask, l2eOffsetMask, l2eStdReservedMask, type EntryKind } from './l2-entry.js';
+import { classifyL2Entry, compressedRange, l1eOffsetMask, l1eReservedMask, l2eOffsetMask, l2eStdReservedMask, oflagCopied, type EntryKind } from './l2-entry.js';
 import * as L from './limits.js';
 import { refcountReader, type RefcountReader } from './refcounts.js';
 import { decodeSnapshotTable, type SnapshotEntry } from './snapshot-table.js';
 
 export interface DecodedL2Entry {
-  readonly kind: Exclude<EntryKind, 'compressed'>;
-  /** Host offset of the data cluster (normal, zero-alloc). */
+  readonly kind: EntryKind;
+  /** Host offset of the data cluster (normal, zero-alloc), or the byte offset of a compressed stream. */
   readonly host?: number;
+  /** Bytes of a compressed stream's range from `host` (its sectors, clipped to the file). */
+  readonly length?: number;
   readonly copied: boolean;
 }
 
@@ -75,7 +77,7 @@ function decodeL2(reader: ByteReader, header: Header, offset: number): DecodedL2
     const at = offset + i * 8;
     const kind = classifyL2Entry(entry);
     const bad = (limit: string) => new DecodeError(`L2 entry ${i}`, `0x${entry.toString(16)}`, limit, at);
-    if (kind === 'compressed') throw bad('not compressed (the model has no compressed clusters)');
+    if (kind === 'compressed') return decodeCompressed(entry, header, reader.size, bad);
     if ((entry & l2eStdReservedMask) !== 0n) throw bad('no reserved bits');
     if (header.version === 2 && (entry & 1n) !== 0n) throw bad('no zero flag in version 2');
     const copied = entry >> 63n === 1n;
@@ -85,4 +87,17 @@ function decodeL2(reader: ByteReader, header: Header, offset: number): DecodedL2
     if (host >= reader.size) throw bad(`data offset < file size ${reader.size}`);
     return { kind, host, copied };
   });
+}
+
+/**
+ * A compressed descriptor (digest §4.3): the stream must start inside the file
+ * and past the header; its last sector may run past the end of the file, whose
+ * last stream QEMU writes without padding, so its range is clipped there.
+ */
+function decodeCompressed(entry: bigint, header: Header, fileSize: number, bad: (limit: string) => DecodeError): DecodedL2Entry {
+  if ((entry & oflagCopied) !== 0n) throw bad('no COPIED on a compressed entry');
+  const range = compressedRange(entry, header.clusterBits);
+  if (range.start < BigInt(header.clusterSize) || range.start >= BigInt(fileSize)) throw bad(`compressed stream inside the file, past the header (file size ${fileSize})`);
+  const host = Number(range.start);
+  return { kind: 'compressed', host, length: Math.min(Number(range.length), fileSize - host), copied: false };
 }

@@ -36,8 +36,12 @@ export const bitmapsCountMax = 65535;
 export const bitmapDirectoryBytesMax = 1024 * bitmapsCountMax;
 /** Host offsets have 56 bits. */
 export const hostOffsetMax = 2n ** 56n - 1n;
-/** Incompatible feature bits this decoder understands: dirty (0) and corrupt (1). */
-export const incompatibleKnownMask = 0b11n;
+/** Incompatible feature bits this decoder understands: dirty (0), corrupt (1) and compression type (3). */
+export const incompatibleKnownMask = 0b1011n;
+/** Incompatible bit 3: compression_type is not zlib. */
+export const incompatibleCompression = 0b1000n;
+/** compression_type values: 0 zlib, 1 zstd. */
+export const compressionTypeMax = 1;
 /** v2 header / minimum v3 header. */
 export const headerLengthV2 = 72;
 export const headerLengthV3Min = 104;

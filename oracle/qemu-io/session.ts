@@ -86,6 +86,17 @@ export class QemuIoSession {
     return this.enqueue(() => this.quiet(`write -q -P ${hex(pattern & 0xff)} ${hex(offset)} ${hex(length)}`));
   }
 
+  /** `write -c`: exact bytes as whole clusters stored compressed (qcow2_co_pwritev_compressed); `-P` for a constant fill, else `-s`. */
+  writeCompressed(offset: number, bytes: Uint8Array): Promise<void> {
+    const first = bytes[0] ?? 0;
+    if (bytes.every((byte) => byte === first)) return this.enqueue(() => this.quiet(`write -q -c -P ${hex(first)} ${hex(offset)} ${hex(bytes.length)}`));
+    return this.enqueue(async () => {
+      const file = join((await this.scratchDir()).path, 'write.bin');
+      await writeFile(file, bytes);
+      await this.quiet(`write -q -c -s ${file} ${hex(offset)} ${hex(bytes.length)}`);
+    });
+  }
+
   writeZeroes(offset: number, length: number, constraints: WriteZeroesConstraints): Promise<void> {
     const flags = constraints.unmap ? '-q -z -u' : '-q -z';
     return this.enqueue(() => this.quiet(`write ${flags} ${hex(offset)} ${hex(length)}`));

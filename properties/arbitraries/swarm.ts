@@ -17,6 +17,7 @@ export type SwarmWeights = Readonly<Record<CommandKind, number>>;
  */
 export const baseWeights: SwarmWeights = {
   write: 6,
+  writeCompressed: 2,
   writeZeroes: 3,
   discard: 3,
   resize: 1,

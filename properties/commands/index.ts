@@ -10,6 +10,7 @@ import { resizeCommand } from './resize.js';
 import { snapshotCreateCommand } from './snapshot-create.js';
 import { snapshotDeleteCommand } from './snapshot-delete.js';
 import { snapshotRevertCommand } from './snapshot-revert.js';
+import { writeCompressedCommand } from './write-compressed.js';
 import { writeZeroesCommand } from './write-zeroes.js';
 import { writeCommand } from './write.js';
 
@@ -19,6 +20,8 @@ export function commandArbitrary(kind: CommandKind): fc.Arbitrary<StepCommand> {
   switch (kind) {
     case 'write':
       return writeCommand();
+    case 'writeCompressed':
+      return writeCompressedCommand();
     case 'writeZeroes':
       return writeZeroesCommand();
     case 'discard':

@@ -3,7 +3,7 @@
 // judge it (writeTo).
 import { writeFile } from 'node:fs/promises';
 import { MemoryFile, Qcow2Error, Qcow2Image, type CreateOptions } from '../../impl/index.js';
-import { formatOp, writeBytes, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
+import { compressedWriteBytes, formatOp, writeBytes, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
 import { implementationError, isOpErrorKind, okOutcome, refused, type ImageDriver } from '../driver.js';
 
 export function createOptionsFor(options: ImageOptions): CreateOptions {
@@ -24,6 +24,8 @@ export function applyEngineOp(image: Qcow2Image, op: EngineOp): Promise<void> {
   switch (op.kind) {
     case 'write':
       return image.write(op.offset, writeBytes(op));
+    case 'writeCompressed':
+      return image.writeCompressed(op.offset, compressedWriteBytes(op));
     case 'writeZeroes':
       return image.writeZeroes(op.offset, op.length, { unmap: op.unmap });
     case 'discard':

@@ -71,6 +71,8 @@ export class EngineHolder implements Holder {
 export class QemuHolder implements Holder {
   readonly side = 'qemu';
   private session: QemuIoSession | undefined;
+  /** An op since the last compressed write may have freed the cluster QEMU packs the next stream into. */
+  private mayHaveFreed = false;
 
   private constructor(
     private readonly path: string,
@@ -92,6 +94,8 @@ export class QemuHolder implements Holder {
   }
 
   async apply(op: HeldOp): Promise<void> {
+    if (op.kind === 'writeCompressed') return this.writeCompressed(op);
+    if (op.kind !== 'flush') this.mayHaveFreed = true;
     if (isGuestDataOp(op)) return applyQemuIoGuestOp(this.io(), op);
     switch (op.kind) {
       case 'resize':
@@ -128,6 +132,20 @@ export class QemuHolder implements Holder {
     const map = await qemuImgMap(this.path, { forceShare: true });
     const last = map.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length);
     if (last?.data === true) await this.io().write(oldSize, new Uint8Array(tailEnd - oldSize));
+  }
+
+  /**
+   * Known divergence (docs/qemu-findings.md: compressed stream over a reused
+   * cluster): QEMU 7.2's qcow2_alloc_bytes keeps packing streams into the
+   * cluster of its last stream even after that cluster was freed and allocated
+   * again (as an L2 table, say); its overlap check then refuses the write and
+   * marks the image corrupt. A fresh qemu-io session starts with no
+   * free_byte_offset, so the session is reopened when something may have freed.
+   */
+  private async writeCompressed(op: Extract<HeldOp, { kind: 'writeCompressed' }>): Promise<void> {
+    if (this.mayHaveFreed) await this.offline(() => Promise.resolve());
+    this.mayHaveFreed = false;
+    return applyQemuIoGuestOp(this.io(), op);
   }
 
   /**

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
-  formatOp, writeBytes, type DiscardOp, type ImageOptions, type Op, type OpErrorKind, type Outcome, type WriteOp, type WriteZeroesOp,
+  compressedWriteBytes, formatOp, writeBytes, type DiscardOp, type ImageOptions, type Op, type OpErrorKind, type Outcome, type WriteCompressedOp, type WriteOp, type WriteZeroesOp,
 } from '../../model/index.js';
 import {
   QemuImgError,
@@ -21,10 +21,10 @@ import {
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
 import { ImageFileDriver } from './image-file.js';
 
-type GuestDataOp = WriteOp | WriteZeroesOp | DiscardOp;
+type GuestDataOp = WriteOp | WriteCompressedOp | WriteZeroesOp | DiscardOp;
 
 export function isGuestDataOp(op: Op): op is GuestDataOp {
-  return op.kind === 'write' || op.kind === 'writeZeroes' || op.kind === 'discard';
+  return op.kind === 'write' || op.kind === 'writeCompressed' || op.kind === 'writeZeroes' || op.kind === 'discard';
 }
 
 /** The guest-data ops qemu-io runs as they are (this driver and the handoff's QEMU holder). */
@@ -32,6 +32,8 @@ export function applyQemuIoGuestOp(io: QemuIoSession, op: GuestDataOp): Promise<
   switch (op.kind) {
     case 'write':
       return io.write(op.offset, writeBytes(op));
+    case 'writeCompressed':
+      return io.writeCompressed(op.offset, compressedWriteBytes(op));
     case 'writeZeroes':
       return io.writeZeroes(op.offset, op.length, { unmap: op.unmap });
     case 'discard':
@@ -49,6 +51,11 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
     case 'discard':
       // qemu-io: "write failed: Input/output error" for a request past the end
       return errno === 'EIO' && op.offset + op.length > virtualSize ? 'out-of-range' : undefined;
+    case 'writeCompressed':
+      // EIO inside the disk: qcow2_alloc_compressed_cluster_offset found a host offset
+      if (errno === 'EIO') return op.offset + op.length > virtualSize ? 'out-of-range' : 'compressed-overwrite';
+      // qemu-io itself refuses -c with an offset or count that is not whole sectors
+      return errno === 'EINVAL' || /is not a sector-aligned value/.test(message) ? 'invalid-argument' : undefined;
     case 'resize':
       if (/multiple of 512/.test(message)) return 'invalid-argument';
       if (/Can't resize a v2 image which has snapshots/.test(message)) return 'unsupported';

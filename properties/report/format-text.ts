@@ -46,6 +46,7 @@ export function formatCoverage(c: Coverage): string {
     `  growths:        refcount table ${c.refcountTableGrowths}, L1 ${c.l1Growths}; snapshots alive max ${c.snapshotsAliveMax}`,
     `  images:         ${histogram(c.versions)}; cluster bits ${histogram(c.clusterBits)}; refcount bits ${histogram(c.refcountBits)}; lazy ${c.lazyRefcounts}`,
     `  swarm off:      ${histogram(c.swarmOff)}`,
+    `  compressed:     ${histogram(c.compressedLayout)} (summed over sampled images)`,
   ].join('\n');
 }
 

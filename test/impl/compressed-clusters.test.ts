@@ -3,10 +3,10 @@
 //   qemu-img convert -c -f raw -O qcow2 -o cluster_size=4096 raw.img compressed-4k.qcow2
 // (QEMU 7.2) from the 64 KiB disk that fixtureDisk() rebuilds: 13 text clusters
 // compressed and packed together into one host cluster, clusters 4 and 5
-// incompressible (stored normal), cluster 6 zero (unallocated). The model has
-// no compressed kind, so the oracle here is the guest bytes, tracked by hand,
-// plus the model's checker (it counts every host cluster a compressed stream
-// touches, like qemu-img check) after every operation.
+// incompressible (stored normal), cluster 6 zero (unallocated). The oracle
+// here is the guest bytes, tracked by hand, plus the model's checker (it counts
+// every host cluster a compressed stream touches, like qemu-img check) after
+// every operation.
 import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { MemoryFile, Qcow2Image } from '../../impl/index.js';
@@ -41,7 +41,7 @@ async function openFixture(): Promise<{ file: MemoryFile; image: Qcow2Image }> {
   return { file, image: await Qcow2Image.open(keepOpen(file)) };
 }
 
-/** The kinds of guest clusters 0..15 in the active L2 table (the model decoder refuses compressed entries). */
+/** The kinds of guest clusters 0..15 in the active L2 table, read straight from the bytes. */
 function kinds(bytes: Uint8Array): string[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const l1Offset = Number(view.getBigUint64(40));

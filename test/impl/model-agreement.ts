@@ -3,7 +3,7 @@
 // the model (equivalence up to host offsets) and the model's checker must say clean.
 import { expect } from 'vitest';
 import {
-  abstractImage, bufferReader, checkImage, decodeImage, equivalent, initialState, read as modelRead, step, writeBytes,
+  abstractImage, bufferReader, checkImage, compressedWriteBytes, decodeImage, equivalent, initialState, read as modelRead, step, writeBytes,
   formatOp, type ImageOptions, type ModelState, type Op,
 } from '../../model/index.js';
 import { MemoryFile, Qcow2Error, Qcow2Image, type BlockFile } from '../../impl/index.js';
@@ -81,6 +81,9 @@ async function apply(image: Qcow2Image, file: MemoryFile, op: Op, openOptions: E
       return image;
     case 'snapshotDelete':
       await image.snapshots.delete(op.name);
+      return image;
+    case 'writeCompressed':
+      await image.writeCompressed(op.offset, compressedWriteBytes(op));
       return image;
     case 'flush':
       await image.flush();

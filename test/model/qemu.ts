@@ -36,6 +36,10 @@ export async function qemuApply(file: string, ops: readonly Op[]): Promise<boole
         if (op.seed !== undefined) throw new Error('seeded writes are not expressible with qemu-io -P');
         r = await io(`write -P ${op.pattern & 0xff} ${hex(op.offset)} ${hex(op.length)}`);
         break;
+      case 'writeCompressed':
+        if (op.seed !== undefined) throw new Error('seeded compressed writes are not expressible with qemu-io -P');
+        r = await io(`write -c -P ${op.pattern & 0xff} ${hex(op.offset)} ${hex(op.length)}`);
+        break;
       case 'writeZeroes':
         r = await io(`write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`);
         break;

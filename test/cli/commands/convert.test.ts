@@ -64,6 +64,28 @@ describe('convert (end to end against qemu-img compare)', () => {
     },
   );
 
+  it('raw → qcow2 -c: the same clusters compressed, allocated and packed as qemu-img convert -c', async () => {
+    await inTempDir(async (dir) => {
+      const raw = `${dir}/a.raw`;
+      const text = new TextEncoder().encode('compressible qcow2-verify text '.repeat(20_000));
+      const data = new Uint8Array(text.length + 100_000 + 300_000 + 1001);
+      data.set(text);
+      data.set(pseudoRandom(300_000, 11), text.length + 100_000 - 1000); // incompressible clusters stay normal
+      data.set(pseudoRandom(1001, 12).map((b) => b & 1), data.length - 1001); // an odd, compressible tail
+      await writeFile(raw, data);
+      expect((await runCli(['convert', '-c', '-O', 'qcow2', '-o', 'cluster_size=4k', raw, `${dir}/ours.qcow2`])).exitCode).toBe(0);
+      expect((await qemuImg('convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'cluster_size=4k', raw, `${dir}/theirs.qcow2`)).exitCode).toBe(0);
+      await expectClean(`${dir}/ours.qcow2`);
+      expect((await qemuImg('compare', '-f', 'raw', '-F', 'qcow2', raw, `${dir}/ours.qcow2`)).exitCode).toBe(0);
+      const counts = async (path: string) => {
+        const check = (await qemuImgJson('check', path)) as Record<string, unknown>;
+        return [check['allocated-clusters'], check['compressed-clusters'], check['image-end-offset']];
+      };
+      expect(await counts(`${dir}/ours.qcow2`)).toEqual(await counts(`${dir}/theirs.qcow2`));
+      expect((await runCli(['convert', '-c', '-O', 'raw', raw, `${dir}/b.raw`])).exitCode).toBe(2);
+    });
+  });
+
   it('a raw file of odd length becomes an image rounded up to 512 bytes', async () => {
     await inTempDir(async (dir) => {
       await writeFile(`${dir}/odd.raw`, pseudoRandom(1000, 3));

@@ -61,12 +61,26 @@ describe('create (end to end against qemu-img)', () => {
     });
   });
 
+  it('compression_type=zstd: the same Formatting line, header and info as qemu-img create; compat=0.10 refused', async () => {
+    await inTempDir(async (dir) => {
+      const ours = await runCli(['create', '-o', 'compression_type=zstd', `${dir}/ours.qcow2`, '1M']);
+      const theirs = await qemuImg('create', '-f', 'qcow2', '-o', 'compression_type=zstd', `${dir}/theirs.qcow2`, '1M');
+      expect(ours.exitCode).toBe(0);
+      expect(ours.stdout.replace('ours', 'theirs')).toBe(`${theirs.stdout}\n`);
+      const info = (path: string) => qemuImg('info', '--output=json', path).then((r) => JSON.parse(r.stdout) as { 'format-specific': unknown });
+      expect((await info(`${dir}/ours.qcow2`))['format-specific']).toEqual((await info(`${dir}/theirs.qcow2`))['format-specific']);
+      const v2 = await runCli(['create', '-o', 'compression_type=zstd,compat=0.10', `${dir}/v2.qcow2`, '1M']);
+      expect(v2.exitCode).toBe(2);
+      expect(v2.stderr).toMatch(/Non-zlib compression type is only supported with compatibility level 1.1/);
+    });
+  });
+
   it('refuses unknown -o keys and bad sizes with one usage line and exit 2, creating nothing', async () => {
     await inTempDir(async (dir) => {
       const file = `${dir}/x.qcow2`;
       const r = await runCli(['create', '-o', 'foo=bar', file, '1M']);
       expect(r.exitCode).toBe(2);
-      expect(r.stderr).toBe("qcow2-verify: unknown -o option 'foo' (known: cluster_size, refcount_bits, compat, lazy_refcounts)\n");
+      expect(r.stderr).toBe("qcow2-verify: unknown -o option 'foo' (known: cluster_size, refcount_bits, compat, lazy_refcounts, compression_type)\n");
       const s = await runCli(['create', file, '1e3']);
       expect(s.exitCode).toBe(2);
       expect(s.stderr).toMatch(/^qcow2-verify: invalid image size '1e3'.*\n$/);

@@ -108,7 +108,7 @@ describe('formatQemuJson', () => {
 describe('info with a backing file (the engine refuses to open such images for now)', () => {
   // Expected text copied from qemu-img 7.2 info on /tmp/qx/bk.qcow2 (backing s.qcow2, format qcow2).
   const info: ImageInfo = {
-    virtualSize: 1 << 20, clusterSize: 65536, version: 3, refcountBits: 16, lazyRefcounts: false, dirty: false,
+    virtualSize: 1 << 20, clusterSize: 65536, version: 3, refcountBits: 16, lazyRefcounts: false, compressionType: 'zlib', dirty: false,
     corrupt: false, fileLength: 196616, snapshots: [], backingFile: 's.qcow2', backingFormat: 'qcow2',
   };
 

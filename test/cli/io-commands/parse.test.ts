@@ -6,6 +6,8 @@ describe('parseIoCommand', () => {
   it('reads qemu-io write, read, discard, truncate and flush lines', () => {
     expect(parseIoCommand('write -P 0xab 0 4k')).toEqual({ kind: 'write', offset: 0, length: 4096, pattern: 0xab, quiet: false });
     expect(parseIoCommand('write 1k 512')).toEqual({ kind: 'write', offset: 1024, length: 512, pattern: 0xcd, quiet: false });
+    expect(parseIoCommand('write -c -P 7 0 64k')).toEqual({ kind: 'write', offset: 0, length: 65536, pattern: 7, compressed: true, quiet: false });
+    expect(() => parseIoCommand('write -cz 0 64k')).toThrow(/-c and -z/);
     expect(parseIoCommand('  write   -P0x1   0x200 0x200 ')).toMatchObject({ pattern: 1, offset: 512, length: 512 });
     expect(parseIoCommand('write -z 64k 64k')).toEqual({ kind: 'writeZeroes', offset: 65536, length: 65536, unmap: false, quiet: false });
     expect(parseIoCommand('write -zu 0 1M')).toEqual({ kind: 'writeZeroes', offset: 0, length: 1 << 20, unmap: true, quiet: false });
@@ -36,7 +38,6 @@ describe('parseIoCommand', () => {
     ['write -P', /option -P needs an argument/],
     ['write -z -P 1 0 512', /only one of -z and -P/],
     ['write -u 0 512', /-u requires -z/],
-    ['write -c 0 512', /unsupported option -c/],
     ['discard -P 1 0 512', /unsupported option -P/],
     ['write 0 abc', /invalid length 'abc'/],
     ['read 1e3 1', /invalid offset '1e3'/],

@@ -26,6 +26,11 @@ class FakeImage implements IoImage {
     this.check(offset, data.length);
     this.bytes.set(data, offset);
   }
+  async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    this.calls.push(`writeCompressed ${offset} ${data.length}`);
+    this.check(offset, data.length);
+    this.bytes.set(data, offset);
+  }
   async writeZeroes(offset: number, length: number, options?: { unmap?: boolean }): Promise<void> {
     this.calls.push(`writeZeroes ${offset} ${length} ${options?.unmap === true}`);
     this.check(offset, length);
