@@ -13,7 +13,7 @@ import type { ImageOptions, OpErrorKind } from '../../model/index.js';
 import { openQemuIo, qemuImgCheck, qemuImgInfo, qemuImgMap, qemuImgSnapshot, type QemuIoSession } from '../../oracle/index.js';
 import { isOpErrorKind } from '../driver.js';
 import { applyEngineOp, type EngineOp } from './engine.js';
-import { applyQemuIoGuestOp, isGuestDataOp, qemuErrorKind } from './qemu.js';
+import { applyQemuIoGuestOp, isGuestDataOp, qemuErrorKind, readQemuGuest } from './qemu.js';
 
 export type HolderSide = 'ts' | 'qemu';
 export type HeldOp = EngineOp;
@@ -161,7 +161,7 @@ export class QemuHolder implements Holder {
   }
 
   read(offset: number, length: number): Promise<Uint8Array> {
-    return this.io().read(offset, length);
+    return readQemuGuest(this.io(), this.path, offset, length);
   }
 
   /** QEMU 7.2 brings lazy refcounts up to date only on close (see drivers/qemu.ts), so those images are closed and reopened. */

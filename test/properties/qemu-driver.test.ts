@@ -1,7 +1,9 @@
 // QEMU through the same driver interface: its outcomes and reads must match the
 // model too (docs/semantics.md was checked against qemu-io 7.2).
 import { describe, expect, it } from 'vitest';
-import { formatText, replayOps, runProperty } from '../../properties/index.js';
+import { writeBytes, type WriteOp } from '../../model/index.js';
+import { driverFactories, formatText, replayOps, runProperty } from '../../properties/index.js';
+import { hexdumpReadBytesMax } from '../../properties/drivers/qemu.js';
 
 describe('qemu driver', () => {
   it('agrees with the model on outcomes and reads for a few sequences', async () => {
@@ -32,5 +34,26 @@ describe('qemu driver', () => {
     });
     expect(result.status, formatText(result)).toBe('passed');
     expect(result.coverage.outcomes).toEqual({ ok: 2, 'out-of-range': 1, 'invalid-argument': 1, unsupported: 1, 'unknown-snapshot': 2 });
+  });
+
+  it('reads long ranges exactly through qemu-img convert and short ones through qemu-io', async () => {
+    const virtualSize = 4 * hexdumpReadBytesMax;
+    const driver = await driverFactories.qemu({ version: 3, clusterBits: 12, refcountBits: 16, lazyRefcounts: true, virtualSize });
+    try {
+      // seeded (not constant) bytes across cluster boundaries, and a zeroed range
+      const op: WriteOp = { kind: 'write', offset: 1000, length: 2 * hexdumpReadBytesMax, pattern: 0, seed: 11 };
+      expect(await driver.apply(op)).toEqual({ ok: true });
+      expect(await driver.apply({ kind: 'writeZeroes', offset: 5000, length: 3000, unmap: true })).toEqual({ ok: true });
+      const expected = new Uint8Array(virtualSize);
+      expected.set(writeBytes(op), op.offset);
+      expected.fill(0, 5000, 8000);
+      expect(await driver.read(0, virtualSize)).toEqual(expected);
+      expect(await driver.read(hexdumpReadBytesMax + 1, hexdumpReadBytesMax)).toEqual(
+        expected.subarray(hexdumpReadBytesMax + 1, 2 * hexdumpReadBytesMax + 1),
+      );
+      expect(await driver.read(900, hexdumpReadBytesMax)).toEqual(expected.subarray(900, 900 + hexdumpReadBytesMax));
+    } finally {
+      await driver.close();
+    }
   });
 });
