@@ -15,13 +15,12 @@ import {
   createConstraints,
   openQemuIo,
   qemuImgCreate,
-  qemuImgInfo,
   qemuImgReadRaw,
   qemuImgSnapshot,
   type QemuIoSession,
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
-import { ImageFileDriver } from './image-file.js';
+import { headerVirtualSize, ImageFileDriver } from './image-file.js';
 
 type GuestDataOp = WriteOp | WriteZeroesOp | DiscardOp;
 
@@ -100,9 +99,48 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
   }
 }
 
+/**
+ * The qemu-io session on one image file, opened when an op first needs it.
+ * `qemu-img snapshot` needs the file to itself, so the session is closed around
+ * it (`offline`) and started again only by the next op that talks to qemu-io:
+ * consecutive snapshot ops, or the end of a sequence right after one, start no
+ * qemu-io (each start is a process and about 20 ms of qemu-io's own start-up).
+ */
+export class LazyQemuIo {
+  private session: Promise<QemuIoSession> | undefined;
+
+  constructor(readonly path: string) {}
+
+  /** The open session; opens it first if needed (QemuIoError when QEMU cannot open the image). */
+  io(): Promise<QemuIoSession> {
+    this.session ??= openQemuIo(this.path).catch((error: unknown) => {
+      this.session = undefined;
+      throw error;
+    });
+    return this.session;
+  }
+
+  /** Runs `task` with the session closed; returns the virtual size the header records afterwards (also when `task` failed). */
+  async offline(task: () => Promise<void>, onSize: (size: number) => void): Promise<void> {
+    await this.close();
+    try {
+      await task();
+    } finally {
+      onSize(await headerVirtualSize(this.path));
+    }
+  }
+
+  /** Quits qemu-io if it runs; the file is then complete on its own. */
+  async close(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    if (session !== undefined) await (await session).close();
+  }
+}
+
 class QemuDriver extends ImageFileDriver implements ImageDriver {
   readonly name = 'qemu (qemu-io session + qemu-img snapshot)';
-  private session: QemuIoSession | undefined;
+  private readonly qemu: LazyQemuIo;
 
   constructor(
     private readonly tmp: DirectoryResult,
@@ -111,15 +149,11 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
     private readonly lazyRefcounts: boolean,
   ) {
     super();
+    this.qemu = new LazyQemuIo(path);
   }
 
   async open(): Promise<void> {
-    this.session = await openQemuIo(this.path);
-  }
-
-  private io(): QemuIoSession {
-    if (this.session === undefined) throw new Error('qemu driver: no open qemu-io session');
-    return this.session;
+    await this.qemu.io();
   }
 
   async apply(op: Op): Promise<Outcome> {
@@ -127,8 +161,6 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
       await this.applyUnchecked(op);
       return okOutcome;
     } catch (error) {
-      // a failed qemu-img snapshot leaves the session closed: reopen before answering
-      if (this.session === undefined) await this.open();
       const kind = qemuErrorKind(op, error, this.virtualSize);
       if (kind !== undefined) return refused(kind, error instanceof Error ? error.message : String(error));
       throw implementationError(this.name, formatOp(op), error);
@@ -136,10 +168,10 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
   }
 
   private async applyUnchecked(op: Op): Promise<void> {
-    if (isGuestDataOp(op)) return applyQemuIoGuestOp(this.io(), op);
+    if (isGuestDataOp(op)) return applyQemuIoGuestOp(await this.qemu.io(), op);
     switch (op.kind) {
       case 'resize':
-        await this.io().truncate(op.size);
+        await (await this.qemu.io()).truncate(op.size);
         this.virtualSize = op.size;
         return;
       case 'snapshotCreate':
@@ -149,8 +181,9 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
       case 'snapshotDelete':
         return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
       case 'flush':
-        return this.io().flush();
+        return (await this.qemu.io()).flush();
       case 'reopen':
+        // closed here; the next op that needs qemu-io opens the image again
         return this.offline(() => Promise.resolve());
       default: {
         const never: never = op;
@@ -159,19 +192,19 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
     }
   }
 
-  /** Runs `task` with the session closed, then reopens it and re-reads the size (revert may change it). */
-  private async offline(task: () => Promise<void>): Promise<void> {
-    await this.io().close();
-    this.session = undefined;
-    await task();
-    this.virtualSize = (await qemuImgInfo(this.path)).virtualSize;
-    await this.open();
+  /** Runs `task` with the session closed and re-reads the size (revert may change it). */
+  private offline(task: () => Promise<void>): Promise<void> {
+    return this.qemu.offline(task, (size) => {
+      this.virtualSize = size;
+    });
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return readQemuGuest(this.io(), this.path, offset, length).catch((error: unknown) => {
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    try {
+      return await readQemuGuest(await this.qemu.io(), this.path, offset, length);
+    } catch (error) {
       throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
-    });
+    }
   }
 
   /**
@@ -181,13 +214,12 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
    */
   protected async settle(): Promise<void> {
     if (this.lazyRefcounts) await this.offline(() => Promise.resolve());
-    else await this.io().flush();
+    else await (await this.qemu.io()).flush();
   }
 
   async close(): Promise<void> {
     try {
-      await this.session?.close();
-      this.session = undefined;
+      await this.qemu.close();
     } finally {
       await this.tmp.cleanup();
     }
