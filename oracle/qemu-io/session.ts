@@ -10,10 +10,19 @@ import { QemuIoError, QemuOutputError } from '../errors.js';
 import { findTool } from '../run.js';
 import { parseHexdump, PromptFramer } from './framing.js';
 
+/** qemu-io `-t`: how QEMU caches the image file. */
+export type QemuIoCacheMode = 'writethrough' | 'writeback' | 'unsafe' | 'none' | 'directsync';
+
 export interface QemuIoConstraints {
   /** Defaults to qcow2: a damaged image is never format-probed. */
   readonly format?: string;
   readonly readOnly?: boolean;
+  /**
+   * Default: qemu-io's own, writethrough (a flush after every write: about two
+   * fdatasync calls each). `unsafe` is writeback without fdatasync: `flush`
+   * still writes QEMU's metadata caches to the file, so other processes see it.
+   */
+  readonly cache?: QemuIoCacheMode;
 }
 
 export interface WriteZeroesConstraints {
@@ -59,7 +68,13 @@ export class QemuIoSession {
   /** Open `path` in a new qemu-io process; fails with QemuIoError if QEMU cannot open it. */
   static async open(path: string, constraints: QemuIoConstraints = {}): Promise<QemuIoSession> {
     const binary = await findTool('qemu-io');
-    const args = ['-f', constraints.format ?? 'qcow2', ...(constraints.readOnly === true ? ['-r'] : []), path];
+    const args = [
+      '-f',
+      constraints.format ?? 'qcow2',
+      ...(constraints.readOnly === true ? ['-r'] : []),
+      ...(constraints.cache === undefined ? [] : ['-t', constraints.cache]),
+      path,
+    ];
     // sh merges stderr into the same pipe, so messages stay in order with the prompts.
     const child = spawn('sh', ['-c', 'exec "$0" "$@" 2>&1', binary, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const session = new QemuIoSession(path, child);

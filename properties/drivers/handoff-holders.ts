@@ -8,7 +8,7 @@
 // corpus cases with status known-qemu-divergence): they are QEMU's bugs, tracked
 // and judged by `gate --impl qemu`; this property is about what each program
 // makes of the other's image, and must not fail forever on them.
-import { Qcow2Error, Qcow2Image } from '../../impl/index.js';
+import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions } from '../../impl/index.js';
 import type { ImageOptions, OpErrorKind } from '../../model/index.js';
 import { qemuImgCheck, qemuImgMap, qemuImgSnapshot } from '../../oracle/index.js';
 import { isOpErrorKind } from '../driver.js';
@@ -33,13 +33,69 @@ export interface Holder {
   close(): Promise<void>;
 }
 
+/**
+ * The image file as the engine holds it, with barriers that do not wait for
+ * the disk. This property is about what each program makes of the other's
+ * file, not about a host crash (the crash tests cover ordering), and the
+ * engine's flushes cost several fdatasync calls each; the bytes reach the
+ * other program through the page cache all the same. QEMU's sessions skip
+ * theirs the same way (`qemuIoCache`).
+ */
+export class UnsyncedFile implements BlockFile {
+  constructor(private readonly file: NodeFile) {}
+
+  static async open(path: string, create: boolean): Promise<UnsyncedFile> {
+    return new UnsyncedFile(await NodeFile.open(path, { readOnly: false, create }));
+  }
+
+  pread(offset: number, length: number): Promise<Uint8Array> {
+    return this.file.pread(offset, length);
+  }
+
+  preadInto(offset: number, target: Uint8Array): Promise<void> {
+    return this.file.preadInto(offset, target);
+  }
+
+  pwrite(offset: number, data: Uint8Array): Promise<void> {
+    return this.file.pwrite(offset, data);
+  }
+
+  /** Writes are in the page cache once pwrite resolves: ordered for every other reader. */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  truncate(length: number): Promise<void> {
+    return this.file.truncate(length);
+  }
+
+  length(): Promise<number> {
+    return this.file.length();
+  }
+
+  close(): Promise<void> {
+    return this.file.close();
+  }
+}
+
+/** Opens (or creates with `create`) the image at `path` with the engine on an UnsyncedFile. */
+export async function openEngineImage(path: string, create?: CreateOptions): Promise<Qcow2Image> {
+  const file = await UnsyncedFile.open(path, create !== undefined);
+  try {
+    return create === undefined ? await Qcow2Image.open(file) : await Qcow2Image.create(file, create);
+  } catch (error) {
+    await file.close();
+    throw error;
+  }
+}
+
 export class EngineHolder implements Holder {
   readonly side = 'ts';
 
   private constructor(private readonly image: Qcow2Image) {}
 
   static async open(path: string): Promise<EngineHolder> {
-    return new EngineHolder(await Qcow2Image.openFile(path));
+    return new EngineHolder(await openEngineImage(path));
   }
 
   apply(op: HeldOp): Promise<void> {
