@@ -8,14 +8,15 @@
 // hundred KiB: its forks are cheap and happen outside Node's thread, which
 // only writes one line per run.
 //
-// Protocol: each run is one line on the shell's stdin,
+// Protocol: each run is one line on the shell's stdin (a long-lived program
+// reads and writes FIFOs instead of files),
 //   { 'binary' 'arg' … </dev/null >DIR/N.out 2>DIR/N.err; echo "N $?"; } &
 // so runs are concurrent, and each ends with the line "N status" on the
 // shell's stdout (short writes to a pipe are atomic). The output files are
 // read and removed then. dash reaps its finished background jobs itself:
 // 5000 runs leave it at 2 MiB and no zombies.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,9 +68,12 @@ class ToolShell {
 
   static start(): ToolShell {
     const dir = mkdtempSync(join(tmpdir(), 'qcow2-verify-tools-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    // the shell's own stderr is not read: a run's failures go to its own files
-    return new ToolShell(spawn('sh', [], { stdio: ['pipe', 'pipe', 'ignore'] }), dir);
+    // The inner shell reads the runs; when this process ends, however it ends
+    // (a vitest worker never sees 'exit'), its stdin closes and the outer shell
+    // removes the directory. The shells' own stderr is not read: a run's
+    // failures go to its own files.
+    const child = spawn('sh', ['-c', 'sh -s; rm -rf "$0"', dir], { stdio: ['pipe', 'pipe', 'ignore'] });
+    return new ToolShell(child, dir);
   }
 
   get alive(): boolean {
@@ -77,21 +81,29 @@ class ToolShell {
   }
 
   /** Runs `binary args` (an absolute path) with stdin closed; resolves when it exits. */
-  run(binary: string, args: readonly string[]): Promise<ShellRun> {
-    if (this.ended !== undefined) return Promise.reject(new Error(this.ended));
+  async run(binary: string, args: readonly string[]): Promise<ShellRun> {
     const id = this.next++;
     const out = join(this.dir, `${id}.out`);
     const err = join(this.dir, `${id}.err`);
+    const status = await this.start(id, binary, args, `</dev/null >${shellQuote(out)} 2>${shellQuote(err)}`);
+    const [stdout, stderr] = await Promise.all([readFile(out, 'utf8'), readFile(err, 'utf8')]);
+    await Promise.all([rm(out, { force: true }), rm(err, { force: true })]);
+    return { status, stdout, stderr };
+  }
+
+  /** Runs `binary args` reading `stdin` and writing stdout and stderr, merged, to `output` (e.g. FIFOs); resolves with its status. */
+  runConnected(binary: string, args: readonly string[], stdin: string, output: string): Promise<number> {
+    return this.start(this.next++, binary, args, `<${shellQuote(stdin)} >${shellQuote(output)} 2>&1`);
+  }
+
+  private start(id: number, binary: string, args: readonly string[], redirections: string): Promise<number> {
+    if (this.ended !== undefined) return Promise.reject(new Error(this.ended));
     const words = [binary, ...args].map(shellQuote).join(' ');
     const done = new Promise<number>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-    }).then(async (status) => {
-      const [stdout, stderr] = await Promise.all([readFile(out, 'utf8'), readFile(err, 'utf8')]);
-      await Promise.all([rm(out, { force: true }), rm(err, { force: true })]);
-      return { status, stdout, stderr };
     });
     this.busy();
-    this.child.stdin.write(`{ ${words} </dev/null >${shellQuote(out)} 2>${shellQuote(err)}; echo "${id} $?"; } &\n`);
+    this.child.stdin.write(`{ ${words} ${redirections}; echo "${id} $?"; } &\n`);
     return done;
   }
 
@@ -133,8 +145,21 @@ class ToolShell {
 
 let shell: ToolShell | undefined;
 
+function toolShell(): ToolShell {
+  if (shell === undefined || !shell.alive) shell = ToolShell.start();
+  return shell;
+}
+
 /** Runs `binary args` through this process's tool shell, started on first use (and again if it died). */
 export function runInToolShell(binary: string, args: readonly string[]): Promise<ShellRun> {
-  if (shell === undefined || !shell.alive) shell = ToolShell.start();
-  return shell.run(binary, args);
+  return toolShell().run(binary, args);
+}
+
+/**
+ * Starts `binary args` through the tool shell with stdin from `stdin` and
+ * stdout and stderr, in order, to `output`; resolves with its shell status
+ * when it exits. For long-lived programs talked to through FIFOs.
+ */
+export function startInToolShell(binary: string, args: readonly string[], stdin: string, output: string): Promise<number> {
+  return toolShell().runConnected(binary, args, stdin, output);
 }
