@@ -132,7 +132,7 @@ export class LazyQemuIo {
     return this.session;
   }
 
-  /** Runs `task` with the session closed; returns the virtual size the header records afterwards (also when `task` failed). */
+  /** Runs `task` with the session closed, then hands `onSize` the virtual size the header records (also when `task` failed). */
   async offline(task: () => Promise<void>, onSize: (size: number) => void): Promise<void> {
     await this.close();
     try {
