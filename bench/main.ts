@@ -8,7 +8,9 @@
 //       reading the same qemu-io script on stdin (engine `io` vs `qemu-io`);
 //   (3) reading the full-size qcow2 image back to raw (`convert -O raw`);
 //   (4), (5) compressed images, zlib and zstd (bench/compressed.ts).
-//   (0) first, the fixed start-up cost of each side's process.
+//   (0) first, the fixed start-up cost of each side's process;
+//   (6) last, the conformance gate against the engine and against QEMU at the
+//       same budget (default, or --gate-runs N), in sequences per minute.
 // Each side is a child process, timed from here, its peak RSS taken from GNU
 // time -v. Every result is checked with qemu-img compare before it is
 // reported: a fast wrong answer is not a benchmark result.
@@ -19,6 +21,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { withDir } from 'tmp-promise';
 import { compressedRows } from './compressed.js';
+import { formatGateTable, measureGate, sequencesPerMinute, type GateRun } from './gate.js';
 import { parseBenchArgs, type BenchOptions } from './options.js';
 import { measure } from './measure.js';
 import { formatTable, ratio, type BenchRow } from './table.js';
@@ -30,8 +33,23 @@ function qemuImg(...args: string[]): void {
   execFileSync('qemu-img', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+function engineNodeArgs(options: BenchOptions): string[] {
+  return options.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
+}
+
+/** (6): both gates, one after the other (each uses the machine alone). */
+function runGates(options: BenchOptions): Promise<GateRun[]> {
+  return withDir(
+    async ({ path: dir }) => [
+      await measureGate(cliMain, engineNodeArgs(options), dir, 'ts', options.gateRuns, options.seed),
+      await measureGate(cliMain, engineNodeArgs(options), dir, 'qemu', options.gateRuns, options.seed),
+    ],
+    { unsafeCleanup: true, prefix: 'qcow2-verify-bench-gate-' },
+  );
+}
+
 async function run(options: BenchOptions): Promise<BenchRow[]> {
-  const engineArgs = options.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
+  const engineArgs = engineNodeArgs(options);
   const engine = (args: string[], input?: string) => measure(process.execPath, [...engineArgs, cliMain, ...args], input);
   return withDir(
     async ({ path: dir }) => {
@@ -77,17 +95,25 @@ async function run(options: BenchOptions): Promise<BenchRow[]> {
 function machine(): string {
   const qemu = execFileSync('qemu-img', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? 'qemu-img ?';
   const memGiB = (os.totalmem() / 2 ** 30).toFixed(0);
-  return `${new Date().toISOString()} · ${os.cpus().length} CPU (${os.cpus()[0]?.model ?? '?'}) · ${memGiB} GiB RAM · node ${process.version} · ${qemu}`;
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  return `${new Date().toISOString()} · ${os.cpus().length} CPU (${os.cpus()[0]?.model ?? '?'}) · ${memGiB} GiB RAM · load average ${load} · node ${process.version} · ${qemu}`;
 }
 
 try {
   const options = parseBenchArgs(process.argv.slice(2));
   const header = machine();
   process.stderr.write(`qcow2-verify bench: size ${options.sizeMiB} MiB, ${options.writes} random writes, seed ${options.seed}\n`);
-  const rows = await run(options);
-  process.stdout.write(`${header}\n\n${formatTable(rows)}\n`);
+  const rows = options.gatesOnly ? [] : await run(options);
+  if (rows.length > 0) process.stdout.write(`${header}\n\n${formatTable(rows)}\n`);
+  const gates = await runGates(options);
+  process.stdout.write(`${rows.length > 0 ? '\n' : `${header}\n\n`}${formatGateTable(gates)}\n`);
   if (options.jsonFile !== undefined) {
-    const json = { machine: header, options, rows: rows.map((r) => ({ ...r, ratio: ratio(r) })) };
+    const json = {
+      machine: header,
+      options,
+      rows: rows.map((r) => ({ ...r, ratio: ratio(r) })),
+      gates: gates.map((g) => ({ ...g, sequencesPerMinute: sequencesPerMinute(g) })),
+    };
     await writeFile(options.jsonFile, `${JSON.stringify(json, null, 2)}\n`);
   }
 } catch (error) {

@@ -12,13 +12,28 @@ const gnuTime = '/usr/bin/time';
 /** How often /proc/PID/status is read when GNU time is absent; VmHWM is a high-water mark, so late reads lose nothing. */
 const procPollMs = 20;
 
+export interface MeasureConstraints {
+  /** Exit codes that are results, not errors. Default: only 0. */
+  readonly okExitCodes?: readonly number[];
+}
+
 /**
  * Runs `command args` with `input` on stdin, output discarded, and measures it.
  * Peak memory comes from GNU time -v ("Maximum resident set size") when
  * /usr/bin/time exists, else from polling VmHWM in /proc/PID/status.
- * A non-zero exit is an error carrying the child's stderr.
+ * Any other exit than 0 is an error carrying the child's stderr.
  */
 export async function measure(command: string, args: readonly string[], input?: string): Promise<Measurement> {
+  return (await measureExit(command, args, input)).measurement;
+}
+
+/** `measure` for a command whose exit code is part of the result (`okExitCodes`), returned with it. */
+export async function measureExit(
+  command: string,
+  args: readonly string[],
+  input?: string,
+  constraints: MeasureConstraints = {},
+): Promise<{ measurement: Measurement; exitCode: number }> {
   const useTime = existsSync(gnuTime);
   const [file, argv] = useTime ? [gnuTime, ['-v', command, ...args]] : [command, [...args]];
   const started = performance.now();
@@ -34,9 +49,10 @@ export async function measure(command: string, args: readonly string[], input?: 
   });
   const wallSeconds = (performance.now() - started) / 1000;
   if (poll !== undefined) clearInterval(poll);
-  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-2000)}`);
+  // GNU time passes the command's exit code on, and says so on stderr when it is not 0
+  if (!(constraints.okExitCodes ?? [0]).includes(code)) throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-2000)}`);
   const peakKiB = useTime ? parseGnuTimeMaxRssKiB(stderr) : polledKiB;
-  return { wallSeconds, peakRssBytes: peakKiB * 1024 };
+  return { measurement: { wallSeconds, peakRssBytes: peakKiB * 1024 }, exitCode: code };
 }
 
 /** "Maximum resident set size (kbytes): 12345" from GNU time -v. */

@@ -120,13 +120,20 @@ function compareEntry(model: L2Entry | undefined, found: DecodedL2Entry, image: 
     data.streamLengths.set(found.host!, found.length!);
     return; // its bytes are judged through reads: the model does not decompress
   }
-  data.clusters.pair(model.data.id, found.host!, where);
-  if (model.kind !== 'normal') return;
+  // a pair seen before (a cluster shared between views) had its bytes compared then
+  const first = data.clusters.pair(model.data.id, found.host!, where);
+  if (!first || model.kind !== 'normal') return;
   const bytes = image.dataBytes.get(found.host!)!;
-  const at = model.data.bytes.findIndex((b, i) => b !== bytes[i]);
+  const at = firstByteDifference(model.data.bytes, bytes);
   if (at >= 0) {
     throw new Mismatch({ ...where, expected: `byte ${at} of the cluster = 0x${model.data.bytes[at]!.toString(16)}`, found: `0x${bytes[at]!.toString(16)} (host ${found.host! + at})` });
   }
+}
+
+/** The first index where `expected` and `found` differ, or -1. A plain loop: this runs over every data byte after every op. */
+function firstByteDifference(expected: Uint8Array, found: Uint8Array): number {
+  for (let i = 0; i < expected.length; i++) if (expected[i] !== found[i]) return i;
+  return -1;
 }
 
 function compareRefcounts(state: ModelState, image: AbstractImage, tables: Renaming, data: DataRenamings): void {

@@ -4,8 +4,8 @@
 // codes are verdicts (check, compare) and which are failures.
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { execa } from 'execa';
 import { QemuMissingError, type QemuTool } from './errors.js';
+import { runInToolShell } from './tool-shell.js';
 
 export interface ToolRun {
   readonly exitCode: number;
@@ -13,29 +13,43 @@ export interface ToolRun {
   readonly stderr: string;
 }
 
-/** Run `tool args` to completion; stdin is closed, output is collected as text. */
+/** The shell's statuses from here on are not exit codes: 126 cannot execute, 127 not found, 128 + n killed by signal n. */
+const shellStatusMin = 126;
+
+/**
+ * Run `tool args` to completion; stdin is closed, output is collected as text.
+ * The tool is started by this process's tool shell (tool-shell.ts), not
+ * forked from Node.
+ */
 export async function runTool(tool: QemuTool, args: readonly string[]): Promise<ToolRun> {
-  const result = await execa(tool, args, { reject: false, stdin: 'ignore', stripFinalNewline: false });
-  if (result.code === 'ENOENT') throw new QemuMissingError(tool);
-  if (result.exitCode === undefined) {
-    // Killed by a signal or failed to spawn for another reason: not a verdict.
-    throw new Error(`${tool} ${args.join(' ')} did not exit normally: ${result.originalMessage ?? result.message}`, {
-      cause: result,
-    });
+  const binary = await findTool(tool);
+  const run = await runInToolShell(binary, args);
+  if (run.status >= shellStatusMin) {
+    // Killed by a signal or could not be executed: not a verdict.
+    throw new Error(`${tool} ${args.join(' ')} did not exit normally (shell status ${run.status}): ${run.stderr.trim()}`, { cause: run });
   }
-  return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+  return { exitCode: run.status, stdout: run.stdout, stderr: run.stderr };
 }
+
+/** Binaries found, by tool and PATH (a test may change PATH). */
+const foundTools = new Map<string, string>();
 
 /**
  * The absolute path of `tool` on PATH, for spawns that go through a shell (the
- * qemu-io session), where a missing binary would otherwise surface as exit 127.
+ * tool shell, the qemu-io session), where a missing binary would otherwise
+ * surface as exit 127.
  */
 export async function findTool(tool: QemuTool): Promise<string> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+  const path = process.env.PATH ?? '';
+  const key = `${tool}\0${path}`;
+  const known = foundTools.get(key);
+  if (known !== undefined) return known;
+  for (const dir of path.split(delimiter)) {
     if (dir === '') continue;
     const candidate = join(dir, tool);
     try {
       await access(candidate, constants.X_OK);
+      foundTools.set(key, candidate);
       return candidate;
     } catch {
       // not in this directory; keep looking

@@ -30,6 +30,9 @@ export function formatSteps(steps: readonly Step[]): string {
 /** The first offset where two byte arrays differ, or -1 when they are equal. */
 export function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  // equal prefixes are the common case: one memcmp instead of a loop over every byte (whole disks of 8 MiB)
+  if (Buffer.compare(a.subarray(0, n), b.subarray(0, n)) !== 0) {
+    for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  }
   return a.length === b.length ? -1 : n;
 }

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QemuImgError } from '../errors.js';
 import { runTool, stripToolPrefix } from '../run.js';
+import { shareFlag, type ReadConstraints } from './read-constraints.js';
 import { withTempDir } from '../temp.js';
 import { formatCreateOptions, type CreateOptionValue } from './create.js';
 
@@ -14,10 +15,12 @@ export interface QemuConvertConstraints {
   readonly options?: Readonly<Record<string, CreateOptionValue>>;
   /** `-c`: write compressed clusters (qcow2 output only). */
   readonly compress?: boolean;
+  /** `-U`: read a source another process (e.g. a qemu-io session) holds open. */
+  readonly forceShare?: boolean;
 }
 
 export async function qemuImgConvert(source: string, target: string, constraints: QemuConvertConstraints): Promise<void> {
-  const args = ['convert', '-f', constraints.sourceFormat ?? 'qcow2', '-O', constraints.outputFormat];
+  const args = ['convert', ...shareFlag(constraints), '-f', constraints.sourceFormat ?? 'qcow2', '-O', constraints.outputFormat];
   if (constraints.compress === true) args.push('-c');
   const options = formatCreateOptions(constraints.options ?? {});
   if (options !== '') args.push('-o', options);
@@ -26,11 +29,19 @@ export async function qemuImgConvert(source: string, target: string, constraints
   if (run.exitCode !== 0) throw new QemuImgError(args, run.exitCode, stripToolPrefix('qemu-img', run.stderr));
 }
 
-/** The guest-visible bytes of an image as QEMU reads them (convert -O raw through a temp file). */
-export function qemuImgReadRaw(path: string, constraints: { readonly format?: string } = {}): Promise<Uint8Array> {
+/**
+ * The guest-visible bytes of an image as QEMU reads them (convert -O raw through
+ * a temp file): [0, virtual size). With `forceShare`, of an image a qemu-io
+ * session holds: it sees what that session has flushed.
+ */
+export function qemuImgReadRaw(path: string, constraints: ReadConstraints = {}): Promise<Uint8Array> {
   return withTempDir(async (dir) => {
     const target = join(dir, 'guest.raw');
-    await qemuImgConvert(path, target, { outputFormat: 'raw', ...(constraints.format === undefined ? {} : { sourceFormat: constraints.format }) });
+    await qemuImgConvert(path, target, {
+      outputFormat: 'raw',
+      ...(constraints.format === undefined ? {} : { sourceFormat: constraints.format }),
+      ...(constraints.forceShare === true ? { forceShare: true } : {}),
+    });
     return new Uint8Array(await readFile(target));
   });
 }

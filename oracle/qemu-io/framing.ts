@@ -14,34 +14,64 @@ import { QemuOutputError } from '../errors.js';
 
 export const qemuIoPrompt = 'qemu-io> ';
 
-/** Splits the merged output stream into responses; the first one is the start-up output. */
+/**
+ * A prompt is only a prompt at the start of a line, so the framer searches the
+ * stream as if it began with a newline for this marker.
+ */
+const promptMarker = `\n${qemuIoPrompt}`;
+
+/**
+ * Splits the merged output stream into responses; the first one is the start-up output.
+ *
+ * Linear in the output: each pushed chunk is searched once, together with the
+ * last `promptMarker.length - 1` characters before it (a prompt may be split
+ * across chunks), and a response is joined from its chunks once, when its
+ * prompt arrives. A `read -v` of a few MiB is tens of MB of text in chunks of
+ * 64 KiB, so searching the whole pending response again on every chunk is quadratic.
+ */
 export class PromptFramer {
-  private buffer = '';
+  /** The current response so far, as received. */
+  private chunks: string[] = [];
+  /**
+   * The last characters of "\n" + the current response, at most
+   * `promptMarker.length - 1` of them: where a marker split across chunks begins.
+   */
+  private carry = '\n';
+  private scanned = 0;
 
   constructor(private readonly onFrame: (frame: string) => void) {}
 
   push(text: string): void {
-    this.buffer += text;
+    let rest = text;
     for (;;) {
-      const index = this.promptIndex();
-      if (index < 0) return;
-      const frame = this.buffer.slice(0, index);
-      this.buffer = this.buffer.slice(index + qemuIoPrompt.length);
+      const window = this.carry + rest;
+      const index = window.indexOf(promptMarker);
+      // the search stops at the end of the first match
+      this.scanned += index < 0 ? window.length : index + promptMarker.length;
+      if (index < 0) {
+        if (rest !== '') this.chunks.push(rest);
+        this.carry = window.slice(-(promptMarker.length - 1));
+        return;
+      }
+      // The marker's newline belongs to the response; where it starts in `rest`
+      // (negative: inside the carry, i.e. in text pushed earlier).
+      const end = index + 1 - this.carry.length;
+      const frame = end >= 0 ? this.chunks.join('') + rest.slice(0, end) : this.chunks.join('').slice(0, end);
+      rest = rest.slice(end + qemuIoPrompt.length);
+      this.chunks = [];
+      this.carry = '\n';
       this.onFrame(frame);
     }
   }
 
   /** Output after the last prompt (what a dying process printed). */
   get pending(): string {
-    return this.buffer;
+    return this.chunks.join('');
   }
 
-  private promptIndex(): number {
-    for (let from = 0; ; ) {
-      const index = this.buffer.indexOf(qemuIoPrompt, from);
-      if (index <= 0 || this.buffer[index - 1] === '\n') return index;
-      from = index + 1;
-    }
+  /** Characters searched so far, counting the carried-over ones again: the framer's work, linear in the input. */
+  get charsScanned(): number {
+    return this.scanned;
   }
 }
 

@@ -2,18 +2,30 @@
 // Framing is described in framing.ts. Commands run one at a time (a command's
 // response is the text up to the next prompt); mutating commands run with -q, so
 // success prints nothing and any output is the failure QEMU reported.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { constants as fsConstants, openSync } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { QemuIoError, QemuOutputError } from '../errors.js';
 import { findTool } from '../run.js';
+import { runInToolShell, startInToolShell } from '../tool-shell.js';
 import { parseHexdump, PromptFramer } from './framing.js';
+
+/** qemu-io `-t`: how QEMU caches the image file. */
+export type QemuIoCacheMode = 'writethrough' | 'writeback' | 'unsafe' | 'none' | 'directsync';
 
 export interface QemuIoConstraints {
   /** Defaults to qcow2: a damaged image is never format-probed. */
   readonly format?: string;
   readonly readOnly?: boolean;
+  /**
+   * Default: qemu-io's own, writethrough (a flush after every write: about two
+   * fdatasync calls each). `unsafe` is writeback without fdatasync: `flush`
+   * still writes QEMU's metadata caches to the file, so other processes see it.
+   */
+  readonly cache?: QemuIoCacheMode;
 }
 
 export interface WriteZeroesConstraints {
@@ -29,40 +41,74 @@ export class QemuIoSession {
   private queue: Promise<unknown> = Promise.resolve();
   private exit: string | undefined;
   private readonly exited: Promise<void>;
-  private scratch: Promise<DirectoryResult> | undefined;
+  /** The FIFOs and the files of `write -s`; removed when qemu-io has ended. */
+  private readonly scratch: Promise<DirectoryResult>;
   /** Output that arrived while no command was running: a protocol break, reported on the next command. */
   private stray: string | undefined;
 
   private constructor(
     readonly path: string,
-    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly input: Socket,
+    output: Socket,
+    status: Promise<number>,
+    scratch: Promise<DirectoryResult>,
   ) {
+    this.scratch = scratch;
     this.framer = new PromptFramer((frame) => this.onFrame(frame));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (text: string) => this.framer.push(text));
-    child.stdin.on('error', () => undefined); // EPIPE after a crash: reported through 'exit'
+    output.setEncoding('utf8');
+    output.on('data', (text: string) => this.framer.push(text));
+    output.on('error', () => undefined); // reported through the exit status
+    input.on('error', () => undefined); // EPIPE after a crash: reported through the exit status
+    // Exited: the status is known and all of the output has been read.
+    const drained = new Promise<void>((resolve) => output.on('close', () => resolve()));
     this.exited = new Promise((resolve) => {
       const onExit = (how: string): void => {
         if (this.exit !== undefined) return;
         this.exit = how;
+        input.destroy();
         const waiting = this.waiting;
         this.waiting = undefined;
         // What it printed last (e.g. "can't open device …", an assertion) plus how it ended.
         waiting?.reject(new QemuIoError(waiting.command, `${this.framer.pending.trim()} [qemu-io ended: ${how}]`.trim()));
         void this.removeScratch().finally(resolve);
       };
-      child.on('close', (code, signal) => onExit(signal === null ? `exit code ${code}` : `signal ${signal}`));
-      child.on('error', (error) => onExit(`spawn failed: ${error.message}`));
+      status.then(
+        async (code) => {
+          await drained;
+          onExit(shellStatusText(code));
+        },
+        (error: unknown) => onExit(`start failed: ${error instanceof Error ? error.message : String(error)}`),
+      );
     });
   }
 
-  /** Open `path` in a new qemu-io process; fails with QemuIoError if QEMU cannot open it. */
+  /**
+   * Open `path` in a new qemu-io process; fails with QemuIoError if QEMU cannot open it.
+   * qemu-io is started by the tool shell (oracle/tool-shell.ts: no fork of
+   * Node) and talked to through two FIFOs in the session's scratch directory,
+   * its stderr merged into its stdout by the shell so that messages stay in
+   * order with the prompts.
+   */
   static async open(path: string, constraints: QemuIoConstraints = {}): Promise<QemuIoSession> {
     const binary = await findTool('qemu-io');
-    const args = ['-f', constraints.format ?? 'qcow2', ...(constraints.readOnly === true ? ['-r'] : []), path];
-    // sh merges stderr into the same pipe, so messages stay in order with the prompts.
-    const child = spawn('sh', ['-c', 'exec "$0" "$@" 2>&1', binary, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const session = new QemuIoSession(path, child);
+    const args = [
+      '-f',
+      constraints.format ?? 'qcow2',
+      ...(constraints.readOnly === true ? ['-r'] : []),
+      ...(constraints.cache === undefined ? [] : ['-t', constraints.cache]),
+      path,
+    ];
+    const scratch = makeScratchDir();
+    const dirPath = (await scratch).path;
+    const [stdin, stdout] = [join(dirPath, 'stdin'), join(dirPath, 'stdout')];
+    const mkfifo = await runInToolShell(await findMkfifo(), [stdin, stdout]);
+    if (mkfifo.status !== 0) throw new Error(`mkfifo ${stdin} ${stdout} failed: ${mkfifo.stderr.trim()}`);
+    // Neither open blocks: a FIFO opened read-write has a reader (qemu-io's stdin
+    // sees EOF once this side closes), and a non-blocking read end needs no writer.
+    const input = new Socket({ fd: openSync(stdin, fsConstants.O_RDWR), readable: false, writable: true });
+    const output = new Socket({ fd: openSync(stdout, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK), readable: true, writable: false });
+    const status = startInToolShell(binary, args, stdin, stdout);
+    const session = new QemuIoSession(path, input, output, status, scratch);
     const greeting = await session.awaitFrame(`open ${path}`);
     if (greeting.trim() !== '') {
       await session.close();
@@ -134,7 +180,7 @@ export class QemuIoSession {
   /** Quit qemu-io and remove scratch files. Safe to call twice or after a crash. */
   async close(): Promise<void> {
     await this.queue; // let commands already asked for finish first
-    if (this.exit === undefined && this.child.stdin.writable) this.child.stdin.end('quit\n');
+    if (this.exit === undefined && this.input.writable) this.input.end('quit\n');
     await this.exited;
   }
 
@@ -152,7 +198,7 @@ export class QemuIoSession {
   private command(command: string): Promise<string> {
     if (/[\n\r]/.test(command)) throw new Error(`qemu-io command must be one line: ${JSON.stringify(command)}`);
     const frame = this.awaitFrame(command);
-    this.child.stdin.write(`${command}\n`);
+    this.input.write(`${command}\n`);
     return frame;
   }
 
@@ -175,17 +221,39 @@ export class QemuIoSession {
   }
 
   private scratchDir(): Promise<DirectoryResult> {
-    // qemu-io splits command lines at spaces and has no quoting, so the -s path must have none.
-    this.scratch ??= dir({ unsafeCleanup: true, prefix: 'qcow2-verify-io-' }).then((made) => {
-      if (/\s/.test(made.path)) throw new Error(`scratch path has whitespace: ${made.path}`);
-      return made;
-    });
     return this.scratch;
   }
 
   private async removeScratch(): Promise<void> {
-    if (this.scratch !== undefined) await (await this.scratch).cleanup();
+    await (await this.scratch).cleanup();
   }
+}
+
+function makeScratchDir(): Promise<DirectoryResult> {
+  // qemu-io splits command lines at spaces and has no quoting, so the -s path must have none.
+  return dir({ unsafeCleanup: true, prefix: 'qcow2-verify-io-' }).then((made) => {
+    if (/\s/.test(made.path)) throw new Error(`scratch path has whitespace: ${made.path}`);
+    return made;
+  });
+}
+
+/** How the shell's `$?` ended a program: an exit code, or 128 + a signal number. */
+function shellStatusText(status: number): string {
+  if (status <= 128) return `exit code ${status}`;
+  const name = Object.entries(constants.signals).find(([, number]) => number === status - 128)?.[0];
+  return `signal ${name ?? status - 128}`;
+}
+
+async function findMkfifo(): Promise<string> {
+  for (const candidate of ['/usr/bin/mkfifo', '/bin/mkfifo']) {
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not here; try the next
+    }
+  }
+  throw new Error('mkfifo not found in /usr/bin or /bin');
 }
 
 /** Open an interactive qemu-io session on `path`. */

@@ -1,11 +1,10 @@
 // qemu-img map agrees with the model's view of the guest disk: every byte of
 // [0, virtualSize) is data, zero or unallocated in both. One `qemu-img map` per
-// sequence, at the end, on the image the driver wrote (whichever program wrote it).
-import { join } from 'node:path';
+// sequence, at the end, on the image the driver wrote (whichever program wrote
+// it), run by the qemuJudges check.
 import { modelMap, type ModelMapRange, type ModelState } from '../../model/index.js';
-import { qemuImgMap, withTempDir, type QemuMapEntry } from '../../oracle/index.js';
+import { qemuImgMap, type QemuMapEntry } from '../../oracle/index.js';
 import { PropertyViolation } from '../violation.js';
-import type { Check } from './check.js';
 
 export type MapKind = ModelMapRange['kind'];
 
@@ -60,14 +59,3 @@ export async function judgeMap(path: string, state: ModelState): Promise<void> {
   const disagreement = mapDisagreement(modelMap(state), await qemuImgMap(path), state.options.virtualSize);
   if (disagreement !== undefined) throw new PropertyViolation('qemu-img-map', disagreement);
 }
-
-export const qemuMapCheck: Check = {
-  name: 'qemu-map',
-  async atEnd(env) {
-    await withTempDir(async (dir) => {
-      const image = join(dir, 'image.qcow2');
-      await env.driver.writeTo(image);
-      await judgeMap(image, env.state);
-    });
-  },
-};

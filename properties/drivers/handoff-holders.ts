@@ -8,12 +8,12 @@
 // corpus cases with status known-qemu-divergence): they are QEMU's bugs, tracked
 // and judged by `gate --impl qemu`; this property is about what each program
 // makes of the other's image, and must not fail forever on them.
-import { Qcow2Error, Qcow2Image } from '../../impl/index.js';
+import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions } from '../../impl/index.js';
 import type { ImageOptions, OpErrorKind } from '../../model/index.js';
-import { openQemuIo, qemuImgCheck, qemuImgInfo, qemuImgMap, qemuImgSnapshot, type QemuIoSession } from '../../oracle/index.js';
+import { qemuImgCheck, qemuImgMap, qemuImgSnapshot } from '../../oracle/index.js';
 import { isOpErrorKind } from '../driver.js';
 import { applyEngineOp, type EngineOp } from './engine.js';
-import { applyQemuIoGuestOp, isGuestDataOp, qemuErrorKind } from './qemu.js';
+import { applyQemuIoGuestOp, isGuestDataOp, LazyQemuIo, qemuErrorKind, readQemuGuest } from './qemu.js';
 
 export type HolderSide = 'ts' | 'qemu';
 export type HeldOp = EngineOp;
@@ -33,13 +33,69 @@ export interface Holder {
   close(): Promise<void>;
 }
 
+/**
+ * The image file as the engine holds it, with barriers that do not wait for
+ * the disk. This property is about what each program makes of the other's
+ * file, not about a host crash (the crash tests cover ordering), and the
+ * engine's flushes cost several fdatasync calls each; the bytes reach the
+ * other program through the page cache all the same. QEMU's sessions skip
+ * theirs the same way (`qemuIoCache`).
+ */
+export class UnsyncedFile implements BlockFile {
+  constructor(private readonly file: NodeFile) {}
+
+  static async open(path: string, create: boolean): Promise<UnsyncedFile> {
+    return new UnsyncedFile(await NodeFile.open(path, { readOnly: false, create }));
+  }
+
+  pread(offset: number, length: number): Promise<Uint8Array> {
+    return this.file.pread(offset, length);
+  }
+
+  preadInto(offset: number, target: Uint8Array): Promise<void> {
+    return this.file.preadInto(offset, target);
+  }
+
+  pwrite(offset: number, data: Uint8Array): Promise<void> {
+    return this.file.pwrite(offset, data);
+  }
+
+  /** Writes are in the page cache once pwrite resolves: ordered for every other reader. */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  truncate(length: number): Promise<void> {
+    return this.file.truncate(length);
+  }
+
+  length(): Promise<number> {
+    return this.file.length();
+  }
+
+  close(): Promise<void> {
+    return this.file.close();
+  }
+}
+
+/** Opens (or creates with `create`) the image at `path` with the engine on an UnsyncedFile. */
+export async function openEngineImage(path: string, create?: CreateOptions): Promise<Qcow2Image> {
+  const file = await UnsyncedFile.open(path, create !== undefined);
+  try {
+    return create === undefined ? await Qcow2Image.open(file) : await Qcow2Image.create(file, create);
+  } catch (error) {
+    await file.close();
+    throw error;
+  }
+}
+
 export class EngineHolder implements Holder {
   readonly side = 'ts';
 
   private constructor(private readonly image: Qcow2Image) {}
 
   static async open(path: string): Promise<EngineHolder> {
-    return new EngineHolder(await Qcow2Image.openFile(path));
+    return new EngineHolder(await openEngineImage(path));
   }
 
   apply(op: HeldOp): Promise<void> {
@@ -70,33 +126,35 @@ export class EngineHolder implements Holder {
 
 export class QemuHolder implements Holder {
   readonly side = 'qemu';
-  private session: QemuIoSession | undefined;
   /** An op since the last compressed write may have freed the cluster QEMU packs the next stream into. */
   private mayHaveFreed = false;
 
   private constructor(
-    private readonly path: string,
+    private readonly qemu: LazyQemuIo,
     private size: number,
     private readonly clusterBits: number,
     private readonly lazyRefcounts: boolean,
   ) {}
 
-  /** `size` is the virtual size the previous holder left (QEMU's refusals past the end are judged against it). */
+  /**
+   * Opens the image in qemu-io at once (the handoff itself: QEMU must open what
+   * the engine left). `size` is the virtual size the previous holder left
+   * (QEMU's refusals past the end are judged against it).
+   */
   static async open(path: string, size: number, options: ImageOptions): Promise<QemuHolder> {
-    const holder = new QemuHolder(path, size, options.clusterBits, options.lazyRefcounts);
-    holder.session = await openQemuIo(path);
+    const holder = new QemuHolder(new LazyQemuIo(path), size, options.clusterBits, options.lazyRefcounts);
+    await holder.qemu.io();
     return holder;
   }
 
-  private io(): QemuIoSession {
-    if (this.session === undefined) throw new Error('handoff: no open qemu-io session');
-    return this.session;
+  private get path(): string {
+    return this.qemu.path;
   }
 
   async apply(op: HeldOp): Promise<void> {
     if (op.kind === 'writeCompressed') return this.writeCompressed(op);
     if (op.kind !== 'flush') this.mayHaveFreed = true;
-    if (isGuestDataOp(op)) return applyQemuIoGuestOp(this.io(), op);
+    if (isGuestDataOp(op)) return applyQemuIoGuestOp(await this.qemu.io(), op);
     switch (op.kind) {
       case 'resize':
         return this.resize(op.size);
@@ -107,7 +165,7 @@ export class QemuHolder implements Holder {
       case 'snapshotDelete':
         return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
       case 'flush':
-        return this.io().flush();
+        return (await this.qemu.io()).flush();
       default: {
         const never: never = op;
         throw new Error(`unknown op ${JSON.stringify(never)}`);
@@ -123,15 +181,16 @@ export class QemuHolder implements Holder {
    */
   private async resize(size: number): Promise<void> {
     const oldSize = this.size;
-    await this.io().truncate(size);
+    const io = await this.qemu.io();
+    await io.truncate(size);
     this.size = size;
     const clusterSize = 2 ** this.clusterBits;
     const tailEnd = Math.min(size, Math.ceil(oldSize / clusterSize) * clusterSize);
     if (size <= oldSize || oldSize % clusterSize === 0 || tailEnd <= oldSize) return;
-    await this.io().flush();
+    await io.flush();
     const map = await qemuImgMap(this.path, { forceShare: true });
     const last = map.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length);
-    if (last?.data === true) await this.io().write(oldSize, new Uint8Array(tailEnd - oldSize));
+    if (last?.data === true) await io.write(oldSize, new Uint8Array(tailEnd - oldSize));
   }
 
   /**
@@ -143,9 +202,9 @@ export class QemuHolder implements Holder {
    * free_byte_offset, so the session is reopened when something may have freed.
    */
   private async writeCompressed(op: Extract<HeldOp, { kind: 'writeCompressed' }>): Promise<void> {
-    if (this.mayHaveFreed) await this.offline(() => Promise.resolve());
+    if (this.mayHaveFreed) await this.qemu.close();
     this.mayHaveFreed = false;
-    return applyQemuIoGuestOp(this.io(), op);
+    return applyQemuIoGuestOp(await this.qemu.io(), op);
   }
 
   /**
@@ -162,38 +221,32 @@ export class QemuHolder implements Holder {
     }
   }
 
-  /** Runs `task` with the session closed; reopens it (also when `task` fails) and re-reads the size (revert may change it). */
-  private async offline(task: () => Promise<void>): Promise<void> {
-    await this.io().close();
-    this.session = undefined;
-    try {
-      await task();
-    } finally {
-      this.size = (await qemuImgInfo(this.path)).virtualSize;
-      this.session = await openQemuIo(this.path);
-    }
+  /** Runs `task` with the session closed and re-reads the size (revert may change it); the next op that needs qemu-io reopens. */
+  private offline(task: () => Promise<void>): Promise<void> {
+    return this.qemu.offline(task, (size) => {
+      this.size = size;
+    });
   }
 
   refusal(op: HeldOp, error: unknown): OpErrorKind | undefined {
     return qemuErrorKind(op, error, this.size);
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return this.io().read(offset, length);
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    return readQemuGuest(await this.qemu.io(), this.path, offset, length);
   }
 
-  /** QEMU 7.2 brings lazy refcounts up to date only on close (see drivers/qemu.ts), so those images are closed and reopened. */
-  settle(): Promise<void> {
-    return this.lazyRefcounts ? this.offline(() => Promise.resolve()) : this.io().flush();
+  /** QEMU 7.2 brings lazy refcounts up to date only on close (see drivers/qemu.ts), so those images are closed. */
+  async settle(): Promise<void> {
+    if (this.lazyRefcounts) await this.offline(() => Promise.resolve());
+    else await (await this.qemu.io()).flush();
   }
 
   virtualSize(): Promise<number> {
     return Promise.resolve(this.size);
   }
 
-  async close(): Promise<void> {
-    const session = this.session;
-    this.session = undefined;
-    await session?.close();
+  close(): Promise<void> {
+    return this.qemu.close();
   }
 }

@@ -8,12 +8,11 @@
 // seed) and the other opens it for the first operation.
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { Qcow2Image } from '../../impl/index.js';
 import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
 import { createConstraints, QemuMissingError, qemuImgCreate } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
 import { createOptionsFor } from './engine.js';
-import { EngineHolder, QemuHolder, type Holder, type HolderSide } from './handoff-holders.js';
+import { EngineHolder, openEngineImage, QemuHolder, type Holder, type HolderSide } from './handoff-holders.js';
 import { ImageFileDriver } from './image-file.js';
 
 /** The program that creates the image (the other one opens it): a function of the options so that a replay starts the same way. */
@@ -109,7 +108,7 @@ export async function createHandoffDriver(options: ImageOptions): Promise<ImageD
   let step = `create by ${creator}`;
   try {
     if (creator === 'ts') {
-      await (await Qcow2Image.createFile(path, createOptionsFor(options))).close();
+      await (await openEngineImage(path, createOptionsFor(options))).close();
     } else {
       await qemuImgCreate(path, createConstraints(options));
     }

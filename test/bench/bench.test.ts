@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseIoCommand } from '../../cli/io-commands/parse.js';
 import { measure, parseGnuTimeMaxRssKiB, parseVmHwmKiB } from '../../bench/measure.js';
 import { parseBenchArgs } from '../../bench/options.js';
+import { formatGateTable, gateTotals, sequencesPerMinute, type GateRun } from '../../bench/gate.js';
 import { formatTable, ratio, type BenchRow } from '../../bench/table.js';
 import { randomWriteScript, xorshift32 } from '../../bench/workloads.js';
 
@@ -50,7 +51,8 @@ describe('bench workloads', () => {
 
 describe('bench options and table', () => {
   it('parses the documented options with defaults', () => {
-    expect(parseBenchArgs([])).toEqual({ sizeMiB: 256, writes: 20000, seed: 20261125, jsonFile: undefined, cpuProfDir: undefined });
+    expect(parseBenchArgs([])).toEqual({ sizeMiB: 256, writes: 20000, seed: 20261125, jsonFile: undefined, cpuProfDir: undefined, gateRuns: undefined, gatesOnly: false });
+    expect(parseBenchArgs(['--gate-runs', '5', '--gates-only'])).toMatchObject({ gateRuns: 5, gatesOnly: true });
     expect(parseBenchArgs(['--size', '64', '--writes', '100', '--json', 'out.json'])).toMatchObject({ sizeMiB: 64, writes: 100, jsonFile: 'out.json' });
     expect(() => parseBenchArgs(['--size', '0'])).toThrow(/positive integer/);
   });
@@ -67,5 +69,21 @@ describe('bench options and table', () => {
     expect(lines).toHaveLength(3);
     expect(lines[2]).toBe('| w | 2.00 | 4.0 | 50.0 | 1.00 | 8.0 | 20.0 | 2.00 |');
     expect(formatTable([{ ...row, bytes: 0 }]).split('\n')[2]).toBe('| w | 2.00 | - | 50.0 | 1.00 | - | 20.0 | 2.00 |');
+  });
+});
+
+describe('bench gate rows', () => {
+  it('counts sequences and operations over every result of a gate --json file, continuations included', () => {
+    const json = { results: [{ coverage: { sequences: 12, operations: 300 } }, { coverage: { sequences: 8, operations: 150 } }] };
+    expect(gateTotals(json)).toEqual({ sequences: 20, operations: 450 });
+  });
+
+  it('prints sequences per minute and the verdict', () => {
+    const run: GateRun = { impl: 'qemu', runs: undefined, sequences: 90, operations: 2000, exitCode: 1, measurement: { wallSeconds: 45, peakRssBytes: 100 << 20 } };
+    expect(sequencesPerMinute(run)).toBe(120);
+    expect(formatGateTable([run, { ...run, impl: 'ts', runs: 5, exitCode: 0 }]).split('\n').slice(2)).toEqual([
+      '| gate --impl qemu (default budget) | 90 | 2000 | 45.0 | 120 | 100.0 | a property failed |',
+      '| gate --impl ts --runs 5 | 90 | 2000 | 45.0 | 120 | 100.0 | held |',
+    ]);
   });
 });
