@@ -4,6 +4,10 @@
 import fc from 'fast-check';
 import type { ImageOptions } from '../../model/index.js';
 import { commandArbitrary, type ModelBox } from '../commands/index.js';
+import { ResizeCommand } from '../commands/resize.js';
+import { snapshotCreateCommand } from '../commands/snapshot-create.js';
+import { snapshotDeleteCommand } from '../commands/snapshot-delete.js';
+import { snapshotRevertCommand } from '../commands/snapshot-revert.js';
 import type { RunContext } from '../context.js';
 import { imageOptions, type ImageOptionsConstraints } from './image-options.js';
 import { commandKinds, swarmWeights, type SwarmConstraints, type SwarmWeights } from './swarm.js';
@@ -39,11 +43,59 @@ export function qualifySequenceConstraints(c: SequenceConstraints = {}): Require
  * noBias: fast-check's small-first bias would make early sequences a handful of
  * commands; lengths are uniform up to the maximum instead.
  */
-export function commandsFor(swarm: SwarmWeights, commandsCountMax: number): fc.Arbitrary<Iterable<SequenceCommand>> {
+export function commandsFor(options: ImageOptions, swarm: SwarmWeights, commandsCountMax: number): fc.Arbitrary<Iterable<SequenceCommand>> {
   const weighted = commandKinds
     .filter((k) => swarm[k] > 0)
     .map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] }));
-  return fc.noBias(fc.array(fc.oneof(...weighted), { maxLength: commandsCountMax, size: 'max' }));
+  const drawn = (maxLength: number) => fc.noBias(fc.array(fc.oneof(...weighted), { maxLength, size: 'max' }));
+  if (!l1ClusterCornerReachable(options) || commandsCountMax < l1ClusterCornerLength) return drawn(commandsCountMax);
+  const corner = fc
+    .tuple(drawn(commandsCountMax - l1ClusterCornerLength), l1ClusterCorner())
+    .map(([commands, c]) => spliceCorner(commands, c));
+  return fc.oneof({ arbitrary: drawn(commandsCountMax), weight: 1 }, { arbitrary: corner, weight: 2 });
+}
+
+/** Commands of the L1-cluster corner: snapshot, grow past an L1 cluster's reach, revert or delete. */
+const l1ClusterCornerLength = 3;
+
+interface L1ClusterCorner {
+  readonly commands: readonly SequenceCommand[];
+  /** Where each command goes in the drawn list (taken modulo its length + 1, then sorted). */
+  readonly places: readonly number[];
+}
+
+/**
+ * Only images whose L1 table can outgrow a cluster under resizeSizeMax (512 B
+ * clusters: one L1 cluster reaches 2 MiB) and that may resize with snapshots
+ * alive (version 3; QEMU refuses to resize a version 2 image with snapshots).
+ */
+function l1ClusterCornerReachable(options: ImageOptions): boolean {
+  return options.version === 3 && options.clusterBits === 9;
+}
+
+/**
+ * Growing the image across a cluster of the L1 table while snapshots are
+ * alive (the table moves; the snapshots keep their copies of the old, shorter
+ * L1), then reverting to or deleting a snapshot. Random commands rarely line
+ * up this way, so two thirds of the sequences that can reach it have these three
+ * commands spliced in, in order, at drawn places; they shrink away like any other.
+ */
+function l1ClusterCorner(): fc.Arbitrary<L1ClusterCorner> {
+  return fc.record({
+    commands: fc.tuple(
+      snapshotCreateCommand(),
+      fc.nat().map((amount) => new ResizeCommand('grow-l1-cluster', amount)),
+      fc.oneof<fc.Arbitrary<SequenceCommand>[]>(snapshotRevertCommand(), snapshotDeleteCommand()),
+    ),
+    places: fc.tuple(fc.nat(), fc.nat(), fc.nat()),
+  });
+}
+
+function spliceCorner(drawn: readonly SequenceCommand[], corner: L1ClusterCorner): SequenceCommand[] {
+  const out = [...drawn];
+  const places = corner.places.map((p) => p % (drawn.length + 1)).sort((a, b) => a - b);
+  corner.commands.forEach((command, i) => out.splice(places[i]! + i, 0, command));
+  return out;
 }
 
 export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Sequence> {
@@ -52,5 +104,5 @@ export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Se
   // list, which nearly always passes and only burns the shrink budget.
   return fc
     .noShrink(fc.record({ options: imageOptions(c.image), swarm: swarmWeights(c.swarm) }))
-    .chain(({ options, swarm }) => commandsFor(swarm, c.commandsCountMax).map((commands) => ({ options, swarm, commands })));
+    .chain(({ options, swarm }) => commandsFor(options, swarm, c.commandsCountMax).map((commands) => ({ options, swarm, commands })));
 }

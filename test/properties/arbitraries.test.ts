@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { expectedRefcounts, step, initialState, type ModelState } from '../../model/index.js';
 import { commandKinds, emptyCoverage, imageOptions, resolveRange, sequence, swarmWeights } from '../../properties/index.js';
 import type { StepCommand } from '../../properties/commands/index.js';
-import { recordOutcome, recordStep } from '../../properties/coverage.js';
+import { l1Memory, recordL1Corner, recordOutcome, recordStep } from '../../properties/coverage.js';
 
 const l1Entries = (s: ModelState) => Math.ceil(s.options.virtualSize / ((2 ** s.options.clusterBits) ** 2 / 8));
 
@@ -28,12 +28,14 @@ describe('generators', () => {
     const samples = fc.sample(sequence({ swarm: { allOn: true }, commandsCountMax: 60 }), { seed: 20261125, numRuns: 150 });
     for (const seq of samples) {
       let state = initialState(seq.options);
+      const l1 = l1Memory(seq.options);
       for (const cmd of seq.commands as Iterable<StepCommand>) {
         const s = cmd.resolve(state);
         recordStep(cov, state, s);
         if (s.kind === 'read') continue;
         const next = step(state, s);
         recordOutcome(cov, next.outcome, next.state);
+        recordL1Corner(cov, l1, state, s, next.outcome, next.state);
         if (l1Entries(next.state) > l1Entries(state)) l1Growths++;
         if (!next.outcome.ok && next.outcome.error === 'refcount-overflow' && seq.options.refcountBits === 1) overflowWith1Bit++;
         state = next.state;
@@ -48,6 +50,19 @@ describe('generators', () => {
       expect(cov.clusterKinds[kind] ?? 0, kind).toBeGreaterThan(0);
     }
     expect(cov.snapshotsAliveMax).toBeGreaterThanOrEqual(3);
+    // names that look like IDs, duplicates and the empty name, for every snapshot command
+    for (const label of ['create:word', 'create:id-like', 'create:empty', 'create:duplicate']) {
+      expect(cov.snapshotLookups[label] ?? 0, label).toBeGreaterThan(0);
+    }
+    for (const command of ['revert', 'delete']) {
+      for (const label of ['id-and-name-differ', 'id-only', 'duplicate-name', 'empty-name', 'name', 'missing']) {
+        expect(cov.snapshotLookups[`${command}:${label}`] ?? 0, `${command}:${label}`).toBeGreaterThan(0);
+      }
+    }
+    // the L1 table outgrows a cluster with snapshots alive, then a revert or delete follows
+    for (const label of ['crossed', 'then-revert', 'then-delete']) {
+      expect(cov.l1ClusterCrossings[label] ?? 0, label).toBeGreaterThan(0);
+    }
     expect(l1Growths).toBeGreaterThan(0);
     expect(overflowWith1Bit).toBeGreaterThan(0);
     expect(reftablePressure).toBeGreaterThan(0);
