@@ -68,6 +68,22 @@ describe('generators', () => {
     expect(reftablePressure).toBeGreaterThan(0);
   });
 
+  it('the L1-cluster corner shrinks away: a failure needing one snapshot command shrinks to that one command', () => {
+    // v3 with 512 B clusters: the corner is spliced into two sequences in three;
+    // with every other snapshot command and resize off, only the corner has them
+    const arbitrary = sequence({
+      image: { versions: [3], clusterBitsMax: 9 },
+      swarm: { off: ['snapshotCreate', 'snapshotRevert', 'snapshotDelete', 'resize'] },
+    });
+    const kinds = (seq: { commands: Iterable<unknown> }) => [...(seq.commands as Iterable<StepCommand>)].map((c) => c.constructor.name);
+    const samples = fc.sample(arbitrary, { seed: 5, numRuns: 60 });
+    const withCorner = samples.filter((seq) => kinds(seq).includes('ResizeCommand')).length;
+    expect(withCorner).toBeGreaterThan(samples.length / 2);
+    const out = fc.check(fc.property(arbitrary, (seq) => !kinds(seq).includes('SnapshotCreateCommand')), { seed: 5 });
+    expect(out.failed).toBe(true);
+    expect(kinds(out.counterexample![0])).toEqual(['SnapshotCreateCommand']);
+  });
+
   it('draws both versions, every refcount width, small and 2 MiB clusters, unaligned sizes', () => {
     const options = fc.sample(imageOptions(), { seed: 7, numRuns: 400 });
     expect(new Set(options.map((o) => o.version))).toEqual(new Set([2, 3]));

@@ -62,7 +62,7 @@ describe('engine outputs judged against the model', () => {
     const short = reports.map.slice(0, -1);
     expect(engineMapDisagreement(short, state, bytes.length)).toMatch(/^qcow2-verify map ends at 0x/);
     const outside = reports.map.map((e) => (e.data ? { ...e, offset: bytes.length } : e));
-    expect(engineMapDisagreement(outside, state, bytes.length)).toMatch(/maps to host offset \d+, not a cluster inside the \d+-byte file/);
+    expect(engineMapDisagreement(outside, state, bytes.length)).toMatch(/maps to host offset \d+, not clusters inside the \d+-byte file/);
 
     const renamed = { ...reports.info, snapshots: reports.info.snapshots.map((s) => ({ ...s, name: 'x' })) };
     expect(infoDisagreement(renamed, state, bytes.length)).toBe("snapshot 0 is ID 2 name 'x' disk size 65536, the model expects ID 2 name '' disk size 65536");
