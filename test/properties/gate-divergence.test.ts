@@ -15,7 +15,7 @@ import { emptyCoverage, runProperty, type RunResult } from '../../properties/ind
 
 const drawn = () => 1;
 /** The 1-bit refcount-overflow leak (corpus qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json), as gate seed 1 finds and shrinks it. */
-const leak = { impl: 'qemu', property: 'qemuJudges', seed: '1', path: '11:1:0:3:3:3:3:5:5:5:5' };
+const leak = { impl: 'qemu', property: 'qemuJudges', seed: '1', path: '11:3:0:1:4:4:9:9' };
 const leakCase = 'qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json';
 
 async function gate(raw: Record<string, string>): Promise<{ code: number; lines: string[] }> {
