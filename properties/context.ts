@@ -61,8 +61,14 @@ export class RunContext {
     this.noteHeader();
   }
 
-  /** Records the first header (growths are counted between consecutive samples). */
+  /**
+   * Records the first header (growths are counted between consecutive samples).
+   * Yields to the event loop first: an in-memory engine never waits on real
+   * I/O, so back-to-back sequences would otherwise hold the loop for a whole
+   * run and starve timers and RPC (vitest's worker calls time out after 60 s).
+   */
   async start(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
     this.lastHeader = headerOf(decodeImage(bufferReader(await this.driver.imageBytes())));
   }
 
