@@ -66,8 +66,11 @@ export class Qcow2Image {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   readonly snapshots: {
+    /** qemu-img snapshot -c: any name, duplicates and '' included; the ID is the next free number. */
     create(name: string): Promise<void>;
-    revert(name: string): Promise<void>;
+    /** qemu-img snapshot -a: the snapshot with this ID, else the first one with this name. */
+    revert(idOrName: string): Promise<void>;
+    /** qemu-img snapshot -d: the first snapshot with this name (by name only, as qemu-img 7.2). */
     delete(name: string): Promise<void>;
     list(): SnapshotInfo[];
   };
@@ -75,7 +78,7 @@ export class Qcow2Image {
   private constructor(private readonly s: ImageState) {
     this.snapshots = {
       create: (name) => this.mutate(() => createSnapshot(this.s, name)),
-      revert: (name) => this.mutate(() => revertSnapshot(this.s, name)),
+      revert: (idOrName) => this.mutate(() => revertSnapshot(this.s, idOrName)),
       delete: (name) => this.mutate(() => deleteSnapshot(this.s, name)),
       list: () => this.s.snapshots.map((e) => {
         const info: SnapshotInfo = {

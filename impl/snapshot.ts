@@ -13,12 +13,22 @@ import { l1SizeBytesMax, snapshotTableBytesMax, snapshotsCountMax, snapshotExtra
 import { flushMetadata } from './flush.js';
 import { resizeImage, checkResize } from './resize.js';
 
-/** QEMU find_snapshot_by_id_or_name: an ID equal to name wins, else the first name match. */
-export function findSnapshot(s: ImageState, name: string): { index: number; entry: SnapshotEntry } {
-  const byId = s.snapshots.findIndex((e) => e.id === name);
-  const index = byId >= 0 ? byId : s.snapshots.findIndex((e) => e.name === name);
+/** How a command names its snapshot: `qemu-img snapshot -a` takes an ID or a name, `-d` a name only. */
+export type SnapshotLookup = 'id-or-name' | 'name';
+
+/**
+ * The snapshot a command means. 'id-or-name' is QEMU's
+ * find_snapshot_by_id_or_name (an ID equal to `key` wins, else the first name
+ * match, as qcow2_snapshot_goto looks up); 'name' is
+ * find_snapshot_by_id_and_name(bs, NULL, key), the first name match (qemu-img
+ * 7.2's `snapshot -d`, which calls bdrv_snapshot_delete(bs, NULL, name)).
+ * Throws Qcow2Error 'unknown-snapshot' when none matches.
+ */
+export function findSnapshot(s: ImageState, key: string, lookup: SnapshotLookup): { index: number; entry: SnapshotEntry } {
+  const byId = lookup === 'id-or-name' ? s.snapshots.findIndex((e) => e.id === key) : -1;
+  const index = byId >= 0 ? byId : s.snapshots.findIndex((e) => e.name === key);
   const entry = s.snapshots[index];
-  if (entry === undefined) throw new Qcow2Error('unknown-snapshot', `snapshot '${name}' not found`);
+  if (entry === undefined) throw new Qcow2Error('unknown-snapshot', `snapshot '${key}' not found`);
   return { index, entry };
 }
 
@@ -139,8 +149,8 @@ function newEntry(s: ImageState, name: string): SnapshotEntry {
   };
 }
 
-export async function revertSnapshot(s: ImageState, name: string): Promise<void> {
-  const { entry: e } = findSnapshot(s, name);
+export async function revertSnapshot(s: ImageState, idOrName: string): Promise<void> {
+  const { entry: e } = findSnapshot(s, idOrName, 'id-or-name');
   const diskSize = e.diskSize ?? s.header.size;
   if (diskSize !== s.header.size) checkResize(s, diskSize);
   await flushMetadata(s);
@@ -165,7 +175,7 @@ export async function revertSnapshot(s: ImageState, name: string): Promise<void>
 }
 
 export async function deleteSnapshot(s: ImageState, name: string): Promise<void> {
-  const { index, entry: e } = findSnapshot(s, name);
+  const { index, entry: e } = findSnapshot(s, name, 'name');
   await flushMetadata(s);
   const snapL1 = await loadSnapshotL1(s, e);
   const decrements = await walk(s, snapL1);

@@ -80,12 +80,12 @@ export interface SnapshotCreateOp {
   readonly kind: 'snapshotCreate';
   readonly name: string;
 }
-/** `qemu-img snapshot -a NAME`. */
+/** `qemu-img snapshot -a NAME`: NAME is a snapshot ID, else a name (findSnapshotByIdOrName). */
 export interface SnapshotRevertOp {
   readonly kind: 'snapshotRevert';
   readonly name: string;
 }
-/** `qemu-img snapshot -d NAME`. */
+/** `qemu-img snapshot -d NAME`: NAME is a name only, never an ID (findSnapshotByName). */
 export interface SnapshotDeleteOp {
   readonly kind: 'snapshotDelete';
   readonly name: string;
@@ -162,6 +162,11 @@ export function compressedWriteBytes(op: WriteCompressedOp): Uint8Array {
   return noise.map((b) => (op.pattern & 0xf0) | (b & 0x0f));
 }
 
+/** A snapshot name as one shell word: plain when it is safe, else single-quoted (so '' shows the empty name). */
+function shellWord(name: string): string {
+  return /^[\w.,:@%+=/-]+$/.test(name) ? name : `'${name.replaceAll("'", `'\\''`)}'`;
+}
+
 /** The op as a qemu-io / qemu-img command line, so a counterexample reads as a script. */
 export function formatOp(op: Op): string {
   const hex = (n: number) => `0x${n.toString(16)}`;
@@ -181,11 +186,11 @@ export function formatOp(op: Op): string {
     case 'resize':
       return `truncate ${hex(op.size)}`;
     case 'snapshotCreate':
-      return `snapshot -c ${op.name}`;
+      return `snapshot -c ${shellWord(op.name)}`;
     case 'snapshotRevert':
-      return `snapshot -a ${op.name}`;
+      return `snapshot -a ${shellWord(op.name)}`;
     case 'snapshotDelete':
-      return `snapshot -d ${op.name}`;
+      return `snapshot -d ${shellWord(op.name)}`;
     case 'flush':
       return 'flush';
     case 'reopen':

@@ -6,10 +6,23 @@ import { wouldOverflow } from './refcounts.js';
 import type { ModelState, Snapshot } from './state.js';
 import type { SnapshotCreateOp, SnapshotDeleteOp, SnapshotRevertOp } from './ops.js';
 
-/** find_snapshot_by_id_or_name: an ID equal to `name` wins, else the first snapshot with that name. */
-export function findSnapshot(state: ModelState, name: string): number {
-  const byId = state.snapshots.findIndex((s) => s.id === name);
-  return byId >= 0 ? byId : state.snapshots.findIndex((s) => s.name === name);
+/**
+ * `qemu-img snapshot -a` (qcow2_snapshot_goto → find_snapshot_by_id_or_name):
+ * the snapshot whose ID is `idOrName`, else the first in table order named so.
+ * Index into state.snapshots, -1 when none matches.
+ */
+export function findSnapshotByIdOrName(state: ModelState, idOrName: string): number {
+  const byId = state.snapshots.findIndex((s) => s.id === idOrName);
+  return byId >= 0 ? byId : findSnapshotByName(state, idOrName);
+}
+
+/**
+ * `qemu-img snapshot -d` (bdrv_snapshot_delete(bs, NULL, name) →
+ * find_snapshot_by_id_and_name with no ID): the first snapshot in table order
+ * named `name`; IDs are not looked at. Index, -1 when none matches.
+ */
+export function findSnapshotByName(state: ModelState, name: string): number {
+  return state.snapshots.findIndex((s) => s.name === name);
 }
 
 /** QEMU: decimal of (max strtoul(id) over existing snapshots) + 1; non-numeric IDs count as 0. */
@@ -36,7 +49,7 @@ export function snapshotCreate(state: ModelState, op: SnapshotCreateOp): StepRes
 }
 
 export function snapshotRevert(state: ModelState, op: SnapshotRevertOp): StepResult {
-  const index = findSnapshot(state, op.name);
+  const index = findSnapshotByIdOrName(state, op.name);
   const snapshot = state.snapshots[index];
   if (snapshot === undefined) return refuse(state, 'unknown-snapshot', `no snapshot ${op.name}`);
   let resized = state;
@@ -53,7 +66,7 @@ export function snapshotRevert(state: ModelState, op: SnapshotRevertOp): StepRes
 }
 
 export function snapshotDelete(state: ModelState, op: SnapshotDeleteOp): StepResult {
-  const index = findSnapshot(state, op.name);
+  const index = findSnapshotByName(state, op.name);
   if (index < 0) return refuse(state, 'unknown-snapshot', `no snapshot ${op.name}`);
   return { state: { ...state, snapshots: state.snapshots.filter((_, i) => i !== index) }, outcome: ok };
 }

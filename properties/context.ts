@@ -1,10 +1,31 @@
 // The "real" side of the model-based run: the driver under test, the checks of
 // the property being run, the coverage histogram and the log of steps actually
 // executed (the counterexample, once fast-check has shrunk it).
-import { bufferReader, decodeImage, read, step as modelStep, type DecodedImage, type ImageOptions, type Op, type Outcome } from '../model/index.js';
+import {
+  bufferReader,
+  checkImage,
+  decodeImage,
+  read,
+  step as modelStep,
+  type CheckReport,
+  type DecodedImage,
+  type ImageOptions,
+  type Op,
+  type Outcome,
+} from '../model/index.js';
 import type { Check, CheckEnv, ImageSample } from './checks/check.js';
 import type { ModelBox } from './commands/command.js';
-import { recordCompressedLayout, recordHeaderChange, recordOutcome, recordStep, type Coverage, type HeaderSample } from './coverage.js';
+import {
+  l1Memory,
+  recordCompressedLayout,
+  recordHeaderChange,
+  recordL1Corner,
+  recordOutcome,
+  recordStep,
+  type Coverage,
+  type HeaderSample,
+  type L1Memory,
+} from './coverage.js';
 import type { ImageDriver } from './driver.js';
 import { firstDifference, formatStep, type ReadStep, type Step } from './steps.js';
 import { PropertyViolation, hexPreview } from './violation.js';
@@ -14,13 +35,16 @@ export class RunContext {
   readonly scratch = new Map<string, unknown>();
   private sample: ImageSample | undefined;
   private lastHeader: HeaderSample | undefined;
+  private readonly l1: L1Memory;
 
   constructor(
     readonly driver: ImageDriver,
     readonly options: ImageOptions,
     readonly checks: readonly Check[],
     readonly coverage: Coverage,
-  ) {}
+  ) {
+    this.l1 = l1Memory(options);
+  }
 
   async runStep(m: ModelBox, step: Step): Promise<void> {
     this.steps.push(step);
@@ -29,6 +53,7 @@ export class RunContext {
     const { state, outcome: expected } = modelStep(m.state, step);
     const actual = await this.driver.apply(step);
     recordOutcome(this.coverage, expected, state);
+    recordL1Corner(this.coverage, this.l1, m.state, step, expected, state);
     compareOutcomes(step, expected, actual);
     m.state = state;
     this.sample = undefined;
@@ -46,8 +71,14 @@ export class RunContext {
     this.noteHeader();
   }
 
-  /** Records the first header (growths are counted between consecutive samples). */
+  /**
+   * Records the first header (growths are counted between consecutive samples).
+   * Yields to the event loop first: an in-memory engine never waits on real
+   * I/O, so back-to-back sequences would otherwise hold the loop for a whole
+   * run and starve timers and RPC (vitest's worker calls time out after 60 s).
+   */
   async start(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
     this.lastHeader = headerOf(decodeImage(bufferReader(await this.driver.imageBytes())));
   }
 
@@ -101,8 +132,13 @@ function headerOf(decoded: DecodedImage): HeaderSample {
 
 function makeSample(bytes: Uint8Array): ImageSample {
   let decoded: DecodedImage | undefined;
+  let report: CheckReport | undefined;
   return {
     bytes,
+    report() {
+      report ??= checkImage(bufferReader(bytes));
+      return report;
+    },
     decoded() {
       if (decoded === undefined) {
         try {

@@ -2,9 +2,21 @@
 // green gate that never reached a corner: ops by kind, outcomes, the kind of
 // every target cluster before each op (with "-shared" when a snapshot shares
 // it), refcount-table and L1 growths seen in the header, the most snapshots
-// alive at once, the image options drawn, and the layout of compressed streams
-// in the sampled images (straddling streams, host clusters shared by streams).
-import { expectedRefcounts, guestClusterKind, type DecodedImage, type ImageOptions, type ModelState, type Outcome } from '../model/index.js';
+// alive at once, how snapshot commands named their snapshot (names that look
+// like IDs, duplicates, the empty name), L1 growth across a cluster of the L1
+// table while snapshots are alive and what followed, the image options drawn,
+// and the layout of compressed streams in the sampled images (straddling
+// streams, host clusters shared by streams).
+import {
+  expectedRefcounts,
+  findSnapshotByIdOrName,
+  findSnapshotByName,
+  guestClusterKind,
+  type DecodedImage,
+  type ImageOptions,
+  type ModelState,
+  type Outcome,
+} from '../model/index.js';
 import type { Step } from './steps.js';
 import type { SwarmWeights } from './arbitraries/swarm.js';
 
@@ -17,6 +29,14 @@ export interface Coverage {
   refcountTableGrowths: number;
   l1Growths: number;
   snapshotsAliveMax: number;
+  /** How snapshot commands named their snapshot, by command (`create:id-like`, `delete:id-only`, …): see snapshotLookupLabel. */
+  snapshotLookups: Record<string, number>;
+  /**
+   * Resizes that made the L1 table need one more cluster while snapshots were
+   * alive (`crossed`), and successful reverts and deletes after one in the same
+   * sequence (`then-revert`, `then-delete`).
+   */
+  l1ClusterCrossings: Record<string, number>;
   versions: Record<string, number>;
   clusterBits: Record<string, number>;
   refcountBits: Record<string, number>;
@@ -41,6 +61,8 @@ export function emptyCoverage(): Coverage {
     refcountTableGrowths: 0,
     l1Growths: 0,
     snapshotsAliveMax: 0,
+    snapshotLookups: {},
+    l1ClusterCrossings: {},
     versions: {},
     clusterBits: {},
     refcountBits: {},
@@ -61,7 +83,10 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.l1Growths += from.l1Growths;
   into.snapshotsAliveMax = Math.max(into.snapshotsAliveMax, from.snapshotsAliveMax);
   into.lazyRefcounts += from.lazyRefcounts;
-  for (const key of ['opsByKind', 'outcomes', 'clusterKinds', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout'] as const) {
+  const histograms = [
+    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout',
+  ] as const;
+  for (const key of histograms) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);
   }
   return into;
@@ -89,6 +114,9 @@ export function recordSequenceStart(cov: Coverage, options: ImageOptions, swarm:
 export function recordStep(cov: Coverage, state: ModelState, step: Step): void {
   cov.operations += 1;
   bump(cov.opsByKind, step.kind);
+  if (step.kind === 'snapshotCreate' || step.kind === 'snapshotRevert' || step.kind === 'snapshotDelete') {
+    bump(cov.snapshotLookups, snapshotLookupLabel(state, step));
+  }
   if (step.kind !== 'write' && step.kind !== 'writeCompressed' && step.kind !== 'writeZeroes' && step.kind !== 'discard') return;
   const clusters = targetClusters(state, step.offset, step.length);
   if (clusters.length === 0) return;
@@ -143,4 +171,62 @@ export function recordCompressedLayout(cov: Coverage, decoded: DecodedImage): vo
   bump(cov.compressedLayout, 'streams', streams.size);
   bump(cov.compressedLayout, 'straddling', straddling);
   bump(cov.compressedLayout, 'sharedHostClusters', [...perHostCluster.values()].filter((n) => n > 1).length);
+}
+
+/**
+ * How a snapshot command names its snapshot in `state`. create: `word`,
+ * `id-like` (all digits), `empty`, or `duplicate` (the name is taken). revert
+ * and delete: `id-and-name-differ` (the name is one snapshot's ID and another's
+ * name: -a and -d pick different snapshots), `id-only` (an ID but no name: -a
+ * finds it, -d does not), `duplicate-name`, `empty-name`, `name`, `missing`.
+ */
+export function snapshotLookupLabel(
+  state: ModelState,
+  step: { readonly kind: 'snapshotCreate' | 'snapshotRevert' | 'snapshotDelete'; readonly name: string },
+): string {
+  const name = step.name;
+  const named = state.snapshots.filter((s) => s.name === name).length;
+  if (step.kind === 'snapshotCreate') {
+    if (named > 0) return 'create:duplicate';
+    return `create:${name === '' ? 'empty' : /^\d+$/.test(name) ? 'id-like' : 'word'}`;
+  }
+  const command = step.kind === 'snapshotRevert' ? 'revert' : 'delete';
+  const byName = findSnapshotByName(state, name);
+  const byId = findSnapshotByIdOrName(state, name);
+  let label: string;
+  if (byId >= 0 && byName >= 0 && byId !== byName) label = 'id-and-name-differ';
+  else if (byId >= 0 && byName < 0) label = 'id-only';
+  else if (named > 1) label = 'duplicate-name';
+  else if (byName >= 0) label = name === '' ? 'empty-name' : 'name';
+  else label = 'missing';
+  return `${command}:${label}`;
+}
+
+/** Per sequence: the L1 table's entries so far (l1_size only grows) and whether it crossed a cluster with snapshots alive. */
+export interface L1Memory {
+  l1Entries: number;
+  crossed: boolean;
+}
+
+function l1EntriesFor(options: ImageOptions): number {
+  const cs = 2 ** options.clusterBits;
+  return Math.ceil(options.virtualSize / (cs * (cs / 8)));
+}
+
+export function l1Memory(options: ImageOptions): L1Memory {
+  return { l1Entries: l1EntriesFor(options), crossed: false };
+}
+
+/** Called after a step with the states around it: counts the L1-cluster corner (see Coverage.l1ClusterCrossings). */
+export function recordL1Corner(cov: Coverage, memory: L1Memory, before: ModelState, step: Step, outcome: Outcome, after: ModelState): void {
+  if (!outcome.ok) return;
+  const entries = Math.max(memory.l1Entries, l1EntriesFor(after.options));
+  const entriesPerCluster = 2 ** after.options.clusterBits / 8;
+  if (Math.ceil(entries / entriesPerCluster) > Math.ceil(memory.l1Entries / entriesPerCluster) && before.snapshots.length > 0) {
+    memory.crossed = true;
+    bump(cov.l1ClusterCrossings, 'crossed');
+  }
+  memory.l1Entries = entries;
+  if (memory.crossed && step.kind === 'snapshotRevert') bump(cov.l1ClusterCrossings, 'then-revert');
+  if (memory.crossed && step.kind === 'snapshotDelete') bump(cov.l1ClusterCrossings, 'then-delete');
 }

@@ -4,6 +4,7 @@
 // whose error kinds are the model's OpErrorKind. Anything it cannot map is not a
 // refusal but a divergence, and surfaces as an ImplementationError with the raw
 // message (the model never throws for a well-formed op).
+import type { ImageInfo, MapEntry } from '../impl/index.js';
 import type { ImageOptions, Op, OpErrorKind, Outcome } from '../model/index.js';
 
 /** The implementations the gate can drive (`--impl`). */
@@ -23,9 +24,23 @@ export interface ImageDriver {
   fileLength(): Promise<number>;
   /** Writes the flushed image to `path` so that QEMU can judge it. */
   writeTo(path: string): Promise<void>;
+  /**
+   * What the implementation itself reports about the open image: the map
+   * entries `qcow2-verify map` prints and the info `qcow2-verify info` prints.
+   * Only our engine has them (QEMU's map is judged through qemu-img map).
+   */
+  reports?(): Promise<EngineReports>;
   /** Releases the image (and any process behind it). Idempotent. */
   close(): Promise<void>;
 }
+
+export interface EngineReports {
+  readonly map: readonly MapEntry[];
+  readonly info: ImageInfo;
+}
+
+/** A driver that has its own reports (our engine, and the canary built on it). */
+export type ReportingDriver = ImageDriver & { reports(): Promise<EngineReports> };
 
 export type DriverFactory = (options: ImageOptions) => Promise<ImageDriver>;
 

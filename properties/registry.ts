@@ -3,6 +3,7 @@
 // every read step with the model.
 import type { SequenceConstraints } from './arbitraries/sequence.js';
 import type { Check } from './checks/check.js';
+import { engineOutputsCheck } from './checks/engine-outputs.js';
 import { qemuJudgesCheck } from './checks/qemu-judges.js';
 import { readsCheck } from './checks/reads.js';
 import { reopenCheck } from './checks/reopen.js';
@@ -35,8 +36,9 @@ export const readsAndOutcomes: PropertyDefinition = {
 
 export const structure: PropertyDefinition = {
   name: 'structure',
-  description: 'after every op the flushed image is equivalent to the model and the checker finds it clean',
-  checks: [structureCheck],
+  description:
+    "after every op the flushed image is equivalent to the model and the checker finds it clean, and what the engine's map, info and check print agrees with the model",
+  checks: [structureCheck, engineOutputsCheck],
   needsQemu: false,
   cost: 2,
 };

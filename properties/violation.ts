@@ -12,7 +12,10 @@ export type CheckName =
   | 'space'
   | 'qemu-img-check'
   | 'qemu-img-compare'
-  | 'qemu-img-map';
+  | 'qemu-img-map'
+  | 'engine-map'
+  | 'engine-info'
+  | 'engine-check';
 
 export class PropertyViolation extends Error {
   override readonly name = 'PropertyViolation';

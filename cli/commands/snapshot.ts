@@ -86,8 +86,8 @@ export function register(program: Command): void {
     .description('create, apply (revert to), delete or list internal snapshots (like qemu-img snapshot)')
     .argument('<file>', 'qcow2 image')
     .option('-c, --create <name>', 'create a snapshot of the current state')
-    .option('-a, --apply <name>', 'revert the image to a snapshot (ID or name)')
-    .option('-d, --delete <name>', 'delete a snapshot (ID or name)')
+    .option('-a, --apply <name>', 'revert the image to the snapshot with this ID, else the first with this name')
+    .option('-d, --delete <name>', 'delete the first snapshot with this name (a name only, never an ID, like qemu-img 7.2)')
     .option('-l, --list', 'list the snapshots')
     .option(forceShareFlags, `${forceShareHelp}: -l`)
     .action(async (file: string, opts: SnapshotFlags, cmd: Command) => {

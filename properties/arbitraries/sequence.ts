@@ -4,6 +4,10 @@
 import fc from 'fast-check';
 import type { ImageOptions } from '../../model/index.js';
 import { commandArbitrary, type ModelBox } from '../commands/index.js';
+import { ResizeCommand } from '../commands/resize.js';
+import { snapshotCreateCommand } from '../commands/snapshot-create.js';
+import { snapshotDeleteCommand } from '../commands/snapshot-delete.js';
+import { snapshotRevertCommand } from '../commands/snapshot-revert.js';
 import type { RunContext } from '../context.js';
 import { imageOptions, type ImageOptionsConstraints } from './image-options.js';
 import { commandKinds, swarmWeights, type SwarmConstraints, type SwarmWeights } from './swarm.js';
@@ -39,11 +43,67 @@ export function qualifySequenceConstraints(c: SequenceConstraints = {}): Require
  * noBias: fast-check's small-first bias would make early sequences a handful of
  * commands; lengths are uniform up to the maximum instead.
  */
-export function commandsFor(swarm: SwarmWeights, commandsCountMax: number): fc.Arbitrary<Iterable<SequenceCommand>> {
+export function commandsFor(options: ImageOptions, swarm: SwarmWeights, commandsCountMax: number): fc.Arbitrary<Iterable<SequenceCommand>> {
   const weighted = commandKinds
     .filter((k) => swarm[k] > 0)
     .map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] }));
-  return fc.noBias(fc.array(fc.oneof(...weighted), { maxLength: commandsCountMax, size: 'max' }));
+  const drawn = (maxLength: number) => fc.noBias(fc.array(fc.oneof(...weighted), { maxLength, size: 'max' }));
+  if (!l1ClusterCornerReachable(options) || commandsCountMax < l1ClusterCornerLength) return drawn(commandsCountMax);
+  // fc.option shrinks to "no corner" first, and each of its commands to none, so
+  // a counterexample keeps only the corner commands it needs.
+  return fc
+    .tuple(drawn(commandsCountMax - l1ClusterCornerLength), fc.option(l1ClusterCorner(), { nil: undefined, freq: 3 }))
+    .map(([commands, corner]) => (corner === undefined ? commands : spliceCorner(commands, corner)));
+}
+
+/** Commands of the L1-cluster corner: snapshot, grow past an L1 cluster's reach, revert or delete. */
+const l1ClusterCornerLength = 3;
+
+interface L1ClusterCorner {
+  /** In order; undefined once shrinking has dropped one. */
+  readonly commands: readonly (SequenceCommand | undefined)[];
+  /** Where each command goes in the drawn list (taken modulo its length + 1, then sorted). */
+  readonly places: readonly number[];
+}
+
+/**
+ * Only images whose L1 table can outgrow a cluster under resizeSizeMax (512 B
+ * clusters: one L1 cluster reaches 2 MiB) and that may resize with snapshots
+ * alive (version 3; QEMU refuses to resize a version 2 image with snapshots).
+ */
+function l1ClusterCornerReachable(options: ImageOptions): boolean {
+  return options.version === 3 && options.clusterBits === 9;
+}
+
+/**
+ * Growing the image across a cluster of the L1 table while snapshots are
+ * alive (the table moves; the snapshots keep their copies of the old, shorter
+ * L1), then reverting to or deleting a snapshot. Random commands rarely line
+ * up this way, so two thirds of the sequences that can reach it have these three
+ * commands spliced in, in order, at drawn places.
+ */
+function l1ClusterCorner(): fc.Arbitrary<L1ClusterCorner> {
+  // each command is nearly always there when drawn, but can shrink away
+  const droppable = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined, freq: 1000 });
+  return fc.record({
+    commands: fc.tuple(
+      droppable(snapshotCreateCommand()),
+      droppable(fc.nat().map((amount) => new ResizeCommand('grow-l1-cluster', amount))),
+      droppable(fc.oneof<fc.Arbitrary<SequenceCommand>[]>(snapshotRevertCommand(), snapshotDeleteCommand())),
+    ),
+    places: fc.tuple(fc.nat(), fc.nat(), fc.nat()),
+  });
+}
+
+function spliceCorner(drawn: readonly SequenceCommand[], corner: L1ClusterCorner): SequenceCommand[] {
+  const out = [...drawn];
+  const places = corner.places.map((p) => p % (drawn.length + 1)).sort((a, b) => a - b);
+  // from the last place back, so the earlier places stay where they were drawn
+  for (let i = corner.commands.length - 1; i >= 0; i--) {
+    const command = corner.commands[i];
+    if (command !== undefined) out.splice(places[i]!, 0, command);
+  }
+  return out;
 }
 
 /**
@@ -68,5 +128,5 @@ export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Se
   return fc
     .noShrink(fc.record({ options: imageOptions(c.image), swarm: swarmWeights(c.swarm) }))
     .map(({ options, swarm }) => ({ options, swarm: withoutUnpredictableKinds(options, swarm) }))
-    .chain(({ options, swarm }) => commandsFor(swarm, c.commandsCountMax).map((commands) => ({ options, swarm, commands })));
+    .chain(({ options, swarm }) => commandsFor(options, swarm, c.commandsCountMax).map((commands) => ({ options, swarm, commands })));
 }

@@ -1,7 +1,7 @@
 // A check is one clause of a property: something verified after every
 // operation, at the end of the sequence, or both. Properties are lists of checks;
 // the outcome comparison and the read comparison run in every property.
-import type { DecodedImage, ImageOptions, ModelState, Op, Outcome } from '../../model/index.js';
+import type { CheckReport, DecodedImage, ImageOptions, ModelState, Op, Outcome } from '../../model/index.js';
 import type { ImageDriver } from '../driver.js';
 
 /** The flushed image after the current step, decoded once and shared by the checks. */
@@ -9,6 +9,8 @@ export interface ImageSample {
   readonly bytes: Uint8Array;
   /** Throws PropertyViolation('structure') when the image cannot be decoded. */
   decoded(): DecodedImage;
+  /** The model's checker on the bytes: what `qcow2-verify check` prints for this image. */
+  report(): CheckReport;
 }
 
 export interface CheckEnv {

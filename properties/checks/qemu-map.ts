@@ -26,32 +26,38 @@ function showEntry(e: QemuMapEntry): string {
 }
 
 /**
- * The first guest range where qemu-img map and the model disagree, as a message,
- * or undefined when they agree on every byte of [0, virtualSize). Both lists are
+ * The first guest range where qemu-img map (or another map in its JSON shape,
+ * named by `source`: our engine's) and the model disagree, as a message, or
+ * undefined when they agree on every byte of [0, virtualSize). Both lists are
  * merged ranges, but QEMU splits where the host offsets are not contiguous, so
  * the comparison walks both lists byte range by byte range.
  */
-export function mapDisagreement(model: readonly ModelMapRange[], qemu: readonly QemuMapEntry[], virtualSize: number): string | undefined {
+export function mapDisagreement(
+  model: readonly ModelMapRange[],
+  qemu: readonly QemuMapEntry[],
+  virtualSize: number,
+  source = 'qemu-img map',
+): string | undefined {
   let pos = 0;
   let m = 0;
   let q = 0;
   while (pos < virtualSize) {
     const mr = model[m];
     const qe = qemu[q];
-    if (qe === undefined) return `qemu-img map ends at 0x${pos.toString(16)}, the virtual size is 0x${virtualSize.toString(16)}`;
+    if (qe === undefined) return `${source} ends at 0x${pos.toString(16)}, the virtual size is 0x${virtualSize.toString(16)}`;
     if (mr === undefined) return `the model's map ends at 0x${pos.toString(16)}, the virtual size is 0x${virtualSize.toString(16)}`;
-    if (qe.start > pos || qe.start + qe.length <= pos) return `qemu-img map has no entry for guest offset 0x${pos.toString(16)} (next: ${showEntry(qe)})`;
-    if (qe.depth !== 0) return `qemu-img map reports depth ${qe.depth} at guest offset 0x${pos.toString(16)} for an image without a backing file: ${showEntry(qe)}`;
+    if (qe.start > pos || qe.start + qe.length <= pos) return `${source} has no entry for guest offset 0x${pos.toString(16)} (next: ${showEntry(qe)})`;
+    if (qe.depth !== 0) return `${source} reports depth ${qe.depth} at guest offset 0x${pos.toString(16)} for an image without a backing file: ${showEntry(qe)}`;
     const qemuKind = qemuMapKind(qe);
     if (qemuKind !== mr.kind) {
-      return `guest offset 0x${pos.toString(16)}: qemu-img map says ${qemuKind ?? 'no cluster kind'} ${showEntry(qe)}, the model says ${mr.kind} (range 0x${mr.start.toString(16)}+0x${mr.length.toString(16)})`;
+      return `guest offset 0x${pos.toString(16)}: ${source} says ${qemuKind ?? 'no cluster kind'} ${showEntry(qe)}, the model says ${mr.kind} (range 0x${mr.start.toString(16)}+0x${mr.length.toString(16)})`;
     }
     pos = Math.min(mr.start + mr.length, qe.start + qe.length);
     if (pos >= mr.start + mr.length) m++;
     if (pos >= qe.start + qe.length) q++;
   }
   const extra = qemu[q];
-  return extra === undefined ? undefined : `qemu-img map reports a range past the virtual size 0x${virtualSize.toString(16)}: ${showEntry(extra)}`;
+  return extra === undefined ? undefined : `${source} reports a range past the virtual size 0x${virtualSize.toString(16)}: ${showEntry(extra)}`;
 }
 
 /** Runs qemu-img map on the image at `path` and throws a 'qemu-img-map' violation where it disagrees with the model. */

@@ -1,7 +1,7 @@
 // structure: after every operation the flushed image decodes, is equivalent to
 // the model (same kinds, sharing, bytes, refcounts and COPIED flags up to a
 // renaming of host offsets), and the model's checker finds it clean.
-import { abstractImage, bufferReader, checkImage, equivalent, type ModelState } from '../../model/index.js';
+import { abstractImage, equivalent, type ModelState } from '../../model/index.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
 import type { Check, ImageSample } from './check.js';
@@ -9,7 +9,7 @@ import type { Check, ImageSample } from './check.js';
 export function assertStructure(sample: ImageSample, state: ModelState, when: string): void {
   const eq = equivalent(state, abstractImage(sample.decoded()));
   if (!eq.ok) throw new PropertyViolation('structure', `${when}: ${eq.message}`);
-  const report = checkImage(bufferReader(sample.bytes));
+  const report = sample.report();
   if (report.verdict !== 'clean') {
     const messages = report.messages.slice(0, 5).join('; ');
     throw new PropertyViolation(

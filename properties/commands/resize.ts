@@ -1,12 +1,13 @@
-// truncate: grow (a little, or past an L1 entry's reach so that the L1 table
-// grows), shrink (cluster aligned or not — the stale-tail rule), and sizes that
+// truncate: grow (a little, past an L1 entry's reach so that the L1 table
+// grows, or past the reach of the L1 table's next cluster so that the table
+// needs one more cluster and moves), shrink (cluster aligned or not — the stale-tail rule), and sizes that
 // are not a multiple of 512 (invalid-argument). Sizes stay under a cap so that
 // whole-disk reads in the checks stay cheap.
 import fc from 'fast-check';
 import type { ModelState, ResizeOp } from '../../model/index.js';
 import { StepCommand, geometryOf } from './command.js';
 
-export type ResizeMode = 'grow' | 'grow-l1' | 'shrink' | 'shrink-half' | 'unaligned';
+export type ResizeMode = 'grow' | 'grow-l1' | 'grow-l1-cluster' | 'shrink' | 'shrink-half' | 'unaligned';
 
 /** No resize makes the disk larger than this (whole-disk reads stay cheap). */
 export const resizeSizeMax = 16 * 1024 * 1024;
@@ -29,6 +30,14 @@ export class ResizeCommand extends StepCommand {
       case 'grow':
         target = size + sectors(1 + (this.amount % ((2 * g.clusterSize) / 512)));
         break;
+      case 'grow-l1-cluster': {
+        // past what the L1 table's clusters so far reach (2 MiB per cluster with
+        // 512 B clusters; larger clusters reach past the cap: then as grow-l1)
+        const l1ClusterCoverage = l1Coverage * g.l2EntriesCount;
+        target = (Math.floor(size / l1ClusterCoverage) + 1) * l1ClusterCoverage + sectors(1 + (this.amount % 3));
+        if (target <= resizeSizeMax) break;
+        return new ResizeCommand('grow-l1', this.amount).resolve(state);
+      }
       case 'grow-l1':
         // past the next L1 entry's reach when that is affordable, else a few clusters
         target = l1Coverage <= resizeSizeMax / 2 ? (Math.floor(size / l1Coverage) + 1) * l1Coverage + sectors(this.amount % 3)

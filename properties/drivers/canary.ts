@@ -3,7 +3,7 @@
 // reporting success — the kind of bug a cache that forgets a dirty entry has.
 // If a gate run ever passes with --impl canary, the harness itself is dead.
 import type { ImageOptions, Op, Outcome } from '../../model/index.js';
-import { okOutcome, type ImageDriver } from '../driver.js';
+import { okOutcome, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
 import { createEngineDriver } from './engine.js';
 
 /** Which writes are dropped: the 3rd, 6th, 9th … of the image's lifetime. */
@@ -13,7 +13,7 @@ class CanaryDriver implements ImageDriver {
   readonly name = 'canary (ts engine dropping every 3rd write)';
   private writes = 0;
 
-  constructor(private readonly inner: ImageDriver) {}
+  constructor(private readonly inner: ReportingDriver) {}
 
   apply(op: Op): Promise<Outcome> {
     if (op.kind === 'write') {
@@ -33,6 +33,10 @@ class CanaryDriver implements ImageDriver {
 
   fileLength(): Promise<number> {
     return this.inner.fileLength();
+  }
+
+  reports(): Promise<EngineReports> {
+    return this.inner.reports();
   }
 
   writeTo(path: string): Promise<void> {

@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { MemoryFile, Qcow2Error, Qcow2Image, type CreateOptions } from '../../impl/index.js';
 import { compressedWriteBytes, formatOp, writeBytes, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
-import { implementationError, isOpErrorKind, okOutcome, refused, type ImageDriver } from '../driver.js';
+import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
 
 export function createOptionsFor(options: ImageOptions): CreateOptions {
   return {
@@ -99,6 +99,14 @@ class EngineDriver implements ImageDriver {
     return this.file.length();
   }
 
+  async reports(): Promise<EngineReports> {
+    try {
+      return { map: await this.image.map(), info: await this.image.info() };
+    } catch (error) {
+      throw implementationError(this.name, 'map/info', error);
+    }
+  }
+
   async writeTo(path: string): Promise<void> {
     await writeFile(path, await this.imageBytes());
   }
@@ -111,7 +119,7 @@ class EngineDriver implements ImageDriver {
 }
 
 /** A fresh image with these options, created by the engine in memory. */
-export async function createEngineDriver(options: ImageOptions): Promise<ImageDriver> {
+export async function createEngineDriver(options: ImageOptions): Promise<ReportingDriver> {
   const file = new MemoryFile();
   try {
     const image = await Qcow2Image.create(file, createOptionsFor(options));

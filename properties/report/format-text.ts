@@ -44,6 +44,8 @@ export function formatCoverage(c: Coverage): string {
     `  outcomes:       ${histogram(c.outcomes)}`,
     `  cluster kinds:  ${histogram(c.clusterKinds)}`,
     `  growths:        refcount table ${c.refcountTableGrowths}, L1 ${c.l1Growths}; snapshots alive max ${c.snapshotsAliveMax}`,
+    `  L1 cluster crossed with snapshots: ${histogram(c.l1ClusterCrossings)}`,
+    `  snapshot names: ${histogram(c.snapshotLookups)}`,
     `  images:         ${histogram(c.versions)}; cluster bits ${histogram(c.clusterBits)}; refcount bits ${histogram(c.refcountBits)}; lazy ${c.lazyRefcounts}`,
     `  swarm off:      ${histogram(c.swarmOff)}`,
     `  compressed:     ${histogram(c.compressedLayout)} (summed over sampled images)`,

@@ -19,4 +19,10 @@ describe('formatOp', () => {
     expect(formatOp({ kind: 'writeZeroes', offset: 0, length: 512, unmap: true })).toBe('write -z -u 0x0 0x200');
     expect(formatOp({ kind: 'snapshotRevert', name: 'a' })).toBe('snapshot -a a');
   });
+
+  it('quotes snapshot names a shell would not pass as one word, the empty name included', () => {
+    expect(formatOp({ kind: 'snapshotCreate', name: '' })).toBe("snapshot -c ''");
+    expect(formatOp({ kind: 'snapshotDelete', name: '2' })).toBe('snapshot -d 2');
+    expect(formatOp({ kind: 'snapshotRevert', name: "it's a b" })).toBe(`snapshot -a 'it'\\''s a b'`);
+  });
 });

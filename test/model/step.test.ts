@@ -113,7 +113,12 @@ describe('model step', () => {
 
   test.prop([scenarioArb])('deleting every snapshot brings every refcount back to 1', ({ options, ops }) => {
     let state = run(initialState(options), ops);
-    while (state.snapshots[0]) state = step(state, { kind: 'snapshotDelete', name: state.snapshots[0].id }).state;
+    // -d takes a name (the first snapshot with it, so always snapshots[0] here)
+    while (state.snapshots[0]) {
+      const deleted = step(state, { kind: 'snapshotDelete', name: state.snapshots[0].name });
+      expect(deleted.outcome.ok).toBe(true);
+      state = deleted.state;
+    }
     const expected = expectedRefcounts(state);
     for (const n of [...expected.l2Tables.values(), ...expected.dataClusters.values()]) if (n > 0) expect(n).toBe(1);
     for (const copied of [...expected.activeL1Copied.values(), ...expected.activeL2Copied.values()]) expect(copied).toBe(true);
@@ -201,12 +206,18 @@ describe('model rules (docs/semantics.md)', () => {
     expect(step(initialState({ ...v3, refcountBits: 1 }), { kind: 'snapshotCreate', name: 'a' }).outcome.ok).toBe(true);
   });
 
-  it('assigns IDs as max numeric ID + 1 and finds an ID before a name', () => {
+  it('assigns IDs as max numeric ID + 1; -d finds a name only, -a an ID before a name', () => {
     let s = initialState(v3);
     s = run(s, [
+      { kind: 'write', offset: 0, length: 512, pattern: 1 },
       { kind: 'snapshotCreate', name: '2' },
+      { kind: 'write', offset: 0, length: 512, pattern: 2 },
       { kind: 'snapshotCreate', name: 'x' },
-      { kind: 'snapshotDelete', name: '1' },
+    ]);
+    expect(step(s, { kind: 'snapshotDelete', name: '1' })).toMatchObject({ state: s, outcome: { ok: false, error: 'unknown-snapshot' } });
+    expect(read(step(s, { kind: 'snapshotRevert', name: '2' }).state, 0, 1)).toEqual(new Uint8Array([2]));
+    s = run(s, [
+      { kind: 'snapshotDelete', name: '2' },
       { kind: 'snapshotCreate', name: 'y' },
     ]);
     expect(s.snapshots.map((x) => [x.id, x.name])).toEqual([['2', 'x'], ['3', 'y']]);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { expectedRefcounts, step, initialState, type ModelState } from '../../model/index.js';
 import { commandKinds, emptyCoverage, imageOptions, resolveRange, sequence, swarmWeights } from '../../properties/index.js';
 import type { StepCommand } from '../../properties/commands/index.js';
-import { recordOutcome, recordStep } from '../../properties/coverage.js';
+import { l1Memory, recordL1Corner, recordOutcome, recordStep } from '../../properties/coverage.js';
 
 const l1Entries = (s: ModelState) => Math.ceil(s.options.virtualSize / ((2 ** s.options.clusterBits) ** 2 / 8));
 
@@ -28,12 +28,14 @@ describe('generators', () => {
     const samples = fc.sample(sequence({ swarm: { allOn: true }, commandsCountMax: 60 }), { seed: 20261125, numRuns: 150 });
     for (const seq of samples) {
       let state = initialState(seq.options);
+      const l1 = l1Memory(seq.options);
       for (const cmd of seq.commands as Iterable<StepCommand>) {
         const s = cmd.resolve(state);
         recordStep(cov, state, s);
         if (s.kind === 'read') continue;
         const next = step(state, s);
         recordOutcome(cov, next.outcome, next.state);
+        recordL1Corner(cov, l1, state, s, next.outcome, next.state);
         if (l1Entries(next.state) > l1Entries(state)) l1Growths++;
         if (!next.outcome.ok && next.outcome.error === 'refcount-overflow' && seq.options.refcountBits === 1) overflowWith1Bit++;
         state = next.state;
@@ -48,9 +50,38 @@ describe('generators', () => {
       expect(cov.clusterKinds[kind] ?? 0, kind).toBeGreaterThan(0);
     }
     expect(cov.snapshotsAliveMax).toBeGreaterThanOrEqual(3);
+    // names that look like IDs, duplicates and the empty name, for every snapshot command
+    for (const label of ['create:word', 'create:id-like', 'create:empty', 'create:duplicate']) {
+      expect(cov.snapshotLookups[label] ?? 0, label).toBeGreaterThan(0);
+    }
+    for (const command of ['revert', 'delete']) {
+      for (const label of ['id-and-name-differ', 'id-only', 'duplicate-name', 'empty-name', 'name', 'missing']) {
+        expect(cov.snapshotLookups[`${command}:${label}`] ?? 0, `${command}:${label}`).toBeGreaterThan(0);
+      }
+    }
+    // the L1 table outgrows a cluster with snapshots alive, then a revert or delete follows
+    for (const label of ['crossed', 'then-revert', 'then-delete']) {
+      expect(cov.l1ClusterCrossings[label] ?? 0, label).toBeGreaterThan(0);
+    }
     expect(l1Growths).toBeGreaterThan(0);
     expect(overflowWith1Bit).toBeGreaterThan(0);
     expect(reftablePressure).toBeGreaterThan(0);
+  });
+
+  it('the L1-cluster corner shrinks away: a failure needing one snapshot command shrinks to that one command', () => {
+    // v3 with 512 B clusters: the corner is spliced into two sequences in three;
+    // with every other snapshot command and resize off, only the corner has them
+    const arbitrary = sequence({
+      image: { versions: [3], clusterBitsMax: 9 },
+      swarm: { off: ['snapshotCreate', 'snapshotRevert', 'snapshotDelete', 'resize'] },
+    });
+    const kinds = (seq: { commands: Iterable<unknown> }) => [...(seq.commands as Iterable<StepCommand>)].map((c) => c.constructor.name);
+    const samples = fc.sample(arbitrary, { seed: 5, numRuns: 60 });
+    const withCorner = samples.filter((seq) => kinds(seq).includes('ResizeCommand')).length;
+    expect(withCorner).toBeGreaterThan(samples.length / 2);
+    const out = fc.check(fc.property(arbitrary, (seq) => !kinds(seq).includes('SnapshotCreateCommand')), { seed: 5 });
+    expect(out.failed).toBe(true);
+    expect(kinds(out.counterexample![0])).toEqual(['SnapshotCreateCommand']);
   });
 
   it('draws both versions, every refcount width, small and 2 MiB clusters, unaligned sizes', () => {

@@ -15,7 +15,7 @@ import { emptyCoverage, runProperty, type RunResult } from '../../properties/ind
 
 const drawn = () => 1;
 /** The 1-bit refcount-overflow leak (corpus qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json), as gate seed 1 finds and shrinks it. */
-const leak = { impl: 'qemu', property: 'qemuJudges', seed: '1', path: '5:2:0:1:3:3:3:7:7' };
+const leak = { impl: 'qemu', property: 'qemuJudges', seed: '1', path: '5:1:1:0:1:2:2:2:5:5' };
 const leakCase = 'qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json';
 
 async function gate(raw: Record<string, string>): Promise<{ code: number; lines: string[] }> {

@@ -98,7 +98,8 @@ describe('handoff driver', () => {
     const creators = new Set<string>();
     const result = await runProperty({
       property: 'handoff',
-      seed: 20261126,
+      // a seed whose six sequences hand the file over (the generators draw from it: re-pick when they change)
+      seed: 20261127,
       numRuns: 6,
       sequence: { commandsCountMax: 25, swarm: { alwaysOn: ['write', 'reopen'] } },
       onSequence: (options) => creators.add(imageCreator(options)),

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { formatSnapshotTable, formatVmClock } from '../../../cli/commands/snapshot.js';
 import { runCli } from '../run-cli.js';
-import { expectClean, inTempDir, qemuImg, qemuIo } from '../qemu.js';
+import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../qemu.js';
 
 describe('snapshot table formatting', () => {
   it('lays out columns as qemu-img 7.2 (widths from block/qapi.c)', () => {
@@ -89,5 +89,64 @@ describe('snapshot (end to end against qemu-img)', () => {
       expect((await qemuImg('snapshot', '-l', file)).stdout).toBe('');
       expect(Buffer.compare(await readFile(file), before)).toBe(0);
     });
+  });
+});
+
+describe('snapshot lookup per command (the engine through the CLI, against qemu-img on the same inputs)', () => {
+  /** IDs and names in table order, from qemu-img info (whoever wrote the file). */
+  async function table(file: string): Promise<string[]> {
+    const info = (await qemuImgJson('info', file)) as { snapshots?: Array<{ id: string; name: string }> };
+    return (info.snapshots ?? []).map((s) => `${s.id}:${s.name}`);
+  }
+
+  /**
+   * Creates snapshots `names` (each after writing its index + 1 to the first
+   * sector, then 0xee so a revert shows), runs `action` with qemu-img on one
+   * copy and with qcow2-verify on another, and returns both outcomes.
+   */
+  async function both(names: readonly string[], action: ['-a' | '-d', string]) {
+    return inTempDir(async (dir) => {
+      const runs = [];
+      for (const tool of ['qemu', 'ours'] as const) {
+        const file = `${dir}/${tool}.qcow2`;
+        await qemuImg('create', '-q', '-f', 'qcow2', file, '1M');
+        for (const [i, name] of names.entries()) {
+          await qemuIo(file, `write -P ${i + 1} 0 512`);
+          const made = tool === 'qemu' ? await qemuImg('snapshot', '-c', name, file) : await runCli(['snapshot', '-c', name, file]);
+          expect(made.exitCode).toBe(0);
+        }
+        await qemuIo(file, 'write -P 0xee 0 512');
+        const exitCode = tool === 'qemu' ? (await qemuImg('snapshot', ...action, file)).exitCode : (await runCli(['snapshot', ...action, file])).exitCode;
+        await expectClean(file);
+        const dump = (await qemuIo(file, 'read -v 0 1')).stdout;
+        runs.push({ exitCode, table: await table(file), firstByte: /^0{8}:\s+([0-9a-f]{2})/m.exec(dump)?.[1] });
+      }
+      return { qemu: runs[0], ours: runs[1] };
+    });
+  }
+
+  // Values measured with qemu-img 7.2.22 (and asserted again here).
+  it('-d 1 with base (ID 1) and after (ID 2): snapshot not found, exit 1, nothing deleted', async () => {
+    const r = await both(['base', 'after'], ['-d', '1']);
+    expect(r.qemu).toEqual({ exitCode: 1, table: ['1:base', '2:after'], firstByte: 'ee' });
+    expect(r.ours).toEqual(r.qemu);
+  });
+
+  it('-d 2 with a snapshot named 2 (ID 1) and x (ID 2) deletes the one named 2; -a 2 applies ID 2', async () => {
+    const del = await both(['2', 'x'], ['-d', '2']);
+    expect(del.qemu).toEqual({ exitCode: 0, table: ['2:x'], firstByte: 'ee' });
+    expect(del.ours).toEqual(del.qemu);
+    const apply = await both(['2', 'x'], ['-a', '2']);
+    expect(apply.qemu).toEqual({ exitCode: 0, table: ['1:2', '2:x'], firstByte: '02' });
+    expect(apply.ours).toEqual(apply.qemu);
+  });
+
+  it("the empty name and duplicates: -d '' deletes the first of three, -a '' applies the first", async () => {
+    const del = await both(['', '', ''], ['-d', '']);
+    expect(del.qemu).toEqual({ exitCode: 0, table: ['2:', '3:'], firstByte: 'ee' });
+    expect(del.ours).toEqual(del.qemu);
+    const apply = await both(['s', 's'], ['-a', 's']);
+    expect(apply.qemu).toEqual({ exitCode: 0, table: ['1:s', '2:s'], firstByte: '01' });
+    expect(apply.ours).toEqual(apply.qemu);
   });
 });

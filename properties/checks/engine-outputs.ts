@@ -1,0 +1,102 @@
+// What our engine prints about an image, judged against the model after every
+// op: `qcow2-verify map` (the engine's map entries), `qcow2-verify info` (its
+// fields and snapshot list) and `qcow2-verify check` (the checker's report on
+// the flushed bytes: counts, total and allocated clusters, end offset). The
+// structure check already holds the check's verdict to "clean"; qemu-img's map
+// is judged by qemu-map. Map and info come from drivers that have them (the
+// engine); the check report applies to every driver's bytes.
+import { guestClusterKind, modelMap, type CheckReport, type ModelState } from '../../model/index.js';
+import type { EngineReports } from '../driver.js';
+import { formatStep } from '../steps.js';
+import { PropertyViolation } from '../violation.js';
+import type { Check } from './check.js';
+import { mapDisagreement } from './qemu-map.js';
+
+/** Active-view guest clusters with a host cluster (normal or zero-alloc): qemu-img check's allocated-clusters. */
+function allocatedClusters(state: ModelState): number {
+  let n = 0;
+  for (const table of state.active) {
+    if (table === undefined) continue;
+    for (const entry of table.entries.values()) if (entry.kind !== 'zero-plain') n++;
+  }
+  return n;
+}
+
+/** The first field of `qcow2-verify check`'s report that the model contradicts, or undefined. */
+export function checkReportDisagreement(report: CheckReport, state: ModelState, fileLength: number): string | undefined {
+  const cs = 2 ** state.options.clusterBits;
+  const expect: ReadonlyArray<readonly [string, unknown, unknown]> = [
+    ['corruptions', 0, report.corruptions],
+    ['leaks', 0, report.leaks],
+    ['check-errors', 0, report.checkErrors],
+    ['total-clusters', Math.ceil(state.options.virtualSize / cs), report.totalClusters],
+    ['allocated-clusters', allocatedClusters(state), report.allocatedClusters],
+  ];
+  for (const [field, want, got] of expect) if (want !== got) return `${field} is ${String(got)}, the model expects ${String(want)}`;
+  const end = report.imageEndOffset;
+  const fileEnd = Math.ceil(fileLength / cs) * cs;
+  if (end === undefined || end % cs !== 0 || end <= 0 || end > fileEnd) {
+    return `image-end-offset is ${String(end)}: not a cluster boundary in (0, ${fileEnd}] (the file is ${fileLength} bytes)`;
+  }
+  return undefined;
+}
+
+/** The first `qcow2-verify info` field the model contradicts, or undefined. */
+export function infoDisagreement(info: EngineReports['info'], state: ModelState, fileLength: number): string | undefined {
+  const o = state.options;
+  const expect: ReadonlyArray<readonly [string, unknown, unknown]> = [
+    ['virtual size', o.virtualSize, info.virtualSize],
+    ['cluster size', 2 ** o.clusterBits, info.clusterSize],
+    ['version', o.version, info.version],
+    ['refcount bits', o.refcountBits, info.refcountBits],
+    ['lazy refcounts', o.lazyRefcounts, info.lazyRefcounts],
+    ['corrupt', false, info.corrupt],
+    ['file length', fileLength, info.fileLength],
+    ['snapshot count', state.snapshots.length, info.snapshots.length],
+  ];
+  for (const [field, want, got] of expect) if (want !== got) return `${field} is ${String(got)}, the model expects ${String(want)}`;
+  // Only lazy refcounts let an open image carry the dirty bit.
+  if (info.dirty && !o.lazyRefcounts) return 'dirty is true without lazy refcounts';
+  for (const [i, s] of state.snapshots.entries()) {
+    const got = info.snapshots[i];
+    const shown = got === undefined ? 'nothing' : `ID ${got.id} name '${got.name}' disk size ${got.diskSize}`;
+    if (got?.id !== s.id || got.name !== s.name || got.diskSize !== s.diskSize) {
+      return `snapshot ${i} is ${shown}, the model expects ID ${s.id} name '${s.name}' disk size ${s.diskSize}`;
+    }
+  }
+  return undefined;
+}
+
+/** Whether every guest cluster of [start, start + length) is compressed in the model (qemu-img map gives such data no offset). */
+function allCompressed(state: ModelState, start: number, length: number, cs: number): boolean {
+  for (let c = Math.floor(start / cs); c * cs < start + length; c++) if (guestClusterKind(state, c) !== 'compressed') return false;
+  return true;
+}
+
+/** The first problem with the engine's map: kinds against the model, and each data range's host offset (none exactly where the model has compressed clusters). */
+export function engineMapDisagreement(map: EngineReports['map'], state: ModelState, fileLength: number): string | undefined {
+  const kinds = mapDisagreement(modelMap(state), map, state.options.virtualSize, 'qcow2-verify map');
+  if (kinds !== undefined) return kinds;
+  const cs = 2 ** state.options.clusterBits;
+  // the file may end inside its last cluster (an unwritten tail reads as zeros)
+  const fileEnd = Math.ceil(fileLength / cs) * cs;
+  const bad = map.find((e) =>
+    e.data && (e.offset === undefined ? !allCompressed(state, e.start, e.length, cs) : e.offset % cs !== 0 || e.offset + e.length > fileEnd));
+  return bad === undefined ? undefined : `data at guest 0x${bad.start.toString(16)}+0x${bad.length.toString(16)} maps to host offset ${String(bad.offset)}, not clusters inside the ${fileLength}-byte file`;
+}
+
+export const engineOutputsCheck: Check = {
+  name: 'engine-outputs',
+  async afterOp(env, op) {
+    const sample = await env.image();
+    const when = `after ${formatStep(op)}`;
+    const check = checkReportDisagreement(sample.report(), env.state, sample.bytes.length);
+    if (check !== undefined) throw new PropertyViolation('engine-check', `${when}: qcow2-verify check: ${check}`);
+    const reports = await env.driver.reports?.();
+    if (reports === undefined) return;
+    const map = engineMapDisagreement(reports.map, env.state, sample.bytes.length);
+    if (map !== undefined) throw new PropertyViolation('engine-map', `${when}: ${map}`);
+    const info = infoDisagreement(reports.info, env.state, sample.bytes.length);
+    if (info !== undefined) throw new PropertyViolation('engine-info', `${when}: qcow2-verify info: ${info}`);
+  },
+};
