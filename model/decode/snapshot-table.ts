@@ -1,7 +1,7 @@
 // The snapshot table (digest §6.1): entries 8-byte aligned relative to the file,
 // length-prefixed id and name, extra data with disk_size.
 import { u16, u32, u64, type ByteReader } from './byte-reader.js';
-import { DecodeError, toNumber } from './decode-error.js';
+import { DecodeError } from './decode-error.js';
 import type { Header } from './header.js';
 import * as L from './limits.js';
 
@@ -15,8 +15,8 @@ export interface SnapshotEntry {
   readonly name: string;
   readonly vmStateSize: bigint;
   readonly extraDataSize: number;
-  /** From extra data; undefined when the extra data does not reach it. */
-  readonly diskSize?: number;
+  /** Raw u64 from extra data (QEMU's check does not bound it); undefined when the extra data does not reach it. */
+  readonly diskSize?: bigint;
 }
 
 /** Problems QEMU's check counts as corruptions rather than failures to read. */
@@ -64,7 +64,7 @@ export function decodeSnapshotTable(reader: ByteReader, header: Header): Snapsho
       name: decoder.decode(strings.subarray(idSize)),
       vmStateSize: extraDataSize >= 8 ? u64(extra, 0) : BigInt(u32(fixed, 32)),
       extraDataSize,
-      ...(extraDataSize >= 16 ? { diskSize: toNumber(u64(extra, 8), 'snapshot disk_size', at + 48) } : {}),
+      ...(extraDataSize >= 16 ? { diskSize: u64(extra, 8) } : {}),
     });
     at += L.snapshotEntryFixedBytes + extraDataSize + idSize + nameSize;
     if (at - snapshotsOffset > L.snapshotTableBytesMax) {
