@@ -37,9 +37,14 @@ export class Qcow2FormatError extends Qcow2Error {
   readonly value: string;
   readonly limit: string;
   readonly offset?: number;
-  constructor(field: string, value: bigint | number | string, limit: string, offset?: number) {
+  /**
+   * `options.summary` replaces the leading "invalid FIELD" (e.g. "unsupported
+   * incompatible_features"), `options.code` the code 'format' (an 'unsupported'
+   * feature is not a damaged image).
+   */
+  constructor(field: string, value: bigint | number | string, limit: string, offset?: number, options: { summary?: string; code?: 'format' | 'unsupported' } = {}) {
     const where = offset === undefined ? '' : ` at byte ${offset}`;
-    super('format', `invalid ${field}${where}: ${String(value)} (${limit})`);
+    super(options.code ?? 'format', `${options.summary ?? `invalid ${field}`}${where}: ${String(value)} (${limit})`);
     this.name = 'Qcow2FormatError';
     this.field = field;
     this.value = String(value);

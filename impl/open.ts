@@ -10,7 +10,7 @@ import { TrackedFile } from './io/tracked-file.js';
 import type { ImageState, WallClock } from './state.js';
 import { Qcow2Error, Qcow2FormatError, stricterThanQemu, type FaultPolicy } from './errors.js';
 import { geometry, sizeToL1 } from './geometry.js';
-import { decodeHeader, headerProbeBytes } from './format/header.js';
+import { decodeHeader, headerClusterBits, headerProbeBytes } from './format/header.js';
 import { decodeBackingName, decodeExtensions } from './format/header-extensions.js';
 import { decodeL1, L1Table } from './format/l1-table.js';
 import { decodeReftable } from './format/refcount-table.js';
@@ -56,10 +56,9 @@ function cacheEntries(requested: number | undefined, budget: number, clusterSize
 export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise<ImageState> {
   const fileLength = await rawFile.length();
   const file = new TrackedFile(rawFile, fileLength);
-  const probe = decodeHeader(await file.pread(0, headerProbeBytes));
-  const cs = 2 ** probe.clusterBits;
+  const cs = 2 ** headerClusterBits(await file.pread(0, headerProbeBytes));
   const cluster0 = await file.pread(0, cs);
-  const header = decodeHeader(cluster0);
+  const header = decodeHeader(cluster0, fileLength);
   const ext = decodeExtensions(cluster0, header);
   const backingName = decodeBackingName(cluster0, header);
   if (backingName !== undefined) throw new Qcow2Error('unsupported', `images with a backing file are not supported yet (backing file '${backingName}')`);

@@ -37,9 +37,9 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
  */
 export function decodeSnapshotTable(reader: ByteReader, header: Header): SnapshotTable {
   const { nbSnapshots, snapshotsOffset, clusterSize } = header;
-  if (nbSnapshots > L.snapshotsCountMax) throw new DecodeError('nb_snapshots', String(nbSnapshots), `<= ${L.snapshotsCountMax}`, 60);
+  if (nbSnapshots > L.snapshotsCountMax) throw new DecodeError('nb_snapshots', String(nbSnapshots), `at most ${L.snapshotsCountMax}`, 60);
   // qcow2_validate_table checks the alignment even for an empty table.
-  if (snapshotsOffset % clusterSize !== 0) throw new DecodeError('snapshots_offset', String(snapshotsOffset), `aligned to ${clusterSize}`, 64);
+  if (snapshotsOffset % clusterSize !== 0) throw new DecodeError('snapshots_offset', String(snapshotsOffset), `a multiple of the cluster size ${clusterSize}`, 64);
   if (nbSnapshots === 0) return { entries: [], byteSize: 0, incompleteEntries: 0 };
   const entries: SnapshotEntry[] = [];
   let incompleteEntries = 0;
@@ -51,7 +51,7 @@ export function decodeSnapshotTable(reader: ByteReader, header: Header): Snapsho
     const idSize = u16(fixed, 12);
     const nameSize = u16(fixed, 14);
     if (extraDataSize > L.snapshotExtraDataMax) {
-      throw new DecodeError(`snapshot ${i} extra_data_size`, String(extraDataSize), `<= ${L.snapshotExtraDataMax}`, at + 36);
+      throw new DecodeError(`snapshot ${i} extra_data_size`, String(extraDataSize), `at most ${L.snapshotExtraDataMax}`, at + 36);
     }
     if (header.version === 3 && extraDataSize < L.snapshotExtraDataMinV3) incompleteEntries++;
     const extra = reader.read(at + L.snapshotEntryFixedBytes, extraDataSize);
@@ -68,7 +68,7 @@ export function decodeSnapshotTable(reader: ByteReader, header: Header): Snapsho
     });
     at += L.snapshotEntryFixedBytes + extraDataSize + idSize + nameSize;
     if (at - snapshotsOffset > L.snapshotTableBytesMax) {
-      throw new DecodeError('snapshot table size', String(at - snapshotsOffset), `<= ${L.snapshotTableBytesMax} bytes`, snapshotsOffset);
+      throw new DecodeError('snapshot table size', String(at - snapshotsOffset), `at most ${L.snapshotTableBytesMax}`, snapshotsOffset);
     }
   }
   return { entries, byteSize: at - snapshotsOffset, incompleteEntries };
