@@ -58,7 +58,8 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   const file = new TrackedFile(rawFile, fileLength);
   const cs = 2 ** headerClusterBits(await file.pread(0, headerProbeBytes));
   const cluster0 = await file.pread(0, cs);
-  const header = decodeHeader(cluster0, fileLength);
+  const policy: FaultPolicy = c.readOnly ? 'on-access' : 'at-open';
+  const header = decodeHeader(cluster0, fileLength, policy);
   const ext = decodeExtensions(cluster0, header);
   const backingName = decodeBackingName(cluster0, header);
   if (backingName !== undefined) throw new Qcow2Error('unsupported', `images with a backing file are not supported yet (backing file '${backingName}')`);
@@ -66,7 +67,6 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
     throw new Qcow2Error('corrupt', 'image has the corrupt bit set; it can only be opened read-only');
   }
   const g = geometry(header.version, header.clusterBits, header.refcountOrder);
-  const policy: FaultPolicy = c.readOnly ? 'on-access' : 'at-open';
   // QEMU reads past the end of the file as zeros; only a read-write open asks that tables lie inside it.
   const tablesInside = c.readOnly ? undefined : fileLength;
   validateTable(header.l1TableOffset, header.l1Size, 8, l1SizeBytesMax, l1TableFields, cs, tablesInside);

@@ -1,6 +1,6 @@
 // The qcow2 header struct (cluster 0, digest §2): decode with validation, encode.
 // Extensions and the backing file name that follow it live in header-extensions.ts.
-import { Qcow2FormatError, toSafeNumber } from '../errors.js';
+import { Qcow2FormatError, stricterThanQemu, toSafeNumber, type FaultPolicy } from '../errors.js';
 import { assert } from '../assert.js';
 import {
   clusterBitsMax,
@@ -40,11 +40,38 @@ export interface Header {
 /** The feature name table extension (header-extensions.ts regenerates it on rewrite). */
 const featureTableType = 0x6803f857;
 
+/** The fixed part of a snapshot table entry: what QEMU's size check counts per snapshot. */
+const snapshotEntryBytesMin = 40;
+
 /** Bytes to read to decode the fixed part of any header. */
 export const headerProbeBytes = headerV3Bytes;
 
 function offsetField(view: DataView, at: number, field: string): number {
   return toSafeNumber(view.getBigUint64(at), field, at);
+}
+
+const int64Max = 2n ** 63n - 1n;
+
+/**
+ * Where a read-only open places a table whose offset is past 2^53: past the end of
+ * any file (and aligned to any cluster size), so the table reads as zeros there,
+ * as it does in QEMU.
+ */
+export const tableOffsetPastAnyFile = Math.floor(Number.MAX_SAFE_INTEGER / 2 ** clusterBitsMax) * 2 ** clusterBitsMax;
+
+/**
+ * A header table offset. QEMU's qcow2_validate_table accepts any aligned offset
+ * up to INT64_MAX less the table's size, and reads past the end of the file as
+ * zeros; a read-only open does the same with offsets past 2^53 (placed at
+ * tableOffsetPastAnyFile), a read-write open refuses them.
+ */
+function tableOffsetField(view: DataView, at: number, field: string, tableBytes: number, clusterSize: number, policy: FaultPolicy): number {
+  const value = view.getBigUint64(at);
+  if (value <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(value);
+  if (policy === 'at-open') return toSafeNumber(value, field, at, stricterThanQemu);
+  if (value > int64Max - BigInt(tableBytes)) throw new Qcow2FormatError(field, value, `at most ${int64Max - BigInt(tableBytes)} (INT64_MAX less the table's ${tableBytes} bytes)`, at);
+  if (value % BigInt(clusterSize) !== 0n) throw new Qcow2FormatError(field, value, `a multiple of the cluster size ${clusterSize}`, at);
+  return tableOffsetPastAnyFile;
 }
 
 /**
@@ -71,7 +98,7 @@ export function headerClusterBits(bytes: Uint8Array): number {
  * qcow2_do_open's order. Unsupported incompatible features are named from the
  * image's feature name table, else by the spec.
  */
-export function decodeHeader(bytes: Uint8Array, fileLength = bytes.length): Header {
+export function decodeHeader(bytes: Uint8Array, fileLength = bytes.length, policy: FaultPolicy = 'at-open'): Header {
   const clusterBits = headerClusterBits(bytes);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(4) as 2 | 3;
@@ -125,11 +152,11 @@ export function decodeHeader(bytes: Uint8Array, fileLength = bytes.length): Head
     size,
     cryptMethod,
     l1Size: view.getUint32(36),
-    l1TableOffset: offsetField(view, 40, 'l1_table_offset'),
-    refcountTableOffset: offsetField(view, 48, 'refcount_table_offset'),
+    l1TableOffset: tableOffsetField(view, 40, 'l1_table_offset', view.getUint32(36) * 8, clusterSize, policy),
+    refcountTableOffset: tableOffsetField(view, 48, 'refcount_table_offset', refcountTableClusters * clusterSize, clusterSize, policy),
     refcountTableClusters,
     nbSnapshots: view.getUint32(60),
-    snapshotsOffset: offsetField(view, 64, 'snapshots_offset'),
+    snapshotsOffset: tableOffsetField(view, 64, 'snapshots_offset', view.getUint32(60) * snapshotEntryBytesMin, clusterSize, policy),
     incompatibleFeatures,
     compatibleFeatures,
     autoclearFeatures,

@@ -28,11 +28,12 @@ export interface Header {
   readonly size: number;
   readonly cryptMethod: number;
   readonly l1Size: number;
-  readonly l1TableOffset: number;
-  readonly refcountTableOffset: number;
+  /** Table offsets as stored (QEMU accepts any aligned offset up to INT64_MAX less the table; past the end of the file reads as zeros). */
+  readonly l1TableOffset: bigint;
+  readonly refcountTableOffset: bigint;
   readonly refcountTableClusters: number;
   readonly nbSnapshots: number;
-  readonly snapshotsOffset: number;
+  readonly snapshotsOffset: bigint;
   readonly incompatibleFeatures: bigint;
   readonly compatibleFeatures: bigint;
   readonly autoclearFeatures: bigint;
@@ -113,11 +114,11 @@ export function decodeHeader(reader: ByteReader): Header {
     size,
     cryptMethod,
     l1Size,
-    l1TableOffset: alignedOffset(u64(h, 40), 'l1_table_offset', 40, clusterSize),
-    refcountTableOffset: alignedOffset(u64(h, 48), 'refcount_table_offset', 48, clusterSize),
+    l1TableOffset: tableOffset(u64(h, 40), 'l1_table_offset', 40, l1Size * 8, clusterSize),
+    refcountTableOffset: tableOffset(u64(h, 48), 'refcount_table_offset', 48, u32(h, 56) * clusterSize, clusterSize),
     refcountTableClusters: u32(h, 56),
     nbSnapshots: u32(h, 60),
-    snapshotsOffset: toNumber(u64(h, 64), 'snapshots_offset', 64),
+    snapshotsOffset: u64(h, 64),
     incompatibleFeatures,
     compatibleFeatures: v3 ? u64(h, 80) : 0n,
     autoclearFeatures,
@@ -176,10 +177,13 @@ function bitNames(mask: bigint, names: ReadonlyMap<number, string>): string {
   return out.join(', ');
 }
 
-function alignedOffset(value: bigint, field: string, at: number, clusterSize: number): number {
-  const n = toNumber(value, field, at);
-  if (n % clusterSize !== 0) throw new DecodeError(field, String(n), `a multiple of the cluster size ${clusterSize}`, at);
-  return n;
+const int64Max = 2n ** 63n - 1n;
+
+/** qcow2_validate_table: an aligned offset, the table ending by INT64_MAX (the file's end does not matter). */
+function tableOffset(value: bigint, field: string, at: number, tableBytes: number, clusterSize: number): bigint {
+  if (value > int64Max - BigInt(tableBytes)) throw new DecodeError(field, String(value), `at most ${int64Max - BigInt(tableBytes)} (INT64_MAX less the table's ${tableBytes} bytes)`, at);
+  if (value % BigInt(clusterSize) !== 0n) throw new DecodeError(field, String(value), `a multiple of the cluster size ${clusterSize}`, at);
+  return value;
 }
 
 /**
