@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { commands } from './commands/index.js';
+import { outputOf } from './io-commands/output.js';
 
 /** Builds the CLI without running it, so tests can parse argv in-process. */
 export function buildProgram(): Command {
@@ -13,7 +14,8 @@ export function buildProgram(): Command {
       // Without a subcommand only --version does something; anything else shows the usage.
       if (opts.version !== true) cmd.help({ error: true });
       const { versionLines } = await import('./version.js');
-      for (const line of await versionLines()) process.stdout.write(`${line}\n`);
+      const out = outputOf(cmd).out;
+      for (const line of await versionLines()) out(line);
     });
   for (const register of commands) register(program);
   return program;
