@@ -11,6 +11,7 @@ import {
   incompatSupportedMask,
   qcowMagic,
   refcountOrderMax,
+  snapshotTableBytesMax,
 } from '../limits.js';
 
 export interface Header {
@@ -53,11 +54,12 @@ function offsetField(view: DataView, at: number, field: string): number {
 const int64Max = 2n ** 63n - 1n;
 
 /**
- * Where a read-only open places a table whose offset is past 2^53: past the end of
- * any file (and aligned to any cluster size), so the table reads as zeros there,
- * as it does in QEMU.
+ * Where a read-only open places a table whose offset is past 2^53: 4 PiB, past the
+ * end of any real file and aligned to any cluster size, so the table reads as
+ * zeros there, as it does in QEMU; its end (at most 64 MiB further) stays exact.
  */
-export const tableOffsetPastAnyFile = Math.floor(Number.MAX_SAFE_INTEGER / 2 ** clusterBitsMax) * 2 ** clusterBitsMax;
+export const tableOffsetPastAnyFile = 2 ** 52;
+assert(tableOffsetPastAnyFile % 2 ** clusterBitsMax === 0 && tableOffsetPastAnyFile + 2 * snapshotTableBytesMax < Number.MAX_SAFE_INTEGER, 'a table placed past any file keeps exact offsets');
 
 /**
  * A header table offset. QEMU's qcow2_validate_table accepts any aligned offset

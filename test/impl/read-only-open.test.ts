@@ -54,6 +54,9 @@ describe('read-only open accepts what QEMU opens', () => {
     ['L1 entry with reserved bits', (b) => header(b).setBigUint64(l1Offset(b), header(b).getBigUint64(l1Offset(b)) | 0x100n)],
     ['L1 entry pointing past 2^53', (b) => header(b).setBigUint64(l1Offset(b), 0x80_0000_0000_0000n)],
     ['L1 table past the end of the file', (b) => header(b).setBigUint64(40, BigInt(64 * 4 * KiB))],
+    // qcow2_validate_table accepts aligned offsets up to INT64_MAX less the table: past 2^53, past any file.
+    ['l1_table_offset = 2^57', (b) => header(b).setBigUint64(40, 1n << 57n)],
+    ['refcount_table_offset = 2^56', (b) => header(b).setBigUint64(48, 1n << 56n)],
   ];
 
   it.each(damaged)('%s: reads what qemu-img convert reads; read-write open refuses and says why', async (_name, damage) => {
