@@ -5,6 +5,7 @@ import { assert } from '../assert.js';
 export const l1OffsetMask = 0x00fffffffffffe00n;
 export const l1ReservedMask = 0x7f000000000001ffn;
 const oflagCopied = 1n << 63n;
+const safeIntegerMax = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** In-memory L1: offsets as numbers (0 = no table) and COPIED flags. */
 export class L1Table {
@@ -48,17 +49,19 @@ export function decodeL1(bytes: Uint8Array, size: number, clusterSize: number, t
   assert(bytes.length >= size * 8, 'whole L1 read');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const table = new L1Table(size);
+  const clusterMask = BigInt(clusterSize - 1);
   for (let i = 0; i < size; i++) {
     const raw = view.getBigUint64(i * 8);
+    if (raw === 0n) continue;
     const l2Offset = raw & l1OffsetMask;
     if (policy === 'at-open') {
       const fault = entryFault(raw, l2Offset, i, tableOffset + i * 8, clusterSize);
       if (fault !== undefined) throw fault;
-    } else if (l2Offset % BigInt(clusterSize) !== 0n) {
+    } else if ((l2Offset & clusterMask) !== 0n) {
       table.faults.set(i, unalignedL2(l2Offset, i));
       continue;
     }
-    if (l2Offset > BigInt(Number.MAX_SAFE_INTEGER)) continue;
+    if (l2Offset > safeIntegerMax) continue;
     table.offsets[i] = Number(l2Offset);
     table.copied[i] = l2Offset !== 0n && (raw & oflagCopied) !== 0n ? 1 : 0;
   }
@@ -77,7 +80,7 @@ function entryFault(raw: bigint, l2Offset: bigint, index: number, at: number, cl
     return new Qcow2Error('corrupt', `L1 entry ${index} at byte ${at}: reserved bits set (0x${raw.toString(16)}); ${stricterThanQemu}`);
   }
   if (l2Offset % BigInt(clusterSize) !== 0n) return unalignedL2(l2Offset, index);
-  if (l2Offset > BigInt(Number.MAX_SAFE_INTEGER)) {
+  if (l2Offset > safeIntegerMax) {
     return new Qcow2FormatError(`L1 entry ${index} L2 offset`, l2Offset, `at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1); ${stricterThanQemu}`, at);
   }
   return undefined;

@@ -3,6 +3,7 @@ import { Qcow2Error, stricterThanQemu, toSafeNumber, type FaultPolicy } from '..
 import { assert } from '../assert.js';
 
 export const reftReservedMask = 0x1ffn;
+const safeIntegerMax = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * Decode the refcount table (refblock offsets, 0 = none). A damaged entry is
@@ -14,10 +15,12 @@ export function decodeReftable(bytes: Uint8Array, entriesCount: number, clusterS
   assert(bytes.length >= entriesCount * 8, 'whole reftable read');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float64Array(entriesCount);
+  const clusterMask = BigInt(clusterSize - 1);
   for (let i = 0; i < entriesCount; i++) {
     const raw = view.getBigUint64(i * 8);
+    if (raw === 0n) continue;
     const at = tableOffset + i * 8;
-    const valid = (raw & reftReservedMask) === 0n && raw <= BigInt(Number.MAX_SAFE_INTEGER) && raw % BigInt(clusterSize) === 0n;
+    const valid = (raw & reftReservedMask) === 0n && raw <= safeIntegerMax && (raw & clusterMask) === 0n;
     if (!valid && policy === 'on-access') continue;
     if ((raw & reftReservedMask) !== 0n) {
       throw new Qcow2Error('corrupt', `refcount table entry ${i} at byte ${at}: reserved bits set (0x${raw.toString(16)}); ${stricterThanQemu}`);
