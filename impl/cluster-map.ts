@@ -96,6 +96,8 @@ export class ClusterMap {
    */
   private l2OffsetAt(l1Index: number): number {
     assert(Number.isInteger(l1Index) && l1Index >= 0 && l1Index < this.l1.size, 'guest clusters inside the disk have an L1 entry');
+    const fault = this.l1.faults.get(l1Index);
+    if (fault !== undefined) throw fault; // kept by a read-only open: reported on access, as QEMU
     return this.l1.offsets[l1Index] ?? 0;
   }
 

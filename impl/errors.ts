@@ -27,15 +27,25 @@ export class Qcow2Error extends Error {
   }
 }
 
-/** A header or table field outside what the format (or QEMU) allows. */
+/**
+ * A header or table field outside what the format (or QEMU) allows. `offset` is
+ * the byte position of the field itself (a header field's position in the
+ * header, an entry's position in the file), never the position of what it
+ * points to: the message reads "invalid FIELD at byte N: VALUE (LIMIT)".
+ */
 export class Qcow2FormatError extends Qcow2Error {
   readonly field: string;
   readonly value: string;
   readonly limit: string;
   readonly offset?: number;
-  constructor(field: string, value: bigint | number | string, limit: string, offset?: number) {
-    const where = offset === undefined ? '' : ` at offset ${offset}`;
-    super('format', `invalid ${field}${where}: ${String(value)} (${limit})`);
+  /**
+   * `options.summary` replaces the leading "invalid FIELD" (e.g. "unsupported
+   * incompatible_features"), `options.code` the code 'format' (an 'unsupported'
+   * feature is not a damaged image).
+   */
+  constructor(field: string, value: bigint | number | string, limit: string, offset?: number, options: { summary?: string; code?: 'format' | 'unsupported' } = {}) {
+    const where = offset === undefined ? '' : ` at byte ${offset}`;
+    super(options.code ?? 'format', `${options.summary ?? `invalid ${field}`}${where}: ${String(value)} (${limit})`);
     this.name = 'Qcow2FormatError';
     this.field = field;
     this.value = String(value);
@@ -69,9 +79,21 @@ export class Qcow2LockError extends Qcow2Error {
 }
 
 /** Convert a 64-bit on-disk value to a number, refusing (never rounding) past 2^53. */
-export function toSafeNumber(value: bigint, field: string, offset?: number): number {
+export function toSafeNumber(value: bigint, field: string, offset?: number, note?: string): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new Qcow2FormatError(field, value, `at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1)`, offset);
+    throw new Qcow2FormatError(field, value, `at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1)${note === undefined ? '' : `; ${note}`}`, offset);
   }
   return Number(value);
 }
+
+/**
+ * When a damaged table entry is reported (style.md §5). `at-open` refuses the
+ * image as it opens: a read-write open, since an image that failed validation is
+ * never written to. `on-access` keeps the entry and reports the fault on the read
+ * that uses it, as QEMU does (qcow2_do_open loads the L1, refcount and snapshot
+ * tables without looking at their entries): a read-only open.
+ */
+export type FaultPolicy = 'at-open' | 'on-access';
+
+/** Appended to an at-open refusal of something QEMU reports only on access. */
+export const stricterThanQemu = 'read-write open refuses it before any write; a read-only open reports it on access, as QEMU does';

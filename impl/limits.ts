@@ -1,7 +1,7 @@
 // Limits on every size an image can claim, checked before anything is allocated
 // from it (style.md §4). Values and reasons from QEMU's block/qcow2.h.
 import { assert } from './assert.js';
-import { Qcow2FormatError } from './errors.js';
+import { Qcow2FormatError, stricterThanQemu } from './errors.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -53,27 +53,54 @@ assert(2 ** clusterBitsMin >= headerV3Bytes + 8, 'a minimal header and end marke
 assert(l1SizeBytesMax % 8 === 0 && reftableSizeBytesMax % 8 === 0, 'tables hold whole 8-byte entries');
 assert(Number(hostOffsetMax) > 2 ** 53 - 1, 'hostOffsetMax is checked as bigint');
 
+/** The fields that place a table: names and byte positions as on disk, for error messages. */
+export interface TableFields {
+  readonly offsetField: string;
+  readonly offsetByte?: number;
+  readonly sizeField: string;
+  readonly sizeByte?: number;
+  /** What one unit of the size field stands for: 8 bytes ('entries') for an L1, a cluster for the refcount table. */
+  readonly sizeUnitBytes: number;
+  readonly sizeUnit: string;
+}
+
+/** The header's tables (digest §2). */
+export const l1TableFields: TableFields = { offsetField: 'l1_table_offset', offsetByte: 40, sizeField: 'l1_size', sizeByte: 36, sizeUnitBytes: 8, sizeUnit: 'entries' };
+export const snapshotTableFields: TableFields = { offsetField: 'snapshots_offset', offsetByte: 64, sizeField: 'nb_snapshots', sizeByte: 60, sizeUnitBytes: 40, sizeUnit: 'snapshots' };
+export function reftableFields(clusterSize: number): TableFields {
+  return { offsetField: 'refcount_table_offset', offsetByte: 48, sizeField: 'refcount_table_clusters', sizeByte: 56, sizeUnitBytes: clusterSize, sizeUnit: 'clusters' };
+}
+
+/** A snapshot's L1 table (digest §6.1). */
+export function snapshotL1Fields(id: string): TableFields {
+  return { offsetField: `snapshot ${id} l1_table_offset`, sizeField: `snapshot ${id} l1_size`, sizeUnitBytes: 8, sizeUnit: 'entries' };
+}
+
 /**
  * QEMU's qcow2_validate_table: a table of entriesCount entries at offset must be
- * cluster aligned, not larger than bytesMax, and not start past the plausible file
- * end. Run before any buffer is sized by entriesCount.
+ * cluster aligned and not larger than bytesMax. Run before any buffer is sized by
+ * entriesCount. With `fileLength` (a read-write open), the table must also start
+ * inside the file, which QEMU does not ask: it reads past the end as zeros, and
+ * so does a read-only open here. Errors name the header field, its byte, the value
+ * and the limit.
  */
 export function validateTable(
   offset: number,
   entriesCount: number,
   entryBytes: number,
   bytesMax: number,
-  tableName: string,
+  fields: TableFields,
   clusterSize: number,
-  fileLength: number,
+  fileLength: number | undefined,
 ): void {
-  if (entriesCount * entryBytes > bytesMax) {
-    throw new Qcow2FormatError(`${tableName} size`, entriesCount, `at most ${bytesMax / entryBytes} entries`, offset);
+  const bytes = entriesCount * entryBytes;
+  if (bytes > bytesMax) {
+    throw new Qcow2FormatError(fields.sizeField, bytes / fields.sizeUnitBytes, `at most ${bytesMax / fields.sizeUnitBytes} ${fields.sizeUnit}`, fields.sizeByte);
   }
   if (offset % clusterSize !== 0) {
-    throw new Qcow2FormatError(`${tableName} offset`, offset, `a multiple of the cluster size ${clusterSize}`, offset);
+    throw new Qcow2FormatError(fields.offsetField, offset, `a multiple of the cluster size ${clusterSize}`, fields.offsetByte);
   }
-  if (entriesCount > 0 && offset + entriesCount * entryBytes > fileLength + clusterSize) {
-    throw new Qcow2FormatError(`${tableName} offset`, offset, `table must lie inside the file of ${fileLength} bytes`, offset);
+  if (fileLength !== undefined && entriesCount > 0 && offset + bytes > fileLength + clusterSize) {
+    throw new Qcow2FormatError(fields.offsetField, offset, `the table's ${bytes} bytes must lie inside the file of ${fileLength} bytes; ${stricterThanQemu}`, fields.offsetByte);
   }
 }

@@ -3,7 +3,7 @@
 import type { ImageState } from './state.js';
 import { Qcow2Error } from './errors.js';
 import { L1Table, decodeL1 } from './format/l1-table.js';
-import { l1SizeBytesMax, validateTable } from './limits.js';
+import { l1SizeBytesMax, snapshotL1Fields, validateTable } from './limits.js';
 import { syncCopied, walk } from './snapshot.js';
 import { flushMetadata } from './flush.js';
 
@@ -21,7 +21,7 @@ export async function repairRefcounts(s: ImageState): Promise<void> {
   if (s.map.l1.size > 0) addRange(s.map.l1Offset, s.map.l1.size * 8);
   addWalk(await walk(s, s.map.l1));
   for (const e of s.snapshots) {
-    validateTable(e.l1TableOffset, e.l1Size, 8, l1SizeBytesMax, `snapshot ${e.id} L1 table`, cs, fileLength);
+    validateTable(e.l1TableOffset, e.l1Size, 8, l1SizeBytesMax, snapshotL1Fields(e.id), cs, fileLength);
     const l1: L1Table = decodeL1(await s.file.pread(e.l1TableOffset, e.l1Size * 8), e.l1Size, cs, e.l1TableOffset);
     if (e.l1Size > 0) addRange(e.l1TableOffset, e.l1Size * 8);
     addWalk(await walk(s, l1));

@@ -9,7 +9,7 @@ import { Qcow2Error } from './errors.js';
 import { L1Table, decodeL1, encodeL1 } from './format/l1-table.js';
 import { encodeSnapshotTable } from './format/snapshot-table.js';
 import { compressedClusters } from './compressed.js';
-import { l1SizeBytesMax, snapshotTableBytesMax, snapshotsCountMax, snapshotExtraDataBytesWritten, validateTable } from './limits.js';
+import { l1SizeBytesMax, snapshotL1Fields, snapshotTableBytesMax, snapshotsCountMax, snapshotExtraDataBytesWritten, validateTable } from './limits.js';
 import { flushMetadata } from './flush.js';
 import { resizeImage, checkResize } from './resize.js';
 
@@ -104,7 +104,7 @@ async function writeSnapshotTable(s: ImageState, entries: SnapshotEntry[]): Prom
 }
 
 async function loadSnapshotL1(s: ImageState, e: SnapshotEntry): Promise<L1Table> {
-  validateTable(e.l1TableOffset, e.l1Size, 8, l1SizeBytesMax, `snapshot ${e.id} L1 table`, s.g.clusterSize, await s.file.length());
+  validateTable(e.l1TableOffset, e.l1Size, 8, l1SizeBytesMax, snapshotL1Fields(e.id), s.g.clusterSize, await s.file.length());
   return decodeL1(await s.file.pread(e.l1TableOffset, e.l1Size * 8), e.l1Size, s.g.clusterSize, e.l1TableOffset);
 }
 

@@ -1,5 +1,6 @@
 // abstractImage: a decoded image in the model's domain. Host offsets stay as
 // names (of L2 tables and data clusters); equivalent() renames them.
+import { toNumber } from './decode/decode-error.js';
 import type { DecodedImage, DecodedL1, DecodedL2Entry } from './decode/image.js';
 
 export interface AbstractView {
@@ -44,7 +45,7 @@ export function abstractImage(decoded: DecodedImage): AbstractImage {
     dirty: header.dirty,
     corrupt: header.corrupt,
     active: { label: 'active', diskSize: header.size, l1: decoded.active },
-    snapshots: decoded.snapshots.map((s) => ({ label: s.name, id: s.id, diskSize: s.diskSize ?? header.size, l1: s.l1 })),
+    snapshots: decoded.snapshots.map((s) => ({ label: s.name, id: s.id, diskSize: s.diskSize === undefined ? header.size : toNumber(s.diskSize, `snapshot ${s.id} disk_size`, s.entryOffset + 48), l1: s.l1 })),
     l2Tables: decoded.l2Tables,
     dataBytes,
     refcount: (hostOffset) => decoded.refcounts.refcount(Math.floor(hostOffset / header.clusterSize)),

@@ -127,7 +127,7 @@ export class RunContext {
 
 function headerOf(decoded: DecodedImage): HeaderSample {
   const h = decoded.header;
-  return { l1Size: h.l1Size, refcountTableClusters: h.refcountTableClusters, refcountTableOffset: h.refcountTableOffset };
+  return { l1Size: h.l1Size, refcountTableClusters: h.refcountTableClusters, refcountTableOffset: Number(h.refcountTableOffset) };
 }
 
 function makeSample(bytes: Uint8Array): ImageSample {

@@ -1,6 +1,6 @@
-// `qcow2-verify check [--output=json] FILE`: the model's checker, with
+// `qcow2-verify check [-f qcow2] [--output=json] FILE`: the model's checker, with
 // qemu-img check's report, JSON member names and exit codes (0 clean, 1 check
-// not completed, 2 corruptions, 3 leaks only).
+// not completed, 2 corruptions, 3 leaks only, 63 a format without checks).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { imageLockPerms, lockImageFile, Qcow2Error } from '../../impl/index.js';
 import { checkImage, checkReportJson, type ByteReader, type CheckReport } from '../../model/index.js';
@@ -14,6 +14,23 @@ export interface CheckCommandOptions {
   readonly output: 'human' | 'json';
   /** -U: check even while another process writes the image. */
   readonly forceShare: boolean;
+  /** `-f`: undefined probes the format as qemu-img does; 'qcow2' checks whatever the file holds. */
+  readonly format?: string;
+}
+
+const qcowMagic = 0x514649fb;
+
+/** qemu-img's words for a format without a check (raw: an empty file, or anything not qcow2). */
+const noChecks = 'This image format does not support checks';
+
+/**
+ * qcow2_probe: the qcow2 magic and a version of at least 2 (QEMU reads 2 KiB,
+ * zeros past the end of the file). Anything else qemu-img probes as another
+ * format; the formats it can check besides qcow2 are not ours to check.
+ */
+function probesAsQcow2(reader: ByteReader): boolean {
+  const head = new DataView(reader.read(0, 8).buffer);
+  return head.getUint32(0) === qcowMagic && head.getUint32(4) >= 2;
 }
 
 /** Reads the image on demand, so memory does not grow with the file. */
@@ -63,25 +80,35 @@ export function formatHuman(r: CheckReport): string[] {
   return lines;
 }
 
+/** The model cannot name the file: "Could not open: …" becomes the engine's "could not open 'FILE': …". */
+function failureLine(file: string, failure: string): string {
+  const openFailure = 'Could not open: ';
+  return failure.startsWith(openFailure) ? `could not open '${file}': ${failure.slice(openFailure.length)}` : `${file}: ${failure}`;
+}
+
 export function runCheck(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
+  if (options.format !== undefined && options.format !== 'qcow2') throw new CliError(`check: format '${options.format}': ${noChecks} (only qcow2)`, exitCodes.checkUnsupported);
   let fd: number;
   try {
     fd = openSync(file, 'r');
   } catch (error) {
-    throw new CliError(`Could not open '${file}': ${(error as Error).message}`, exitCodes.checkNotCompleted);
+    throw new CliError(`could not open '${file}': ${(error as Error).message}`, exitCodes.checkNotCompleted);
   }
   let report: CheckReport;
   try {
+    if (!fstatSync(fd).isFile()) throw new CliError(`could not open '${file}': not a regular file`, exitCodes.checkNotCompleted);
     // A reader's locks, as qemu-img check takes them: refused while someone writes.
     lockImageFile(fd, file, imageLockPerms({ readOnly: true, forceShare: options.forceShare }));
-    report = checkImage(fileReader(fd));
+    const reader = fileReader(fd);
+    if (options.format === undefined && !probesAsQcow2(reader)) throw new CliError(`'${file}' is not a qcow2 image: ${noChecks}`, exitCodes.checkUnsupported);
+    report = checkImage(reader);
   } catch (error) {
-    if (error instanceof Qcow2Error) throw new CliError(`Could not open '${file}': ${error.message}`, exitCodes.checkNotCompleted);
+    if (error instanceof Qcow2Error) throw new CliError(`could not open '${file}': ${error.message}`, exitCodes.checkNotCompleted);
     throw error;
   } finally {
     closeSync(fd);
   }
-  if (report.failure !== undefined) throw new CliError(`${file}: ${report.failure}`, exitCodes.checkNotCompleted);
+  if (report.failure !== undefined) throw new CliError(failureLine(file, report.failure), exitCodes.checkNotCompleted);
   for (const message of report.messages) err(message);
   if (options.output === 'json') out(JSON.stringify(checkReportJson(report, file), null, 4));
   else for (const line of formatHuman(report)) out(line);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { addFormatOption, checkedFormat } from '../format-option.js';
 import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { refuseOutputThatIsAnInput } from '../io-commands/same-file.js';
 import { ioChunkBytes } from '../io-commands/run.js';
@@ -20,6 +21,7 @@ const qcow2Magic = [0x51, 0x46, 0x49, 0xfb] as const;
 const rawZeroBlockBytes = 4096;
 
 type Format = 'raw' | 'qcow2';
+const formats: readonly Format[] = ['qcow2', 'raw'];
 
 /**
  * Output cache modes, as qemu-img convert's -t: 'unsafe' (its default for
@@ -76,8 +78,9 @@ async function detectFormat(path: string, forceShare: boolean): Promise<Format> 
   return qcow2Magic.every((byte, i) => head[i] === byte) ? 'qcow2' : 'raw';
 }
 
-async function openSource(path: string, forceShare: boolean): Promise<Source> {
-  if ((await detectFormat(path, forceShare)) === 'qcow2') {
+/** The input as `-f` names it, else as its magic says. */
+async function openSource(path: string, format: Format | undefined, forceShare: boolean): Promise<Source> {
+  if ((format ?? (await detectFormat(path, forceShare))) === 'qcow2') {
     const image = await openImage(path, { readOnly: true, forceShare });
     return {
       size: image.virtualSize,
@@ -202,10 +205,10 @@ async function writeNonZeroRuns(sink: Sink, at: number, data: Uint8Array): Promi
   if (runStart >= 0) await sink.write(at + runStart, data.subarray(runStart));
 }
 
-async function convert(input: string, output: string, spec: ConvertSpec): Promise<void> {
+async function convert(input: string, inputFormat: Format | undefined, output: string, spec: ConvertSpec): Promise<void> {
   // Creating the output empties it: converting a file onto itself would destroy the input.
   await refuseOutputThatIsAnInput('convert', output, [input]);
-  const source = await openSource(input, spec.forceShare);
+  const source = await openSource(input, inputFormat, spec.forceShare);
   try {
     const sink = await openSink(output, source.size, spec);
     for (const [start, length] of await source.dataRanges()) await copyRange(source, sink, start, length);
@@ -225,8 +228,8 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 export function register(program: Command): void {
-  program
-    .command('convert')
+  addFormatOption(program
+    .command('convert'), formats)
     .description('copy an image between raw and qcow2 with the engine (input format detected by magic)')
     .argument('<input>', 'qcow2 or raw image')
     .argument('<output>', 'file to create (overwritten if it exists)')
@@ -235,7 +238,8 @@ export function register(program: Command): void {
     .option('-c, --compress', 'qcow2 output: write every data cluster compressed, like qemu-img convert -c', false)
     .option('-t, --cache <mode>', 'output cache mode: unsafe (no sync, qemu-img convert\'s default) or writeback', 'unsafe')
     .option(forceShareFlags, `${forceShareHelp}: the input`)
-    .action(async (input: string, output: string, opts: { outputFormat: string; options: string[]; cache: string; compress: boolean; forceShare?: boolean }) => {
+    .action(async (input: string, output: string, opts: { format?: string; outputFormat: string; options: string[]; cache: string; compress: boolean; forceShare?: boolean }) => {
+      const inputFormat = checkedFormat('convert', opts.format, formats);
       const format = opts.outputFormat;
       const cache = cacheModes.find((mode) => mode === opts.cache);
       if (cache === undefined) {
@@ -252,7 +256,7 @@ export function register(program: Command): void {
       }
       if (format === 'qcow2') parseImageOptions(opts.options); // usage errors before any file is touched
       try {
-        await convert(input, output, { format, cache, optionTexts: opts.options, compress: opts.compress, forceShare: opts.forceShare === true });
+        await convert(input, inputFormat, output, { format, cache, optionTexts: opts.options, compress: opts.compress, forceShare: opts.forceShare === true });
       } catch (error) {
         if (error instanceof Qcow2Error || isSystemError(error)) {
           throw new CliError(`convert '${input}' to '${output}': ${error.message}`);

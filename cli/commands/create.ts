@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Qcow2Error, Qcow2Image, type CreateOptions } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { checkedFormat } from '../format-option.js';
 import { outputOf } from '../io-commands/output.js';
 import { parseSize } from '../sizes.js';
 
@@ -136,7 +137,7 @@ export function register(program: Command): void {
     .option('-o, --options <list>', 'cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off', collect, [])
     .option('-q, --quiet', 'do not print the Formatting line')
     .action(async (file: string, sizeText: string, opts: { format: string; options: string[]; quiet?: boolean }, cmd: Command) => {
-      if (opts.format !== 'qcow2') throw usage(`create: unsupported format '${opts.format}' (only qcow2)`);
+      checkedFormat('create', opts.format);
       const options = parseImageOptions(opts.options);
       const requested = parseSize(sizeText, 'image size');
       const size = roundUpToSector(requested);

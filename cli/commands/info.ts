@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { ImageInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { addFormatOption, checkedFormat } from '../format-option.js';
 import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { formatSize } from '../sizes.js';
@@ -96,13 +97,14 @@ export async function allocatedBytes(path: string): Promise<number> {
 }
 
 export function register(program: Command): void {
-  program
-    .command('info')
+  addFormatOption(program
+    .command('info'))
     .description('show what the engine reads from an image header (like qemu-img info)')
     .argument('<file>', 'qcow2 image')
     .option('--output <format>', 'human or json', 'human')
     .option(forceShareFlags, forceShareHelp)
-    .action(async (file: string, opts: { output: string; forceShare?: boolean }, cmd: Command) => {
+    .action(async (file: string, opts: { output: string; forceShare?: boolean; format?: string }, cmd: Command) => {
+      checkedFormat('info', opts.format);
       const format = parseOutputFormat(opts.output);
       const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true });
       const info = await image.info();

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { addFormatOption, checkedFormat } from '../format-option.js';
 import type { IoCommand } from '../io-commands/command.js';
 import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
@@ -33,8 +34,8 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 export function register(program: Command): void {
-  program
-    .command('io')
+  addFormatOption(program
+    .command('io'))
     .description('run qemu-io style commands, in order, on one open image')
     .argument('<file>', 'qcow2 image')
     .option(
@@ -46,7 +47,8 @@ export function register(program: Command): void {
     )
     .option('-r, --read-only', 'open the image read-only')
     .option(forceShareFlags, `${forceShareHelp}: with -r`)
-    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean; forceShare?: boolean }, cmd: Command) => {
+    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean; forceShare?: boolean; format?: string }, cmd: Command) => {
+      checkedFormat('io', opts.format);
       const readOnly = opts.readOnly === true;
       checkForceShare(opts.forceShare === true, readOnly, 'io');
       const script = await readScript(opts.cmd);

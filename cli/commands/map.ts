@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { MapEntry } from '../../impl/index.js';
 import { CliError } from '../fatal.js';
+import { addFormatOption, checkedFormat } from '../format-option.js';
 import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { parseOutputFormat } from './info.js';
@@ -54,13 +55,14 @@ export function mapText(entries: readonly MapEntry[], filename: string): string[
 }
 
 export function register(program: Command): void {
-  program
-    .command('map')
+  addFormatOption(program
+    .command('map'))
     .description("show how the engine maps the guest disk to the file (like qemu-img map)")
     .argument('<file>', 'qcow2 image')
     .option('--output <format>', 'human or json', 'human')
     .option(forceShareFlags, forceShareHelp)
-    .action(async (file: string, opts: { output: string; forceShare?: boolean }, cmd: Command) => {
+    .action(async (file: string, opts: { output: string; forceShare?: boolean; format?: string }, cmd: Command) => {
+      checkedFormat('map', opts.format);
       const format = parseOutputFormat(opts.output);
       const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true });
       const entries = mergeMap(await image.map());

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Qcow2Error, type SnapshotInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { addFormatOption, checkedFormat } from '../format-option.js';
 import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { formatSize } from '../sizes.js';
@@ -63,6 +64,7 @@ interface SnapshotFlags {
   delete?: string;
   list?: boolean;
   forceShare?: boolean;
+  format?: string;
 }
 
 type Action = { kind: 'create' | 'apply' | 'delete'; name: string } | { kind: 'list' };
@@ -81,8 +83,8 @@ function chooseAction(opts: { create?: string; apply?: string; delete?: string; 
 }
 
 export function register(program: Command): void {
-  program
-    .command('snapshot')
+  addFormatOption(program
+    .command('snapshot'))
     .description('create, apply (revert to), delete or list internal snapshots (like qemu-img snapshot)')
     .argument('<file>', 'qcow2 image')
     .option('-c, --create <name>', 'create a snapshot of the current state')
@@ -91,6 +93,7 @@ export function register(program: Command): void {
     .option('-l, --list', 'list the snapshots')
     .option(forceShareFlags, `${forceShareHelp}: -l`)
     .action(async (file: string, opts: SnapshotFlags, cmd: Command) => {
+      checkedFormat('snapshot', opts.format);
       const action = chooseAction(opts);
       const readOnly = action.kind === 'list';
       checkForceShare(opts.forceShare === true, readOnly, 'snapshot');

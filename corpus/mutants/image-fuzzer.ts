@@ -39,6 +39,38 @@ export interface SeedOutcome {
   readonly evaluated: number;
 }
 
+/**
+ * Drops every mutation the finding does not need: fast-check shrinks toward any
+ * finding and its array shrinker does not try each element, so a shrunk mutant
+ * may keep incidental mutations (a refcount_order byte patched on a v2 image, a
+ * truncation that keeps the tables). A mutation goes when the mutant without it
+ * shows the same finding (kind, detail and refusal); one always stays.
+ */
+export async function dropUnneededMutations(
+  outcome: MutantOutcome,
+  evaluate: (mutant: Mutant) => Promise<MutantOutcome>,
+): Promise<{ outcome: MutantOutcome; evaluated: number; dropped: number }> {
+  let current = outcome;
+  let evaluated = 0;
+  let dropped = 0;
+  for (let i = 0; i < current.mutant.mutations.length && current.mutant.mutations.length > 1; ) {
+    const candidate = await evaluate({ base: current.mutant.base, mutations: current.mutant.mutations.filter((_, k) => k !== i) });
+    evaluated++;
+    if (sameFinding(candidate.judgement, current.judgement)) {
+      current = candidate;
+      dropped++;
+    } else {
+      i++;
+    }
+  }
+  return { outcome: current, evaluated, dropped };
+}
+
+function sameFinding(a: Judgement, b: Judgement): boolean {
+  const [x, y] = [a.finding, b.finding];
+  return x !== undefined && y !== undefined && x.finding === y.finding && x.detail === y.detail && x.refusal === y.refusal;
+}
+
 export class ImageFuzzer {
   private readonly bases = new BaseImageCache();
   private readonly watchdog: VerdictWatchdog;
@@ -76,7 +108,9 @@ export class ImageFuzzer {
     if (first === undefined) throw new Error(`seed ${seed} drew no mutant`);
     if (!details.failed || last === undefined) return { seed, first, evaluated };
     // Shrinking continues from each failing candidate, so the last failing mutant judged is fast-check's counterexample.
-    return { seed, first, shrunk: { outcome: last, path: details.counterexamplePath ?? '', shrinks: details.numShrinks }, evaluated };
+    const minimal = await dropUnneededMutations(last, (mutant) => this.evaluate(mutant));
+    evaluated += minimal.evaluated;
+    return { seed, first, shrunk: { outcome: minimal.outcome, path: details.counterexamplePath ?? '', shrinks: details.numShrinks + minimal.dropped }, evaluated };
   }
 
   async close(): Promise<void> {

@@ -71,7 +71,32 @@ export interface ImageFinding {
   readonly finding: ImageFindingKind;
   /** Signature detail: phase and error class, or the two verdict classes. */
   readonly detail: string;
+  /**
+   * For an open disagreement, what was refused and why, free of values: our
+   * refusal's code and field, or QEMU's refusal (see `refusalKind`). The signature
+   * then uses it instead of the mutation labels, which may include incidental ones.
+   */
+  readonly refusal?: string;
   readonly message: string;
+}
+
+/** Longest refusal kind kept in a signature. */
+const refusalKindCharsMax = 64;
+
+/**
+ * A refusal without its values: numbers become `#` and anything after a `;` (a
+ * note such as stricterThanQemu) is dropped, so two images refused for the same
+ * reason at different offsets or with different values give the same kind.
+ */
+export function refusalKind(text: string): string {
+  const head = text.split(';')[0] ?? '';
+  return head.replace(/\b(0x[0-9a-f]+|\d+)\b/gi, '#').replace(/\s+/g, ' ').trim().slice(0, refusalKindCharsMax);
+}
+
+function refusalOf(ours: Thrown | undefined, qemu: QemuVerdict): string {
+  if (ours === undefined) return `qemu:${refusalKind(qemu.info.ok ? '' : qemu.info.message.replace(/^Could not open '[^']*': /, ''))}`;
+  if (ours.kind !== 'typed') return ours.kind;
+  return `${ours.code}:${refusalKind(ours.field ?? ours.message)}`;
 }
 
 export interface Judgement {
@@ -129,7 +154,8 @@ export function judge(bytes: Uint8Array, ours: WatchdogResult, qemu: QemuVerdict
     const excuse = expectedDifferences.find((d) => d.open?.(facts, ourRefusal, qemu.info.ok));
     if (excuse === undefined) {
       const detail = `ours=${v.open.ok ? 'opens' : `refuses:${ourRefusal?.kind === 'typed' ? ourRefusal.code : '?'}`},qemu=${qemu.info.ok ? 'opens' : 'refuses'}`;
-      return { ...base, excused, finding: { finding: 'open-disagreement', detail, message: `${base.ours} | QEMU: ${base.qemu}` } };
+      const refusal = refusalOf(ourRefusal, qemu);
+      return { ...base, excused, finding: { finding: 'open-disagreement', detail, refusal, message: `${base.ours} | QEMU: ${base.qemu}` } };
     }
     excused.push(excuse.id);
   }

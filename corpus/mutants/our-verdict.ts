@@ -4,11 +4,11 @@
 // sorted into typed (a Qcow2Error or the model's DecodeError: a clean refusal),
 // assertion (an engine invariant broke: a finding of its own) and untyped
 // (anything else: a crash, always a finding). Runs inside the watchdog worker.
-import { Qcow2Error, Qcow2Image, MemoryFile } from '../../impl/index.js';
+import { Qcow2Error, Qcow2FormatError, Qcow2Image, MemoryFile } from '../../impl/index.js';
 import { bufferReader, checkImage, DecodeError } from '../../model/index.js';
 
 export type Thrown =
-  | { readonly kind: 'typed'; readonly name: string; readonly code: string; readonly message: string }
+  | { readonly kind: 'typed'; readonly name: string; readonly code: string; readonly message: string; readonly field?: string }
   | { readonly kind: 'assertion'; readonly message: string }
   | { readonly kind: 'untyped'; readonly name: string; readonly message: string; readonly stack?: string };
 
@@ -34,8 +34,9 @@ export const readBytesMax = 64 * 1024 * 1024;
 const readChunkBytes = 1024 * 1024;
 
 export function classify(error: unknown): Thrown {
+  if (error instanceof Qcow2FormatError) return { kind: 'typed', name: error.name, code: error.code, message: error.message, field: error.field };
   if (error instanceof Qcow2Error) return { kind: 'typed', name: error.name, code: error.code, message: error.message };
-  if (error instanceof DecodeError) return { kind: 'typed', name: error.name, code: `decode:${error.field}`, message: error.message };
+  if (error instanceof DecodeError) return { kind: 'typed', name: error.name, code: `decode:${error.field}`, message: error.message, field: error.field };
   if (error instanceof Error && error.name === 'AssertionError') return { kind: 'assertion', message: error.message };
   if (error instanceof Error) return { kind: 'untyped', name: error.name, message: error.message, ...(error.stack === undefined ? {} : { stack: error.stack }) };
   return { kind: 'untyped', name: typeof error, message: String(error) };

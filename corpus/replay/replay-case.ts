@@ -42,8 +42,11 @@ export function runSignature(property: string, run: Extract<RunResult, { status:
   return propertyFailureSignature(property, divergence, last?.kind ?? 'none');
 }
 
+/** An open disagreement is known by what was refused; any other finding by its mutations' labels. */
 export function judgementSignature(j: Judgement, mutationLabels: readonly string[]): string | undefined {
-  return j.finding === undefined ? undefined : imageFindingSignature(j.finding.finding, j.finding.detail, mutationLabels);
+  if (j.finding === undefined) return undefined;
+  const what = j.finding.refusal === undefined ? mutationLabels : [j.finding.refusal];
+  return imageFindingSignature(j.finding.finding, j.finding.detail, what);
 }
 
 export async function replayPropertyCase(c: PropertyFailureCase, impl: Implementation, replayHint?: string): Promise<ReplayOutcome> {

@@ -11,6 +11,8 @@ export const extFeatureTable = 0x6803f857;
 export const extBitmaps = 0x23852875;
 export const extCryptoHeader = 0x0537be77;
 export const extDataFile = 0x44415441;
+/** QEMU's Qcow2BitmapHeaderExt: nb_bitmaps, reserved, directory size and offset. */
+const bitmapsExtensionBytes = 24;
 
 export interface UnknownExtension {
   type: number;
@@ -36,10 +38,11 @@ export function decodeExtensions(cluster0: Uint8Array, header: Header): HeaderEx
   while (at + 8 <= end) {
     const type = view.getUint32(at);
     const length = view.getUint32(at + 4);
-    if (type === extEnd) return result;
+    // QEMU's qcow2_read_extensions checks the length before the type, the end marker's too.
     if (length > end - at - 8) {
       throw new Qcow2FormatError('header extension length', length, `at most ${end - at - 8} (extension area ends at ${end})`, at + 4);
     }
+    if (type === extEnd) return result;
     const data = cluster0.slice(at + 8, at + 8 + length);
     switch (type) {
       case extBackingFormat:
@@ -50,10 +53,15 @@ export function decodeExtensions(cluster0: Uint8Array, header: Header): HeaderEx
         break;
       case extFeatureTable:
         break; // regenerated on every rewrite
-      case extDataFile:
+      case extBitmaps:
+        if (length !== bitmapsExtensionBytes) throw new Qcow2FormatError('bitmaps extension length', length, `exactly ${bitmapsExtensionBytes}`, at + 4);
+        result.unknown.push({ type, data });
+        break;
       case extCryptoHeader:
-        throw new Qcow2Error('unsupported', `header extension 0x${type.toString(16)} is not supported`);
+        // Reached only with crypt_method 0: decodeHeader refuses encryption before.
+        throw new Qcow2FormatError('header extension type', `0x${type.toString(16)} (encryption header)`, 'only with LUKS encryption, crypt_method 2', at);
       default:
+        // The data file name (extDataFile) too: QEMU keeps it but uses it only with incompatible bit 2, which decodeHeader refuses.
         result.unknown.push({ type, data });
     }
     at += 8 + ((length + 7) & ~7);
@@ -61,9 +69,9 @@ export function decodeExtensions(cluster0: Uint8Array, header: Header): HeaderEx
   return result;
 }
 
-/** The backing file name stored after the extensions, if any. */
+/** The backing file name stored after the extensions, if any (QEMU: an empty name is no backing file). */
 export function decodeBackingName(cluster0: Uint8Array, header: Header): string | undefined {
-  if (header.backingFileOffset === 0) return undefined;
+  if (header.backingFileOffset === 0 || header.backingFileSize === 0) return undefined;
   assert(header.backingFileOffset + header.backingFileSize <= cluster0.length, 'backing name validated inside cluster 0');
   return textDecoder.decode(cluster0.subarray(header.backingFileOffset, header.backingFileOffset + header.backingFileSize));
 }

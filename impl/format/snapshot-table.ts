@@ -1,6 +1,6 @@
 // The snapshot table (digest §6.1): entries 8-byte aligned relative to the file,
 // the recorded size excludes the last entry's padding.
-import { Qcow2FormatError, toSafeNumber } from '../errors.js';
+import { Qcow2FormatError, stricterThanQemu, toSafeNumber, type FaultPolicy } from '../errors.js';
 import { assert } from '../assert.js';
 import { snapshotExtraDataBytesMax } from '../limits.js';
 
@@ -39,8 +39,15 @@ export function snapshotIcount(e: SnapshotEntry): bigint | undefined {
 const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
 
-/** Decode `count` entries from the table bytes (read from the file starting at tableOffset). */
-export function decodeSnapshotTable(bytes: Uint8Array, count: number, tableOffset: number): SnapshotEntry[] {
+/**
+ * Decode `count` entries from the table bytes (read from the file starting at
+ * tableOffset). A 64-bit field past 2^53 is refused (`at-open`) or, for a
+ * read-only open (`on-access`), kept rounded: QEMU's qcow2_read_snapshots does
+ * not look at these fields, a read-only image only lists its snapshots, and
+ * every snapshot operation needs a read-write open, which refuses them.
+ */
+export function decodeSnapshotTable(bytes: Uint8Array, count: number, tableOffset: number, policy: FaultPolicy = 'at-open'): SnapshotEntry[] {
+  const big = (value: bigint, field: string, at: number) => (policy === 'on-access' ? Number(value) : toSafeNumber(value, field, at, stricterThanQemu));
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const entries: SnapshotEntry[] = [];
   let at = 0;
@@ -59,11 +66,11 @@ export function decodeSnapshotTable(bytes: Uint8Array, count: number, tableOffse
     const extra = bytes.slice(at + 40, at + 40 + extraSize);
     const extraView = new DataView(extra.buffer);
     const vmState32 = view.getUint32(at + 32);
-    const vmStateSize = extraSize >= 8 ? toSafeNumber(extraView.getBigUint64(0), 'vm_state_size_large', where + 40) : vmState32;
-    const diskSize = extraSize >= 16 ? toSafeNumber(extraView.getBigUint64(8), 'disk_size', where + 48) : undefined;
+    const vmStateSize = extraSize >= 8 ? big(extraView.getBigUint64(0), `snapshot ${i} vm_state_size_large`, where + 40) : vmState32;
+    const diskSize = extraSize >= 16 ? big(extraView.getBigUint64(8), `snapshot ${i} disk_size`, where + 48) : undefined;
     const idAt = at + 40 + extraSize;
     entries.push({
-      l1TableOffset: toSafeNumber(view.getBigUint64(at), 'snapshot l1_table_offset', where),
+      l1TableOffset: big(view.getBigUint64(at), `snapshot ${i} l1_table_offset`, where),
       l1Size: view.getUint32(at + 8),
       id: textDecoder.decode(bytes.subarray(idAt, idAt + idSize)),
       name: textDecoder.decode(bytes.subarray(idAt + idSize, idAt + idSize + nameSize)),

@@ -17,6 +17,11 @@ export function bufferReader(bytes: Uint8Array): ByteReader {
   };
 }
 
+/** A read at a 64-bit offset: zeros wholly past the end of the file (offsets past 2^53 included). */
+export function readAt(reader: ByteReader, offset: bigint, length: number): Uint8Array {
+  return offset >= BigInt(reader.size) ? new Uint8Array(length) : reader.read(Number(offset), length);
+}
+
 /** Big-endian field access on a buffer read from the image. */
 export function u16(b: Uint8Array, at: number): number {
   return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint16(at);

@@ -28,11 +28,12 @@ export interface Header {
   readonly size: number;
   readonly cryptMethod: number;
   readonly l1Size: number;
-  readonly l1TableOffset: number;
-  readonly refcountTableOffset: number;
+  /** Table offsets as stored (QEMU accepts any aligned offset up to INT64_MAX less the table; past the end of the file reads as zeros). */
+  readonly l1TableOffset: bigint;
+  readonly refcountTableOffset: bigint;
   readonly refcountTableClusters: number;
   readonly nbSnapshots: number;
-  readonly snapshotsOffset: number;
+  readonly snapshotsOffset: bigint;
   readonly incompatibleFeatures: bigint;
   readonly compatibleFeatures: bigint;
   readonly autoclearFeatures: bigint;
@@ -66,43 +67,49 @@ export function decodeHeader(reader: ByteReader): Header {
   const clusterSize = 2 ** clusterBits;
   const v3 = version === 3;
   const headerLength = v3 ? u32(h, 100) : L.headerLengthV2;
-  if (v3 && (headerLength < L.headerLengthV3Min || headerLength > clusterSize)) {
-    throw new DecodeError('header_length', String(headerLength), `${L.headerLengthV3Min}..cluster size ${clusterSize}`, 100);
+  if (v3 && headerLength < L.headerLengthV3Min) {
+    // QEMU's words; a file shorter than the header reads header_length as 0.
+    const short = reader.size < L.headerLengthV3Min ? `; the file has only ${reader.size} bytes` : '';
+    throw new DecodeError('header_length', String(headerLength), `at least ${L.headerLengthV3Min}${short}`, 100, 'qcow2 header too short');
   }
+  if (v3 && headerLength > clusterSize) throw new DecodeError('header_length', String(headerLength), `at most ${clusterSize} (cluster size)`, 100);
   const incompatibleFeatures = v3 ? u64(h, 72) : 0n;
   const unknown = incompatibleFeatures & ~L.incompatibleKnownMask;
-  if (unknown !== 0n) throw new DecodeError('incompatible_features', `0x${incompatibleFeatures.toString(16)}`, 'only bits 0 (dirty), 1 (corrupt) and 3 (compression type) supported', 72);
+  if (unknown !== 0n) {
+    const names = featureNames(reader, headerLength, clusterSize);
+    throw new DecodeError('incompatible_features', `0x${incompatibleFeatures.toString(16)}`, `${bitNames(unknown, names)}; supported: ${bitNames(L.incompatibleKnownMask, names)}`, 72, 'unsupported incompatible_features');
+  }
   const autoclearFeatures = v3 ? u64(h, 88) : 0n;
   // qcow2_do_open: "data-file-raw requires a data file" (qemu-img check cannot open it).
   if ((autoclearFeatures & autoclearDataFileRaw) !== 0n && (incompatibleFeatures & incompatibleDataFile) === 0n) {
-    throw new DecodeError('autoclear_features', `0x${autoclearFeatures.toString(16)}`, 'bit 1 (data-file-raw) only with an external data file', 88);
+    throw new DecodeError('autoclear_features', `0x${autoclearFeatures.toString(16)}`, 'raw external data (bit 1) only with an external data file', 88);
   }
   const refcountOrder = v3 ? u32(h, 96) : 4;
-  if (refcountOrder > L.refcountOrderMax) throw new DecodeError('refcount_order', String(refcountOrder), `<= ${L.refcountOrderMax}`, 96);
+  if (refcountOrder > L.refcountOrderMax) throw new DecodeError('refcount_order', String(refcountOrder), `0..${L.refcountOrderMax}`, 96);
   const cryptMethod = u32(h, 32);
-  if (cryptMethod !== 0) throw new DecodeError('crypt_method', String(cryptMethod), '0 (encryption not supported)', 32);
+  if (cryptMethod !== 0) throw new DecodeError('crypt_method', String(cryptMethod), '0: encryption is not supported', 32, 'unsupported crypt_method');
   const compressionType = v3 && headerLength > 104 ? h[104] ?? 0 : 0;
   // validate_compression_type: a known type, and bit 3 set exactly when it is not zlib.
-  if (compressionType > L.compressionTypeMax) throw new DecodeError('compression_type', String(compressionType), '0 (zlib) or 1 (zstd)', 104);
+  if (compressionType > L.compressionTypeMax) throw new DecodeError('compression_type', String(compressionType), '0 (zlib) or 1 (zstd)', 104, 'unsupported compression_type');
   if (((incompatibleFeatures & L.incompatibleCompression) !== 0n) !== (compressionType !== 0)) {
-    throw new DecodeError('incompatible_features bit 3', `0x${incompatibleFeatures.toString(16)}`, `set exactly when compression_type (${compressionType}) is not zlib`, 72);
+    throw new DecodeError('incompatible_features', `0x${incompatibleFeatures.toString(16)}`, `bit 3 (compression type) set exactly when compression_type (${compressionType}) is not zlib`, 72);
   }
   const backingFileOffset = toNumber(u64(h, 8), 'backing_file_offset', 8);
   const backingFileSize = u32(h, 16);
   // qcow2_do_open: the name must start in cluster 0, and it is a C string, so
   // one that is empty or starts with NUL means no backing file at all.
-  if (backingFileOffset > clusterSize) throw new DecodeError('backing_file_offset', String(backingFileOffset), `<= cluster size ${clusterSize}`, 8);
+  if (backingFileOffset > clusterSize) throw new DecodeError('backing_file_offset', String(backingFileOffset), `at most ${clusterSize} (cluster size)`, 8);
   const nameMax = Math.min(L.backingFileNameMax, clusterSize - backingFileOffset);
-  if (backingFileOffset !== 0 && backingFileSize > nameMax) throw new DecodeError('backing_file_size', String(backingFileSize), `<= ${nameMax}`, 16);
+  if (backingFileOffset !== 0 && backingFileSize > nameMax) throw new DecodeError('backing_file_size', String(backingFileSize), `at most ${nameMax}`, 16);
   if (backingFileOffset !== 0 && backingFileSize !== 0 && reader.read(backingFileOffset, 1)[0] !== 0) {
     throw new DecodeError('backing file name', `${backingFileSize} bytes at ${backingFileOffset}`, 'empty (backing files not supported)', 8);
   }
   const size = toNumber(u64(h, 24), 'size', 24);
   const l1Size = u32(h, 36);
   const l1Coverage = clusterSize * (clusterSize / 8);
-  if (l1Size > L.l1SizeBytesMax / 8) throw new DecodeError('l1_size', String(l1Size), `<= ${L.l1SizeBytesMax / 8} entries`, 36);
+  if (l1Size > L.l1SizeBytesMax / 8) throw new DecodeError('l1_size', String(l1Size), `at most ${L.l1SizeBytesMax / 8} entries`, 36);
   if (l1Size < Math.ceil(size / l1Coverage)) {
-    throw new DecodeError('l1_size', String(l1Size), `>= ${Math.ceil(size / l1Coverage)} entries for size ${size}`, 36);
+    throw new DecodeError('l1_size', String(l1Size), `at least ${Math.ceil(size / l1Coverage)} entries for size ${size}`, 36);
   }
   const header = {
     version,
@@ -111,11 +118,11 @@ export function decodeHeader(reader: ByteReader): Header {
     size,
     cryptMethod,
     l1Size,
-    l1TableOffset: alignedOffset(u64(h, 40), 'l1_table_offset', 40, clusterSize),
-    refcountTableOffset: alignedOffset(u64(h, 48), 'refcount_table_offset', 48, clusterSize),
+    l1TableOffset: tableOffset(u64(h, 40), 'l1_table_offset', 40, l1Size * 8, clusterSize),
+    refcountTableOffset: tableOffset(u64(h, 48), 'refcount_table_offset', 48, u32(h, 56) * clusterSize, clusterSize),
     refcountTableClusters: u32(h, 56),
     nbSnapshots: u32(h, 60),
-    snapshotsOffset: toNumber(u64(h, 64), 'snapshots_offset', 64),
+    snapshotsOffset: u64(h, 64),
     incompatibleFeatures,
     compatibleFeatures: v3 ? u64(h, 80) : 0n,
     autoclearFeatures,
@@ -129,16 +136,58 @@ export function decodeHeader(reader: ByteReader): Header {
     lazyRefcounts: v3 && (u64(h, 80) & 1n) !== 0n,
   } as const;
   if (header.refcountTableClusters * clusterSize > L.reftableSizeBytesMax) {
-    throw new DecodeError('refcount_table_clusters', String(header.refcountTableClusters), `<= ${L.reftableSizeBytesMax} bytes`, 56);
+    throw new DecodeError('refcount_table_clusters', String(header.refcountTableClusters), `at most ${L.reftableSizeBytesMax / clusterSize} clusters`, 56);
   }
   const extensionsEnd = backingFileOffset !== 0 ? backingFileOffset : clusterSize;
   return { ...header, extensions: decodeExtensions(reader, headerLength, extensionsEnd, header) };
 }
 
-function alignedOffset(value: bigint, field: string, at: number, clusterSize: number): number {
-  const n = toNumber(value, field, at);
-  if (n % clusterSize !== 0) throw new DecodeError(field, String(n), `aligned to cluster size ${clusterSize}`, at);
-  return n;
+/** QEMU's names for the incompatible bits (its feature name table), used when the image has no table. */
+const specIncompatibleNames: readonly string[] = ['dirty bit', 'corrupt bit', 'external data file', 'compression type', 'extended L2 entries'];
+const featureTableEntryBytes = 48;
+
+/**
+ * Names of incompatible bits from the image's feature name table (digest §3), read
+ * leniently as QEMU's first qcow2_read_extensions pass does before it reports
+ * unsupported features: a malformed record ends the scan.
+ */
+function featureNames(reader: ByteReader, start: number, end: number): Map<number, string> {
+  const names = new Map<number, string>();
+  for (let at = start; at + 8 <= end; ) {
+    const record = reader.read(at, 8);
+    const type = u32(record, 0);
+    const length = u32(record, 4);
+    if (type === extensionTypes.end || length > end - at - 8) break;
+    if (type === extensionTypes.featureTable) {
+      const table = reader.read(at + 8, length);
+      for (let e = 0; e + featureTableEntryBytes <= length; e += featureTableEntryBytes) {
+        if (table[e] !== 0) continue;
+        const name = new TextDecoder().decode(table.subarray(e + 2, e + featureTableEntryBytes)).replace(/\0.*$/s, '');
+        names.set(table[e + 1] ?? 0, name);
+      }
+    }
+    at += 8 + Math.ceil(length / 8) * 8;
+  }
+  return names;
+}
+
+/** "name (bit N), …" for every bit of `mask`: the image's name, else the spec's, else "unknown feature". */
+function bitNames(mask: bigint, names: ReadonlyMap<number, string>): string {
+  const out: string[] = [];
+  for (let bit = 0; bit < 64; bit++) {
+    if ((mask & (1n << BigInt(bit))) === 0n) continue;
+    out.push(`${names.get(bit) ?? specIncompatibleNames[bit] ?? 'unknown feature'} (bit ${bit})`);
+  }
+  return out.join(', ');
+}
+
+const int64Max = 2n ** 63n - 1n;
+
+/** qcow2_validate_table: an aligned offset, the table ending by INT64_MAX (the file's end does not matter). */
+function tableOffset(value: bigint, field: string, at: number, tableBytes: number, clusterSize: number): bigint {
+  if (value > int64Max - BigInt(tableBytes)) throw new DecodeError(field, String(value), `at most ${int64Max - BigInt(tableBytes)} (INT64_MAX less the table's ${tableBytes} bytes)`, at);
+  if (value % BigInt(clusterSize) !== 0n) throw new DecodeError(field, String(value), `a multiple of the cluster size ${clusterSize}`, at);
+  return value;
 }
 
 /**
@@ -153,11 +202,11 @@ function decodeExtensions(reader: ByteReader, start: number, end: number, h: Pic
     const type = u32(record, 0);
     const length = u32(record, 4);
     if (at + 8 > end || length > end - (at + 8)) {
-      throw new DecodeError('header extension length', String(length), `record within the extension area ending at ${end}`, at + 4);
+      throw new DecodeError('header extension length', String(length), `at most ${Math.max(0, end - at - 8)} (extension area ends at ${end})`, at + 4);
     }
     if (type === extensionTypes.end) break;
     if (type === extensionTypes.backingFormat && length > L.backingFormatMax) {
-      throw new DecodeError('backing format extension length', String(length), `<= ${L.backingFormatMax}`, at + 4);
+      throw new DecodeError('backing format length', String(length), `at most ${L.backingFormatMax}`, at + 4);
     }
     // QEMU accepts it only with crypt_method 2 (LUKS), which this decoder refuses.
     if (type === extensionTypes.fullDiskEncryption) throw new DecodeError('header extension type', `0x${type.toString(16)}`, 'no encryption header', at);
@@ -174,7 +223,7 @@ function decodeExtensions(reader: ByteReader, start: number, end: number, h: Pic
  * valid (otherwise QEMU ignores them). The bitmap directory itself is not read.
  */
 function checkBitmapsExtension(reader: ByteReader, at: number, length: number, h: Pick<Header, 'clusterSize' | 'autoclearFeatures'>): void {
-  if (length !== L.bitmapsExtensionBytes) throw new DecodeError('bitmaps extension length', String(length), `= ${L.bitmapsExtensionBytes}`, at - 4);
+  if (length !== L.bitmapsExtensionBytes) throw new DecodeError('bitmaps extension length', String(length), `exactly ${L.bitmapsExtensionBytes}`, at - 4);
   if ((h.autoclearFeatures & autoclearBitmaps) === 0n) return;
   const data = reader.read(at, length);
   const reserved = u32(data, 4);
@@ -182,7 +231,7 @@ function checkBitmapsExtension(reader: ByteReader, at: number, length: number, h
   const nbBitmaps = u32(data, 0);
   if (nbBitmaps < 1 || nbBitmaps > L.bitmapsCountMax) throw new DecodeError('nb_bitmaps', String(nbBitmaps), `1..${L.bitmapsCountMax}`, at);
   const directorySize = u64(data, 8);
-  if (directorySize > BigInt(L.bitmapDirectoryBytesMax)) throw new DecodeError('bitmap_directory_size', String(directorySize), `<= ${L.bitmapDirectoryBytesMax}`, at + 8);
+  if (directorySize > BigInt(L.bitmapDirectoryBytesMax)) throw new DecodeError('bitmap_directory_size', String(directorySize), `at most ${L.bitmapDirectoryBytesMax}`, at + 8);
   const directoryOffset = u64(data, 16);
   if (directoryOffset % BigInt(h.clusterSize) !== 0n) {
     throw new DecodeError('bitmap_directory_offset', String(directoryOffset), `aligned to cluster size ${h.clusterSize}`, at + 16);

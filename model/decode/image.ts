@@ -38,9 +38,9 @@ export interface DecodedImage {
 
 export function decodeImage(reader: ByteReader): DecodedImage {
   const header = decodeHeader(reader);
-  const active = decodeL1(reader, header, header.l1TableOffset, header.l1Size, 'l1_table_offset');
+  const active = decodeL1(reader, header, toNumber(header.l1TableOffset, 'l1_table_offset', 40), header.l1Size, 'l1_table_offset');
   const table = decodeSnapshotTable(reader, header);
-  if (table.incompleteEntries > 0) throw new DecodeError('snapshot extra_data_size', `< ${L.snapshotExtraDataMinV3}`, `>= ${L.snapshotExtraDataMinV3} in version 3`, header.snapshotsOffset);
+  if (table.incompleteEntries > 0) throw new DecodeError('snapshot extra_data_size', `< ${L.snapshotExtraDataMinV3}`, `>= ${L.snapshotExtraDataMinV3} in version 3`, toNumber(header.snapshotsOffset, 'snapshots_offset', 64));
   const snapshots = table.entries.map((s) => {
     if (s.l1Size > L.snapshotL1EntriesMax) throw new DecodeError('snapshot l1_size', String(s.l1Size), `<= ${L.snapshotL1EntriesMax}`, s.entryOffset + 8);
     const l1Offset = toNumber(s.l1TableOffset, 'snapshot l1_table_offset', s.entryOffset);

@@ -1,6 +1,6 @@
 // Refcount table and refcount blocks (digest §5.1): reading one cluster's
 // refcount, all widths, sub-byte widths packed LSB-first.
-import { u64Table, type ByteReader } from './byte-reader.js';
+import { readAt, u64Table, type ByteReader } from './byte-reader.js';
 import type { Header } from './header.js';
 import { reftOffsetMask } from './l2-entry.js';
 
@@ -12,7 +12,7 @@ export interface RefcountReader {
 
 export function refcountReader(reader: ByteReader, header: Header): RefcountReader {
   const entriesCount = (header.refcountTableClusters * header.clusterSize) / 8;
-  const reftable = u64Table(reader.read(header.refcountTableOffset, entriesCount * 8), entriesCount);
+  const reftable = u64Table(readAt(reader, header.refcountTableOffset, entriesCount * 8), entriesCount);
   const bits = 2 ** header.refcountOrder;
   const blockEntries = (header.clusterSize * 8) / bits;
   const cache = new Map<number, Uint8Array>();

@@ -200,7 +200,7 @@ describe('dirty-image repair', () => {
     const crashed = markDirty(file.bytes());
     // Stale counts in the third block: zero (corruption) until repaired.
     const d = decodeImage(bufferReader(crashed));
-    const third = new DataView(crashed.buffer).getBigUint64(d.header.refcountTableOffset + 2 * 8);
+    const third = new DataView(crashed.buffer).getBigUint64(Number(d.header.refcountTableOffset) + 2 * 8);
     expect(third).not.toBe(0n);
     crashed.fill(0, Number(third), Number(third) + 512);
     expect(checkImage(bufferReader(crashed)).corruptions).toBeGreaterThan(0);

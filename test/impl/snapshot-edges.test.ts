@@ -212,7 +212,7 @@ describe('revert', () => {
     for (const job of [() => opened.snapshots.revert('a'), () => opened.snapshots.delete('a')]) {
       const error = await refusal(job());
       expect(error).toBeInstanceOf(Qcow2FormatError);
-      expect((error as Qcow2FormatError).field).toBe('snapshot 1 L1 table offset');
+      expect((error as Qcow2FormatError).field).toBe('snapshot 1 l1_table_offset');
     }
     await opened.close();
     expect(firstDifference(target.bytes(), crafted)).toBe(-1);

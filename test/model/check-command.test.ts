@@ -7,10 +7,10 @@ import { runCheck } from '../../cli/commands/check.js';
 import { CliError } from '../../cli/fatal.js';
 import { imageBytes, join, qemuApply, qemuCreate, withTempDir } from './qemu.js';
 
-function capture(file: string, output: 'human' | 'json') {
+function capture(file: string, output: 'human' | 'json', format?: string) {
   const out: string[] = [];
   const err: string[] = [];
-  const exitCode = runCheck(file, { output, forceShare: false }, (l) => out.push(l), (l) => err.push(l));
+  const exitCode = runCheck(file, { output, forceShare: false, ...(format === undefined ? {} : { format }) }, (l) => out.push(l), (l) => err.push(l));
   return { exitCode, stdout: out.join('\n') + '\n', stderr: err };
 }
 
@@ -41,13 +41,45 @@ describe('qcow2-verify check', () => {
     });
   });
 
-  it('exits 1 with one line when the image cannot be opened', async () => {
+  /** What runCheck threw, as the CLI reports it. */
+  function refusal(file: string, format?: string): CliError {
+    try {
+      capture(file, 'human', format);
+    } catch (error) {
+      expect(error).toBeInstanceOf(CliError);
+      return error as CliError;
+    }
+    throw new Error(`check of ${file} did not fail`);
+  }
+
+  it('exits like qemu-img check when the image cannot be checked, with one line naming the file', async () => {
     await withTempDir(async (d) => {
-      const file = join(d, 'junk');
-      await writeFile(file, new Uint8Array(4096).fill(7));
-      expect(() => capture(file, 'json')).toThrow(CliError);
-      expect(() => capture(file, 'json')).toThrow(/magic/);
-      expect(() => capture(join(d, 'missing'), 'human')).toThrow(/Could not open/);
+      const junk = join(d, 'junk');
+      await writeFile(junk, new Uint8Array(4096).fill(7));
+      const empty = join(d, 'empty');
+      await writeFile(empty, new Uint8Array(0));
+      // Not qcow2 to qemu-img's probe: another format, which has no check (63); with -f qcow2, not openable (1).
+      for (const file of [junk, empty]) {
+        const qemu = await execa('qemu-img', ['check', file], { reject: false });
+        expect(qemu.stderr).toContain('This image format does not support checks');
+        expect(refusal(file)).toMatchObject({ exitCode: qemu.exitCode, message: expect.stringContaining('This image format does not support checks') as unknown });
+        expect(qemu.exitCode).toBe(63);
+        const qemuQcow2 = await execa('qemu-img', ['check', '-f', 'qcow2', file], { reject: false });
+        expect(refusal(file, 'qcow2')).toMatchObject({ exitCode: qemuQcow2.exitCode, message: expect.stringMatching(/^could not open '.*': invalid magic at byte 0: /) as unknown });
+      }
+      expect(refusal(junk, 'raw').exitCode).toBe(63);
+      // A 50-byte qcow2 file: qemu-img says the header is too short, and so do we.
+      const short = join(d, 'short.qcow2');
+      await qemuCreate(short, { version: 3, clusterBits: 16, refcountBits: 16, lazyRefcounts: false, virtualSize: 1 << 20 });
+      await writeFile(short, (await imageBytes(short)).subarray(0, 50));
+      const qemuShort = await execa('qemu-img', ['check', short], { reject: false });
+      expect(qemuShort.stderr).toContain('qcow2 header too short');
+      expect(refusal(short)).toMatchObject({
+        exitCode: qemuShort.exitCode,
+        message: `could not open '${short}': qcow2 header too short at byte 100: 0 (at least 104; the file has only 50 bytes)`,
+      });
+      expect(refusal(join(d, 'missing')).message).toMatch(/^could not open '.*missing': /);
+      expect(refusal(d)).toMatchObject({ exitCode: 1, message: `could not open '${d}': not a regular file` });
     });
   });
 });

@@ -57,7 +57,7 @@ describe('commands while qemu-io holds the image read-write', () => {
         for (const args of [['info', path], ['map', path], ['snapshot', '-l', path], ['io', '-r', path, '-c', 'read 0 4k']]) {
           expect(await runCli(args), args.join(' ')).toEqual({ stdout: '', stderr: refused, exitCode: 1 });
         }
-        expect(await runCli(['check', path])).toEqual({ stdout: '', stderr: `qcow2-verify: Could not open '${path}': ${sharedWriteLock(path)}\n`, exitCode: 1 });
+        expect(await runCli(['check', path])).toEqual({ stdout: '', stderr: `qcow2-verify: could not open '${path}': ${sharedWriteLock(path)}\n`, exitCode: 1 });
         const qemuCheck = await qemuImg('check', path);
         expect(qemuCheck.exitCode).toBe(1);
         expect(qemuCheck.stderr).toContain('Failed to get shared "write" lock');
