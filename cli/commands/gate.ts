@@ -3,7 +3,8 @@
 // summary last, and exits 0 only when every property held; 1 when one failed
 // (with its replay command); 2 when the gate could not judge (QEMU missing, a
 // harness error) — never green without a verdict. With --impl qemu, a failure
-// whose signature is a known QEMU divergence of the corpus is reported as such
+// that is a known QEMU divergence of the corpus (the same fault, caused by the
+// same operation, whoever noticed it) is reported as such
 // and does not fail the gate (gate-divergences.ts); the property then goes on
 // with a fresh seed for the rest of its budget.
 import { writeFile } from 'node:fs/promises';
@@ -187,7 +188,7 @@ function junitWithKnown(entries: readonly GateEntry[]): string {
 function jsonWithKnown(entries: readonly GateEntry[]): string {
   const results = entries.map((e) => ({
     ...toJsonValue(e.result),
-    ...(e.known === undefined ? {} : { knownQemuDivergence: { case: e.known.caseFile, signature: e.known.signature } }),
+    ...(e.known === undefined ? {} : { knownQemuDivergence: { case: e.known.caseFile, identity: e.known.identity, signature: e.known.signature } }),
   }));
   return `${JSON.stringify({ results }, null, 2)}\n`;
 }

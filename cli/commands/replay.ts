@@ -1,6 +1,8 @@
 // `qcow2-verify replay CASE.json [--trace]`: reproduces a corpus case
-// deterministically. Exit 1 while it still fails (with its signature or
-// another), 0 once it passes, 2 when it cannot run (QEMU missing, bad case file).
+// deterministically. Exit 0 once it passes, 1 while it still fails as recorded
+// (the same fault caused by the same operation; an image case: the same
+// signature), 3 when it fails differently, 2 when it cannot run (QEMU missing,
+// bad case file).
 import { CorpusFormatError } from '../../corpus/case/parse.js';
 import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
@@ -25,8 +27,9 @@ export function replayExitCode(outcome: ReplayOutcome): number {
     case 'passes':
       return exitCodes.ok;
     case 'reproduced':
-    case 'fails-differently':
       return exitCodes.propertyFailed;
+    case 'fails-differently':
+      return exitCodes.failsDifferently;
     case 'cannot-run':
       return exitCodes.cannotRun;
     default: {
@@ -79,9 +82,14 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
   } else {
     outcome = await replayImage(stored as StoredCase & { case: MalformedImageCase }, o.trace, out);
   }
+  const identity = outcome.identity === undefined ? '' : `, ${outcome.identity.observed}`;
+  const differently =
+    outcome.identity === undefined
+      ? `${outcome.signature ?? '?'} instead of ${c.signature}`
+      : `${outcome.identity.observed} (${outcome.signature ?? '?'}) instead of ${outcome.identity.recorded} (${c.signature})`;
   const verdictLine: Record<ReplayOutcome['verdict'], string> = {
-    reproduced: `still fails (${outcome.implementation})${c.status === 'known-qemu-divergence' && outcome.implementation === 'qemu' ? ' as expected: a known QEMU divergence' : ''}: ${outcome.message}`,
-    'fails-differently': `fails differently (${outcome.implementation}): ${outcome.signature ?? '?'} instead of ${c.signature}: ${outcome.message}`,
+    reproduced: `still fails as recorded (${outcome.implementation}${identity})${c.status === 'known-qemu-divergence' && outcome.implementation === 'qemu' ? ' as expected: a known QEMU divergence' : ''}: ${outcome.message}`,
+    'fails-differently': `fails differently (${outcome.implementation}): ${differently}: ${outcome.message}`,
     passes: `passes (${outcome.implementation})${c.status === 'open' ? ': the case looks fixed; set its status to "fixed"' : ''}`,
     'cannot-run': `cannot run: ${outcome.message}`,
   };
