@@ -10,11 +10,13 @@ import { parseShard, ShardParseError, type Shard } from '../../corpus/campaign/s
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { parseSeed, SeedError } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
+import { parseDuration } from '../duration.js';
 import { usageError } from '../fatal.js';
 import { defaultFuzzTime } from './fuzz-command.js';
 
 // Registered by fuzz-command.ts (light), which loads this module when fuzz runs.
 export { defaultFuzzTime, registerFuzz } from './fuzz-command.js';
+export { parseDuration } from '../duration.js';
 
 export interface FuzzOptions {
   readonly impl: 'ts' | 'qemu';
@@ -37,16 +39,6 @@ export interface RawFuzzOptions {
 }
 
 
-
-/** `90`, `90s`, `10m`, `2h` → milliseconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+)([smh]?)$/.exec(text.trim());
-  if (!match) usageError(`--time must look like 90s, 10m or 2h, got ${JSON.stringify(text)}`);
-  const unit = match[2] === 'h' ? 3_600_000 : match[2] === 'm' ? 60_000 : 1000;
-  const ms = Number(match[1]) * unit;
-  if (!Number.isSafeInteger(ms) || ms <= 0) usageError(`--time must be positive, got ${JSON.stringify(text)}`);
-  return ms;
-}
 
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
 export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): FuzzOptions {
