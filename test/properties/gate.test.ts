@@ -1,7 +1,13 @@
 // The gate command: option parsing is pure, exit codes follow the results, and a
-// run against the canary exits 1 with a replay line (never green).
+// run against the canary exits 1 with a replay line (never green), the same in
+// worker threads as in this process, with a JSON report a CI reads and a QEMU
+// shell script saved for the failure.
+import { readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gateExitCode, parseGateOptions, runGate } from '../../cli/commands/gate.js';
+import { withTempDir } from '../../oracle/index.js';
 import { CliError } from '../../cli/fatal.js';
 import { emptyCoverage, type RunResult } from '../../properties/index.js';
 
@@ -10,13 +16,15 @@ const drawn = () => 77;
 describe('gate options', () => {
   it('fills defaults and draws a seed only when none is given', () => {
     const o = parseGateOptions({}, drawn);
-    expect(o).toMatchObject({ impl: 'ts', runs: undefined, seed: 77, seedGiven: false, path: undefined });
+    expect(o).toMatchObject({ impl: 'ts', budget: { kind: 'time', ms: 60_000 }, seed: 77, seedGiven: false, path: undefined, workers: availableParallelism() });
     expect(o.properties).toEqual(['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff']);
-    expect(parseGateOptions({ seed: 'abcdef0', property: 'space', runs: '3' }, drawn)).toMatchObject({ seedGiven: true, properties: ['space'], runs: 3 });
+    expect(parseGateOptions({ seed: 'abcdef0', property: 'space', runs: '3' }, drawn)).toMatchObject({ seedGiven: true, properties: ['space'], budget: { kind: 'runs', count: 3 } });
+    expect(parseGateOptions({ time: '90s', workers: '1' }, drawn)).toMatchObject({ budget: { kind: 'time', ms: 90_000 }, workers: 1 });
   });
 
   it('refuses bad values with usage errors (exit 2)', () => {
-    for (const raw of [{ impl: 'c' }, { runs: '0' }, { seed: 'x' }, { property: 'nope' }, { path: '1:2' }, { path: '1', seed: '1' }]) {
+    const bad = [{ impl: 'c' }, { runs: '0' }, { seed: 'x' }, { property: 'nope' }, { path: '1:2' }, { path: '1', seed: '1' }, { time: '0s' }, { time: '1m', runs: '3' }, { workers: '0' }];
+    for (const raw of bad) {
       expect(() => parseGateOptions(raw, drawn)).toThrow(CliError);
     }
   });
@@ -34,11 +42,42 @@ describe('gate options', () => {
 });
 
 describe('gate run', () => {
-  it('catches the canary, prints the seed first and the replay line', async () => {
+  it('catches the canary in worker threads as in this process: seed first, replay line, QEMU script, JSON for CI', async () => {
+    await withTempDir(async (dir) => {
+      const run = async (workers: string) => {
+        const lines: string[] = [];
+        const raw = { impl: 'canary', seed: '5', runs: '20', property: 'readsAndOutcomes', workers, json: join(dir, `r${workers}.json`), reproDir: join(dir, `repro${workers}`) };
+        const code = await runGate(parseGateOptions(raw, drawn), (l) => lines.push(l));
+        return { code, lines };
+      };
+      const [threads, here] = [await run('2'), await run('1')];
+      for (const { code, lines } of [threads, here]) {
+        expect(code).toBe(1);
+        expect(lines[0]).toBe('qcow2-verify gate: seed 5, impl canary');
+      }
+      const replays = (lines: string[]) => lines.filter((l) => l.startsWith('Replay: '));
+      expect(replays(threads.lines).length).toBeGreaterThan(0);
+      // the same batches give the same failures, wherever they run
+      expect(replays(threads.lines)).toEqual(replays(here.lines));
+      expect(replays(here.lines)[0]).toMatch(/^Replay: qcow2-verify gate --impl canary --property readsAndOutcomes --seed 5 --path "[\d:]+"$/);
+      const scriptLine = here.lines[here.lines.indexOf(replays(here.lines)[0]!) + 1]!;
+      const script = /^ {2}on QEMU: sh (\S+repro\.sh)$/.exec(scriptLine)?.[1];
+      expect(script, scriptLine).toBeDefined();
+      expect((await stat(script!)).isFile()).toBe(true);
+      const json = JSON.parse(await readFile(join(dir, 'r1.json'), 'utf8')) as Record<string, unknown> & { results: Record<string, unknown>[] };
+      expect(json).toMatchObject({ tool: 'qcow2-verify 0.1.0', seed: 5, impl: 'canary', budget: { kind: 'runs', perProperty: 20 }, verdict: 'failed', exitCode: 1 });
+      expect(json.qemu).toMatch(/^\d+\.\d+/);
+      expect(json.results.find((r) => r.status === 'property-failed')).toMatchObject({ property: 'readsAndOutcomes', reproScript: script });
+    });
+  });
+
+  it('--verbose prints the coverage histogram once, after the summary', async () => {
     const lines: string[] = [];
-    const code = await runGate(parseGateOptions({ impl: 'canary', seed: '5', runs: '20', property: 'readsAndOutcomes' }, drawn), (l) => lines.push(l));
-    expect(code).toBe(1);
-    expect(lines[0]).toBe('qcow2-verify gate: seed 5, impl canary');
-    expect(lines.at(-1)).toMatch(/^Replay: qcow2-verify gate --impl canary --property readsAndOutcomes --seed 5 --path "[\d:]+"$/);
+    const code = await runGate(parseGateOptions({ seed: '3', runs: '2', property: 'readsAndOutcomes', workers: '1', verbose: true }, drawn), (l) => lines.push(l));
+    expect(code).toBe(0);
+    const text = lines.join('\n');
+    expect(text.match(/^ {2}ops: /gm)).toHaveLength(1);
+    expect(text.indexOf('  ops: ')).toBeGreaterThan(text.indexOf('summary: '));
+    expect(text).toContain('Property readsAndOutcomes (impl ts) held after 2 runs');
   });
 });
