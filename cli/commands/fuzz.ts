@@ -5,7 +5,7 @@
 // 1 when something was, 2 when it cannot run (QEMU missing, harness error).
 import { resolve } from 'node:path';
 import { runCampaign, type CampaignBudget, type CampaignSummary } from '../../corpus/campaign/campaign.js';
-import { formatSummary, ProgressPrinter } from '../../corpus/campaign/progress.js';
+import { formatSummary, liveRedrawMs, plainIntervalMs, ProgressPrinter } from '../../corpus/campaign/progress.js';
 import { parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { parseSeed, SeedError } from '../../properties/index.js';
@@ -94,6 +94,10 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
   );
   const printer = new ProgressPrinter(io.tty, io.write);
   const bundled = defaultCorpusDir();
+  const started = Date.now();
+  // progress at least every plainIntervalMs, even while one long step or shrink sends no event
+  const ticker = setInterval(() => printer.tick(Date.now() - started), io.tty ? liveRedrawMs * 10 : plainIntervalMs);
+  ticker.unref();
   const summary = await runCampaign({
     impl: o.impl,
     seed: o.seed,
@@ -106,7 +110,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     onEvent: (event) => printer.onEvent(event),
     command: `qcow2-verify fuzz --impl ${o.impl} --seed ${o.seed} --shard ${o.shard.index + 1}/${o.shard.count}${o.imagesOnly ? ' --images' : ''}`,
     ...(io.shouldStop === undefined ? {} : { shouldStop: io.shouldStop }),
-  });
+  }).finally(() => clearInterval(ticker));
   printer.clearLine();
   io.write(`${formatSummary(summary).join('\n')}\n`);
   return fuzzExitCode(summary);
