@@ -4,8 +4,8 @@
 // its seed and path. replayOps runs one explicit sequence without fast-check.
 // A run may have a deadline: a sequence still running when it passes is cut
 // off between two steps and does not count, no sequence starts after it (the
-// first sequence of a run always runs to its end, so every run judges at least
-// one), and shrinking stops at its own deadline with the smallest failure found
+// first sequence of a run may go on to a later hard deadline, so that a run
+// judges at least one when it can), and shrinking stops at its own deadline with the smallest failure found
 // so far, saying so in the result. The clock only bounds the work; what a
 // sequence does and whether it fails never depends on it.
 import fc from 'fast-check';
@@ -38,8 +38,10 @@ export interface RunConstraints {
   readonly sequence?: SequenceConstraints;
   /** Clock in milliseconds for the report's timing and the deadlines; never decides a verdict. Default: no timing (0). */
   readonly now?: () => number;
-  /** On the `now` clock: no further sequence starts at or after it (the first one of the run always runs). Default: none. */
+  /** On the `now` clock: no further sequence starts at or after it, and one running is cut off (the first one of the run excepted). Default: none. */
   readonly deadline?: number;
+  /** On the `now` clock: the first sequence of the run is cut off here (then the run judged nothing: `runs` 0). Default: none. */
+  readonly hardDeadline?: number;
   /** On the `now` clock: shrinking stops at it and reports the smallest failure found so far. Default: none (a fixpoint). */
   readonly shrinkDeadline?: number;
   /** Called with each freshly drawn sequence (not with shrink attempts), e.g. to print its options. */
@@ -189,7 +191,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
       if (shrinkAttempts <= 0) shrinkStop ??= 'attempts';
       if (shrinkStop !== undefined) return;
       shrinkAttempts--;
-    } else if (sequences > 0 && c.deadline !== undefined && now() >= c.deadline) {
+    } else if (stoppedByDeadline || (sequences > 0 && c.deadline !== undefined && now() >= c.deadline)) {
       // the time budget is spent: the remaining runs pass without running
       stoppedByDeadline = true;
       return;
@@ -197,8 +199,8 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     // shrink attempts re-run sequences: only completed fresh sequences count as coverage
     const cov = emptyCoverage();
     const wasShrinking = shrinking;
-    // the first sequence of the run always ends, so that every run judges at least one
-    const stopAt = wasShrinking ? c.shrinkDeadline : sequences > 0 ? c.deadline : undefined;
+    // the first sequence of the run may go on to the hard deadline, so that a run judges at least one when it can
+    const stopAt = wasShrinking ? c.shrinkDeadline : sequences > 0 ? c.deadline : c.hardDeadline;
     if (!wasShrinking) c.onSequence?.(seq.options, seq.swarm);
     recordSequenceStart(cov, seq.options, seq.swarm);
     const failed = await runSequence(

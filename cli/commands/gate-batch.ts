@@ -17,6 +17,8 @@ export interface Batch {
   readonly path?: string;
   /** Epoch milliseconds (`epochNow`): no sequence starts after it, the first excepted. */
   readonly deadline?: number;
+  /** Epoch milliseconds: even the batch's first sequence is cut off there. */
+  readonly hardDeadline?: number;
   /** Epoch milliseconds: shrinking stops there with the smallest failure so far. */
   readonly shrinkDeadline?: number;
   /** Report each drawn sequence's options and swarm (`--verbose`). */
@@ -43,6 +45,7 @@ export function runBatch(b: Batch, onEvent: (e: BatchEvent) => void): Promise<Ru
     numRuns: b.numRuns,
     ...(b.path === undefined ? {} : { path: b.path }),
     ...(b.deadline === undefined ? {} : { deadline: b.deadline }),
+    ...(b.hardDeadline === undefined ? {} : { hardDeadline: b.hardDeadline }),
     ...(b.shrinkDeadline === undefined ? {} : { shrinkDeadline: b.shrinkDeadline }),
     now: epochNow,
     onProgress: (progress) => onEvent({ kind: 'progress', progress }),

@@ -53,10 +53,16 @@ export const batchRunsDefault = 100;
 
 /**
  * Shrinking may run past the time budget by this fraction of it (a failure
- * found in the last second still shrinks a little); with the sequences in
- * flight when the budget ends, the gate stays within 10 % of it.
+ * found in the last second still shrinks a little).
  */
 export const shrinkOvertimeFraction = 0.05;
+
+/**
+ * A property's first sequence may run past the budget by this fraction of it
+ * and is cut off there: a property that could not finish one sequence is "not
+ * judged" (exit 2), and the gate stays within 10 % of its budget.
+ */
+export const firstSequenceOvertimeFraction = 0.08;
 
 /** Known divergences one property may hit before the gate stops re-running it (each one costs a shrink). */
 export const knownDivergencesPerPropertyMax = 5;
@@ -179,12 +185,15 @@ interface PropertyRun {
   readonly notes: string[];
 }
 
-/** The passed batches of one property as one result: runs and coverage summed. */
-function mergePassed(o: GateOptions, name: PropertyName, passed: readonly RunResult[]): RunResult {
+/**
+ * The passed batches of one property as one result: runs and coverage summed.
+ * A property none of whose sequences finished within the budget was not
+ * judged: that is no pass (exit 2, never green without a verdict).
+ */
+export function mergePassed(o: GateOptions, name: PropertyName, passed: readonly RunResult[]): RunResult {
   const coverage = passed.reduce((acc, r) => mergeCoverage(acc, r.coverage), emptyCoverage());
   const stopped = passed.some((r) => r.stoppedEarly === 'time');
-  return {
-    status: 'passed',
+  const common = {
     property: name,
     impl: o.impl,
     seed: o.seed,
@@ -193,6 +202,11 @@ function mergePassed(o: GateOptions, name: PropertyName, passed: readonly RunRes
     timeMs: passed.reduce((n, r) => n + r.timeMs, 0),
     ...(stopped ? { stoppedEarly: 'time' as const } : {}),
   };
+  if (common.runs === 0) {
+    const message = `not judged: no sequence finished within the time budget (${describeBudget(o)}); give a longer --time`;
+    return { ...common, status: 'harness-error', message, cause: undefined };
+  }
+  return { ...common, status: 'passed' };
 }
 
 function describeBudget(o: GateOptions): string {
@@ -209,6 +223,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
   // a batch of about this length before the budget ends, whatever the order.
   const sliceMs = o.budget.kind === 'time' ? (o.budget.ms * pool.size) / o.properties.length : 0;
   const shrinkDeadline = o.budget.kind === 'time' ? started + o.budget.ms * (1 + shrinkOvertimeFraction) : undefined;
+  const hardDeadline = o.budget.kind === 'time' ? started + o.budget.ms * (1 + firstSequenceOvertimeFraction) : undefined;
   const runs: PropertyRun[] = o.properties.map((name) => ({
     name,
     batches: 0,
@@ -237,6 +252,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       numRuns: timed ? batchRunsDefault : pick.remainingRuns,
       ...(o.path === undefined ? {} : { path: o.path }),
       ...(deadline === undefined ? {} : { deadline: Math.min(deadline, epochNow() + sliceMs) }),
+      ...(hardDeadline === undefined ? {} : { hardDeadline }),
       ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
       verbose: o.verbose,
     };

@@ -6,10 +6,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { gateExitCode, parseGateOptions, runGate } from '../../cli/commands/gate.js';
+import { gateExitCode, mergePassed, parseGateOptions, runGate } from '../../cli/commands/gate.js';
 import { withTempDir } from '../../oracle/index.js';
 import { CliError } from '../../cli/fatal.js';
-import { emptyCoverage, type RunResult } from '../../properties/index.js';
+import { emptyCoverage, formatText, type RunResult } from '../../properties/index.js';
 
 const drawn = () => 77;
 
@@ -38,6 +38,18 @@ describe('gate options', () => {
     expect(gateExitCode([passed, cannot])).toBe(2);
     expect(gateExitCode([harness])).toBe(2);
     expect(gateExitCode([cannot, { ...base, status: 'property-failed', counterexample: { options: { version: 3, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 512 }, steps: [] }, shrinks: 0, failure: { kind: 'violation', check: 'read', message: 'x' }, replay: 'r', cause: undefined }])).toBe(1);
+  });
+});
+
+describe('gate batches', () => {
+  it('merges a property\'s passed batches, and a property with no finished sequence is not judged (exit 2)', () => {
+    const o = parseGateOptions({ seed: '1', time: '60s' }, drawn);
+    const batch = (runs: number): RunResult => ({ status: 'passed', property: 'space', impl: 'ts', seed: 9, runs, coverage: { ...emptyCoverage(), sequences: runs }, timeMs: 10, stoppedEarly: 'time' });
+    expect(mergePassed(o, 'space', [batch(3), batch(4)])).toMatchObject({ status: 'passed', seed: 1, runs: 7, timeMs: 20, stoppedEarly: 'time', coverage: { sequences: 7 } });
+    const none = mergePassed(o, 'space', [batch(0)]);
+    expect(none).toMatchObject({ status: 'harness-error', runs: 0 });
+    expect(gateExitCode([none])).toBe(2);
+    expect(formatText(none)).toMatch(/^Property space \(impl ts\) could not be judged: harness error after 0 runs: not judged: no sequence finished within the time budget/);
   });
 });
 

@@ -21,6 +21,12 @@ describe('runner budgets', () => {
     expect(all.stoppedEarly).toBeUndefined();
   });
 
+  it('cuts off even the first sequence at the hard deadline: the run then judged nothing', async () => {
+    const r = await runProperty({ property: 'readsAndOutcomes', impl: 'ts', seed: 11, numRuns: 5, now: stoppedClock, deadline: 0, hardDeadline: 0 });
+    expect(r).toMatchObject({ status: 'passed', runs: 0, stoppedEarly: 'time' });
+    expect(r.coverage.sequences).toBe(0);
+  });
+
   it('shrinks to a fixpoint without a deadline, and reports the unshrunk failure when the shrink deadline has passed', async () => {
     const full = failedOf(await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 7, numRuns: 5 }));
     expect(full.shrinks).toBeGreaterThan(0);
