@@ -16,6 +16,12 @@ export type PoolEvent = BatchEvent | { readonly kind: 'steps'; readonly steps: n
 export interface BatchPool {
   /** How many batches may run at once. */
   readonly size: number;
+  /**
+   * Whether a batch may be left running while the gate goes on: its worker is
+   * never reused and `close` terminates it. Not in this thread, where a batch
+   * left behind would keep the process alive.
+   */
+  readonly abandonable: boolean;
   run(batch: Batch, onEvent: (e: PoolEvent) => void): Promise<RunResult>;
   close(): Promise<void>;
 }
@@ -28,6 +34,7 @@ export class GateWorkerError extends Error {
 export function inProcessPool(): BatchPool {
   return {
     size: 1,
+    abandonable: false,
     run: (batch, onEvent) =>
       runBatch(batch, (e) => {
         if (e.kind === 'progress' && e.progress.kind === 'step') onEvent({ kind: 'steps', steps: e.progress.shrinking ? 0 : 1, shrinkSteps: e.progress.shrinking ? 1 : 0 });
@@ -100,9 +107,10 @@ export function workerPool(size: number): BatchPool {
   }
   return {
     size,
+    abandonable: true,
     run(batch, onEvent) {
       const worker = idle.pop();
-      if (worker === undefined) throw new Error(`workerPool: more than ${size} batches at once`);
+      if (worker === undefined) return Promise.reject(new GateWorkerError(`workerPool: more than ${size} batches at once`));
       const id = nextId++;
       return new Promise<RunResult>((resolve, reject) => {
         pending.set(id, { worker, onEvent, resolve, reject });

@@ -21,6 +21,7 @@ import {
   isPropertyName,
   mergeCoverage,
   parseSeed,
+  properties,
   propertyNames,
   SeedError,
   type ImplName,
@@ -62,7 +63,10 @@ export const shrinkOvertimeFraction = 0.05;
  * and is cut off there: a property that could not finish one sequence is "not
  * judged" (exit 2), and the gate stays within 10 % of its budget.
  */
-export const firstSequenceOvertimeFraction = 0.08;
+export const firstSequenceOvertimeFraction = 0.05;
+
+/** A worker still in one step this fraction of the budget after the hard deadline is left behind (gate-pool.ts closes it). */
+export const abandonGraceFraction = 0.01;
 
 /** Known divergences one property may hit before the gate stops re-running it (each one costs a shrink). */
 export const knownDivergencesPerPropertyMax = 5;
@@ -171,6 +175,30 @@ export function batchSeed(seed: number, property: string, index: number): number
   return index === 0 ? seed : continuationSeed(seed, property, index);
 }
 
+/** The result of a batch left behind at `at` (epoch ms): no sequence counted; `events.live` is cleared so its late progress is ignored. */
+export function abandonLate(ran: Promise<RunResult>, at: number, property: PropertyName, impl: ImplName, seed: number, events: { live: boolean }, onAbandon: () => void): Promise<RunResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<RunResult>((resolve) => {
+    timer = setTimeout(() => {
+      events.live = false;
+      onAbandon();
+      resolve({ status: 'passed', property, impl, seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, stoppedEarly: 'time' });
+    }, Math.max(0, at - epochNow()));
+  });
+  return Promise.race([ran, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The order properties get their first batch in: those whose every step goes
+ * through QEMU processes (their own driver, or --impl qemu for all) first, then
+ * by cost, so the slowest first sequences have the most time before the
+ * budget ends. Later batches go to the property with the fewest.
+ */
+function firstRoundOrder<T extends { readonly name: PropertyName }>(runs: readonly T[]): T[] {
+  const weight = (name: PropertyName) => (properties[name].driver === undefined ? 0 : 100) + properties[name].cost;
+  return [...runs].sort((a, b) => weight(b.name) - weight(a.name));
+}
+
 /** One property's progress through its batches. */
 interface PropertyRun {
   readonly name: PropertyName;
@@ -238,12 +266,12 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
   const eligible = (r: PropertyRun): boolean => {
     if (r.done) return false;
     // the first batch of every property runs, so each gets a verdict however small the budget
-    if (timed) return r.batches === 0 || epochNow() < (deadline as number);
+    if (timed) return epochNow() < (r.batches === 0 ? (hardDeadline as number) : (deadline as number));
     return r.inFlight === 0 && r.remainingRuns > 0;
   };
   const nextBatch = (): { run: PropertyRun; batch: Batch } | undefined => {
     let pick: PropertyRun | undefined;
-    for (const r of runs) if (eligible(r) && (pick === undefined || r.batches < pick.batches)) pick = r;
+    for (const r of firstRoundOrder(runs)) if (eligible(r) && (pick === undefined || r.batches < pick.batches)) pick = r;
     if (pick === undefined) return undefined;
     const batch: Batch = {
       property: pick.name,
@@ -282,17 +310,31 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
     r.entries.push({ result });
     r.done = true;
   };
+  // A step cannot be cut in half (a qemu-io read of a whole disk may take
+  // minutes on a loaded machine); a worker still busy a little after the hard
+  // deadline is left behind, its batch counts no sequence, and closing the
+  // pool ends it. A batch in this thread cannot be left behind that way.
+  const abandonAt = timed && pool.abandonable && hardDeadline !== undefined ? hardDeadline + (o.budget as { ms: number }).ms * abandonGraceFraction : undefined;
   const running = new Set<Promise<void>>();
+  let lostWorkers = 0;
   for (;;) {
-    while (running.size < pool.size) {
+    while (running.size + lostWorkers < pool.size) {
       const next = nextBatch();
       if (next === undefined) break;
       progress.batchStarted();
-      const task: Promise<void> = pool
-        .run(next.batch, (e) => {
-          if (e.kind === 'sequence') out(e.line);
-          progress.onEvent(e);
-        })
+      const events = { live: true };
+      const ran = pool.run(next.batch, (e) => {
+        if (!events.live) return;
+        if (e.kind === 'sequence') out(e.line);
+        progress.onEvent(e);
+      });
+      const task: Promise<void> = (
+        abandonAt === undefined
+          ? ran
+          : abandonLate(ran, abandonAt, next.run.name, o.impl, next.batch.seed, events, () => {
+              lostWorkers++;
+            })
+      )
         .catch((error: unknown): RunResult => {
           const message = error instanceof Error ? error.message : String(error);
           return { status: 'harness-error', property: next.run.name, impl: o.impl, seed: next.batch.seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, message, cause: error };
@@ -310,7 +352,9 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
   return runs.flatMap((r) => {
     for (const note of r.notes) out(note);
     const failed = r.entries.some((e) => e.known === undefined);
-    return [...r.entries, ...(failed || r.passed.length === 0 ? [] : [{ result: mergePassed(o, r.name, r.passed) }])];
+    // known divergences alone need no pass entry; a property with nothing at all was not judged
+    const passEntry = failed || (r.passed.length === 0 && r.entries.length > 0) ? [] : [{ result: mergePassed(o, r.name, r.passed) }];
+    return [...r.entries, ...passEntry];
   });
 }
 

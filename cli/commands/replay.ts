@@ -3,6 +3,8 @@
 // (the same fault caused by the same operation; an image case: the same
 // signature), 3 when it fails differently, 2 when it cannot run (QEMU missing,
 // bad case file).
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CorpusFormatError } from '../../corpus/case/parse.js';
 import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
@@ -10,6 +12,7 @@ import { replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../c
 import { traceCase } from '../../corpus/replay/trace.js';
 import { CorpusStoreError, loadCase, type StoredCase } from '../../corpus/store.js';
 import { formatText } from '../../properties/index.js';
+import { writeReproScripts } from './gate-report.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 
@@ -20,6 +23,8 @@ export interface ReplayOptions {
   readonly trace: boolean;
   /** Override of the case's own implementation (property-failure cases). */
   readonly impl?: Implementation;
+  /** Where a failing property case's QEMU shell script is saved; default a directory named after the case in the temp directory. */
+  readonly reproDir?: string;
 }
 
 export function replayExitCode(outcome: ReplayOutcome): number {
@@ -79,6 +84,12 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
     if (o.trace) await traceCase(c, impl, out);
     outcome = await replayPropertyCase(c, impl, `qcow2-verify replay ${file}`);
     if (outcome.run !== undefined && outcome.run.status !== 'passed') out(formatText(outcome.run));
+    if (outcome.run?.status === 'property-failed') {
+      // the same sequence as plain qemu-img/qemu-io commands, for a user without qcow2-verify
+      const dir = o.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${stored.id}`.slice(0, 120));
+      const scripts = await writeReproScripts(dir, [{ result: outcome.run }]);
+      for (const script of scripts.values()) out(`  on QEMU: sh ${script}`);
+    }
   } else {
     outcome = await replayImage(stored as StoredCase & { case: MalformedImageCase }, o.trace, out);
   }

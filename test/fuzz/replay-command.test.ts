@@ -19,6 +19,7 @@ describe('qcow2-verify replay', () => {
     // After the grow, QEMU still holds the stale 0xab bytes where the model has zeros.
     expect(text).toMatch(/cluster 1 @0x10000: model normal #([0-9a-f]{8}) \| impl normal #(?!\1)[0-9a-f]{8} {2}<>\n {4}\^ first divergence: guest cluster 1 differs/);
     expect(text).toContain('still fails as recorded (qemu, data/resize:ok) as expected: a known QEMU divergence');
+    expect(text).toMatch(/^ {2}on QEMU: sh \S+\/repro\.sh$/m);
   });
 
   it('exits 3 when the case fails, but not as recorded', async () => {

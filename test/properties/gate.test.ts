@@ -5,8 +5,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { gateExitCode, mergePassed, parseGateOptions, runGate } from '../../cli/commands/gate.js';
+import { describe, expect, it, vi } from 'vitest';
+import { epochNow } from '../../cli/commands/gate-batch.js';
+import { abandonLate, gateExitCode, mergePassed, parseGateOptions, runGate } from '../../cli/commands/gate.js';
 import { withTempDir } from '../../oracle/index.js';
 import { CliError } from '../../cli/fatal.js';
 import { emptyCoverage, formatText, type RunResult } from '../../properties/index.js';
@@ -50,6 +51,29 @@ describe('gate batches', () => {
     expect(none).toMatchObject({ status: 'harness-error', runs: 0 });
     expect(gateExitCode([none])).toBe(2);
     expect(formatText(none)).toMatch(/^Property space \(impl ts\) could not be judged: harness error after 0 runs: not judged: no sequence finished within the time budget/);
+  });
+});
+
+describe('a batch left behind', () => {
+  it('counts no sequence once its time is up, ignores its late progress, and lets the gate go on (fake clock)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const events = { live: true };
+      let abandoned = 0;
+      const stuck = new Promise<RunResult>(() => undefined); // a step that never ends
+      const result = abandonLate(stuck, epochNow() + 1000, 'handoff', 'qemu', 9, events, () => abandoned++);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(await result).toMatchObject({ status: 'passed', property: 'handoff', impl: 'qemu', runs: 0, stoppedEarly: 'time' });
+      expect(events.live).toBe(false);
+      expect(abandoned).toBe(1);
+      const done: RunResult = { status: 'passed', property: 'space', impl: 'ts', seed: 1, runs: 4, coverage: emptyCoverage(), timeMs: 0 };
+      const live = { live: true };
+      expect(await abandonLate(Promise.resolve(done), epochNow() + 1000, 'space', 'ts', 1, live, () => abandoned++)).toBe(done);
+      await vi.advanceTimersByTimeAsync(2000);
+      expect([live.live, abandoned]).toEqual([true, 1]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
