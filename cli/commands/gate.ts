@@ -247,9 +247,16 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
   const started = epochNow();
   const timed = o.budget.kind === 'time' && o.path === undefined;
   const deadline = o.budget.kind === 'time' ? started + o.budget.ms : undefined;
-  // A property's fair share of the workers' time, so that every property gets
-  // a batch of about this length before the budget ends, whatever the order.
-  const sliceMs = o.budget.kind === 'time' ? (o.budget.ms * pool.size) / o.properties.length : 0;
+  // A first batch gets a fair share of what is left: the remaining time on the
+  // free workers, split among the properties not started yet, so that every
+  // property gets its turn before the budget ends even when one worker is
+  // held by a slow property. Once all have started, batches run to the deadline.
+  const sliceEnd = (free: number): number => {
+    const now = epochNow();
+    const unstarted = runs.filter((r) => r.batches === 0).length;
+    const end = deadline as number;
+    return unstarted === 0 ? end : Math.min(end, now + ((end - now) * free) / unstarted);
+  };
   const shrinkDeadline = o.budget.kind === 'time' ? started + o.budget.ms * (1 + shrinkOvertimeFraction) : undefined;
   const hardDeadline = o.budget.kind === 'time' ? started + o.budget.ms * (1 + firstSequenceOvertimeFraction) : undefined;
   const runs: PropertyRun[] = o.properties.map((name) => ({
@@ -269,7 +276,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
     if (timed) return epochNow() < (r.batches === 0 ? (hardDeadline as number) : (deadline as number));
     return r.inFlight === 0 && r.remainingRuns > 0;
   };
-  const nextBatch = (): { run: PropertyRun; batch: Batch } | undefined => {
+  const nextBatch = (free: number): { run: PropertyRun; batch: Batch } | undefined => {
     let pick: PropertyRun | undefined;
     for (const r of firstRoundOrder(runs)) if (eligible(r) && (pick === undefined || r.batches < pick.batches)) pick = r;
     if (pick === undefined) return undefined;
@@ -279,7 +286,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       seed: batchSeed(o.seed, pick.name, pick.batches),
       numRuns: timed ? batchRunsDefault : pick.remainingRuns,
       ...(o.path === undefined ? {} : { path: o.path }),
-      ...(deadline === undefined ? {} : { deadline: Math.min(deadline, epochNow() + sliceMs) }),
+      ...(deadline === undefined ? {} : { deadline: sliceEnd(free) }),
       ...(hardDeadline === undefined ? {} : { hardDeadline }),
       ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
       verbose: o.verbose,
@@ -319,7 +326,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
   let lostWorkers = 0;
   for (;;) {
     while (running.size + lostWorkers < pool.size) {
-      const next = nextBatch();
+      const next = nextBatch(pool.size - lostWorkers - running.size);
       if (next === undefined) break;
       progress.batchStarted();
       const events = { live: true };
