@@ -5,7 +5,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GateProgress, progressIntervalMs } from '../../../cli/commands/gate-progress.js';
 
 beforeEach(() => {
-  vi.useFakeTimers();
+  // Only what GateProgress uses: faking setTimeout too would also fake the
+  // timeouts of vitest's own worker RPC, which a 100 s advance then fires.
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
 });
 afterEach(() => {
   vi.useRealTimers();
