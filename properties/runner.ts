@@ -196,6 +196,9 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
       stoppedByDeadline = true;
       return;
     }
+    // Let the event loop turn between sequences: an in-memory engine can run for minutes on
+    // promise continuations alone, and progress timers and other I/O must not starve meanwhile.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     // shrink attempts re-run sequences: only completed fresh sequences count as coverage
     const cov = emptyCoverage();
     const wasShrinking = shrinking;

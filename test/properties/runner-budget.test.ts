@@ -1,7 +1,7 @@
 // Time budgets in the runner on a fake clock: no test here depends on the
 // machine's speed. The clock only decides how much work is done, never a verdict.
 import { describe, expect, it } from 'vitest';
-import { runProperty, type RunResult } from '../../properties/index.js';
+import { formatText, runProperty, type RunResult } from '../../properties/index.js';
 
 /** A clock that stands still at 1 ms: every deadline at or before it has passed. */
 const stoppedClock = () => 1;
@@ -27,17 +27,18 @@ describe('runner budgets', () => {
     expect(r.coverage.sequences).toBe(0);
   });
 
-  it('shrinks to a fixpoint without a deadline, and reports the unshrunk failure when the shrink deadline has passed', async () => {
-    const full = failedOf(await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 7, numRuns: 5 }));
-    expect(full.shrinks).toBeGreaterThan(0);
-    expect(full.shrinkStoppedEarly).toBeUndefined();
+  it('reports the unshrunk failure when the shrink deadline has passed, and says why shrinking stopped', async () => {
+    // a few attempts only: a shrink to a fixpoint (canary.test.ts) runs in-memory for minutes under load
+    const capped = failedOf(await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 7, numRuns: 5, shrinkAttemptsMax: 5 }));
+    expect(capped.shrinks).toBeGreaterThan(0);
+    expect(capped.shrinkStoppedEarly).toBe('attempts');
     const cut = failedOf(await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 7, numRuns: 5, now: stoppedClock, shrinkDeadline: 0 }));
     expect(cut.shrinks).toBe(0);
     expect(cut.shrinkStoppedEarly).toBe('time');
-    expect(cut.counterexample.steps.length).toBeGreaterThanOrEqual(full.counterexample.steps.length);
-    expect(cut.runs).toBe(full.runs);
-    // a shrink to a fixpoint runs many sequences: about 100 s under npm test's load, so a margin no machine reaches
-  }, 900_000);
+    expect(cut.counterexample.steps.length).toBeGreaterThanOrEqual(capped.counterexample.steps.length);
+    expect(cut.runs).toBe(capped.runs);
+    expect(formatText(cut)).toContain('Shrunk 0 times (shrinking stopped early: the time budget is spent; a smaller counterexample may exist)');
+  });
 
   it('reports progress: steps, sequences, the failure and shrink attempts', async () => {
     const events: string[] = [];
