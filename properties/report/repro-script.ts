@@ -9,7 +9,7 @@
 // (`read -v`) next to the file holding the model's bytes. At the end
 // `qemu-img check` and, when the disk is small enough to save, `qemu-img
 // compare` against the model's final disk judge the image.
-import { read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
+import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
 import type { Step } from '../steps.js';
 import type { Counterexample } from './run-result.js';
 
@@ -90,6 +90,19 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
           const name = `data-${index + 1}.bin`;
           files.push({ name, bytes });
           io.push(`write -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
+        }
+        break;
+      }
+      case 'writeCompressed': {
+        // qemu-io's compressed write (`write -c`), from the same bytes the QEMU driver writes
+        const bytes = compressedWriteBytes(op);
+        const value = uniform(bytes);
+        if (value !== undefined) {
+          io.push(`write -c -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
+        } else {
+          const name = `data-${index + 1}.bin`;
+          files.push({ name, bytes });
+          io.push(`write -c -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
         }
         break;
       }
