@@ -5,6 +5,8 @@ export const exitCodes = {
   // gate / fuzz / replay
   propertyFailed: 1,
   cannotRun: 2,
+  // replay: the case fails, but not as recorded (another fault or another causing operation)
+  failsDifferently: 3,
   // check (as qemu-img check)
   checkNotCompleted: 1,
   checkCorrupt: 2,

@@ -2,6 +2,12 @@
 // fc.asyncProperty), fc.asyncModelRun executes them against the model and the
 // driver, and a failure shrinks to a short sequence that replays exactly from
 // its seed and path. replayOps runs one explicit sequence without fast-check.
+// A run may have a deadline: a sequence still running when it passes is cut
+// off between two steps and does not count, no sequence starts after it (the
+// first sequence of a run may go on to a later hard deadline, so that a run
+// judges at least one when it can), and shrinking stops at its own deadline with the smallest failure found
+// so far, saying so in the result. The clock only bounds the work; what a
+// sequence does and whether it fails never depends on it.
 import fc from 'fast-check';
 import { initialState, type ImageOptions } from '../model/index.js';
 import { QemuMissingError, qemuVersion } from '../oracle/index.js';
@@ -10,7 +16,7 @@ import type { SwarmWeights } from './arbitraries/swarm.js';
 import type { Check } from './checks/check.js';
 import type { ModelBox } from './commands/command.js';
 import { RunContext } from './context.js';
-import { emptyCoverage, recordSequenceStart, type Coverage } from './coverage.js';
+import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from './coverage.js';
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
 import { driverFactories } from './drivers/index.js';
 import { properties, type PropertyName } from './registry.js';
@@ -30,19 +36,63 @@ export interface RunConstraints {
   /** Sequences to run. Default: fast-check's global numRuns. */
   readonly numRuns?: number;
   readonly sequence?: SequenceConstraints;
-  /** Clock for the report's timing only; never decides anything. Default: no timing (0). */
+  /** Clock in milliseconds for the report's timing and the deadlines; never decides a verdict. Default: no timing (0). */
   readonly now?: () => number;
+  /** On the `now` clock: no further sequence starts at or after it, and one running is cut off (the first one of the run excepted). Default: none. */
+  readonly deadline?: number;
+  /** On the `now` clock: the first sequence of the run is cut off here (then the run judged nothing: `runs` 0). Default: none. */
+  readonly hardDeadline?: number;
+  /** On the `now` clock: shrinking stops at it and reports the smallest failure found so far. Default: none (a fixpoint). */
+  readonly shrinkDeadline?: number;
   /** Called with each freshly drawn sequence (not with shrink attempts), e.g. to print its options. */
   readonly onSequence?: (options: ImageOptions, swarm: SwarmWeights) => void;
+  /** Progress: each operation, each finished sequence, the first failure and each shrink attempt (for progress lines). */
+  readonly onProgress?: (event: RunProgress) => void;
   /**
    * Sequences shrinking may run before it stops and reports the smallest failure
-   * found so far. Counted, not timed, so a run is deterministic. Default 150.
+   * found so far. Default: none, shrinking goes on to a fixpoint (or to `shrinkDeadline`).
    * A replay (`path` given) does not shrink past the path: it reproduces exactly.
    */
   readonly shrinkAttemptsMax?: number;
 }
 
-export const shrinkAttemptsMaxDefault = 150;
+/** What a run reports while it works; `shrinking` tells a shrink attempt's steps from a fresh sequence's. */
+export type RunProgress =
+  | { readonly kind: 'step'; readonly shrinking: boolean }
+  | { readonly kind: 'sequence'; readonly operations: number }
+  | { readonly kind: 'failure' }
+  | { readonly kind: 'shrink-attempt'; readonly failed: boolean };
+
+/** Thrown between two steps when the run's time is up: the sequence is cut off, which is no verdict. */
+class BudgetSpent extends Error {
+  override readonly name = 'BudgetSpent';
+}
+
+/** A RunContext that reports each step it runs and cuts the sequence off when `timeUp()` says so. */
+class ReportingContext extends RunContext {
+  constructor(
+    driver: ImageDriver,
+    options: ImageOptions,
+    checks: readonly Check[],
+    coverage: Coverage,
+    private readonly hooks: SequenceHooks,
+  ) {
+    super(driver, options, checks, coverage);
+  }
+
+  override async runStep(m: ModelBox, step: Step): Promise<void> {
+    if (this.hooks.timeUp()) throw new BudgetSpent('the time budget is spent');
+    this.hooks.onStep();
+    return super.runStep(m, step);
+  }
+}
+
+interface SequenceHooks {
+  readonly onStep: () => void;
+  readonly timeUp: () => boolean;
+}
+
+const noHooks: SequenceHooks = { onStep: () => undefined, timeUp: () => false };
 
 interface Attempt {
   readonly counterexample: Counterexample;
@@ -57,15 +107,17 @@ async function runSequence(
   coverage: Coverage,
   swarm: SwarmWeights | undefined,
   execute: (model: ModelBox, ctx: RunContext) => Promise<void>,
+  hooks: SequenceHooks = noHooks,
 ): Promise<Attempt | undefined> {
   const model: ModelBox = { state: initialState(options) };
   let ctx: RunContext | undefined;
   let driver: ImageDriver | undefined;
   try {
     driver = await factory(options);
-    ctx = new RunContext(driver, options, checks, coverage);
+    ctx = new ReportingContext(driver, options, checks, coverage, hooks);
     await ctx.start();
     await execute(model, ctx);
+    if (hooks.timeUp()) throw new BudgetSpent('the time budget is spent');
     await ctx.finish(model);
     const closing = driver;
     driver = undefined;
@@ -126,22 +178,58 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed, runs: 0, message: missing.message, cause: missing };
 
   let shrinking = false;
-  let shrinkAttempts = c.path === undefined ? (c.shrinkAttemptsMax ?? shrinkAttemptsMaxDefault) : 0;
+  let shrinkAttempts = c.path === undefined ? (c.shrinkAttemptsMax ?? Infinity) : 0;
+  let shrinkStop: 'time' | 'attempts' | undefined;
+  let sequences = 0;
+  let stoppedByDeadline = false;
   let lastFailure: Attempt | undefined;
+  const progress = c.onProgress ?? (() => undefined);
   const property = fc.asyncProperty(sequence({ ...def.sequence, ...c.sequence }), async (seq: Sequence) => {
     if (shrinking) {
       // out of budget: every further candidate "passes", so fast-check keeps the last failure
-      if (shrinkAttempts <= 0) return;
+      if (c.shrinkDeadline !== undefined && now() >= c.shrinkDeadline) shrinkStop ??= 'time';
+      if (shrinkAttempts <= 0) shrinkStop ??= 'attempts';
+      if (shrinkStop !== undefined) return;
       shrinkAttempts--;
+    } else if (stoppedByDeadline || (sequences > 0 && c.deadline !== undefined && now() >= c.deadline)) {
+      // the time budget is spent: the remaining runs pass without running
+      stoppedByDeadline = true;
+      return;
     }
-    // shrink attempts re-run sequences: only the runs themselves count as coverage
-    const cov = shrinking ? emptyCoverage() : coverage;
-    if (!shrinking) c.onSequence?.(seq.options, seq.swarm);
+    // Let the event loop turn between sequences: an in-memory engine can run for minutes on
+    // promise continuations alone, and progress timers and other I/O must not starve meanwhile.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    // shrink attempts re-run sequences: only completed fresh sequences count as coverage
+    const cov = emptyCoverage();
+    const wasShrinking = shrinking;
+    // the first sequence of the run may go on to the hard deadline, so that a run judges at least one when it can
+    const stopAt = wasShrinking ? c.shrinkDeadline : sequences > 0 ? c.deadline : c.hardDeadline;
+    if (!wasShrinking) c.onSequence?.(seq.options, seq.swarm);
     recordSequenceStart(cov, seq.options, seq.swarm);
-    const failed = await runSequence(def.driver ?? driverFactories[impl], seq.options, def.checks, cov, seq.swarm, (model, ctx) =>
-      fc.asyncModelRun(() => ({ model, real: ctx }), seq.commands),
+    const failed = await runSequence(
+      def.driver ?? driverFactories[impl],
+      seq.options,
+      def.checks,
+      cov,
+      seq.swarm,
+      (model, ctx) => fc.asyncModelRun(() => ({ model, real: ctx }), seq.commands),
+      { onStep: () => progress({ kind: 'step', shrinking: wasShrinking }), timeUp: () => stopAt !== undefined && now() >= stopAt },
     );
+    if (failed?.error instanceof BudgetSpent) {
+      // cut off: no verdict either way, so the candidate "passes" and nothing is counted
+      if (wasShrinking) shrinkStop ??= 'time';
+      else stoppedByDeadline = true;
+      return;
+    }
+    if (wasShrinking) {
+      progress({ kind: 'shrink-attempt', failed: failed !== undefined });
+    } else {
+      sequences++;
+      mergeCoverage(coverage, cov);
+      progress({ kind: 'sequence', operations: cov.operations });
+    }
     if (failed === undefined) return;
+    if (!shrinking) progress({ kind: 'failure' });
     shrinking = true;
     lastFailure = failed;
     throw failed.error;
@@ -151,7 +239,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     ...(c.path === undefined ? {} : { path: c.path }),
     ...(c.numRuns === undefined ? {} : { numRuns: c.numRuns }),
   });
-  const base = { ...common(), seed, runs: details.numRuns };
+  const base = { ...common(), seed, runs: sequences, ...(stoppedByDeadline ? { stoppedEarly: 'time' as const } : {}) };
   if (!details.failed) {
     if (details.interrupted) return { ...base, status: 'harness-error', message: 'the run was interrupted', cause: undefined };
     return { ...base, status: 'passed' };
@@ -169,6 +257,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     path,
     counterexample: lastFailure.counterexample,
     shrinks: details.numShrinks,
+    ...(shrinkStop === undefined ? {} : { shrinkStoppedEarly: shrinkStop }),
     failure,
     replay: replayCommand(impl, def.name, seed, path),
     cause: error,

@@ -5,16 +5,18 @@
 // 1 when something was, 2 when it cannot run (QEMU missing, harness error).
 import { resolve } from 'node:path';
 import { runCampaign, type CampaignBudget, type CampaignSummary } from '../../corpus/campaign/campaign.js';
-import { formatSummary, ProgressPrinter } from '../../corpus/campaign/progress.js';
+import { formatSummary, liveRedrawMs, plainIntervalMs, ProgressPrinter } from '../../corpus/campaign/progress.js';
 import { parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { parseSeed, SeedError } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
+import { parseDuration } from '../duration.js';
 import { usageError } from '../fatal.js';
 import { defaultFuzzTime } from './fuzz-command.js';
 
 // Registered by fuzz-command.ts (light), which loads this module when fuzz runs.
 export { defaultFuzzTime, registerFuzz } from './fuzz-command.js';
+export { parseDuration } from '../duration.js';
 
 export interface FuzzOptions {
   readonly impl: 'ts' | 'qemu';
@@ -37,16 +39,6 @@ export interface RawFuzzOptions {
 }
 
 
-
-/** `90`, `90s`, `10m`, `2h` → milliseconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+)([smh]?)$/.exec(text.trim());
-  if (!match) usageError(`--time must look like 90s, 10m or 2h, got ${JSON.stringify(text)}`);
-  const unit = match[2] === 'h' ? 3_600_000 : match[2] === 'm' ? 60_000 : 1000;
-  const ms = Number(match[1]) * unit;
-  if (!Number.isSafeInteger(ms) || ms <= 0) usageError(`--time must be positive, got ${JSON.stringify(text)}`);
-  return ms;
-}
 
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
 export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): FuzzOptions {
@@ -102,6 +94,10 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
   );
   const printer = new ProgressPrinter(io.tty, io.write);
   const bundled = defaultCorpusDir();
+  const started = Date.now();
+  // progress at least every plainIntervalMs, even while one long step or shrink sends no event
+  const ticker = setInterval(() => printer.tick(Date.now() - started), io.tty ? liveRedrawMs * 10 : plainIntervalMs);
+  ticker.unref();
   const summary = await runCampaign({
     impl: o.impl,
     seed: o.seed,
@@ -114,7 +110,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     onEvent: (event) => printer.onEvent(event),
     command: `qcow2-verify fuzz --impl ${o.impl} --seed ${o.seed} --shard ${o.shard.index + 1}/${o.shard.count}${o.imagesOnly ? ' --images' : ''}`,
     ...(io.shouldStop === undefined ? {} : { shouldStop: io.shouldStop }),
-  });
+  }).finally(() => clearInterval(ticker));
   printer.clearLine();
   io.write(`${formatSummary(summary).join('\n')}\n`);
   return fuzzExitCode(summary);

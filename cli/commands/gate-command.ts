@@ -19,17 +19,24 @@ export function registerGate(program: Command): void {
     .command('gate')
     .description('run the model-based properties against an implementation (exit 0 all held, 1 a property failed, 2 cannot run)')
     .option('--impl <impl>', `implementation under test: ${implNames.join(' | ')}`, 'ts')
-    .option('--runs <n>', 'sequences per property (default: a budget of about a minute)')
+    .option('--time <duration>', 'time budget for the whole gate, e.g. 90s, 10m (default 60s; shrinking included, within 10 %)')
+    .option('--runs <n>', 'sequences per property instead of a time budget (deterministic)')
+    .option('--workers <n>', 'batches run at once, each in a worker thread (default: the number of cores; 1 runs in this process)')
     .option('--seed <seed>', 'integer or git SHA; default: drawn and printed')
     .option('--path <path>', 'replay one failure: the path printed with it (needs --seed and --property)')
     .option('--property <name>', `run one property: ${gatePropertyNamesForHelp.join(' | ')}`)
     .option('--json <file>', 'write the results as JSON')
     .option('--junit <file>', 'write the results as JUnit XML')
+    .option('--repro-dir <dir>', 'where each failure\'s QEMU shell script is saved (default: qcow2-verify-repro-<seed> in the temp directory)')
     .option('--corpus <dir>', 'with --impl qemu: a corpus whose known-qemu-divergence cases are reported as known, not failed (the bundled corpus/cases always counts)')
     .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
     .action(async (raw: RawGateOptions) => {
       const { parseGateOptions, runGate } = await import('./gate.js');
       const options = parseGateOptions(raw, () => randomInt(0, 2 ** 31 - 1));
-      process.exitCode = await runGate(options, (line) => process.stdout.write(`${line}\n`));
+      process.exitCode = await runGate(options, {
+        out: (line) => process.stdout.write(`${line}\n`),
+        // progress on stderr: stdout keeps the report clean for pipes
+        progress: { write: (text) => process.stderr.write(text), tty: process.stderr.isTTY === true },
+      });
     });
 }

@@ -1,12 +1,14 @@
 // Known QEMU divergences in the gate. Where QEMU 7.2 is wrong and the model is
 // right (docs/semantics.md), the corpus holds a property-failure case with
-// status `known-qemu-divergence`. `gate --impl qemu` reports a failure with the
-// same signature (corpus/README.md, "Names and signatures") as that known
-// divergence instead of failing on it forever. The matching lives here, beside
+// status `known-qemu-divergence`. `gate --impl qemu` reports a failure that is
+// the same fault as such a case, whichever property or later step noticed it
+// (corpus/case/fault.ts: the kind of fault and the operation that caused it,
+// with its outcome), as that known divergence instead of failing on it forever. The matching lives here, beside
 // the CLI, because data flows CLI → properties: the property suite knows nothing
 // of the corpus.
 import { basename } from 'node:path';
-import { runSignature } from '../../corpus/replay/replay-case.js';
+import { caseFaultIdentity } from '../../corpus/case/fault.js';
+import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import { CorpusStoreError, loadCorpus } from '../../corpus/store.js';
 import type { ImageOptions } from '../../model/index.js';
 import type { RunResult } from '../../properties/index.js';
@@ -16,14 +18,17 @@ import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 
 export interface KnownDivergence {
+  /** What the fault is: `leak/snapshotCreate:refcount-overflow` (corpus/case/fault.ts). */
+  readonly identity: string;
   readonly signature: string;
+  readonly property: string;
   /** The case's file name, e.g. `qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json`. */
   readonly caseFile: string;
   readonly description: string;
   readonly options: ImageOptions;
 }
 
-/** Signature → the cases with it, for every known-qemu-divergence property-failure case in `dirs` (sorted by file name). */
+/** Fault identity → the cases with it, for every known-qemu-divergence property-failure case in `dirs` (sorted by file name). */
 export type KnownDivergences = ReadonlyMap<string, readonly KnownDivergence[]>;
 
 export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise<KnownDivergences> {
@@ -39,8 +44,9 @@ export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise
     }
     for (const { case: c, jsonPath } of cases) {
       if (c.kind !== 'property-failure' || c.status !== 'known-qemu-divergence') continue;
-      const entry = { signature: c.signature, caseFile: basename(jsonPath), description: c.description, options: c.options };
-      known.set(c.signature, [...(known.get(c.signature) ?? []), entry]);
+      const identity = caseFaultIdentity(c);
+      const entry = { identity, signature: c.signature, property: c.property, caseFile: basename(jsonPath), description: c.description, options: c.options };
+      known.set(identity, [...(known.get(identity) ?? []), entry]);
     }
   }
   return known;
@@ -48,17 +54,21 @@ export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise
 
 /**
  * The known divergence a failed run is, or undefined (passed, not a property
- * failure, or an unknown signature). The signature decides; when several cases
- * share it (the same leak with 1-bit and 2-bit refcounts), the one whose image
- * options are closest to the counterexample's is named.
+ * failure, or another fault). The fault identity decides, not the property or
+ * the check that saw it; when several cases share it (the same leak with 1-bit
+ * and 2-bit refcounts, or seen by several properties), the one of the same
+ * property and then with the closest image options is named.
  */
 export function matchKnownDivergence(result: RunResult, known: KnownDivergences): KnownDivergence | undefined {
   if (result.status !== 'property-failed') return undefined;
   const options = result.counterexample.options;
+  const signature = runSignature(result.property, result);
   const likeness = (d: KnownDivergence): number =>
+    (d.property === result.property ? 20 : 0) +
+    (d.signature === signature ? 10 : 0) +
     (['version', 'clusterBits', 'refcountBits', 'lazyRefcounts'] as const).filter((field) => d.options[field] === options[field]).length;
   let best: KnownDivergence | undefined;
-  for (const d of known.get(runSignature(result.property, result)) ?? []) if (best === undefined || likeness(d) > likeness(best)) best = d;
+  for (const d of known.get(runFaultIdentity(result)) ?? []) if (best === undefined || likeness(d) > likeness(best)) best = d;
   return best;
 }
 

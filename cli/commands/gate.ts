@@ -1,20 +1,20 @@
 // `qcow2-verify gate`: the conformance gate. Runs the model-based properties
-// against an implementation with a budget, prints the seed first and a coverage
-// summary last, and exits 0 only when every property held; 1 when one failed
-// (with its replay command); 2 when the gate could not judge (QEMU missing, a
-// harness error) — never green without a verdict. With --impl qemu, a failure
-// whose signature is a known QEMU divergence of the corpus is reported as such
-// and does not fail the gate (gate-divergences.ts); the property then goes on
-// with a fresh seed for the rest of its budget.
-import { writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
+// against an implementation within a budget (about a minute by default, or
+// --time, or --runs sequences per property), prints the seed first and a
+// coverage summary last, and exits 0 only when every property held; 1 when one
+// failed (with its replay command and a QEMU shell script); 2 when the gate
+// could not judge (QEMU missing, a harness error) — never green without a
+// verdict. The work is cut into batches of sequences (gate-batch.ts), each
+// with its own seed, run in worker threads (gate-pool.ts); progress goes to
+// stderr (gate-progress.ts). With --impl qemu, a failure that is a known QEMU
+// divergence of the corpus (the same fault, caused by the same operation,
+// whoever noticed it) is reported as such and does not fail the gate
+// (gate-divergences.ts); the property goes on with its next batch.
+import { availableParallelism, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import {
   emptyCoverage,
   formatCoverage,
-  formatJunit,
-  formatOptions,
-  formatSwarm,
   formatText,
   hashSeed,
   implNames,
@@ -23,38 +23,60 @@ import {
   parseSeed,
   properties,
   propertyNames,
-  runProperty,
   SeedError,
   type ImplName,
   type PropertyName,
   type RunResult,
 } from '../../properties/index.js';
-import { toJsonValue } from '../../properties/report/format-json.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
+import { formatBudgetMs, parseDuration } from '../duration.js';
 import { exitCodes } from '../exit-codes.js';
 import { usageError } from '../fatal.js';
-import {
-  formatKnownDivergence,
-  junitKnownTestcase,
-  knownLabel,
-  loadKnownQemuDivergences,
-  matchKnownDivergence,
-  type KnownDivergence,
-  type KnownDivergences,
-} from './gate-divergences.js';
+import { epochNow, type Batch } from './gate-batch.js';
+import { formatKnownDivergence, knownLabel, loadKnownQemuDivergences, matchKnownDivergence, type KnownDivergence, type KnownDivergences } from './gate-divergences.js';
+import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
+import { GateProgress } from './gate-progress.js';
+import { gateVerdict, writeGateReports, writeReproScripts, type GateEntry } from './gate-report.js';
 
 // Registered by gate-command.ts (light), which loads this module when gate runs.
 export { registerGate } from './gate-command.js';
+export type { GateEntry } from './gate-report.js';
 
-/** Sequences per unit of property cost when no --runs is given: about a minute on 2 cores for all six. */
-export const defaultRunsPerCost = 21;
+/** The default budget: about a minute of wall time, whatever the machine's speed. */
+export const defaultGateTime = '60s';
+
+/**
+ * Sequences per batch under a time budget. A batch usually ends at its time
+ * slice, not here; runs left when the slice ends are skipped, which costs a
+ * draw each, so this stays small.
+ */
+export const batchRunsDefault = 100;
+
+/**
+ * Shrinking may run past the time budget by this fraction of it (a failure
+ * found in the last second still shrinks a little).
+ */
+export const shrinkOvertimeFraction = 0.05;
+
+/**
+ * A property's first sequence may run past the budget by this fraction of it
+ * and is cut off there: a property that could not finish one sequence is "not
+ * judged" (exit 2), and the gate stays within 10 % of its budget.
+ */
+export const firstSequenceOvertimeFraction = 0.05;
+
+/** A worker still in one step this fraction of the budget after the hard deadline is left behind (gate-pool.ts closes it). */
+export const abandonGraceFraction = 0.01;
 
 /** Known divergences one property may hit before the gate stops re-running it (each one costs a shrink). */
 export const knownDivergencesPerPropertyMax = 5;
 
+/** Budget: wall time for the whole gate, or sequences per property. */
+export type GateBudget = { readonly kind: 'time'; readonly ms: number } | { readonly kind: 'runs'; readonly count: number };
+
 export interface GateOptions {
   readonly impl: ImplName;
-  readonly runs: number | undefined;
+  readonly budget: GateBudget;
   readonly seed: number;
   readonly seedGiven: boolean;
   readonly path: string | undefined;
@@ -64,11 +86,16 @@ export interface GateOptions {
   readonly verbose: boolean;
   /** Corpora whose known-qemu-divergence cases a failure against QEMU may match. */
   readonly corpusDirs: readonly string[];
+  /** Batches run at once, each in its own worker thread; 1 runs them in this thread. */
+  readonly workers: number;
+  /** Where each failure's QEMU shell script is saved (one directory per failure). */
+  readonly reproDir: string;
 }
 
 export interface RawGateOptions {
   impl?: string;
   runs?: string;
+  time?: string;
   seed?: string;
   path?: string;
   property?: string;
@@ -76,18 +103,24 @@ export interface RawGateOptions {
   junit?: string;
   verbose?: boolean;
   corpus?: string;
+  workers?: string;
+  reproDir?: string;
 }
 
+function positiveInteger(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) usageError(`${flag} must be a positive integer, got ${text}`);
+  return n;
+}
 
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
 export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): GateOptions {
   const impl = raw.impl ?? 'ts';
   if (!(implNames as readonly string[]).includes(impl)) usageError(`--impl must be one of ${implNames.join(', ')}, got ${impl}`);
-  let runs: number | undefined;
-  if (raw.runs !== undefined) {
-    runs = Number(raw.runs);
-    if (!Number.isSafeInteger(runs) || runs < 1) usageError(`--runs must be a positive integer, got ${raw.runs}`);
-  }
+  if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
+  const budget: GateBudget =
+    raw.runs !== undefined ? { kind: 'runs', count: positiveInteger(raw.runs, '--runs') } : { kind: 'time', ms: parseDuration(raw.time ?? defaultGateTime) };
+  const workers = raw.workers === undefined ? availableParallelism() : positiveInteger(raw.workers, '--workers');
   let seed: number;
   try {
     seed = raw.seed === undefined ? drawSeed() : parseSeed(raw.seed);
@@ -105,7 +138,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
   }
   return {
     impl: impl as ImplName,
-    runs,
+    budget,
     seed,
     seedGiven: raw.seed !== undefined,
     path: raw.path,
@@ -115,6 +148,8 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
     verbose: raw.verbose ?? false,
     // the bundled corpus always counts; --corpus adds the user's own
     corpusDirs: [...new Set([defaultCorpusDir(), ...(raw.corpus === undefined ? [] : [resolve(raw.corpus)])])],
+    workers,
+    reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${seed}`)),
   };
 }
 
@@ -125,104 +160,259 @@ export function gateExitCode(results: readonly RunResult[]): number {
   return exitCodes.ok;
 }
 
-/** One property run of the gate; a run that hit a known QEMU divergence carries it. */
-export interface GateEntry {
-  readonly result: RunResult;
-  readonly known?: KnownDivergence;
-}
-
 /**
- * The seed a property goes on with after its `attempt`-th known divergence:
- * derived from the gate's seed, non-negative (a `--seed -5` would read as an option).
+ * The seed of a property's batch `index`: the gate's seed for the first, so
+ * that `--seed S --property P` names the same run with --runs; after that (a
+ * further batch under a time budget, or the rest of the runs after a known
+ * divergence) one derived from the gate's seed, non-negative (a `--seed -5`
+ * would read as an option).
  */
 export function continuationSeed(seed: number, property: string, attempt: number): number {
   return hashSeed(`${seed}/${property}/${attempt}`) >>> 1;
 }
 
-/** Runs one property with its budget; after a known divergence, the rest of the budget with a continuation seed. */
-async function runBudget(
-  o: GateOptions,
-  name: PropertyName,
-  runs: number,
-  known: KnownDivergences,
-  out: (line: string) => void,
-): Promise<GateEntry[]> {
-  const entries: GateEntry[] = [];
-  let seed = o.seed;
-  let remaining = runs;
-  for (let attempt = 1; ; attempt++) {
-    const result = await runProperty({
-      property: name,
-      impl: o.impl,
-      seed,
-      ...(o.path === undefined ? {} : { path: o.path }),
-      numRuns: remaining,
-      now: () => performance.now(),
-      ...(o.verbose ? { onSequence: (opt, swarm) => out(`  [${name}] ${formatOptions(opt)}; swarm ${formatSwarm(swarm)}`) } : {}),
-    });
-    const divergence = matchKnownDivergence(result, known);
-    entries.push(divergence === undefined ? { result } : { result, known: divergence });
-    out(divergence === undefined ? formatText(result) : formatKnownDivergence(result, divergence));
-    remaining -= result.runs;
-    if (divergence === undefined || o.path !== undefined || remaining <= 0) return entries;
-    if (attempt >= knownDivergencesPerPropertyMax) {
-      out(`${name}: ${attempt} known QEMU divergences; the remaining ${remaining} runs are skipped`);
-      return entries;
-    }
-    seed = continuationSeed(o.seed, name, attempt);
-    out(`${name}: going on with seed ${seed} for the remaining ${remaining} runs`);
+export function batchSeed(seed: number, property: string, index: number): number {
+  return index === 0 ? seed : continuationSeed(seed, property, index);
+}
+
+/** The result of a batch left behind at `at` (epoch ms): no sequence counted; `events.live` is cleared so its late progress is ignored. */
+export function abandonLate(ran: Promise<RunResult>, at: number, property: PropertyName, impl: ImplName, seed: number, events: { live: boolean }, onAbandon: () => void): Promise<RunResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<RunResult>((resolve) => {
+    timer = setTimeout(() => {
+      events.live = false;
+      onAbandon();
+      resolve({ status: 'passed', property, impl, seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, stoppedEarly: 'time' });
+    }, Math.max(0, at - epochNow()));
+  });
+  return Promise.race([ran, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The order properties get their first batch in: those whose every step goes
+ * through QEMU processes (their own driver, or --impl qemu for all) first, then
+ * by cost, so the slowest first sequences have the most time before the
+ * budget ends. Later batches go to the property with the fewest.
+ */
+function firstRoundOrder<T extends { readonly name: PropertyName }>(runs: readonly T[]): T[] {
+  const weight = (name: PropertyName) => (properties[name].driver === undefined ? 0 : 100) + properties[name].cost;
+  return [...runs].sort((a, b) => weight(b.name) - weight(a.name));
+}
+
+/** One property's progress through its batches. */
+interface PropertyRun {
+  readonly name: PropertyName;
+  batches: number;
+  inFlight: number;
+  knownHits: number;
+  /** With a runs budget: sequences still to run. */
+  remainingRuns: number;
+  done: boolean;
+  readonly passed: RunResult[];
+  readonly entries: GateEntry[];
+  readonly notes: string[];
+}
+
+/**
+ * The passed batches of one property as one result: runs and coverage summed.
+ * A property none of whose sequences finished within the budget was not
+ * judged: that is no pass (exit 2, never green without a verdict).
+ */
+export function mergePassed(o: GateOptions, name: PropertyName, passed: readonly RunResult[]): RunResult {
+  const coverage = passed.reduce((acc, r) => mergeCoverage(acc, r.coverage), emptyCoverage());
+  const stopped = passed.some((r) => r.stoppedEarly === 'time');
+  const common = {
+    property: name,
+    impl: o.impl,
+    seed: o.seed,
+    runs: passed.reduce((n, r) => n + r.runs, 0),
+    coverage,
+    timeMs: passed.reduce((n, r) => n + r.timeMs, 0),
+    ...(stopped ? { stoppedEarly: 'time' as const } : {}),
+  };
+  if (common.runs === 0) {
+    const message = `not judged: no sequence finished within the time budget (${describeBudget(o)}); give a longer --time`;
+    return { ...common, status: 'harness-error', message, cause: undefined };
   }
+  return { ...common, status: 'passed' };
 }
 
-function junitWithKnown(entries: readonly GateEntry[]): string {
-  const known = entries.filter((e) => e.known !== undefined);
-  const xml = formatJunit(entries.filter((e) => e.known === undefined).map((e) => e.result));
-  if (known.length === 0) return xml;
-  const cases = known.map((e) => junitKnownTestcase(e.result, e.known as KnownDivergence)).join('\n');
-  return xml
-    .replace(/^<testsuite name="qcow2-verify gate" tests="(\d+)"/m, (_m, n: string) => `<testsuite name="qcow2-verify gate" tests="${Number(n) + known.length}" skipped="${known.length}"`)
-    .replace('</testsuite>', `${cases}\n</testsuite>`);
+function describeBudget(o: GateOptions): string {
+  if (o.path !== undefined) return `replaying path ${o.path}`;
+  return o.budget.kind === 'time' ? `budget ${formatBudgetMs(o.budget.ms)}` : `budget ${o.budget.count} runs each`;
 }
 
-function jsonWithKnown(entries: readonly GateEntry[]): string {
-  const results = entries.map((e) => ({
-    ...toJsonValue(e.result),
-    ...(e.known === undefined ? {} : { knownQemuDivergence: { case: e.known.caseFile, signature: e.known.signature } }),
+/** Runs every selected property's batches on `pool` until the budget is spent; returns the entries in property order. */
+async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergences, progress: GateProgress, out: (line: string) => void): Promise<GateEntry[]> {
+  const started = epochNow();
+  const timed = o.budget.kind === 'time' && o.path === undefined;
+  const deadline = o.budget.kind === 'time' ? started + o.budget.ms : undefined;
+  // A first batch gets a fair share of what is left: the remaining time on the
+  // free workers, split among the properties not started yet, so that every
+  // property gets its turn before the budget ends even when one worker is
+  // held by a slow property. Once all have started, batches run to the deadline.
+  const sliceEnd = (free: number): number => {
+    const now = epochNow();
+    const unstarted = runs.filter((r) => r.batches === 0).length;
+    const end = deadline as number;
+    return unstarted === 0 ? end : Math.min(end, now + ((end - now) * free) / unstarted);
+  };
+  const shrinkDeadline = o.budget.kind === 'time' ? started + o.budget.ms * (1 + shrinkOvertimeFraction) : undefined;
+  const hardDeadline = o.budget.kind === 'time' ? started + o.budget.ms * (1 + firstSequenceOvertimeFraction) : undefined;
+  const runs: PropertyRun[] = o.properties.map((name) => ({
+    name,
+    batches: 0,
+    inFlight: 0,
+    knownHits: 0,
+    remainingRuns: o.path !== undefined ? 1 : o.budget.kind === 'runs' ? o.budget.count : 0,
+    done: false,
+    passed: [],
+    entries: [],
+    notes: [],
   }));
-  return `${JSON.stringify({ results }, null, 2)}\n`;
+  const eligible = (r: PropertyRun): boolean => {
+    if (r.done) return false;
+    // the first batch of every property runs, so each gets a verdict however small the budget
+    if (timed) return epochNow() < (r.batches === 0 ? (hardDeadline as number) : (deadline as number));
+    return r.inFlight === 0 && r.remainingRuns > 0;
+  };
+  const nextBatch = (free: number): { run: PropertyRun; batch: Batch } | undefined => {
+    let pick: PropertyRun | undefined;
+    for (const r of firstRoundOrder(runs)) if (eligible(r) && (pick === undefined || r.batches < pick.batches)) pick = r;
+    if (pick === undefined) return undefined;
+    const batch: Batch = {
+      property: pick.name,
+      impl: o.impl,
+      seed: batchSeed(o.seed, pick.name, pick.batches),
+      numRuns: timed ? batchRunsDefault : pick.remainingRuns,
+      ...(o.path === undefined ? {} : { path: o.path }),
+      ...(deadline === undefined ? {} : { deadline: sliceEnd(free) }),
+      ...(hardDeadline === undefined ? {} : { hardDeadline }),
+      ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
+      verbose: o.verbose,
+    };
+    pick.batches++;
+    pick.inFlight++;
+    return { run: pick, batch };
+  };
+  const settle = (r: PropertyRun, result: RunResult) => {
+    r.inFlight--;
+    r.remainingRuns -= result.runs;
+    const divergence = matchKnownDivergence(result, known);
+    if (divergence !== undefined) {
+      r.entries.push({ result, known: divergence });
+      r.knownHits++;
+      if (r.knownHits >= knownDivergencesPerPropertyMax && !r.done) {
+        r.notes.push(`${r.name}: ${r.knownHits} known QEMU divergences; its remaining budget is skipped`);
+        r.done = true;
+      }
+      if (o.path !== undefined) r.done = true;
+      return;
+    }
+    if (result.status === 'passed') {
+      r.passed.push(result);
+      if (!timed) r.done = true;
+      return;
+    }
+    r.entries.push({ result });
+    r.done = true;
+  };
+  // A step cannot be cut in half (a qemu-io read of a whole disk may take
+  // minutes on a loaded machine); a worker still busy a little after the hard
+  // deadline is left behind, its batch counts no sequence, and closing the
+  // pool ends it. A batch in this thread cannot be left behind that way.
+  const abandonAt = timed && pool.abandonable && hardDeadline !== undefined ? hardDeadline + (o.budget as { ms: number }).ms * abandonGraceFraction : undefined;
+  const running = new Set<Promise<void>>();
+  let lostWorkers = 0;
+  for (;;) {
+    while (running.size + lostWorkers < pool.size) {
+      const next = nextBatch(pool.size - lostWorkers - running.size);
+      if (next === undefined) break;
+      progress.batchStarted();
+      const events = { live: true };
+      const ran = pool.run(next.batch, (e) => {
+        if (!events.live) return;
+        if (e.kind === 'sequence') out(e.line);
+        progress.onEvent(e);
+      });
+      const task: Promise<void> = (
+        abandonAt === undefined
+          ? ran
+          : abandonLate(ran, abandonAt, next.run.name, o.impl, next.batch.seed, events, () => {
+              lostWorkers++;
+            })
+      )
+        .catch((error: unknown): RunResult => {
+          const message = error instanceof Error ? error.message : String(error);
+          return { status: 'harness-error', property: next.run.name, impl: o.impl, seed: next.batch.seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, message, cause: error };
+        })
+        .then((result) => {
+          progress.batchEnded();
+          settle(next.run, result);
+        })
+        .finally(() => running.delete(task));
+      running.add(task);
+    }
+    if (running.size === 0) break;
+    await Promise.race(running);
+  }
+  return runs.flatMap((r) => {
+    for (const note of r.notes) out(note);
+    const failed = r.entries.some((e) => e.known === undefined);
+    // known divergences alone need no pass entry; a property with nothing at all was not judged
+    const passEntry = failed || (r.passed.length === 0 && r.entries.length > 0) ? [] : [{ result: mergePassed(o, r.name, r.passed) }];
+    return [...r.entries, ...passEntry];
+  });
 }
 
-export async function runGate(o: GateOptions, out: (line: string) => void): Promise<number> {
-  const started = performance.now();
+export interface GateIo {
+  /** One line of the report (stdout). */
+  readonly out: (line: string) => void;
+  /** Progress text (stderr), and whether it is a terminal (a live line) or not (a line every 10 s). */
+  readonly progress?: { readonly write: (text: string) => void; readonly tty: boolean };
+}
+
+export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) => void)): Promise<number> {
+  const io: GateIo = typeof ioOrOut === 'function' ? { out: ioOrOut } : ioOrOut;
+  const out = io.out;
+  const started = epochNow();
+  const inProcess = o.workers <= 1 || o.path !== undefined;
   out(`qcow2-verify gate: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
-  const runsOf = (p: PropertyName) => o.runs ?? (o.path === undefined ? Math.max(1, Math.round(defaultRunsPerCost * properties[p].cost)) : 1);
-  out(`properties: ${o.properties.map((p) => `${p} (${runsOf(p)} runs)`).join(', ')}${o.path === undefined ? '' : `; replaying path ${o.path}`}`);
+  out(`properties: ${o.properties.join(', ')}; ${describeBudget(o)}; ${inProcess ? 'in this process' : `${o.workers} workers`}`);
   // Known divergences are QEMU's: a failure of any other implementation always counts.
   const known = o.impl === 'qemu' ? await loadKnownQemuDivergences(o.corpusDirs) : new Map<string, KnownDivergence[]>();
-  const entries: GateEntry[] = [];
-  const held: PropertyName[] = [];
-  for (const name of o.properties) {
-    const mine = await runBudget(o, name, runsOf(name), known, out);
-    entries.push(...mine);
-    if (mine.every((e) => e.known !== undefined || e.result.status === 'passed')) held.push(name);
+  const progress = new GateProgress(io.progress?.write ?? (() => undefined), io.progress?.tty ?? false, epochNow, describeBudget(o).replace(/^budget /, ''));
+  if (io.progress !== undefined) progress.start();
+  const pool = inProcess ? inProcessPool() : workerPool(o.workers);
+  let entries: GateEntry[];
+  try {
+    entries = await runBatches(o, pool, known, progress, out);
+  } finally {
+    progress.stop();
+    await pool.close();
   }
-  const counted = entries.filter((e) => e.known === undefined).map((e) => e.result);
+  const held = o.properties.filter((p) => entries.every((e) => e.result.property !== p || e.known !== undefined || e.result.status === 'passed'));
+  for (const e of entries) out(e.known === undefined ? formatText(e.result) : formatKnownDivergence(e.result, e.known));
   const knownHits = entries.flatMap((e) => (e.known === undefined ? [] : [e.known]));
   const coverage = entries.reduce((acc, e) => mergeCoverage(acc, e.result.coverage), emptyCoverage());
   const kinds = Object.keys(coverage.clusterKinds).sort();
   const knownText =
     knownHits.length === 0 ? '' : ` (${knownHits.length} known QEMU divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
+  const elapsedMs = epochNow() - started;
   out(
     `summary: ${held.length}/${o.properties.length} properties held${knownText}; ` +
       `${coverage.sequences} sequences, ${coverage.operations} operations; cluster kinds covered: ${kinds.join(', ') || 'none'}; ` +
-      `${((performance.now() - started) / 1000).toFixed(1)} s`,
+      `${(elapsedMs / 1000).toFixed(1)} s`,
   );
   if (o.verbose) out(formatCoverage(coverage));
+  const scripts = await writeReproScripts(o.reproDir, entries);
   for (const e of entries) {
     if (e.result.status !== 'property-failed') continue;
+    const script = scripts.get(e);
     out(e.known === undefined ? `Replay: ${e.result.replay}` : `Replay (${knownLabel(e.known)}): ${e.result.replay}`);
+    if (script !== undefined) out(`  on QEMU: sh ${script}`);
   }
-  if (o.json !== undefined) await writeFile(o.json, jsonWithKnown(entries));
-  if (o.junit !== undefined) await writeFile(o.junit, junitWithKnown(entries));
-  return gateExitCode(counted);
+  const code = gateExitCode(entries.filter((e) => e.known === undefined).map((e) => e.result));
+  await writeGateReports(o, entries, scripts, { code, verdict: gateVerdict(code), elapsedMs, coverage });
+  return code;
 }

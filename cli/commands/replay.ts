@@ -1,6 +1,10 @@
 // `qcow2-verify replay CASE.json [--trace]`: reproduces a corpus case
-// deterministically. Exit 1 while it still fails (with its signature or
-// another), 0 once it passes, 2 when it cannot run (QEMU missing, bad case file).
+// deterministically. Exit 0 once it passes, 1 while it still fails as recorded
+// (the same fault caused by the same operation; an image case: the same
+// signature), 3 when it fails differently, 2 when it cannot run (QEMU missing,
+// bad case file).
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CorpusFormatError } from '../../corpus/case/parse.js';
 import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
@@ -8,6 +12,7 @@ import { replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../c
 import { traceCase } from '../../corpus/replay/trace.js';
 import { CorpusStoreError, loadCase, type StoredCase } from '../../corpus/store.js';
 import { formatText } from '../../properties/index.js';
+import { writeReproScripts } from './gate-report.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 
@@ -18,6 +23,8 @@ export interface ReplayOptions {
   readonly trace: boolean;
   /** Override of the case's own implementation (property-failure cases). */
   readonly impl?: Implementation;
+  /** Where a failing property case's QEMU shell script is saved; default a directory named after the case in the temp directory. */
+  readonly reproDir?: string;
 }
 
 export function replayExitCode(outcome: ReplayOutcome): number {
@@ -25,8 +32,9 @@ export function replayExitCode(outcome: ReplayOutcome): number {
     case 'passes':
       return exitCodes.ok;
     case 'reproduced':
-    case 'fails-differently':
       return exitCodes.propertyFailed;
+    case 'fails-differently':
+      return exitCodes.failsDifferently;
     case 'cannot-run':
       return exitCodes.cannotRun;
     default: {
@@ -76,12 +84,23 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
     if (o.trace) await traceCase(c, impl, out);
     outcome = await replayPropertyCase(c, impl, `qcow2-verify replay ${file}`);
     if (outcome.run !== undefined && outcome.run.status !== 'passed') out(formatText(outcome.run));
+    if (outcome.run?.status === 'property-failed') {
+      // the same sequence as plain qemu-img/qemu-io commands, for a user without qcow2-verify
+      const dir = o.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${stored.id}`.slice(0, 120));
+      const scripts = await writeReproScripts(dir, [{ result: outcome.run }]);
+      for (const script of scripts.values()) out(`  on QEMU: sh ${script}`);
+    }
   } else {
     outcome = await replayImage(stored as StoredCase & { case: MalformedImageCase }, o.trace, out);
   }
+  const identity = outcome.identity === undefined ? '' : `, ${outcome.identity.observed}`;
+  const differently =
+    outcome.identity === undefined
+      ? `${outcome.signature ?? '?'} instead of ${c.signature}`
+      : `${outcome.identity.observed} (${outcome.signature ?? '?'}) instead of ${outcome.identity.recorded} (${c.signature})`;
   const verdictLine: Record<ReplayOutcome['verdict'], string> = {
-    reproduced: `still fails (${outcome.implementation})${c.status === 'known-qemu-divergence' && outcome.implementation === 'qemu' ? ' as expected: a known QEMU divergence' : ''}: ${outcome.message}`,
-    'fails-differently': `fails differently (${outcome.implementation}): ${outcome.signature ?? '?'} instead of ${c.signature}: ${outcome.message}`,
+    reproduced: `still fails as recorded (${outcome.implementation}${identity})${c.status === 'known-qemu-divergence' && outcome.implementation === 'qemu' ? ' as expected: a known QEMU divergence' : ''}: ${outcome.message}`,
+    'fails-differently': `fails differently (${outcome.implementation}): ${differently}: ${outcome.message}`,
     passes: `passes (${outcome.implementation})${c.status === 'open' ? ': the case looks fixed; set its status to "fixed"' : ''}`,
     'cannot-run': `cannot run: ${outcome.message}`,
   };

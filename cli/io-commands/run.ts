@@ -50,6 +50,8 @@ export async function runIoCommands(
     } catch (error) {
       if (error instanceof PatternMismatch) {
         print(error.message);
+        // qemu-io still reports the read itself after a failed verification (unless -q)
+        if (error.readLine !== undefined) print(error.readLine);
       } else if (error instanceof Qcow2Error && refusedCodes.has(error.code)) {
         print(`${verb} failed: ${error.message} (${error.code})`);
       } else {
@@ -61,7 +63,19 @@ export async function runIoCommands(
   return { executed: commands.length, failed };
 }
 
-class PatternMismatch extends Error {}
+class PatternMismatch extends Error {
+  constructor(
+    message: string,
+    /** qemu-io's `read N/N bytes at offset M`, printed after the mismatch; absent with -q. */
+    readonly readLine: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+function readLine(length: number, offset: number): string {
+  return `read ${length}/${length} bytes at offset ${offset}`;
+}
 
 async function runOne(image: IoImage, command: IoCommand): Promise<string | undefined> {
   switch (command.kind) {
@@ -87,10 +101,11 @@ async function runOne(image: IoImage, command: IoCommand): Promise<string | unde
           throw new PatternMismatch(
             `Pattern verification failed at offset ${at + index}: expected ${hex(command.pattern)}, found ${hex(bytes[index] ?? 0)} ` +
               `(read of ${command.length} bytes at offset ${command.offset})`,
+            command.quiet ? undefined : readLine(command.length, command.offset),
           );
         }
       }
-      return command.quiet ? undefined : `read ${command.length}/${command.length} bytes at offset ${command.offset}`;
+      return command.quiet ? undefined : readLine(command.length, command.offset);
     case 'discard':
       if (command.length === 0) checkRange(image, command.offset, 0);
       if (command.length > 0) await image.discard(command.offset, command.length);

@@ -50,7 +50,14 @@ export interface CampaignStats {
   newFailures: number;
   /** Failures already tracked (open or known divergence), or found twice in this campaign. */
   knownFailures: number;
+  /** Shrink attempts run (property failures). */
+  shrinkAttempts: number;
+  /** Failures whose shrinking the time budget stopped before a fixpoint. */
+  shrinksStoppedEarly: number;
 }
+
+/** Shrinking may run past the time budget by this fraction of it. */
+export const campaignShrinkOvertimeFraction = 0.05;
 
 export interface CampaignFinding {
   readonly kind: CorpusCase['kind'];
@@ -80,7 +87,7 @@ type RunKind = PropertyName | 'images';
 
 export async function runCampaign(c: CampaignConstraints): Promise<CampaignSummary> {
   const start = c.now();
-  const stats: CampaignStats = { elapsedMs: 0, runs: 0, sequences: 0, operations: 0, mutants: 0, newFailures: 0, knownFailures: 0 };
+  const stats: CampaignStats = { elapsedMs: 0, runs: 0, sequences: 0, operations: 0, mutants: 0, newFailures: 0, knownFailures: 0, shrinkAttempts: 0, shrinksStoppedEarly: 0 };
   const known = new Map<string, CorpusCase['status']>();
   for (const dir of [c.corpusDir, ...(c.knownDirs ?? [])]) for (const [k, v] of knownSignatures(await loadCorpus(dir))) known.set(k, v);
   const seen = new Set<string>();
@@ -113,6 +120,10 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
     if (error instanceof QemuMissingError) return { stats, findings, harnessErrors, cannotRun: error.message };
     throw error;
   }
+  // The time budget bounds the runs in flight too: sequences are cut off at the
+  // deadline, and shrinking may take a twentieth more, so a campaign ends within 10 %.
+  const deadline = c.budget.kind === 'time' ? start + c.budget.ms : undefined;
+  const shrinkDeadline = c.budget.kind === 'time' ? start + c.budget.ms * (1 + campaignShrinkOvertimeFraction) : undefined;
   try {
     for (let k = 0; ; k++) {
       stats.elapsedMs = c.now() - start;
@@ -123,18 +134,30 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
       const kind = plan[k % plan.length] ?? 'images';
       if (kind === 'images') {
         fuzzer ??= new ImageFuzzer();
-        const outcome = await fuzzer.runSeed(seed, c.shrinkImages ?? true);
+        const outcome = await fuzzer.runSeed(seed, c.shrinkImages ?? true, () => shrinkDeadline !== undefined && c.now() >= shrinkDeadline);
         stats.mutants += outcome.evaluated;
         const candidate = await imageCase(c, outcome);
         if (candidate !== undefined) await record(candidate.case, candidate.image, seed);
       } else {
         const sequencesBefore = stats.sequences;
+        const operationsBefore = stats.operations;
         const result = await runProperty({
           property: kind,
           impl: c.impl,
           seed,
           numRuns: c.sequencesPerRun ?? 10,
           sequence: { commandsCountMax: c.commandsCountMax ?? 80 },
+          now: c.now,
+          ...(deadline === undefined ? {} : { deadline }),
+          ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
+          onProgress: (event) => {
+            if (event.kind === 'step' && !event.shrinking) stats.operations++;
+            if (event.kind === 'shrink-attempt') stats.shrinkAttempts++;
+            if (event.kind === 'step' || event.kind === 'shrink-attempt') {
+              stats.elapsedMs = c.now() - start;
+              c.onEvent?.({ kind: 'progress', stats });
+            }
+          },
           // Live progress inside a long run; the run's coverage gives the exact count afterwards.
           onSequence: () => {
             stats.sequences++;
@@ -143,7 +166,8 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
           },
         });
         stats.sequences = sequencesBefore + result.coverage.sequences;
-        stats.operations += result.coverage.operations;
+        stats.operations = operationsBefore + result.coverage.operations;
+        if (result.status === 'property-failed' && result.shrinkStoppedEarly === 'time') stats.shrinksStoppedEarly++;
         if (result.status === 'oracle-unavailable') return { stats, findings, harnessErrors, cannotRun: result.message };
         if (result.status === 'harness-error') {
           const message = `${kind} (seed ${seed}): ${result.message}`;

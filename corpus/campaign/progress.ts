@@ -1,6 +1,7 @@
 // What a campaign shows while it runs and when it ends. On a terminal one
 // progress line is redrawn in place (\r); elsewhere (CI logs) a plain line is
-// printed every `plainIntervalMs`, so logs stay readable. Findings always get
+// printed every `plainIntervalMs` (the CLI also calls `tick` on a timer, so a
+// long sequence or shrink is never silent), so logs stay readable. Findings always get
 // lines of their own. Rendering only: nothing here decides anything.
 import type { CampaignEvent, CampaignFinding, CampaignStats, CampaignSummary } from './campaign.js';
 
@@ -14,9 +15,10 @@ export function formatDuration(ms: number): string {
 
 export function formatProgress(s: Readonly<CampaignStats>): string {
   const rate = s.elapsedMs > 0 ? Math.round((s.operations * 1000) / s.elapsedMs) : 0;
+  const shrink = s.shrinkAttempts > 0 ? `  shrink attempts ${s.shrinkAttempts}${s.shrinksStoppedEarly > 0 ? ` (${s.shrinksStoppedEarly} stopped early by the time budget)` : ''}` : '';
   return (
     `fuzz ${formatDuration(s.elapsedMs)}  runs ${s.runs}  sequences ${s.sequences}  ops ${s.operations} (${rate}/s)  ` +
-    `mutants ${s.mutants}  failures ${s.newFailures} new, ${s.knownFailures} known`
+    `mutants ${s.mutants}  failures ${s.newFailures} new, ${s.knownFailures} known${shrink}`
   );
 }
 
@@ -27,12 +29,16 @@ export function formatFinding(f: CampaignFinding): string[] {
   return lines;
 }
 
-export const plainIntervalMs = 30_000;
+export const plainIntervalMs = 10_000;
+/** A terminal's live line is redrawn at most this often. */
+export const liveRedrawMs = 100;
 
 /** Turns campaign events into output; `write` receives text without a trailing newline policy of its own. */
 export class ProgressPrinter {
   private lastPlainAt = 0;
+  private lastDrawnAt = -Infinity;
   private lineShown = false;
+  private stats: Readonly<CampaignStats> | undefined;
 
   constructor(
     private readonly tty: boolean,
@@ -43,13 +49,8 @@ export class ProgressPrinter {
     switch (event.kind) {
       case 'run':
       case 'progress':
-        if (this.tty) {
-          this.write(`\r${formatProgress(event.stats)}\x1b[K`);
-          this.lineShown = true;
-        } else if (event.stats.elapsedMs - this.lastPlainAt >= plainIntervalMs) {
-          this.lastPlainAt = event.stats.elapsedMs;
-          this.write(`${formatProgress(event.stats)}\n`);
-        }
+        this.stats = event.stats;
+        this.draw(event.stats.elapsedMs, event.kind === 'run');
         return;
       case 'finding':
         this.clearLine();
@@ -63,6 +64,28 @@ export class ProgressPrinter {
         const never: never = event;
         throw new Error(`unknown event ${JSON.stringify(never)}`);
       }
+    }
+  }
+
+  /**
+   * Called on a timer with the campaign's elapsed time: prints the line even
+   * when no event came (a long step or shrink), so progress is never silent.
+   */
+  tick(elapsedMs: number): void {
+    if (this.stats === undefined) return;
+    this.draw(elapsedMs, false);
+  }
+
+  private draw(elapsedMs: number, force: boolean): void {
+    const stats = { ...(this.stats as CampaignStats), elapsedMs };
+    if (this.tty) {
+      if (!force && elapsedMs - this.lastDrawnAt < liveRedrawMs) return;
+      this.lastDrawnAt = elapsedMs;
+      this.write(`\r${formatProgress(stats)}\x1b[K`);
+      this.lineShown = true;
+    } else if (elapsedMs - this.lastPlainAt >= plainIntervalMs) {
+      this.lastPlainAt = elapsedMs;
+      this.write(`${formatProgress(stats)}\n`);
     }
   }
 

@@ -92,12 +92,18 @@ export class ImageFuzzer {
     return { mutant, resolved, judgement: await this.judgeBytes(resolved.bytes) };
   }
 
-  /** Draws the seed's mutant, judges it, and (unless `shrink` is false) shrinks it when it is a finding. */
-  async runSeed(seed: number, shrink = true): Promise<SeedOutcome> {
+  /**
+   * Draws the seed's mutant, judges it, and (unless `shrink` is false) shrinks it
+   * when it is a finding, until `timeUp()` (a campaign's time budget) says stop:
+   * then the smallest finding so far is kept.
+   */
+  async runSeed(seed: number, shrink = true, timeUp: () => boolean = () => false): Promise<SeedOutcome> {
     let first: MutantOutcome | undefined;
     let last: MutantOutcome | undefined;
     let evaluated = 0;
     const property = fc.asyncProperty(mutantArb, async (mutant) => {
+      // out of time while shrinking: every further candidate "passes", so fast-check keeps the last finding
+      if (last !== undefined && timeUp()) return true;
       const outcome = await this.evaluate(mutant);
       evaluated++;
       first ??= outcome;

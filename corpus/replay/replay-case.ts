@@ -1,12 +1,15 @@
 // Replaying a case deterministically. A property-failure case runs its shrunk
 // sequence through replayOps (no fast-check, no randomness); a malformed-image
 // case judges its image again (the saved .qcow2, or the base rebuilt by QEMU
-// with the recorded patches). A case reproduces when the same signature comes
-// out again; a different failure is reported as such, never as "passes".
+// with the recorded patches). A property-failure case reproduces when a failure
+// with the same fault identity (case/fault.ts: the kind of fault and the
+// operation that caused it) comes out again, an image case when the same
+// signature does; a different failure is reported as such, never as "passes".
 import { readFile } from 'node:fs/promises';
 import { QemuMissingError } from '../../oracle/index.js';
 import { replayOps, type RunResult } from '../../properties/index.js';
 import { isPropertyName } from '../../properties/registry.js';
+import { caseFaultIdentity, faultIdentity } from '../case/fault.js';
 import { imageFindingSignature, mutationLabel, propertyFailureSignature } from '../case/identity.js';
 import type { Implementation, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import type { Judgement } from '../mutants/judge.js';
@@ -16,9 +19,9 @@ import { applyPatches } from '../mutants/mutations.js';
 import type { StoredCase } from '../store.js';
 
 /**
- * - reproduced: fails with the case's signature;
+ * - reproduced: fails as recorded (property failures: the case's fault identity; image findings: its signature);
  * - passes: no failure at all;
- * - fails-differently: fails, with another signature (a new or changed bug);
+ * - fails-differently: fails, but as something else (a new or changed bug);
  * - cannot-run: the oracle is missing or the harness broke (exit 2, never green).
  */
 export type ReplayVerdict = 'reproduced' | 'passes' | 'fails-differently' | 'cannot-run';
@@ -28,6 +31,8 @@ export interface ReplayOutcome {
   readonly implementation: Implementation;
   /** The signature observed this time, when it failed. */
   readonly signature?: string;
+  /** Property failures: the fault identity observed this time (`leak/snapshotCreate:refcount-overflow`), and the case's. */
+  readonly identity?: { readonly observed: string; readonly recorded: string };
   /** One paragraph for a human: what happened this time. */
   readonly message: string;
   readonly run?: RunResult;
@@ -40,6 +45,13 @@ export function runSignature(property: string, run: Extract<RunResult, { status:
   const divergence = f.kind === 'violation' ? f.check : f.assertion ? 'assertion' : 'implementation-error';
   const last = run.counterexample.steps[run.counterexample.steps.length - 1];
   return propertyFailureSignature(property, divergence, last?.kind ?? 'none');
+}
+
+/** The fault identity of a failed run: the kind of fault and the operation that caused it (case/fault.ts). */
+export function runFaultIdentity(run: Extract<RunResult, { status: 'property-failed' }>): string {
+  const f = run.failure;
+  const check = f.kind === 'violation' ? f.check : f.assertion ? 'assertion' : 'implementation-error';
+  return faultIdentity({ check, message: f.message }, run.counterexample.options, run.counterexample.steps);
 }
 
 /** An open disagreement is known by what was refused; any other finding by its mutations' labels. */
@@ -59,8 +71,10 @@ export async function replayPropertyCase(c: PropertyFailureCase, impl: Implement
       return { verdict: 'passes', implementation: impl, message: `${c.property} holds against ${impl}`, run };
     case 'property-failed': {
       const signature = runSignature(c.property, run);
+      const identity = { observed: runFaultIdentity(run), recorded: caseFaultIdentity(c) };
       const message = run.failure.message;
-      return { verdict: signature === c.signature ? 'reproduced' : 'fails-differently', implementation: impl, signature, message, run };
+      const verdict = identity.observed === identity.recorded ? 'reproduced' : 'fails-differently';
+      return { verdict, implementation: impl, signature, identity, message, run };
     }
     case 'oracle-unavailable':
     case 'harness-error':

@@ -52,20 +52,25 @@ export function formatCoverage(c: Coverage): string {
   ].join('\n');
 }
 
+function shrinkNote(stop: 'time' | 'attempts' | undefined): string {
+  if (stop === undefined) return '';
+  return stop === 'time' ? ' (shrinking stopped early: the time budget is spent; a smaller counterexample may exist)' : ' (shrinking stopped early: attempt cap reached)';
+}
+
 /** One ordered chain picks the headline (execa's getErrorPrefix). */
 export function formatText(r: RunResult): string {
   const where = `${r.property} (impl ${r.impl})`;
   const time = `${(r.timeMs / 1000).toFixed(1)} s`;
   switch (r.status) {
     case 'passed':
-      return [`Property ${where} held after ${r.runs} runs in ${time} (seed ${r.seed ?? 'n/a'})`, formatCoverage(r.coverage)].join('\n');
+      return `Property ${where} held after ${r.runs} runs in ${time} (seed ${r.seed ?? 'n/a'})`;
     case 'property-failed':
       return [
         `Property failed after ${r.runs} runs`,
         `{ seed: ${r.seed ?? 'n/a'}, path: ${JSON.stringify(r.path ?? '')} }`,
         `Property: ${where}`,
         ...formatCounterexample(r.counterexample),
-        `Shrunk ${r.shrinks} times`,
+        `Shrunk ${r.shrinks} times${shrinkNote(r.shrinkStoppedEarly)}`,
         `Failure: ${formatFailure(r.failure)}`,
         `Replay: ${r.replay}`,
       ].join('\n');

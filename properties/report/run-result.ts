@@ -14,6 +14,8 @@ interface RunCommon {
   readonly seed?: number;
   /** Sequences run (including the failing one, excluding shrink attempts). */
   readonly runs: number;
+  /** Set when the run stopped drawing sequences because its deadline (the time budget) passed. */
+  readonly stoppedEarly?: 'time';
   readonly coverage: Coverage;
   /** Wall time in milliseconds, from the clock the caller passed (0 when none). */
   readonly timeMs: number;
@@ -43,6 +45,8 @@ export type RunResult =
       readonly path?: string;
       readonly counterexample: Counterexample;
       readonly shrinks: number;
+      /** Set when shrinking stopped before a fixpoint: its deadline passed, or its attempt cap was reached. */
+      readonly shrinkStoppedEarly?: 'time' | 'attempts';
       readonly failure: Failure;
       readonly replay: string;
       readonly cause: unknown;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseIoCommand } from '../../cli/io-commands/parse.js';
 import { measure, parseGnuTimeMaxRssKiB, parseVmHwmKiB } from '../../bench/measure.js';
 import { parseBenchArgs } from '../../bench/options.js';
@@ -54,7 +54,16 @@ describe('bench options and table', () => {
     expect(parseBenchArgs([])).toEqual({ sizeMiB: 256, writes: 20000, seed: 20261125, jsonFile: undefined, cpuProfDir: undefined, gateRuns: undefined, gatesOnly: false });
     expect(parseBenchArgs(['--gate-runs', '5', '--gates-only'])).toMatchObject({ gateRuns: 5, gatesOnly: true });
     expect(parseBenchArgs(['--size', '64', '--writes', '100', '--json', 'out.json'])).toMatchObject({ sizeMiB: 64, writes: 100, jsonFile: 'out.json' });
-    expect(() => parseBenchArgs(['--size', '0'])).toThrow(/positive integer/);
+  });
+
+  it('refuses --size 0 with commander\'s one-line error on stderr, captured here (npm test prints no stray errors)', () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(() => parseBenchArgs(['--size', '0'])).toThrow(/positive integer/);
+      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toBe("error: option '--size <MiB>' argument '0' is invalid. expected a positive integer, got '0'\n");
+    } finally {
+      stderr.mockRestore();
+    }
   });
 
   it('prints one Markdown row per workload with MiB/s and ratio', () => {

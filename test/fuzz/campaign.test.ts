@@ -50,7 +50,7 @@ describe('fuzz campaign', () => {
 });
 
 describe('fuzz progress and summary', () => {
-  const stats = { elapsedMs: 65_000, runs: 12, sequences: 240, operations: 6500, mutants: 3, newFailures: 1, knownFailures: 2 };
+  const stats = { elapsedMs: 65_000, runs: 12, sequences: 240, operations: 6500, mutants: 3, newFailures: 1, knownFailures: 2, shrinkAttempts: 0, shrinksStoppedEarly: 0 };
 
   it('redraws one line on a terminal and prints plain lines elsewhere', () => {
     const tty: string[] = [];
@@ -64,6 +64,21 @@ describe('fuzz progress and summary', () => {
     onLog.onEvent({ kind: 'run', stats: { ...stats, elapsedMs: 70_000 } });
     expect(plain).toEqual([`${formatProgress(stats)}\n`]);
     expect(formatProgress(stats)).toBe('fuzz 1m05s  runs 12  sequences 240  ops 6500 (100/s)  mutants 3  failures 1 new, 2 known');
+    expect(formatProgress({ ...stats, shrinkAttempts: 40, shrinksStoppedEarly: 1 })).toMatch(/ shrink attempts 40 \(1 stopped early by the time budget\)$/);
+  });
+
+  it('prints a plain line every 10 s on a log even when no event comes (a long step or shrink)', () => {
+    const plain: string[] = [];
+    const onLog = new ProgressPrinter(false, (t) => plain.push(t));
+    onLog.tick(20_000); // nothing to show before the first event
+    onLog.onEvent({ kind: 'progress', stats: { ...stats, elapsedMs: 1000 } });
+    expect(plain).toEqual([]);
+    onLog.tick(9_999);
+    expect(plain).toEqual([]);
+    onLog.tick(10_000);
+    onLog.tick(19_999);
+    onLog.tick(20_000);
+    expect(plain).toEqual([`${formatProgress({ ...stats, elapsedMs: 10_000 })}\n`, `${formatProgress({ ...stats, elapsedMs: 20_000 })}\n`]);
   });
 
   it('ends with the new failures and their replay commands, and the exit code says so', () => {

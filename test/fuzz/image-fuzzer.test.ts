@@ -2,7 +2,8 @@
 // blow-up into findings, and a small fixed-seed campaign (30 mutants, no
 // shrinking) finds nothing that corpus/cases does not already track — a new
 // disagreement, crash or hang at this seed fails here with its replay command.
-import { afterAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { withDir } from 'tmp-promise';
 import { runCampaign } from '../../corpus/campaign/campaign.js';
 import { buildBaseImage } from '../../corpus/mutants/base-image.js';
@@ -14,20 +15,46 @@ import { defaultCorpusDir } from '../../corpus/store.js';
 const imageFuzzTestSeed = 20261125;
 const mutantsCount = 30;
 
-const watchdog = new VerdictWatchdog({ timeoutMs: 1500, heapMb: 64 });
+/** The watchdog's timeout in these tests; only a fake clock ever reaches it. */
+const timeoutMs = 1500;
+const watchdog = new VerdictWatchdog({ timeoutMs, heapMb: 64 });
+/** For the heap test: a timeout no loaded machine reaches first (a day), so only the heap limit can end the request. */
+const heapWatchdog = new VerdictWatchdog({ timeoutMs: 24 * 3600 * 1000, heapMb: 64 });
 afterAll(async () => {
+  vi.useRealTimers();
   await watchdog.close();
+  await heapWatchdog.close();
 });
 
+/** The phase the pending request reported last (private: the watchdog reports it only with a result). */
+function pendingPhase(w: VerdictWatchdog): string | undefined {
+  return (w as unknown as { pending?: { phase: string } }).pending?.phase;
+}
+
+// No assertion here depends on the machine's speed (issue 11.8): the watchdog's
+// clock is fake, so its timeout fires exactly when the test advances it, and
+// never while a slow worker is still loading or evaluating.
 describe('watchdog', () => {
   it('reports a runaway verdict as a hang and recovers', async () => {
-    expect(await watchdog.selfTest('spin')).toEqual({ kind: 'hang', phase: 'spin', timeoutMs: 1500 });
-    const base = await buildBaseImage({ options: { version: 3, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 65536 }, ops: [] });
-    const after = await watchdog.evaluate(base);
-    expect(after.kind).toBe('verdict');
-    if (after.kind === 'verdict') {
-      expect(after.verdict.open.ok).toBe(true);
-      expect(after.verdict.check).toMatchObject({ ok: true, verdict: 'clean' });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const spinning = watchdog.selfTest('spin');
+      // real time passes (node:timers/promises is not faked) until the worker says it spins
+      while (pendingPhase(watchdog) !== 'spin') await sleep(10);
+      vi.advanceTimersByTime(timeoutMs - 1);
+      expect(pendingPhase(watchdog)).toBe('spin');
+      vi.advanceTimersByTime(1);
+      expect(await spinning).toEqual({ kind: 'hang', phase: 'spin', timeoutMs });
+      // the replacement worker answers however long it takes: its timer never fires without the test
+      const base = await buildBaseImage({ options: { version: 3, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 65536 }, ops: [] });
+      const after = await watchdog.evaluate(base);
+      expect(after.kind).toBe('verdict');
+      if (after.kind === 'verdict') {
+        expect(after.verdict.open.ok).toBe(true);
+        expect(after.verdict.check).toMatchObject({ ok: true, verdict: 'clean' });
+      }
+    } finally {
+      vi.useRealTimers();
     }
   });
 
@@ -35,12 +62,8 @@ describe('watchdog', () => {
     // Its own watchdog with a timeout a 64 MiB heap cannot miss: on a loaded
     // machine, starting a worker and filling its heap took longer than 1.5 s,
     // and the blow-up was reported as a hang.
-    const roomy = new VerdictWatchdog({ timeoutMs: 120_000, heapMb: 64 });
-    try {
-      expect((await roomy.selfTest('allocate')).kind).toBe('memory');
-    } finally {
-      await roomy.close();
-    }
+    const result = await heapWatchdog.selfTest('allocate');
+    expect(result).toMatchObject({ kind: 'memory', phase: 'allocate' });
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { withDir } from 'tmp-promise';
 import { runReplay } from '../../cli/commands/replay.js';
 import { defaultCorpusDir, loadCorpus } from '../../corpus/store.js';
@@ -18,7 +18,23 @@ describe('qcow2-verify replay', () => {
     expect(text).toContain('#3 truncate 0x20000');
     // After the grow, QEMU still holds the stale 0xab bytes where the model has zeros.
     expect(text).toMatch(/cluster 1 @0x10000: model normal #([0-9a-f]{8}) \| impl normal #(?!\1)[0-9a-f]{8} {2}<>\n {4}\^ first divergence: guest cluster 1 differs/);
-    expect(text).toContain('still fails (qemu) as expected: a known QEMU divergence');
+    expect(text).toContain('still fails as recorded (qemu, data/resize:ok) as expected: a known QEMU divergence');
+    expect(text).toMatch(/^ {2}on QEMU: sh \S+\/repro\.sh$/m);
+  });
+
+  it('exits 3 when the case fails, but not as recorded', async () => {
+    await withDir(
+      async ({ path: dir }) => {
+        // The stale-tail case recorded as a leak: QEMU still fails on it, with wrong data instead.
+        const text = (await readFile(staleTail!.jsonPath, 'utf8')).replace('"signature": "readsAndOutcomes/read/read"', '"signature": "readsAndOutcomes/check-image/read"');
+        const file = join(dir, 'relabelled.json');
+        await writeFile(file, text.replace(/"message": "[^"]*"/, '"message": "[check-image] the checker says leaks (0 corruptions, 1 leaks, 0 check errors)"'));
+        const lines: string[] = [];
+        expect(await runReplay(file, { trace: false }, (l) => lines.push(l))).toBe(3);
+        expect(lines.at(-1)).toMatch(/^fails differently \(qemu\): data\/resize:ok \(readsAndOutcomes\/read\/read\) instead of leak\/resize:ok \(readsAndOutcomes\/check-image\/read\): \[read\] read 0x10200 0x200/);
+      },
+      { unsafeCleanup: true },
+    );
   });
 
   it('exits 0 once the case passes (our engine on a known QEMU divergence)', async () => {

@@ -64,10 +64,15 @@ describe('io (end to end against qemu-io)', () => {
       await qemuImg('create', '-q', '-f', 'qcow2', file, '1M');
       await qemuIo(file, 'write -P 0xab 0 8k', 'write -P 0xcd 5000 1');
       const r = await runCli(['io', file, '-c', 'read -P 0xab 0 8k', '-c', 'read -P 0xab 0 4k']);
+      // qemu-io 7.2 prints the same "read N/N bytes at offset M" line after its
+      // "Pattern verification failed at offset 0, 8192 bytes" (measured: test/cli/io-commands/run.test.ts)
       expect(r.stdout).toBe(
         'Pattern verification failed at offset 5000: expected 0xab, found 0xcd (read of 8192 bytes at offset 0)\n' +
+          'read 8192/8192 bytes at offset 0\n' +
           'read 4096/4096 bytes at offset 0\n',
       );
+      const q = await qemuIo(file, 'read -P 0xab 0 8k');
+      expect(q.stdout).toMatch(/^Pattern verification failed at offset 0, 8192 bytes\nread 8192\/8192 bytes at offset 0\n/);
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toBe('qcow2-verify: io: 1 of 2 commands failed\n');
     });

@@ -79,9 +79,13 @@ describe('runIoCommands', () => {
 
   it('names the first differing byte when read -P finds other data', async () => {
     const image = new FakeImage(1 << 20);
-    const { out, summary } = await run(image, ['write -P 0xab 0 8k', 'write -P 0xcd 5000 1', 'read -P 0xab 0 8k']);
+    const { out, summary } = await run(image, ['write -P 0xab 0 8k', 'write -P 0xcd 5000 1', 'read -P 0xab 0 8k', 'read -q -P 0xab 0 8k']);
     expect(out[2]).toBe('Pattern verification failed at offset 5000: expected 0xab, found 0xcd (read of 8192 bytes at offset 0)');
-    expect(summary.failed).toBe(1);
+    // then the read's own line, as qemu-io prints it after a failed verification; -q prints neither
+    expect(out[3]).toBe('read 8192/8192 bytes at offset 0');
+    expect(out[4]).toBe('Pattern verification failed at offset 5000: expected 0xab, found 0xcd (read of 8192 bytes at offset 0)');
+    expect(out).toHaveLength(5);
+    expect(summary.failed).toBe(2);
   });
 
   it('goes on after a refused command, like qemu-io, and counts it', async () => {

@@ -1,0 +1,102 @@
+// The gate's files: the JSON and JUnit reports a CI reads, and one QEMU shell
+// script per failure (properties/report/repro-script.ts). The JSON starts with
+// what a CI needs to file the run: the tool and QEMU versions, the seed, the
+// budget, the verdict and exit code, then one result per property run.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { qemuVersion } from '../../oracle/index.js';
+import { toolVersion } from '../../corpus/provenance.js';
+import { formatJunit, type Coverage, type RunResult } from '../../properties/index.js';
+import { toJsonValue } from '../../properties/report/format-json.js';
+import { formatText } from '../../properties/report/format-text.js';
+import { reproScript } from '../../properties/report/repro-script.js';
+import { exitCodes } from '../exit-codes.js';
+import { junitKnownTestcase, type KnownDivergence } from './gate-divergences.js';
+import type { GateOptions } from './gate.js';
+
+/** One property run of the gate; a run that hit a known QEMU divergence carries it. */
+export interface GateEntry {
+  readonly result: RunResult;
+  readonly known?: KnownDivergence;
+}
+
+export type GateVerdict = 'passed' | 'failed' | 'cannot-run';
+
+export function gateVerdict(code: number): GateVerdict {
+  return code === exitCodes.ok ? 'passed' : code === exitCodes.propertyFailed ? 'failed' : 'cannot-run';
+}
+
+export interface GateOutcome {
+  readonly code: number;
+  readonly verdict: GateVerdict;
+  readonly elapsedMs: number;
+  readonly coverage: Coverage;
+}
+
+/** Writes each failure's script and data files into its own directory under `dir`; returns the script paths. */
+export async function writeReproScripts(dir: string, entries: readonly GateEntry[]): Promise<Map<GateEntry, string>> {
+  const paths = new Map<GateEntry, string>();
+  for (const e of entries) {
+    const r = e.result;
+    if (r.status !== 'property-failed') continue;
+    const where = join(dir, `${r.property}-${r.impl}-seed${r.seed ?? 0}-${(r.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120));
+    const failureLine = formatText(r).split('\n').find((l) => l.startsWith('Failure: ')) ?? '';
+    const { script, files } = reproScript(r.counterexample, [
+      `qcow2-verify gate: ${r.property} failed against ${r.impl}${e.known === undefined ? '' : ` (known QEMU divergence, case ${e.known.caseFile})`}`,
+      failureLine,
+      `Replay: ${r.replay}`,
+    ]);
+    await mkdir(where, { recursive: true });
+    for (const f of files) await writeFile(join(where, f.name), f.bytes);
+    const path = join(where, 'repro.sh');
+    await writeFile(path, script, { mode: 0o755 });
+    paths.set(e, path);
+  }
+  return paths;
+}
+
+async function qemuVersionText(): Promise<string> {
+  return qemuVersion().then(
+    (v) => v.qemuImg.split(' ')[0] ?? v.qemuImg,
+    () => 'unavailable',
+  );
+}
+
+export async function gateJson(o: GateOptions, entries: readonly GateEntry[], scripts: ReadonlyMap<GateEntry, string>, outcome: GateOutcome): Promise<string> {
+  const results = entries.map((e) => ({
+    ...toJsonValue(e.result),
+    ...(e.known === undefined ? {} : { knownQemuDivergence: { case: e.known.caseFile, identity: e.known.identity, signature: e.known.signature } }),
+    ...(scripts.has(e) ? { reproScript: scripts.get(e) } : {}),
+  }));
+  const report = {
+    tool: await toolVersion(),
+    qemu: await qemuVersionText(),
+    seed: o.seed,
+    impl: o.impl,
+    properties: o.properties,
+    budget: o.path !== undefined ? { kind: 'path', path: o.path } : o.budget.kind === 'time' ? { kind: 'time', ms: o.budget.ms } : { kind: 'runs', perProperty: o.budget.count },
+    workers: o.workers,
+    verdict: outcome.verdict,
+    exitCode: outcome.code,
+    elapsedMs: Math.round(outcome.elapsedMs),
+    sequences: outcome.coverage.sequences,
+    operations: outcome.coverage.operations,
+    results,
+  };
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+function junitWithKnown(entries: readonly GateEntry[]): string {
+  const known = entries.filter((e) => e.known !== undefined);
+  const xml = formatJunit(entries.filter((e) => e.known === undefined).map((e) => e.result));
+  if (known.length === 0) return xml;
+  const cases = known.map((e) => junitKnownTestcase(e.result, e.known as KnownDivergence)).join('\n');
+  return xml
+    .replace(/^<testsuite name="qcow2-verify gate" tests="(\d+)"/m, (_m, n: string) => `<testsuite name="qcow2-verify gate" tests="${Number(n) + known.length}" skipped="${known.length}"`)
+    .replace('</testsuite>', `${cases}\n</testsuite>`);
+}
+
+export async function writeGateReports(o: GateOptions, entries: readonly GateEntry[], scripts: ReadonlyMap<GateEntry, string>, outcome: GateOutcome): Promise<void> {
+  if (o.json !== undefined) await writeFile(o.json, await gateJson(o, entries, scripts, outcome));
+  if (o.junit !== undefined) await writeFile(o.junit, junitWithKnown(entries));
+}

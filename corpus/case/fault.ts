@@ -1,0 +1,101 @@
+// What a property failure *is*, independent of who noticed it. The signature
+// (identity.ts) says where a failure was seen: the property, the check and the
+// last step run. The same QEMU bug is seen in many places: the leak of a
+// refused snapshot create is `qemuJudges/qemu-img-check/snapshotCreate`,
+// `structure/check-image/snapshotCreate` or `reopen/check-image/reopen`
+// depending on the property and on which later step ran into it. The fault
+// identity keeps only the kind of fault and the operation that caused it, with
+// that operation's outcome, e.g. `leak/snapshotCreate:refcount-overflow`:
+// known divergences match on it (cli/commands/gate-divergences.ts), and replay
+// calls a failure "reproduced" when it has the case's identity.
+import { initialState, step, type ImageOptions } from '../../model/index.js';
+import type { Step } from '../../properties/steps.js';
+import type { PropertyFailureCase } from './types.js';
+
+/**
+ * The kind of fault, from the check that saw it:
+ * - `leak`, `corruption`, `check-error`: the model's checker or `qemu-img check` (by its verdict);
+ * - `data`: guest bytes differ from the model (a read, the whole-disk read around a reopen, `qemu-img compare`);
+ * - `outcome`: an operation succeeded or failed unlike the model (a failed final reopen included);
+ * - `structure`, `map`, `space`: the check of that name;
+ * - `assertion`, `implementation-error`: the implementation crashed.
+ */
+export type FaultKind =
+  | 'leak'
+  | 'corruption'
+  | 'check-error'
+  | 'data'
+  | 'outcome'
+  | 'structure'
+  | 'map'
+  | 'space'
+  | 'assertion'
+  | 'implementation-error';
+
+/** What saw the failure: a check name (`PropertyViolation.check`), or `assertion` / `implementation-error`; and its message. */
+export interface ObservedFailure {
+  readonly check: string;
+  readonly message: string;
+}
+
+/** `says leaks (0 corruptions, …)`: the verdict of the model's checker and of the qemu-img check wrapper in a violation message. */
+const checkVerdictPattern = /\bsays (clean|leaks|corrupt|cannot-check)\b/;
+
+export function faultKind(f: ObservedFailure): FaultKind {
+  switch (f.check) {
+    case 'check-image':
+    case 'qemu-img-check': {
+      const verdict = checkVerdictPattern.exec(f.message)?.[1];
+      return verdict === 'leaks' ? 'leak' : verdict === 'corrupt' ? 'corruption' : 'check-error';
+    }
+    case 'read':
+    case 'qemu-img-compare':
+      return 'data';
+    case 'reopen':
+      // the reopen check compares the whole disk, or reports that the final reopen itself failed
+      return /the final reopen failed/.test(f.message) ? 'outcome' : 'data';
+    case 'outcome':
+    case 'structure':
+    case 'space':
+    case 'assertion':
+    case 'implementation-error':
+      return f.check;
+    case 'qemu-img-map':
+      return 'map';
+    default:
+      return 'implementation-error';
+  }
+}
+
+/** Steps that change nothing a checker counts, so they never cause a fault: reads, flushes, reopens. */
+function changesImage(s: Step): boolean {
+  return s.kind !== 'read' && s.kind !== 'flush' && s.kind !== 'reopen';
+}
+
+/**
+ * The operation that caused the fault: the last step that changes the image
+ * (a shrunk sequence keeps nothing after its cause but what notices it), with
+ * the model's outcome for it: `ok` or the error kind it is refused with.
+ * `none` when no step changes the image.
+ */
+export function causingOperation(options: ImageOptions, steps: readonly Step[]): string {
+  let state = initialState(options);
+  let cause = 'none';
+  for (const s of steps) {
+    if (s.kind === 'read') continue;
+    const result = step(state, s);
+    state = result.state;
+    if (changesImage(s)) cause = `${s.kind}:${result.outcome.ok ? 'ok' : result.outcome.error}`;
+  }
+  return cause;
+}
+
+/** `fault/operation:outcome`, e.g. `leak/snapshotCreate:refcount-overflow` or `data/resize:ok`. */
+export function faultIdentity(f: ObservedFailure, options: ImageOptions, steps: readonly Step[]): string {
+  return `${faultKind(f)}/${causingOperation(options, steps)}`;
+}
+
+/** A case's identity: the check comes from its signature (`property/check/opKind`), the fault's details from its message. */
+export function caseFaultIdentity(c: PropertyFailureCase): string {
+  return faultIdentity({ check: c.signature.split('/')[1] ?? '', message: c.message }, c.options, c.ops);
+}

@@ -1,0 +1,146 @@
+// A counterexample as a shell script a user runs on QEMU with plain qemu-img and
+// qemu-io commands, so a failure can be shown to someone who does not have
+// qcow2-verify. Guest ops between two snapshot commands or reopens run in one
+// qemu-io process (one open of the image), as the QEMU driver runs them;
+// snapshot ops are `qemu-img snapshot`. A write of seeded bytes reads them from
+// a data file saved next to the script (`write -s FILE`, qemu-io's pattern-file
+// write); a constant fill is `write -P`. A read whose expected bytes are one
+// value is `read -P` (qemu-io names the first wrong offset); other reads dump
+// (`read -v`) next to the file holding the model's bytes. At the end
+// `qemu-img check` and, when the disk is small enough to save, `qemu-img
+// compare` against the model's final disk judge the image.
+import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
+import type { Step } from '../steps.js';
+import type { Counterexample } from './run-result.js';
+
+/** The model's final disk is saved for `qemu-img compare` up to this size (bytes). */
+export const expectedDiskBytesMax = 64 * 1024 * 1024;
+
+export interface ReproFile {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+export interface ReproScript {
+  /** The script text (POSIX sh), to be saved as `repro.sh` next to `files`. */
+  readonly script: string;
+  readonly files: readonly ReproFile[];
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** qemu-img create's `-o` for these options (as oracle/qemu-img/create.ts maps them). */
+function createOptions(o: ImageOptions): string {
+  const lazy = o.version === 3 && o.lazyRefcounts ? 'on' : 'off';
+  return `cluster_size=${2 ** o.clusterBits},refcount_bits=${o.refcountBits},compat=${o.version === 2 ? '0.10' : '1.1'},lazy_refcounts=${lazy}`;
+}
+
+function uniform(bytes: Uint8Array): number | undefined {
+  const first = bytes[0];
+  return first !== undefined && bytes.every((b) => b === first) ? first : undefined;
+}
+
+/**
+ * The script and its data files for `c`. `title` goes in the header comment
+ * (property, implementation, the failure line). Pure: the caller writes the files.
+ */
+export function reproScript(c: Counterexample, title: readonly string[]): ReproScript {
+  const files: ReproFile[] = [];
+  const lines = [
+    '#!/bin/sh',
+    ...title.map((t) => `# ${t}`),
+    '# Runs the sequence on QEMU with qemu-img and qemu-io only; a refused command prints its error and the script goes on.',
+    'cd "$(dirname "$0")" || exit 2',
+    'IMG=image.qcow2',
+    'rm -f "$IMG"',
+    `qemu-img create -q -f qcow2 -o ${createOptions(c.options)} "$IMG" ${c.options.virtualSize}`,
+  ];
+  let io: string[] = [];
+  const endIo = () => {
+    if (io.length > 0) lines.push(`qemu-io ${io.map((cmd) => `-c '${cmd}'`).join(' ')} "$IMG"`);
+    io = [];
+  };
+  let state = initialState(c.options);
+  c.steps.forEach((s: Step, index) => {
+    if (s.kind === 'read') {
+      const length = Math.min(s.length, state.options.virtualSize - s.offset);
+      if (length <= 0) return;
+      const expected = read(state, s.offset, length);
+      const value = uniform(expected);
+      if (value !== undefined) {
+        io.push(`read -P ${hex(value)} ${hex(s.offset)} ${hex(length)}`);
+      } else {
+        const name = `expected-${index + 1}.bin`;
+        files.push({ name, bytes: expected });
+        endIo();
+        lines.push(`# step ${index + 1}: the model expects the bytes of ${name}`);
+        io.push(`read -v ${hex(s.offset)} ${hex(length)}`);
+        endIo();
+      }
+      return;
+    }
+    const op: Op = s;
+    switch (op.kind) {
+      case 'write': {
+        const bytes = writeBytes(op);
+        const value = uniform(bytes);
+        if (value !== undefined) {
+          io.push(`write -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
+        } else {
+          const name = `data-${index + 1}.bin`;
+          files.push({ name, bytes });
+          io.push(`write -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
+        }
+        break;
+      }
+      case 'writeCompressed': {
+        // qemu-io's compressed write (`write -c`), from the same bytes the QEMU driver writes
+        const bytes = compressedWriteBytes(op);
+        const value = uniform(bytes);
+        if (value !== undefined) {
+          io.push(`write -c -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
+        } else {
+          const name = `data-${index + 1}.bin`;
+          files.push({ name, bytes });
+          io.push(`write -c -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
+        }
+        break;
+      }
+      case 'writeZeroes':
+        io.push(`write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`);
+        break;
+      case 'discard':
+        io.push(`discard ${hex(op.offset)} ${hex(op.length)}`);
+        break;
+      case 'resize':
+        io.push(`truncate ${hex(op.size)}`);
+        break;
+      case 'flush':
+        io.push('flush');
+        break;
+      case 'reopen':
+        endIo();
+        break;
+      case 'snapshotCreate':
+      case 'snapshotRevert':
+      case 'snapshotDelete': {
+        endIo();
+        const flag = op.kind === 'snapshotCreate' ? '-c' : op.kind === 'snapshotRevert' ? '-a' : '-d';
+        lines.push(`qemu-img snapshot ${flag} '${op.name}' "$IMG"`);
+        break;
+      }
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
+    }
+    state = step(state, op).state;
+  });
+  endIo();
+  lines.push('echo "--- qemu-img check (0 clean, 2 corrupt, 3 leaks):"', 'qemu-img check "$IMG"; echo "exit $?"');
+  if (state.options.virtualSize <= expectedDiskBytesMax) {
+    files.push({ name: 'expected.raw', bytes: read(state, 0, state.options.virtualSize) });
+    lines.push('echo "--- qemu-img compare with the model\'s final disk (0 identical, 1 different):"', 'qemu-img compare -f raw -F qcow2 expected.raw "$IMG"; echo "exit $?"');
+  }
+  return { script: `${lines.join('\n')}\n`, files };
+}
