@@ -75,3 +75,20 @@ export function toSafeNumber(value: bigint, field: string, offset?: number): num
   }
   return Number(value);
 }
+
+/**
+ * A read-write open of an image with persistent dirty bitmaps: the engine does
+ * not update bitmaps, so writing would silently make them stale. Carries the names.
+ */
+export class Qcow2BitmapsError extends Qcow2Error {
+  readonly names: readonly string[];
+  constructor(names: readonly string[]) {
+    super(
+      'unsupported',
+      `the image has persistent dirty bitmaps (${names.map((n) => `'${n}'`).join(', ')}) that this engine cannot update; ` +
+        'writing would leave them inconsistent, so QEMU would discard them',
+    );
+    this.name = 'Qcow2BitmapsError';
+    this.names = names;
+  }
+}

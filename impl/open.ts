@@ -14,6 +14,7 @@ import { Refcounts } from './refcount.js';
 import { ClusterMap } from './cluster-map.js';
 import { flushMetadata, writeHeader } from './flush.js';
 import {
+  autoclearBitmaps,
   compatLazyRefcounts,
   incompatCorrupt,
   incompatDirty,
@@ -24,9 +25,12 @@ import {
   validateTable,
 } from './limits.js';
 import { repairRefcounts } from './repair.js';
+import { dropBitmapsForWriting, loadBitmaps } from './bitmaps.js';
 
 export interface OpenConstraints {
   readOnly: boolean;
+  /** Read-write only: allow the open of an image with bitmaps by dropping them (see bitmaps.ts). */
+  dropBitmaps?: boolean | undefined;
   l2CacheEntries?: number | undefined;
   refcountCacheEntries?: number | undefined;
   clock: WallClock;
@@ -72,6 +76,8 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   const reftable = decodeReftable(await file.pread(header.refcountTableOffset, reftableEntries * 8), reftableEntries, cs, header.refcountTableOffset);
   if (!c.readOnly && reftable[0] === 0) throw new Qcow2Error('corrupt', 'the refcount table does not cover the header cluster');
   const { entries: snapshots, bytes: snapshotTableBytes } = await readSnapshotTable(file, header.snapshotsOffset, header.nbSnapshots, fileLength);
+  const bitmaps = await loadBitmaps(file, header, ext);
+  const dropped = !c.readOnly && dropBitmapsForWriting(header, ext, bitmaps, c.dropBitmaps ?? false);
   const refcounts = new Refcounts(file, g, reftable, header.refcountTableOffset, header.refcountTableClusters,
     cacheEntries(c.refcountCacheEntries, refcountCacheBytes, cs, 'refcountCacheEntries'));
   // The L2 cache's eviction hook flushes the whole image: it needs the state built below.
@@ -82,7 +88,8 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   refcounts.flushAll = () => flushMetadata(must(holder.s));
   const s: ImageState = {
     file, g, header, ext, backingName, refcounts, map, snapshots, snapshotTableBytes,
-    readOnly: c.readOnly, headerDirty: false,
+    bitmaps: dropped ? [] : bitmaps,
+    readOnly: c.readOnly, headerDirty: dropped,
     lazyRefcounts: (header.compatibleFeatures & compatLazyRefcounts) !== 0n,
     clock: c.clock,
   };
@@ -94,9 +101,10 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
       header.incompatibleFeatures &= ~incompatDirty;
       s.headerDirty = true;
     }
-    if (header.autoclearFeatures !== 0n) {
-      // We maintain no autoclear feature (bitmaps, raw data file): clear them all before writing.
-      header.autoclearFeatures = 0n;
+    if ((header.autoclearFeatures & ~autoclearBitmaps) !== 0n) {
+      // Autoclear features we do not maintain are cleared before writing, as
+      // QEMU does; bit 0 is left only when there are no bitmaps it could make stale.
+      header.autoclearFeatures &= autoclearBitmaps;
       s.headerDirty = true;
     }
     if (s.headerDirty) await writeHeader(s);

@@ -4,6 +4,7 @@ import type { Geometry } from './geometry.js';
 import type { Header } from './format/header.js';
 import type { HeaderExtensions } from './format/header-extensions.js';
 import type { SnapshotEntry } from './format/snapshot-table.js';
+import type { BitmapDirectoryEntry } from './format/bitmap-directory.js';
 import type { Refcounts } from './refcount.js';
 import type { ClusterMap } from './cluster-map.js';
 
@@ -21,6 +22,8 @@ export interface ImageState {
   readonly refcounts: Refcounts;
   readonly map: ClusterMap;
   snapshots: SnapshotEntry[];
+  /** Persistent dirty bitmaps, read-only opens only (a read-write open refuses or drops them). */
+  readonly bitmaps: readonly BitmapDirectoryEntry[];
   /** Byte size of the snapshot table as written (refcounted range). */
   snapshotTableBytes: number;
   readonly readOnly: boolean;

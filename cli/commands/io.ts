@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import type { IoCommand } from '../io-commands/command.js';
-import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
+import { checkForceShare, dropBitmapsFlag, dropBitmapsHelp, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { parseIoCommand } from '../io-commands/parse.js';
 import { runIoCommands } from '../io-commands/run.js';
@@ -46,12 +46,13 @@ export function register(program: Command): void {
     )
     .option('-r, --read-only', 'open the image read-only')
     .option(forceShareFlags, `${forceShareHelp}: with -r`)
-    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean; forceShare?: boolean }, cmd: Command) => {
+    .option(dropBitmapsFlag, dropBitmapsHelp)
+    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean; forceShare?: boolean; dropBitmaps?: boolean }, cmd: Command) => {
       const readOnly = opts.readOnly === true;
       checkForceShare(opts.forceShare === true, readOnly, 'io');
       const script = await readScript(opts.cmd);
       const output = outputOf(cmd);
-      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true });
+      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true, dropBitmaps: opts.dropBitmaps === true });
       // A refused command leaves the image consistent, so it is closed normally;
       // an unexpected error propagates without close(), so nothing more is written.
       const summary = await runIoCommands(image, script, output.out);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Qcow2Error, type SnapshotInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
-import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
+import { checkForceShare, dropBitmapsFlag, dropBitmapsHelp, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { formatSize } from '../sizes.js';
 
@@ -63,6 +63,7 @@ interface SnapshotFlags {
   delete?: string;
   list?: boolean;
   forceShare?: boolean;
+  dropBitmaps?: boolean;
 }
 
 type Action = { kind: 'create' | 'apply' | 'delete'; name: string } | { kind: 'list' };
@@ -80,6 +81,21 @@ function chooseAction(opts: { create?: string; apply?: string; delete?: string; 
   return action;
 }
 
+/**
+ * qemu-img snapshot -a refuses while the image has bitmaps (bdrv_snapshot_goto:
+ * "Device has active dirty bitmaps"), whatever their flags; checked on a
+ * read-only open, so a refused apply writes nothing.
+ */
+async function refuseApplyWithBitmaps(file: string, name: string): Promise<void> {
+  const image = await openImage(file, { readOnly: true });
+  const { bitmaps } = await image.info();
+  await image.close();
+  if (bitmaps.length > 0) {
+    const names = bitmaps.map((bm) => `'${bm.name}'`).join(', ');
+    throw new CliError(`could not apply snapshot '${name}': Device has active dirty bitmaps (${names}); ${dropBitmapsFlag} discards them first`);
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('snapshot')
@@ -90,11 +106,14 @@ export function register(program: Command): void {
     .option('-d, --delete <name>', 'delete a snapshot (ID or name)')
     .option('-l, --list', 'list the snapshots')
     .option(forceShareFlags, `${forceShareHelp}: -l`)
+    .option(dropBitmapsFlag, dropBitmapsHelp)
     .action(async (file: string, opts: SnapshotFlags, cmd: Command) => {
       const action = chooseAction(opts);
       const readOnly = action.kind === 'list';
       checkForceShare(opts.forceShare === true, readOnly, 'snapshot');
-      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true });
+      const dropBitmaps = opts.dropBitmaps === true;
+      if (action.kind === 'apply' && !dropBitmaps) await refuseApplyWithBitmaps(file, action.name);
+      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true, dropBitmaps });
       if (action.kind === 'list') {
         const snapshots = image.snapshots.list();
         await image.close();

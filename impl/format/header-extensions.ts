@@ -2,7 +2,8 @@
 // rewrite QEMU's qcow2_update_header does.
 import { Qcow2Error, Qcow2FormatError } from '../errors.js';
 import { assert } from '../assert.js';
-import { backingFormatBytesMax, backingNameBytesMax, headerV2Bytes } from '../limits.js';
+import { autoclearBitmaps, backingFormatBytesMax, backingNameBytesMax, bitmapsExtensionBytes, headerV2Bytes } from '../limits.js';
+import { decodeBitmapsExtension, encodeBitmapsExtension, type BitmapsExtension } from './bitmap-directory.js';
 import { encodeHeader, type Header } from './header.js';
 
 export const extEnd = 0x00000000;
@@ -19,7 +20,13 @@ export interface UnknownExtension {
 
 export interface HeaderExtensions {
   backingFormat?: string;
-  /** Every extension we do not interpret, re-emitted verbatim on rewrite. */
+  /** Kept only while autoclear bit 0 says the bitmaps are valid, as QEMU keeps them. */
+  bitmaps?: BitmapsExtension;
+  /**
+   * Every extension we do not interpret, re-emitted verbatim on rewrite, in
+   * reverse order of reading: QEMU's qcow2_read_extensions prepends each to its
+   * list (QLIST_INSERT_HEAD), so each rewrite reverses them, and so do we.
+   */
   unknown: UnknownExtension[];
 }
 
@@ -50,11 +57,19 @@ export function decodeExtensions(cluster0: Uint8Array, header: Header): HeaderEx
         break;
       case extFeatureTable:
         break; // regenerated on every rewrite
+      case extBitmaps:
+        if (length !== bitmapsExtensionBytes) {
+          throw new Qcow2FormatError('bitmaps extension length', length, `exactly ${bitmapsExtensionBytes}`, at + 4);
+        }
+        // Autoclear bit 0 clear: a program without bitmap support wrote the image
+        // since, so QEMU ignores the bitmaps and drops the extension on rewrite.
+        if ((header.autoclearFeatures & autoclearBitmaps) !== 0n) result.bitmaps = decodeBitmapsExtension(data, at + 8, cs);
+        break;
       case extDataFile:
       case extCryptoHeader:
         throw new Qcow2Error('unsupported', `header extension 0x${type.toString(16)} is not supported`);
       default:
-        result.unknown.push({ type, data });
+        result.unknown.unshift({ type, data });
     }
     at += 8 + ((length + 7) & ~7);
   }
@@ -92,14 +107,15 @@ function featureTable(): Uint8Array {
 
 /**
  * Rebuild cluster 0 like qcow2_update_header: struct, preserved unknown fields,
- * backing format, feature table (v3 and cs > 4096), unknown extensions, end
- * marker, then the backing file name. Updates header.backingFile* in place.
+ * backing format, feature table (v3 and cs > 4096), bitmaps, unknown extensions,
+ * end marker, then the backing file name. Updates header.backingFile* in place.
  */
 export function encodeCluster0(header: Header, ext: HeaderExtensions, backingName: string | undefined): Uint8Array {
   const cs = 2 ** header.clusterBits;
   const parts: UnknownExtension[] = [];
   if (ext.backingFormat !== undefined) parts.push({ type: extBackingFormat, data: textEncoder.encode(ext.backingFormat) });
   if (header.version === 3 && cs > 4096) parts.push({ type: extFeatureTable, data: featureTable() });
+  if (ext.bitmaps !== undefined) parts.push({ type: extBitmaps, data: encodeBitmapsExtension(ext.bitmaps) });
   parts.push(...ext.unknown);
   const name = backingName === undefined ? undefined : textEncoder.encode(backingName);
   if (name !== undefined && name.length > backingNameBytesMax) {
