@@ -121,8 +121,8 @@ async function buildBase(dir: string, name: BaseName): Promise<Uint8Array> {
   return new Uint8Array(await readFile(path));
 }
 
-/** Every base image's bytes, built in `dir`. */
-export async function buildBases(dir: string): Promise<ReadonlyMap<BaseName, Uint8Array>> {
-  const entries = await Promise.all(baseNames.map(async (name) => [name, await buildBase(dir, name)] as const));
+/** The bytes of every base image (or of those named), built in `dir`. */
+export async function buildBases(dir: string, names: readonly BaseName[] = baseNames): Promise<ReadonlyMap<BaseName, Uint8Array>> {
+  const entries = await Promise.all(names.map(async (name) => [name, await buildBase(dir, name)] as const));
   return new Map(entries);
 }
