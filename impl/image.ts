@@ -243,7 +243,9 @@ export class Qcow2Image {
       if (!this.s.readOnly) {
         await flushMetadata(this.s);
         if ((this.s.header.incompatibleFeatures & incompatDirty) !== 0n) {
+          // qcow2_mark_clean rebuilds the whole header.
           this.s.header.incompatibleFeatures &= ~incompatDirty;
+          this.s.headerRebuild = true;
           await writeHeader(this.s);
         }
         await this.s.file.flush();

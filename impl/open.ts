@@ -89,25 +89,28 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   const s: ImageState = {
     file, g, header, ext, backingName, refcounts, map, snapshots, snapshotTableBytes,
     bitmaps: dropped ? [] : bitmaps,
-    readOnly: c.readOnly, headerDirty: dropped,
+    readOnly: c.readOnly, headerDirty: false, headerRebuild: false,
     lazyRefcounts: (header.compatibleFeatures & compatLazyRefcounts) !== 0n,
     clock: c.clock,
   };
   holder.s = s;
   map.onL1Moved = () => (s.headerDirty = true);
   if (!c.readOnly) {
+    // Each of these rebuilds cluster 0 whole, as qcow2_do_open's update_header
+    // and qcow2_mark_clean do: dropped or ignored bitmaps leave the header.
+    s.headerRebuild = dropped || ext.ignoredBitmaps === true;
     if ((header.incompatibleFeatures & incompatDirty) !== 0n) {
       await repairRefcounts(s);
       header.incompatibleFeatures &= ~incompatDirty;
-      s.headerDirty = true;
+      s.headerRebuild = true;
     }
     if ((header.autoclearFeatures & ~autoclearBitmaps) !== 0n) {
       // Autoclear features we do not maintain are cleared before writing, as
       // QEMU does; bit 0 is left only when there are no bitmaps it could make stale.
       header.autoclearFeatures &= autoclearBitmaps;
-      s.headerDirty = true;
+      s.headerRebuild = true;
     }
-    if (s.headerDirty) await writeHeader(s);
+    if (s.headerRebuild || s.headerDirty) await writeHeader(s);
   }
   return s;
 }

@@ -27,8 +27,14 @@ export interface ImageState {
   /** Byte size of the snapshot table as written (refcounted range). */
   snapshotTableBytes: number;
   readonly readOnly: boolean;
-  /** Cluster 0 must be rewritten at the next flush. */
+  /** Header fields changed: they must be written at the next flush. */
   headerDirty: boolean;
+  /**
+   * The next header write rebuilds cluster 0 whole (qcow2_update_header), as
+   * QEMU does only at open and when it clears the dirty bit; otherwise it
+   * writes the changed fields alone, as QEMU's snapshot, resize and table growth do.
+   */
+  headerRebuild: boolean;
   readonly lazyRefcounts: boolean;
   readonly clock: WallClock;
 }

@@ -22,6 +22,8 @@ export interface HeaderExtensions {
   backingFormat?: string;
   /** Kept only while autoclear bit 0 says the bitmaps are valid, as QEMU keeps them. */
   bitmaps?: BitmapsExtension;
+  /** A bitmaps extension with autoclear bit 0 clear was read: QEMU drops it by a rewrite at read-write open. */
+  ignoredBitmaps?: boolean;
   /**
    * Every extension we do not interpret, re-emitted verbatim on rewrite, in
    * reverse order of reading: QEMU's qcow2_read_extensions prepends each to its
@@ -64,6 +66,7 @@ export function decodeExtensions(cluster0: Uint8Array, header: Header): HeaderEx
         // Autoclear bit 0 clear: a program without bitmap support wrote the image
         // since, so QEMU ignores the bitmaps and drops the extension on rewrite.
         if ((header.autoclearFeatures & autoclearBitmaps) !== 0n) result.bitmaps = decodeBitmapsExtension(data, at + 8, cs);
+        else result.ignoredBitmaps = true;
         break;
       case extDataFile:
       case extCryptoHeader:
