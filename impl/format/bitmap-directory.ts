@@ -62,16 +62,6 @@ export function decodeBitmapsExtension(data: Uint8Array, at: number, clusterSize
   return { nbBitmaps, directorySize: Number(size), directoryOffset };
 }
 
-/** The extension's 24 data bytes (qcow2_update_header's Qcow2BitmapHeaderExt). */
-export function encodeBitmapsExtension(ext: BitmapsExtension): Uint8Array {
-  const out = new Uint8Array(bitmapsExtensionBytes);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, ext.nbBitmaps);
-  view.setBigUint64(8, BigInt(ext.directorySize));
-  view.setBigUint64(16, BigInt(ext.directoryOffset));
-  return out;
-}
-
 /**
  * Decode the directory (`dir`: directorySize bytes read at directoryOffset) like
  * bitmap_list_load: entries 8-byte aligned, exactly nbBitmaps of them filling

@@ -3,7 +3,7 @@
 import { Qcow2Error, Qcow2FormatError } from '../errors.js';
 import { assert } from '../assert.js';
 import { autoclearBitmaps, backingFormatBytesMax, backingNameBytesMax, bitmapsExtensionBytes, headerV2Bytes } from '../limits.js';
-import { decodeBitmapsExtension, encodeBitmapsExtension, type BitmapsExtension } from './bitmap-directory.js';
+import { decodeBitmapsExtension, type BitmapsExtension } from './bitmap-directory.js';
 import { encodeHeader, type Header } from './header.js';
 
 export const extEnd = 0x00000000;
@@ -110,7 +110,7 @@ function featureTable(): Uint8Array {
 
 /**
  * Rebuild cluster 0 like qcow2_update_header: struct, preserved unknown fields,
- * backing format, feature table (v3 and cs > 4096), bitmaps, unknown extensions,
+ * backing format, feature table (v3 and cs > 4096), unknown extensions,
  * end marker, then the backing file name. Updates header.backingFile* in place.
  */
 export function encodeCluster0(header: Header, ext: HeaderExtensions, backingName: string | undefined): Uint8Array {
@@ -118,7 +118,8 @@ export function encodeCluster0(header: Header, ext: HeaderExtensions, backingNam
   const parts: UnknownExtension[] = [];
   if (ext.backingFormat !== undefined) parts.push({ type: extBackingFormat, data: textEncoder.encode(ext.backingFormat) });
   if (header.version === 3 && cs > 4096) parts.push({ type: extFeatureTable, data: featureTable() });
-  if (ext.bitmaps !== undefined) parts.push({ type: extBitmaps, data: encodeBitmapsExtension(ext.bitmaps) });
+  // QEMU writes the bitmaps extension here; the engine never writes an image with valid bitmaps (impl/bitmaps.ts).
+  assert(ext.bitmaps === undefined, 'no header rewrite while valid bitmaps exist');
   parts.push(...ext.unknown);
   const name = backingName === undefined ? undefined : textEncoder.encode(backingName);
   if (name !== undefined && name.length > backingNameBytesMax) {

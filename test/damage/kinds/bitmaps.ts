@@ -148,6 +148,18 @@ export const bitmapKinds: readonly DamageKind[] = [
     why: `check_dir_entry fails; ${notOpened}`,
   },
   {
+    name: 'bitmaps-table-size-two',
+    description: 'the first bitmap table claims 2 entries (the second zero) where the disk needs 1',
+    base,
+    damage: (image) => {
+      const entry = first(image);
+      setU32(image, entry.at + entryField.tableSize, 2);
+      setU64(image, entry.tableOffset + 8, 0n);
+    },
+    qemu: cannotCheck(),
+    why: `load_bitmap_data wants exactly the table the disk needs; ${notOpened}`,
+  },
+  {
     name: 'bitmaps-granularity-8',
     description: 'the first bitmap has granularity_bits 8 (below the minimum of 9)',
     base,
