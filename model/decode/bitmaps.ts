@@ -18,12 +18,9 @@ export interface Bitmap {
   readonly granularityBits: number;
   /** BME_FLAG_IN_USE: the data is stale (the image was not closed cleanly). */
   readonly inUse: boolean;
-  /** BME_FLAG_AUTO: the bitmap tracks writes (enabled). */
-  readonly auto: boolean;
 }
 
 const flagInUse = 1 << 0;
-const flagAuto = 1 << 1;
 const flagsReservedMask = 0xfffffffc;
 /** BT_DIRTY_TRACKING_BITMAP, the only bitmap type. */
 const typeDirtyTracking = 1;
@@ -71,7 +68,7 @@ export function loadBitmaps(reader: ByteReader, header: Header): readonly Bitmap
 }
 
 /** The table's raw entries; past EOF reads as zeros, as in QEMU. */
-export function readBitmapTable(reader: ByteReader, bm: Bitmap): bigint[] {
+function readBitmapTable(reader: ByteReader, bm: Bitmap): bigint[] {
   return u64Table(reader.read(bm.tableOffset, bm.tableSize * 8), bm.tableSize);
 }
 
@@ -147,6 +144,5 @@ function checkDirEntry(dir: Uint8Array, at: number, entryOffset: number, header:
     tableSize,
     granularityBits,
     inUse,
-    auto: (flags & flagAuto) !== 0,
   };
 }
