@@ -23,7 +23,7 @@ async function imageWithBitmaps(dir: string, options = 'compat=1.1'): Promise<st
 function ourCheck(file: string, output: 'human' | 'json'): { exitCode: number; stdout: string; stderr: string } {
   const out: string[] = [];
   const err: string[] = [];
-  const exitCode = runCheck(file, { output }, (l) => out.push(l), (l) => err.push(l));
+  const exitCode = runCheck(file, { output, forceShare: false }, (l) => out.push(l), (l) => err.push(l));
   return { exitCode, stdout: out.join('\n'), stderr: err.join('\n') };
 }
 
