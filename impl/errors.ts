@@ -97,3 +97,20 @@ export type FaultPolicy = 'at-open' | 'on-access';
 
 /** Appended to an at-open refusal of something QEMU reports only on access. */
 export const stricterThanQemu = 'read-write open refuses it before any write; a read-only open reports it on access, as QEMU does';
+
+/**
+ * A read-write open of an image with persistent dirty bitmaps: the engine does
+ * not update bitmaps, so writing would silently make them stale. Carries the names.
+ */
+export class Qcow2BitmapsError extends Qcow2Error {
+  readonly names: readonly string[];
+  constructor(names: readonly string[]) {
+    super(
+      'unsupported',
+      `the image has persistent dirty bitmaps (${names.map((n) => `'${n}'`).join(', ')}) that this engine cannot update; ` +
+        'writing would leave them inconsistent, so QEMU would discard them',
+    );
+    this.name = 'Qcow2BitmapsError';
+    this.names = names;
+  }
+}

@@ -14,7 +14,8 @@
 // operations themselves, into clusters nothing on disk references yet.
 import type { ImageState } from './state.js';
 import { encodeCluster0 } from './format/header-extensions.js';
-import { incompatDirty } from './limits.js';
+import { encodeHeader } from './format/header.js';
+import { headerV2Bytes, headerV3Bytes, incompatDirty } from './limits.js';
 import { forgetFreedCompressedBytes } from './compressed-alloc.js';
 
 /** Each phase writes only what changed; with nothing changed a flush writes nothing. */
@@ -27,14 +28,26 @@ export async function flushMetadata(s: ImageState): Promise<void> {
   await s.refcounts.writeDecrements();
 }
 
-/** Rebuild and write cluster 0 from the in-memory state (qcow2_update_header). */
+/**
+ * Write the header from the in-memory state. With s.headerRebuild, cluster 0 is
+ * rebuilt whole (qcow2_update_header: struct, extensions, backing name).
+ * Otherwise only the version 2 fields are written, which is where every field
+ * QEMU updates in place lives (size, l1_size/l1_table_offset, the reftable
+ * fields, nb_snapshots/snapshots_offset): header_length, unknown fields and
+ * the extensions stay exactly as they are on disk, as QEMU leaves them.
+ */
 export async function writeHeader(s: ImageState): Promise<void> {
   syncHeader(s);
-  const cluster0 = encodeCluster0(s.header, s.ext, s.backingName);
-  s.header.headerLength = s.header.version === 2 ? 72 : 112 + s.header.unknownFields.length;
-  await s.file.pwrite(0, cluster0);
+  if (s.headerRebuild) {
+    const cluster0 = encodeCluster0(s.header, s.ext, s.backingName);
+    s.header.headerLength = s.header.version === 2 ? headerV2Bytes : headerV3Bytes + s.header.unknownFields.length;
+    await s.file.pwrite(0, cluster0);
+  } else {
+    await s.file.pwrite(0, encodeHeader(s.header).subarray(0, headerV2Bytes));
+  }
   await s.file.flush();
   s.headerDirty = false;
+  s.headerRebuild = false;
 }
 
 export function syncHeader(s: ImageState): void {

@@ -24,6 +24,13 @@ export interface OpenOptions {
   readOnly?: boolean;
   /** openFile only: qemu-img's -U, share the file with writers (read-only opens only). */
   forceShare?: boolean;
+  /**
+   * Read-write opens of an image with persistent dirty bitmaps are refused
+   * (Qcow2BitmapsError), as the engine cannot update them. true drops them
+   * instead, as the spec allows: autoclear bit 0 is cleared, QEMU then ignores
+   * the bitmaps, and their clusters leak (`qemu-img check -r leaks` frees them).
+   */
+  dropBitmaps?: boolean;
   l2CacheEntries?: number;
   refcountCacheEntries?: number;
   /** Wall clock for snapshot dates (default: the system clock). */
@@ -42,6 +49,17 @@ export interface SnapshotInfo {
   icount?: bigint;
 }
 
+/** A persistent dirty bitmap as `qemu-img info` lists it. */
+export interface BitmapInfo {
+  name: string;
+  /** Bytes of guest data per bit. */
+  granularity: number;
+  /** The in_use flag: the bitmap was not stored cleanly and is inconsistent. */
+  inUse: boolean;
+  /** The auto flag: the bitmap is enabled. */
+  auto: boolean;
+}
+
 export interface ImageInfo {
   virtualSize: number;
   clusterSize: number;
@@ -53,6 +71,7 @@ export interface ImageInfo {
   corrupt: boolean;
   fileLength: number;
   snapshots: SnapshotInfo[];
+  bitmaps: BitmapInfo[];
   backingFile?: string;
   backingFormat?: string;
 }
@@ -100,6 +119,7 @@ export class Qcow2Image {
   static async open(file: BlockFile, options: OpenOptions = {}): Promise<Qcow2Image> {
     const state = await openState(file, {
       readOnly: options.readOnly ?? false,
+      dropBitmaps: options.dropBitmaps,
       l2CacheEntries: options.l2CacheEntries,
       refcountCacheEntries: options.refcountCacheEntries,
       clock: options.clock ?? systemClock,
@@ -212,6 +232,7 @@ export class Qcow2Image {
         corrupt: (h.incompatibleFeatures & incompatCorrupt) !== 0n,
         fileLength: await this.s.file.length(),
         snapshots: this.snapshots.list(),
+        bitmaps: this.s.bitmaps.map((bm) => ({ name: bm.name, granularity: 2 ** bm.granularityBits, inUse: bm.inUse, auto: bm.auto })),
       };
       if (this.s.backingName !== undefined) info.backingFile = this.s.backingName;
       if (this.s.ext.backingFormat !== undefined) info.backingFormat = this.s.ext.backingFormat;
@@ -225,7 +246,9 @@ export class Qcow2Image {
       if (!this.s.readOnly) {
         await flushMetadata(this.s);
         if ((this.s.header.incompatibleFeatures & incompatDirty) !== 0n) {
+          // qcow2_mark_clean rebuilds the whole header.
           this.s.header.incompatibleFeatures &= ~incompatDirty;
+          this.s.headerRebuild = true;
           await writeHeader(this.s);
         }
         await this.s.file.flush();

@@ -45,6 +45,25 @@ export const incompatSupportedMask = incompatDirty | incompatCorrupt | incompatC
 export const compatLazyRefcounts = 1n;
 /** Refcount orders 0..6 (1..64-bit). */
 export const refcountOrderMax = 6;
+/** Autoclear bit 0: the bitmaps extension is consistent with the image. */
+export const autoclearBitmaps = 1n;
+/** The bitmaps extension's data: nb_bitmaps, reserved, directory size and offset. */
+export const bitmapsExtensionBytes = 24;
+/** QEMU QCOW2_MAX_BITMAPS. */
+export const bitmapsCountMax = 65535;
+/** QEMU QCOW2_MAX_BITMAP_DIRECTORY_SIZE: the directory is read whole at open. */
+export const bitmapDirectoryBytesMax = 1024 * bitmapsCountMax;
+/** Fixed part of a bitmap directory entry (Qcow2BitmapDirEntry). */
+export const bitmapDirEntryFixedBytes = 24;
+/** QEMU BME_MAX_TABLE_SIZE: entries of one bitmap table. */
+export const bitmapTableEntriesMax = 0x8000000;
+/** QEMU BME_MAX_PHYS_SIZE: one bitmap's data clusters, which QEMU holds in RAM. */
+export const bitmapDataBytesMax = 0x20000000;
+/** QEMU BME_MIN/MAX_GRANULARITY_BITS: 512 B to 2 GiB of guest data per bit. */
+export const bitmapGranularityBitsMin = 9;
+export const bitmapGranularityBitsMax = 31;
+/** QEMU BME_MAX_NAME_SIZE. */
+export const bitmapNameBytesMax = 1023;
 /** Snapshot extra data QEMU >= 5.2 writes: vm_state_size_large, disk_size, icount. */
 export const snapshotExtraDataBytesWritten = 24;
 
@@ -52,6 +71,7 @@ export const snapshotExtraDataBytesWritten = 24;
 assert(2 ** clusterBitsMin >= headerV3Bytes + 8, 'a minimal header and end marker fit cluster 0');
 assert(l1SizeBytesMax % 8 === 0 && reftableSizeBytesMax % 8 === 0, 'tables hold whole 8-byte entries');
 assert(Number(hostOffsetMax) > 2 ** 53 - 1, 'hostOffsetMax is checked as bigint');
+assert(bitmapDataBytesMax / 2 ** clusterBitsMin <= bitmapTableEntriesMax, 'the data limit bounds every bitmap table below BME_MAX_TABLE_SIZE');
 
 /** The fields that place a table: names and byte positions as on disk, for error messages. */
 export interface TableFields {

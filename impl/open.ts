@@ -19,6 +19,7 @@ import { Refcounts } from './refcount.js';
 import { ClusterMap } from './cluster-map.js';
 import { flushMetadata, writeHeader } from './flush.js';
 import {
+  autoclearBitmaps,
   compatLazyRefcounts,
   incompatCorrupt,
   incompatDirty,
@@ -33,9 +34,12 @@ import {
   validateTable,
 } from './limits.js';
 import { repairRefcounts } from './repair.js';
+import { dropBitmapsForWriting, loadBitmaps } from './bitmaps.js';
 
 export interface OpenConstraints {
   readOnly: boolean;
+  /** Read-write only: allow the open of an image with bitmaps by dropping them (see bitmaps.ts). */
+  dropBitmaps?: boolean | undefined;
   l2CacheEntries?: number | undefined;
   refcountCacheEntries?: number | undefined;
   clock: WallClock;
@@ -83,6 +87,8 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   const reftable = decodeReftable(await file.pread(header.refcountTableOffset, reftableEntries * 8), reftableEntries, cs, header.refcountTableOffset, policy);
   if (!c.readOnly && reftable[0] === 0) throw new Qcow2Error('corrupt', `the refcount table does not cover the header cluster; ${stricterThanQemu}`);
   const { entries: snapshots, bytes: snapshotTableBytes } = await readSnapshotTable(file, header.snapshotsOffset, header.nbSnapshots, tablesInside, policy);
+  const bitmaps = await loadBitmaps(file, header, ext);
+  const dropped = !c.readOnly && dropBitmapsForWriting(header, ext, bitmaps, c.dropBitmaps ?? false);
   const refcounts = new Refcounts(file, g, reftable, header.refcountTableOffset, header.refcountTableClusters,
     cacheEntries(c.refcountCacheEntries, refcountCacheBytes, cs, 'refcountCacheEntries'));
   // The L2 cache's eviction hook flushes the whole image: it needs the state built below.
@@ -93,24 +99,29 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   refcounts.flushAll = () => flushMetadata(must(holder.s));
   const s: ImageState = {
     file, g, header, ext, backingName, refcounts, map, snapshots, snapshotTableBytes,
-    readOnly: c.readOnly, headerDirty: false,
+    bitmaps: dropped ? [] : bitmaps,
+    readOnly: c.readOnly, headerDirty: false, headerRebuild: false,
     lazyRefcounts: (header.compatibleFeatures & compatLazyRefcounts) !== 0n,
     clock: c.clock,
   };
   holder.s = s;
   map.onL1Moved = () => (s.headerDirty = true);
   if (!c.readOnly) {
+    // Each of these rebuilds cluster 0 whole, as qcow2_do_open's update_header
+    // and qcow2_mark_clean do: dropped or ignored bitmaps leave the header.
+    s.headerRebuild = dropped || ext.ignoredBitmaps === true;
     if ((header.incompatibleFeatures & incompatDirty) !== 0n) {
       await repairRefcounts(s);
       header.incompatibleFeatures &= ~incompatDirty;
-      s.headerDirty = true;
+      s.headerRebuild = true;
     }
-    if (header.autoclearFeatures !== 0n) {
-      // We maintain no autoclear feature (bitmaps, raw data file): clear them all before writing.
-      header.autoclearFeatures = 0n;
-      s.headerDirty = true;
+    if ((header.autoclearFeatures & ~autoclearBitmaps) !== 0n) {
+      // Autoclear features we do not maintain are cleared before writing, as
+      // QEMU does; bit 0 is left only when there are no bitmaps it could make stale.
+      header.autoclearFeatures &= autoclearBitmaps;
+      s.headerRebuild = true;
     }
-    if (s.headerDirty) await writeHeader(s);
+    if (s.headerRebuild || s.headerDirty) await writeHeader(s);
   }
   return s;
 }

@@ -4,6 +4,7 @@ import type { Geometry } from './geometry.js';
 import type { Header } from './format/header.js';
 import type { HeaderExtensions } from './format/header-extensions.js';
 import type { SnapshotEntry } from './format/snapshot-table.js';
+import type { BitmapDirectoryEntry } from './format/bitmap-directory.js';
 import type { Refcounts } from './refcount.js';
 import type { ClusterMap } from './cluster-map.js';
 
@@ -21,11 +22,19 @@ export interface ImageState {
   readonly refcounts: Refcounts;
   readonly map: ClusterMap;
   snapshots: SnapshotEntry[];
+  /** Persistent dirty bitmaps, read-only opens only (a read-write open refuses or drops them). */
+  readonly bitmaps: readonly BitmapDirectoryEntry[];
   /** Byte size of the snapshot table as written (refcounted range). */
   snapshotTableBytes: number;
   readonly readOnly: boolean;
-  /** Cluster 0 must be rewritten at the next flush. */
+  /** Header fields changed: they must be written at the next flush. */
   headerDirty: boolean;
+  /**
+   * The next header write rebuilds cluster 0 whole (qcow2_update_header), as
+   * QEMU does only at open and when it clears the dirty bit; otherwise it
+   * writes the changed fields alone, as QEMU's snapshot, resize and table growth do.
+   */
+  headerRebuild: boolean;
   readonly lazyRefcounts: boolean;
   readonly clock: WallClock;
 }

@@ -13,4 +13,5 @@ export * from './qemu-img/convert.js';
 export * from './qemu-img/create.js';
 export * from './qemu-img/snapshot.js';
 export * from './qemu-img/resize.js';
+export * from './qemu-img/bitmap.js';
 export { QemuIoSession, openQemuIo, type QemuIoCacheMode, type QemuIoConstraints, type WriteZeroesConstraints } from './qemu-io/session.js';

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
-import type { ImageInfo } from '../../impl/index.js';
+import type { BitmapInfo, ImageInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import { addFormatOption, checkedFormat } from '../format-option.js';
@@ -22,7 +22,8 @@ export function formatQemuJson(value: Json, indent = 0): string {
   if (typeof value === 'bigint') return value.toString();
   if (typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) {
-    if (value.length === 0) return '[]';
+    // QEMU's pretty printer breaks the line even for an empty list.
+    if (value.length === 0) return `[\n${' '.repeat(indent)}]`;
     return `[\n${value.map((v: Json) => pad + formatQemuJson(v, indent + 4)).join(',\n')}\n${' '.repeat(indent)}]`;
   }
   const entries = Object.entries(value as { readonly [key: string]: Json });
@@ -37,10 +38,17 @@ export function formatSpecificData(info: ImageInfo): { [key: string]: Json } {
     compat: '1.1',
     'compression-type': info.compressionType,
     'lazy-refcounts': info.lazyRefcounts,
+    ...(info.bitmaps.length > 0 ? { bitmaps: info.bitmaps.map(bitmapJson) } : {}),
     'refcount-bits': info.refcountBits,
     corrupt: info.corrupt,
     'extended-l2': false,
   };
+}
+
+/** Qcow2BitmapInfo (qcow2_get_bitmap_info_list): flags in-use then auto. */
+function bitmapJson(bm: BitmapInfo): { [key: string]: Json } {
+  const flags = [...(bm.inUse ? ['in-use'] : []), ...(bm.auto ? ['auto'] : [])];
+  return { flags, name: bm.name, granularity: bm.granularity };
 }
 
 /** `qemu-img info --output=json`, members in qemu-img 7.2's order. */
@@ -79,10 +87,27 @@ export function infoText(info: ImageInfo, filename: string, actualSize: number):
   if (info.backingFormat !== undefined) lines.push(`backing file format: ${info.backingFormat}`);
   if (info.snapshots.length > 0) lines.push(...formatSnapshotTable(info.snapshots));
   lines.push('Format specific information:');
-  for (const [key, value] of Object.entries(formatSpecificData(info))) {
-    lines.push(`    ${key.replaceAll('-', ' ')}: ${String(value)}`);
-  }
+  dumpHuman(formatSpecificData(info), 1, lines);
   return lines;
+}
+
+/**
+ * block/qapi.c dump_qdict / dump_qlist: 4 spaces per level, dashes in keys as
+ * spaces, a composite value on the lines below its key, list items as `[i]`.
+ */
+function dumpHuman(value: { readonly [key: string]: Json } | readonly Json[], level: number, lines: string[]): void {
+  const pad = ' '.repeat(level * 4);
+  const entries: [string, Json][] = Array.isArray(value)
+    ? value.map((v: Json, i) => [`[${i}]`, v])
+    : Object.entries(value as { readonly [key: string]: Json }).map(([k, v]) => [k.replaceAll('-', ' '), v]);
+  for (const [key, v] of entries) {
+    if (typeof v === 'object') {
+      lines.push(`${pad}${key}:`);
+      dumpHuman(v, level + 1, lines);
+    } else {
+      lines.push(`${pad}${key}: ${String(v)}`);
+    }
+  }
 }
 
 /** A relative backing file name is relative to the image's directory (qemu's bdrv_get_full_backing_filename). */

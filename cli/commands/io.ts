@@ -3,7 +3,7 @@ import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import { addFormatOption, checkedFormat } from '../format-option.js';
 import type { IoCommand } from '../io-commands/command.js';
-import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
+import { checkForceShare, dropBitmapsFlag, dropBitmapsHelp, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { parseIoCommand } from '../io-commands/parse.js';
 import { runIoCommands } from '../io-commands/run.js';
@@ -47,13 +47,14 @@ export function register(program: Command): void {
     )
     .option('-r, --read-only', 'open the image read-only')
     .option(forceShareFlags, `${forceShareHelp}: with -r`)
-    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean; forceShare?: boolean; format?: string }, cmd: Command) => {
+    .option(dropBitmapsFlag, dropBitmapsHelp)
+    .action(async (file: string, opts: { cmd: string[]; readOnly?: boolean; forceShare?: boolean; dropBitmaps?: boolean; format?: string }, cmd: Command) => {
       checkedFormat('io', opts.format);
       const readOnly = opts.readOnly === true;
       checkForceShare(opts.forceShare === true, readOnly, 'io');
       const script = await readScript(opts.cmd);
       const output = outputOf(cmd);
-      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true });
+      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true, dropBitmaps: opts.dropBitmaps === true });
       // A refused command leaves the image consistent, so it is closed normally;
       // an unexpected error propagates without close(), so nothing more is written.
       const summary = await runIoCommands(image, script, output.out);

@@ -3,7 +3,7 @@ import { Qcow2Error, type SnapshotInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import { addFormatOption, checkedFormat } from '../format-option.js';
-import { checkForceShare, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
+import { checkForceShare, dropBitmapsFlag, dropBitmapsHelp, forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
 import { outputOf } from '../io-commands/output.js';
 import { formatSize } from '../sizes.js';
 
@@ -65,6 +65,7 @@ interface SnapshotFlags {
   list?: boolean;
   forceShare?: boolean;
   format?: string;
+  dropBitmaps?: boolean;
 }
 
 type Action = { kind: 'create' | 'apply' | 'delete'; name: string } | { kind: 'list' };
@@ -82,6 +83,21 @@ function chooseAction(opts: { create?: string; apply?: string; delete?: string; 
   return action;
 }
 
+/**
+ * qemu-img snapshot -a refuses while the image has bitmaps (bdrv_snapshot_goto:
+ * "Device has active dirty bitmaps"), whatever their flags; checked on a
+ * read-only open, so a refused apply writes nothing.
+ */
+async function refuseApplyWithBitmaps(file: string, name: string): Promise<void> {
+  const image = await openImage(file, { readOnly: true });
+  const { bitmaps } = await image.info();
+  await image.close();
+  if (bitmaps.length > 0) {
+    const names = bitmaps.map((bm) => `'${bm.name}'`).join(', ');
+    throw new CliError(`could not apply snapshot '${name}': Device has active dirty bitmaps (${names}); ${dropBitmapsFlag} discards them first`);
+  }
+}
+
 export function register(program: Command): void {
   addFormatOption(program
     .command('snapshot'))
@@ -92,12 +108,15 @@ export function register(program: Command): void {
     .option('-d, --delete <name>', 'delete the first snapshot with this name (a name only, never an ID, like qemu-img 7.2)')
     .option('-l, --list', 'list the snapshots')
     .option(forceShareFlags, `${forceShareHelp}: -l`)
+    .option(dropBitmapsFlag, dropBitmapsHelp)
     .action(async (file: string, opts: SnapshotFlags, cmd: Command) => {
       checkedFormat('snapshot', opts.format);
       const action = chooseAction(opts);
       const readOnly = action.kind === 'list';
       checkForceShare(opts.forceShare === true, readOnly, 'snapshot');
-      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true });
+      const dropBitmaps = opts.dropBitmaps === true;
+      if (action.kind === 'apply' && !dropBitmaps) await refuseApplyWithBitmaps(file, action.name);
+      const image = await openImage(file, { readOnly, forceShare: opts.forceShare === true, dropBitmaps });
       if (action.kind === 'list') {
         const snapshots = image.snapshots.list();
         await image.close();

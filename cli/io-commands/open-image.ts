@@ -1,4 +1,4 @@
-import { Qcow2Error, Qcow2Image } from '../../impl/index.js';
+import { Qcow2BitmapsError, Qcow2Error, Qcow2Image } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 
@@ -23,13 +23,25 @@ export function checkForceShare(forceShare: boolean, readOnly: boolean, command:
  * or, while another process holds the image,
  * `could not open 'a.qcow2': Failed to get shared "write" lock: byte 101 …`.
  * Anything that is not a typed refusal (an engine assertion) propagates as is,
- * so it is reported as the engine bug it is.
+ * so it is reported as the engine bug it is. A refusal for persistent bitmaps
+ * names them and the two ways out.
  */
-export async function openImage(path: string, options: { readOnly: boolean; forceShare?: boolean }): Promise<Qcow2Image> {
+export async function openImage(path: string, options: { readOnly: boolean; forceShare?: boolean; dropBitmaps?: boolean }): Promise<Qcow2Image> {
   try {
-    return await Qcow2Image.openFile(path, { readOnly: options.readOnly, forceShare: options.forceShare ?? false });
+    return await Qcow2Image.openFile(path, {
+      readOnly: options.readOnly,
+      forceShare: options.forceShare ?? false,
+      dropBitmaps: options.dropBitmaps ?? false,
+    });
   } catch (error) {
+    if (error instanceof Qcow2BitmapsError) {
+      throw new CliError(`could not open '${path}' for writing: ${error.message}; open it read-only, or pass ${dropBitmapsFlag} to discard the bitmaps`);
+    }
     if (error instanceof Qcow2Error) throw new CliError(`could not open '${path}': ${error.message}`);
     throw error;
   }
 }
+
+/** The CLI option that lets a read-write open drop persistent bitmaps (OpenOptions.dropBitmaps). */
+export const dropBitmapsFlag = '--drop-bitmaps';
+export const dropBitmapsHelp = 'allow writing an image with persistent dirty bitmaps by discarding them (they are lost; their clusters leak)';

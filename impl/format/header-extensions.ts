@@ -2,7 +2,8 @@
 // rewrite QEMU's qcow2_update_header does.
 import { Qcow2Error, Qcow2FormatError } from '../errors.js';
 import { assert } from '../assert.js';
-import { backingFormatBytesMax, backingNameBytesMax, headerV2Bytes } from '../limits.js';
+import { autoclearBitmaps, backingFormatBytesMax, backingNameBytesMax, bitmapsExtensionBytes, headerV2Bytes } from '../limits.js';
+import { decodeBitmapsExtension, type BitmapsExtension } from './bitmap-directory.js';
 import { encodeHeader, type Header } from './header.js';
 
 export const extEnd = 0x00000000;
@@ -11,8 +12,6 @@ export const extFeatureTable = 0x6803f857;
 export const extBitmaps = 0x23852875;
 export const extCryptoHeader = 0x0537be77;
 export const extDataFile = 0x44415441;
-/** QEMU's Qcow2BitmapHeaderExt: nb_bitmaps, reserved, directory size and offset. */
-const bitmapsExtensionBytes = 24;
 
 export interface UnknownExtension {
   type: number;
@@ -21,7 +20,15 @@ export interface UnknownExtension {
 
 export interface HeaderExtensions {
   backingFormat?: string;
-  /** Every extension we do not interpret, re-emitted verbatim on rewrite. */
+  /** Kept only while autoclear bit 0 says the bitmaps are valid, as QEMU keeps them. */
+  bitmaps?: BitmapsExtension;
+  /** A bitmaps extension with autoclear bit 0 clear was read: QEMU drops it by a rewrite at read-write open. */
+  ignoredBitmaps?: boolean;
+  /**
+   * Every extension we do not interpret, re-emitted verbatim on rewrite, in
+   * reverse order of reading: QEMU's qcow2_read_extensions prepends each to its
+   * list (QLIST_INSERT_HEAD), so each rewrite reverses them, and so do we.
+   */
   unknown: UnknownExtension[];
 }
 
@@ -54,15 +61,21 @@ export function decodeExtensions(cluster0: Uint8Array, header: Header): HeaderEx
       case extFeatureTable:
         break; // regenerated on every rewrite
       case extBitmaps:
-        if (length !== bitmapsExtensionBytes) throw new Qcow2FormatError('bitmaps extension length', length, `exactly ${bitmapsExtensionBytes}`, at + 4);
-        result.unknown.push({ type, data });
+        if (length !== bitmapsExtensionBytes) {
+          throw new Qcow2FormatError('bitmaps extension length', length, `exactly ${bitmapsExtensionBytes}`, at + 4);
+        }
+        // Autoclear bit 0 clear: a program without bitmap support wrote the image
+        // since, so QEMU ignores the bitmaps and drops the extension on rewrite.
+        if ((header.autoclearFeatures & autoclearBitmaps) !== 0n) result.bitmaps = decodeBitmapsExtension(data, at + 8, cs);
+        else result.ignoredBitmaps = true;
         break;
       case extCryptoHeader:
         // Reached only with crypt_method 0: decodeHeader refuses encryption before.
         throw new Qcow2FormatError('header extension type', `0x${type.toString(16)} (encryption header)`, 'only with LUKS encryption, crypt_method 2', at);
       default:
         // The data file name (extDataFile) too: QEMU keeps it but uses it only with incompatible bit 2, which decodeHeader refuses.
-        result.unknown.push({ type, data });
+        // Unshifted: QEMU writes unknown extensions back in reverse order.
+        result.unknown.unshift({ type, data });
     }
     at += 8 + ((length + 7) & ~7);
   }
@@ -100,14 +113,16 @@ function featureTable(): Uint8Array {
 
 /**
  * Rebuild cluster 0 like qcow2_update_header: struct, preserved unknown fields,
- * backing format, feature table (v3 and cs > 4096), unknown extensions, end
- * marker, then the backing file name. Updates header.backingFile* in place.
+ * backing format, feature table (v3 and cs > 4096), unknown extensions,
+ * end marker, then the backing file name. Updates header.backingFile* in place.
  */
 export function encodeCluster0(header: Header, ext: HeaderExtensions, backingName: string | undefined): Uint8Array {
   const cs = 2 ** header.clusterBits;
   const parts: UnknownExtension[] = [];
   if (ext.backingFormat !== undefined) parts.push({ type: extBackingFormat, data: textEncoder.encode(ext.backingFormat) });
   if (header.version === 3 && cs > 4096) parts.push({ type: extFeatureTable, data: featureTable() });
+  // QEMU writes the bitmaps extension here; the engine never writes an image with valid bitmaps (impl/bitmaps.ts).
+  assert(ext.bitmaps === undefined, 'no header rewrite while valid bitmaps exist');
   parts.push(...ext.unknown);
   const name = backingName === undefined ? undefined : textEncoder.encode(backingName);
   if (name !== undefined && name.length > backingNameBytesMax) {

@@ -1,9 +1,11 @@
 // checkImage: qemu-img check's classification, following qcow2_co_check_locked
 // → qcow2_check_read_snapshot_table, qcow2_check_refcounts (calculate_refcounts,
-// check_refcounts_l1/l2, check_refblocks, compare_refcounts, check_oflag_copied).
+// check_refcounts_l1/l2, qcow2_check_bitmaps_refcounts, check_refblocks,
+// compare_refcounts, check_oflag_copied).
 // Counting matches QEMU's so the numbers agree (digest §8.2). Tolerant: damage
 // is counted, only what QEMU cannot open or read is 'cannot-check'.
 import { u64Table, type ByteReader } from '../decode/byte-reader.js';
+import { bitmapTableEntryOffsetMask, bitmapTableEntryValid, loadBitmaps, type Bitmap } from '../decode/bitmaps.js';
 import { DecodeError } from '../decode/decode-error.js';
 import { decodeHeader, type Header } from '../decode/header.js';
 import * as E from '../decode/l2-entry.js';
@@ -31,9 +33,11 @@ function readable(offset: bigint, length: number): boolean {
 
 export function checkImage(reader: ByteReader): CheckReport {
   let header: Header;
+  let bitmaps: readonly Bitmap[];
   let snapshots: SnapshotTable;
   try {
     header = decodeHeader(reader);
+    bitmaps = loadBitmaps(reader, header);
   } catch (error) {
     return cannotCheck(error, 'Could not open');
   }
@@ -43,7 +47,7 @@ export function checkImage(reader: ByteReader): CheckReport {
     return cannotCheck(error, 'Check failed (snapshot table)');
   }
   try {
-    return new Checker(reader, header, snapshots).run();
+    return new Checker(reader, header, snapshots, bitmaps).run();
   } catch (error) {
     return cannotCheck(error, 'Check failed');
   }
@@ -70,6 +74,7 @@ class Checker {
     private readonly reader: ByteReader,
     private readonly h: Header,
     private readonly snapshots: SnapshotTable,
+    private readonly bitmaps: readonly Bitmap[],
   ) {
     this.cs = h.clusterSize;
     this.bits = 2 ** h.refcountOrder;
@@ -149,7 +154,30 @@ class Checker {
     }
     this.inc(BigInt(h.snapshotsOffset), BigInt(this.snapshots.byteSize));
     this.inc(BigInt(h.refcountTableOffset), BigInt(this.reftable.length * 8));
+    this.checkBitmaps();
     this.checkRefblocks();
+  }
+
+  /**
+   * qcow2_check_bitmaps_refcounts: the directory, each bitmap table and each
+   * data cluster are references. A table with a bad entry (only a bitmap in
+   * use gets this far: open refuses the others) ends the check ("Check failed").
+   */
+  private checkBitmaps(): void {
+    const ext = this.h.bitmaps;
+    if (ext === undefined) return;
+    this.inc(BigInt(ext.directoryOffset), BigInt(ext.directorySize));
+    for (const bm of this.bitmaps) {
+      this.inc(BigInt(bm.tableOffset), BigInt(bm.tableSize * 8));
+      const table = u64Table(this.readAt(BigInt(bm.tableOffset), bm.tableSize * 8), bm.tableSize);
+      if (!table.every((entry) => bitmapTableEntryValid(entry, this.cs))) {
+        throw new DecodeError(`bitmap '${bm.name}' table`, `at 0x${bm.tableOffset.toString(16)}`, 'valid entries (bitmap_table_load)', bm.tableOffset);
+      }
+      for (const entry of table) {
+        const offset = entry & bitmapTableEntryOffsetMask;
+        if (offset !== 0n) this.inc(offset, BigInt(this.cs));
+      }
+    }
   }
 
   private checkL1(offset: bigint, size: number, active: boolean): void {

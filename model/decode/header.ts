@@ -21,6 +21,13 @@ export interface HeaderExtension {
   readonly offset: number;
 }
 
+/** The bitmaps extension's fields, as QEMU keeps them (only while autoclear bit 0 is set). */
+export interface BitmapsExtension {
+  readonly nbBitmaps: number;
+  readonly directorySize: number;
+  readonly directoryOffset: number;
+}
+
 export interface Header {
   readonly version: 2 | 3;
   readonly clusterBits: number;
@@ -43,6 +50,8 @@ export interface Header {
   readonly backingFileOffset: number;
   readonly backingFileSize: number;
   readonly extensions: readonly HeaderExtension[];
+  /** Undefined when there is no bitmaps extension or autoclear bit 0 is clear (QEMU ignores it then). */
+  readonly bitmaps: BitmapsExtension | undefined;
   readonly dirty: boolean;
   readonly corrupt: boolean;
   readonly lazyRefcounts: boolean;
@@ -139,7 +148,7 @@ export function decodeHeader(reader: ByteReader): Header {
     throw new DecodeError('refcount_table_clusters', String(header.refcountTableClusters), `at most ${L.reftableSizeBytesMax / clusterSize} clusters`, 56);
   }
   const extensionsEnd = backingFileOffset !== 0 ? backingFileOffset : clusterSize;
-  return { ...header, extensions: decodeExtensions(reader, headerLength, extensionsEnd, header) };
+  return { ...header, ...decodeExtensions(reader, headerLength, extensionsEnd, header) };
 }
 
 /** QEMU's names for the incompatible bits (its feature name table), used when the image has no table. */
@@ -195,8 +204,15 @@ function tableOffset(value: bigint, field: string, at: number, tableBytes: numbe
  * `end` (backing_file_offset, else the end of cluster 0). As in QEMU, every
  * record, the end marker included, must fit before `end` ("Header extension too large").
  */
-function decodeExtensions(reader: ByteReader, start: number, end: number, h: Pick<Header, 'clusterSize' | 'autoclearFeatures'>): HeaderExtension[] {
+function decodeExtensions(
+  reader: ByteReader,
+  start: number,
+  end: number,
+  h: Pick<Header, 'clusterSize' | 'autoclearFeatures'>,
+): Pick<Header, 'extensions' | 'bitmaps'> {
   const out: HeaderExtension[] = [];
+  // As in QEMU, a later bitmaps extension replaces an earlier one.
+  let bitmaps: BitmapsExtension | undefined;
   for (let at = start; at < end; ) {
     const record = reader.read(at, 8);
     const type = u32(record, 0);
@@ -210,21 +226,21 @@ function decodeExtensions(reader: ByteReader, start: number, end: number, h: Pic
     }
     // QEMU accepts it only with crypt_method 2 (LUKS), which this decoder refuses.
     if (type === extensionTypes.fullDiskEncryption) throw new DecodeError('header extension type', `0x${type.toString(16)}`, 'no encryption header', at);
-    if (type === extensionTypes.bitmaps) checkBitmapsExtension(reader, at + 8, length, h);
+    if (type === extensionTypes.bitmaps) bitmaps = checkBitmapsExtension(reader, at + 8, length, h) ?? bitmaps;
     out.push({ type, length, offset: at + 8 });
     at += 8 + Math.ceil(length / 8) * 8;
   }
-  return out;
+  return { extensions: out, bitmaps };
 }
 
 /**
  * The open-time checks of qcow2_read_extensions on the bitmaps extension: its
  * length always, its fields only when autoclear bit 0 says the bitmaps are
- * valid (otherwise QEMU ignores them). The bitmap directory itself is not read.
+ * valid (otherwise QEMU ignores them). The bitmap directory is read by bitmaps.ts.
  */
-function checkBitmapsExtension(reader: ByteReader, at: number, length: number, h: Pick<Header, 'clusterSize' | 'autoclearFeatures'>): void {
+function checkBitmapsExtension(reader: ByteReader, at: number, length: number, h: Pick<Header, 'clusterSize' | 'autoclearFeatures'>): BitmapsExtension | undefined {
   if (length !== L.bitmapsExtensionBytes) throw new DecodeError('bitmaps extension length', String(length), `exactly ${L.bitmapsExtensionBytes}`, at - 4);
-  if ((h.autoclearFeatures & autoclearBitmaps) === 0n) return;
+  if ((h.autoclearFeatures & autoclearBitmaps) === 0n) return undefined;
   const data = reader.read(at, length);
   const reserved = u32(data, 4);
   if (reserved !== 0) throw new DecodeError('bitmaps extension reserved', String(reserved), '0', at + 4);
@@ -236,4 +252,5 @@ function checkBitmapsExtension(reader: ByteReader, at: number, length: number, h
   if (directoryOffset % BigInt(h.clusterSize) !== 0n) {
     throw new DecodeError('bitmap_directory_offset', String(directoryOffset), `aligned to cluster size ${h.clusterSize}`, at + 16);
   }
+  return { nbBitmaps, directorySize: Number(directorySize), directoryOffset: toNumber(directoryOffset, 'bitmap_directory_offset', at + 16) };
 }

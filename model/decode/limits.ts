@@ -34,6 +34,17 @@ export const bitmapsExtensionBytes = 24;
 export const bitmapsCountMax = 65535;
 /** QCOW2_MAX_BITMAP_DIRECTORY_SIZE. */
 export const bitmapDirectoryBytesMax = 1024 * bitmapsCountMax;
+/** BME_MAX_TABLE_SIZE: entries of one bitmap table. */
+export const bitmapTableEntriesMax = 0x8000000;
+/** BME_MAX_PHYS_SIZE: clusters of one bitmap's data, in bytes (bounds its size in RAM). */
+export const bitmapDataBytesMax = 0x20000000;
+/** BME_MIN/MAX_GRANULARITY_BITS: 512 B to 2 GiB of guest data per bit. */
+export const bitmapGranularityBitsMin = 9;
+export const bitmapGranularityBitsMax = 31;
+/** BME_MAX_NAME_SIZE. */
+export const bitmapNameBytesMax = 1023;
+/** Fixed part of a bitmap directory entry (Qcow2BitmapDirEntry). */
+export const bitmapDirEntryFixedBytes = 24;
 /** Host offsets have 56 bits. */
 export const hostOffsetMax = 2n ** 56n - 1n;
 /** Incompatible feature bits this decoder understands: dirty (0), corrupt (1) and compression type (3). */

@@ -1,10 +1,10 @@
 // The intact images every damage starts from, all written by QEMU itself
-// (qemu-img create, qemu-io writes, qemu-img snapshot). Built once per test file.
+// (qemu-img create, qemu-io writes, qemu-img snapshot and bitmap). Built once per test file.
 // Each mixes shared and private L2 tables and data clusters, so COPIED damage has
 // both kinds of target.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openQemuIo, qemuImgCreate, qemuImgSnapshot, type QemuCreateConstraints } from '../../oracle/index.js';
+import { openQemuIo, qemuImgBitmap, qemuImgCreate, qemuImgSnapshot, type QemuBitmapAction, type QemuCreateConstraints } from '../../oracle/index.js';
 
 export type BaseName =
   | 'v3-c512-r8'
@@ -13,7 +13,8 @@ export type BaseName =
   | 'v3-c4k-r4-lazy'
   | 'v3-c4k-r2-compressed'
   | 'v3-c4k-r1'
-  | 'v3-c512-r64';
+  | 'v3-c512-r64'
+  | 'v3-c4k-bitmaps';
 
 export const baseNames: readonly BaseName[] = [
   'v3-c512-r8',
@@ -23,9 +24,13 @@ export const baseNames: readonly BaseName[] = [
   'v3-c4k-r2-compressed',
   'v3-c4k-r1',
   'v3-c512-r64',
+  'v3-c4k-bitmaps',
 ];
 
-type Step = { readonly io: string } | { readonly snapshot: string };
+type Step =
+  | { readonly io: string }
+  | { readonly snapshot: string }
+  | { readonly bitmap: QemuBitmapAction; readonly name: string; readonly granularity?: number };
 
 interface BaseRecipe {
   readonly create: QemuCreateConstraints;
@@ -76,6 +81,20 @@ const recipes: Readonly<Record<BaseName, BaseRecipe>> = {
     create: { size: 64 * KiB, clusterSize: 512, refcountBits: 64 },
     steps: [{ io: 'write -q -P 0x11 0 2048' }, { io: 'write -q -P 0x22 40960 512' }],
   },
+  // Two persistent bitmaps, each with one data cluster (qemu-io's writes mark the
+  // enabled ones dirty): bm0 enabled ("auto"), bm1 with 16 KiB granularity and
+  // disabled after the first write.
+  'v3-c4k-bitmaps': {
+    create: { size: 1024 * KiB, clusterSize: 4096 },
+    steps: [
+      { bitmap: 'add', name: 'bm0' },
+      { bitmap: 'add', name: 'bm1', granularity: 16 * KiB },
+      { io: 'write -q -P 0x11 0 12288' },
+      { bitmap: 'disable', name: 'bm1' },
+      { snapshot: 's1' },
+      { io: 'write -q -P 0x22 4096 4096' },
+    ],
+  },
 };
 
 async function buildBase(dir: string, name: BaseName): Promise<Uint8Array> {
@@ -85,6 +104,10 @@ async function buildBase(dir: string, name: BaseName): Promise<Uint8Array> {
   for (const step of recipe.steps) {
     if ('snapshot' in step) {
       await qemuImgSnapshot(path, 'create', step.snapshot);
+      continue;
+    }
+    if ('bitmap' in step) {
+      await qemuImgBitmap(path, step.bitmap, step.name, step.granularity === undefined ? {} : { granularity: step.granularity });
       continue;
     }
     const session = await openQemuIo(path);
@@ -98,8 +121,8 @@ async function buildBase(dir: string, name: BaseName): Promise<Uint8Array> {
   return new Uint8Array(await readFile(path));
 }
 
-/** Every base image's bytes, built in `dir`. */
-export async function buildBases(dir: string): Promise<ReadonlyMap<BaseName, Uint8Array>> {
-  const entries = await Promise.all(baseNames.map(async (name) => [name, await buildBase(dir, name)] as const));
+/** The bytes of every base image (or of those named), built in `dir`. */
+export async function buildBases(dir: string, names: readonly BaseName[] = baseNames): Promise<ReadonlyMap<BaseName, Uint8Array>> {
+  const entries = await Promise.all(names.map(async (name) => [name, await buildBase(dir, name)] as const));
   return new Map(entries);
 }

@@ -100,7 +100,7 @@ describe('mergeMap', () => {
 describe('formatQemuJson', () => {
   it('prints qemu-style JSON, bigints as integers', () => {
     expect(formatQemuJson({ a: [{ b: 1n << 63n }], c: 'x', d: false, e: [] })).toBe(
-      '{\n    "a": [\n        {\n            "b": 9223372036854775808\n        }\n    ],\n    "c": "x",\n    "d": false,\n    "e": []\n}',
+      '{\n    "a": [\n        {\n            "b": 9223372036854775808\n        }\n    ],\n    "c": "x",\n    "d": false,\n    "e": [\n    ]\n}',
     );
   });
 });
@@ -109,7 +109,7 @@ describe('info with a backing file (the engine refuses to open such images for n
   // Expected text copied from qemu-img 7.2 info on /tmp/qx/bk.qcow2 (backing s.qcow2, format qcow2).
   const info: ImageInfo = {
     virtualSize: 1 << 20, clusterSize: 65536, version: 3, refcountBits: 16, lazyRefcounts: false, compressionType: 'zlib', dirty: false,
-    corrupt: false, fileLength: 196616, snapshots: [], backingFile: 's.qcow2', backingFormat: 'qcow2',
+    corrupt: false, fileLength: 196616, snapshots: [], bitmaps: [], backingFile: 's.qcow2', backingFormat: 'qcow2',
   };
 
   it('prints the backing members where qemu-img does', () => {

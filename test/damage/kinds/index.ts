@@ -1,4 +1,5 @@
 // Every damage kind, in one table.
+import { bitmapKinds } from './bitmaps.js';
 import { compressedKinds } from './compressed.js';
 import { headerKinds } from './header.js';
 import { mappingKinds } from './mapping.js';
@@ -8,4 +9,4 @@ import type { DamageKind } from './types.js';
 
 export type { DamageKind, DamageVerdict, ExpectedCheck } from './types.js';
 
-export const damageKinds: readonly DamageKind[] = [...refcountKinds, ...mappingKinds, ...headerKinds, ...snapshotKinds, ...compressedKinds];
+export const damageKinds: readonly DamageKind[] = [...refcountKinds, ...mappingKinds, ...headerKinds, ...snapshotKinds, ...compressedKinds, ...bitmapKinds];
