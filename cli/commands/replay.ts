@@ -1,10 +1,12 @@
 // `qcow2-verify replay CASE.json [--trace]`: reproduces a corpus case
 // deterministically. Exit 1 while it still fails (with its signature or
 // another), 0 once it passes, 2 when it cannot run (QEMU missing, bad case file).
+import { writeFile } from 'node:fs/promises';
 import { CorpusFormatError } from '../../corpus/case/parse.js';
 import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
-import { replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../corpus/replay/replay-case.js';
+import { imageCasePage, propertyCasePage } from '../../corpus/replay/html-page.js';
+import { caseImage, replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../corpus/replay/replay-case.js';
 import { traceCase } from '../../corpus/replay/trace.js';
 import { CorpusStoreError, loadCase, type StoredCase } from '../../corpus/store.js';
 import { formatText } from '../../properties/index.js';
@@ -18,6 +20,8 @@ export interface ReplayOptions {
   readonly trace: boolean;
   /** Override of the case's own implementation (property-failure cases). */
   readonly impl?: Implementation;
+  /** Where to write the case's HTML page (the only file replay writes). */
+  readonly html?: string;
 }
 
 export function replayExitCode(outcome: ReplayOutcome): number {
@@ -86,5 +90,14 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
     'cannot-run': `cannot run: ${outcome.message}`,
   };
   out(verdictLine[outcome.verdict]);
+  if (o.html !== undefined && outcome.verdict !== 'cannot-run') {
+    const command = `qcow2-verify replay ${file}`;
+    const page =
+      c.kind === 'property-failure'
+        ? await propertyCasePage(c, outcome.implementation, outcome, command)
+        : imageCasePage(c, await caseImage(stored as StoredCase & { case: MalformedImageCase }), outcome, command);
+    await writeFile(o.html, page);
+    out(`html: ${o.html}`);
+  }
   return replayExitCode(outcome);
 }

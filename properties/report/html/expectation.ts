@@ -30,6 +30,14 @@ function shortHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex').slice(0, 8);
 }
 
+/** Bytes shown of a differing guest cluster, so a wrong fill reads at a glance next to the hash. */
+const leadingBytesShown = 4;
+
+function contentText(kind: string, bytes: Uint8Array): string {
+  const lead = [...bytes.subarray(0, leadingBytesShown)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  return `${kind} #${shortHash(bytes)} (${lead} …)`;
+}
+
 /**
  * Compares `layout` (decoded from `reader`) with `state`, marking host clusters
  * whose refcount differs from the model's ('refcountDiffers') or whose guest
@@ -66,7 +74,7 @@ export function applyModel(layout: ImageLayout, reader: ByteReader, state: Model
       const modelKind = entry?.kind ?? 'unallocated';
       const imageKind = image?.kind ?? 'unallocated';
       if (shortHash(expected) === shortHash(actual) && modelKind === imageKind) continue;
-      differences.push({ view: label, guestCluster: c, model: `${modelKind} #${shortHash(expected)}`, image: `${imageKind} #${shortHash(actual)}` });
+      differences.push({ view: label, guestCluster: c, model: contentText(modelKind, expected), image: contentText(imageKind, actual) });
       if (image?.hostCluster !== undefined) layout.clusters[image.hostCluster]?.marks.add('unexpectedContent');
     }
   }

@@ -3,14 +3,16 @@
 // data divergence against the model is drawn and listed, big images get a
 // summary scale that zooms, and each page is saved as a PNG under screenshots/.
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bufferReader, initialState, step, type ImageOptions } from '../../../../model/index.js';
 import { applyModel, cellsMax, imageLayout, renderHtml } from '../../../../properties/report/html/index.js';
+import { runReplay } from '../../../../cli/commands/replay.js';
 import { launchChromium, type BrowserSession } from '../../../browser/chromium.js';
+import { runCli } from '../../../cli/run-cli.js';
 import { Layout, offsetMask, setEntry } from '../../../damage/layout.js';
 
 const screenshots = join(process.cwd(), 'screenshots');
@@ -132,4 +134,38 @@ describe('HTML report in Chromium', () => {
     expect(await cells.count()).toBe(2);
     expect(await cell(page, 0)).toMatchObject({ role: 'header' });
   });
+
+  it('replay --html draws a real counterexample: the failing step marked, the leaked cluster on the grid', async () => {
+    // A known QEMU divergence kept in the corpus: after `snapshot -c s1` QEMU leaves host cluster 13 leaked.
+    const html = join(dir, 'case.html');
+    const lines: string[] = [];
+    const code = await runReplay('corpus/cases/qemu-structure-check-image-snapshotCreate-105ddf5572f34d2c.json', { trace: false, html }, (l) => lines.push(l));
+    expect(code).toBe(1);
+    expect(lines).toContain(`html: ${html}`);
+    const page = await session.open(await readFile(join(dir, 'case.html'), 'utf8'), 'replay');
+    expect(await page.locator('#script .failing').textContent()).toContain('snapshot -c s1');
+    expect(await page.locator('#script [data-step]').count()).toBe(2);
+    expect(await page.locator('#divergence').textContent()).toContain('Leaked cluster 13');
+    expect(await cell(page, 13)).toMatchObject({ role: 'free', marks: ['leaked'], refcount: '1' });
+    expect(await page.locator('#grid .cell.marked').count()).toBe(1);
+    await page.locator('#grid .cell[data-first="13"]').click();
+    expect(await page.locator('#cell-info').textContent()).toContain('refcount on disk: 1, references found: 0');
+    await page.screenshot({ path: join(screenshots, 'replay-leak.png'), fullPage: true });
+  }, 60_000);
+
+  it('map --output=html prints the page of an image the engine refuses (reserved bits in an L1 entry)', async () => {
+    const image = base.slice();
+    const l = new Layout(image);
+    setEntry(image, l.l1EntryAt(0), l.l1Entry(0) | 1n);
+    const file = join(dir, 'damaged.qcow2');
+    await writeFile(file, image);
+    const refused = await runCli(['map', '--output=json', file]);
+    expect(refused.exitCode).toBe(1);
+    const run = await runCli(['map', '--output=html', file]);
+    expect(run.exitCode).toBe(0);
+    expect(new Uint8Array(await readFile(file))).toEqual(image);
+    const page = await session.open(run.stdout, 'map-damaged');
+    expect((await cell(page, l.cluster(l.l2TableOffset(0)))).role).toBe('l2');
+    expect(await page.locator('#findings').textContent()).toContain('reserved bits');
+  }, 60_000);
 });
