@@ -96,7 +96,11 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
       c.kind === 'property-failure'
         ? await propertyCasePage(c, outcome.implementation, outcome, command)
         : imageCasePage(c, await caseImage(stored as StoredCase & { case: MalformedImageCase }), outcome, command);
-    await writeFile(o.html, page);
+    try {
+      await writeFile(o.html, page);
+    } catch (error) {
+      throw new CliError(`--html: cannot write ${o.html}: ${error instanceof Error ? error.message : String(error)}`, exitCodes.cannotRun);
+    }
     out(`html: ${o.html}`);
   }
   return replayExitCode(outcome);

@@ -60,6 +60,8 @@ export interface ImageLayout {
 
 /** Host clusters a picture covers at most past the file's end (a table pointing far out draws no billion cells). */
 const clustersPastEndMax = 64;
+/** Grid unit of a file whose header cannot be read: QEMU's default cluster size. */
+const unreadableHeaderClusterSize = 65536;
 /** Entries of one table read at most: 32 MiB of L1, QEMU's QCOW_MAX_L1_SIZE. */
 const tableEntriesMax = (32 * 1024 * 1024) / 8;
 
@@ -72,10 +74,11 @@ export function imageLayout(reader: ByteReader): ImageLayout {
   let header: Header;
   try {
     header = decodeHeader(reader);
-  } catch (error) {
-    const clusterSize = 65536;
+  } catch {
+    // checkImage's findings already say why the header cannot be read ('Could not open: …').
+    const clusterSize = unreadableHeaderClusterSize;
     const clusters = Array.from({ length: Math.ceil(reader.size / clusterSize) }, () => emptyCluster());
-    return { clusterSize, fileSize: reader.size, clusters, refcounts: clusters.map(() => undefined), views: [], findings: [...findings, String(error instanceof Error ? error.message : error)] };
+    return { clusterSize, fileSize: reader.size, clusters, refcounts: clusters.map(() => undefined), views: [], findings };
   }
   return new Walker(reader, header, findings).run();
 }
