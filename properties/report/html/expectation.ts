@@ -75,12 +75,12 @@ export function applyModel(layout: ImageLayout, reader: ByteReader, state: Model
       const imageKind = image?.kind ?? 'unallocated';
       if (shortHash(expected) === shortHash(actual) && modelKind === imageKind) continue;
       differences.push({ view: label, guestCluster: c, model: contentText(modelKind, expected), image: contentText(imageKind, actual) });
-      if (image?.hostCluster !== undefined) layout.clusters[image.hostCluster]?.marks.add('unexpectedContent');
+      if (image?.hostCluster !== undefined) layout.clusters.mark(image.hostCluster, 'unexpectedContent');
     }
   }
   for (const [host, expected] of refcounts) {
     const stored = layout.refcounts[host];
-    if (stored !== undefined && stored !== BigInt(expected)) layout.clusters[host]?.marks.add('refcountDiffers');
+    if (stored !== undefined && stored !== BigInt(expected)) layout.clusters.mark(host, 'refcountDiffers');
   }
   return { refcounts, differences };
 }

@@ -19,12 +19,57 @@ export type ClusterRole = (typeof clusterRoles)[number];
 export const clusterMarks = ['leaked', 'referencedTwice', 'overlapping', 'refcountDiffers', 'unexpectedContent'] as const;
 export type ClusterMark = (typeof clusterMarks)[number];
 
-export interface HostCluster {
-  /** Roles that reach this cluster, without repeats; empty = free. */
-  readonly roles: ClusterRole[];
-  /** References a metadata walk finds (qemu-img check's computed refcount). */
-  references: number;
-  readonly marks: Set<ClusterMark>;
+/**
+ * Roles, marks and references of every host cluster, one bit per role and per
+ * mark in typed arrays, so a file of millions of clusters lays out in a few
+ * bytes each.
+ */
+export class HostClusters {
+  private readonly roleBits: Uint16Array;
+  private readonly markBits: Uint8Array;
+  /** References a metadata walk finds per cluster (qemu-img check's computed refcount). */
+  readonly references: Uint32Array;
+  /** Clusters drawn: the file's, and any a table reaches past its end (at most `capacity`). */
+  count: number;
+
+  constructor(count: number, capacity: number) {
+    this.roleBits = new Uint16Array(capacity);
+    this.markBits = new Uint8Array(capacity);
+    this.references = new Uint32Array(capacity);
+    this.count = count;
+  }
+
+  /** Roles in clusterRoles order; empty = free. */
+  roles(cluster: number): ClusterRole[] {
+    const bits = this.roleBits[cluster] ?? 0;
+    return clusterRoles.filter((_, k) => (bits & (1 << k)) !== 0);
+  }
+
+  marks(cluster: number): ClusterMark[] {
+    const bits = this.markBits[cluster] ?? 0;
+    return clusterMarks.filter((_, k) => (bits & (1 << k)) !== 0);
+  }
+
+  /** Bit k set = clusterRoles[k]. */
+  roleMask(cluster: number): number {
+    return this.roleBits[cluster] ?? 0;
+  }
+
+  /** Bit k set = clusterMarks[k] (the page's encoding). */
+  markMask(cluster: number): number {
+    return this.markBits[cluster] ?? 0;
+  }
+
+  /** Counts one reference under `role`; the cluster must be below the capacity. */
+  reach(cluster: number, role: ClusterRole): void {
+    this.roleBits[cluster]! |= 1 << clusterRoles.indexOf(role);
+    this.references[cluster]!++;
+    if (cluster >= this.count) this.count = cluster + 1;
+  }
+
+  mark(cluster: number, mark: ClusterMark): void {
+    if (cluster < this.count) this.markBits[cluster]! |= 1 << clusterMarks.indexOf(mark);
+  }
 }
 
 export interface GuestEntry {
@@ -49,8 +94,7 @@ export interface ImageLayout {
   readonly clusterSize: number;
   readonly fileSize: number;
   readonly header?: Header;
-  /** One per host cluster of the file (and any cluster a table points past its end). */
-  readonly clusters: HostCluster[];
+  readonly clusters: HostClusters;
   /** On-disk refcount per host cluster; undefined where no refcount block can be read. */
   readonly refcounts: (bigint | undefined)[];
   readonly views: GuestView[];
@@ -77,20 +121,15 @@ export function imageLayout(reader: ByteReader): ImageLayout {
   } catch {
     // checkImage's findings already say why the header cannot be read ('Could not open: …').
     const clusterSize = unreadableHeaderClusterSize;
-    const clusters = Array.from({ length: Math.ceil(reader.size / clusterSize) }, () => emptyCluster());
-    return { clusterSize, fileSize: reader.size, clusters, refcounts: clusters.map(() => undefined), views: [], findings };
+    const count = Math.ceil(reader.size / clusterSize);
+    return { clusterSize, fileSize: reader.size, clusters: new HostClusters(count, count), refcounts: new Array<undefined>(count).fill(undefined), views: [], findings };
   }
   return new Walker(reader, header, findings).run();
 }
 
-function emptyCluster(): HostCluster {
-  return { roles: [], references: 0, marks: new Set() };
-}
-
 class Walker {
   private readonly cs: number;
-  private readonly clusters: HostCluster[];
-  private readonly limit: number;
+  private readonly clusters: HostClusters;
   private readonly blocks = new Map<number, Uint8Array>();
 
   constructor(
@@ -100,8 +139,7 @@ class Walker {
   ) {
     this.cs = h.clusterSize;
     const inFile = Math.ceil(reader.size / this.cs);
-    this.limit = inFile + clustersPastEndMax;
-    this.clusters = Array.from({ length: inFile }, () => emptyCluster());
+    this.clusters = new HostClusters(inFile, inFile + clustersPastEndMax);
   }
 
   run(): ImageLayout {
@@ -122,7 +160,7 @@ class Walker {
       views.push(this.view(`snapshot ${s.id} (${s.name})`, s.id, offset, s.l1Size, 'snapshotL1'));
     }
     const reftable = this.refcountTable();
-    const refcounts = this.clusters.map((_, i) => this.onDisk(reftable, i));
+    const refcounts = Array.from({ length: this.clusters.count }, (_, i) => this.onDisk(reftable, i));
     this.mark(refcounts);
     return { clusterSize: this.cs, fileSize: this.reader.size, header: h, clusters: this.clusters, refcounts, views, findings: this.findings };
   }
@@ -130,13 +168,9 @@ class Walker {
   /** Counts one reference to every cluster of [offset, offset + length) under `role`. */
   private add(offset: number, length: number, role: ClusterRole): void {
     if (length <= 0) return;
-    const last = Math.min(Math.floor((offset + length - 1) / this.cs), this.limit - 1);
-    for (let c = Math.floor(offset / this.cs); c <= last; c++) {
-      while (this.clusters.length <= c) this.clusters.push(emptyCluster());
-      const cluster = this.clusters[c]!;
-      if (!cluster.roles.includes(role)) cluster.roles.push(role);
-      cluster.references++;
-    }
+    const capacity = this.clusters.references.length;
+    const last = Math.min(Math.floor((offset + length - 1) / this.cs), capacity - 1);
+    for (let c = Math.floor(offset / this.cs); c <= last; c++) this.clusters.reach(c, role);
   }
 
   private table(offset: number, entriesCount: number): bigint[] {
@@ -205,14 +239,17 @@ class Walker {
 
   /** Leaked: stored refcount above the references; referenced twice: below them; overlapping: two roles. */
   private mark(refcounts: readonly (bigint | undefined)[]): void {
-    this.clusters.forEach((cluster, i) => {
+    const dataRoles = (1 << clusterRoles.indexOf('data')) | (1 << clusterRoles.indexOf('compressed'));
+    for (let i = 0; i < this.clusters.count; i++) {
+      const roles = this.clusters.roleMask(i);
+      const severalRoles = (roles & (roles - 1)) !== 0;
+      if (severalRoles && (roles & ~dataRoles) !== 0) this.clusters.mark(i, 'overlapping');
       const stored = refcounts[i];
-      const metadataRoles = cluster.roles.filter((r) => r !== 'data' && r !== 'compressed');
-      if (cluster.roles.length > 1 && metadataRoles.length > 0) cluster.marks.add('overlapping');
-      if (stored === undefined) return;
-      if (stored > BigInt(cluster.references)) cluster.marks.add('leaked');
-      if (stored < BigInt(cluster.references) && cluster.references > 1) cluster.marks.add('referencedTwice');
-      if (stored < BigInt(cluster.references) && cluster.references === 1) cluster.marks.add('refcountDiffers');
-    });
+      const references = BigInt(this.clusters.references[i]!);
+      if (stored === undefined) continue;
+      if (stored > references) this.clusters.mark(i, 'leaked');
+      if (stored < references && references > 1n) this.clusters.mark(i, 'referencedTwice');
+      if (stored < references && references === 1n) this.clusters.mark(i, 'refcountDiffers');
+    }
   }
 }

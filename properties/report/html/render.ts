@@ -35,24 +35,24 @@ function escapeHtml(text: string): string {
 function pageData(layout: ImageLayout, expectation: ModelExpectation | undefined): string {
   const roles: Record<number, number[]> = {};
   const marks: Record<number, number> = {};
-  let primary = '';
-  layout.clusters.forEach((cluster, i) => {
-    const first = cluster.roles[0];
-    primary += first === undefined ? 'f' : roleCodes[clusterRoles.indexOf(first)];
-    if (cluster.roles.length > 1) roles[i] = cluster.roles.map((r) => clusterRoles.indexOf(r));
-    let mask = 0;
-    clusterMarks.forEach((m, k) => (mask |= cluster.marks.has(m) ? 1 << k : 0));
-    if (mask !== 0) marks[i] = mask;
-  });
+  const { clusters } = layout;
+  const primary: string[] = [];
+  for (let i = 0; i < clusters.count; i++) {
+    const mask = clusters.roleMask(i);
+    // The lowest set bit is the first role in clusterRoles order.
+    primary.push(mask === 0 ? 'f' : roleCodes[31 - Math.clz32(mask & -mask)]!);
+    if ((mask & (mask - 1)) !== 0) roles[i] = clusters.roles(i).map((r) => clusterRoles.indexOf(r));
+    if (clusters.markMask(i) !== 0) marks[i] = clusters.markMask(i);
+  }
   const data = {
     clusterSize: layout.clusterSize,
     roleNames: clusterRoles,
     markNames: clusterMarks,
     codes: roleCodes,
-    primary,
+    primary: primary.join(''),
     roles,
     marks,
-    references: layout.clusters.map((c) => c.references),
+    references: Array.from(clusters.references.subarray(0, clusters.count)),
     refcounts: layout.refcounts.map((r) => (r === undefined ? null : Number(r))),
     expected: Object.fromEntries(expectation?.refcounts ?? []),
   };
@@ -107,7 +107,7 @@ export function renderHtml(layout: ImageLayout, text: PageText, expectation?: Mo
   const findings = layout.findings.length === 0 ? '<p>qemu-img check (the model\'s checker): no errors</p>' : `<ul id="findings">${layout.findings.slice(0, 200).map((f) => `<li>${escapeHtml(f)}</li>`).join('')}</ul>`;
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(text.title)}</title><style>${style}</style></head><body>
 <h1>${escapeHtml(text.title)}</h1>${failureSection(text, expectation)}
-<h2>Host clusters (${layout.clusters.length} × ${layout.clusterSize} bytes, file ${layout.fileSize} bytes)</h2>
+<h2>Host clusters (${layout.clusters.count} × ${layout.clusterSize} bytes, file ${layout.fileSize} bytes)</h2>
 <div class="legend">${legend}</div><p><span id="scale"></span> · range <input id="range-from" size="8"> to <input id="range-to" size="8"> <button id="zoom">zoom</button> <button id="zoom-all">whole file</button></p>
 <div class="pic"><div><div id="grid"></div><div id="cell-info">hover or click a cell</div></div><div class="views"><h2>Guest view (guest cluster → host cluster)</h2>${guestViews(layout, expectation)}</div></div>
 <h2>Checker findings</h2>${findings}
