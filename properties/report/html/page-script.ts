@@ -1,6 +1,7 @@
 // The page's own script (inline, no network): draws the host-cluster grid from
 // the embedded data, buckets many clusters per cell past `cellsMax`, zooms into
-// a range, and shows a cell's offset, roles, refcounts and the model's
+// a range (a summary cell is coloured by the role most of its clusters have and
+// lists them all), and shows a cell's offset, roles, refcounts and the model's
 // expectation on hover or click. Kept as a string: the page must run alone.
 export const cellsMax = 4096;
 
@@ -28,11 +29,13 @@ function draw() {
   document.getElementById('range-from').value = from; document.getElementById('range-to').value = to - 1;
   const frag = document.createDocumentFragment();
   for (let first = from; first < to; first += per) {
-    const last = Math.min(first + per, to) - 1, roles = new Set(), marks = new Set();
-    for (let i = first; i <= last; i++) { rolesOf(i).forEach((r) => roles.add(r)); marksOf(i).forEach((m) => marks.add(m)); }
-    if (roles.size > 1) roles.delete('free');
+    const last = Math.min(first + per, to) - 1, counts = new Map(), marks = new Set();
+    for (let i = first; i <= last; i++) { rolesOf(i).forEach((r) => counts.set(r, (counts.get(r) || 0) + 1)); marksOf(i).forEach((m) => marks.add(m)); }
+    if (counts.size > 1) counts.delete('free');
+    const roles = new Set(counts.keys());
+    // One cluster with two roles is an overlap ('mixed'); a summary cell takes the role most of its clusters have.
+    const role = first === last ? (roles.size === 1 ? [...roles][0] : 'mixed') : [...counts].sort((a, b) => b[1] - a[1])[0][0];
     const cell = document.createElement('div');
-    const role = roles.size === 1 ? [...roles][0] : 'mixed';
     cell.className = 'cell role-' + role + (marks.size ? ' marked' : '');
     cell.dataset.first = first; cell.dataset.last = last; cell.dataset.role = role;
     cell.dataset.roles = [...roles].join(' '); cell.dataset.marks = [...marks].join(' ');

@@ -129,6 +129,9 @@ describe('HTML report in Chromium', () => {
     const cells = page.locator('#grid .cell');
     expect(await cells.count()).toBeLessThanOrEqual(cellsMax);
     expect(await page.locator('#scale').textContent()).toContain('one cell = 2 clusters');
+    // Summary cells take their majority role: a clean image has no 'mixed' cell even where L2 tables and data interleave.
+    expect(await page.locator('#grid .cell[data-role="mixed"]').count()).toBe(0);
+    expect(await page.locator('#grid .cell[data-role="data"]').count()).toBeGreaterThan(3000);
     await cells.nth(0).click();
     expect(await page.locator('#scale').textContent()).toBe('one cell = one cluster');
     expect(await cells.count()).toBe(2);
