@@ -7,7 +7,7 @@
 import { checkImage, classifyL2Entry, type ByteReader, type EntryKind } from '../../../model/index.js';
 import { u64Table } from '../../../model/decode/byte-reader.js';
 import { decodeHeader, type Header } from '../../../model/decode/header.js';
-import { compressedRange, l1eOffsetMask, l2eOffsetMask, reftOffsetMask } from '../../../model/decode/l2-entry.js';
+import { compressedRange, l1eOffsetMask, l2eOffsetMask, oflagCopied, reftOffsetMask } from '../../../model/decode/l2-entry.js';
 import { refcountEntry } from '../../../model/decode/refcounts.js';
 import { decodeSnapshotTable, type SnapshotEntry } from '../../../model/decode/snapshot-table.js';
 
@@ -197,7 +197,7 @@ class Walker {
           return;
         }
         if (kind === 'compressed') {
-          const range = compressedRange(entry & ~(1n << 63n), this.h.clusterBits);
+          const range = compressedRange(entry & ~oflagCopied, this.h.clusterBits);
           this.add(Number(range.start), Number(range.length), 'compressed');
           return entries.push({ guestCluster, kind, hostCluster: Math.floor(Number(range.start) / this.cs) });
         }
