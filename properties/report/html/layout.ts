@@ -145,12 +145,12 @@ class Walker {
   run(): ImageLayout {
     const h = this.h;
     this.add(0, this.cs, 'header');
-    const views: GuestView[] = [this.view('active', undefined, h.l1TableOffset, h.l1Size, 'l1')];
+    const views: GuestView[] = [this.view('active', undefined, Number(h.l1TableOffset), h.l1Size, 'l1')];
     let snapshots: readonly SnapshotEntry[] = [];
     try {
       const table = decodeSnapshotTable(this.reader, h);
       snapshots = table.entries;
-      this.add(h.snapshotsOffset, table.byteSize, 'snapshotTable');
+      this.add(Number(h.snapshotsOffset), table.byteSize, 'snapshotTable');
     } catch (error) {
       this.findings.push(`snapshot table: ${error instanceof Error ? error.message : String(error)}`);
     }
@@ -165,7 +165,11 @@ class Walker {
     return { clusterSize: this.cs, fileSize: this.reader.size, header: h, clusters: this.clusters, refcounts, views, findings: this.findings };
   }
 
-  /** Counts one reference to every cluster of [offset, offset + length) under `role`. */
+  /**
+   * Counts one reference to every cluster of [offset, offset + length) under
+   * `role`. Header offsets arrive as Number(bigint): one past 2^53 is inexact
+   * but far past the file, where nothing is drawn or read.
+   */
   private add(offset: number, length: number, role: ClusterRole): void {
     if (length <= 0) return;
     const capacity = this.clusters.references.length;
@@ -211,8 +215,8 @@ class Walker {
 
   private refcountTable(): bigint[] {
     const h = this.h;
-    this.add(h.refcountTableOffset, h.refcountTableClusters * this.cs, 'refcountTable');
-    const reftable = this.table(h.refcountTableOffset, (h.refcountTableClusters * this.cs) / 8);
+    this.add(Number(h.refcountTableOffset), h.refcountTableClusters * this.cs, 'refcountTable');
+    const reftable = this.table(Number(h.refcountTableOffset), (h.refcountTableClusters * this.cs) / 8);
     for (const entry of reftable) {
       const offset = entry & reftOffsetMask;
       if (offset !== 0n && offset <= BigInt(Number.MAX_SAFE_INTEGER)) this.add(Number(offset), this.cs, 'refcountBlock');
