@@ -156,14 +156,12 @@ describe('HTML report in Chromium', () => {
     await page.screenshot({ path: join(screenshots, 'replay-leak.png'), fullPage: true });
   }, 60_000);
 
-  it('map --output=html prints the page of an image the engine refuses (reserved bits in an L1 entry)', async () => {
+  it('map --output=html prints the page of a damaged image (reserved bits in an L1 entry), the file untouched', async () => {
     const image = base.slice();
     const l = new Layout(image);
     setEntry(image, l.l1EntryAt(0), l.l1Entry(0) | 1n);
     const file = join(dir, 'damaged.qcow2');
     await writeFile(file, image);
-    const refused = await runCli(['map', '--output=json', file]);
-    expect(refused.exitCode).toBe(1);
     const run = await runCli(['map', '--output=html', file]);
     expect(run.exitCode).toBe(0);
     expect(new Uint8Array(await readFile(file))).toEqual(image);
