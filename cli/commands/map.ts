@@ -59,10 +59,15 @@ export function register(program: Command): void {
     .command('map'))
     .description("show how the engine maps the guest disk to the file (like qemu-img map)")
     .argument('<file>', 'qcow2 image')
-    .option('--output <format>', 'human or json', 'human')
+    .option('--output <format>', 'human, json, or html (a self-contained picture of the file on stdout, for any image, clean or damaged)', 'human')
     .option(forceShareFlags, forceShareHelp)
     .action(async (file: string, opts: { output: string; forceShare?: boolean; format?: string }, cmd: Command) => {
       checkedFormat('map', opts.format);
+      if (opts.output === 'html') {
+        const { mapHtml } = await import('./map-html.js');
+        outputOf(cmd).out(mapHtml(file));
+        return;
+      }
       const format = parseOutputFormat(opts.output);
       const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true });
       const entries = mergeMap(await image.map());

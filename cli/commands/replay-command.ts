@@ -13,9 +13,10 @@ export function registerReplay(program: Command): void {
     .argument('<case>', 'a corpus case file (corpus/cases/*.json)')
     .option('--trace', 'print each step, what the model and the implementation hold after it, and the first divergence')
     .option('--impl <impl>', "replay a property-failure case against ts or qemu instead of the case's own implementation")
-    .action(async (file: string, raw: { trace?: boolean; impl?: string }) => {
+    .option('--html <file>', 'also write the case as one self-contained HTML page: the script with its failing step, the divergence, the image after it')
+    .action(async (file: string, raw: { trace?: boolean; impl?: string; html?: string }) => {
       if (raw.impl !== undefined && raw.impl !== 'ts' && raw.impl !== 'qemu') throw new CliError(`--impl must be ts or qemu, got ${raw.impl}`, exitCodes.usage);
-      const options: ReplayOptions = { trace: raw.trace ?? false, ...(raw.impl === undefined ? {} : { impl: raw.impl }) };
+      const options: ReplayOptions = { trace: raw.trace ?? false, ...(raw.impl === undefined ? {} : { impl: raw.impl }), ...(raw.html === undefined ? {} : { html: raw.html }) };
       const { runReplay } = await import('./replay.js');
       process.exitCode = await runReplay(file, options, (line) => process.stdout.write(`${line}\n`));
     });

@@ -3,12 +3,14 @@
 // (the same fault caused by the same operation; an image case: the same
 // signature), 3 when it fails differently, 2 when it cannot run (QEMU missing,
 // bad case file).
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CorpusFormatError } from '../../corpus/case/parse.js';
 import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
-import { replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../corpus/replay/replay-case.js';
+import { imageCasePage, propertyCasePage } from '../../corpus/replay/html-page.js';
+import { caseImage, replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../corpus/replay/replay-case.js';
 import { traceCase } from '../../corpus/replay/trace.js';
 import { CorpusStoreError, loadCase, type StoredCase } from '../../corpus/store.js';
 import { formatText } from '../../properties/index.js';
@@ -25,6 +27,8 @@ export interface ReplayOptions {
   readonly impl?: Implementation;
   /** Where a failing property case's QEMU shell script is saved; default a directory named after the case in the temp directory. */
   readonly reproDir?: string;
+  /** Where to write the case's HTML page, when asked for. */
+  readonly html?: string;
 }
 
 export function replayExitCode(outcome: ReplayOutcome): number {
@@ -105,5 +109,18 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
     'cannot-run': `cannot run: ${outcome.message}`,
   };
   out(verdictLine[outcome.verdict]);
+  if (o.html !== undefined && outcome.verdict !== 'cannot-run') {
+    const command = `qcow2-verify replay ${file}`;
+    const page =
+      c.kind === 'property-failure'
+        ? await propertyCasePage(c, outcome.implementation, outcome, command)
+        : imageCasePage(c, await caseImage(stored as StoredCase & { case: MalformedImageCase }), outcome, command);
+    try {
+      await writeFile(o.html, page);
+    } catch (error) {
+      throw new CliError(`--html: cannot write ${o.html}: ${error instanceof Error ? error.message : String(error)}`, exitCodes.cannotRun);
+    }
+    out(`html: ${o.html}`);
+  }
   return replayExitCode(outcome);
 }

@@ -1,0 +1,37 @@
+// `qcow2-verify map --output=html FILE`: the picture of any image the model's
+// tolerant reader can lay out, clean or damaged, printed to stdout like the
+// other formats. It reads the file's bytes on demand (no engine open, so an
+// image the engine refuses is still drawn) and never writes to it.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { ByteReader } from '../../model/index.js';
+import { imageLayout, renderHtml } from '../../properties/report/html/index.js';
+import { exitCodes } from '../exit-codes.js';
+import { CliError } from '../fatal.js';
+
+/** A read-only ByteReader over an open file: reads past the end are zeros, as QEMU's block layer gives them. */
+function fileReader(fd: number): ByteReader {
+  const size = fstatSync(fd).size;
+  return {
+    size,
+    read(offset, length) {
+      const out = new Uint8Array(length);
+      if (offset < size) readSync(fd, out, 0, Math.min(length, size - offset), offset);
+      return out;
+    },
+  };
+}
+
+/** The HTML page for the image at `file`; a CliError (exit 1) when it cannot be opened. */
+export function mapHtml(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (error) {
+    throw new CliError(`map: Could not open '${file}': ${error instanceof Error ? error.message : String(error)}`, exitCodes.failed);
+  }
+  try {
+    return renderHtml(imageLayout(fileReader(fd)), { title: `qcow2-verify map: ${file}` });
+  } finally {
+    closeSync(fd);
+  }
+}
