@@ -27,7 +27,12 @@ export class WriteCompressedCommand extends StepCommand {
     const g = geometryOf(state);
     const { offset, length } = resolveRange(this.range, g);
     const op = { kind: 'writeCompressed', pattern: this.pattern, ...(this.seed === undefined ? {} : { seed: this.seed }) } as const;
-    if (this.raw || offset + length > g.virtualSize) return { ...op, offset, length };
+    if (offset + length > g.virtualSize) return { ...op, offset, length };
+    if (this.raw) {
+      // A raw range may still be valid (aligned, ending at the virtual size): never more than QEMU's 8 tasks then either.
+      const tooMany = offset % g.clusterSize === 0 && length > compressedClustersMax * g.clusterSize;
+      return { ...op, offset, length: tooMany ? compressedClustersMax * g.clusterSize : length };
+    }
     const start = Math.floor(offset / g.clusterSize) * g.clusterSize;
     const clusters = Math.min(compressedClustersMax, Math.ceil((offset + length - start) / g.clusterSize));
     return { ...op, offset: start, length: Math.min(g.virtualSize, start + clusters * g.clusterSize) - start };
