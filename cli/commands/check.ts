@@ -1,11 +1,12 @@
 // `qcow2-verify check [-f qcow2] [--output=json] FILE`: the model's checker, with
 // qemu-img check's report, JSON member names and exit codes (0 clean, 1 check
 // not completed, 2 corruptions, 3 leaks only, 63 a format without checks).
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { imageLockPerms, lockImageFile, Qcow2Error } from '../../impl/index.js';
 import { checkImage, checkReportJson, type ByteReader, type CheckReport } from '../../model/index.js';
 import { exitCodes, type ExitCode } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { fileReader } from '../io-commands/file-reader.js';
 
 // Registered by check-command.ts (light), which loads this module when check runs.
 export { registerCheck } from './check-command.js';
@@ -33,18 +34,6 @@ function probesAsQcow2(reader: ByteReader): boolean {
   return head.getUint32(0) === qcowMagic && head.getUint32(4) >= 2;
 }
 
-/** Reads the image on demand, so memory does not grow with the file. */
-function fileReader(fd: number): ByteReader {
-  const size = fstatSync(fd).size;
-  return {
-    size,
-    read(offset, length) {
-      const out = new Uint8Array(length);
-      if (offset < size) readSync(fd, out, 0, Math.min(length, size - offset), offset);
-      return out;
-    },
-  };
-}
 
 export function exitCodeOf(report: CheckReport): ExitCode {
   switch (report.verdict) {

@@ -2,24 +2,12 @@
 // tolerant reader can lay out, clean or damaged, printed to stdout like the
 // other formats. It reads the file's bytes on demand (no engine open, so an
 // image the engine refuses is still drawn) and never writes to it.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { ByteReader } from '../../model/index.js';
+import { closeSync, openSync } from 'node:fs';
 import { imageLayout, renderHtml } from '../../properties/report/html/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { fileReader } from '../io-commands/file-reader.js';
 
-/** A read-only ByteReader over an open file: reads past the end are zeros, as QEMU's block layer gives them. */
-function fileReader(fd: number): ByteReader {
-  const size = fstatSync(fd).size;
-  return {
-    size,
-    read(offset, length) {
-      const out = new Uint8Array(length);
-      if (offset < size) readSync(fd, out, 0, Math.min(length, size - offset), offset);
-      return out;
-    },
-  };
-}
 
 /** The HTML page for the image at `file`; a CliError (exit 1) when it cannot be opened. */
 export function mapHtml(file: string): string {
