@@ -35,6 +35,13 @@ const refusedCodes: ReadonlySet<Qcow2ErrorCode> = new Set<Qcow2ErrorCode>([
   'out-of-range', 'invalid-argument', 'unknown-snapshot', 'unsupported', 'refcount-overflow', 'compressed-overwrite', 'read-only',
 ]);
 
+/**
+ * A read that meets damage (a corrupt L2 offset or compressed stream, an I/O
+ * error) changes nothing: qemu-io prints "read failed: Input/output error" and
+ * goes on with the next command, and so do we, with the fault's own words.
+ */
+const readFaultCodes: ReadonlySet<Qcow2ErrorCode> = new Set<Qcow2ErrorCode>(['corrupt', 'io']);
+
 /** Runs the commands in order, printing qemu-io's result lines (without its timing line). */
 export async function runIoCommands(
   image: IoImage,
@@ -52,7 +59,7 @@ export async function runIoCommands(
         print(error.message);
         // qemu-io still reports the read itself after a failed verification (unless -q)
         if (error.readLine !== undefined) print(error.readLine);
-      } else if (error instanceof Qcow2Error && refusedCodes.has(error.code)) {
+      } else if (error instanceof Qcow2Error && (refusedCodes.has(error.code) || (command.kind === 'read' && readFaultCodes.has(error.code)))) {
         print(`${verb} failed: ${error.message} (${error.code})`);
       } else {
         throw error;

@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { readScript } from '../../../cli/commands/io.js';
 import { runCli } from '../run-cli.js';
@@ -87,6 +88,28 @@ describe('io (end to end against qemu-io)', () => {
       expect(r.exitCode).toBe(1);
       expect((await qemuIo(file, 'read -P 0 1020k 4k', 'read -P 7 0 512')).stdout).not.toContain('failed');
       await expectClean(file);
+    });
+  });
+
+  it('a read that meets damage fails with the fault and the script goes on, as qemu-io -r does', async () => {
+    await inTempDir(async (dir) => {
+      const file = `${dir}/d.qcow2`;
+      await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', file, '4M');
+      await qemuIo(file, 'write -P 0xab 0 8k', 'write -P 0x11 3M 4k');
+      // L1 entry 0 (guest 0..2M) gets an unaligned L2 offset; entry 1 (2M..4M) stays sound
+      const bytes = await readFile(file);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const l1 = Number(view.getBigUint64(40));
+      view.setBigUint64(l1, view.getBigUint64(l1) + 0x200n);
+      await writeFile(file, bytes);
+      const script = ['read 0 512', 'read -P 0x11 3M 4k'];
+      const qemu = await execa('qemu-io', ['-r', '-f', 'qcow2', ...script.flatMap((c) => ['-c', c]), file], { reject: false });
+      expect(qemu.stdout).toMatch(/^read failed: Input\/output error\nread 4096\/4096 bytes at offset 3145728\n/);
+      expect(qemu.exitCode).toBe(1);
+      const r = await runCli(['io', '-r', file, ...script.flatMap((c) => ['-c', c])]);
+      expect(r.stdout).toMatch(/^read failed: L2 table offset 0x[0-9a-f]+ unaligned \(L1 index: 0\) \(corrupt\)\nread 4096\/4096 bytes at offset 3145728\n$/);
+      expect(r.exitCode).toBe(1);
+      expect(Buffer.compare(await readFile(file), bytes)).toBe(0);
     });
   });
 
