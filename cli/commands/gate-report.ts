@@ -2,14 +2,14 @@
 // script per failure (properties/report/repro-script.ts). The JSON starts with
 // what a CI needs to file the run: the tool and QEMU versions, the seed, the
 // budget, the verdict and exit code, then one result per property run.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { qemuVersion } from '../../oracle/index.js';
 import { toolVersion } from '../../corpus/provenance.js';
 import { formatJunit, type Coverage, type RunResult } from '../../properties/index.js';
 import { toJsonValue } from '../../properties/report/format-json.js';
 import { formatText } from '../../properties/report/format-text.js';
-import { reproScript } from '../../properties/report/repro-script.js';
+import { saveReproScript } from '../../properties/report/save-repro-script.js';
 import { exitCodes } from '../exit-codes.js';
 import { junitKnownTestcase, type KnownDivergence } from './gate-divergences.js';
 import type { GateOptions } from './gate.js';
@@ -41,15 +41,11 @@ export async function writeReproScripts(dir: string, entries: readonly GateEntry
     if (r.status !== 'property-failed') continue;
     const where = join(dir, `${r.property}-${r.impl}-seed${r.seed ?? 0}-${(r.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120));
     const failureLine = formatText(r).split('\n').find((l) => l.startsWith('Failure: ')) ?? '';
-    const { script, files } = reproScript(r.counterexample, [
+    const path = await saveReproScript(where, r.counterexample, [
       `qcow2-verify gate: ${r.property} failed against ${r.impl}${e.known === undefined ? '' : ` (known QEMU divergence, case ${e.known.caseFile})`}`,
       failureLine,
       `Replay: ${r.replay}`,
     ]);
-    await mkdir(where, { recursive: true });
-    for (const f of files) await writeFile(join(where, f.name), f.bytes);
-    const path = join(where, 'repro.sh');
-    await writeFile(path, script, { mode: 0o755 });
     paths.set(e, path);
   }
   return paths;

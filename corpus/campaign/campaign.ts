@@ -3,8 +3,12 @@
 // malformed-image fuzzer (one mutant per run), until the time or run budget is
 // spent. Each failure arrives shrunk (fast-check), is deduplicated by signature
 // against the corpus and this campaign, and is saved as a case.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { QemuMissingError, qemuVersion } from '../../oracle/index.js';
 import { propertyNames, runProperty, type ImplName, type PropertyName, type RunResult } from '../../properties/index.js';
+import type { Counterexample } from '../../properties/report/run-result.js';
+import { saveReproScript } from '../../properties/report/save-repro-script.js';
 import { dedupKey, mutationLabel } from '../case/identity.js';
 import type { CorpusCase, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import { ImageFuzzer, type SeedOutcome } from '../mutants/image-fuzzer.js';
@@ -66,6 +70,8 @@ export interface CampaignFinding {
   readonly isNew: boolean;
   readonly jsonPath?: string;
   readonly replay?: string;
+  /** A new property failure's QEMU shell script (qemu-img and qemu-io only). */
+  readonly reproScript?: string;
   readonly runSeed: number;
 }
 
@@ -96,7 +102,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
   const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : [...propertyNames, 'images'];
   let fuzzer: ImageFuzzer | undefined;
 
-  const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number): Promise<void> => {
+  const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, counterexample?: Counterexample): Promise<void> => {
     const key = dedupKey(candidate.implementation, candidate.signature);
     const status = known.get(key);
     const isNew = !seen.has(key) && (status === undefined || status === 'fixed');
@@ -105,6 +111,11 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
     if (isNew) {
       const saved = await saveCase(c.corpusDir, candidate, image);
       finding = { ...finding, jsonPath: saved.jsonPath, replay: `qcow2-verify replay ${saved.jsonPath}` };
+      if (counterexample !== undefined) {
+        const dir = join(tmpdir(), `qcow2-verify-repro-${saved.id}`.slice(0, 120));
+        const title = [`qcow2-verify fuzz: ${candidate.property ?? ''} failed against ${candidate.implementation}`, candidate.message.split('\n')[0] ?? '', `Replay: qcow2-verify replay ${saved.jsonPath}`];
+        finding = { ...finding, reproScript: await saveReproScript(dir, counterexample, title) };
+      }
       stats.newFailures++;
     } else {
       stats.knownFailures++;
@@ -174,7 +185,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
           harnessErrors.push(message);
           c.onEvent?.({ kind: 'harness-error', message });
         }
-        if (result.status === 'property-failed') await record(await propertyCase(c, kind, result), undefined, seed);
+        if (result.status === 'property-failed') await record(await propertyCase(c, kind, result), undefined, seed, result.counterexample);
       }
       stats.runs++;
       stats.elapsedMs = c.now() - start;

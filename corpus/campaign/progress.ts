@@ -26,6 +26,7 @@ export function formatFinding(f: CampaignFinding): string[] {
   const head = `${f.isNew ? 'NEW' : 'known'} ${f.kind} ${f.signature} (run seed ${f.runSeed})`;
   const lines = [head, `  ${f.message.split('\n')[0] ?? ''}`];
   if (f.replay !== undefined) lines.push(`  Replay: ${f.replay}`);
+  if (f.reproScript !== undefined) lines.push(`  on QEMU: sh ${f.reproScript}`);
   return lines;
 }
 

@@ -85,6 +85,8 @@ describe('fuzz progress and summary', () => {
     const finding = { kind: 'property-failure' as const, signature: 'structure/structure/write', message: 'x', isNew: true, runSeed: 5, replay: 'qcow2-verify replay c.json' };
     const summary = { stats, findings: [finding], harnessErrors: [] };
     expect(formatSummary(summary).join('\n')).toContain('Replay: qcow2-verify replay c.json');
+    const withScript = { ...finding, reproScript: '/tmp/qcow2-verify-repro-c/repro.sh' };
+    expect(formatSummary({ ...summary, findings: [withScript] }).join('\n')).toContain('on QEMU: sh /tmp/qcow2-verify-repro-c/repro.sh');
     expect(fuzzExitCode(summary)).toBe(1);
     expect(fuzzExitCode({ ...summary, findings: [{ ...finding, isNew: false }] })).toBe(0);
     expect(fuzzExitCode({ stats, findings: [], harnessErrors: [], cannotRun: 'qemu-img not found' })).toBe(2);

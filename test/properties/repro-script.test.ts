@@ -3,20 +3,23 @@
 // after a shrink and grow, the leak of a refused snapshot, and (for a sequence
 // QEMU gets right) an image identical to the model's disk, seeded writes
 // included.
-import { writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { withTempDir } from '../../oracle/index.js';
 import type { Counterexample } from '../../properties/index.js';
 import { reproScript } from '../../properties/report/repro-script.js';
+import { saveReproScript } from '../../properties/report/save-repro-script.js';
 
 async function runScript(c: Counterexample): Promise<{ script: string; output: string }> {
   return withTempDir(async (dir) => {
-    const { script, files } = reproScript(c, ['test']);
-    for (const f of files) await writeFile(join(dir, f.name), f.bytes);
-    await writeFile(join(dir, 'repro.sh'), script);
-    const run = await execa('sh', [join(dir, 'repro.sh')], { all: true, reject: false });
+    // saved as gate, replay and fuzz save it: the script and its data files in one directory
+    const path = await saveReproScript(join(dir, 'case'), c, ['test']);
+    expect(path).toBe(join(dir, 'case', 'repro.sh'));
+    const script = await readFile(path, 'utf8');
+    expect(script).toBe(reproScript(c, ['test']).script);
+    const run = await execa(path, [], { all: true, reject: false });
     return { script, output: run.all ?? '' };
   });
 }
