@@ -28,6 +28,7 @@ export function registerGate(program: Command): void {
     .option('--json <file>', 'write the results as JSON')
     .option('--junit <file>', 'write the results as JUnit XML')
     .option('--repro-dir <dir>', 'where each failure\'s QEMU shell script is saved (default: qcow2-verify-repro-<seed> in the temp directory)')
+    .option('--html <dir>', 'write one self-contained HTML page per failure into this directory (the image after the failing step, with the model\'s view)')
     .option('--corpus <dir>', 'with --impl qemu: a corpus whose known-qemu-divergence cases are reported as known, not failed (the bundled corpus/cases always counts)')
     .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
     .action(async (raw: RawGateOptions) => {

@@ -2,10 +2,11 @@
 // script per failure (properties/report/repro-script.ts). The JSON starts with
 // what a CI needs to file the run: the tool and QEMU versions, the seed, the
 // budget, the verdict and exit code, then one result per property run.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { qemuVersion } from '../../oracle/index.js';
 import { toolVersion } from '../../corpus/provenance.js';
+import { failedRunPage } from '../../corpus/replay/html-page.js';
 import { formatJunit, type Coverage, type RunResult } from '../../properties/index.js';
 import { toJsonValue } from '../../properties/report/format-json.js';
 import { formatText } from '../../properties/report/format-text.js';
@@ -31,6 +32,14 @@ export interface GateOutcome {
   readonly verdict: GateVerdict;
   readonly elapsedMs: number;
   readonly coverage: Coverage;
+}
+
+/** Writes a failed run's HTML page (corpus/replay/html-page.ts) into `dir`, named after its property, implementation, seed and path; returns its path. */
+export async function writeFailurePage(dir: string, run: Extract<RunResult, { status: 'property-failed' }>): Promise<string> {
+  const path = join(dir, `${run.property}-${run.impl}-seed${run.seed ?? 0}-${(run.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120) + '.html');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path, await failedRunPage(run));
+  return path;
 }
 
 /** Writes each failure's script and data files into its own directory under `dir`; returns the script paths. */

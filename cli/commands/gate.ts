@@ -36,7 +36,7 @@ import { epochNow, type Batch } from './gate-batch.js';
 import { formatKnownDivergence, knownLabel, loadKnownQemuDivergences, matchKnownDivergence, type KnownDivergence, type KnownDivergences } from './gate-divergences.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
 import { GateProgress } from './gate-progress.js';
-import { gateVerdict, writeGateReports, writeReproScripts, type GateEntry } from './gate-report.js';
+import { gateVerdict, writeFailurePage, writeGateReports, writeReproScripts, type GateEntry } from './gate-report.js';
 
 // Registered by gate-command.ts (light), which loads this module when gate runs.
 export { registerGate } from './gate-command.js';
@@ -90,6 +90,8 @@ export interface GateOptions {
   readonly workers: number;
   /** Where each failure's QEMU shell script is saved (one directory per failure). */
   readonly reproDir: string;
+  /** Where each failure's HTML page is written, when asked for. */
+  readonly html?: string;
 }
 
 export interface RawGateOptions {
@@ -105,6 +107,7 @@ export interface RawGateOptions {
   corpus?: string;
   workers?: string;
   reproDir?: string;
+  html?: string;
 }
 
 function positiveInteger(text: string, flag: string): number {
@@ -150,6 +153,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
     corpusDirs: [...new Set([defaultCorpusDir(), ...(raw.corpus === undefined ? [] : [resolve(raw.corpus)])])],
     workers,
     reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${seed}`)),
+    ...(raw.html === undefined ? {} : { html: resolve(raw.html) }),
   };
 }
 
@@ -411,6 +415,7 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
     const script = scripts.get(e);
     out(e.known === undefined ? `Replay: ${e.result.replay}` : `Replay (${knownLabel(e.known)}): ${e.result.replay}`);
     if (script !== undefined) out(`  on QEMU: sh ${script}`);
+    if (o.html !== undefined) out(`  html: ${await writeFailurePage(o.html, e.result)}`);
   }
   const code = gateExitCode(entries.filter((e) => e.known === undefined).map((e) => e.result));
   await writeGateReports(o, entries, scripts, { code, verdict: gateVerdict(code), elapsedMs, coverage });

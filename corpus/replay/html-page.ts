@@ -4,23 +4,37 @@
 // against the model's state; a malformed-image case draws its image with both
 // verdicts. The verdict itself still comes from replay-case.ts.
 import { bufferReader, initialState, step as modelStep, type ModelState } from '../../model/index.js';
-import { driverFactories, formatStep, type RunResult } from '../../properties/index.js';
+import { driverFactories, formatStep, type ImplName, type RunResult, type Step } from '../../properties/index.js';
 import { applyModel, imageLayout, renderHtml } from '../../properties/report/html/index.js';
 import type { Implementation, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import type { ReplayOutcome } from './replay-case.js';
 
 type FailedRun = Extract<RunResult, { status: 'property-failed' }>;
 
-/** The page for a property-failure case after `outcome` (a replay of it). */
-export async function propertyCasePage(c: PropertyFailureCase, impl: Implementation, outcome: ReplayOutcome, replayCommand: string): Promise<string> {
-  const run = outcome.run?.status === 'property-failed' ? (outcome.run as FailedRun) : undefined;
-  const steps = run?.counterexample.steps ?? c.ops;
-  let state: ModelState = initialState(c.options);
-  const driver = await driverFactories[impl](c.options);
+/** What a property-failure page shows: the sequence, who ran it, and what to say about it. */
+interface PropertyPage {
+  readonly options: PropertyFailureCase['options'];
+  readonly steps: readonly Step[];
+  readonly impl: ImplName;
+  /** Marks the last step as the failing one. */
+  readonly failed: boolean;
+  readonly title: (driverName: string) => string;
+  readonly divergence: string;
+  readonly notes: readonly string[];
+}
+
+/**
+ * Runs `steps` again through the model and a fresh driver (stopping where the
+ * implementation throws), then draws the implementation's flushed image
+ * against the model's state.
+ */
+async function propertyPage(p: PropertyPage): Promise<string> {
+  let state: ModelState = initialState(p.options);
+  const driver = await driverFactories[p.impl](p.options);
   let threw: string | undefined;
   let bytes: Uint8Array;
   try {
-    for (const s of steps) {
+    for (const s of p.steps) {
       if (s.kind === 'read') continue;
       state = modelStep(state, s).state;
       try {
@@ -36,18 +50,44 @@ export async function propertyCasePage(c: PropertyFailureCase, impl: Implementat
   }
   const layout = imageLayout(bufferReader(bytes));
   const expectation = applyModel(layout, bufferReader(bytes), state);
-  const divergence = run === undefined ? `no failure this time: ${outcome.message}` : run.failure.message;
   return renderHtml(
     layout,
     {
-      title: `${c.property} against ${driver.name}: ${outcome.verdict}`,
-      script: steps.map(formatStep),
-      ...(run === undefined ? {} : { failingStep: steps.length - 1 }),
-      divergence,
-      notes: [...(threw === undefined ? [] : [threw]), `signature: ${outcome.signature ?? c.signature}`, `replay: ${replayCommand}`, `image drawn: the implementation's, flushed after the ${run === undefined ? 'last' : 'failing'} step`],
+      title: p.title(driver.name),
+      script: p.steps.map(formatStep),
+      ...(p.failed ? { failingStep: p.steps.length - 1 } : {}),
+      divergence: p.divergence,
+      notes: [...(threw === undefined ? [] : [threw]), ...p.notes, `image drawn: the implementation's, flushed after the ${p.failed ? 'failing' : 'last'} step`],
     },
     expectation,
   );
+}
+
+/** The page for a property-failure case after `outcome` (a replay of it). */
+export async function propertyCasePage(c: PropertyFailureCase, impl: Implementation, outcome: ReplayOutcome, replayCommand: string): Promise<string> {
+  const run = outcome.run?.status === 'property-failed' ? (outcome.run as FailedRun) : undefined;
+  return propertyPage({
+    options: c.options,
+    steps: run?.counterexample.steps ?? c.ops,
+    impl,
+    failed: run !== undefined,
+    title: (driverName) => `${c.property} against ${driverName}: ${outcome.verdict}`,
+    divergence: run === undefined ? `no failure this time: ${outcome.message}` : run.failure.message,
+    notes: [`signature: ${outcome.signature ?? c.signature}`, `replay: ${replayCommand}`],
+  });
+}
+
+/** The page for a failed gate or fuzz run (its shrunk counterexample), as replay --html draws a saved case. */
+export function failedRunPage(run: FailedRun): Promise<string> {
+  return propertyPage({
+    options: run.counterexample.options,
+    steps: run.counterexample.steps,
+    impl: run.impl,
+    failed: true,
+    title: (driverName) => `${run.property} against ${driverName}: failed`,
+    divergence: run.failure.message,
+    notes: [`replay: ${run.replay}`],
+  });
 }
 
 /** The page for a malformed-image case: its image, QEMU's verdict and ours. */

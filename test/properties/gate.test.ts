@@ -107,6 +107,21 @@ describe('gate run', () => {
     });
   });
 
+  it('--html writes one self-contained page per failure, with the failing step marked, and names it', async () => {
+    await withTempDir(async (dir) => {
+      const lines: string[] = [];
+      const raw = { impl: 'canary', property: 'readsAndOutcomes', runs: '5', seed: '7', workers: '1', reproDir: join(dir, 'repro'), html: join(dir, 'html') };
+      expect(await runGate(parseGateOptions(raw, drawn), (l) => lines.push(l))).toBe(1);
+      const named = lines.find((l) => l.startsWith('  html: '));
+      expect(named, lines.join('\n')).toBeDefined();
+      const page = await readFile(named!.slice('  html: '.length), 'utf8');
+      expect(page).toMatch(/^<!DOCTYPE html>/i);
+      expect(page).toContain('class="failing"');
+      expect(page).toContain('readsAndOutcomes');
+      expect(page).not.toMatch(/<script[^>]+src=|<link[^>]+href=/);
+    });
+  });
+
   it('--verbose prints the coverage histogram once, after the summary', async () => {
     const lines: string[] = [];
     const code = await runGate(parseGateOptions({ seed: '3', runs: '2', property: 'readsAndOutcomes', workers: '1', verbose: true }, drawn), (l) => lines.push(l));
