@@ -19,6 +19,7 @@ export function registerFuzz(program: Command): void {
     .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines')
     .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')
     .option('--images', 'run only the malformed-image fuzzer')
+    .option('--html <dir>', 'write one self-contained HTML page per new property failure into this directory')
     .action(async (raw: RawFuzzOptions) => {
       const { parseFuzzOptions, runFuzz } = await import('./fuzz.js');
       const options = parseFuzzOptions(raw, () => randomInt(0, 2 ** 31 - 1));

@@ -26,6 +26,8 @@ export interface FuzzOptions {
   readonly shard: Shard;
   readonly corpusDir: string;
   readonly imagesOnly: boolean;
+  /** Where each new property failure's HTML page is written, when asked for. */
+  readonly html?: string;
 }
 
 export interface RawFuzzOptions {
@@ -36,6 +38,7 @@ export interface RawFuzzOptions {
   shard?: string;
   corpus?: string;
   images?: boolean;
+  html?: string;
 }
 
 
@@ -77,6 +80,7 @@ export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): F
     shard,
     corpusDir: resolve(raw.corpus ?? defaultCorpusDir()),
     imagesOnly: raw.images ?? false,
+    ...(raw.html === undefined ? {} : { html: resolve(raw.html) }),
   };
 }
 
@@ -105,6 +109,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     budget: o.budget,
     kinds: o.imagesOnly ? 'images' : 'all',
     corpusDir: o.corpusDir,
+    ...(o.html === undefined ? {} : { htmlDir: o.html }),
     knownDirs: resolve(bundled) === o.corpusDir ? [] : [bundled],
     now: () => Date.now(),
     onEvent: (event) => printer.onEvent(event),

@@ -3,19 +3,22 @@
 // malformed-image fuzzer (one mutant per run), until the time or run budget is
 // spent. Each failure arrives shrunk (fast-check), is deduplicated by signature
 // against the corpus and this campaign, and is saved as a case.
+import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QemuMissingError, qemuVersion } from '../../oracle/index.js';
 import { propertyNames, runProperty, type ImplName, type PropertyName, type RunResult } from '../../properties/index.js';
-import type { Counterexample } from '../../properties/report/run-result.js';
 import { saveReproScript } from '../../properties/report/save-repro-script.js';
 import { dedupKey, mutationLabel } from '../case/identity.js';
 import type { CorpusCase, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import { ImageFuzzer, type SeedOutcome } from '../mutants/image-fuzzer.js';
 import { provenance } from '../provenance.js';
+import { failedRunPage } from '../replay/html-page.js';
 import { judgementSignature, runSignature } from '../replay/replay-case.js';
 import { knownSignatures, loadCorpus, saveCase } from '../store.js';
 import { runSeed, runsPerShardMax, type Shard } from './seed-stream.js';
+
+type FailedRun = Extract<RunResult, { status: 'property-failed' }>;
 
 export type CampaignBudget = { readonly kind: 'time'; readonly ms: number } | { readonly kind: 'runs'; readonly count: number };
 
@@ -28,6 +31,8 @@ export interface CampaignConstraints {
   readonly kinds: 'images' | 'all';
   /** Where new cases are written. */
   readonly corpusDir: string;
+  /** Where each new property failure's HTML page is written (replay/html-page.ts), when asked for. */
+  readonly htmlDir?: string;
   /** Further corpora whose cases count as known (e.g. the bundled corpus/cases). */
   readonly knownDirs?: readonly string[];
   /** Sequences per property run (fast-check numRuns). Default 10: short runs keep the time budget tight. */
@@ -72,6 +77,8 @@ export interface CampaignFinding {
   readonly replay?: string;
   /** A new property failure's QEMU shell script (qemu-img and qemu-io only). */
   readonly reproScript?: string;
+  /** A new property failure's HTML page, with --html. */
+  readonly html?: string;
   readonly runSeed: number;
 }
 
@@ -102,7 +109,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
   const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : [...propertyNames, 'images'];
   let fuzzer: ImageFuzzer | undefined;
 
-  const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, counterexample?: Counterexample): Promise<void> => {
+  const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, run?: FailedRun): Promise<void> => {
     const key = dedupKey(candidate.implementation, candidate.signature);
     const status = known.get(key);
     const isNew = !seen.has(key) && (status === undefined || status === 'fixed');
@@ -111,10 +118,16 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
     if (isNew) {
       const saved = await saveCase(c.corpusDir, candidate, image);
       finding = { ...finding, jsonPath: saved.jsonPath, replay: `qcow2-verify replay ${saved.jsonPath}` };
-      if (counterexample !== undefined) {
+      if (run !== undefined) {
         const dir = join(tmpdir(), `qcow2-verify-repro-${saved.id}`.slice(0, 120));
         const title = [`qcow2-verify fuzz: ${candidate.property ?? ''} failed against ${candidate.implementation}`, candidate.message.split('\n')[0] ?? '', `Replay: qcow2-verify replay ${saved.jsonPath}`];
-        finding = { ...finding, reproScript: await saveReproScript(dir, counterexample, title) };
+        finding = { ...finding, reproScript: await saveReproScript(dir, run.counterexample, title) };
+        if (c.htmlDir !== undefined) {
+          const html = join(c.htmlDir, `${saved.id}.html`);
+          await mkdir(c.htmlDir, { recursive: true });
+          await writeFile(html, await failedRunPage(run));
+          finding = { ...finding, html };
+        }
       }
       stats.newFailures++;
     } else {
@@ -185,7 +198,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
           harnessErrors.push(message);
           c.onEvent?.({ kind: 'harness-error', message });
         }
-        if (result.status === 'property-failed') await record(await propertyCase(c, kind, result), undefined, seed, result.counterexample);
+        if (result.status === 'property-failed') await record(await propertyCase(c, kind, result), undefined, seed, result);
       }
       stats.runs++;
       stats.elapsedMs = c.now() - start;

@@ -27,6 +27,7 @@ export function formatFinding(f: CampaignFinding): string[] {
   const lines = [head, `  ${f.message.split('\n')[0] ?? ''}`];
   if (f.replay !== undefined) lines.push(`  Replay: ${f.replay}`);
   if (f.reproScript !== undefined) lines.push(`  on QEMU: sh ${f.reproScript}`);
+  if (f.html !== undefined) lines.push(`  html: ${f.html}`);
   return lines;
 }
 

@@ -87,6 +87,7 @@ describe('fuzz progress and summary', () => {
     expect(formatSummary(summary).join('\n')).toContain('Replay: qcow2-verify replay c.json');
     const withScript = { ...finding, reproScript: '/tmp/qcow2-verify-repro-c/repro.sh' };
     expect(formatSummary({ ...summary, findings: [withScript] }).join('\n')).toContain('on QEMU: sh /tmp/qcow2-verify-repro-c/repro.sh');
+    expect(formatSummary({ ...summary, findings: [{ ...withScript, html: '/tmp/pages/c.html' }] }).join('\n')).toContain('html: /tmp/pages/c.html');
     expect(fuzzExitCode(summary)).toBe(1);
     expect(fuzzExitCode({ ...summary, findings: [{ ...finding, isNew: false }] })).toBe(0);
     expect(fuzzExitCode({ stats, findings: [], harnessErrors: [], cannotRun: 'qemu-img not found' })).toBe(2);
@@ -101,6 +102,8 @@ describe('fuzz options', () => {
     const o = parseFuzzOptions({ runs: '5', seed: '7', shard: '2/4', images: true, corpus: '/tmp/c' }, () => 1);
     expect(o).toMatchObject({ impl: 'ts', budget: { kind: 'runs', count: 5 }, seed: 7, seedGiven: true, shard: { index: 1, count: 4 }, imagesOnly: true, corpusDir: '/tmp/c' });
     expect(parseFuzzOptions({}, () => 99)).toMatchObject({ budget: { kind: 'time', ms: 600_000 }, seed: 99, seedGiven: false });
+    expect(parseFuzzOptions({}, () => 99).html).toBeUndefined();
+    expect(parseFuzzOptions({ html: '/tmp/pages' }, () => 99).html).toBe('/tmp/pages');
   });
 
   it('refuses bad options as usage errors (exit 2)', () => {
