@@ -1,20 +1,9 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { pseudoRandomBytes } from '../../impl/qemu-helpers.js';
 import { runCli } from '../run-cli.js';
 import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../qemu.js';
-
-function pseudoRandom(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 describe('convert (end to end against qemu-img compare)', () => {
   it('qcow2 → raw: identical to the image, sparse where the image has no data', async () => {
@@ -49,8 +38,8 @@ describe('convert (end to end against qemu-img compare)', () => {
         const raw = `${dir}/a.raw`;
         const image = `${dir}/a.qcow2`;
         const data = new Uint8Array(3 << 20);
-        data.set(pseudoRandom(300_000, 7), 100_000); // unaligned on both ends
-        data.set(pseudoRandom(5, 9), (3 << 20) - 5);
+        data.set(pseudoRandomBytes(300_000, 7), 100_000); // unaligned on both ends
+        data.set(pseudoRandomBytes(5, 9), (3 << 20) - 5);
         await writeFile(raw, data);
         const r = await runCli(['convert', '-O', 'qcow2', ...opts, raw, image]);
         expect(r).toEqual({ stdout: '', stderr: '', exitCode: 0 });
@@ -70,8 +59,8 @@ describe('convert (end to end against qemu-img compare)', () => {
       const text = new TextEncoder().encode('compressible qcow2-verify text '.repeat(20_000));
       const data = new Uint8Array(text.length + 100_000 + 300_000 + 1001);
       data.set(text);
-      data.set(pseudoRandom(300_000, 11), text.length + 100_000 - 1000); // incompressible clusters stay normal
-      data.set(pseudoRandom(1001, 12).map((b) => b & 1), data.length - 1001); // an odd, compressible tail
+      data.set(pseudoRandomBytes(300_000, 11), text.length + 100_000 - 1000); // incompressible clusters stay normal
+      data.set(pseudoRandomBytes(1001, 12).map((b) => b & 1), data.length - 1001); // an odd, compressible tail
       await writeFile(raw, data);
       expect((await runCli(['convert', '-c', '-O', 'qcow2', '-o', 'cluster_size=4k', raw, `${dir}/ours.qcow2`])).exitCode).toBe(0);
       expect((await qemuImg('convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'cluster_size=4k', raw, `${dir}/theirs.qcow2`)).exitCode).toBe(0);
@@ -88,7 +77,7 @@ describe('convert (end to end against qemu-img compare)', () => {
 
   it('a raw file of odd length becomes an image rounded up to 512 bytes', async () => {
     await inTempDir(async (dir) => {
-      await writeFile(`${dir}/odd.raw`, pseudoRandom(1000, 3));
+      await writeFile(`${dir}/odd.raw`, pseudoRandomBytes(1000, 3));
       expect((await runCli(['convert', '-O', 'qcow2', `${dir}/odd.raw`, `${dir}/odd.qcow2`])).exitCode).toBe(0);
       const info = (await qemuImgJson('info', `${dir}/odd.qcow2`)) as Record<string, unknown>;
       expect(info['virtual-size']).toBe(1024);

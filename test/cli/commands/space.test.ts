@@ -9,21 +9,9 @@
 //   as QEMU's qcow2_free_clusters makes it (no growth until a flush).
 import { stat, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
+import { pseudoRandomBytes } from '../../impl/qemu-helpers.js';
 import { runCli } from '../run-cli.js';
 import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../qemu.js';
-
-/** Incompressible bytes from a seed (xorshift32). */
-function pseudoRandom(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 async function sizeOf(path: string): Promise<number> {
   return (await stat(path)).size;
@@ -72,7 +60,7 @@ describe('file size against QEMU for the same sequence', () => {
   it('convert of 8 MiB of random data with 512 B clusters: at most QEMU (it was 1.31x)', async () => {
     await inTempDir(async (dir) => {
       const raw = `${dir}/in.raw`;
-      await writeFile(raw, pseudoRandom(8 << 20, 0x5eed));
+      await writeFile(raw, pseudoRandomBytes(8 << 20, 0x5eed));
       const r = await runCli(['convert', '-O', 'qcow2', '-o', 'cluster_size=512', raw, `${dir}/ours.qcow2`]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect((await qemuImg('convert', '-O', 'qcow2', '-o', 'cluster_size=512', raw, `${dir}/qemu.qcow2`)).exitCode).toBe(0);
