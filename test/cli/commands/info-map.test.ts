@@ -53,6 +53,22 @@ describe('info and map (end to end against qemu-img)', () => {
     });
   });
 
+  it('after our own write the file may end inside its last cluster: map says what qemu-img map says', async () => {
+    await inTempDir(async (dir) => {
+      const file = `${dir}/tail.qcow2`;
+      await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', file, '8M');
+      await qemuIo(file, 'write -P 1 0 64k');
+      const w = await runCli(['io', file, '-c', 'write -P 2 64k 4k']);
+      expect(w.exitCode).toBe(0);
+      for (const output of ['--output=json', '--output=human']) {
+        const ours = await runCli(['map', output, file]);
+        expect(ours.stdout, output).toBe(`${(await qemuImg('map', output, file)).stdout}\n`);
+      }
+      // the unwritten part of the new cluster lies past the end of the file: data that reads as zeros
+      expect((await runCli(['map', '--output=json', file])).stdout).toContain('"zero": true, "data": true');
+    });
+  });
+
   it('a dirty lazy-refcounts image shows the dirty flag as qemu-img does', async () => {
     await inTempDir(async (dir) => {
       const file = await makeImage(dir, 'lazy_refcounts=on', ['write -P 1 0 64k'], []);
