@@ -80,8 +80,14 @@ export function engineMapDisagreement(map: EngineReports['map'], state: ModelSta
   const cs = 2 ** state.options.clusterBits;
   // the file may end inside its last cluster (an unwritten tail reads as zeros)
   const fileEnd = Math.ceil(fileLength / cs) * cs;
+  // data reading as zeros is the tail of a last cluster past the end of the file (impl/map.ts)
   const bad = map.find((e) =>
-    e.data && (e.offset === undefined ? !allCompressed(state, e.start, e.length, cs) : e.offset % cs !== 0 || e.offset + e.length > fileEnd));
+    e.data &&
+    (e.offset === undefined
+      ? !allCompressed(state, e.start, e.length, cs)
+      : e.zero
+        ? e.offset < fileLength || e.offset + e.length > fileEnd
+        : e.offset % cs !== 0 || e.offset + e.length > fileEnd));
   return bad === undefined ? undefined : `data at guest 0x${bad.start.toString(16)}+0x${bad.length.toString(16)} maps to host offset ${String(bad.offset)}, not clusters inside the ${fileLength}-byte file`;
 }
 
