@@ -35,6 +35,7 @@ import { usageError } from '../fatal.js';
 import { epochNow, type Batch } from './gate-batch.js';
 import { formatKnownDivergence, knownLabel, loadKnownQemuDivergences, matchKnownDivergence, type KnownDivergence, type KnownDivergences } from './gate-divergences.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
+import { recordedPathPool } from './gate-recorded-path.js';
 import { GateProgress } from './gate-progress.js';
 import { gateVerdict, writeFailurePage, writeGateReports, writeReproScripts, type GateEntry } from './gate-report.js';
 
@@ -387,7 +388,8 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
   const known = o.impl === 'qemu' ? await loadKnownQemuDivergences(o.corpusDirs) : new Map<string, KnownDivergence[]>();
   const progress = new GateProgress(io.progress?.write ?? (() => undefined), io.progress?.tty ?? false, epochNow, describeBudget(o).replace(/^budget /, ''));
   if (io.progress !== undefined) progress.start();
-  const pool = inProcess ? inProcessPool() : workerPool(o.workers);
+  const threads = inProcess ? inProcessPool() : workerPool(o.workers);
+  const pool = o.path === undefined ? threads : recordedPathPool(threads, o.corpusDirs, out);
   let entries: GateEntry[];
   try {
     entries = await runBatches(o, pool, known, progress, out);

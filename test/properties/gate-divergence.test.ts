@@ -68,10 +68,54 @@ describe('known QEMU divergences in the gate', () => {
     if (run.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer leaks here: ${run.status}`);
     expect(run.failure.message).toMatch(/after the final reopen: the checker says leaks/);
     expect(runSignature('reopen', run)).toBe('reopen/check-image/snapshotCreate');
-    const known = await loadKnownQemuDivergences([defaultCorpusDir()]);
+    // without the case saved for the issue's path (whose signature is this one), the fault alone matches
+    const known = new Map(
+      [...(await loadKnownQemuDivergences([defaultCorpusDir()]))].map(([identity, cases]) => [identity, cases.filter((k) => k.signature !== 'reopen/check-image/snapshotCreate')]),
+    );
     expect(matchKnownDivergence(run, known)?.caseFile).toBe('qemu-reopen-check-image-reopen-c7655f00adaaccfd.json');
     // whole-disk reads of this 7.5 MiB disk go through qemu-io's hexdump: a margin no loaded machine reaches
   }, 900_000);
+
+  it('replays the sequence saved at the issue 11.2 seed and path, which these generators no longer walk, and reports it as known', async () => {
+    const { code, lines } = await gate({ impl: 'qemu', property: 'reopen', seed: '1655411631', path: '7:1:0:0:0:1:1:1:1:1:2:2' });
+    const text = lines.join('\n');
+    expect(code, text).toBe(0);
+    expect(text).toContain("path 7:1:0:0:0:1:1:1:1:1:2:2 does not replay with this version's generators; replaying the sequence recorded at that seed and path");
+    expect(text).toMatch(/Property reopen \(impl qemu\): known QEMU divergence \(case qemu-reopen-check-image-snapshotCreate-[0-9a-f]+\.json\)/);
+    expect(text).toMatch(/Failure: \[check-image\] .*leaks/);
+  }, 900_000);
+
+  it('a path that does not walk and was never saved is a harness error that says what to run instead', async () => {
+    const { code, lines } = await gate({ impl: 'ts', property: 'structure', seed: '77', path: '0:99999:0' });
+    expect(code).toBe(2);
+    expect(lines.join('\n')).toMatch(/path 0:99999:0 does not replay with this version's generators .*no corpus case was recorded at seed 77 with that path: replay a saved case/);
+  });
+
+  it('a saved sequence replayed for its path is judged by the property again', async () => {
+    await withTempDir(async (dir) => {
+      const c: PropertyFailureCase = {
+        format: 1,
+        kind: 'property-failure',
+        status: 'fixed',
+        description: 'test: a fixed failure recorded at a path older generators printed',
+        implementation: 'ts',
+        property: 'structure',
+        signature: 'structure/check-image/write',
+        message: 'm',
+        options: { version: 3, clusterBits: 9, refcountBits: 16, lazyRefcounts: false, virtualSize: 1048576 },
+        ops: [{ kind: 'write', offset: 4096, length: 512, pattern: 7 }],
+        seed: 424242,
+        path: '0:99999:0',
+        found: { tool: 'qcow2-verify 0.1.0', qemu: 'unknown', date: '2026-01-01' },
+      };
+      await writeFile(join(dir, 'recorded.json'), serializeCase(c));
+      const { code, lines } = await gate({ impl: 'ts', property: 'structure', seed: '424242', path: '0:99999:0', corpus: dir });
+      const text = lines.join('\n');
+      expect(code, text).toBe(0);
+      expect(text).toContain(`replaying the sequence recorded at that seed and path: ${join(dir, 'recorded.json')}`);
+      expect(lines.find((l) => l.startsWith('summary:'))).toMatch(/^summary: 1\/1 properties held; 1 sequences, 1 operations/);
+    });
+  });
 
   it('a known-qemu-divergence signature does not excuse another implementation', async () => {
     await withTempDir(async (dir) => {
