@@ -7,7 +7,7 @@
 // the CLI, because data flows CLI → properties: the property suite knows nothing
 // of the corpus.
 import { basename } from 'node:path';
-import { caseFaultIdentity } from '../../corpus/case/fault.js';
+import { caseFaultIdentity, leakedClusters, operationOutcomes, spaceExcessClusters } from '../../corpus/case/fault.js';
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import { CorpusStoreError, loadCorpus } from '../../corpus/store.js';
 import type { ImageOptions } from '../../model/index.js';
@@ -26,6 +26,8 @@ export interface KnownDivergence {
   readonly caseFile: string;
   readonly description: string;
   readonly options: ImageOptions;
+  /** For a leak: how many clusters the case's checker verdict counts as leaked. */
+  readonly leakedClusters?: number;
 }
 
 /** Fault identity → the cases with it, for every known-qemu-divergence property-failure case in `dirs` (sorted by file name). */
@@ -45,7 +47,16 @@ export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise
     for (const { case: c, jsonPath } of cases) {
       if (c.kind !== 'property-failure' || c.status !== 'known-qemu-divergence') continue;
       const identity = caseFaultIdentity(c);
-      const entry = { identity, signature: c.signature, property: c.property, caseFile: basename(jsonPath), description: c.description, options: c.options };
+      const leaked = identity.startsWith('leak/') ? leakedClusters(c.message) : undefined;
+      const entry = {
+        identity,
+        signature: c.signature,
+        property: c.property,
+        caseFile: basename(jsonPath),
+        description: c.description,
+        options: c.options,
+        ...(leaked === undefined ? {} : { leakedClusters: leaked }),
+      };
       known.set(identity, [...(known.get(identity) ?? []), entry]);
     }
   }
@@ -69,7 +80,30 @@ export function matchKnownDivergence(result: RunResult, known: KnownDivergences)
     (['version', 'clusterBits', 'refcountBits', 'lazyRefcounts'] as const).filter((field) => d.options[field] === options[field]).length;
   let best: KnownDivergence | undefined;
   for (const d of known.get(runFaultIdentity(result)) ?? []) if (best === undefined || likeness(d) > likeness(best)) best = d;
+  for (const d of best === undefined ? leaksExplainingSpace(result, known) : []) if (best === undefined || likeness(d) > likeness(best)) best = d;
   return best;
+}
+
+/**
+ * The known leaks that explain a `space` failure: a leaked cluster stays in
+ * the file, so the space check notices it only when a later step needs the
+ * room (a copy-on-write, a grown table), and its fault identity names that
+ * step. A known leak explains the excess when its causing operation, with the
+ * same outcome and refcount width, ran earlier in the sequence often enough
+ * for the clusters it leaks each time to cover all the excess; one cluster
+ * more, or another width, is still a failure.
+ */
+function leaksExplainingSpace(result: Extract<RunResult, { status: 'property-failed' }>, known: KnownDivergences): KnownDivergence[] {
+  if (result.failure.kind !== 'violation' || result.failure.check !== 'space') return [];
+  const excess = spaceExcessClusters(result.failure.message);
+  if (excess === undefined) return [];
+  const { options, steps } = result.counterexample;
+  const outcomes = operationOutcomes(options, steps);
+  return [...known.values()].flat().filter((d) => {
+    if (d.leakedClusters === undefined || d.options.refcountBits !== options.refcountBits) return false;
+    const cause = d.identity.slice('leak/'.length);
+    return outcomes.filter((o) => o === cause).length * d.leakedClusters >= excess;
+  });
 }
 
 export function knownLabel(d: KnownDivergence): string {

@@ -215,6 +215,47 @@ describe('matching a run to a known divergence', () => {
     expect(matchKnownDivergence({ status: 'passed', property: 'qemuJudges', impl: 'qemu', runs: 1, coverage: emptyCoverage(), timeMs: 0 }, corpus)).toBeUndefined();
   });
 
+  it('a space failure that known leaks earlier in the sequence explain is that leak, and only as many clusters as they leak', () => {
+    const leaking = new Map([['leak/snapshotCreate:refcount-overflow', [{ ...known('a-2bit.json', 2), leakedClusters: 1 }, { ...known('b-1bit.json', 1), leakedClusters: 1 }]]]);
+    // gate --impl qemu --seed 20261125, shrunk: the shrink adds an L2 table; the third snapshot overflows it (2-bit) and QEMU leaks a cluster, which the discard's copy-on-write L2 makes too many
+    const steps = [
+      { kind: 'resize' as const, size: 512 },
+      { kind: 'snapshotCreate' as const, name: '' },
+      { kind: 'snapshotCreate' as const, name: '-2' },
+      { kind: 'snapshotCreate' as const, name: '-3' },
+      { kind: 'discard' as const, offset: 0, length: 512 },
+    ];
+    const twoBit = { version: 3 as const, clusterBits: 9, refcountBits: 2, lazyRefcounts: false, virtualSize: 1024 };
+    const space = (excess: number, opts = twoBit, s: typeof steps = steps): RunResult => ({
+      ...failed,
+      property: 'space',
+      counterexample: { options: opts, steps: s },
+      failure: { kind: 'violation', check: 'space', message: `[space] after discard 0x0 0x200: the file has ${9 + excess} clusters (5120 bytes) but at most 9 are explained (peak 7)` },
+    });
+    expect(matchKnownDivergence(space(1), leaking)?.caseFile).toBe('a-2bit.json');
+    expect(matchKnownDivergence(space(2), leaking)).toBeUndefined();
+    expect(matchKnownDivergence(space(1, { ...twoBit, refcountBits: 4 }), leaking)).toBeUndefined();
+    expect(matchKnownDivergence(space(1, twoBit, steps.filter((s) => s.kind !== 'resize')), leaking)).toBeUndefined();
+    // known cases without a leak count explain no space
+    expect(matchKnownDivergence(space(1), corpus)).toBeUndefined();
+  });
+
+  it('the seed-20261125 space failure on QEMU 7.2 is the known 2-bit refused-snapshot leak', async () => {
+    const steps = [
+      { kind: 'resize' as const, size: 512 },
+      { kind: 'snapshotCreate' as const, name: '' },
+      { kind: 'snapshotCreate' as const, name: '-2' },
+      { kind: 'snapshotCreate' as const, name: '-3' },
+      { kind: 'discard' as const, offset: 0, length: 512 },
+    ];
+    const run = await replayOps({ impl: 'qemu', options: { version: 3, clusterBits: 9, refcountBits: 2, lazyRefcounts: false, virtualSize: 1024 }, ops: steps, properties: ['space'] });
+    if (run.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer leaks here: ${run.status}`);
+    expect(run.failure.message).toMatch(/the file has \d+ clusters .* but at most \d+ are explained/);
+    const found = matchKnownDivergence(run, await loadKnownQemuDivergences([defaultCorpusDir()]));
+    expect(found?.identity).toBe('leak/snapshotCreate:refcount-overflow');
+    expect(found?.options.refcountBits).toBe(2);
+  }, 900_000);
+
   it('continuation seeds are non-negative, differ per attempt and property, and repeat', () => {
     const seeds = [continuationSeed(1, 'qemuJudges', 1), continuationSeed(1, 'qemuJudges', 2), continuationSeed(1, 'structure', 1)];
     expect(new Set(seeds).size).toBe(3);
