@@ -33,7 +33,15 @@ import { formatBudgetMs, parseDuration } from '../duration.js';
 import { exitCodes } from '../exit-codes.js';
 import { usageError } from '../fatal.js';
 import { epochNow, type Batch } from './gate-batch.js';
-import { formatKnownDivergence, knownLabel, loadKnownQemuDivergences, matchKnownDivergence, type KnownDivergence, type KnownDivergences } from './gate-divergences.js';
+import {
+  attributeKnownLeak,
+  formatKnownDivergence,
+  knownLabel,
+  loadKnownQemuDivergences,
+  matchKnownDivergence,
+  type KnownDivergence,
+  type KnownDivergences,
+} from './gate-divergences.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
 import { recordedPathPool } from './gate-recorded-path.js';
 import { GateProgress } from './gate-progress.js';
@@ -300,10 +308,10 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
     pick.inFlight++;
     return { run: pick, batch };
   };
-  const settle = (r: PropertyRun, result: RunResult) => {
+  const settle = async (r: PropertyRun, result: RunResult) => {
+    const divergence = matchKnownDivergence(result, known) ?? (o.impl === 'qemu' ? await attributeKnownLeak(result, known) : undefined);
     r.inFlight--;
     r.remainingRuns -= result.runs;
-    const divergence = matchKnownDivergence(result, known);
     if (divergence !== undefined) {
       r.entries.push({ result, known: divergence });
       r.knownHits++;
@@ -351,9 +359,9 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
           const message = error instanceof Error ? error.message : String(error);
           return { status: 'harness-error', property: next.run.name, impl: o.impl, seed: next.batch.seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, message, cause: error };
         })
-        .then((result) => {
+        .then(async (result) => {
           progress.batchEnded();
-          settle(next.run, result);
+          await settle(next.run, result);
         })
         .finally(() => running.delete(task));
       running.add(task);

@@ -72,16 +72,22 @@ function changesImage(s: Step): boolean {
   return s.kind !== 'read' && s.kind !== 'flush' && s.kind !== 'reopen';
 }
 
-/** `kind:outcome` of every step that changes the image, in order, from the model (as `causingOperation` names one). */
-export function operationOutcomes(options: ImageOptions, steps: readonly Step[]): string[] {
+/** A step that changes the image: its index in the sequence and `kind:outcome` from the model. */
+export interface OperationOutcome {
+  readonly index: number;
+  readonly outcome: string;
+}
+
+/** Every step that changes the image, in order, with the model's outcome (as `causingOperation` names one). */
+export function operationOutcomes(options: ImageOptions, steps: readonly Step[]): OperationOutcome[] {
   let state = initialState(options);
-  const outcomes: string[] = [];
-  for (const s of steps) {
-    if (s.kind === 'read') continue;
+  const outcomes: OperationOutcome[] = [];
+  steps.forEach((s, index) => {
+    if (s.kind === 'read') return;
     const result = step(state, s);
     state = result.state;
-    if (changesImage(s)) outcomes.push(`${s.kind}:${result.outcome.ok ? 'ok' : result.outcome.error}`);
-  }
+    if (changesImage(s)) outcomes.push({ index, outcome: `${s.kind}:${result.outcome.ok ? 'ok' : result.outcome.error}` });
+  });
   return outcomes;
 }
 
@@ -92,7 +98,7 @@ export function operationOutcomes(options: ImageOptions, steps: readonly Step[])
  * `none` when no step changes the image.
  */
 export function causingOperation(options: ImageOptions, steps: readonly Step[]): string {
-  return operationOutcomes(options, steps).at(-1) ?? 'none';
+  return operationOutcomes(options, steps).at(-1)?.outcome ?? 'none';
 }
 
 /** The space check's message: `the file has F clusters (…) but at most B are explained`. */
