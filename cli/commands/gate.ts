@@ -188,14 +188,27 @@ export function batchSeed(seed: number, property: string, index: number): number
   return index === 0 ? seed : continuationSeed(seed, property, index);
 }
 
-/** The result of a batch left behind at `at` (epoch ms): no sequence counted; `events.live` is cleared so its late progress is ignored. */
-export function abandonLate(ran: Promise<RunResult>, at: number, property: PropertyName, impl: ImplName, seed: number, events: { live: boolean }, onAbandon: () => void): Promise<RunResult> {
+/** What the gate has heard from a running batch: whether it still listens, and the sequences the batch finished so far. */
+export interface BatchEvents {
+  live: boolean;
+  sequences: number;
+  operations: number;
+}
+
+/**
+ * The result of a batch left behind at `at` (epoch ms): the sequences it
+ * finished before (all passed: a failure ends a batch) count, its coverage
+ * beyond their number is lost; `events.live` is cleared so its late progress
+ * is ignored.
+ */
+export function abandonLate(ran: Promise<RunResult>, at: number, property: PropertyName, impl: ImplName, seed: number, events: BatchEvents, onAbandon: () => void): Promise<RunResult> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<RunResult>((resolve) => {
     timer = setTimeout(() => {
       events.live = false;
       onAbandon();
-      resolve({ status: 'passed', property, impl, seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, stoppedEarly: 'time' });
+      const coverage = { ...emptyCoverage(), sequences: events.sequences, operations: events.operations };
+      resolve({ status: 'passed', property, impl, seed, runs: events.sequences, coverage, timeMs: 0, stoppedEarly: 'time' });
     }, Math.max(0, at - epochNow()));
   });
   return Promise.race([ran, late]).finally(() => clearTimeout(timer));
@@ -297,7 +310,8 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       property: pick.name,
       impl: o.impl,
       seed: batchSeed(o.seed, pick.name, pick.batches),
-      numRuns: timed ? batchRunsDefault : pick.remainingRuns,
+      // a first batch of one sequence: every property starts early, before a failing one's shrink holds a worker to the deadline
+      numRuns: timed ? (pick.batches === 0 ? 1 : batchRunsDefault) : pick.remainingRuns,
       ...(o.path === undefined ? {} : { path: o.path }),
       ...(deadline === undefined ? {} : { deadline: sliceEnd(free) }),
       ...(hardDeadline === undefined ? {} : { hardDeadline }),
@@ -342,9 +356,13 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       const next = nextBatch(pool.size - lostWorkers - running.size);
       if (next === undefined) break;
       progress.batchStarted();
-      const events = { live: true };
+      const events: BatchEvents = { live: true, sequences: 0, operations: 0 };
       const ran = pool.run(next.batch, (e) => {
         if (!events.live) return;
+        if (e.kind === 'progress' && e.progress.kind === 'sequence') {
+          events.sequences++;
+          events.operations += e.progress.operations;
+        }
         if (e.kind === 'sequence') out(e.line);
         progress.onEvent(e);
       });

@@ -55,19 +55,19 @@ describe('gate batches', () => {
 });
 
 describe('a batch left behind', () => {
-  it('counts no sequence once its time is up, ignores its late progress, and lets the gate go on (fake clock)', async () => {
+  it('counts the sequences it finished once its time is up, ignores its late progress, and lets the gate go on (fake clock)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
-      const events = { live: true };
+      const events = { live: true, sequences: 3, operations: 40 };
       let abandoned = 0;
       const stuck = new Promise<RunResult>(() => undefined); // a step that never ends
       const result = abandonLate(stuck, epochNow() + 1000, 'handoff', 'qemu', 9, events, () => abandoned++);
       await vi.advanceTimersByTimeAsync(1000);
-      expect(await result).toMatchObject({ status: 'passed', property: 'handoff', impl: 'qemu', runs: 0, stoppedEarly: 'time' });
+      expect(await result).toMatchObject({ status: 'passed', property: 'handoff', impl: 'qemu', runs: 3, stoppedEarly: 'time', coverage: { sequences: 3, operations: 40 } });
       expect(events.live).toBe(false);
       expect(abandoned).toBe(1);
       const done: RunResult = { status: 'passed', property: 'space', impl: 'ts', seed: 1, runs: 4, coverage: emptyCoverage(), timeMs: 0 };
-      const live = { live: true };
+      const live = { live: true, sequences: 0, operations: 0 };
       expect(await abandonLate(Promise.resolve(done), epochNow() + 1000, 'space', 'ts', 1, live, () => abandoned++)).toBe(done);
       await vi.advanceTimersByTimeAsync(2000);
       expect([live.live, abandoned]).toEqual([true, 1]);
