@@ -273,13 +273,14 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
   const started = epochNow();
   const timed = o.budget.kind === 'time' && o.path === undefined;
   const deadline = o.budget.kind === 'time' ? started + o.budget.ms : undefined;
-  // A first batch gets a fair share of what is left: the remaining time on the
-  // free workers, split among the properties not started yet, so that every
-  // property gets its turn before the budget ends even when one worker is
-  // held by a slow property. Once all have started, batches run to the deadline.
+  // A property's first batch is one sequence (a verdict for each early); its
+  // second gets a fair share of what is left: the remaining time on the free
+  // workers, split among the properties that have not had their second yet,
+  // so that every property gets its turn before the budget ends even when one
+  // worker is held by a slow property. After that, batches run to the deadline.
   const sliceEnd = (free: number): number => {
     const now = epochNow();
-    const unstarted = runs.filter((r) => r.batches === 0).length;
+    const unstarted = runs.filter((r) => r.batches < 2).length;
     const end = deadline as number;
     return unstarted === 0 ? end : Math.min(end, now + ((end - now) * free) / unstarted);
   };
@@ -310,7 +311,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       property: pick.name,
       impl: o.impl,
       seed: batchSeed(o.seed, pick.name, pick.batches),
-      // a first batch of one sequence: every property starts early, before a failing one's shrink holds a worker to the deadline
+      // a first batch of one sequence: every property starts early, before a failing one's shrink holds a worker to the deadline (see sliceEnd)
       numRuns: timed ? (pick.batches === 0 ? 1 : batchRunsDefault) : pick.remainingRuns,
       ...(o.path === undefined ? {} : { path: o.path }),
       ...(deadline === undefined ? {} : { deadline: sliceEnd(free) }),
