@@ -12,6 +12,7 @@ import { parseSeed, SeedError } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { parseDuration } from '../duration.js';
 import { usageError } from '../fatal.js';
+import { qemuReportLine } from '../qemu-tools.js';
 import { defaultFuzzTime } from './fuzz-command.js';
 
 // Registered by fuzz-command.ts (light), which loads this module when fuzz runs.
@@ -96,6 +97,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     `qcow2-verify fuzz: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, shard ${o.shard.index + 1}/${o.shard.count}, ` +
       `impl ${o.impl}, ${o.imagesOnly ? 'malformed images only' : 'all properties and malformed images'}, budget ${budget}, corpus ${o.corpusDir}\n`,
   );
+  io.write(`${await qemuReportLine()}\n`);
   const printer = new ProgressPrinter(io.tty, io.write);
   const bundled = defaultCorpusDir();
   const started = Date.now();

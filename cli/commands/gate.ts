@@ -32,6 +32,7 @@ import { defaultCorpusDir } from '../../corpus/store.js';
 import { formatBudgetMs, parseDuration } from '../duration.js';
 import { exitCodes } from '../exit-codes.js';
 import { usageError } from '../fatal.js';
+import { qemuReportLine } from '../qemu-tools.js';
 import { epochNow, type Batch } from './gate-batch.js';
 import {
   attributeKnownLeak,
@@ -411,6 +412,7 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
   const inProcess = o.workers <= 1 || o.path !== undefined;
   out(`qcow2-verify gate: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
   out(`properties: ${o.properties.join(', ')}; ${describeBudget(o)}; ${inProcess ? 'in this process' : `${o.workers} workers`}`);
+  out(await qemuReportLine());
   // Known divergences are QEMU's: a failure of any other implementation always counts.
   const known = o.impl === 'qemu' ? await loadKnownQemuDivergences(o.corpusDirs) : new Map<string, KnownDivergence[]>();
   const progress = new GateProgress(io.progress?.write ?? (() => undefined), io.progress?.tty ?? false, epochNow, describeBudget(o).replace(/^budget /, ''));
