@@ -17,7 +17,7 @@ export function registerFuzz(program: Command): void {
     .option('--time <duration>', `time budget, e.g. 90s, 10m, 2h (default ${defaultFuzzTime})`)
     .option('--runs <n>', 'run budget instead of time: one run is one seed (a batch of sequences of one property, or one mutant)')
     .option('--seed <seed>', 'campaign seed: integer or git SHA; default drawn and printed')
-    .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines')
+    .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')
     .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')
     .option('--images', 'run only the malformed-image fuzzer')
     .option('--html <dir>', 'write one self-contained HTML page per new property failure into this directory');

@@ -24,6 +24,7 @@ export function registerGate(program: Command): void {
     .option('--runs <n>', 'sequences per property instead of a time budget (deterministic)')
     .option('--workers <n>', 'batches run at once, each in a worker thread (default: the number of cores; 1 runs in this process)')
     .option('--seed <seed>', 'integer or git SHA; default: drawn and printed')
+    .option('--shard <i/n>', 'run shard i of n (1-based): a seed of its own derived from --seed, disjoint from the other shards\', to spread one gate over machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')
     .option('--path <path>', 'replay one failure: the path printed with it (needs --seed and --property)')
     .option('--property <name>', `run one property: ${gatePropertyNamesForHelp.join(' | ')}`)
     .option('--json <file>', 'write the results as JSON')

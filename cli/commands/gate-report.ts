@@ -86,6 +86,7 @@ export async function gateJson(o: GateOptions, entries: readonly GateEntry[], sc
     tool: await toolVersion(),
     ...(await qemuVersionFields()),
     seed: o.seed,
+    ...(o.shard.count === 1 ? {} : { shard: { index: o.shard.index + 1, count: o.shard.count, seed: o.campaignSeed } }),
     impl: o.impl,
     properties: o.properties,
     budget: o.path !== undefined ? { kind: 'path', path: o.path } : o.budget.kind === 'time' ? { kind: 'time', ms: o.budget.ms } : { kind: 'runs', perProperty: o.budget.count },

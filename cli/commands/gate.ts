@@ -28,6 +28,7 @@ import {
   type PropertyName,
   type RunResult,
 } from '../../properties/index.js';
+import { completionIndexVariable, parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { formatBudgetMs, parseDuration } from '../duration.js';
 import { exitCodes } from '../exit-codes.js';
@@ -87,7 +88,12 @@ export type GateBudget = { readonly kind: 'time'; readonly ms: number } | { read
 export interface GateOptions {
   readonly impl: ImplName;
   readonly budget: GateBudget;
+  /** The seed this gate runs with: --seed, or with --shard the shard's own seed derived from it (shardSeed). */
   readonly seed: number;
+  /** --shard (0-based index); { index: 0, count: 1 } without it. */
+  readonly shard: Shard;
+  /** --seed (or the drawn seed) before the shard's derivation. */
+  readonly campaignSeed: number;
   readonly seedGiven: boolean;
   readonly path: string | undefined;
   readonly properties: readonly PropertyName[];
@@ -118,6 +124,7 @@ export interface RawGateOptions {
   workers?: string;
   reproDir?: string;
   html?: string;
+  shard?: string;
 }
 
 function positiveInteger(text: string, flag: string): number {
@@ -126,8 +133,21 @@ function positiveInteger(text: string, flag: string): number {
   return n;
 }
 
-/** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
-export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): GateOptions {
+/**
+ * The seed of shard `shard` of a gate run with `seed`: (seed·N + I) mod 2^31,
+ * so the N shards of one seed get N distinct non-negative seeds (each shard's
+ * later batches derive from its own seed by hash, as without shards). The
+ * replay line of a failure names the shard's seed; no --shard is needed to
+ * replay it.
+ */
+export function shardSeed(seed: number, shard: Shard): number {
+  if (shard.count === 1) return seed;
+  const modulus = 2 ** 31;
+  return (((seed * shard.count + shard.index) % modulus) + modulus) % modulus;
+}
+
+/** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given; `env` may give the shard index (JOB_COMPLETION_INDEX). */
+export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, env: Readonly<Record<string, string | undefined>> = process.env): GateOptions {
   const impl = raw.impl ?? 'ts';
   if (!(implNames as readonly string[]).includes(impl)) usageError(`--impl must be one of ${implNames.join(', ')}, got ${impl}`);
   if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
@@ -141,6 +161,16 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
     if (error instanceof SeedError) usageError(`--seed: ${error.message}`);
     throw error;
   }
+  let shard: Shard = { index: 0, count: 1 };
+  if (raw.shard !== undefined) {
+    try {
+      shard = parseShard(raw.shard, env[completionIndexVariable]);
+    } catch (error) {
+      if (error instanceof ShardParseError) usageError(error.message);
+      throw error;
+    }
+  }
+  if (raw.path !== undefined && shard.count > 1) usageError('--path replays one failure with the seed printed on its replay line; leave --shard out');
   let selected: PropertyName[] = [...propertyNames];
   if (raw.property !== undefined) {
     if (!isPropertyName(raw.property)) usageError(`--property must be one of ${propertyNames.join(', ')}, got ${raw.property}`);
@@ -152,7 +182,9 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
   return {
     impl: impl as ImplName,
     budget,
-    seed,
+    seed: shardSeed(seed, shard),
+    shard,
+    campaignSeed: seed,
     seedGiven: raw.seed !== undefined,
     path: raw.path,
     properties: selected,
@@ -162,7 +194,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
     // the bundled corpus always counts; --corpus adds the user's own
     corpusDirs: [...new Set([defaultCorpusDir(), ...(raw.corpus === undefined ? [] : [resolve(raw.corpus)])])],
     workers,
-    reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${seed}`)),
+    reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${shardSeed(seed, shard)}`)),
     ...(raw.html === undefined ? {} : { html: resolve(raw.html) }),
   };
 }
@@ -410,7 +442,8 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
   const out = io.out;
   const started = epochNow();
   const inProcess = o.workers <= 1 || o.path !== undefined;
-  out(`qcow2-verify gate: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
+  const shardText = o.shard.count === 1 ? '' : ` (shard ${o.shard.index + 1}/${o.shard.count} of seed ${o.campaignSeed})`;
+  out(`qcow2-verify gate: seed ${o.seed}${shardText}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
   out(`properties: ${o.properties.join(', ')}; ${describeBudget(o)}; ${inProcess ? 'in this process' : `${o.workers} workers`}`);
   out(await qemuReportLine());
   // Known divergences are QEMU's: a failure of any other implementation always counts.

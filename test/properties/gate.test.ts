@@ -132,3 +132,27 @@ describe('gate run', () => {
     expect(text).toContain('Property readsAndOutcomes (impl ts) held after 2 runs');
   });
 });
+
+describe('gate shards', () => {
+  it('give each shard of one seed its own seed, the same on every run, with I from --shard or JOB_COMPLETION_INDEX', () => {
+    const seeds = [1, 2, 3, 4].map((i) => parseGateOptions({ seed: '5', shard: `${i}/4` }, drawn, {}).seed);
+    expect(seeds).toEqual([20, 21, 22, 23]);
+    expect(new Set([0, 1, 2, 3].map((k) => parseGateOptions({ seed: '5', shard: '4' }, drawn, { JOB_COMPLETION_INDEX: String(k) }).seed))).toEqual(new Set(seeds));
+    expect(parseGateOptions({ seed: '5', shard: '1/1' }, drawn, {})).toMatchObject({ seed: 5, campaignSeed: 5, shard: { index: 0, count: 1 } });
+    expect(parseGateOptions({ seed: '2147483647', shard: '2/2' }, drawn, {}).seed).toBe(2147483647); // (2^31 − 1)·2 + 1 mod 2^31
+    expect(() => parseGateOptions({ seed: '5', shard: '4' }, drawn, {})).toThrow(/JOB_COMPLETION_INDEX/);
+    expect(() => parseGateOptions({ seed: '5', shard: '2/4', property: 'space', path: '0' }, drawn, {})).toThrow(CliError);
+  });
+
+  it('prints the shard and its seed, replays with that seed alone, and records the shard in JSON', async () => {
+    await withTempDir(async (dir) => {
+      const lines: string[] = [];
+      const raw = { impl: 'canary', seed: '5', shard: '2/3', runs: '20', property: 'readsAndOutcomes', workers: '1', json: join(dir, 'r.json'), reproDir: join(dir, 'repro') };
+      expect(await runGate(parseGateOptions(raw, drawn, {}), (l) => lines.push(l))).toBe(1);
+      expect(lines[0]).toBe('qcow2-verify gate: seed 16 (shard 2/3 of seed 5), impl canary');
+      expect(lines.find((l) => l.startsWith('Replay: '))).toMatch(/^Replay: qcow2-verify gate --impl canary --property readsAndOutcomes --seed 16 --path "[\d:]+"$/);
+      const json = JSON.parse(await readFile(join(dir, 'r.json'), 'utf8')) as Record<string, unknown>;
+      expect(json).toMatchObject({ seed: 16, shard: { index: 2, count: 3, seed: 5 } });
+    });
+  });
+});
