@@ -76,7 +76,7 @@ async function onPath(tool: QemuTool): Promise<string> {
   throw new QemuMissingError(tool);
 }
 
-/** Longest `--version` output quoted in an error. */
+/** Longest part of the first `--version` line quoted in an error. */
 const quotedOutputMax = 200;
 
 async function checked(tool: QemuTool, path: string, variable: string | undefined): Promise<ResolvedTool> {
@@ -84,7 +84,7 @@ async function checked(tool: QemuTool, path: string, variable: string | undefine
   const firstLine = run.stdout.split('\n')[0] ?? '';
   const match = new RegExp(`^${tool} version (\\S.*)$`).exec(firstLine.trim());
   if (run.status !== 0 || match?.[1] === undefined) {
-    const output = (run.stdout + run.stderr).trim().slice(0, quotedOutputMax);
+    const output = (run.stdout + run.stderr).trim().split('\n')[0]?.slice(0, quotedOutputMax) ?? '';
     const reason = `not ${tool}: \`${path} --version\` exited ${run.status} and printed ${JSON.stringify(output)}, not "${tool} version …"`;
     throw new QemuMissingError(tool, { ...(variable === undefined ? {} : { variable }), path, reason });
   }
