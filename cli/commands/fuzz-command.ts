@@ -4,13 +4,13 @@
 import { randomInt } from 'node:crypto';
 import type { Command } from 'commander';
 import { exitCodes } from '../exit-codes.js';
-import { addQemuToolOptions, type RawQemuToolOptions } from '../qemu-tool-options.js';
+import { qemuImgOptionHelp, qemuIoOptionHelp, type RawQemuToolOptions } from '../qemu-tool-options.js';
 import type { RawFuzzOptions } from './fuzz.js';
 
 export const defaultFuzzTime = '10m';
 
 export function registerFuzz(program: Command): void {
-  const fuzz = program
+  program
     .command('fuzz')
     .description('fuzz campaign: all properties and malformed images with fresh seeds; saves new failures in the corpus (exit 0 nothing new, 1 new failures, 2 cannot run)')
     .option('--impl <impl>', 'implementation under test: ts | qemu', 'ts')
@@ -20,17 +20,19 @@ export function registerFuzz(program: Command): void {
     .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')
     .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')
     .option('--images', 'run only the malformed-image fuzzer')
-    .option('--html <dir>', 'write one self-contained HTML page per new property failure into this directory');
-  addQemuToolOptions(fuzz).action(async (raw: RawFuzzOptions & RawQemuToolOptions) => {
-    (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
-    const { parseFuzzOptions, runFuzz } = await import('./fuzz.js');
-    const options = parseFuzzOptions(raw, () => randomInt(0, 2 ** 31 - 1));
-    let stop = false;
-    // First Ctrl-C: finish the current run and print the summary; the second one exits at once.
-    process.once('SIGINT', () => {
-      stop = true;
-      process.once('SIGINT', () => process.exit(exitCodes.cannotRun));
+    .option('--html <dir>', 'write one self-contained HTML page per new property failure into this directory')
+    .option('--qemu-img <path>', qemuImgOptionHelp)
+    .option('--qemu-io <path>', qemuIoOptionHelp)
+    .action(async (raw: RawFuzzOptions & RawQemuToolOptions) => {
+      (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
+      const { parseFuzzOptions, runFuzz } = await import('./fuzz.js');
+      const options = parseFuzzOptions(raw, () => randomInt(0, 2 ** 31 - 1));
+      let stop = false;
+      // First Ctrl-C: finish the current run and print the summary; the second one exits at once.
+      process.once('SIGINT', () => {
+        stop = true;
+        process.once('SIGINT', () => process.exit(exitCodes.cannotRun));
+      });
+      process.exitCode = await runFuzz(options, { write: (text) => process.stdout.write(text), tty: process.stdout.isTTY === true, shouldStop: () => stop });
     });
-    process.exitCode = await runFuzz(options, { write: (text) => process.stdout.write(text), tty: process.stdout.isTTY === true, shouldStop: () => stop });
-  });
 }

@@ -5,7 +5,7 @@ import { randomInt } from 'node:crypto';
 import type { Command } from 'commander';
 import type { PropertyName } from '../../properties/index.js';
 import { implNames } from '../../properties/driver.js';
-import { addQemuToolOptions, type RawQemuToolOptions } from '../qemu-tool-options.js';
+import { qemuImgOptionHelp, qemuIoOptionHelp, type RawQemuToolOptions } from '../qemu-tool-options.js';
 import type { RawGateOptions } from './gate.js';
 
 /**
@@ -16,7 +16,7 @@ import type { RawGateOptions } from './gate.js';
 export const gatePropertyNamesForHelp: readonly PropertyName[] = ['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff'];
 
 export function registerGate(program: Command): void {
-  const gate = program
+  program
     .command('gate')
     .description('run the model-based properties against an implementation (exit 0 all held, 1 a property failed, 2 cannot run)')
     .option('--impl <impl>', `implementation under test: ${implNames.join(' | ')}`, 'ts')
@@ -32,15 +32,17 @@ export function registerGate(program: Command): void {
     .option('--repro-dir <dir>', 'where each failure\'s QEMU shell script is saved (default: qcow2-verify-repro-<seed> in the temp directory)')
     .option('--html <dir>', 'write one self-contained HTML page per failure into this directory (the image after the failing step, with the model\'s view)')
     .option('--corpus <dir>', 'with --impl qemu: a corpus whose known-qemu-divergence cases are reported as known, not failed (the bundled corpus/cases always counts)')
-    .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram');
-  addQemuToolOptions(gate).action(async (raw: RawGateOptions & RawQemuToolOptions) => {
-    (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
-    const { parseGateOptions, runGate } = await import('./gate.js');
-    const options = parseGateOptions(raw, () => randomInt(0, 2 ** 31 - 1));
-    process.exitCode = await runGate(options, {
-      out: (line) => process.stdout.write(`${line}\n`),
-      // progress on stderr: stdout keeps the report clean for pipes
-      progress: { write: (text) => process.stderr.write(text), tty: process.stderr.isTTY === true },
+    .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
+    .option('--qemu-img <path>', qemuImgOptionHelp)
+    .option('--qemu-io <path>', qemuIoOptionHelp)
+    .action(async (raw: RawGateOptions & RawQemuToolOptions) => {
+      (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
+      const { parseGateOptions, runGate } = await import('./gate.js');
+      const options = parseGateOptions(raw, () => randomInt(0, 2 ** 31 - 1));
+      process.exitCode = await runGate(options, {
+        out: (line) => process.stdout.write(`${line}\n`),
+        // progress on stderr: stdout keeps the report clean for pipes
+        progress: { write: (text) => process.stderr.write(text), tty: process.stderr.isTTY === true },
+      });
     });
-  });
 }
