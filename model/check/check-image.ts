@@ -8,6 +8,7 @@ import { u64Table, type ByteReader } from '../decode/byte-reader.js';
 import { bitmapTableEntryOffsetMask, bitmapTableEntryValid, loadBitmaps, type Bitmap } from '../decode/bitmaps.js';
 import { DecodeError } from '../decode/decode-error.js';
 import { decodeHeader, type Header } from '../decode/header.js';
+import { allocatedAndZero, bitmapAllocMask, l2EntryBytes } from '../decode/extended-l2.js';
 import * as E from '../decode/l2-entry.js';
 import { snapshotL1EntriesMax } from '../decode/limits.js';
 import { refcountEntry } from '../decode/refcounts.js';
@@ -195,15 +196,30 @@ class Checker {
     }
   }
 
+  /**
+   * An L2 table's entries with their subcluster bitmaps (0 without extended L2),
+   * as QEMU's get_l2_entry / get_l2_bitmap read them.
+   */
+  private l2Entries(l2Offset: bigint): { entry: bigint; bitmap: bigint }[] {
+    const words = u64Table(this.readAt(l2Offset, this.cs), this.cs / 8);
+    const stride = l2EntryBytes(this.h.extendedL2) / 8;
+    const out: { entry: bigint; bitmap: bigint }[] = [];
+    for (let w = 0; w < words.length; w += stride) out.push({ entry: words[w]!, bitmap: stride === 1 ? 0n : words[w + 1]! });
+    return out;
+  }
+
+  /** check_refcounts_l2, with its extended-L2 checks of the subcluster bitmap. */
   private checkL2(l2Offset: bigint, active: boolean): void {
     const cs = BigInt(this.cs);
     let nextContiguous = 0n;
-    for (const entry of u64Table(this.readAt(l2Offset, this.cs), this.cs / 8)) {
-      const kind = E.classifyL2Entry(entry);
+    this.l2Entries(l2Offset).forEach(({ entry, bitmap }, i) => {
+      const kind = E.classifyL2Entry(entry, this.h.extendedL2);
       if (kind !== 'compressed' && (entry & E.l2eStdReservedMask) !== 0n) this.corrupt(`ERROR found l2 entry with reserved bits set: ${entry.toString(16)}`);
       switch (kind) {
         case 'compressed': {
           if ((entry & E.oflagCopied) !== 0n) this.corrupt('ERROR: copied flag must never be set for compressed clusters');
+          // QEMU counts no reference for such an entry: its stream's clusters leak.
+          if (bitmap !== 0n) return this.corrupt(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${entry.toString(16)}`);
           const range = E.compressedRange(entry & ~E.oflagCopied, this.h.clusterBits);
           this.inc(range.start, range.length);
           if (active) {
@@ -216,8 +232,10 @@ class Checker {
         case 'normal':
         case 'zero-alloc': {
           const offset = entry & E.l2eOffsetMask;
+          if (allocatedAndZero(bitmap)) this.corrupt(`ERROR offset=${offset.toString(16)}: Allocated cluster has corrupted subcluster allocation bitmap`);
           if (offset % cs !== 0n) {
-            this.corrupt(`ERROR offset=${offset.toString(16)}: ${kind === 'normal' ? 'Data cluster' : 'Preallocated cluster'} is not properly aligned; L2 entry corrupted.`);
+            const containsData = this.h.extendedL2 ? (bitmap & bitmapAllocMask) !== 0n : kind === 'normal';
+            this.corrupt(`ERROR offset=${offset.toString(16)}: ${containsData ? 'Data cluster' : 'Preallocated cluster'} is not properly aligned; L2 entry corrupted.`);
           }
           if (active) {
             this.t.allocated++;
@@ -227,15 +245,17 @@ class Checker {
           this.inc(offset, cs);
           break;
         }
-        case 'zero-plain':
         case 'unallocated':
+          if ((bitmap & bitmapAllocMask) !== 0n) this.corrupt('ERROR: Unallocated cluster has non-zero subcluster allocation map');
+          break;
+        case 'zero-plain':
           break;
         default: {
           const never: never = kind;
           throw new Error(`unknown entry kind ${String(never)}`);
         }
       }
-    }
+    });
   }
 
   private checkRefblocks(): void {
@@ -297,8 +317,8 @@ class Checker {
       if (tableRefcount !== undefined && (tableRefcount === 1n) !== ((l1Entry & E.oflagCopied) !== 0n)) {
         this.corrupt(`ERROR OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${l1Entry.toString(16)} refcount=${tableRefcount}`);
       }
-      for (const entry of u64Table(this.readAt(l2Offset, this.cs), this.cs / 8)) {
-        const kind = E.classifyL2Entry(entry);
+      for (const { entry } of this.l2Entries(l2Offset)) {
+        const kind = E.classifyL2Entry(entry, this.h.extendedL2);
         if (kind !== 'normal' && kind !== 'zero-alloc') continue;
         const refcount = this.onDiskAt(entry & E.l2eOffsetMask);
         if (refcount === undefined) continue;

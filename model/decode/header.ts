@@ -2,6 +2,7 @@
 // does (digest §2–3). Anything QEMU would refuse to open is a DecodeError.
 import { u32, u64, type ByteReader } from './byte-reader.js';
 import { DecodeError, toNumber } from './decode-error.js';
+import { extendedL2ClusterBitsMin, l2EntryBytes, subclustersPerCluster } from './extended-l2.js';
 import * as L from './limits.js';
 
 export const qcowMagic = 0x514649fb;
@@ -55,6 +56,8 @@ export interface Header {
   readonly dirty: boolean;
   readonly corrupt: boolean;
   readonly lazyRefcounts: boolean;
+  /** Incompatible bit 4: 128-bit L2 entries with 32 subclusters each (extended-l2.ts). */
+  readonly extendedL2: boolean;
 }
 
 /** Feature bits QEMU's qcow2_do_open acts on. */
@@ -93,6 +96,11 @@ export function decodeHeader(reader: ByteReader): Header {
   if ((autoclearFeatures & autoclearDataFileRaw) !== 0n && (incompatibleFeatures & incompatibleDataFile) === 0n) {
     throw new DecodeError('autoclear_features', `0x${autoclearFeatures.toString(16)}`, 'raw external data (bit 1) only with an external data file', 88);
   }
+  const extendedL2 = (incompatibleFeatures & L.incompatibleExtendedL2) !== 0n;
+  // qcow2_do_open: subclusters of at least 512 bytes.
+  if (extendedL2 && clusterBits < extendedL2ClusterBitsMin) {
+    throw new DecodeError('cluster_bits', String(clusterBits), `at least ${extendedL2ClusterBitsMin} with extended L2 entries`, 20, `Unsupported subcluster size: ${clusterSize / subclustersPerCluster}`);
+  }
   const refcountOrder = v3 ? u32(h, 96) : 4;
   if (refcountOrder > L.refcountOrderMax) throw new DecodeError('refcount_order', String(refcountOrder), `0..${L.refcountOrderMax}`, 96);
   const cryptMethod = u32(h, 32);
@@ -115,7 +123,7 @@ export function decodeHeader(reader: ByteReader): Header {
   }
   const size = toNumber(u64(h, 24), 'size', 24);
   const l1Size = u32(h, 36);
-  const l1Coverage = clusterSize * (clusterSize / 8);
+  const l1Coverage = clusterSize * (clusterSize / l2EntryBytes(extendedL2));
   if (l1Size > L.l1SizeBytesMax / 8) throw new DecodeError('l1_size', String(l1Size), `at most ${L.l1SizeBytesMax / 8} entries`, 36);
   if (l1Size < Math.ceil(size / l1Coverage)) {
     throw new DecodeError('l1_size', String(l1Size), `at least ${Math.ceil(size / l1Coverage)} entries for size ${size}`, 36);
@@ -143,6 +151,7 @@ export function decodeHeader(reader: ByteReader): Header {
     dirty: (incompatibleFeatures & 1n) !== 0n,
     corrupt: (incompatibleFeatures & 2n) !== 0n,
     lazyRefcounts: v3 && (u64(h, 80) & 1n) !== 0n,
+    extendedL2,
   } as const;
   if (header.refcountTableClusters * clusterSize > L.reftableSizeBytesMax) {
     throw new DecodeError('refcount_table_clusters', String(header.refcountTableClusters), `at most ${L.reftableSizeBytesMax / clusterSize} clusters`, 56);

@@ -4,6 +4,7 @@
 // (model/check/) is the tolerant reader that counts such damage instead.
 import { u64Table, type ByteReader } from './byte-reader.js';
 import { DecodeError, toNumber } from './decode-error.js';
+import { allocatedAndZero, bitmapAllocMask, l2EntryBytes, splitBitmap, type SubclusterBitmap } from './extended-l2.js';
 import { decodeHeader, type Header } from './header.js';
 import { classifyL2Entry, compressedRange, l1eOffsetMask, l1eReservedMask, l2eOffsetMask, l2eStdReservedMask, oflagCopied, type EntryKind } from './l2-entry.js';
 import * as L from './limits.js';
@@ -17,6 +18,8 @@ export interface DecodedL2Entry {
   /** Bytes of a compressed stream's range from `host` (its sectors, clipped to the file). */
   readonly length?: number;
   readonly copied: boolean;
+  /** Extended L2 only: which subclusters are allocated and which read as zeros (never both). */
+  readonly subclusters?: SubclusterBitmap;
 }
 
 export interface DecodedL1 {
@@ -72,21 +75,49 @@ function decodeL1(reader: ByteReader, header: Header, offset: number, size: numb
 }
 
 function decodeL2(reader: ByteReader, header: Header, offset: number): DecodedL2Entry[] {
-  const count = header.clusterSize / 8;
-  return u64Table(reader.read(offset, header.clusterSize), count).map((entry, i) => {
-    const at = offset + i * 8;
-    const kind = classifyL2Entry(entry);
+  const entryBytes = l2EntryBytes(header.extendedL2);
+  const words = u64Table(reader.read(offset, header.clusterSize), header.clusterSize / 8);
+  const out: DecodedL2Entry[] = [];
+  for (let i = 0; i < header.clusterSize / entryBytes; i++) {
+    const at = offset + i * entryBytes;
+    const entry = words[(i * entryBytes) / 8]!;
     const bad = (limit: string) => new DecodeError(`L2 entry ${i}`, `0x${entry.toString(16)}`, limit, at);
-    if (kind === 'compressed') return decodeCompressed(entry, header, reader.size, bad);
-    if ((entry & l2eStdReservedMask) !== 0n) throw bad('no reserved bits');
-    if (header.version === 2 && (entry & 1n) !== 0n) throw bad('no zero flag in version 2');
-    const copied = entry >> 63n === 1n;
-    if (kind === 'unallocated' || kind === 'zero-plain') return { kind, copied };
-    const host = toNumber(entry & l2eOffsetMask, `L2 entry ${i}`, at);
-    if (host % header.clusterSize !== 0) throw bad(`data offset aligned to ${header.clusterSize}`);
-    if (host >= reader.size) throw bad(`data offset < file size ${reader.size}`);
-    return { kind, host, copied };
-  });
+    const decoded = decodeL2Entry(entry, header, reader.size, bad, i, at);
+    if (!header.extendedL2) {
+      out.push(decoded);
+      continue;
+    }
+    out.push(withBitmap(decoded, words[(i * entryBytes) / 8 + 1]!, (limit) => new DecodeError(`L2 entry ${i} subcluster bitmap`, `0x${words[(i * entryBytes) / 8 + 1]!.toString(16)}`, limit, at + 8)));
+  }
+  return out;
+}
+
+function decodeL2Entry(entry: bigint, header: Header, fileSize: number, bad: (limit: string) => DecodeError, i: number, at: number): DecodedL2Entry {
+  const kind = classifyL2Entry(entry, header.extendedL2);
+  if (kind === 'compressed') return decodeCompressed(entry, header, fileSize, bad);
+  if ((entry & l2eStdReservedMask) !== 0n) throw bad('no reserved bits');
+  if (header.version === 2 && (entry & 1n) !== 0n) throw bad('no zero flag in version 2');
+  if (header.extendedL2 && (entry & 1n) !== 0n) throw bad('no zero flag with extended L2 entries');
+  const copied = entry >> 63n === 1n;
+  if (kind === 'unallocated' || kind === 'zero-plain') return { kind, copied };
+  const host = toNumber(entry & l2eOffsetMask, `L2 entry ${i}`, at);
+  if (host % header.clusterSize !== 0) throw bad(`data offset aligned to ${header.clusterSize}`);
+  if (host >= fileSize) throw bad(`data offset < file size ${fileSize}`);
+  return { kind, host, copied };
+}
+
+/**
+ * The bitmap of an extended entry, refused where QEMU's qcow2_get_subcluster_type
+ * says QCOW2_SUBCLUSTER_INVALID (reads fail with EIO) or its check counts a corruption.
+ */
+function withBitmap(decoded: DecodedL2Entry, bitmap: bigint, bad: (limit: string) => DecodeError): DecodedL2Entry {
+  if (decoded.kind === 'compressed') {
+    if (bitmap !== 0n) throw bad('0 on a compressed entry');
+    return decoded;
+  }
+  if (allocatedAndZero(bitmap)) throw bad('no subcluster both allocated and zero');
+  if (decoded.kind === 'unallocated' && (bitmap & bitmapAllocMask) !== 0n) throw bad('no allocated subcluster in an unallocated cluster');
+  return { ...decoded, subclusters: splitBitmap(bitmap) };
 }
 
 /**

@@ -12,9 +12,14 @@ export const oflagZero = 1n;
 
 export type EntryKind = 'unallocated' | 'zero-plain' | 'zero-alloc' | 'normal' | 'compressed';
 
-export function classifyL2Entry(entry: bigint): EntryKind {
+/**
+ * With extended L2 entries (`extendedL2`) the zero flag is reserved and ignored, as
+ * in QEMU: such an entry is unallocated, normal or compressed, its subcluster
+ * bitmap says the rest.
+ */
+export function classifyL2Entry(entry: bigint, extendedL2 = false): EntryKind {
   if ((entry & oflagCompressed) !== 0n) return 'compressed';
-  if ((entry & oflagZero) !== 0n) return (entry & l2eOffsetMask) !== 0n ? 'zero-alloc' : 'zero-plain';
+  if ((entry & oflagZero) !== 0n && !extendedL2) return (entry & l2eOffsetMask) !== 0n ? 'zero-alloc' : 'zero-plain';
   return (entry & l2eOffsetMask) === 0n ? 'unallocated' : 'normal';
 }
 

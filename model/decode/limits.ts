@@ -47,8 +47,10 @@ export const bitmapNameBytesMax = 1023;
 export const bitmapDirEntryFixedBytes = 24;
 /** Host offsets have 56 bits. */
 export const hostOffsetMax = 2n ** 56n - 1n;
-/** Incompatible feature bits this decoder understands: dirty (0), corrupt (1) and compression type (3). */
-export const incompatibleKnownMask = 0b1011n;
+/** Incompatible feature bits this decoder understands: dirty (0), corrupt (1), compression type (3) and extended L2 (4). */
+export const incompatibleKnownMask = 0b11011n;
+/** Incompatible bit 4: extended L2 entries (subclusters). */
+export const incompatibleExtendedL2 = 0b10000n;
 /** Incompatible bit 3: compression_type is not zlib. */
 export const incompatibleCompression = 0b1000n;
 /** compression_type values: 0 zlib, 1 zstd. */

@@ -14,7 +14,8 @@ export type BaseName =
   | 'v3-c4k-r2-compressed'
   | 'v3-c4k-r1'
   | 'v3-c512-r64'
-  | 'v3-c4k-bitmaps';
+  | 'v3-c4k-bitmaps'
+  | 'v3-c16k-extl2';
 
 export const baseNames: readonly BaseName[] = [
   'v3-c512-r8',
@@ -25,6 +26,7 @@ export const baseNames: readonly BaseName[] = [
   'v3-c4k-r1',
   'v3-c512-r64',
   'v3-c4k-bitmaps',
+  'v3-c16k-extl2',
 ];
 
 type Step =
@@ -93,6 +95,22 @@ const recipes: Readonly<Record<BaseName, BaseRecipe>> = {
       { bitmap: 'disable', name: 'bm1' },
       { snapshot: 's1' },
       { io: 'write -q -P 0x22 4096 4096' },
+    ],
+  },
+  // Extended L2 entries, 16 KiB clusters (512-byte subclusters): partial and
+  // unaligned subcluster writes, zeroed subclusters of an unallocated cluster, a
+  // compressed cluster, a whole cluster, then a snapshot and a copy-on-write of
+  // cluster 0 (so both shared and private data clusters).
+  'v3-c16k-extl2': {
+    create: { size: 1024 * KiB, clusterSize: 16 * KiB, extraOptions: { extended_l2: true } },
+    steps: [
+      { io: 'write -q -P 0x11 0 1024' },
+      { io: 'write -q -P 0x22 20480 600' },
+      { io: 'write -q -z 40960 2048' },
+      { io: 'write -q -c -P 0x33 65536 16384' },
+      { io: 'write -q -P 0x55 114688 16384' },
+      { snapshot: 's1' },
+      { io: 'write -q -P 0x44 4096 512' },
     ],
   },
 };

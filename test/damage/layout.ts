@@ -39,7 +39,12 @@ export interface L2Entry {
   /** Guest cluster index. */
   readonly guestCluster: number;
   readonly raw: bigint;
+  /** Extended L2 only: the subcluster bitmap (at `at + 8`); 0 otherwise. */
+  readonly bitmap: bigint;
 }
+
+/** Incompatible bit 4: 16-byte L2 entries (an 8-byte entry, then the subcluster bitmap). */
+export const extendedL2Bit = 1n << 4n;
 
 export class Layout {
   readonly cs: number;
@@ -49,9 +54,14 @@ export class Layout {
   readonly l1Size: number;
   readonly reftableOffset: number;
   readonly snapshots: readonly SnapshotEntry[];
+  readonly extendedL2: boolean;
+  /** Bytes per L2 entry: 16 with extended L2, else 8. */
+  readonly l2EntryBytes: number;
 
   constructor(private readonly image: Uint8Array) {
     this.version = getU32(image, headerField.version);
+    this.extendedL2 = this.version === 3 && (getU64(image, headerField.incompatibleFeatures) & extendedL2Bit) !== 0n;
+    this.l2EntryBytes = this.extendedL2 ? 16 : 8;
     this.cs = 2 ** getU32(image, headerField.clusterBits);
     this.refcountBits = this.version === 2 ? 16 : 2 ** getU32(image, headerField.refcountOrder);
     this.l1Offset = toNumber(getU64(image, headerField.l1TableOffset));
@@ -74,16 +84,18 @@ export class Layout {
     return toNumber(this.l1Entry(index) & offsetMask);
   }
 
-  /** Every non-zero L2 entry reachable from the active L1, in guest order. */
+  /** Every non-zero L2 entry (entry or bitmap) reachable from the active L1, in guest order. */
   l2Entries(): L2Entry[] {
-    const perTable = this.cs / 8;
+    const perTable = this.cs / this.l2EntryBytes;
     const out: L2Entry[] = [];
     for (let i = 0; i < this.l1Size; i++) {
       const table = this.l2TableOffset(i);
       if (table === 0) continue;
       for (let j = 0; j < perTable; j++) {
-        const raw = getU64(this.image, table + 8 * j);
-        if (raw !== 0n) out.push({ at: table + 8 * j, guestCluster: i * perTable + j, raw });
+        const at = table + this.l2EntryBytes * j;
+        const raw = getU64(this.image, at);
+        const bitmap = this.extendedL2 ? getU64(this.image, at + 8) : 0n;
+        if (raw !== 0n || bitmap !== 0n) out.push({ at, guestCluster: i * perTable + j, raw, bitmap });
       }
     }
     return out;
