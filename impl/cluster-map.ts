@@ -10,6 +10,7 @@ import { l1SizeBytesMax } from './limits.js';
 import { TableCache } from './cache/table-cache.js';
 import { L1Table, encodeL1 } from './format/l1-table.js';
 import { L2Table, unallocatedEntry, type L2Entry } from './format/l2-entry.js';
+import { emptyBitmap, type SubclusterBitmap } from './format/l2-entry-extended.js';
 import { compressedClusters } from './compressed.js';
 
 export class ClusterMap {
@@ -53,13 +54,23 @@ export class ClusterMap {
     return table ? table.get(guestCluster % this.g.l2EntriesCount) : unallocatedEntry;
   }
 
-  /** Write an entry into a table that privatize() returned. */
-  async setEntry(guestCluster: number, entry: L2Entry): Promise<void> {
+  /** The subcluster bitmap of an extended entry (empty for a compressed one, whose bits QEMU ignores on reads). */
+  async bitmap(guestCluster: number): Promise<SubclusterBitmap> {
+    const table = await this.table(this.l1Index(guestCluster));
+    if (table === undefined) return emptyBitmap;
+    const index = guestCluster % this.g.l2EntriesCount;
+    return table.get(index).kind === 'compressed' ? emptyBitmap : table.bitmap(index);
+  }
+
+  /** Write an entry (and with extended L2, its subcluster bitmap) into a table that privatize() returned. */
+  async setEntry(guestCluster: number, entry: L2Entry, bitmap?: SubclusterBitmap): Promise<void> {
     const l1Index = this.l1Index(guestCluster);
     assert(this.l1.copied[l1Index] === 1, 'entries are only set in private L2 tables');
+    assert(bitmap === undefined || this.g.extendedL2, 'only extended entries have a bitmap');
     const offset = this.l1.offsets[l1Index] ?? 0;
     const table = await this.l2Cache.get(offset);
     table.set(guestCluster % this.g.l2EntriesCount, entry);
+    if (bitmap !== undefined) table.setBitmap(guestCluster % this.g.l2EntriesCount, bitmap);
     this.l2Cache.markDirty(offset);
   }
 

@@ -8,7 +8,9 @@ import { assert } from './assert.js';
 import { Qcow2Error } from './errors.js';
 import { allocCompressedBytes } from './compressed-alloc.js';
 import { compressCluster } from './compressed.js';
-import { checkOverlap, writeGuest } from './data-path.js';
+import { writeGuest } from './data-path.js';
+import { checkOverlap } from './host-write.js';
+import { emptyBitmap } from './format/l2-entry-extended.js';
 import { markDirtyBit } from './flush.js';
 
 /**
@@ -59,7 +61,8 @@ async function writeCompressedCluster(s: ImageState, guestCluster: number, piece
     throw error;
   }
   await markDirtyBit(s);
-  await s.map.setEntry(guestCluster, { kind: 'compressed', descriptor: { offset: host, length: descriptorLength(host, stream.length) } });
+  // With extended L2 the bitmap is cleared: a compressed cluster has no subclusters.
+  await s.map.setEntry(guestCluster, { kind: 'compressed', descriptor: { offset: host, length: descriptorLength(host, stream.length) } }, s.g.extendedL2 ? emptyBitmap : undefined);
   return true;
 }
 

@@ -8,7 +8,17 @@ import { geometry, sizeToL1 } from './geometry.js';
 import { encodeCluster0 } from './format/header-extensions.js';
 import { encodeReftable } from './format/refcount-table.js';
 import { RefcountBlock } from './format/refcount-block.js';
-import { clusterBitsMax, clusterBitsMin, compatLazyRefcounts, compressionTypeZlib, compressionTypeZstd, incompatCompression, l1SizeBytesMax } from './limits.js';
+import {
+  clusterBitsMax,
+  clusterBitsMin,
+  compatLazyRefcounts,
+  compressionTypeZlib,
+  compressionTypeZstd,
+  extendedL2ClusterBitsMin,
+  incompatCompression,
+  incompatExtendedL2,
+  l1SizeBytesMax,
+} from './limits.js';
 
 export interface CreateOptions {
   size: number;
@@ -18,6 +28,8 @@ export interface CreateOptions {
   lazyRefcounts?: boolean;
   /** 'zlib' (default) or 'zstd' (compat 1.1 only: incompatible bit 3). */
   compressionType?: 'zlib' | 'zstd';
+  /** Extended L2 entries, 32 subclusters per cluster (incompatible bit 4): compat 1.1, clusters of 16 KiB or more. */
+  extendedL2?: boolean;
 }
 
 export interface QualifiedCreateOptions {
@@ -27,6 +39,7 @@ export interface QualifiedCreateOptions {
   version: 2 | 3;
   lazyRefcounts: boolean;
   compressionType: number;
+  extendedL2: boolean;
 }
 
 export function qualifyCreateOptions(o: CreateOptions): QualifiedCreateOptions {
@@ -50,12 +63,16 @@ export function qualifyCreateOptions(o: CreateOptions): QualifiedCreateOptions {
   if (compression !== 'zlib' && compression !== 'zstd') throw bad(`compression type ${String(compression)} is not zlib or zstd`);
   if (version === 2 && compression !== 'zlib') throw bad('compression types other than zlib need compat 1.1');
   const compressionType = compression === 'zstd' ? compressionTypeZstd : compressionTypeZlib;
-  return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts, compressionType };
+  const extendedL2 = o.extendedL2 ?? false;
+  // qcow2_co_create's words.
+  if (extendedL2 && version === 2) throw bad('Extended L2 entries are only supported with compatibility level 1.1 and above (use version=v3 or greater)');
+  if (extendedL2 && clusterBits < extendedL2ClusterBitsMin) throw bad(`Extended L2 entries are only supported with cluster sizes of at least ${2 ** extendedL2ClusterBitsMin} bytes`);
+  return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts, compressionType, extendedL2 };
 }
 
 /** Write a fresh, empty image to `file` (truncated first). */
 export async function writeNewImage(file: BlockFile, o: QualifiedCreateOptions): Promise<void> {
-  const g = geometry(o.version, o.clusterBits, o.refcountOrder);
+  const g = geometry(o.version, o.clusterBits, o.refcountOrder, o.extendedL2);
   const cs = g.clusterSize;
   const l1Size = sizeToL1(g, o.size);
   if (l1Size * 8 > l1SizeBytesMax) throw new Qcow2Error('invalid-argument', `size ${o.size} needs an L1 table over ${l1SizeBytesMax} bytes; use a larger cluster size`);
@@ -86,7 +103,7 @@ export async function writeNewImage(file: BlockFile, o: QualifiedCreateOptions):
     refcountTableClusters: tableClusters,
     nbSnapshots: 0,
     snapshotsOffset: 0,
-    incompatibleFeatures: o.compressionType === compressionTypeZlib ? 0n : incompatCompression,
+    incompatibleFeatures: (o.compressionType === compressionTypeZlib ? 0n : incompatCompression) | (o.extendedL2 ? incompatExtendedL2 : 0n),
     compatibleFeatures: o.lazyRefcounts ? compatLazyRefcounts : 0n,
     autoclearFeatures: 0n,
     refcountOrder: o.refcountOrder,

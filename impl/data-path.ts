@@ -5,48 +5,11 @@ import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
 import type { Extent } from './refcount.js';
 import { assert, assertNever } from './assert.js';
-import { Qcow2Error } from './errors.js';
 import { readCompressedCluster } from './compressed.js';
 import { markDirtyBit } from './flush.js';
 import { allocUninitialized, preadInto } from './io/block-file.js';
-
-interface Run {
-  host: number;
-  length: number;
-  parts: Uint8Array[];
-}
-
-/**
- * Append a host write, merging it into the previous one when contiguous. A piece
- * that directly follows the previous one in the same buffer (whole clusters of
- * one guest write) widens that view instead, so the run needs no copy.
- */
-function pushRun(runs: Run[], host: number, bytes: Uint8Array): void {
-  const last = runs[runs.length - 1];
-  if (last && last.host + last.length === host) {
-    const prev = last.parts[last.parts.length - 1];
-    if (prev && prev.buffer === bytes.buffer && prev.byteOffset + prev.length === bytes.byteOffset) {
-      last.parts[last.parts.length - 1] = new Uint8Array(prev.buffer, prev.byteOffset, prev.length + bytes.length);
-    } else {
-      last.parts.push(bytes);
-    }
-    last.length += bytes.length;
-  } else {
-    runs.push({ host, length: bytes.length, parts: [bytes] });
-  }
-}
-
-function runBytes(run: Run): Uint8Array {
-  if (run.parts.length === 1 && run.parts[0]) return run.parts[0];
-  const out = allocUninitialized(run.length);
-  let at = 0;
-  for (const part of run.parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  assert(at === run.length, 'a run is exactly its parts');
-  return out;
-}
+import { checkOverlap, pushRun, runBytes, type Run } from './host-write.js';
+import { extendedClusterView, writeInTableExtended } from './subcluster-write.js';
 
 /** The guest view of one whole cluster behind an entry (no backing files). */
 export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8Array> {
@@ -62,23 +25,6 @@ export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8A
     default:
       return assertNever(entry, 'L2 entry');
   }
-}
-
-/**
- * QEMU's metadata overlap check (the "constant" template plus refcount blocks):
- * guest data never goes over the header, the active L1, the refcount table or
- * blocks, or the snapshot table. Only a damaged image gets here: refuse the write.
- * Errors: Qcow2Error 'corrupt' naming the region.
- */
-export function checkOverlap(s: ImageState, host: number, length: number): void {
-  const cs = s.g.clusterSize;
-  const overlaps = (start: number, bytes: number) => bytes > 0 && host < start + bytes && host + length > start;
-  const region = overlaps(0, cs) ? 'header'
-    : overlaps(s.map.l1Offset, s.map.l1.size * 8) ? 'active L1 table'
-    : overlaps(s.header.snapshotsOffset, s.snapshotTableBytes) ? 'snapshot table'
-    : s.refcounts.overlapsMetadata(host, length) ? 'refcount structures'
-    : undefined;
-  if (region !== undefined) throw new Qcow2Error('corrupt', `refusing a data write of ${length} bytes at ${host}: it overlaps the ${region}`);
 }
 
 export async function readGuest(s: ImageState, offset: number, length: number): Promise<Uint8Array> {
@@ -101,7 +47,12 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     const inCluster = pos % cs;
     const n = Math.min(cs - inCluster, offset + length - pos);
     const entry = await s.map.entry(guestCluster);
-    if (entry.kind === 'normal') {
+    if (entry.kind === 'normal' && s.g.extendedL2) {
+      // Per subcluster: only allocated ones come from the host cluster.
+      await flushRun();
+      const view = await extendedClusterView(s, entry, await s.map.bitmap(guestCluster));
+      out.set(view.subarray(inCluster, inCluster + n), pos - offset);
+    } else if (entry.kind === 'normal') {
       const host = entry.offset + inCluster;
       if (runHost + runLength === host && runDest + runLength === pos - offset) {
         runLength += n;
@@ -115,6 +66,8 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
       const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
       out.set(cluster.subarray(inCluster, inCluster + n), pos - offset);
     } else {
+      // A bitmap QEMU calls invalid fails the read (Qcow2Error 'corrupt') as in qcow2_get_host_offset.
+      if (s.g.extendedL2) await s.map.bitmap(guestCluster);
       out.fill(0, pos - offset, pos - offset + n); // unallocated and zero kinds read as zeros
     }
     pos += n;
@@ -128,7 +81,8 @@ export async function writeGuest(s: ImageState, offset: number, data: Uint8Array
   let pos = offset;
   while (pos < offset + data.length) {
     const end = Math.min(offset + data.length, (Math.floor(pos / span) + 1) * span);
-    await writeInTable(s, pos, data.subarray(pos - offset, end - offset));
+    const piece = data.subarray(pos - offset, end - offset);
+    await (s.g.extendedL2 ? writeInTableExtended(s, pos, piece) : writeInTable(s, pos, piece));
     pos = end;
   }
 }

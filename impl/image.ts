@@ -69,6 +69,8 @@ export interface ImageInfo {
   compressionType: 'zlib' | 'zstd';
   dirty: boolean;
   corrupt: boolean;
+  /** Incompatible bit 4: extended L2 entries (subclusters); absent means false. */
+  extendedL2?: boolean;
   fileLength: number;
   snapshots: SnapshotInfo[];
   bitmaps: BitmapInfo[];
@@ -230,6 +232,7 @@ export class Qcow2Image {
         compressionType: h.compressionType === compressionTypeZstd ? 'zstd' : 'zlib',
         dirty: (h.incompatibleFeatures & incompatDirty) !== 0n,
         corrupt: (h.incompatibleFeatures & incompatCorrupt) !== 0n,
+        extendedL2: this.s.g.extendedL2,
         fileLength: await this.s.file.length(),
         snapshots: this.snapshots.list(),
         bitmaps: this.s.bitmaps.map((bm) => ({ name: bm.name, granularity: 2 ** bm.granularityBits, inUse: bm.inUse, auto: bm.auto })),

@@ -41,7 +41,13 @@ export const compressionTypeZlib = 0;
 export const compressionTypeZstd = 1;
 /** Bit 3: the compression_type field is not zlib. */
 export const incompatCompression = 8n;
-export const incompatSupportedMask = incompatDirty | incompatCorrupt | incompatCompression;
+/** Incompatible bit 4: extended L2 entries, 32 subclusters per cluster (format/l2-entry-extended.ts). */
+export const incompatExtendedL2 = 16n;
+export const incompatSupportedMask = incompatDirty | incompatCorrupt | incompatCompression | incompatExtendedL2;
+/** QCOW_EXTL2_SUBCLUSTERS_PER_CLUSTER. */
+export const subclustersPerCluster = 32;
+/** qcow2_do_open: a subcluster is at least 512 bytes, so extended L2 needs clusters of 16 KiB or more. */
+export const extendedL2ClusterBitsMin = clusterBitsMin + Math.log2(subclustersPerCluster);
 export const compatLazyRefcounts = 1n;
 /** Refcount orders 0..6 (1..64-bit). */
 export const refcountOrderMax = 6;

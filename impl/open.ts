@@ -23,6 +23,7 @@ import {
   compatLazyRefcounts,
   incompatCorrupt,
   incompatDirty,
+  incompatExtendedL2,
   l1SizeBytesMax,
   l1TableFields,
   reftableFields,
@@ -70,7 +71,7 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   if (!c.readOnly && (header.incompatibleFeatures & incompatCorrupt) !== 0n) {
     throw new Qcow2Error('corrupt', 'image has the corrupt bit set; it can only be opened read-only');
   }
-  const g = geometry(header.version, header.clusterBits, header.refcountOrder);
+  const g = geometry(header.version, header.clusterBits, header.refcountOrder, (header.incompatibleFeatures & incompatExtendedL2) !== 0n);
   // QEMU reads past the end of the file as zeros; only a read-write open asks that tables lie inside it.
   const tablesInside = c.readOnly ? undefined : fileLength;
   validateTable(header.l1TableOffset, header.l1Size, 8, l1SizeBytesMax, l1TableFields, cs, tablesInside);

@@ -4,6 +4,7 @@ import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
 import { assertNever } from './assert.js';
 import { writeGuest } from './data-path.js';
+import { discardClustersExtended, writeZeroesExtended } from './subcluster-zero.js';
 
 type ClusterRule = (old: L2Entry) => L2Entry | undefined;
 
@@ -77,10 +78,12 @@ export async function discardGuest(s: ImageState, offset: number, length: number
   // The last cluster of the disk counts as whole when covered up to virtualSize.
   const end = offset + length === size ? Math.ceil(size / cs) : Math.floor((offset + length) / cs);
   if (first >= end) return;
+  if (s.g.extendedL2) return discardClustersExtended(s, first, end, full);
   await eachCluster(s, first, end, discardRule(s, full));
 }
 
 export async function writeZeroesGuest(s: ImageState, offset: number, length: number, unmap: boolean): Promise<void> {
+  if (s.g.extendedL2) return writeZeroesExtended(s, offset, length, unmap);
   const cs = s.g.clusterSize;
   const end = offset + length;
   // Pieces at cluster boundaries; a piece ending at virtualSize reaches its cluster end.

@@ -14,7 +14,7 @@ const clusterBytesMin = 512;
 const clusterBytesMax = 2 << 20;
 const refcountBitsMax = 64;
 
-const optionKeys = ['cluster_size', 'refcount_bits', 'compat', 'lazy_refcounts', 'compression_type'] as const;
+const optionKeys = ['cluster_size', 'refcount_bits', 'compat', 'lazy_refcounts', 'compression_type', 'extended_l2'] as const;
 type OptionKey = (typeof optionKeys)[number];
 
 function usage(message: string): CliError {
@@ -58,6 +58,10 @@ export function parseImageOptions(texts: readonly string[]): ImageCreateOptions 
       case 'compression_type':
         if (value !== 'zlib' && value !== 'zstd') throw usage(`Parameter 'compression-type' does not accept value '${value}'`);
         options.compressionType = value;
+        break;
+      case 'extended_l2':
+        // Its rules (compat 1.1, clusters of 16 KiB or more) are the engine's, as in qemu-img: exit 1 after the Formatting line.
+        options.extendedL2 = parseOnOff(value, k);
         break;
       default: {
         const never: never = k;
@@ -115,9 +119,10 @@ export function formattingLine(file: string, requestedSize: number, optionTexts:
   const options = parseImageOptions(optionTexts);
   const given = parseOptionList(optionTexts).get('compat');
   const compat = given === undefined ? '' : ` compat=${given}`;
+  const extendedL2 = parseOptionList(optionTexts).get('extended_l2') ?? 'off';
   const size = requestedSize;
   return (
-    `Formatting '${file}', fmt=qcow2 cluster_size=${options.clusterSize ?? 65536} extended_l2=off ` +
+    `Formatting '${file}', fmt=qcow2 cluster_size=${options.clusterSize ?? 65536} extended_l2=${extendedL2} ` +
     `compression_type=${options.compressionType ?? 'zlib'} size=${size}${compat} lazy_refcounts=${options.lazyRefcounts === true ? 'on' : 'off'} ` +
     `refcount_bits=${options.refcountBits ?? 16}`
   );
@@ -134,7 +139,7 @@ export function register(program: Command): void {
     .argument('<file>', 'image file to create (overwritten if it exists)')
     .argument('<size>', 'virtual size: bytes, or with a suffix k, M, G, T (rounded up to 512)')
     .option('-f, --format <fmt>', 'image format (only qcow2)', 'qcow2')
-    .option('-o, --options <list>', 'cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off', collect, [])
+    .option('-o, --options <list>', 'cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off,compression_type=zlib|zstd,extended_l2=on|off', collect, [])
     .option('-q, --quiet', 'do not print the Formatting line')
     .action(async (file: string, sizeText: string, opts: { format: string; options: string[]; quiet?: boolean }, cmd: Command) => {
       checkedFormat('create', opts.format);

@@ -41,7 +41,7 @@ export function formatSpecificData(info: ImageInfo): { [key: string]: Json } {
     ...(info.bitmaps.length > 0 ? { bitmaps: info.bitmaps.map(bitmapJson) } : {}),
     'refcount-bits': info.refcountBits,
     corrupt: info.corrupt,
-    'extended-l2': false,
+    'extended-l2': info.extendedL2 === true,
   };
 }
 

@@ -10,11 +10,14 @@ import {
   headerV3BytesMin,
   compressionTypeZlib,
   compressionTypeZstd,
+  extendedL2ClusterBitsMin,
   incompatCompression,
+  incompatExtendedL2,
   incompatSupportedMask,
   qcowMagic,
   refcountOrderMax,
   snapshotTableBytesMax,
+  subclustersPerCluster,
 } from '../limits.js';
 
 export interface Header {
@@ -132,6 +135,11 @@ export function decodeHeader(bytes: Uint8Array, fileLength = bytes.length, polic
     if (headerLength > headerV3Bytes && bytes.length >= headerLength) unknownFields = bytes.slice(headerV3Bytes, headerLength);
   }
   checkFeatures(bytes, headerLength, clusterSize, incompatibleFeatures);
+  if ((incompatibleFeatures & incompatExtendedL2) !== 0n && clusterBits < extendedL2ClusterBitsMin) {
+    throw new Qcow2FormatError('cluster_bits', clusterBits, `at least ${extendedL2ClusterBitsMin} with extended L2 entries (subclusters of 512 bytes or more)`, 20, {
+      summary: `Unsupported subcluster size: ${clusterSize / subclustersPerCluster}`,
+    });
+  }
   if (refcountOrder > refcountOrderMax) throw new Qcow2FormatError('refcount_order', refcountOrder, `0..${refcountOrderMax}`, 96);
   validateCompressionType(compressionType, incompatibleFeatures);
   const cryptMethod = view.getUint32(32);

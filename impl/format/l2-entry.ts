@@ -1,8 +1,9 @@
-// Standard (8-byte) L2 entries (digest §4.2, §4.5). This file holds the engine's
+// L2 entries (digest §4.2, §4.5), standard (8 bytes) and extended (16, with the bitmap of l2-entry-extended.ts). This file holds the engine's
 // one classifier from a raw entry to a cluster kind, like qcow2_get_cluster_type.
 import { Qcow2Error, toSafeNumber } from '../errors.js';
 import { assert, assertNever } from '../assert.js';
 import { decodeCompressed, encodeCompressed, type CompressedDescriptor } from './compressed-descriptor.js';
+import { decodeBitmap, encodeBitmap, type SubclusterBitmap } from './l2-entry-extended.js';
 
 export const l2OffsetMask = 0x00fffffffffffe00n;
 export const l2StdReservedMask = 0x3f000000000001fen;
@@ -22,21 +23,26 @@ export type L2Entry =
 export const unallocatedEntry: L2Entry = { kind: 'unallocated' };
 export const zeroPlainEntry: L2Entry = { kind: 'zero-plain' };
 
-/** qcow2_get_cluster_type for standard L2 entries without an external data file. */
-export function classifyL2Entry(raw: bigint): ClusterKind {
+/**
+ * qcow2_get_cluster_type without an external data file. With extended L2
+ * entries the zero flag is ignored: the subcluster bitmap says what reads as zeros.
+ */
+export function classifyL2Entry(raw: bigint, extendedL2 = false): ClusterKind {
   if ((raw & oflagCompressed) !== 0n) return 'compressed';
-  if ((raw & oflagZero) !== 0n) return (raw & l2OffsetMask) !== 0n ? 'zero-alloc' : 'zero-plain';
+  if ((raw & oflagZero) !== 0n && !extendedL2) return (raw & l2OffsetMask) !== 0n ? 'zero-alloc' : 'zero-plain';
   return (raw & l2OffsetMask) === 0n ? 'unallocated' : 'normal';
 }
 
 export interface L2Context {
   version: 2 | 3;
   clusterBits: number;
+  /** 16-byte entries: the 8-byte entry, then its subcluster bitmap (l2-entry-extended.ts). Absent: standard entries. */
+  extendedL2?: boolean;
 }
 
 /** Decode with the checks QEMU treats as fatal corruption when it maps a cluster. */
 export function decodeL2Entry(raw: bigint, ctx: L2Context, where: string): L2Entry {
-  const kind = classifyL2Entry(raw);
+  const kind = classifyL2Entry(raw, ctx.extendedL2 === true);
   switch (kind) {
     case 'compressed':
       if ((raw & oflagCopied) !== 0n) throw new Qcow2Error('corrupt', `${where}: compressed L2 entry with COPIED`);
@@ -63,12 +69,12 @@ export function encodeL2Entry(entry: L2Entry, ctx: L2Context): bigint {
     case 'unallocated':
       return 0n;
     case 'zero-plain':
-      assert(ctx.version === 3, 'zero clusters exist only in version 3');
+      assert(ctx.version === 3 && ctx.extendedL2 !== true, 'zero clusters exist only in version 3, without extended L2');
       return oflagZero;
     case 'zero-alloc':
     case 'normal': {
       assert(entry.offset > 0 && entry.offset % 2 ** ctx.clusterBits === 0, 'data cluster offset is aligned and non-zero');
-      assert(entry.kind === 'normal' || ctx.version === 3, 'zero clusters exist only in version 3');
+      assert(entry.kind === 'normal' || (ctx.version === 3 && ctx.extendedL2 !== true), 'zero clusters exist only in version 3, without extended L2');
       const flags = (entry.copied ? oflagCopied : 0n) | (entry.kind === 'zero-alloc' ? oflagZero : 0n);
       return BigInt(entry.offset) | flags;
     }
@@ -79,10 +85,15 @@ export function encodeL2Entry(entry: L2Entry, ctx: L2Context): bigint {
   }
 }
 
-/** One L2 table: a cluster of big-endian entries, decoded on access. */
+/**
+ * One L2 table: a cluster of big-endian entries, decoded on access. With
+ * extended L2 each entry is followed by its subcluster bitmap, which `set`
+ * leaves alone and `bitmap` / `setBitmap` read and write.
+ */
 export class L2Table {
   readonly bytes: Uint8Array;
   private readonly view: DataView;
+  private readonly entryBytes: number;
   constructor(
     bytes: Uint8Array,
     private readonly ctx: L2Context,
@@ -91,18 +102,33 @@ export class L2Table {
     assert(bytes.length === 2 ** ctx.clusterBits, 'an L2 table is one cluster');
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.entryBytes = ctx.extendedL2 === true ? 16 : 8;
   }
   get entriesCount(): number {
-    return this.bytes.length / 8;
+    return this.bytes.length / this.entryBytes;
   }
   raw(index: number): bigint {
-    return this.view.getBigUint64(index * 8);
+    return this.view.getBigUint64(index * this.entryBytes);
   }
   get(index: number): L2Entry {
-    return decodeL2Entry(this.raw(index), this.ctx, `L2 table at ${this.where} entry ${index}`);
+    return decodeL2Entry(this.raw(index), this.ctx, this.entryName(index));
   }
   set(index: number, entry: L2Entry): void {
     assert(index >= 0 && index < this.entriesCount, 'L2 index inside the table');
-    this.view.setBigUint64(index * 8, encodeL2Entry(entry, this.ctx));
+    this.view.setBigUint64(index * this.entryBytes, encodeL2Entry(entry, this.ctx));
+  }
+  /** Extended L2 only: the subcluster bitmap of entry `index`, validated against its entry. */
+  bitmap(index: number): SubclusterBitmap {
+    assert(this.ctx.extendedL2 === true, 'only extended L2 entries have a subcluster bitmap');
+    const where = this.entryName(index);
+    return decodeBitmap(this.view.getBigUint64(index * 16 + 8), classifyL2Entry(this.raw(index), true), where);
+  }
+  setBitmap(index: number, bitmap: SubclusterBitmap): void {
+    assert(this.ctx.extendedL2 === true, 'only extended L2 entries have a subcluster bitmap');
+    assert(index >= 0 && index < this.entriesCount, 'L2 index inside the table');
+    this.view.setBigUint64(index * 16 + 8, encodeBitmap(bitmap));
+  }
+  private entryName(index: number): string {
+    return `L2 table at ${this.where} entry ${index}`;
   }
 }

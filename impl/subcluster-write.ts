@@ -1,0 +1,152 @@
+// Guest writes to an image with extended L2 entries, per subcluster as QEMU 7.2
+// does it (qcow2-cluster.c: handle_copied / handle_alloc, calculate_l2_meta,
+// qcow2_alloc_cluster_link_l2). Each touched cluster gets a copy-on-write range
+// [cowFrom, cowTo) around the written bytes; only that range is written to the
+// host cluster, and only its subclusters are marked allocated (and not zero).
+import type { ImageState } from './state.js';
+import type { L2Entry, L2Table } from './format/l2-entry.js';
+import type { Extent } from './refcount.js';
+import { AssertionError, assert, assertNever } from './assert.js';
+import { readCompressedCluster } from './compressed.js';
+import { markDirtyBit } from './flush.js';
+import { checkOverlap, pushRun, runBytes, type Run } from './host-write.js';
+import { ctz32, emptyBitmap, markAllocated, subclusterKind, type SubclusterBitmap } from './format/l2-entry-extended.js';
+
+interface SubclusterPlan {
+  guestCluster: number;
+  old: L2Entry;
+  bitmap: SubclusterBitmap;
+  /** Written bytes [from, to) and copy-on-write range [cowFrom, cowTo), offsets inside the cluster. */
+  from: number;
+  to: number;
+  cowFrom: number;
+  cowTo: number;
+  /** Host cluster the data goes to (-1 until allocated). */
+  host: number;
+  /** The data goes to a newly allocated cluster. */
+  fresh: boolean;
+  /** The entry or its bitmap changes. */
+  link: boolean;
+}
+
+/**
+ * The guest view of a whole cluster behind an extended entry (no backing file):
+ * allocated subclusters from the host cluster, every other one zeros.
+ */
+export async function extendedClusterView(s: ImageState, entry: L2Entry, bitmap: SubclusterBitmap): Promise<Uint8Array> {
+  const cs = s.g.clusterSize;
+  if (entry.kind === 'compressed') return readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
+  if (entry.kind !== 'normal' || bitmap.alloc === 0) return new Uint8Array(cs);
+  const out = await s.file.pread(entry.offset, cs);
+  const sc = s.g.subclusterSize;
+  for (let i = 0; i < 32; i++) if (subclusterKind(entry.kind, bitmap, i) !== 'data') out.fill(0, i * sc, (i + 1) * sc);
+  return out;
+}
+
+/**
+ * calculate_l2_meta for one cluster: the range QEMU copies and writes. `inPlace`
+ * is a COPIED normal cluster (keep_old_clusters); otherwise a new cluster is
+ * allocated and the range reaches the old cluster's outermost allocated
+ * subclusters (a compressed one is copied whole).
+ */
+function cowRange(s: ImageState, old: L2Entry, bitmap: SubclusterBitmap, from: number, to: number, inPlace: boolean): { cowFrom: number; cowTo: number } {
+  const sc = s.g.subclusterSize;
+  const cs = s.g.clusterSize;
+  const firstSc = Math.floor(from / sc);
+  const lastSc = Math.floor((to - 1) / sc);
+  const roundDown = firstSc * sc;
+  const roundUp = (lastSc + 1) * sc;
+  if (inPlace) {
+    return {
+      cowFrom: subclusterKind(old.kind, bitmap, firstSc) === 'data' ? from : roundDown,
+      cowTo: subclusterKind(old.kind, bitmap, lastSc) === 'data' ? to : roundUp,
+    };
+  }
+  switch (old.kind) {
+    case 'compressed':
+      return { cowFrom: 0, cowTo: cs };
+    case 'normal':
+      // Leading and trailing unallocated and zero subclusters are skipped.
+      return { cowFrom: Math.min(firstSc, ctz32(bitmap.alloc)) * sc, cowTo: cs - Math.min(31 - lastSc, Math.clz32(bitmap.alloc)) * sc };
+    case 'unallocated':
+      return { cowFrom: roundDown, cowTo: roundUp };
+    case 'zero-plain':
+    case 'zero-alloc':
+      throw new AssertionError('extended entries have no zero flag');
+    default:
+      return assertNever(old, 'L2 entry');
+  }
+}
+
+/** Whether every subcluster of [from, to) is allocated in this COPIED cluster (QEMU skips the metadata update then). */
+function allData(s: ImageState, old: L2Entry, bitmap: SubclusterBitmap, from: number, to: number): boolean {
+  const sc = s.g.subclusterSize;
+  for (let i = Math.floor(from / sc); i <= Math.floor((to - 1) / sc); i++) if (subclusterKind(old.kind, bitmap, i) !== 'data') return false;
+  return true;
+}
+
+function planCluster(s: ImageState, table: L2Table, guestCluster: number, offset: number, end: number): SubclusterPlan {
+  const cs = s.g.clusterSize;
+  const index = guestCluster % s.g.l2EntriesCount;
+  const old = table.get(index);
+  const bitmap = old.kind === 'compressed' ? emptyBitmap : table.bitmap(index);
+  const clusterStart = guestCluster * cs;
+  const from = Math.max(offset, clusterStart) - clusterStart;
+  const to = Math.min(end, clusterStart + cs) - clusterStart;
+  const inPlace = old.kind === 'normal' && old.copied;
+  const { cowFrom, cowTo } = cowRange(s, old, bitmap, from, to, inPlace);
+  assert(cowFrom <= from && to <= cowTo && cowTo <= cs, 'the copy-on-write range holds the written bytes');
+  const link = !inPlace || !allData(s, old, bitmap, from, to);
+  return { guestCluster, old, bitmap, from, to, cowFrom, cowTo, host: inPlace ? old.offset : -1, fresh: !inPlace, link };
+}
+
+/** A write that stays inside one L2 table of an extended-L2 image. */
+export async function writeInTableExtended(s: ImageState, offset: number, data: Uint8Array): Promise<void> {
+  const cs = s.g.clusterSize;
+  const first = Math.floor(offset / cs);
+  const last = Math.floor((offset + data.length - 1) / cs);
+  const l1Index = s.map.l1Index(first);
+  assert(s.map.l1Index(last) === l1Index, 'write span stays inside one L2 table');
+  const table = await s.map.privatize(l1Index);
+  const plans: SubclusterPlan[] = [];
+  for (let c = first; c <= last; c++) plans.push(planCluster(s, table, c, offset, offset + data.length));
+  const fresh = plans.filter((p) => p.fresh);
+  let allocated: readonly Extent[] = [];
+  try {
+    if (fresh.length > 0) allocated = await s.refcounts.allocateClusters(fresh.length);
+    let next = 0;
+    for (const [at, count] of allocated) {
+      for (let j = 0; j < count; j++) {
+        const p = fresh[next++];
+        assert(p !== undefined, 'no more clusters allocated than asked for');
+        p.host = at + j * cs;
+      }
+    }
+    const runs: Run[] = [];
+    for (const p of plans) {
+      const piece = data.subarray(p.guestCluster * cs + p.from - offset, p.guestCluster * cs + p.to - offset);
+      if (p.cowFrom === p.from && p.cowTo === p.to) {
+        pushRun(runs, p.host + p.from, piece);
+        continue;
+      }
+      const whole = await extendedClusterView(s, p.old, p.bitmap);
+      whole.set(piece, p.from);
+      pushRun(runs, p.host + p.cowFrom, whole.subarray(p.cowFrom, p.cowTo));
+    }
+    for (const run of runs) {
+      checkOverlap(s, run.host, run.length);
+      await s.file.pwrite(run.host, runBytes(run));
+    }
+  } catch (error) {
+    for (const [at, count] of allocated) await s.refcounts.release(at, count);
+    throw error;
+  }
+  if (!plans.some((p) => p.link)) return;
+  await markDirtyBit(s);
+  const sc = s.g.subclusterSize;
+  for (const p of plans) {
+    if (!p.link) continue;
+    await s.map.setEntry(p.guestCluster, { kind: 'normal', offset: p.host, copied: true }, markAllocated(p.bitmap, Math.floor(p.cowFrom / sc), Math.ceil(p.cowTo / sc)));
+    if (p.fresh) await s.map.release(p.old);
+  }
+}

@@ -1,0 +1,124 @@
+// Write-zeroes and discard on an image with extended L2 entries (QEMU 7.2
+// qcow2_co_pwrite_zeroes, qcow2_subcluster_zeroize with zero_l2_subclusters and
+// zero_in_l2_slice, discard_in_l2_slice). Zeroes go to the subcluster bitmap:
+// whole clusters get every zero bit, a partial cluster the zero bits of the
+// subclusters it covers. What cannot be zeroed so is written as zeros.
+import type { ImageState } from './state.js';
+import type { L2Entry } from './format/l2-entry.js';
+import { assert } from './assert.js';
+import { allZeroBitmap, emptyBitmap, markZero, subclusterKind, type SubclusterBitmap } from './format/l2-entry-extended.js';
+import { writeGuest } from './data-path.js';
+
+/** What a whole-cluster rule makes of an entry and its bitmap; undefined: unchanged. */
+type ExtendedRule = (old: L2Entry, bitmap: SubclusterBitmap) => { entry: L2Entry; bitmap: SubclusterBitmap } | undefined;
+
+/** Apply a rule to guest clusters [first, end), privatizing each L2 table once; a cluster left behind is released. */
+async function eachClusterExtended(s: ImageState, first: number, end: number, rule: ExtendedRule): Promise<void> {
+  const n = s.g.l2EntriesCount;
+  let c = first;
+  while (c < end) {
+    const stop = Math.min(end, (Math.floor(c / n) + 1) * n);
+    const table = await s.map.privatize(s.map.l1Index(c));
+    for (; c < stop; c++) {
+      const old = table.get(c % n);
+      const next = rule(old, old.kind === 'compressed' ? emptyBitmap : table.bitmap(c % n));
+      if (next === undefined) continue;
+      await s.map.setEntry(c, next.entry, next.bitmap);
+      if (next.entry.kind === 'unallocated') await s.map.release(old);
+    }
+  }
+}
+
+const sameBitmap = (a: SubclusterBitmap, b: SubclusterBitmap): boolean => a.alloc === b.alloc && a.zero === b.zero;
+
+/** zero_in_l2_slice: every zero bit; the host cluster goes when unmapping or compressed. */
+function zeroRuleExtended(unmap: boolean): ExtendedRule {
+  return (old, bitmap) => {
+    const drop = old.kind === 'compressed' || (unmap && old.kind === 'normal');
+    const entry: L2Entry = drop ? { kind: 'unallocated' } : old;
+    if (entry === old && sameBitmap(bitmap, allZeroBitmap)) return undefined;
+    return { entry, bitmap: allZeroBitmap };
+  };
+}
+
+/** discard_in_l2_slice: an allocated cluster becomes all zero subclusters; a full discard (shrink) empties the entry. */
+export function discardRuleExtended(full: boolean): ExtendedRule {
+  return (old, bitmap) => {
+    if (full) return old.kind === 'unallocated' && sameBitmap(bitmap, emptyBitmap) ? undefined : { entry: { kind: 'unallocated' }, bitmap: emptyBitmap };
+    if (old.kind === 'unallocated') return undefined; // no backing file: it already reads as zeros
+    return { entry: { kind: 'unallocated' }, bitmap: allZeroBitmap };
+  };
+}
+
+/** Discard whole guest clusters [first, end). */
+export async function discardClustersExtended(s: ImageState, first: number, end: number, full: boolean): Promise<void> {
+  await eachClusterExtended(s, first, end, discardRuleExtended(full));
+}
+
+/**
+ * zero_l2_subclusters: subclusters [first, end) of one cluster become zero.
+ * False when the cluster is compressed (QEMU's -ENOTSUP: the caller writes zeros).
+ */
+async function zeroSubclusters(s: ImageState, guestCluster: number, first: number, end: number): Promise<boolean> {
+  assert(first < end && end - first < 32, 'a partial cluster: whole ones go through the whole-cluster rule');
+  const n = s.g.l2EntriesCount;
+  const table = await s.map.privatize(s.map.l1Index(guestCluster));
+  const old = table.get(guestCluster % n);
+  if (old.kind === 'compressed') return false;
+  const bitmap = table.bitmap(guestCluster % n);
+  const next = markZero(bitmap, first, end);
+  if (!sameBitmap(bitmap, next)) await s.map.setEntry(guestCluster, old, next);
+  return true;
+}
+
+/**
+ * qcow2_subcluster_zeroize on [offset, end): subcluster-aligned, or ending at the
+ * disk's end. A partial head and tail cluster get zero subclusters, whole
+ * clusters the whole-cluster rule. A compressed head or tail cluster makes
+ * QEMU fail the request after what it already did, and the block layer then
+ * writes the whole range as zeros.
+ */
+async function zeroizeAligned(s: ImageState, offset: number, end: number, unmap: boolean): Promise<void> {
+  const cs = s.g.clusterSize;
+  const sc = s.g.subclusterSize;
+  assert(offset % sc === 0 && (end % sc === 0 || end === s.header.size), 'zeroize takes subcluster-aligned ranges');
+  const head = Math.min(end, Math.ceil(offset / cs) * cs) - offset;
+  const wholeFrom = offset + head;
+  const tail = end >= s.header.size ? 0 : end - Math.max(wholeFrom, Math.floor(end / cs) * cs);
+  const wholeEnd = end - tail;
+  assert(wholeFrom % cs === 0 || wholeFrom === wholeEnd, 'whole clusters start on a cluster boundary');
+  let ok = true;
+  if (head > 0) ok = await zeroSubclusters(s, Math.floor(offset / cs), (offset % cs) / sc, (offset % cs) / sc + Math.ceil(head / sc));
+  if (ok && wholeEnd > wholeFrom) await eachClusterExtended(s, wholeFrom / cs, Math.ceil(wholeEnd / cs), zeroRuleExtended(unmap));
+  if (ok && tail > 0) ok = await zeroSubclusters(s, wholeEnd / cs, 0, Math.ceil(tail / sc));
+  if (!ok) await writeGuest(s, offset, new Uint8Array(end - offset));
+}
+
+/**
+ * Guest write-zeroes: the block layer splits off a head and a tail that are not
+ * subcluster-aligned. Such a piece becomes a zero subcluster when its subcluster
+ * already reads as zeros (unallocated or zero, no backing file), else it is
+ * written as zeros; the aligned middle is zeroized.
+ */
+export async function writeZeroesExtended(s: ImageState, offset: number, length: number, unmap: boolean): Promise<void> {
+  const sc = s.g.subclusterSize;
+  const end = offset + length;
+  const alignedFrom = Math.min(end, Math.ceil(offset / sc) * sc);
+  const alignedTo = end === s.header.size ? end : Math.max(alignedFrom, Math.floor(end / sc) * sc);
+  const pieces: [number, number][] = [];
+  if (alignedFrom > offset) pieces.push([offset, alignedFrom]);
+  if (alignedTo > alignedFrom) pieces.push([alignedFrom, alignedTo]);
+  if (end > alignedTo) pieces.push([alignedTo, end]);
+  for (const [from, to] of pieces) {
+    const aligned = from % sc === 0 && (to % sc === 0 || to === s.header.size);
+    if (aligned) {
+      await zeroizeAligned(s, from, to, unmap);
+      continue;
+    }
+    const start = Math.floor(from / sc) * sc;
+    const cluster = Math.floor(start / s.g.clusterSize);
+    const kind = subclusterKind((await s.map.entry(cluster)).kind, await s.map.bitmap(cluster), (start % s.g.clusterSize) / sc);
+    if (kind === 'zero' || kind === 'unallocated') await zeroizeAligned(s, start, Math.min(start + sc, s.header.size), unmap);
+    else await writeGuest(s, from, new Uint8Array(to - from));
+  }
+}
