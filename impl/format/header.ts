@@ -136,9 +136,8 @@ export function decodeHeader(bytes: Uint8Array, fileLength = bytes.length, polic
   }
   checkFeatures(bytes, headerLength, clusterSize, incompatibleFeatures);
   if ((incompatibleFeatures & incompatExtendedL2) !== 0n && clusterBits < extendedL2ClusterBitsMin) {
-    throw new Qcow2FormatError('cluster_bits', clusterBits, `at least ${extendedL2ClusterBitsMin} with extended L2 entries (subclusters of 512 bytes or more)`, 20, {
-      summary: `Unsupported subcluster size: ${clusterSize / subclustersPerCluster}`,
-    });
+    const subclusterSize = clusterSize / subclustersPerCluster;
+    throw new Qcow2FormatError('cluster_bits', clusterBits, `at least ${extendedL2ClusterBitsMin} with extended L2 entries: subcluster size ${subclusterSize} is under 512`, 20);
   }
   if (refcountOrder > refcountOrderMax) throw new Qcow2FormatError('refcount_order', refcountOrder, `0..${refcountOrderMax}`, 96);
   validateCompressionType(compressionType, incompatibleFeatures);

@@ -99,7 +99,8 @@ export function decodeHeader(reader: ByteReader): Header {
   const extendedL2 = (incompatibleFeatures & L.incompatibleExtendedL2) !== 0n;
   // qcow2_do_open: subclusters of at least 512 bytes.
   if (extendedL2 && clusterBits < extendedL2ClusterBitsMin) {
-    throw new DecodeError('cluster_bits', String(clusterBits), `at least ${extendedL2ClusterBitsMin} with extended L2 entries`, 20, `Unsupported subcluster size: ${clusterSize / subclustersPerCluster}`);
+    const subclusterSize = clusterSize / subclustersPerCluster;
+    throw new DecodeError('cluster_bits', String(clusterBits), `at least ${extendedL2ClusterBitsMin} with extended L2 entries: subcluster size ${subclusterSize} is under 512`, 20);
   }
   const refcountOrder = v3 ? u32(h, 96) : 4;
   if (refcountOrder > L.refcountOrderMax) throw new DecodeError('refcount_order', String(refcountOrder), `0..${L.refcountOrderMax}`, 96);

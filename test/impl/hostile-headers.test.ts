@@ -39,7 +39,7 @@ const cases: [string, Poke, string, string | undefined][] = [
   ['header_length under 104', u32(100, 100), 'format', 'header_length'],
   ['extension length running past the cluster', u32(112 + 4, 70000), 'format', 'header extension length'],
   ['unknown incompatible bit 5', u64(72, 1n << 5n), 'unsupported', undefined],
-  ['extended L2 (incompatible bit 4)', u64(72, 1n << 4n), 'unsupported', undefined],
+  ['extended L2 (incompatible bit 4) with 8 KiB clusters', (v) => { v.setBigUint64(72, 1n << 4n); v.setUint32(20, 13); }, 'format', 'cluster_bits'],
   ['external data file (incompatible bit 2)', u64(72, 1n << 2n), 'unsupported', undefined],
   ['encryption', u32(32, 1), 'unsupported', undefined],
   ['backing file name too long', (v) => { v.setBigUint64(8, 512n); v.setUint32(16, 2000); }, 'format', 'backing_file_size'],

@@ -80,7 +80,7 @@ describe('create (end to end against qemu-img)', () => {
       const file = `${dir}/x.qcow2`;
       const r = await runCli(['create', '-o', 'foo=bar', file, '1M']);
       expect(r.exitCode).toBe(2);
-      expect(r.stderr).toBe("qcow2-verify: unknown -o option 'foo' (known: cluster_size, refcount_bits, compat, lazy_refcounts, compression_type)\n");
+      expect(r.stderr).toBe("qcow2-verify: unknown -o option 'foo' (known: cluster_size, refcount_bits, compat, lazy_refcounts, compression_type, extended_l2)\n");
       const s = await runCli(['create', file, '1e3']);
       expect(s.exitCode).toBe(2);
       expect(s.stderr).toMatch(/^qcow2-verify: invalid image size '1e3'.*\n$/);
