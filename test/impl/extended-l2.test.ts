@@ -3,13 +3,13 @@
 // two images compared field by field: every L2 entry with its subcluster bitmap
 // (model decoder), qemu-img map (offsets included), the file length, the guest
 // content (qemu-img compare), and qemu-img check on ours.
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { bufferReader, decodeImage } from '../../model/index.js';
 import { runCli } from '../cli/run-cli.js';
 import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../cli/qemu.js';
 
-type Step = string | { readonly snapshot: string };
+type Step = string | { readonly snapshot: string } | { readonly revert: string } | { readonly delete: string };
 
 /** Every active L2 entry as kind, host, COPIED and bitmap, in guest order. */
 async function l2View(file: string): Promise<string[]> {
@@ -38,8 +38,9 @@ async function runBoth(dir: string, options: string, size: string, steps: readon
       expect(r.stderr, step).toBe('');
       expect(q.stdout, step).not.toMatch(/failed|error/i);
     } else {
-      expect((await qemuImg('snapshot', '-c', step.snapshot, qemu)).exitCode).toBe(0);
-      expect((await runCli(['snapshot', '-c', step.snapshot, ours])).exitCode).toBe(0);
+      const [flag, name] = 'snapshot' in step ? ['-c', step.snapshot] : 'revert' in step ? ['-a', step.revert] : ['-d', step.delete];
+      expect((await qemuImg('snapshot', flag, name, qemu)).exitCode).toBe(0);
+      expect((await runCli(['snapshot', flag, name, ours])).exitCode).toBe(0);
     }
   }
   return { ours, qemu };
@@ -73,6 +74,11 @@ const scripts: Readonly<Record<string, readonly Step[] | ((clusterSize: number) 
     'write -P 0x11 0 1k', 'write -P 0x22 10k 1k', 'write -P 0x33 16k 16k', { snapshot: 's1' },
     'write -P 0x44 4k 512', 'write -P 0x55 20k 100', 'write -z 40k 1k', 'write -z 18k 2k', 'discard 32k 16k',
   ],
+  'write-zeroes and discard on clusters shared with a snapshot, then revert and delete': [
+    'write -P 0x11 0 48k', 'write -P 0x22 64k 1k', { snapshot: 's1' }, 'write -z 16k 16k', 'write -z 2k 2k', 'write -z -u 32k 16k',
+    'discard 64k 16k', { snapshot: 's2' }, 'write -P 0x33 1k 1k', { revert: 's1' }, 'write -P 0x44 66k 1k', { delete: 's1' },
+    'write -P 0x55 3k 1k',
+  ],
   // Cluster-aligned: a shrink inside a cluster leaves a stale tail that QEMU 7.2 shows again on growth (docs/semantics.md).
   'resize down and up': ['write -P 0x11 0 100k', 'truncate 64k', 'truncate 1M', 'write -P 0x22 500k 1k'],
 };
@@ -100,6 +106,38 @@ describe('engine on extended-L2 images, as QEMU 7.2 writes them', () => {
       const r = await runCli(['io', '-r', file, '-c', 'read -P 0x11 0 1k', '-c', 'read -P 0 1k 476', '-c', 'read -P 0x22 1500 100', '-c', 'read -P 0 1600 14784', '-c', 'read -P 0x33 16k 16k']);
       expect(r.stderr).toBe('');
       expect(r.exitCode).toBe(0);
+    });
+  });
+});
+
+describe('engine on extended-L2 images: options and damage', () => {
+  it('lazy refcounts: the same image as QEMU after writes', async () => {
+    await inTempDir(async (dir) => {
+      const { ours, qemu } = await runBoth(dir, 'extended_l2=on,cluster_size=16k,lazy_refcounts=on', '1M', ['write -P 1 0 1k', 'write -P 2 40k 20k', 'write -z 8k 8k']);
+      await expectSameImage(ours, qemu);
+    });
+  });
+
+  it.each([
+    ['a subcluster both allocated and zero', 1n | (1n << 32n)],
+    ['allocation bits in an unallocated cluster', 0xfn],
+  ] as const)('%s: a read of that cluster fails as corrupt, as qemu-io reads fail with EIO', async (_what, bitmap) => {
+    await inTempDir(async (dir) => {
+      const file = `${dir}/d.qcow2`;
+      expect((await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on,cluster_size=16k', file, '1M')).exitCode).toBe(0);
+      expect((await qemuIo(file, 'write -P 1 16k 1k')).exitCode).toBe(0);
+      const bytes = new Uint8Array(await readFile(file));
+      const view = new DataView(bytes.buffer);
+      const l2 = Number(view.getBigUint64(Number(view.getBigUint64(40))) & 0x00fffffffffffe00n);
+      // Entry 1 (guest cluster 1) is allocated, entry 2 is not.
+      const at = bitmap === 0xfn ? l2 + 2 * 16 + 8 : l2 + 16 + 8;
+      view.setBigUint64(at, bitmap);
+      await writeFile(file, bytes);
+      const guest = bitmap === 0xfn ? '32k' : '16k';
+      expect((await qemuIo(file, `read ${guest} 512`)).stdout).toContain('read failed: Input/output error');
+      const r = await runCli(['io', '-r', file, '-c', `read ${guest} 512`, '-c', 'read -P 0 0 512']);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toMatch(/^read failed: L2 table at \d+ entry [12]: (subcluster both allocated and zero|unallocated cluster with allocated subclusters) \(subcluster bitmap 0x[0-9a-f]+\) \(corrupt\)\nread 512\/512 bytes at offset 0\n/);
     });
   });
 });
