@@ -68,6 +68,11 @@ const scripts: Readonly<Record<string, readonly Step[] | ((clusterSize: number) 
   'compressed clusters: copy-on-write and zeroes': (cs) => [
     `write -c -P 0x66 ${cs} ${cs}`, `write -P 0x77 ${cs + 6144} 1k`, `write -c -P 0x55 ${4 * cs} ${cs}`, `write -z ${4 * cs} 1k`,
     `write -c -P 0x44 ${6 * cs} ${cs}`, `write -z ${6 * cs} ${cs}`, `write -c -P 0x33 ${8 * cs} ${cs}`, `write -z -u ${8 * cs + 2048} 2k`,
+    // A zeroing whose last cluster is compressed and partly covered: QEMU zeroes the
+    // head and the whole clusters, fails on the tail, and the block layer writes it all as zeros.
+    `write -c -P 0x22 ${12 * cs} ${cs}`, `write -P 0x11 ${10 * cs} 1k`, `write -z ${10 * cs + 8192} ${2 * cs}`,
+    // The same with the compressed cluster first: nothing is zeroed before the fallback write.
+    `write -c -P 0x21 ${14 * cs} ${cs}`, `write -z ${14 * cs + 4096} ${2 * cs}`,
   ],
   'discard whole and partial clusters': ['write -P 0x11 0 64k', 'write -z 80k 1k', 'discard 0 16k', 'discard 20k 512', 'discard 64k 32k'],
   'a snapshot, then copy-on-write of shared clusters': [
