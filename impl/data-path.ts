@@ -9,7 +9,7 @@ import { readCompressedCluster } from './compressed.js';
 import { markDirtyBit } from './flush.js';
 import { allocUninitialized, preadInto } from './io/block-file.js';
 import { checkOverlap, pushRun, runBytes, type Run } from './host-write.js';
-import { extendedClusterView, writeInTableExtended } from './subcluster-write.js';
+import { subclusterRun, writeInTableExtended } from './subcluster-write.js';
 
 /** The guest view of one whole cluster behind an entry (no backing files). */
 export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8Array> {
@@ -41,27 +41,30 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     if (runLength > 0) await preadInto(s.file, runHost, out.subarray(runDest, runDest + runLength));
     runLength = 0;
   };
+  const addHost = async (host: number, dest: number, n: number) => {
+    if (runHost + runLength === host && runDest + runLength === dest) {
+      runLength += n;
+      return;
+    }
+    await flushRun();
+    runHost = host;
+    runDest = dest;
+    runLength = n;
+  };
   let pos = offset;
   while (pos < offset + length) {
     const guestCluster = Math.floor(pos / cs);
     const inCluster = pos % cs;
-    const n = Math.min(cs - inCluster, offset + length - pos);
+    let n = Math.min(cs - inCluster, offset + length - pos);
     const entry = await s.map.entry(guestCluster);
     if (entry.kind === 'normal' && s.g.extendedL2) {
-      // Per subcluster: only allocated ones come from the host cluster.
-      await flushRun();
-      const view = await extendedClusterView(s, entry, await s.map.bitmap(guestCluster));
-      out.set(view.subarray(inCluster, inCluster + n), pos - offset);
+      // Up to the end of the run of subclusters that are all allocated, or all not.
+      const run = subclusterRun(s, await s.map.bitmap(guestCluster), inCluster, n);
+      n = run.length;
+      if (run.data) await addHost(entry.offset + inCluster, pos - offset, n);
+      else out.fill(0, pos - offset, pos - offset + n);
     } else if (entry.kind === 'normal') {
-      const host = entry.offset + inCluster;
-      if (runHost + runLength === host && runDest + runLength === pos - offset) {
-        runLength += n;
-      } else {
-        await flushRun();
-        runHost = host;
-        runDest = pos - offset;
-        runLength = n;
-      }
+      await addHost(entry.offset + inCluster, pos - offset, n);
     } else if (entry.kind === 'compressed') {
       const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
       out.set(cluster.subarray(inCluster, inCluster + n), pos - offset);

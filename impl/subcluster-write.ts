@@ -33,7 +33,7 @@ interface SubclusterPlan {
  * The guest view of a whole cluster behind an extended entry (no backing file):
  * allocated subclusters from the host cluster, every other one zeros.
  */
-export async function extendedClusterView(s: ImageState, entry: L2Entry, bitmap: SubclusterBitmap): Promise<Uint8Array> {
+async function extendedClusterView(s: ImageState, entry: L2Entry, bitmap: SubclusterBitmap): Promise<Uint8Array> {
   const cs = s.g.clusterSize;
   if (entry.kind === 'compressed') return readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
   if (entry.kind !== 'normal' || bitmap.alloc === 0) return new Uint8Array(cs);
@@ -41,6 +41,23 @@ export async function extendedClusterView(s: ImageState, entry: L2Entry, bitmap:
   const sc = s.g.subclusterSize;
   for (let i = 0; i < 32; i++) if (subclusterKind(entry.kind, bitmap, i) !== 'data') out.fill(0, i * sc, (i + 1) * sc);
   return out;
+}
+
+/**
+ * The bytes from `inCluster` (at most `n`) whose subclusters are all allocated
+ * (`data`: read from the host cluster) or all not (read as zeros), in a normal cluster.
+ */
+export function subclusterRun(s: ImageState, bitmap: SubclusterBitmap, inCluster: number, n: number): { data: boolean; length: number } {
+  const sc = s.g.subclusterSize;
+  assert(n > 0 && inCluster + n <= s.g.clusterSize, 'the bytes lie inside one cluster');
+  const isData = (i: number) => subclusterKind('normal', bitmap, i) === 'data';
+  const first = Math.floor(inCluster / sc);
+  const data = isData(first);
+  let end = (first + 1) * sc;
+  while (end < inCluster + n && isData(end / sc) === data) end += sc;
+  const length = Math.min(n, end - inCluster);
+  assert(length > 0, 'a run holds at least one byte');
+  return { data, length };
 }
 
 /**

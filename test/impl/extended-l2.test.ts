@@ -2,7 +2,7 @@
 // by qemu-io on a qemu-img image and by our `io` on our own `create`, then the
 // two images compared field by field: every L2 entry with its subcluster bitmap
 // (model decoder), qemu-img map (offsets included), the file length, the guest
-// content (qemu-img compare), and qemu-img check on ours.
+// content (qemu-img compare), qemu-img check on ours, and our reads of QEMU's image.
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { bufferReader, decodeImage } from '../../model/index.js';
@@ -52,6 +52,9 @@ async function expectSameImage(ours: string, qemu: string): Promise<void> {
   expect((await stat(ours)).size).toBe((await stat(qemu)).size);
   expect((await qemuImg('compare', '-f', 'qcow2', '-F', 'qcow2', ours, qemu)).stdout).toBe('Images are identical.');
   await expectClean(ours);
+  // Our read path on QEMU's image: every subcluster as qemu-img reads it.
+  expect((await runCli(['convert', '-O', 'raw', qemu, `${ours}.raw`])).exitCode).toBe(0);
+  expect((await qemuImg('compare', '-f', 'qcow2', '-F', 'raw', qemu, `${ours}.raw`)).stdout).toBe('Images are identical.');
 }
 
 /** A script, or one that depends on the cluster size in bytes. */
