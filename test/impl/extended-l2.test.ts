@@ -3,59 +3,11 @@
 // two images compared field by field: every L2 entry with its subcluster bitmap
 // (model decoder), qemu-img map (offsets included), the file length, the guest
 // content (qemu-img compare), qemu-img check on ours, and our reads of QEMU's image.
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { bufferReader, decodeImage } from '../../model/index.js';
 import { runCli } from '../cli/run-cli.js';
-import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../cli/qemu.js';
-
-type Step = string | { readonly snapshot: string } | { readonly revert: string } | { readonly delete: string };
-
-/** Every active L2 entry as kind, host, COPIED and bitmap, in guest order. */
-async function l2View(file: string): Promise<string[]> {
-  const decoded = decodeImage(bufferReader(new Uint8Array(await readFile(file))));
-  const out: string[] = [];
-  decoded.active.l2Offsets.forEach((table, l1Index) => {
-    if (table === 0) return;
-    decoded.l2Tables.get(table)!.forEach((e, i) => {
-      if (e.kind === 'unallocated' && (e.subclusters?.zero ?? 0) === 0) return;
-      const bits = e.subclusters === undefined ? '' : ` alloc=${e.subclusters.alloc.toString(2)} zero=${e.subclusters.zero.toString(2)}`;
-      out.push(`L1[${l1Index}] entry ${i}: ${e.kind}${e.host === undefined ? '' : ` @${e.host}`}${e.copied ? ' COPIED' : ''}${bits}`);
-    });
-  });
-  return out;
-}
-
-async function runBoth(dir: string, options: string, size: string, steps: readonly Step[]): Promise<{ ours: string; qemu: string }> {
-  const qemu = `${dir}/qemu.qcow2`;
-  const ours = `${dir}/ours.qcow2`;
-  expect((await qemuImg('create', '-q', '-f', 'qcow2', '-o', options, qemu, size)).exitCode).toBe(0);
-  expect((await runCli(['create', '-q', '-o', options, ours, size])).exitCode).toBe(0);
-  for (const step of steps) {
-    if (typeof step === 'string') {
-      const q = await qemuIo(qemu, step);
-      const r = await runCli(['io', ours, '-c', step]);
-      expect(r.stderr, step).toBe('');
-      expect(q.stdout, step).not.toMatch(/failed|error/i);
-    } else {
-      const [flag, name] = 'snapshot' in step ? ['-c', step.snapshot] : 'revert' in step ? ['-a', step.revert] : ['-d', step.delete];
-      expect((await qemuImg('snapshot', flag, name, qemu)).exitCode).toBe(0);
-      expect((await runCli(['snapshot', flag, name, ours])).exitCode).toBe(0);
-    }
-  }
-  return { ours, qemu };
-}
-
-async function expectSameImage(ours: string, qemu: string): Promise<void> {
-  expect(await l2View(ours)).toEqual(await l2View(qemu));
-  expect(await qemuImgJson('map', ours)).toEqual(await qemuImgJson('map', qemu));
-  expect((await stat(ours)).size).toBe((await stat(qemu)).size);
-  expect((await qemuImg('compare', '-f', 'qcow2', '-F', 'qcow2', ours, qemu)).stdout).toBe('Images are identical.');
-  await expectClean(ours);
-  // Our read path on QEMU's image: every subcluster as qemu-img reads it.
-  expect((await runCli(['convert', '-O', 'raw', qemu, `${ours}.raw`])).exitCode).toBe(0);
-  expect((await qemuImg('compare', '-f', 'qcow2', '-F', 'raw', qemu, `${ours}.raw`)).stdout).toBe('Images are identical.');
-}
+import { inTempDir, qemuImg, qemuIo } from '../cli/qemu.js';
+import { expectSameImage, runBoth, type Step } from './extended-l2-helpers.js';
 
 /** A script, or one that depends on the cluster size in bytes. */
 const scripts: Readonly<Record<string, readonly Step[] | ((clusterSize: number) => readonly Step[])>> = {
