@@ -80,14 +80,16 @@ function decodeL2(reader: ByteReader, header: Header, offset: number): DecodedL2
   const out: DecodedL2Entry[] = [];
   for (let i = 0; i < header.clusterSize / entryBytes; i++) {
     const at = offset + i * entryBytes;
-    const entry = words[(i * entryBytes) / 8]!;
+    const word = (i * entryBytes) / 8;
+    const entry = words[word]!;
     const bad = (limit: string) => new DecodeError(`L2 entry ${i}`, `0x${entry.toString(16)}`, limit, at);
     const decoded = decodeL2Entry(entry, header, reader.size, bad, i, at);
     if (!header.extendedL2) {
       out.push(decoded);
       continue;
     }
-    out.push(withBitmap(decoded, words[(i * entryBytes) / 8 + 1]!, (limit) => new DecodeError(`L2 entry ${i} subcluster bitmap`, `0x${words[(i * entryBytes) / 8 + 1]!.toString(16)}`, limit, at + 8)));
+    const bitmap = words[word + 1]!;
+    out.push(withBitmap(decoded, bitmap, (limit) => new DecodeError(`L2 entry ${i} subcluster bitmap`, `0x${bitmap.toString(16)}`, limit, at + 8)));
   }
   return out;
 }
