@@ -3,6 +3,7 @@
 // at subclusters), convert to and from extended L2.
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
+import { runCheck } from '../../../cli/commands/check.js';
 import { pseudoRandomBytes } from '../../impl/qemu-helpers.js';
 import { runCli } from '../run-cli.js';
 import { expectClean, inTempDir, qemuImg, qemuImgJson, qemuIo } from '../qemu.js';
@@ -27,7 +28,7 @@ async function makeImage(dir: string, options: string, writes: readonly string[]
   return file;
 }
 
-describe('info and map on extended-L2 images (end to end against qemu-img)', () => {
+describe('info, map and check on extended-L2 images (end to end against qemu-img)', () => {
   it.each(images)('%s: the same text and JSON as qemu-img', async (_name, options, writes, snapshots) => {
     await inTempDir(async (dir) => {
       const file = await makeImage(dir, options, writes, snapshots, snapshots.length > 0 ? ['write -P 4 2k 1k'] : []);
@@ -40,6 +41,16 @@ describe('info and map on extended-L2 images (end to end against qemu-img)', () 
         expect(human.stdout, `${command} human`).toBe(`${(await qemuImg(command, file)).stdout}\n`);
       }
       expect((await runCli(['info', file])).stdout).toContain('    extended l2: true\n');
+      // check: the same human report, and the same JSON members (check-command.test.ts).
+      const check = async (output: 'human' | 'json') => {
+        const lines: string[] = [];
+        expect(runCheck(file, { output, forceShare: false }, (line) => lines.push(line), () => {})).toBe(0);
+        return { ours: lines.join('\n'), qemu: (await qemuImg('check', `--output=${output}`, file)).stdout };
+      };
+      const human = await check('human');
+      expect(human.ours, 'check').toBe(human.qemu);
+      const json = await check('json');
+      expect(JSON.parse(json.ours), 'check --output=json').toEqual(JSON.parse(json.qemu));
     });
   });
 });
