@@ -460,7 +460,12 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
     await pool.close();
   }
   const held = o.properties.filter((p) => entries.every((e) => e.result.property !== p || e.known !== undefined || e.result.status === 'passed'));
-  for (const e of entries) out(e.known === undefined ? formatText(e.result) : formatKnownDivergence(e.result, e.known));
+  const withKnown = new Set(entries.flatMap((e) => (e.known === undefined ? [] : [e.result.property])));
+  for (const e of entries) {
+    if (e.known !== undefined) out(formatKnownDivergence(e.result, e.known));
+    else if (e.result.status === 'passed' && withKnown.has(e.result.property)) out(`${formatText(e.result)}, apart from the known divergence above`);
+    else out(formatText(e.result));
+  }
   const knownHits = entries.flatMap((e) => (e.known === undefined ? [] : [e.known]));
   const coverage = entries.reduce((acc, e) => mergeCoverage(acc, e.result.coverage), emptyCoverage());
   const kinds = Object.keys(coverage.clusterKinds).sort();

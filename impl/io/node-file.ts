@@ -33,9 +33,17 @@ export class NodeFile implements BlockFile {
   static async open(path: string, opts: NodeFileOptions): Promise<NodeFile> {
     const lock = imageLockPerms({ readOnly: opts.readOnly, forceShare: opts.forceShare ?? false });
     const flags = opts.readOnly ? constants.O_RDONLY : constants.O_RDWR | (opts.create ? constants.O_CREAT : 0);
-    const handle = await io(`open ${path}`, () => open(path, flags, 0o666));
+    const handle = await open(path, flags, 0o666).catch((cause: NodeJS.ErrnoException) => {
+      // a directory opened for writing fails here (EISDIR), for reading below: one message for both
+      if (cause.code === 'EISDIR') throw new Qcow2Error('io', notRegularFile, { cause });
+      throw new Qcow2Error('io', `open ${path}: ${cause.message}`, { cause });
+    });
     const file = new NodeFile(handle, path);
     try {
+      // open(2) succeeds on a directory and only a read fails (EISDIR); QEMU's
+      // 'file' driver refuses it at open ("requires … to be a regular file")
+      const stat = await io(`stat ${path}`, () => handle.stat());
+      if (!stat.isFile() && !stat.isBlockDevice()) throw new Qcow2Error('io', notRegularFile);
       lockImageFile(handle.fd, path, lock);
       if (opts.create === true) await file.truncate(0);
     } catch (error) {
@@ -91,6 +99,9 @@ export class NodeFile implements BlockFile {
     await io(`close ${this.path}`, () => this.handle.close());
   }
 }
+
+/** What QEMU's 'file' driver refuses at open: a directory, a FIFO, a socket. */
+const notRegularFile = 'not a regular file';
 
 async function io<T>(what: string, action: () => Promise<T>): Promise<T> {
   try {

@@ -6,7 +6,15 @@ import type { RunResult } from './run-result.js';
 
 function serialiseCause(cause: unknown): unknown {
   if (cause instanceof Error) return { name: cause.name, message: cause.message, stack: cause.stack };
+  // a cause that crossed from a worker thread is already { name, message, stack }
+  if (isReducedError(cause)) return { name: cause.name, message: cause.message, stack: cause.stack };
   return cause === undefined ? undefined : String(cause);
+}
+
+function isReducedError(cause: unknown): cause is { name: string; message: string; stack?: string } {
+  if (typeof cause !== 'object' || cause === null) return false;
+  const c = cause as Record<string, unknown>;
+  return typeof c.name === 'string' && typeof c.message === 'string';
 }
 
 export function toJsonValue(r: RunResult): Record<string, unknown> {

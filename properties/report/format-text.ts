@@ -67,7 +67,8 @@ export function formatText(r: RunResult): string {
     case 'property-failed':
       return [
         `Property failed after ${r.runs} runs`,
-        `{ seed: ${r.seed ?? 'n/a'}, path: ${JSON.stringify(r.path ?? '')} }`,
+        // a replay of saved steps has no seed: its Replay line says what to run
+        ...(r.seed === undefined ? [] : [`{ seed: ${r.seed}, path: ${JSON.stringify(r.path ?? '')} }`]),
         `Property: ${where}`,
         ...formatCounterexample(r.counterexample),
         `Shrunk ${r.shrinks} times${shrinkNote(r.shrinkStoppedEarly)}`,

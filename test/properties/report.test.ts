@@ -1,6 +1,7 @@
 // Report formatters and seed parsing: the text a user pastes must be exact.
 import { describe, expect, it } from 'vitest';
 import { emptyCoverage, formatJson, formatJunit, formatText, hashSeed, parseSeed, replayCommand, SeedError, type RunResult } from '../../properties/index.js';
+import { portableResult } from '../../cli/commands/gate-batch.js';
 
 const failed: RunResult = {
   status: 'property-failed',
@@ -67,5 +68,34 @@ describe('seed', () => {
     expect(parseSeed('799ce64')).not.toBe(parseSeed(sha));
     expect(() => parseSeed('2147483648')).toThrow(SeedError);
     expect(() => parseSeed('main')).toThrow(SeedError);
+  });
+});
+
+describe('the JSON cause of a result from a worker thread', () => {
+  it('keeps the name and message a thread crossing reduced the Error to', () => {
+    const crossed: RunResult = {
+      status: 'harness-error',
+      property: 'space',
+      impl: 'qemu',
+      seed: 1,
+      runs: 0,
+      coverage: emptyCoverage(),
+      timeMs: 0,
+      message: 'm',
+      cause: (portableResult({
+        status: 'harness-error',
+        property: 'space',
+        impl: 'qemu',
+        seed: 1,
+        runs: 0,
+        coverage: emptyCoverage(),
+        timeMs: 0,
+        message: 'm',
+        cause: new TypeError('boom'),
+      }) as Extract<RunResult, { status: 'harness-error' }>).cause,
+    } as RunResult;
+    const json = JSON.parse(formatJson([crossed])) as { results?: { cause: unknown }[] } | { cause: unknown }[];
+    const first = Array.isArray(json) ? json[0] : json.results?.[0];
+    expect(first?.cause).toMatchObject({ name: 'TypeError', message: 'boom' });
   });
 });

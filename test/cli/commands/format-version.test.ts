@@ -87,3 +87,27 @@ describe('info needs only the header', () => {
     });
   });
 });
+
+describe('a directory given as the image', () => {
+  it('every command refuses it with the same words, as qemu-img does at open', async () => {
+    await inTempDir(async (dir) => {
+      const qemu = await qemuImg('info', dir);
+      expect(qemu.stderr).toContain('to be a regular file');
+      const commands: readonly (readonly string[])[] = [
+        ['info', dir],
+        ['map', dir],
+        ['check', dir],
+        ['io', '-r', dir, '-c', 'read 0 512'],
+        ['io', dir, '-c', 'write 0 512'],
+        ['snapshot', '-l', dir],
+        ['snapshot', '-c', 's', dir],
+        ['convert', '-O', 'raw', dir, `${dir}.raw`],
+      ];
+      for (const args of commands) {
+        const run = await runCli(args);
+        expect(run.exitCode, args.join(' ')).toBe(1);
+        expect(run.stderr, args.join(' ')).toMatch(new RegExp(`'${dir}'.*: not a regular file\\n$`));
+      }
+    });
+  });
+});
