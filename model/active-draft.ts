@@ -3,10 +3,13 @@
 // input state is never mutated and untouched tables stay shared.
 // Each method is one per-cluster rule of docs/semantics.md.
 import { countRefs, type Refcounts } from './refcounts.js';
-import { geometry, type DataCluster, type Geometry, type L2Entry, type L2Table, type ModelState } from './state.js';
+import { geometry, subclusterState, type DataCluster, type Geometry, type L2Entry, type L2Table, type ModelState } from './state.js';
+import { allocatedSpan, uniformSubclusters, withSubclusters, type Subclusters } from './subclusters.js';
 
 export class ActiveDraft {
   readonly g: Geometry;
+  /** Extended L2 entries: every zero-plain and normal entry carries its subclusters. */
+  readonly extended: boolean;
   private readonly l1: (L2Table | undefined)[];
   /** L1 index → the private entries of its (privatized) table. */
   private readonly privatized = new Map<number, { id: number; entries: Map<number, L2Entry> }>();
@@ -15,6 +18,7 @@ export class ActiveDraft {
 
   constructor(private readonly base: ModelState) {
     this.g = geometry(base.options);
+    this.extended = base.options.extendedL2 === true;
     this.l1 = [...base.active];
     this.counts = countRefs(base);
     this.nextId = base.nextId;
@@ -51,14 +55,17 @@ export class ActiveDraft {
     return entries;
   }
 
-  /** Write rule: `bytes` at `offsetInCluster` of guest cluster `guestCluster`. */
+  /**
+   * Write rule: `bytes` at `offsetInCluster` of guest cluster `guestCluster`.
+   * With subclusters, the touched ones become allocated (qcow2_alloc_cluster_link_l2).
+   */
   write(guestCluster: number, offsetInCluster: number, bytes: Uint8Array): void {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
-    const content = new Uint8Array(this.g.clusterSize);
-    // A compressed cluster is copied on write from its decompressed bytes.
-    if (old?.kind === 'normal' || old?.kind === 'compressed') content.set(old.data.bytes);
+    // The old guest view is kept, zeros where the guest reads zeros (COW reads
+    // through the guest view; a compressed cluster is copied decompressed).
+    const content = this.guestBytes(old);
     content.set(bytes, offsetInCluster);
     // In place only for an allocated cluster nothing else references (COPIED);
     // a compressed stream is never written in place.
@@ -66,7 +73,13 @@ export class ActiveDraft {
     const data: DataCluster = { id: inPlace && old !== undefined ? old.data.id : this.freshId(), bytes: content };
     if (!inPlace) this.release(old);
     this.counts.dataClusters.set(data.id, 1);
-    entries.set(l2Index, { kind: 'normal', data });
+    if (!this.extended) {
+      entries.set(l2Index, { kind: 'normal', data });
+      return;
+    }
+    const first = Math.floor(offsetInCluster / this.g.subclusterSize);
+    const end = Math.ceil((offsetInCluster + bytes.length) / this.g.subclusterSize);
+    entries.set(l2Index, { kind: 'normal', data, subclusters: writtenSubclusters(old, inPlace, first, end) });
   }
 
   /**
@@ -84,17 +97,43 @@ export class ActiveDraft {
     return true;
   }
 
-  /** Version 3 zeroize of a whole cluster (zero_in_l2_slice: a compressed entry is always unmapped). */
+  /**
+   * Version 3 zeroize of a whole cluster (zero_in_l2_slice: a compressed entry
+   * is always unmapped). With subclusters all 32 become zero; a kept host
+   * cluster stays normal (QEMU's ZERO_ALLOC subclusters).
+   */
   zeroize(guestCluster: number, unmap: boolean): void {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
     if ((old?.kind === 'normal' || old?.kind === 'zero-alloc') && !unmap) {
-      entries.set(l2Index, { kind: 'zero-alloc', data: old.data });
+      entries.set(l2Index, this.extended ? { kind: 'normal', data: old.data, subclusters: uniformSubclusters('zero') } : { kind: 'zero-alloc', data: old.data });
       return;
     }
     this.release(old);
-    entries.set(l2Index, { kind: 'zero-plain' });
+    entries.set(l2Index, this.zeroPlain());
+  }
+
+  /**
+   * Subclusters [first, end) of one cluster become zero, the others keep their
+   * state (zero_l2_subclusters: never all 32, never unmaps, whatever COPIED
+   * says). False, and no entry changes, for a compressed cluster (-ENOTSUP:
+   * its caller falls back to writing zeros); the table is privatized anyway,
+   * since get_cluster_table comes before the type is looked at.
+   */
+  zeroSubclusters(guestCluster: number, first: number, end: number): boolean {
+    if (!this.extended) throw new Error('model invariant: subclusters of a standard image');
+    const entries = this.tableFor(guestCluster);
+    const l2Index = guestCluster % this.g.l2EntriesCount;
+    const old = entries.get(l2Index);
+    if (old?.kind === 'compressed') return false;
+    if (old?.kind === 'zero-alloc') throw new Error('model invariant: zero-alloc entry in an extended-L2 image');
+    if (old?.kind === 'normal') {
+      entries.set(l2Index, { ...old, subclusters: withSubclusters(subclustersOf(old), first, end, 'zero') });
+    } else {
+      entries.set(l2Index, { kind: 'zero-plain', subclusters: withSubclusters(old === undefined ? uniformSubclusters('unallocated') : subclustersOf(old), first, end, 'zero') });
+    }
+    return true;
   }
 
   /** Guest discard of a whole cluster (discard_in_l2_slice, full_discard = false). */
@@ -104,7 +143,7 @@ export class ActiveDraft {
     const old = entries.get(l2Index);
     if (old === undefined || old.kind === 'zero-plain') return;
     this.release(old);
-    if (this.base.options.version === 3) entries.set(l2Index, { kind: 'zero-plain' });
+    if (this.base.options.version === 3) entries.set(l2Index, this.zeroPlain());
     else entries.delete(l2Index);
   }
 
@@ -134,6 +173,22 @@ export class ActiveDraft {
     return { ...this.base, options, active, nextId: this.nextId };
   }
 
+  /** The guest view of a cluster as a fresh buffer: its data where it reads data, zeros elsewhere. */
+  private guestBytes(entry: L2Entry | undefined): Uint8Array {
+    const content = new Uint8Array(this.g.clusterSize);
+    if (entry?.kind !== 'normal' && entry?.kind !== 'compressed') return content;
+    const size = this.g.subclusterSize;
+    for (let at = 0; at < this.g.clusterSize; at += size) {
+      if (subclusterState(entry, at / size) === 'allocated') content.set(entry.data.bytes.subarray(at, at + size), at);
+    }
+    return content;
+  }
+
+  /** A zero-plain entry: the zero flag, or with subclusters all 32 zero at host offset 0. */
+  private zeroPlain(): L2Entry {
+    return this.extended ? { kind: 'zero-plain', subclusters: uniformSubclusters('zero') } : { kind: 'zero-plain' };
+  }
+
   private tableFor(guestCluster: number): Map<number, L2Entry> {
     return this.privatize(Math.floor(guestCluster / this.g.l2EntriesCount));
   }
@@ -150,5 +205,42 @@ export class ActiveDraft {
 
   private freshId(): number {
     return this.nextId++;
+  }
+}
+
+function subclustersOf(entry: Extract<L2Entry, { kind: 'normal' | 'zero-plain' }>): Subclusters {
+  if (entry.subclusters === undefined) throw new Error('model invariant: an extended-L2 entry without subclusters');
+  return entry.subclusters;
+}
+
+/**
+ * The subclusters after a write touched [first, end) of a cluster whose entry
+ * was `old` (calculate_l2_meta, qcow2_alloc_cluster_link_l2): the touched ones
+ * become allocated and the others keep their state, except that
+ * - a compressed cluster is copied whole: all 32 allocated;
+ * - a normal cluster copied to a new host cluster (shared, not COPIED) is
+ *   copied from its first to its last allocated subcluster, so everything from
+ *   min(first, first allocated) to max(end, last allocated + 1) is allocated.
+ * Untouched zero subclusters stay zero, even in a new host cluster.
+ */
+function writtenSubclusters(old: L2Entry | undefined, inPlace: boolean, first: number, end: number): Subclusters {
+  if (old === undefined) return withSubclusters(uniformSubclusters('unallocated'), first, end, 'allocated');
+  switch (old.kind) {
+    case 'compressed':
+      return uniformSubclusters('allocated');
+    case 'zero-plain':
+      return withSubclusters(subclustersOf(old), first, end, 'allocated');
+    case 'normal': {
+      const span = inPlace ? undefined : allocatedSpan(subclustersOf(old));
+      const from = Math.min(first, span?.first ?? first);
+      const to = Math.max(end, span?.end ?? end);
+      return withSubclusters(subclustersOf(old), from, to, 'allocated');
+    }
+    case 'zero-alloc':
+      throw new Error('model invariant: zero-alloc entry in an extended-L2 image');
+    default: {
+      const never: never = old;
+      throw new Error(`unknown entry ${JSON.stringify(never)}`);
+    }
   }
 }

@@ -1,7 +1,7 @@
 // Guest-visible operations: write, writeZeroes, discard, resize
 // (docs/semantics.md, one function per section).
 import { ActiveDraft } from './active-draft.js';
-import { entryAt, geometry, type ModelState } from './state.js';
+import { entryAt, geometry, subclusterState, type ModelState } from './state.js';
 import { compressedWriteBytes, writeBytes, type DiscardOp, type Outcome, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from './ops.js';
 
 export type StepResult = { readonly state: ModelState; readonly outcome: Outcome };
@@ -89,6 +89,10 @@ export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
   const bad = refusedOrEmpty(state, op.offset, op.length);
   if (bad) return bad;
   const draft = new ActiveDraft(state);
+  if (draft.extended) {
+    writeZeroesSubclusters(draft, op.offset, op.length, op.unmap, state.options.virtualSize);
+    return { state: draft.finish(), outcome: ok };
+  }
   const { clusterSize } = draft.g;
   for (const p of pieces(op.offset, op.length, clusterSize)) {
     // A piece ending at the virtual size reaches the end of its cluster.
@@ -104,6 +108,77 @@ export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
     }
   }
   return { state: draft.finish(), outcome: ok };
+}
+
+/**
+ * Write-zeroes on an extended-L2 image (docs/semantics.md, "Subclusters").
+ * bdrv_co_do_pwrite_zeroes splits the request at subcluster boundaries
+ * (qcow2's pwrite_zeroes_alignment) into a partial head, an aligned middle
+ * and a partial tail; each fragment goes to qcow2_co_pwrite_zeroes, and one
+ * it refuses (-ENOTSUP) is written as zero bytes instead.
+ */
+function writeZeroesSubclusters(draft: ActiveDraft, offset: number, length: number, unmap: boolean, virtualSize: number): void {
+  const sc = draft.g.subclusterSize;
+  for (const [start, end] of zeroFragments(offset, length, sc)) {
+    const head = start % sc;
+    // a fragment ending at the end of the disk reaches the end of its subcluster
+    const tail = end === virtualSize ? 0 : Math.ceil(end / sc) * sc - end;
+    let zeroized: boolean;
+    if (head === 0 && tail === 0) {
+      zeroized = zeroizeRange(draft, start, end, unmap, virtualSize);
+    } else {
+      // Part of one subcluster: the whole subcluster is zeroized when it reads
+      // as zeros already (unallocated or zero), else refused.
+      const cluster = Math.floor(start / draft.g.clusterSize);
+      const state = subclusterState(draft.entry(cluster), Math.floor((start % draft.g.clusterSize) / sc));
+      const compressed = draft.entry(cluster)?.kind === 'compressed';
+      zeroized = !compressed && state !== 'allocated' && zeroizeRange(draft, start - head, start - head + sc, unmap, virtualSize);
+    }
+    if (!zeroized) writeRange(draft, start, new Uint8Array(end - start));
+  }
+}
+
+/** The fragments bdrv_co_do_pwrite_zeroes makes of [offset, offset + length) for this alignment. */
+function zeroFragments(offset: number, length: number, alignment: number): [number, number][] {
+  const fragments: [number, number][] = [];
+  let head = offset % alignment;
+  const tail = (offset + length) % alignment;
+  for (let at = offset, left = length; left > 0; ) {
+    let num = left;
+    if (head !== 0) {
+      num = Math.min(left, alignment - head);
+      head = (head + num) % alignment;
+    } else if (tail !== 0 && num > alignment) {
+      num -= tail;
+    }
+    fragments.push([at, at + num]);
+    at += num;
+    left -= num;
+  }
+  return fragments;
+}
+
+/**
+ * qcow2_subcluster_zeroize on [start, end), subcluster aligned (`end` may lie
+ * at or past the end of the disk, which then counts as the end of its
+ * cluster): the subclusters of a partial first cluster, the whole clusters,
+ * then the subclusters of a partial last cluster. False when a partial cluster
+ * is compressed (-ENOTSUP); what was zeroized before it stays.
+ */
+function zeroizeRange(draft: ActiveDraft, start: number, end: number, unmap: boolean, virtualSize: number): boolean {
+  const { clusterSize: cs, subclusterSize: sc } = draft.g;
+  const head = Math.min(end, Math.ceil(start / cs) * cs) - start;
+  const wholeStart = start + head;
+  const tail = end >= virtualSize ? 0 : end - Math.max(wholeStart, Math.floor(end / cs) * cs);
+  const wholeEnd = end - tail;
+  if (head > 0) {
+    const first = (start % cs) / sc;
+    if (!draft.zeroSubclusters(Math.floor(start / cs), first, first + Math.ceil(head / sc))) return false;
+  }
+  const wholeCount = Math.ceil((wholeEnd - wholeStart) / cs);
+  for (let i = 0; i < wholeCount; i++) draft.zeroize(wholeStart / cs + i, unmap);
+  if (tail > 0 && !draft.zeroSubclusters(wholeEnd / cs, 0, Math.ceil(tail / sc))) return false;
+  return true;
 }
 
 export function discard(state: ModelState, op: DiscardOp): StepResult {
@@ -140,13 +215,20 @@ export function resizeUnchecked(state: ModelState, size: number): ModelState {
   if (size >= oldSize) {
     // Deliberate fix of QEMU 7.2: stale bytes past the old end of a normal or
     // compressed last cluster must not resurface, so they are overwritten with
-    // zeros (a compressed one becomes normal by copy-on-write).
+    // zeros (a compressed one becomes normal by copy-on-write). With
+    // subclusters only the allocated ones hold such bytes; the others read as
+    // zeros already and stay as they are.
     const tail = oldSize % g.clusterSize;
     const lastCluster = Math.floor(oldSize / g.clusterSize);
-    const lastKind = entryAt(state.active, g, lastCluster)?.kind;
-    if (tail !== 0 && size > oldSize && (lastKind === 'normal' || lastKind === 'compressed')) {
+    const last = entryAt(state.active, g, lastCluster);
+    if (tail !== 0 && size > oldSize && (last?.kind === 'normal' || last?.kind === 'compressed')) {
       const zeroEnd = Math.min(size, (lastCluster + 1) * g.clusterSize);
-      writeRange(draft, oldSize, new Uint8Array(zeroEnd - oldSize));
+      const base = lastCluster * g.clusterSize;
+      for (let i = Math.floor(tail / g.subclusterSize); base + i * g.subclusterSize < zeroEnd; i++) {
+        const from = Math.max(oldSize, base + i * g.subclusterSize);
+        const to = Math.min(zeroEnd, base + (i + 1) * g.subclusterSize);
+        if (subclusterState(last, i) === 'allocated') writeRange(draft, from, new Uint8Array(to - from));
+      }
     }
     return draft.finish(options);
   }

@@ -2,8 +2,9 @@
 // no randomness; inputs are never mutated.
 export * from './ops.js';
 export type { ClusterKind, DataCluster, L1Table, L2Entry, L2Table, ModelState, Snapshot, Geometry } from './state.js';
-export { geometry } from './state.js';
-export { initialState, step, validateOptions } from './step.js';
+export { geometry, subclusterState } from './state.js';
+export { subclustersPerCluster, type SubclusterState, type Subclusters } from './subclusters.js';
+export { extendedL2ClusterBitsMin, initialState, step, validateOptions } from './step.js';
 export type { StepResult } from './guest-ops.js';
 export { read, guestClusterKind, modelMap, type ModelMapRange } from './read.js';
 export { expectedRefcounts, type ExpectedRefcounts } from './refcounts.js';

@@ -15,6 +15,13 @@ export interface ImageOptions {
   readonly lazyRefcounts: boolean;
   /** Virtual disk size in bytes, a multiple of 512. */
   readonly virtualSize: number;
+  /**
+   * Extended L2 entries (`-o extended_l2=on`, incompatible bit 4): each cluster
+   * is 32 subclusters, each allocated, zero or unallocated on its own. Version 3
+   * and clusters of 16 KiB or more only. Absent (every corpus case saved before
+   * it existed) means false.
+   */
+  readonly extendedL2?: boolean;
 }
 
 export type Op =

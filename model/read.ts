@@ -1,5 +1,6 @@
 // Guest views of a state: bytes, per-cluster kinds, and qemu-img map ranges.
-import { clustersFor, entryAt, geometry, kindOf, type ClusterKind, type ModelState } from './state.js';
+import { clustersFor, entryAt, geometry, kindOf, subclusterState, type ClusterKind, type ModelState } from './state.js';
+import type { SubclusterState } from './subclusters.js';
 
 function checkRange(state: ModelState, offset: number, length: number): void {
   const size = state.options.virtualSize;
@@ -8,7 +9,11 @@ function checkRange(state: ModelState, offset: number, length: number): void {
   }
 }
 
-/** Guest bytes of the active view: normal and compressed clusters give their data, every other kind zeros. */
+/**
+ * Guest bytes of the active view: allocated subclusters of normal clusters and
+ * compressed clusters give their data, everything else zeros (no backing file).
+ * Without extended L2 entries a cluster is one subcluster.
+ */
 export function read(state: ModelState, offset: number, length: number): Uint8Array {
   checkRange(state, offset, length);
   const g = geometry(state.options);
@@ -16,9 +21,12 @@ export function read(state: ModelState, offset: number, length: number): Uint8Ar
   for (let pos = offset; pos < offset + length; ) {
     const guestCluster = Math.floor(pos / g.clusterSize);
     const clusterStart = guestCluster * g.clusterSize;
-    const pieceEnd = Math.min(offset + length, clusterStart + g.clusterSize);
+    const index = Math.floor((pos - clusterStart) / g.subclusterSize);
+    const pieceEnd = Math.min(offset + length, clusterStart + (index + 1) * g.subclusterSize);
     const entry = entryAt(state.active, g, guestCluster);
-    if (entry?.kind === 'normal' || entry?.kind === 'compressed') out.set(entry.data.bytes.subarray(pos - clusterStart, pieceEnd - clusterStart), pos - offset);
+    if ((entry?.kind === 'normal' || entry?.kind === 'compressed') && subclusterState(entry, index) === 'allocated') {
+      out.set(entry.data.bytes.subarray(pos - clusterStart, pieceEnd - clusterStart), pos - offset);
+    }
     pos = pieceEnd;
   }
   return out;
@@ -39,35 +47,27 @@ export interface ModelMapRange {
   readonly kind: 'data' | 'zero' | 'unallocated';
 }
 
-/** Active view as merged ranges (zero = zero-plain or zero-alloc), clipped to the virtual size. */
+/**
+ * Active view as merged ranges, clipped to the virtual size, subcluster by
+ * subcluster (qcow2_co_block_status): allocated is data, zero is zero (a
+ * zero-plain or zero-alloc cluster in a standard image), unallocated is
+ * unallocated, also in a host cluster (QEMU's UNALLOCATED_ALLOC subclusters).
+ */
 export function modelMap(state: ModelState): ModelMapRange[] {
   const g = geometry(state.options);
   const size = state.options.virtualSize;
   const ranges: ModelMapRange[] = [];
   for (let c = 0; c < clustersFor(size, g.clusterSize); c++) {
-    const kind = mapKind(kindOf(entryAt(state.active, g, c)));
-    const start = c * g.clusterSize;
-    const length = Math.min(g.clusterSize, size - start);
-    const last = ranges[ranges.length - 1];
-    if (last !== undefined && last.kind === kind) ranges[ranges.length - 1] = { ...last, length: last.length + length };
-    else ranges.push({ start, length, kind });
+    const entry = entryAt(state.active, g, c);
+    for (let start = c * g.clusterSize, i = 0; start < Math.min(size, (c + 1) * g.clusterSize); start += g.subclusterSize, i++) {
+      const kind = mapKinds[subclusterState(entry, i)];
+      const length = Math.min(g.subclusterSize, size - start);
+      const last = ranges[ranges.length - 1];
+      if (last !== undefined && last.kind === kind) ranges[ranges.length - 1] = { ...last, length: last.length + length };
+      else ranges.push({ start, length, kind });
+    }
   }
   return ranges;
 }
 
-function mapKind(kind: ClusterKind): ModelMapRange['kind'] {
-  switch (kind) {
-    case 'normal':
-    case 'compressed':
-      return 'data';
-    case 'zero-plain':
-    case 'zero-alloc':
-      return 'zero';
-    case 'unallocated':
-      return 'unallocated';
-    default: {
-      const never: never = kind;
-      throw new Error(`unknown kind ${String(never)}`);
-    }
-  }
-}
+const mapKinds: Readonly<Record<SubclusterState, ModelMapRange['kind']>> = { allocated: 'data', zero: 'zero', unallocated: 'unallocated' };

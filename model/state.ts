@@ -4,6 +4,7 @@
 // Everything is immutable: a step builds new objects for what it touches and
 // reuses the rest (structural sharing), so old states stay valid.
 import type { ImageOptions } from './ops.js';
+import { subclustersPerCluster, type SubclusterState, type Subclusters } from './subclusters.js';
 
 export type ClusterKind = 'unallocated' | 'zero-plain' | 'zero-alloc' | 'normal' | 'compressed';
 
@@ -19,11 +20,20 @@ export interface DataCluster {
   readonly bytes: Uint8Array;
 }
 
-/** One L2 entry that is not unallocated (unallocated entries are absent from the map). */
+/**
+ * One L2 entry that is not unallocated (unallocated entries are absent from the map).
+ * In an extended-L2 image (ImageOptions.extendedL2) a cluster has no zero flag:
+ * `subclusters` is present exactly on zero-plain and normal entries, zero-alloc
+ * never occurs, and
+ * - zero-plain is host offset 0 with at least one zero subcluster and none
+ *   allocated (all unallocated is an absent entry);
+ * - normal is a host cluster whose subclusters may be in any state (all zero is
+ *   what a standard image calls zero-alloc).
+ */
 export type L2Entry =
-  | { readonly kind: 'zero-plain' }
+  | { readonly kind: 'zero-plain'; readonly subclusters?: Subclusters }
   | { readonly kind: 'zero-alloc'; readonly data: DataCluster }
-  | { readonly kind: 'normal'; readonly data: DataCluster }
+  | { readonly kind: 'normal'; readonly data: DataCluster; readonly subclusters?: Subclusters }
   /** A compressed stream; never COPIED, never written in place. */
   | { readonly kind: 'compressed'; readonly data: DataCluster };
 
@@ -57,6 +67,9 @@ export interface ModelState {
 /** Quantities derived from the options (digest §1). */
 export interface Geometry {
   readonly clusterSize: number;
+  /** clusterSize / 32 with extended L2 entries, else clusterSize (one "subcluster" per cluster). */
+  readonly subclusterSize: number;
+  /** clusterSize / 16 with extended L2 entries (128-bit entries), else clusterSize / 8. */
   readonly l2EntriesCount: number;
   /** Guest bytes covered by one L1 entry. */
   readonly l1Coverage: number;
@@ -66,9 +79,11 @@ export interface Geometry {
 
 export function geometry(options: ImageOptions): Geometry {
   const clusterSize = 2 ** options.clusterBits;
-  const l2EntriesCount = clusterSize / 8;
+  const extended = options.extendedL2 === true;
+  const l2EntriesCount = clusterSize / (extended ? 16 : 8);
   return {
     clusterSize,
+    subclusterSize: extended ? clusterSize / subclustersPerCluster : clusterSize,
     l2EntriesCount,
     l1Coverage: clusterSize * l2EntriesCount,
     refcountMax: options.refcountBits >= 53 ? Infinity : 2 ** options.refcountBits - 1,
@@ -88,4 +103,27 @@ export function entryAt(l1: L1Table, g: Geometry, guestCluster: number): L2Entry
 
 export function kindOf(entry: L2Entry | undefined): ClusterKind {
   return entry === undefined ? 'unallocated' : entry.kind;
+}
+
+/**
+ * What the guest sees in subcluster `index` of a cluster with this entry: a
+ * standard entry is one state for all its subclusters (normal and compressed
+ * clusters are data, zero kinds are zero), an extended one has its own.
+ */
+export function subclusterState(entry: L2Entry | undefined, index: number): SubclusterState {
+  if (entry === undefined) return 'unallocated';
+  switch (entry.kind) {
+    case 'compressed':
+      return 'allocated';
+    case 'zero-alloc':
+      return 'zero';
+    case 'zero-plain':
+      return entry.subclusters?.[index] ?? 'zero';
+    case 'normal':
+      return entry.subclusters?.[index] ?? 'allocated';
+    default: {
+      const never: never = entry;
+      throw new Error(`unknown entry ${JSON.stringify(never)}`);
+    }
+  }
 }

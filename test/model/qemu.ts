@@ -21,6 +21,7 @@ export async function qemuCreate(file: string, o: ImageOptions): Promise<void> {
     `cluster_size=${2 ** o.clusterBits}`,
     `compat=${o.version === 2 ? '0.10' : '1.1'}`,
     ...(o.version === 3 ? [`refcount_bits=${o.refcountBits}`, `lazy_refcounts=${o.lazyRefcounts ? 'on' : 'off'}`] : []),
+    ...(o.extendedL2 === true ? ['extended_l2=on'] : []),
   ];
   await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', opts.join(','), file, String(o.virtualSize)]);
 }
