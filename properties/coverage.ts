@@ -6,12 +6,17 @@
 // like IDs, duplicates, the empty name), L1 growth across a cluster of the L1
 // table while snapshots are alive and what followed, the image options drawn,
 // and the layout of compressed streams in the sampled images (straddling
-// streams, host clusters shared by streams).
+// streams, host clusters shared by streams). In extended-L2 images: the state of
+// every target subcluster, clusters whose subclusters are in different states
+// (kind `mixed`), partial-subcluster copy-on-write and one-subcluster ranges.
 import {
   expectedRefcounts,
   findSnapshotByIdOrName,
   findSnapshotByName,
+  geometry,
   guestClusterKind,
+  subclusterState,
+  subclustersPerCluster,
   type DecodedImage,
   type ImageOptions,
   type ModelState,
@@ -41,6 +46,17 @@ export interface Coverage {
   clusterBits: Record<string, number>;
   refcountBits: Record<string, number>;
   lazyRefcounts: number;
+  /** Sequences on extended-L2 images. */
+  extendedL2: number;
+  /**
+   * Extended-L2 images only: target subclusters by their state before the op
+   * (`allocated`, `zero`, `unallocated`), `mixed-clusters` (target clusters
+   * whose subclusters are not all in one state), `partial-cow` (writes that
+   * start or end inside a subcluster QEMU copies the rest of: not allocated,
+   * or in a compressed or shared cluster) and `one-subcluster` (write, zero or
+   * discard ranges inside a single subcluster).
+   */
+  subclusters: Record<string, number>;
   /** How many sequences had each command kind switched off by the swarm. */
   swarmOff: Record<string, number>;
   /**
@@ -67,6 +83,8 @@ export function emptyCoverage(): Coverage {
     clusterBits: {},
     refcountBits: {},
     lazyRefcounts: 0,
+    extendedL2: 0,
+    subclusters: {},
     swarmOff: {},
     compressedLayout: {},
   };
@@ -83,8 +101,9 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.l1Growths += from.l1Growths;
   into.snapshotsAliveMax = Math.max(into.snapshotsAliveMax, from.snapshotsAliveMax);
   into.lazyRefcounts += from.lazyRefcounts;
+  into.extendedL2 += from.extendedL2;
   const histograms = [
-    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout',
+    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout', 'subclusters',
   ] as const;
   for (const key of histograms) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);
@@ -107,6 +126,7 @@ export function recordSequenceStart(cov: Coverage, options: ImageOptions, swarm:
   bump(cov.clusterBits, String(options.clusterBits));
   bump(cov.refcountBits, String(options.refcountBits));
   if (options.lazyRefcounts) cov.lazyRefcounts += 1;
+  if (options.extendedL2 === true) cov.extendedL2 += 1;
   if (swarm !== undefined) for (const [k, w] of Object.entries(swarm)) if (w === 0) bump(cov.swarmOff, k);
 }
 
@@ -121,16 +141,43 @@ export function recordStep(cov: Coverage, state: ModelState, step: Step): void {
   const clusters = targetClusters(state, step.offset, step.length);
   if (clusters.length === 0) return;
   const shared = state.snapshots.length > 0 ? expectedRefcounts(state).dataClusters : undefined;
-  const l2Entries = 2 ** state.options.clusterBits / 8;
+  const g = geometry(state.options);
+  const isShared = (c: number) => {
+    const entry = state.active[Math.floor(c / g.l2EntriesCount)]?.entries.get(c % g.l2EntriesCount);
+    return shared !== undefined && entry !== undefined && entry.kind !== 'zero-plain' && (shared.get(entry.data.id) ?? 0) > 1;
+  };
   for (const c of clusters) {
     const kind = guestClusterKind(state, c);
-    let label: string = kind;
-    if (shared !== undefined && (kind === 'normal' || kind === 'zero-alloc' || kind === 'compressed')) {
-      const entry = state.active[Math.floor(c / l2Entries)]?.entries.get(c % l2Entries);
-      if (entry !== undefined && entry.kind !== 'zero-plain' && (shared.get(entry.data.id) ?? 0) > 1) label = `${kind}-shared`;
-    }
-    bump(cov.clusterKinds, label);
+    const mixed = state.options.extendedL2 === true && recordSubclusters(cov, state, c);
+    bump(cov.clusterKinds, `${mixed ? 'mixed' : kind}${isShared(c) ? '-shared' : ''}`);
   }
+  if (state.options.extendedL2 !== true) return;
+  const sc = g.subclusterSize;
+  const end = Math.min(step.offset + step.length, state.options.virtualSize);
+  if (step.kind !== 'writeCompressed' && Math.floor(step.offset / sc) === Math.floor((end - 1) / sc)) bump(cov.subclusters, 'one-subcluster');
+  if (step.kind !== 'write') return;
+  const copiesRest = (at: number) => {
+    const c = Math.floor(at / g.clusterSize);
+    const entry = state.active[Math.floor(c / g.l2EntriesCount)]?.entries.get(c % g.l2EntriesCount);
+    return entry?.kind === 'compressed' || isShared(c) || subclusterState(entry, Math.floor((at % g.clusterSize) / sc)) !== 'allocated';
+  };
+  if ((step.offset % sc !== 0 && copiesRest(step.offset)) || (end % sc !== 0 && end !== state.options.virtualSize && copiesRest(end - 1))) {
+    bump(cov.subclusters, 'partial-cow');
+  }
+}
+
+/** Counts the states of guest cluster `c`'s subclusters; true when they are not all one state. */
+function recordSubclusters(cov: Coverage, state: ModelState, c: number): boolean {
+  const g = geometry(state.options);
+  const entry = state.active[Math.floor(c / g.l2EntriesCount)]?.entries.get(c % g.l2EntriesCount);
+  const seen = new Set<string>();
+  for (let i = 0; i < subclustersPerCluster; i++) {
+    const s = subclusterState(entry, i);
+    seen.add(s);
+    bump(cov.subclusters, s);
+  }
+  if (seen.size > 1) bump(cov.subclusters, 'mixed-clusters');
+  return seen.size > 1;
 }
 
 export function recordOutcome(cov: Coverage, outcome: Outcome, state: ModelState): void {
@@ -209,8 +256,7 @@ export interface L1Memory {
 }
 
 function l1EntriesFor(options: ImageOptions): number {
-  const cs = 2 ** options.clusterBits;
-  return Math.ceil(options.virtualSize / (cs * (cs / 8)));
+  return Math.ceil(options.virtualSize / geometry(options).l1Coverage);
 }
 
 export function l1Memory(options: ImageOptions): L1Memory {

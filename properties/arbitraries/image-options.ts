@@ -1,7 +1,7 @@
 // Public front for image options (style.md §2): validates the constraints, fills
 // the defaults once, delegates to _internals/image-options.ts.
 import type fc from 'fast-check';
-import type { ImageOptions } from '../../model/index.js';
+import { extendedL2ClusterBitsMin, type ImageOptions } from '../../model/index.js';
 import { buildImageOptions } from './_internals/image-options.js';
 
 export interface ImageOptionsConstraints {
@@ -17,6 +17,12 @@ export interface ImageOptionsConstraints {
   readonly clustersCountMax?: number;
   /** Largest initial disk, in bytes. Default 8 MiB, so whole-disk reads stay cheap. */
   readonly virtualSizeMax?: number;
+  /**
+   * Chance, in percent, that an image has extended L2 entries (version 3,
+   * clusters of 16 KiB or more). Default 0: nothing extra is drawn, so the
+   * sequences of a seed stay what they were before subclusters existed.
+   */
+  readonly extendedL2Percent?: number;
 }
 
 export type QualifiedImageOptionsConstraints = Required<ImageOptionsConstraints>;
@@ -33,6 +39,7 @@ export function qualifyImageOptionsConstraints(c: ImageOptionsConstraints = {}):
     refcountBits: c.refcountBits ?? refcountWidths,
     clustersCountMax: c.clustersCountMax ?? 16384,
     virtualSizeMax: c.virtualSizeMax ?? 8 * 1024 * 1024,
+    extendedL2Percent: c.extendedL2Percent ?? 0,
   };
   if (q.versions.length === 0 || q.versions.some((v) => v !== 2 && v !== 3)) {
     throw new RangeError(`versions must be a non-empty subset of [2, 3], got ${JSON.stringify(q.versions)}`);
@@ -48,6 +55,12 @@ export function qualifyImageOptionsConstraints(c: ImageOptionsConstraints = {}):
   }
   if (!Number.isSafeInteger(q.virtualSizeMax) || q.virtualSizeMax < 512) {
     throw new RangeError(`virtualSizeMax must be an integer >= 512, got ${q.virtualSizeMax}`);
+  }
+  if (!Number.isSafeInteger(q.extendedL2Percent) || q.extendedL2Percent < 0 || q.extendedL2Percent > 100) {
+    throw new RangeError(`extendedL2Percent must be an integer 0..100, got ${q.extendedL2Percent}`);
+  }
+  if (q.extendedL2Percent > 0 && (!q.versions.includes(3) || q.clusterBitsMax < extendedL2ClusterBitsMin)) {
+    throw new RangeError(`extended L2 images need version 3 and clusterBitsMax >= ${extendedL2ClusterBitsMin}`);
   }
   return q;
 }

@@ -33,7 +33,7 @@
 // Nothing else is slack: a new refcount block taking a cluster past the free
 // ones before it, or a freed cluster not reused before the file grows, shows
 // as soon as the file outgrows its peak by more than that.
-import { expectedRefcounts, type ModelState } from '../../model/index.js';
+import { expectedRefcounts, geometry, type ModelState } from '../../model/index.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
 import type { Check, CheckEnv } from './check.js';
@@ -132,7 +132,7 @@ function memory(env: CheckEnv): SpaceMemory {
   let m = env.scratch.get('space') as SpaceMemory | undefined;
   if (m === undefined) {
     const cs = 2 ** env.options.clusterBits;
-    const l1Entries = Math.ceil(env.options.virtualSize / ((cs * cs) / 8));
+    const l1Entries = Math.ceil(env.options.virtualSize / geometry(env.options).l1Coverage);
     const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
     m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity };
     env.scratch.set('space', m);
@@ -150,8 +150,7 @@ export const spaceCheck: Check = {
   async afterOp(env, op) {
     const m = memory(env);
     const state = env.state;
-    const cs = 2 ** state.options.clusterBits;
-    m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / ((cs * cs) / 8)));
+    m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
     for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
     const now = liveSet(state, m);
     const live = liveAcross(m.previous, now);
@@ -160,7 +159,7 @@ export const spaceCheck: Check = {
     // Snapshot L1 copies are never larger than the active L1 (it only grows).
     for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
     const fileSize = await env.driver.fileLength();
-    const fileClusters = clustersOf(fileSize, cs);
+    const fileClusters = clustersOf(fileSize, 2 ** state.options.clusterBits);
     const refcountClusters = refcountClustersFor(fileClusters, state.options.clusterBits, state.options.refcountBits);
     const tableSlack = spaceTableSlackFactor * m.tableMax;
     const bound = m.peakLive + refcountClusters + tableSlack;

@@ -4,7 +4,7 @@
 // that toString prints the concrete qemu-io line, and hands the concrete step to
 // the run context, which steps the model, applies the driver and compares.
 import type fc from 'fast-check';
-import type { ModelState } from '../../model/index.js';
+import { geometry, type ModelState } from '../../model/index.js';
 import type { RunContext } from '../context.js';
 import { formatStep, type Step } from '../steps.js';
 import type { Geometry } from '../arbitraries/_internals/range.js';
@@ -53,6 +53,11 @@ export class FixedCommand extends StepCommand {
 }
 
 export function geometryOf(state: ModelState): Geometry {
-  const clusterSize = 2 ** state.options.clusterBits;
-  return { virtualSize: state.options.virtualSize, clusterSize, l2EntriesCount: clusterSize / 8 };
+  const g = geometry(state.options);
+  return {
+    virtualSize: state.options.virtualSize,
+    clusterSize: g.clusterSize,
+    l2EntriesCount: g.l2EntriesCount,
+    ...(state.options.extendedL2 === true ? { subclusterSize: g.subclusterSize } : {}),
+  };
 }

@@ -33,7 +33,7 @@ export class ResizeCommand extends StepCommand {
       case 'grow-l1-cluster': {
         // past what the L1 table's clusters so far reach (2 MiB per cluster with
         // 512 B clusters; larger clusters reach past the cap: then as grow-l1)
-        const l1ClusterCoverage = l1Coverage * g.l2EntriesCount;
+        const l1ClusterCoverage = l1Coverage * (g.clusterSize / 8); // 8-byte L1 entries a cluster
         target = (Math.floor(size / l1ClusterCoverage) + 1) * l1ClusterCoverage + sectors(1 + (this.amount % 3));
         if (target <= resizeSizeMax) break;
         return new ResizeCommand('grow-l1', this.amount).resolve(state);

@@ -9,7 +9,7 @@ import type { Counterexample, Failure, RunResult } from './run-result.js';
 export function formatOptions(o: ImageOptions): string {
   const cs = 2 ** o.clusterBits;
   const size = cs >= 1024 ? `${cs / 1024} KiB` : `${cs} B`;
-  return `v${o.version}, ${size} clusters, ${o.refcountBits}-bit refcounts, lazy refcounts ${o.lazyRefcounts ? 'on' : 'off'}, virtual size 0x${o.virtualSize.toString(16)} (${o.virtualSize} bytes)`;
+  return `v${o.version}, ${size} clusters${o.extendedL2 === true ? ' (extended L2: 32 subclusters each)' : ''}, ${o.refcountBits}-bit refcounts, lazy refcounts ${o.lazyRefcounts ? 'on' : 'off'}, virtual size 0x${o.virtualSize.toString(16)} (${o.virtualSize} bytes)`;
 }
 
 function formatFailure(f: Failure): string {
@@ -49,6 +49,7 @@ export function formatCoverage(c: Coverage): string {
     `  images:         ${histogram(c.versions)}; cluster bits ${histogram(c.clusterBits)}; refcount bits ${histogram(c.refcountBits)}; lazy ${c.lazyRefcounts}`,
     `  swarm off:      ${histogram(c.swarmOff)}`,
     `  compressed:     ${histogram(c.compressedLayout)} (summed over sampled images)`,
+    `  extended L2:    ${c.extendedL2} sequences; subclusters ${histogram(c.subclusters)}`,
   ].join('\n');
 }
 

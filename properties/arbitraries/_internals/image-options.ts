@@ -4,7 +4,7 @@
 // so the refcount table grows within a few operations), sizes just around an L2
 // table's reach and sizes that are not a multiple of the cluster size.
 import fc from 'fast-check';
-import type { ImageOptions } from '../../../model/index.js';
+import { extendedL2ClusterBitsMin, type ImageOptions } from '../../../model/index.js';
 import type { QualifiedImageOptionsConstraints } from '../image-options.js';
 
 const clusterBitsWeights: ReadonlyArray<readonly [number, number]> = [
@@ -34,6 +34,8 @@ interface RawOptions {
   count: number;
   /** 0 = cluster aligned; otherwise the last cluster keeps `tailSectors` 512-byte sectors. */
   tailSectors: number;
+  /** Extended L2 entries: 128-bit L2 entries, so an L2 table reaches half as far. */
+  extendedL2: boolean;
 }
 
 function weighted<T>(pairs: ReadonlyArray<readonly [T, number]>): fc.Arbitrary<T> {
@@ -42,7 +44,7 @@ function weighted<T>(pairs: ReadonlyArray<readonly [T, number]>): fc.Arbitrary<T
 
 export function clustersCountFor(raw: RawOptions, c: QualifiedImageOptionsConstraints): number {
   const clusterSize = 2 ** raw.clusterBits;
-  const l2EntriesCount = clusterSize / 8;
+  const l2EntriesCount = clusterSize / (raw.extendedL2 ? 16 : 8);
   const countMax = Math.max(1, Math.min(c.clustersCountMax, Math.floor(c.virtualSizeMax / clusterSize)));
   let count: number;
   switch (raw.shape) {
@@ -76,7 +78,7 @@ export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbit
   const clusterBits = weighted(clusterBitsWeights.filter(([b]) => b >= c.clusterBitsMin && b <= c.clusterBitsMax));
   const refcountBits = weighted(refcountBitsWeights.filter(([b]) => c.refcountBits.includes(b)));
   const growthAllowed = c.versions.includes(3) && c.refcountBits.includes(64) && c.clusterBitsMin === 9;
-  const raw: fc.Arbitrary<RawOptions> = fc.record({
+  const raw = fc.record({
     preset: weighted<Preset>([['none', 9], ...(growthAllowed ? [['reftable-growth', 1] as const] : [])]),
     version: fc.constantFrom(...c.versions),
     clusterBits,
@@ -86,9 +88,14 @@ export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbit
     count: fc.nat({ max: 1 << 20 }),
     tailSectors: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat({ max: 4095 }), weight: 1 }),
   });
-  return raw.map((drawn) => {
+  // Without extended L2 images nothing more is drawn: a seed keeps its sequences.
+  const withExtended: fc.Arbitrary<RawOptions> =
+    c.extendedL2Percent === 0
+      ? raw.map((r) => ({ ...r, extendedL2: false }))
+      : fc.tuple(raw, fc.nat({ max: 99 })).map(([r, percent]) => (percent < c.extendedL2Percent ? asExtended(r, c) : { ...r, extendedL2: false }));
+  return withExtended.map((drawn) => {
     const r: RawOptions =
-      drawn.preset === 'reftable-growth' ? { ...drawn, version: 3, clusterBits: 9, refcountBits: 64, shape: 'large' } : drawn;
+      drawn.preset === 'reftable-growth' && !drawn.extendedL2 ? { ...drawn, version: 3, clusterBits: 9, refcountBits: 64, shape: 'large' } : drawn;
     const clusterSize = 2 ** r.clusterBits;
     const count = clustersCountFor(r, c);
     const sectorsPerCluster = clusterSize / 512;
@@ -100,6 +107,19 @@ export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbit
       refcountBits: r.version === 2 ? 16 : r.refcountBits,
       lazyRefcounts: r.version === 3 && r.lazyRefcounts,
       virtualSize: (count - 1) * clusterSize + tail * 512,
+      ...(r.extendedL2 ? { extendedL2: true } : {}),
     };
   });
+}
+
+/**
+ * Drawn options made extended: version 3, and a cluster size QEMU accepts
+ * (16 KiB or more). The small cluster sizes the weights favour map to 16, 32
+ * and 64 KiB (subclusters of 512 B, 1 KiB, 2 KiB), so that subclusters are
+ * few sectors and ranges of a few sectors cross them often.
+ */
+function asExtended(r: Omit<RawOptions, 'extendedL2'>, c: QualifiedImageOptionsConstraints): RawOptions {
+  const low = Math.max(extendedL2ClusterBitsMin, c.clusterBitsMin);
+  const bits = r.clusterBits >= low ? r.clusterBits : Math.min(c.clusterBitsMax, low + (r.clusterBits % 3));
+  return { ...r, version: 3, clusterBits: bits, extendedL2: true };
 }

@@ -22,6 +22,8 @@ export interface Geometry {
   readonly virtualSize: number;
   readonly clusterSize: number;
   readonly l2EntriesCount: number;
+  /** Present on extended-L2 images only: sector offsets and short lengths then aim at subclusters. */
+  readonly subclusterSize?: number;
 }
 
 /** Longest multi-cluster range, in clusters (bounds memory with 2 MiB clusters). */
@@ -86,14 +88,14 @@ export function resolveRange(spec: RangeSpec, g: Geometry): { offset: number; le
   let intra: number;
   if (spec.anchor === 'end') intra = cs - 1 - (spec.b % Math.min(cs, 1024));
   else if (spec.intra === 'aligned') intra = 0;
-  else if (spec.intra === 'sector') intra = 512 * (spec.b % (cs / 512));
+  else if (spec.intra === 'sector') intra = g.subclusterSize === undefined ? 512 * (spec.b % (cs / 512)) : subclusterIntra(spec.b, cs, g.subclusterSize);
   else intra = spec.b % cs;
   const offset = Math.min(base + intra, size - 1);
   const room = size - offset;
   let length: number;
   switch (spec.length) {
     case 'sub-cluster':
-      length = 1 + (spec.c % Math.max(1, cs - (offset % cs)));
+      length = g.subclusterSize === undefined ? 1 + (spec.c % Math.max(1, cs - (offset % cs))) : subclusterLength(spec.c, cs - (offset % cs), g.subclusterSize);
       break;
     case 'one-cluster':
       length = cs;
@@ -115,4 +117,30 @@ export function resolveRange(spec: RangeSpec, g: Geometry): { offset: number; le
     }
   }
   return { offset, length: Math.max(1, Math.min(length, room)) };
+}
+
+/**
+ * An offset inside a cluster of an extended-L2 image: a subcluster boundary
+ * (half of the draws) or a sector inside a subcluster, so that writes, zeroes
+ * and discards start both on and inside subclusters.
+ */
+function subclusterIntra(b: number, clusterSize: number, subclusterSize: number): number {
+  const subcluster = subclusterSize * ((b >> 1) % (clusterSize / subclusterSize));
+  return b % 2 === 0 ? subcluster : subcluster + 512 * ((b >> 6) % (subclusterSize / 512));
+}
+
+/**
+ * A short length on an extended-L2 image, by thirds: 1 to 4 whole subclusters,
+ * a few bytes to one subcluster (a partial subcluster), or anything up to the
+ * end of the cluster (`room`), as on standard images.
+ */
+function subclusterLength(c: number, room: number, subclusterSize: number): number {
+  switch (c % 3) {
+    case 0:
+      return subclusterSize * (1 + ((c >> 2) % 4));
+    case 1:
+      return 1 + ((c >> 2) % subclusterSize);
+    default:
+      return 1 + ((c >> 2) % Math.max(1, room));
+  }
 }
