@@ -16,6 +16,7 @@ export interface AbstractImage {
   readonly clusterBits: number;
   readonly refcountBits: number;
   readonly lazyRefcounts: boolean;
+  readonly extendedL2: boolean;
   readonly virtualSize: number;
   readonly dirty: boolean;
   readonly corrupt: boolean;
@@ -41,6 +42,7 @@ export function abstractImage(decoded: DecodedImage): AbstractImage {
     clusterBits: header.clusterBits,
     refcountBits: 2 ** header.refcountOrder,
     lazyRefcounts: header.lazyRefcounts,
+    extendedL2: header.extendedL2,
     virtualSize: header.size,
     dirty: header.dirty,
     corrupt: header.corrupt,

@@ -8,6 +8,7 @@ import type { AbstractImage, AbstractView } from './abstract.js';
 import type { DecodedL2Entry } from './decode/image.js';
 import { expectedRefcounts } from './refcounts.js';
 import { geometry, type L1Table, type L2Entry, type ModelState } from './state.js';
+import { bitmapOf, uniformSubclusters } from './subclusters.js';
 
 export interface Difference {
   readonly view: string;
@@ -73,6 +74,7 @@ function compare(state: ModelState, image: AbstractImage): void {
     ['cluster bits', o.clusterBits, image.clusterBits],
     ['refcount bits', o.refcountBits, image.refcountBits],
     ['lazy refcounts', o.lazyRefcounts, image.lazyRefcounts],
+    ['extended L2', o.extendedL2 === true, image.extendedL2],
     ['virtual size', o.virtualSize, image.virtualSize],
     ['corrupt bit', false, image.corrupt],
     ['snapshot count', state.snapshots.length, image.snapshots.length],
@@ -113,7 +115,10 @@ function compareView(state: ModelState, image: AbstractImage, l1: L1Table, view:
 
 function compareEntry(model: L2Entry | undefined, found: DecodedL2Entry, image: AbstractImage, data: DataRenamings, where: { view: string; guestCluster: number }): void {
   const kind = model?.kind ?? 'unallocated';
-  if (kind !== found.kind) throw new Mismatch({ ...where, expected: kind, found: found.kind });
+  // with subclusters, zero-plain is an entry at offset 0 (unallocated) with zero bits
+  const foundKind = found.kind === 'unallocated' && (found.subclusters?.zero ?? 0) !== 0 ? 'zero-plain' : found.kind;
+  if (kind !== foundKind) throw new Mismatch({ ...where, expected: kind, found: foundKind });
+  if (image.extendedL2 && kind !== 'compressed') compareBitmap(model, found, where);
   if (model === undefined || model.kind === 'zero-plain') return;
   if (model.kind === 'compressed') {
     data.streams.pair(model.data.id, found.host!, where);
@@ -124,15 +129,34 @@ function compareEntry(model: L2Entry | undefined, found: DecodedL2Entry, image: 
   const first = data.clusters.pair(model.data.id, found.host!, where);
   if (!first || model.kind !== 'normal') return;
   const bytes = image.dataBytes.get(found.host!)!;
-  const at = firstByteDifference(model.data.bytes, bytes);
+  const at = firstByteDifference(model.data.bytes, bytes, allocatedRanges(model, image.clusterBits));
   if (at >= 0) {
     throw new Mismatch({ ...where, expected: `byte ${at} of the cluster = 0x${model.data.bytes[at]!.toString(16)}`, found: `0x${bytes[at]!.toString(16)} (host ${found.host! + at})` });
   }
 }
 
-/** The first index where `expected` and `found` differ, or -1. A plain loop: this runs over every data byte after every op. */
-function firstByteDifference(expected: Uint8Array, found: Uint8Array): number {
-  for (let i = 0; i < expected.length; i++) if (expected[i] !== found[i]) return i;
+/** The subcluster bitmap of an extended entry against the model's subclusters (none: all unallocated). */
+function compareBitmap(model: L2Entry | undefined, found: DecodedL2Entry, where: { view: string; guestCluster: number }): void {
+  const states = model === undefined || model.kind === 'compressed' || model.kind === 'zero-alloc' ? undefined : model.subclusters;
+  const expected = bitmapOf(states ?? uniformSubclusters('unallocated'));
+  const bitmap = found.subclusters ?? { alloc: 0, zero: 0 };
+  if (expected.alloc !== bitmap.alloc || expected.zero !== bitmap.zero) {
+    const show = (b: { alloc: number; zero: number }) => `allocation 0x${b.alloc.toString(16)} zero 0x${b.zero.toString(16)}`;
+    throw new Mismatch({ ...where, expected: `subclusters ${show(expected)}`, found: show(bitmap) });
+  }
+}
+
+/** Byte ranges of a normal cluster the guest reads from its host cluster: all of it, or its allocated subclusters. */
+function allocatedRanges(model: Extract<L2Entry, { kind: 'normal' }>, clusterBits: number): [number, number][] {
+  const clusterSize = 2 ** clusterBits;
+  if (model.subclusters === undefined) return [[0, clusterSize]];
+  const size = clusterSize / model.subclusters.length;
+  return model.subclusters.flatMap((s, i): [number, number][] => (s === 'allocated' ? [[i * size, (i + 1) * size]] : []));
+}
+
+/** The first index in `ranges` where `expected` and `found` differ, or -1. A plain loop: this runs over every data byte after every op. */
+function firstByteDifference(expected: Uint8Array, found: Uint8Array, ranges: readonly [number, number][]): number {
+  for (const [start, end] of ranges) for (let i = start; i < end; i++) if (expected[i] !== found[i]) return i;
   return -1;
 }
 

@@ -215,20 +215,14 @@ export function resizeUnchecked(state: ModelState, size: number): ModelState {
   if (size >= oldSize) {
     // Deliberate fix of QEMU 7.2: stale bytes past the old end of a normal or
     // compressed last cluster must not resurface, so they are overwritten with
-    // zeros (a compressed one becomes normal by copy-on-write). With
-    // subclusters only the allocated ones hold such bytes; the others read as
-    // zeros already and stay as they are.
+    // zeros (a compressed one becomes normal by copy-on-write; with subclusters
+    // the whole tail becomes allocated, whatever state its subclusters had).
     const tail = oldSize % g.clusterSize;
     const lastCluster = Math.floor(oldSize / g.clusterSize);
-    const last = entryAt(state.active, g, lastCluster);
-    if (tail !== 0 && size > oldSize && (last?.kind === 'normal' || last?.kind === 'compressed')) {
+    const lastKind = entryAt(state.active, g, lastCluster)?.kind;
+    if (tail !== 0 && size > oldSize && (lastKind === 'normal' || lastKind === 'compressed')) {
       const zeroEnd = Math.min(size, (lastCluster + 1) * g.clusterSize);
-      const base = lastCluster * g.clusterSize;
-      for (let i = Math.floor(tail / g.subclusterSize); base + i * g.subclusterSize < zeroEnd; i++) {
-        const from = Math.max(oldSize, base + i * g.subclusterSize);
-        const to = Math.min(zeroEnd, base + (i + 1) * g.subclusterSize);
-        if (subclusterState(last, i) === 'allocated') writeRange(draft, from, new Uint8Array(to - from));
-      }
+      writeRange(draft, oldSize, new Uint8Array(zeroEnd - oldSize));
     }
     return draft.finish(options);
   }

@@ -3,6 +3,7 @@ import { discard, ok, resize, write, writeCompressed, writeZeroes, type StepResu
 import { snapshotCreate, snapshotDelete, snapshotRevert } from './snapshot-ops.js';
 import { geometry, type ModelState } from './state.js';
 import type { ImageOptions, Op } from './ops.js';
+import { extendedL2ClusterBitsMin } from './decode/extended-l2.js';
 
 /** Limits on options the model accepts (qemu-img create's own limits, digest §10). */
 export const clusterBitsMin = 9;
@@ -11,7 +12,7 @@ export const refcountBitsAllowed: readonly number[] = [1, 2, 4, 8, 16, 32, 64];
 /** QCOW_MAX_L1_SIZE: 32 MiB of 8-byte entries bounds the virtual size. */
 export const l1EntriesMax = (32 * 1024 * 1024) / 8;
 /** qcow2_co_create: "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes". */
-export const extendedL2ClusterBitsMin = 14;
+export { extendedL2ClusterBitsMin };
 
 /** Throws RangeError for options qemu-img create would refuse. */
 export function validateOptions(options: ImageOptions): void {

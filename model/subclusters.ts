@@ -3,8 +3,9 @@
 // zero bit per subcluster; both set is invalid (QCOW2_SUBCLUSTER_INVALID), so
 // the model keeps one of three states per subcluster instead of two bits.
 
-/** Subclusters in every cluster of an extended-L2 image (QCOW_EXTL2_SUBCLUSTERS_PER_CLUSTER). */
-export const subclustersPerCluster = 32;
+import { subclustersPerCluster } from './decode/extended-l2.js';
+
+export { subclustersPerCluster };
 
 /**
  * - allocated: reads from the cluster's host bytes (allocation bit);
@@ -31,4 +32,15 @@ export function allocatedSpan(subclusters: Subclusters): { first: number; end: n
   const first = subclusters.indexOf('allocated');
   if (first < 0) return undefined;
   return { first, end: subclusters.lastIndexOf('allocated') + 1 };
+}
+
+/** The on-disk bitmap halves of `subclusters` (bit i = subcluster i), as decodeImage splits them. */
+export function bitmapOf(subclusters: Subclusters): { alloc: number; zero: number } {
+  let alloc = 0;
+  let zero = 0;
+  subclusters.forEach((s, i) => {
+    if (s === 'allocated') alloc |= 1 << i;
+    if (s === 'zero') zero |= 1 << i;
+  });
+  return { alloc: alloc >>> 0, zero: zero >>> 0 };
 }

@@ -9,7 +9,7 @@ import { readsCheck } from './checks/reads.js';
 import { reopenCheck } from './checks/reopen.js';
 import { spaceCheck } from './checks/space.js';
 import { structureCheck } from './checks/structure.js';
-import type { DriverFactory, ImplName } from './driver.js';
+import type { DriverFactory } from './driver.js';
 import { createHandoffDriver } from './drivers/handoff.js';
 
 export interface PropertyDefinition {
@@ -24,28 +24,16 @@ export interface PropertyDefinition {
   readonly driver?: DriverFactory;
   /** Defaults for the sequences it draws (a caller's constraints win). */
   readonly sequence?: SequenceConstraints;
-  /** Its checks decode the image file with the model's decoder (structure, reopen). */
-  readonly decodesImages: boolean;
 }
 
-/** Percent of extended-L2 images among the sequences of a property that may draw them. */
-export const extendedL2Percent = 40;
-
-/**
- * Whether `property` draws extended-L2 images against `impl`: only where QEMU
- * alone writes and reads the image, since neither our engine nor the model's
- * decoder reads extended L2 tables yet (branch subcl-disk builds both).
- */
-export function drawsExtendedL2(property: PropertyDefinition, impl: ImplName): boolean {
-  return impl === 'qemu' && property.driver === undefined && !property.decodesImages;
-}
+/** Percent of extended-L2 images (32 subclusters a cluster) among the sequences a property draws. */
+export const extendedL2Percent = 25;
 
 export const readsAndOutcomes: PropertyDefinition = {
   name: 'readsAndOutcomes',
   description: 'every op succeeds or fails as the model predicts, and every read returns what the model predicts',
   checks: [readsCheck],
   needsQemu: false,
-  decodesImages: false,
   cost: 1,
 };
 
@@ -55,7 +43,6 @@ export const structure: PropertyDefinition = {
     "after every op the flushed image is equivalent to the model and the checker finds it clean, and what the engine's map, info and check print agrees with the model",
   checks: [structureCheck, engineOutputsCheck],
   needsQemu: false,
-  decodesImages: true,
   cost: 2,
 };
 
@@ -64,7 +51,6 @@ export const reopen: PropertyDefinition = {
   description: 'after close and reopen the whole disk reads the same and the structure is unchanged',
   checks: [reopenCheck],
   needsQemu: false,
-  decodesImages: true,
   cost: 1,
 };
 
@@ -73,7 +59,6 @@ export const space: PropertyDefinition = {
   description: 'the file never grows beyond what its live clusters need plus a stated metadata bound',
   checks: [spaceCheck],
   needsQemu: false,
-  decodesImages: false,
   cost: 2,
 };
 
@@ -82,7 +67,6 @@ export const qemuJudges: PropertyDefinition = {
   description: 'at the end, qemu-img check finds no corruption or leak, qemu-img compare matches the model and qemu-img map agrees with the model',
   checks: [qemuJudgesCheck],
   needsQemu: true,
-  decodesImages: false,
   cost: 3,
 };
 
@@ -93,7 +77,6 @@ export const handoff: PropertyDefinition = {
   checks: [qemuJudgesCheck],
   needsQemu: true,
   // its sequences are the slowest (processes start and stop at every handoff): a smaller share of runs
-  decodesImages: false,
   cost: 0.6,
   driver: createHandoffDriver,
   // reopen is the handoff: never switched off

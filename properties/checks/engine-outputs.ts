@@ -5,7 +5,7 @@
 // structure check already holds the check's verdict to "clean"; qemu-img's map
 // is judged by qemu-map. Map and info come from drivers that have them (the
 // engine); the check report applies to every driver's bytes.
-import { guestClusterKind, modelMap, type CheckReport, type ModelState } from '../../model/index.js';
+import { geometry, guestClusterKind, modelMap, type CheckReport, type ModelState } from '../../model/index.js';
 import type { EngineReports } from '../driver.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
@@ -73,11 +73,15 @@ function allCompressed(state: ModelState, start: number, length: number, cs: num
   return true;
 }
 
-/** The first problem with the engine's map: kinds against the model, and each data range's host offset (none exactly where the model has compressed clusters). */
+/**
+ * The first problem with the engine's map: kinds against the model, and each
+ * data range's host offset (none exactly where the model has compressed
+ * clusters; else at a subcluster boundary, a cluster boundary without subclusters).
+ */
 export function engineMapDisagreement(map: EngineReports['map'], state: ModelState, fileLength: number): string | undefined {
   const kinds = mapDisagreement(modelMap(state), map, state.options.virtualSize, 'qcow2-verify map');
   if (kinds !== undefined) return kinds;
-  const cs = 2 ** state.options.clusterBits;
+  const { clusterSize: cs, subclusterSize } = geometry(state.options);
   // the file may end inside its last cluster (an unwritten tail reads as zeros)
   const fileEnd = Math.ceil(fileLength / cs) * cs;
   // data reading as zeros is the tail of a last cluster past the end of the file (impl/map.ts)
@@ -87,7 +91,7 @@ export function engineMapDisagreement(map: EngineReports['map'], state: ModelSta
       ? !allCompressed(state, e.start, e.length, cs)
       : e.zero
         ? e.offset < fileLength || e.offset + e.length > fileEnd
-        : e.offset % cs !== 0 || e.offset + e.length > fileEnd));
+        : e.offset % subclusterSize !== 0 || e.offset + e.length > fileEnd));
   return bad === undefined ? undefined : `data at guest 0x${bad.start.toString(16)}+0x${bad.length.toString(16)} maps to host offset ${String(bad.offset)}, not clusters inside the ${fileLength}-byte file`;
 }
 

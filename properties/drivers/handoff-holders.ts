@@ -134,6 +134,7 @@ export class QemuHolder implements Holder {
     private size: number,
     private readonly clusterBits: number,
     private readonly lazyRefcounts: boolean,
+    private readonly extendedL2: boolean,
   ) {}
 
   /**
@@ -142,7 +143,7 @@ export class QemuHolder implements Holder {
    * (QEMU's refusals past the end are judged against it).
    */
   static async open(path: string, size: number, options: ImageOptions): Promise<QemuHolder> {
-    const holder = new QemuHolder(new LazyQemuIo(path), size, options.clusterBits, options.lazyRefcounts);
+    const holder = new QemuHolder(new LazyQemuIo(path), size, options.clusterBits, options.lazyRefcounts, options.extendedL2 === true);
     await holder.qemu.io();
     return holder;
   }
@@ -177,7 +178,9 @@ export class QemuHolder implements Holder {
    * Known divergence (corpus: stale data after shrink then grow): QEMU 7.2's
    * qcow2_co_truncate does not clear the bytes past an unaligned old end inside
    * the old last cluster, so they come back on growth (also when our engine did
-   * the shrink). Like the model, zero them with a write when that cluster holds data.
+   * the shrink). Like the model, zero them with a write when that cluster has a
+   * host cluster: it holds data (normal, compressed), or, with subclusters, qemu-img
+   * map gives any of its ranges a host offset.
    */
   private async resize(size: number): Promise<void> {
     const oldSize = this.size;
@@ -189,8 +192,10 @@ export class QemuHolder implements Holder {
     if (size <= oldSize || oldSize % clusterSize === 0 || tailEnd <= oldSize) return;
     await io.flush();
     const map = await qemuImgMap(this.path, { forceShare: true });
-    const last = map.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length);
-    if (last?.data === true) await io.write(oldSize, new Uint8Array(tailEnd - oldSize));
+    const clusterStart = Math.floor(oldSize / clusterSize) * clusterSize;
+    const inCluster = map.filter((e) => e.start < tailEnd && clusterStart < e.start + e.length);
+    const hosted = this.extendedL2 ? inCluster.some((e) => e.data || e.offset !== undefined) : inCluster.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length)?.data === true;
+    if (hosted) await io.write(oldSize, new Uint8Array(tailEnd - oldSize));
   }
 
   /**
