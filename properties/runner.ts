@@ -9,8 +9,9 @@
 // so far, saying so in the result. The clock only bounds the work; what a
 // sequence does and whether it fails never depends on it.
 import fc from 'fast-check';
-import { initialState, type ImageOptions } from '../model/index.js';
+import { extendedL2ClusterBitsMin, initialState, type ImageOptions } from '../model/index.js';
 import { QemuMissingError, qemuVersion } from '../oracle/index.js';
+import type { ImageOptionsConstraints } from './arbitraries/image-options.js';
 import { sequence, type Sequence, type SequenceConstraints } from './arbitraries/sequence.js';
 import type { SwarmWeights } from './arbitraries/swarm.js';
 import type { Check } from './checks/check.js';
@@ -165,6 +166,11 @@ export function propertySeed(seed: number, property: string): number {
   return (seed ^ hashSeed(property)) | 0;
 }
 
+/** Whether image constraints leave room for extended-L2 images (version 3, clusters of 16 KiB or more). */
+function extendedL2Possible(c: ImageOptionsConstraints = {}): boolean {
+  return (c.versions ?? [3]).includes(3) && (c.clusterBitsMax ?? extendedL2ClusterBitsMin) >= extendedL2ClusterBitsMin;
+}
+
 export async function runProperty(c: RunConstraints): Promise<RunResult> {
   const def = properties[c.property];
   const impl = c.impl ?? 'ts';
@@ -185,7 +191,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   let lastFailure: Attempt | undefined;
   const progress = c.onProgress ?? (() => undefined);
   const constraints = { ...def.sequence, ...c.sequence };
-  const image = { extendedL2Percent, ...constraints.image };
+  const image = { ...(extendedL2Possible(constraints.image) ? { extendedL2Percent } : {}), ...constraints.image };
   const property = fc.asyncProperty(sequence({ ...constraints, image }), async (seq: Sequence) => {
     if (shrinking) {
       // out of budget: every further candidate "passes", so fast-check keeps the last failure
