@@ -88,6 +88,13 @@ const cases: ReadonlyArray<{ name: string; ops: Op[]; want: string[]; size?: num
   { name: 'zero subclusters inside that span become allocated', ops: [w(10 * KiB, 2 * KiB), z(14 * KiB, 2 * KiB), w(40 * KiB, 2 * KiB), snap, w(20 * KiB, KiB, 2)], want: ['H.....' + 'A'.repeat(16) + '.'.repeat(11)] },
   { name: 'a write before the span copies from the write to the last allocated subcluster', ops: [w(10 * KiB, 2 * KiB), snap, w(0, KiB, 2)], want: ['H' + 'A'.repeat(6) + '.'.repeat(26)] },
   { name: 'zero subclusters outside the span stay zero in the copy', ops: [w(10 * KiB, 2 * KiB), z(60 * KiB, 2 * KiB), snap, w(20 * KiB, KiB, 2)], want: ['H.....' + 'A'.repeat(6) + '.'.repeat(19) + 'Z.'] },
+  {
+    name: 'write -z to the end of a disk that ends inside a subcluster zeroes the subclusters inside the disk only',
+    ops: [z(64 * KiB, 5632)],
+    want: ['-' + '.'.repeat(32), '-ZZZ' + '.'.repeat(29)],
+    size: 69 * KiB + 512,
+  },
+  { name: 'write -z to the end of a disk that ends on a subcluster boundary zeroizes the whole last cluster', ops: [z(64 * KiB, 4 * KiB)], want: ['-' + '.'.repeat(32), '-' + 'Z'.repeat(32)], size: 68 * KiB },
   { name: 'write -z of the partial last subcluster of the disk zeroizes it', ops: [w(0, 2 * KiB), z(64 * KiB + 2 * KiB, 512)], want: ['HA' + '.'.repeat(31), '-.Z' + '.'.repeat(30)], size: 66 * KiB + 512 },
 ];
 
