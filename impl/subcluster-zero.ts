@@ -104,7 +104,9 @@ export async function writeZeroesExtended(s: ImageState, offset: number, length:
   const sc = s.g.subclusterSize;
   const end = offset + length;
   const alignedFrom = Math.min(end, Math.ceil(offset / sc) * sc);
-  const alignedTo = end === s.header.size ? end : Math.max(alignedFrom, Math.floor(end / sc) * sc);
+  // the block layer splits at subcluster alignment even at the disk's end (bdrv_co_do_pwrite_zeroes);
+  // a tail piece that ends there is then zeroized alone (qcow2_co_pwrite_zeroes drops its tail)
+  const alignedTo = Math.max(alignedFrom, Math.floor(end / sc) * sc);
   const pieces: [number, number][] = [];
   if (alignedFrom > offset) pieces.push([offset, alignedFrom]);
   if (alignedTo > alignedFrom) pieces.push([alignedFrom, alignedTo]);

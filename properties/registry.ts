@@ -9,7 +9,7 @@ import { readsCheck } from './checks/reads.js';
 import { reopenCheck } from './checks/reopen.js';
 import { spaceCheck } from './checks/space.js';
 import { structureCheck } from './checks/structure.js';
-import type { DriverFactory, ImplName } from './driver.js';
+import type { DriverFactory } from './driver.js';
 import { createHandoffDriver } from './drivers/handoff.js';
 
 export interface PropertyDefinition {
@@ -26,20 +26,8 @@ export interface PropertyDefinition {
   readonly sequence?: SequenceConstraints;
 }
 
-/** Percent of extended-L2 images (32 subclusters a cluster) among the sequences a property draws. */
+/** Percent of extended-L2 images (32 subclusters a cluster) among the sequences every property draws, against every implementation. */
 export const extendedL2Percent = 25;
-
-/**
- * Whether `property` draws extended-L2 images against `impl` by default: with
- * QEMU alone. Our engine's extended-L2 support (merged from subcl-disk) zeroes
- * all 32 subclusters of a last cluster whose disk end is not subcluster
- * aligned where QEMU zeroes only those inside the disk, so until that is fixed
- * the engine runs them only when a caller asks (`extendedL2Percent` in the
- * image constraints), as test/properties/subclusters.test.ts does.
- */
-export function drawsExtendedL2(property: PropertyDefinition, impl: ImplName): boolean {
-  return impl === 'qemu' && property.driver === undefined;
-}
 
 export const readsAndOutcomes: PropertyDefinition = {
   name: 'readsAndOutcomes',

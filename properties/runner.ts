@@ -20,7 +20,7 @@ import { RunContext } from './context.js';
 import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from './coverage.js';
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
 import { driverFactories } from './drivers/index.js';
-import { drawsExtendedL2, extendedL2Percent, properties, type PropertyName } from './registry.js';
+import { extendedL2Percent, properties, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
 import type { Step } from './steps.js';
 import { hashSeed } from './seed.js';
@@ -191,7 +191,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   let lastFailure: Attempt | undefined;
   const progress = c.onProgress ?? (() => undefined);
   const constraints = { ...def.sequence, ...c.sequence };
-  const image = { ...(drawsExtendedL2(def, impl) && extendedL2Possible(constraints.image) ? { extendedL2Percent } : {}), ...constraints.image };
+  const image = { ...(extendedL2Possible(constraints.image) ? { extendedL2Percent } : {}), ...constraints.image };
   const property = fc.asyncProperty(sequence({ ...constraints, image }), async (seq: Sequence) => {
     if (shrinking) {
       // out of budget: every further candidate "passes", so fast-check keeps the last failure

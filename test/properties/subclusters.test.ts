@@ -5,8 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialState, step, validateOptions } from '../../model/index.js';
-import { emptyCoverage, formatText, imageOptions, properties, runProperty, sequence } from '../../properties/index.js';
-import { drawsExtendedL2 } from '../../properties/registry.js';
+import { emptyCoverage, formatText, imageOptions, runProperty, sequence } from '../../properties/index.js';
 import type { StepCommand } from '../../properties/commands/index.js';
 import { recordStep } from '../../properties/coverage.js';
 
@@ -37,11 +36,6 @@ describe('extended-L2 images', () => {
       expect(cov.subclusters[key] ?? 0, key).toBeGreaterThan(0);
     }
     expect(cov.clusterKinds['mixed-shared'] ?? 0).toBeGreaterThan(0);
-  });
-
-  it('are drawn by default against QEMU, by every property but the handoff, and against our engine only on request', () => {
-    expect(Object.values(properties).filter((p) => drawsExtendedL2(p, 'qemu')).map((p) => p.name)).toEqual(['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges']);
-    expect(Object.values(properties).some((p) => drawsExtendedL2(p, 'ts') || drawsExtendedL2(p, 'canary'))).toBe(false);
   });
 
   it('every property holds on extended-L2 sequences against our engine', async () => {
