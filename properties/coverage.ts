@@ -49,6 +49,13 @@ export interface Coverage {
    * (host clusters touched by several streams).
    */
   compressedLayout: Record<string, number>;
+  /**
+   * Faults (properties/faults/fault-coverage.ts): `crash:ROLE` for each
+   * metadata role among the writes a crash may lose, `ioError:ROLE` for the
+   * role of the access an I/O error failed, and `crash@OP` / `ioError@OP` by the
+   * operation interrupted.
+   */
+  faults: Record<string, number>;
 }
 
 export function emptyCoverage(): Coverage {
@@ -69,6 +76,7 @@ export function emptyCoverage(): Coverage {
     lazyRefcounts: 0,
     swarmOff: {},
     compressedLayout: {},
+    faults: {},
   };
 }
 
@@ -84,7 +92,7 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.snapshotsAliveMax = Math.max(into.snapshotsAliveMax, from.snapshotsAliveMax);
   into.lazyRefcounts += from.lazyRefcounts;
   const histograms = [
-    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout',
+    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout', 'faults',
   ] as const;
   for (const key of histograms) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);

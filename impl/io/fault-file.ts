@@ -49,6 +49,7 @@ export class FaultFile implements BlockFile {
   private readonly written: MemoryFile;
   private pending: Pending[] = [];
   private armed: { spec: FaultSpec; seen: number; fired: number } | undefined;
+  private failure: { readonly access: FaultAccess; readonly offset: number } | undefined;
   /** Completed flushes (barriers) so far. */
   private flushEpoch = 0;
 
@@ -86,6 +87,12 @@ export class FaultFile implements BlockFile {
     assert(Number.isSafeInteger(spec.nth) && spec.nth >= 1, `fault nth is a positive integer, got ${spec.nth}`);
     if (this.faultsOff) return;
     this.armed = { spec, seen: 0, fired: 0 };
+    this.failure = undefined;
+  }
+
+  /** The first access the last armed error failed (a flush's offset is 0), if it failed one. */
+  get firstFailure(): { readonly access: FaultAccess; readonly offset: number } | undefined {
+    return this.failure;
   }
 
   /** Clears the armed error; returns how many accesses it failed. */
@@ -164,6 +171,7 @@ export class FaultFile implements BlockFile {
     a.seen++;
     if (a.seen < a.spec.nth || (a.seen > a.spec.nth && !a.spec.persistent)) return;
     a.fired++;
+    this.failure ??= { access, offset };
     const errno = a.spec.errno === 'EIO' ? 'Input/output error (EIO)' : 'No space left on device (ENOSPC)';
     throw new Qcow2Error('io', `injected ${errno} on ${access} ${a.seen} since arming, at byte ${offset}`);
   }
