@@ -9,6 +9,9 @@
 //!   flush is there; of those since, any subset, each kept one applied in
 //!   issue order, and a kept write may be torn: only some of its 512-byte
 //!   sectors land (a sector is atomic: docs/semantics.md, "Faults").
+//! - power loss inside an operation (losePowerAt): at the Nth write or flush
+//!   the power goes: that access and every later one fail and change nothing,
+//!   and crashState chooses among the writes pending at that moment.
 //! - I/O errors (arm): the Nth read, write or flush after arming throws a
 //!   Qcow2Error 'io' naming EIO or ENOSPC, once or on every access of that
 //!   kind until disarmed. A failed write or truncate changes nothing; a failed
@@ -50,6 +53,9 @@ export class FaultFile implements BlockFile {
   private pending: Pending[] = [];
   private armed: { spec: FaultSpec; seen: number; fired: number } | undefined;
   private failure: { readonly access: FaultAccess; readonly offset: number } | undefined;
+  /** Armed power loss: accesses of that kind still allowed before it. */
+  private powerCut: { readonly access: 'write' | 'flush'; left: number } | undefined;
+  private powerOff = false;
   /** Completed flushes (barriers) so far. */
   private flushEpoch = 0;
 
@@ -93,6 +99,21 @@ export class FaultFile implements BlockFile {
   /** The first access the last armed error failed (a flush's offset is 0), if it failed one. */
   get firstFailure(): { readonly access: FaultAccess; readonly offset: number } | undefined {
     return this.failure;
+  }
+
+  /**
+   * The power goes at the `nth` (1-based) write or flush from now: that access
+   * and all later ones fail with 'io' and change nothing (see powerLost).
+   */
+  losePowerAt(access: 'write' | 'flush', nth: number): void {
+    assert(Number.isSafeInteger(nth) && nth >= 1, `power-loss nth is a positive integer, got ${nth}`);
+    if (this.faultsOff) return;
+    this.powerCut = { access, left: nth - 1 };
+  }
+
+  /** Whether the power went (the file then only serves crashState). */
+  get powerLost(): boolean {
+    return this.powerOff;
   }
 
   /** Clears the armed error; returns how many accesses it failed. */
@@ -166,6 +187,12 @@ export class FaultFile implements BlockFile {
   }
 
   private maybeFail(access: FaultAccess, offset: number): void {
+    const cut = this.powerCut;
+    if (cut !== undefined && cut.access === access && !this.powerOff) {
+      if (cut.left === 0) this.powerOff = true;
+      else cut.left--;
+    }
+    if (this.powerOff) throw new Qcow2Error('io', `the power is lost (${access} at byte ${offset} not done)`);
     const a = this.armed;
     if (a === undefined || a.spec.access !== access) return;
     a.seen++;

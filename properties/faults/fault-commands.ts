@@ -10,17 +10,26 @@ import { discardCommand } from '../commands/discard.js';
 import { resizeCommand } from '../commands/resize.js';
 import { writeZeroesCommand } from '../commands/write-zeroes.js';
 import { writeCommand } from '../commands/write.js';
-import type { CrashStep, FaultableOp, IoErrorStep } from './fault-step.js';
+import type { CrashableOp, CrashStep, FaultableOp, IoErrorStep } from './fault-step.js';
+import { flushCommand } from '../commands/flush.js';
 
-/** Largest `nth`: an op makes a handful of file accesses, so most draws meet the fault. */
+/** Largest `nth` of an I/O error: an op makes a handful of file accesses. */
 export const ioErrorNthMax = 6;
 
+type Inside = { readonly inner: StepCommand; readonly access: 'write' | 'flush'; readonly nth: number };
+
 export class CrashCommand extends StepCommand {
-  constructor(readonly seed: number) {
+  constructor(
+    readonly seed: number,
+    readonly inside: Inside | undefined,
+  ) {
     super();
   }
-  resolve(): CrashStep {
-    return { kind: 'crash', seed: this.seed };
+  resolve(state: ModelState): CrashStep {
+    if (this.inside === undefined) return { kind: 'crash', seed: this.seed };
+    const { inner, access, nth } = this.inside;
+    // the inner command is one of the crashable ops (crashCommand draws only those)
+    return { kind: 'crash', seed: this.seed, during: { op: inner.resolve(state) as CrashableOp, access, nth } };
   }
   protected describe(): string {
     return `crash ${this.seed}`;
@@ -45,20 +54,44 @@ export class IoErrorCommand extends StepCommand {
   }
 }
 
-export function crashCommand(): fc.Arbitrary<CrashCommand> {
-  return fc.nat().map((seed) => new CrashCommand(seed));
-}
+/** Largest `nth` of a crash inside an op: a metadata flush makes a few writes and up to five barriers. */
+export const crashNthMax = 12;
 
-export function ioErrorCommand(): fc.Arbitrary<IoErrorCommand> {
-  const inner: fc.Arbitrary<StepCommand> = fc.oneof(
-    { arbitrary: writeCommand(), weight: 4 },
+/**
+ * The ops a fault is drawn inside. A guest op writes its data and leaves its
+ * metadata to the next flush (or a cache eviction), so flushes weigh as much
+ * as writes: they are where the metadata phases are.
+ */
+function faultableCommand(): fc.Arbitrary<StepCommand> {
+  return fc.oneof(
+    { arbitrary: flushCommand(), weight: 3 },
+    { arbitrary: writeCommand(), weight: 3 },
     { arbitrary: writeZeroesCommand(), weight: 1 },
     { arbitrary: discardCommand(), weight: 1 },
     { arbitrary: resizeCommand(), weight: 1 },
   );
+}
+
+/** The Nth access: most often one of the first few, which nearly every op makes. */
+function nth(max: number): fc.Arbitrary<number> {
+  return fc.oneof({ arbitrary: fc.integer({ min: 1, max: 3 }), weight: 3 }, { arbitrary: fc.integer({ min: 1, max }), weight: 1 });
+}
+
+export function crashCommand(): fc.Arbitrary<CrashCommand> {
+  const inside: fc.Arbitrary<Inside> = fc.record({
+    inner: faultableCommand(),
+    access: fc.constantFrom('write' as const, 'flush' as const),
+    nth: nth(crashNthMax),
+  });
+  // fc.option shrinks to a crash between operations first
+  return fc.tuple(fc.nat(), fc.option(inside, { nil: undefined, freq: 2 })).map(([seed, i]) => new CrashCommand(seed, i));
+}
+
+export function ioErrorCommand(): fc.Arbitrary<IoErrorCommand> {
+  const inner = faultableCommand();
   const fault: fc.Arbitrary<Fault> = fc.record({
     access: fc.constantFrom('write' as const, 'flush' as const, 'read' as const),
-    nth: fc.integer({ min: 1, max: ioErrorNthMax }),
+    nth: nth(ioErrorNthMax),
     errno: fc.constantFrom('EIO' as const, 'ENOSPC' as const),
     persistent: fc.boolean(),
   });

@@ -13,6 +13,10 @@ export interface FaultDriver extends ReportingDriver {
   arm(spec: FaultSpec): void;
   /** Clears it; returns how many accesses it failed. */
   disarm(): number;
+  /** The power goes at the Nth write or flush from now (FaultFile.losePowerAt); crash() then follows. */
+  losePowerAt(access: 'write' | 'flush', nth: number): void;
+  /** Whether the power went. */
+  powerLost(): boolean;
   /**
    * Power is lost: the image file becomes its crash state for `seed`, and the
    * engine opens it read-write. Returns the crash state's bytes as the disk
@@ -73,6 +77,14 @@ class FaultEngineDriver implements FaultDriver {
 
   disarm(): number {
     return this.file.disarm();
+  }
+
+  losePowerAt(access: 'write' | 'flush', nth: number): void {
+    this.file.losePowerAt(access, nth);
+  }
+
+  powerLost(): boolean {
+    return this.file.powerLost;
   }
 
   async crash(seed: number): Promise<Uint8Array> {

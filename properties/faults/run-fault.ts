@@ -17,6 +17,7 @@ import {
   read,
   stateFromImage,
   step as modelStep,
+  formatOp,
   type ModelState,
   type Op,
   type Outcome,
@@ -99,7 +100,12 @@ export async function runFaultStep(m: ModelBox, step: FaultStep, driver: ImageDr
 
 async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<void> {
   const what = formatStep(step);
-  recordFault(coverage, 'crash', mem.lastOp, d.pendingWriteOffsets(), d.fileBytes());
+  if (step.during !== undefined && !(await runUntilPowerLoss(m, step.during, d, mem))) {
+    // the op finished before its Nth access: the crash comes after it
+    recordFault(coverage, 'crash', step.during.op.kind, d.pendingWriteOffsets(), d.fileBytes());
+  } else {
+    recordFault(coverage, 'crash', step.during === undefined ? mem.lastOp : `inside ${step.during.op.kind}`, d.pendingWriteOffsets(), d.fileBytes());
+  }
   let crashed: Uint8Array;
   try {
     crashed = await d.crash(step.seed);
@@ -119,6 +125,23 @@ async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: Fault
   mem.candidates = [adopted];
   mem.leaksAllowed = true;
   mem.lastOp = 'crash';
+}
+
+/**
+ * Runs the op with the power going at its Nth write or flush. True when it
+ * did (the op may have landed in part: its result joins the candidates); false
+ * when the op finished first (then it is checked as any op).
+ */
+async function runUntilPowerLoss(m: ModelBox, during: NonNullable<CrashStep['during']>, d: FaultDriver, mem: FaultMemory): Promise<boolean> {
+  const expected = modelStep(m.state, during.op);
+  d.losePowerAt(during.access, during.nth);
+  const actual = await d.apply(during.op);
+  m.state = expected.state;
+  mem.candidates.push(expected.state);
+  if (d.powerLost()) return true;
+  const same = expected.outcome.ok ? actual.ok : !actual.ok && actual.error === expected.outcome.error;
+  if (!same) throw new PropertyViolation('outcome', `${formatOp(during.op)} (the power held): the implementation answered ${actual.ok ? 'ok' : actual.error}, the model expects ${expected.outcome.ok ? 'ok' : expected.outcome.error}`);
+  return false;
 }
 
 /** Snapshots are durable before a crash: same IDs, names, sizes and guest bytes. */
