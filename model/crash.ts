@@ -27,16 +27,36 @@ export function disallowedAfterFault(candidates: readonly ModelState[], disk: Ui
   if (candidates.length === 0) throw new RangeError('disallowedAfterFault needs at least one candidate state');
   const sizes = candidates.map((s) => s.options.virtualSize);
   if (!sizes.includes(disk.length)) return `virtual size ${disk.length} is none of the sizes since the last flush (${[...new Set(sizes)].join(', ')})`;
-  const views = candidates.map((s) => {
-    const view = new Uint8Array(disk.length);
-    view.set(read(s, 0, Math.min(disk.length, s.options.virtualSize)));
-    return view;
-  });
-  for (let at = 0; at < disk.length; at += faultSectorBytes) {
-    const end = Math.min(disk.length, at + faultSectorBytes);
-    const sector = disk.subarray(at, end);
-    if (!views.some((v) => sameBytes(v.subarray(at, end), sector))) {
-      return `guest sector at 0x${at.toString(16)} reads bytes that no state since the last flush holds there`;
+  // Cluster by cluster, each candidate's view read only when the ones before it differ (most clusters match the first one tried).
+  const clusterSize = 2 ** (candidates[0]?.options.clusterBits ?? 9);
+  let preferred = candidates.length - 1;
+  for (let start = 0; start < disk.length; start += clusterSize) {
+    const end = Math.min(disk.length, start + clusterSize);
+    const found = disk.subarray(start, end);
+    const views: (Uint8Array | undefined)[] = [];
+    const view = (i: number): Uint8Array => {
+      let v = views[i];
+      if (v === undefined) {
+        const s = candidates[i] as ModelState;
+        v = new Uint8Array(end - start);
+        const readable = Math.min(end, s.options.virtualSize) - start;
+        if (readable > 0) v.set(read(s, start, readable));
+        views[i] = v;
+      }
+      return v;
+    };
+    if (sameBytes(view(preferred), found)) continue;
+    const whole = candidates.findIndex((_, i) => sameBytes(view(i), found));
+    if (whole >= 0) {
+      preferred = whole;
+      continue;
+    }
+    for (let at = 0; at < found.length; at += faultSectorBytes) {
+      const sectorEnd = Math.min(found.length, at + faultSectorBytes);
+      const sector = found.subarray(at, sectorEnd);
+      if (!candidates.some((_, i) => sameBytes(view(i).subarray(at, sectorEnd), sector))) {
+        return `guest sector at 0x${(start + at).toString(16)} reads bytes that no state since the last flush holds there`;
+      }
     }
   }
   return undefined;

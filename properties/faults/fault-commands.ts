@@ -64,7 +64,7 @@ export const crashNthMax = 12;
  */
 function faultableCommand(): fc.Arbitrary<StepCommand> {
   return fc.oneof(
-    { arbitrary: flushCommand(), weight: 3 },
+    { arbitrary: flushCommand(), weight: 4 },
     { arbitrary: writeCommand(), weight: 3 },
     { arbitrary: writeZeroesCommand(), weight: 1 },
     { arbitrary: discardCommand(), weight: 1 },
@@ -84,7 +84,7 @@ export function crashCommand(): fc.Arbitrary<CrashCommand> {
     nth: nth(crashNthMax),
   });
   // fc.option shrinks to a crash between operations first
-  return fc.tuple(fc.nat(), fc.option(inside, { nil: undefined, freq: 2 })).map(([seed, i]) => new CrashCommand(seed, i));
+  return fc.tuple(fc.nat(), fc.option(inside, { nil: undefined, freq: 4 })).map(([seed, i]) => new CrashCommand(seed, i));
 }
 
 export function ioErrorCommand(): fc.Arbitrary<IoErrorCommand> {
@@ -101,7 +101,7 @@ export function ioErrorCommand(): fc.Arbitrary<IoErrorCommand> {
 /** The fault commands with their weights among the others (guest writes weigh 6 to 24). */
 export function faultCommands(): readonly { readonly arbitrary: fc.Arbitrary<SequenceCommand>; readonly weight: number }[] {
   return [
-    { arbitrary: crashCommand(), weight: 4 },
+    { arbitrary: crashCommand(), weight: 6 },
     { arbitrary: ioErrorCommand(), weight: 6 },
   ];
 }

@@ -24,6 +24,8 @@ export interface FaultDriver extends ReportingDriver {
    * the engine cannot open it.
    */
   crash(seed: number): Promise<Uint8Array>;
+  /** The crash state for `seed` without crashing (FaultFile.crashState). */
+  crashState(seed: number): Promise<Uint8Array>;
   /** Offsets of the writes since the last completed flush (what a crash may lose). */
   pendingWriteOffsets(): readonly number[];
   /** Where the last armed error first failed: a file offset, or 'flush'; undefined when it failed nothing. */
@@ -97,6 +99,10 @@ class FaultEngineDriver implements FaultDriver {
       throw new CrashOpenError(error instanceof Error ? `${error.name}: ${error.message}` : String(error), { cause: error });
     }
     return bytes;
+  }
+
+  crashState(seed: number): Promise<Uint8Array> {
+    return this.file.crashState(seed);
   }
 
   pendingWriteOffsets(): readonly number[] {

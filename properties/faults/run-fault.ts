@@ -33,6 +33,9 @@ import { PropertyViolation } from '../violation.js';
 import { CrashOpenError, isFaultDriver, type FaultDriver } from './fault-driver.js';
 import type { CrashStep, FaultStep, IoErrorStep } from './fault-step.js';
 
+/** Crash states judged by the checker at each crash: the adopted one (opened and read) and the others. */
+export const crashStatesJudged = 4;
+
 /** What the faults check keeps across one sequence. */
 interface FaultMemory {
   /** The model after the last durable operation and after each one since, oldest first. */
@@ -105,6 +108,11 @@ async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: Fault
     recordFault(coverage, 'crash', step.during.op.kind, d.pendingWriteOffsets(), d.fileBytes());
   } else {
     recordFault(coverage, 'crash', step.during === undefined ? mem.lastOp : `inside ${step.during.op.kind}`, d.pendingWriteOffsets(), d.fileBytes());
+  }
+  // Other states the disk could hold at the same point, judged by the checker only (opening each would cost more).
+  for (let k = 1; k < crashStatesJudged; k++) {
+    const other = await d.crashState((step.seed + k * 0x9e3779b9) | 0);
+    if (!decodeImage(bufferReader(other)).header.dirty) judgeImage(other, true, 'crash', `${what}, crash state ${k} of ${crashStatesJudged} as the disk holds it`);
   }
   let crashed: Uint8Array;
   try {
