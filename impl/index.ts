@@ -10,3 +10,4 @@ export type { CreateOptions, OpenOptions, SnapshotInfo, MapEntry, ImageInfo, Bit
 export { Qcow2BitmapsError, Qcow2Error, Qcow2FormatError, Qcow2LockError } from './errors.js';
 export type { Qcow2ErrorCode } from './errors.js';
 export { AssertionError } from './assert.js';
+export type { RepairMode, RepairResult, RefcountFix } from './repair.js';
