@@ -11,7 +11,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ImageState } from '../../../impl/state.js';
 import { Qcow2Error, Qcow2Image } from '../../../impl/index.js';
-import { formatText, runProperty } from '../../../properties/index.js';
+import { formatText, replayOps, runProperty, type Step } from '../../../properties/index.js';
+import type { ImageOptions } from '../../../model/index.js';
 
 const planted = { l2BeforeRefcounts: false };
 
@@ -54,6 +55,13 @@ function freeReferencedAfterError(): void {
   });
 }
 
+/** The shrunk counterexample, replayed step by step without fast-check, fails the same check (the faults are data). */
+async function expectSameFailureOnReplay(options: ImageOptions, steps: readonly Step[], check: string): Promise<void> {
+  const replayed = await replayOps({ impl: 'ts', options, ops: steps, properties: ['crashConsistency'] });
+  expect(replayed.status, formatText(replayed)).toBe('property-failed');
+  if (replayed.status === 'property-failed') expect(replayed.failure).toMatchObject({ kind: 'violation', check });
+}
+
 /** A harness hang guard only: the runs are bounded by count, and each takes about a minute on a loaded machine. */
 const plantedTimeoutMs = 15 * 60 * 1000;
 
@@ -67,6 +75,7 @@ describe('crashConsistency catches planted engine bugs', () => {
     if (result.status !== 'property-failed') return;
     expect(result.failure).toMatchObject({ kind: 'violation', check: 'crash', message: expect.stringContaining('refcount=0 reference=1') });
     expect(result.counterexample.steps.some((s) => s.kind === 'crash')).toBe(true);
+    await expectSameFailureOnReplay(result.counterexample.options, result.counterexample.steps, 'crash');
   }, plantedTimeoutMs);
 
   it('a cluster still referenced freed after an I/O error', async () => {
@@ -76,5 +85,6 @@ describe('crashConsistency catches planted engine bugs', () => {
     if (result.status !== 'property-failed') return;
     expect(result.failure).toMatchObject({ kind: 'violation', check: 'io-error', message: expect.stringContaining('refcount=0 reference=1') });
     expect(result.counterexample.steps.some((s) => s.kind === 'ioError')).toBe(true);
+    await expectSameFailureOnReplay(result.counterexample.options, result.counterexample.steps, 'io-error');
   }, plantedTimeoutMs);
 });

@@ -105,7 +105,7 @@ describe('QEMU 7.2 under faults', () => {
           if (wrong !== undefined) findings.push(`${what}: op ${k + 1} failed; ${wrong}`);
         });
       }),
-      { seed: Number(process.env.QF_SEED ?? 15), numRuns: Number(process.env.QF_RUNS ?? 30) },
+      { seed: 15, numRuns: 30 },
     );
     expect(findings).toEqual([]);
     // not vacuous: errors were met, and the content after exactly one failed op was judged
@@ -140,7 +140,7 @@ describe('QEMU 7.2 under faults', () => {
           if (wrong !== undefined) findings.push(`${what}: ${wrong}`);
         });
       }),
-      { seed: Number(process.env.QF_SEED ?? 39), numRuns: Number(process.env.QF_RUNS ?? 20) },
+      { seed: 39, numRuns: 20 },
     );
     expect(findings).toEqual([]);
     // not vacuous: some kills left a dirty lazy image with stale refcounts that the repair fixed
