@@ -86,8 +86,9 @@ export function operationOutcomes(options: ImageOptions, steps: readonly Step[])
   steps.forEach((s, index) => {
     if (s.kind === 'read') return;
     if (isFaultStep(s)) {
-      // a fault causes what follows it; after an I/O error the model goes on from the retried op
-      if (s.kind === 'ioError') state = step(state, s.op).state;
+      // a fault causes what follows it; the model goes on from the op it carries (retried, or run until the power went)
+      const carried = s.kind === 'ioError' ? s.op : s.during?.op;
+      if (carried !== undefined) state = step(state, carried).state;
       outcomes.push({ index, outcome: `${s.kind}:fault` });
       return;
     }

@@ -84,7 +84,8 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
       // QEMU meets faults through blkdebug and SIGKILL (properties/faults/qemu-faults.ts), not through this script
       endIo();
       lines.push(`# step ${index + 1}: ${formatFaultStep(s)} (not reproduced by this script)`);
-      if (s.kind === 'ioError') state = step(state, s.op).state;
+      const carried = s.kind === 'ioError' ? s.op : s.during?.op;
+      if (carried !== undefined) state = step(state, carried).state;
       return;
     }
     const op: Op = s;
