@@ -34,9 +34,10 @@ async function propertyPage(p: PropertyPage): Promise<string> {
   let threw: string | undefined;
   let bytes: Uint8Array;
   try {
-    for (const s of p.steps) {
-      // the page replays without faults: a fault step is shown, not re-injected
-      if (s.kind === 'read' || isFaultStep(s)) continue;
+    for (const step of p.steps) {
+      // the page replays without faults: a fault step runs the op it carries, without its fault
+      const s = isFaultStep(step) ? (step.kind === 'ioError' ? step.op : step.during?.op) : step;
+      if (s === undefined || s.kind === 'read') continue;
       state = modelStep(state, s).state;
       try {
         await driver.apply(s);
