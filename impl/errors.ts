@@ -2,7 +2,7 @@
 // and I/O failures. Broken internal invariants are assertions (assert.ts), never these.
 
 /**
- * The first six codes are exactly model/ops.ts's OpErrorKind and are used in the
+ * The first six codes and 'io' are exactly model/ops.ts's OpErrorKind and are used in the
  * situations docs/semantics.md names; the rest describe images and I/O.
  */
 export type Qcow2ErrorCode =

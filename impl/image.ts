@@ -15,6 +15,7 @@ import { resizeImage } from './resize.js';
 import { createSnapshot, deleteSnapshot, revertSnapshot } from './snapshot.js';
 import { flushMetadata, writeHeader } from './flush.js';
 import { mapImage, type MapEntry } from './map.js';
+import { repairRefcounts, type RepairMode, type RepairResult } from './repair.js';
 import { snapshotIcount } from './format/snapshot-table.js';
 
 export type { CreateOptions } from './create.js';
@@ -240,6 +241,19 @@ export class Qcow2Image {
       if (this.s.backingName !== undefined) info.backingFile = this.s.backingName;
       if (this.s.ext.backingFormat !== undefined) info.backingFormat = this.s.ext.backingFormat;
       return info;
+    });
+  }
+
+  /**
+   * `check -r leaks|all` (repair.ts): rebuild the refcounts from the references
+   * and report what changed. A dirty image was already repaired whole when it
+   * was opened read-write. Errors: 'read-only', 'corrupt' (see repairRefcounts).
+   */
+  repair(mode: RepairMode): Promise<RepairResult> {
+    return this.mutate(async () => {
+      // drops made in memory become durable first: the rebuild starts from what the file says
+      await flushMetadata(this.s);
+      return repairRefcounts(this.s, mode);
     });
   }
 

@@ -1,6 +1,7 @@
 // Public API of the qcow2 engine.
 export type { BlockFile } from './io/block-file.js';
 export { MemoryFile } from './io/memory-file.js';
+export { FaultFile, crashSectorBytes, type FaultSpec, type FaultAccess, type FaultErrno, type PendingEntry } from './io/fault-file.js';
 export { NodeFile } from './io/node-file.js';
 export type { NodeFileOptions } from './io/node-file.js';
 export { imageLockPerms, lockImageFile } from './io/file-lock.js';
@@ -9,3 +10,4 @@ export type { CreateOptions, OpenOptions, SnapshotInfo, MapEntry, ImageInfo, Bit
 export { Qcow2BitmapsError, Qcow2Error, Qcow2FormatError, Qcow2LockError } from './errors.js';
 export type { Qcow2ErrorCode } from './errors.js';
 export { AssertionError } from './assert.js';
+export type { RepairMode, RepairResult, RefcountFix } from './repair.js';

@@ -6,8 +6,36 @@ import { L1Table, decodeL1 } from './format/l1-table.js';
 import { l1SizeBytesMax, snapshotL1Fields, validateTable } from './limits.js';
 import { syncCopied, walk } from './snapshot.js';
 import { flushMetadata } from './flush.js';
+import { assert } from './assert.js';
 
-export async function repairRefcounts(s: ImageState): Promise<void> {
+/** `check -r leaks` lowers counts above the references; `check -r all` also raises those below and fixes COPIED flags. */
+export type RepairMode = 'leaks' | 'all';
+
+/** One refcount the repair changed: what the file said, what the references need. */
+export interface RefcountFix {
+  readonly cluster: number;
+  readonly refcount: number;
+  readonly reference: number;
+}
+
+/**
+ * The repaired refcounts, split as qemu-img check -r reports them
+ * (qcow2_check_refcounts with BDRV_FIX_LEAKS / BDRV_FIX_ERRORS): a leak is a
+ * count above the references, a corruption one below.
+ */
+export interface RepairResult {
+  readonly leaks: readonly RefcountFix[];
+  readonly corruptions: readonly RefcountFix[];
+}
+
+/**
+ * Rebuild the refcounts from the references. Mode 'all' (the default, and what
+ * a read-write open of a dirty image runs) sets every count to its references
+ * and the COPIED flags to match; mode 'leaks' only lowers counts above their
+ * references (QEMU's `-r leaks` never raises a count). Errors: 'corrupt' when
+ * a count does not fit the refcount width or a counted cluster has no block.
+ */
+export async function repairRefcounts(s: ImageState, mode: RepairMode = 'all'): Promise<RepairResult> {
   const cs = s.g.clusterSize;
   const counts = new Map<number, number>();
   const addRange = (offset: number, bytes: number) => {
@@ -32,7 +60,23 @@ export async function repairRefcounts(s: ImageState): Promise<void> {
   for (const [c, k] of counts) {
     if (k > s.g.refcountMax) throw new Qcow2Error('corrupt', `cannot repair refcounts: cluster ${c} has ${k} references (max ${s.g.refcountMax})`);
   }
-  await s.refcounts.rewriteAll(counts);
-  await syncCopied(s);
+  // Every cluster of the file (QEMU judges no count past its end) and every referenced one.
+  let clusters = Math.ceil(fileLength / cs);
+  for (const c of counts.keys()) clusters = Math.max(clusters, c + 1);
+  const leaks: RefcountFix[] = [];
+  const corruptions: RefcountFix[] = [];
+  const want = new Map<number, number>();
+  for (let c = 0; c < clusters; c++) {
+    const refcount = await s.refcounts.logical(c);
+    const reference = counts.get(c) ?? 0;
+    if (refcount > reference) leaks.push({ cluster: c, refcount, reference });
+    if (refcount < reference) corruptions.push({ cluster: c, refcount, reference });
+    const target = mode === 'all' ? reference : Math.min(refcount, reference);
+    if (target !== 0) want.set(c, target);
+  }
+  assert(leaks.every((f) => f.reference < f.refcount), 'a leak is a count above its references');
+  await s.refcounts.rewriteAll(want);
+  if (mode === 'all') await syncCopied(s);
   await flushMetadata(s);
+  return { leaks, corruptions: mode === 'all' ? corruptions : [] };
 }

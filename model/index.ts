@@ -18,3 +18,4 @@ export { abstractImage, type AbstractImage, type AbstractView } from './abstract
 export { equivalent, type Difference, type Equivalence } from './equivalent.js';
 export { checkImage } from './check/check-image.js';
 export { checkReportJson, type CheckReport } from './check/report.js';
+export { disallowedAfterFault, stateFromImage, faultSectorBytes } from './crash.js';

@@ -131,6 +131,8 @@ export const opKinds: readonly OpKind[] = [
  * - compressed-overwrite: a compressed write reached a cluster that has a host
  *   offset (qcow2_alloc_compressed_cluster_offset: EIO, "compression can't
  *   overwrite anything")
+ * - io: a read, write or flush of the image file failed (EIO, ENOSPC); the model
+ *   never answers it by itself: an injected fault (model/crash.ts) does
  */
 export type OpErrorKind =
   | 'out-of-range'
@@ -138,7 +140,8 @@ export type OpErrorKind =
   | 'unknown-snapshot'
   | 'unsupported'
   | 'refcount-overflow'
-  | 'compressed-overwrite';
+  | 'compressed-overwrite'
+  | 'io';
 
 export type Outcome = { readonly ok: true } | { readonly ok: false; readonly error: OpErrorKind; readonly message: string };
 

@@ -29,6 +29,8 @@ import {
 import type { ImageDriver } from './driver.js';
 import { firstDifference, formatStep, type ReadStep, type Step } from './steps.js';
 import { PropertyViolation, hexPreview } from './violation.js';
+import { isFaultStep } from './faults/fault-step.js';
+import { runFaultStep } from './faults/run-fault.js';
 
 export class RunContext {
   readonly steps: Step[] = [];
@@ -50,6 +52,7 @@ export class RunContext {
     this.steps.push(step);
     recordStep(this.coverage, m.state, step);
     if (step.kind === 'read') return this.compareRead(m, step);
+    if (isFaultStep(step)) return runFaultStep(m, step, this.driver, this.scratch, this.coverage);
     const { state, outcome: expected } = modelStep(m.state, step);
     const actual = await this.driver.apply(step);
     recordOutcome(this.coverage, expected, state);

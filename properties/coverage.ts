@@ -65,6 +65,13 @@ export interface Coverage {
    * (host clusters touched by several streams).
    */
   compressedLayout: Record<string, number>;
+  /**
+   * Faults (properties/faults/fault-coverage.ts): `crash:ROLE` for each
+   * metadata role among the writes a crash may lose, `ioError:ROLE` for the
+   * role of the access an I/O error failed, and `crash@OP` / `ioError@OP` by the
+   * operation interrupted.
+   */
+  faults: Record<string, number>;
 }
 
 export function emptyCoverage(): Coverage {
@@ -87,6 +94,7 @@ export function emptyCoverage(): Coverage {
     subclusters: {},
     swarmOff: {},
     compressedLayout: {},
+    faults: {},
   };
 }
 
@@ -103,7 +111,7 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.lazyRefcounts += from.lazyRefcounts;
   into.extendedL2 += from.extendedL2;
   const histograms = [
-    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout', 'subclusters',
+    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout', 'subclusters', 'faults',
   ] as const;
   for (const key of histograms) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);

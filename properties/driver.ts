@@ -51,6 +51,7 @@ const opErrorKinds: ReadonlySet<string> = new Set<OpErrorKind>([
   'unsupported',
   'refcount-overflow',
   'compressed-overwrite',
+  'io',
 ]);
 
 export function isOpErrorKind(code: string): code is OpErrorKind {

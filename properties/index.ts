@@ -1,7 +1,7 @@
 // Public face of the property suite: the registry, the runners, the drivers and
 // the report types and formatters.
 export { properties, propertyNames, isPropertyName, type PropertyDefinition, type PropertyName } from './registry.js';
-export { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff } from './registry.js';
+export { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff, crashConsistency } from './registry.js';
 export { runProperty, replayOps, type RunConstraints, type ReplayConstraints } from './runner.js';
 export { checkSequence, type CheckSequenceConstraints } from './check-sequence.js';
 export { implNames, isOpErrorKind, ImplementationError, implementationError, okOutcome, refused, type ImageDriver, type DriverFactory, type EngineReports, type ImplName } from './driver.js';
@@ -9,6 +9,7 @@ export { driverFactories } from './drivers/index.js';
 export { canaryDropEvery } from './drivers/canary.js';
 export { parseSeed, hashSeed, SeedError } from './seed.js';
 export { formatStep, formatSteps, type Step, type ReadStep } from './steps.js';
+export { isFaultStep, formatFaultStep, type FaultStep, type CrashStep, type IoErrorStep } from './faults/fault-step.js';
 export { PropertyViolation, type CheckName } from './violation.js';
 export { emptyCoverage, mergeCoverage, type Coverage } from './coverage.js';
 export { sequence, type Sequence, type SequenceConstraints } from './arbitraries/sequence.js';

@@ -11,6 +11,8 @@ import { spaceCheck } from './checks/space.js';
 import { structureCheck } from './checks/structure.js';
 import type { DriverFactory } from './driver.js';
 import { createHandoffDriver } from './drivers/handoff.js';
+import { createFaultDriver } from './faults/fault-driver.js';
+import { faultsCheck } from './faults/run-fault.js';
 
 export interface PropertyDefinition {
   readonly name: string;
@@ -83,7 +85,25 @@ export const handoff: PropertyDefinition = {
   sequence: { swarm: { alwaysOn: ['write', 'reopen'] } },
 };
 
-export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff } as const;
+export const crashConsistency: PropertyDefinition = {
+  name: 'crashConsistency',
+  description:
+    'crashes and I/O errors drawn inside the sequences (our engine on a fault-injecting file): after each, the image opens, the checker finds no corruption (leaks allowed), every sector reads as a state since the last flush, a failed op answers io and its retry succeeds',
+  checks: [faultsCheck],
+  needsQemu: false,
+  cost: 1,
+  driver: createFaultDriver,
+  sequence: {
+    faults: true,
+    // Adopting a crash state needs every cluster's bytes: compressed ones would need a decompressor (model/crash.ts).
+    swarm: { off: ['writeCompressed'] },
+    // Refcount widths where a leaked reference cannot make a later snapshot overflow earlier than the model predicts;
+    // small disks and clusters up to 64 KiB, since every fault copies, checks and reads the whole image several times.
+    image: { refcountBits: [1, 16, 64], virtualSizeMax: 2 * 1024 * 1024, clusterBitsMax: 16 },
+  },
+};
+
+export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff, crashConsistency } as const;
 export type PropertyName = keyof typeof properties;
 export const propertyNames = Object.keys(properties) as PropertyName[];
 

@@ -2,6 +2,7 @@
 // A shrunk counterexample is a list of these, printed as a qemu-io script and
 // replayed by replayOps without fast-check.
 import { formatOp, type Op } from '../model/index.js';
+import { formatFaultStep, isFaultStep, type FaultStep } from './faults/fault-step.js';
 
 /** A guest read checked against the model (qemu-io `read`). Not an Op: it changes nothing. */
 export interface ReadStep {
@@ -10,7 +11,7 @@ export interface ReadStep {
   readonly length: number;
 }
 
-export type Step = Op | ReadStep;
+export type Step = Op | ReadStep | FaultStep;
 
 export function isReadStep(step: Step): step is ReadStep {
   return step.kind === 'read';
@@ -19,6 +20,7 @@ export function isReadStep(step: Step): step is ReadStep {
 /** One line of qemu-io syntax (snapshot lines are `qemu-img snapshot` arguments). */
 export function formatStep(step: Step): string {
   if (isReadStep(step)) return `read 0x${step.offset.toString(16)} 0x${step.length.toString(16)}`;
+  if (isFaultStep(step)) return formatFaultStep(step);
   return formatOp(step);
 }
 

@@ -15,7 +15,9 @@ export type CheckName =
   | 'qemu-img-map'
   | 'engine-map'
   | 'engine-info'
-  | 'engine-check';
+  | 'engine-check'
+  | 'crash'
+  | 'io-error';
 
 export class PropertyViolation extends Error {
   override readonly name = 'PropertyViolation';

@@ -13,10 +13,15 @@ export function registerCheck(program: Command): void {
     .option('--output <format>', "'human' or 'json'", 'human')
     .argument('<file>', 'qcow2 image')
     .option('-U, --force-share', 'check even while another process writes the image')
-    .action(async (file: string, raw: { output: string; forceShare?: boolean; format?: string }) => {
+    .option('-r, --repair <mode>', "repair as qemu-img check -r: 'leaks' (lower counts above their references) or 'all' (every refcount and COPIED flag)")
+    .action(async (file: string, raw: { output: string; forceShare?: boolean; format?: string; repair?: string }) => {
       if (raw.output !== 'human' && raw.output !== 'json') throw new CliError(`--output must be 'human' or 'json', got '${raw.output}'`, exitCodes.usage);
-      const { runCheck } = await import('./check.js');
+      if (raw.repair !== undefined && raw.repair !== 'leaks' && raw.repair !== 'all') throw new CliError(`--repair must be 'leaks' or 'all', got '${raw.repair}'`, exitCodes.usage);
+      if (raw.repair !== undefined && raw.forceShare === true) throw new CliError('--repair writes the image: it cannot be used with --force-share', exitCodes.usage);
+      const { runCheck, runCheckRepair } = await import('./check.js');
       const options: CheckCommandOptions = { output: raw.output, forceShare: raw.forceShare === true, ...(raw.format === undefined ? {} : { format: raw.format }) };
-      process.exitCode = runCheck(file, options, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
+      const out = (l: string) => process.stdout.write(`${l}\n`);
+      const err = (l: string) => process.stderr.write(`${l}\n`);
+      process.exitCode = raw.repair === undefined ? runCheck(file, options, out, err) : await runCheckRepair(file, options, raw.repair, out, err);
     });
 }

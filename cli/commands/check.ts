@@ -2,7 +2,7 @@
 // qemu-img check's report, JSON member names and exit codes (0 clean, 1 check
 // not completed, 2 corruptions, 3 leaks only, 63 a format without checks).
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { imageLockPerms, lockImageFile, Qcow2Error } from '../../impl/index.js';
+import { imageLockPerms, lockImageFile, Qcow2Error, Qcow2Image, type RepairMode, type RepairResult } from '../../impl/index.js';
 import { checkImage, checkReportJson, type ByteReader, type CheckReport } from '../../model/index.js';
 import { exitCodes, type ExitCode } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
@@ -75,7 +75,8 @@ function failureLine(file: string, failure: string): string {
   return failure.startsWith(openFailure) ? `could not open '${file}': ${failure.slice(openFailure.length)}` : `${file}: ${failure}`;
 }
 
-export function runCheck(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
+/** The model's checker on a file, with qemu-img check's open errors and locks. Throws CliError. */
+function checkFile(file: string, options: CheckCommandOptions): CheckReport {
   if (options.format !== undefined && options.format !== 'qcow2') throw new CliError(`check: format '${options.format}': ${noChecks} (only qcow2)`, exitCodes.checkUnsupported);
   let fd: number;
   try {
@@ -98,8 +99,71 @@ export function runCheck(file: string, options: CheckCommandOptions, out: (line:
     closeSync(fd);
   }
   if (report.failure !== undefined) throw new CliError(failureLine(file, report.failure), exitCodes.checkNotCompleted);
+  return report;
+}
+
+export function runCheck(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
+  return printReport(checkFile(file, options), file, options, out, err);
+}
+
+function printReport(report: CheckReport, file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
   for (const message of report.messages) err(message);
   if (options.output === 'json') out(JSON.stringify(checkReportJson(report, file), null, 4));
   else for (const line of formatHuman(report)) out(line);
   return exitCodeOf(report);
+}
+
+/**
+ * `check -r leaks|all` (qemu-img check -r): check; when there are leaks or
+ * corruptions, print what the check found, open the image read-write and
+ * rebuild its refcounts (Qcow2Image.repair: `leaks` lowers counts above their
+ * references, `all` also raises those below and fixes COPIED flags), print
+ * each repaired cluster and qemu-img's summary, then check again and report
+ * that check (its verdict is the exit code). Throws CliError when the image
+ * cannot be opened for writing (locked, or refused as damaged), and with
+ * `leaks` when a referenced cluster is counted 0 (qemu-img: "need to rebuild
+ * refcount structures", "Check failed", exit 1). Where QEMU's `-r all` rebuilds
+ * the refcount structures at the end of the file, this repairs them in place,
+ * so only the image end offset differs (docs/qemu-findings.md).
+ */
+export async function runCheckRepair(
+  file: string,
+  options: CheckCommandOptions,
+  mode: RepairMode,
+  out: (line: string) => void,
+  err: (line: string) => void,
+): Promise<ExitCode> {
+  const before = checkFile(file, options);
+  if (before.leaks === 0 && before.corruptions === 0) return printReport(before, file, options, out, err);
+  for (const message of before.messages) err(message);
+  // A referenced cluster counted 0: QEMU must rebuild the refcount structures, which only -r all may do.
+  if (mode === 'leaks' && before.messages.some((m) => /^ERROR cluster \d+ refcount=0 reference=[1-9]/.test(m))) {
+    err('ERROR need to rebuild refcount structures');
+    throw new CliError('Check failed: Input/output error', exitCodes.checkNotCompleted);
+  }
+  let result: RepairResult;
+  try {
+    const image = await Qcow2Image.openFile(file);
+    try {
+      result = await image.repair(mode);
+    } finally {
+      await image.close();
+    }
+  } catch (error) {
+    if (error instanceof Qcow2Error) throw new CliError(`could not repair '${file}': ${error.message}`, exitCodes.checkNotCompleted);
+    throw error;
+  }
+  for (const fix of [...result.leaks, ...result.corruptions].sort((a, b) => a.cluster - b.cluster)) {
+    err(`Repairing cluster ${fix.cluster} refcount=${fix.refcount} reference=${fix.reference}`);
+  }
+  const after = checkFile(file, options);
+  if (options.output === 'human') {
+    out('The following inconsistencies were found and repaired:');
+    out('');
+    out(`    ${result.leaks.length} leaked clusters`);
+    out(`    ${result.corruptions.length} corruptions`);
+    out('');
+    out('Double checking the fixed image now...');
+  }
+  return printReport(after, file, options, out, () => undefined);
 }

@@ -13,7 +13,7 @@ import type { RawGateOptions } from './gate.js';
  * is heavy to load); test/cli/commands/lazy-commands.test.ts keeps them equal.
  * Option values are validated against the registry itself, in parseGateOptions.
  */
-export const gatePropertyNamesForHelp: readonly PropertyName[] = ['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff'];
+export const gatePropertyNamesForHelp: readonly PropertyName[] = ['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff', 'crashConsistency'];
 
 export function registerGate(program: Command): void {
   program

@@ -10,6 +10,7 @@
 // calls a failure "reproduced" when it has the case's identity.
 import { initialState, step, type ImageOptions } from '../../model/index.js';
 import type { Step } from '../../properties/steps.js';
+import { isFaultStep } from '../../properties/faults/fault-step.js';
 import type { PropertyFailureCase } from './types.js';
 
 /**
@@ -84,6 +85,13 @@ export function operationOutcomes(options: ImageOptions, steps: readonly Step[])
   const outcomes: OperationOutcome[] = [];
   steps.forEach((s, index) => {
     if (s.kind === 'read') return;
+    if (isFaultStep(s)) {
+      // a fault causes what follows it; the model goes on from the op it carries (retried, or run until the power went)
+      const carried = s.kind === 'ioError' ? s.op : s.during?.op;
+      if (carried !== undefined) state = step(state, carried).state;
+      outcomes.push({ index, outcome: `${s.kind}:fault` });
+      return;
+    }
     const result = step(state, s);
     state = result.state;
     if (changesImage(s)) outcomes.push({ index, outcome: `${s.kind}:${result.outcome.ok ? 'ok' : result.outcome.error}` });

@@ -3,6 +3,7 @@
 // is edited by hand (status, description), so the loader is strict and precise.
 import { opKinds, type ImageOptions, type Op } from '../../model/ops.js';
 import type { Step } from '../../properties/steps.js';
+import type { FaultableOp, FaultStep } from '../../properties/faults/fault-step.js';
 import {
   caseFormatVersion,
   caseStatuses,
@@ -105,7 +106,35 @@ function parseOptions(r: Reader): ImageOptions {
 }
 
 /** A sequence step: an operation, or a guest read checked against the model. */
+/** The ops a fault step carries (properties/faults/fault-step.ts: FaultableOp). */
+const faultableKinds = ['write', 'writeZeroes', 'discard', 'resize', 'flush'] as const;
+
+function parseFaultableOp(r: Reader): FaultableOp {
+  r.oneOf('kind', faultableKinds);
+  return parseOp(r) as FaultableOp;
+}
+
+function parseFaultStep(r: Reader): FaultStep {
+  if (r.oneOf('kind', ['crash', 'ioError'] as const) === 'crash') {
+    r.seed('seed');
+    if (r.obj.during !== undefined) {
+      const during = r.object('during');
+      parseFaultableOp(during.object('op'));
+      during.oneOf('access', ['write', 'flush'] as const);
+      during.integer('nth', 1);
+    }
+    return r.raw<FaultStep>();
+  }
+  parseFaultableOp(r.object('op'));
+  r.oneOf('access', ['read', 'write', 'flush'] as const);
+  r.integer('nth', 1);
+  r.oneOf('errno', ['EIO', 'ENOSPC'] as const);
+  r.boolean('persistent');
+  return r.raw<FaultStep>();
+}
+
 function parseStep(r: Reader): Step {
+  if (r.obj.kind === 'crash' || r.obj.kind === 'ioError') return parseFaultStep(r);
   if (r.obj.kind !== 'read') return parseOp(r);
   r.integer('offset');
   r.integer('length', 1);

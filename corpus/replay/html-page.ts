@@ -4,7 +4,7 @@
 // against the model's state; a malformed-image case draws its image with both
 // verdicts. The verdict itself still comes from replay-case.ts.
 import { bufferReader, initialState, step as modelStep, type ModelState } from '../../model/index.js';
-import { driverFactories, formatStep, type ImplName, type RunResult, type Step } from '../../properties/index.js';
+import { driverFactories, formatStep, isFaultStep, type ImplName, type RunResult, type Step } from '../../properties/index.js';
 import { applyModel, imageLayout, renderHtml } from '../../properties/report/html/index.js';
 import type { Implementation, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import type { ReplayOutcome } from './replay-case.js';
@@ -34,8 +34,10 @@ async function propertyPage(p: PropertyPage): Promise<string> {
   let threw: string | undefined;
   let bytes: Uint8Array;
   try {
-    for (const s of p.steps) {
-      if (s.kind === 'read') continue;
+    for (const step of p.steps) {
+      // the page replays without faults: a fault step runs the op it carries, without its fault
+      const s = isFaultStep(step) ? (step.kind === 'ioError' ? step.op : step.during?.op) : step;
+      if (s === undefined || s.kind === 'read') continue;
       state = modelStep(state, s).state;
       try {
         await driver.apply(s);

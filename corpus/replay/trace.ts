@@ -5,7 +5,7 @@
 // itself still comes from replayOps (replay-case.ts); the trace explains it.
 import { createHash } from 'node:crypto';
 import { bufferReader, decodeImage, guestClusterKind, initialState, read, step as modelStep, type ModelState, type Outcome } from '../../model/index.js';
-import { driverFactories, formatStep, type ImageDriver, type Step } from '../../properties/index.js';
+import { driverFactories, formatStep, isFaultStep, type ImageDriver, type Step } from '../../properties/index.js';
 import type { Implementation, PropertyFailureCase } from '../case/types.js';
 
 /** Clusters shown per step; the rest are counted. */
@@ -44,6 +44,8 @@ function touchedClusters(step: Step, before: ModelState, after: ModelState, clus
     case 'snapshotDelete':
     case 'flush':
     case 'reopen':
+    case 'crash':
+    case 'ioError':
       return [];
     default: {
       const never: never = step;
@@ -83,6 +85,10 @@ export async function traceCase(c: PropertyFailureCase, impl: Implementation, ou
     for (const [i, step] of c.ops.entries()) {
       out(`#${i + 1} ${formatStep(step)}`);
       const before = state;
+      if (isFaultStep(step)) {
+        out('    a fault: the trace replays without faults (qcow2-verify replay injects them)');
+        continue;
+      }
       if (step.kind !== 'read') {
         const { state: next, outcome } = modelStep(state, step);
         let actual: Outcome;

@@ -10,6 +10,7 @@ import { snapshotDeleteCommand } from '../commands/snapshot-delete.js';
 import { snapshotRevertCommand } from '../commands/snapshot-revert.js';
 import type { RunContext } from '../context.js';
 import { imageOptions, type ImageOptionsConstraints } from './image-options.js';
+import { faultCommands } from '../faults/fault-commands.js';
 import { commandKinds, swarmWeights, type SwarmConstraints, type SwarmWeights } from './swarm.js';
 
 export type SequenceCommand = fc.AsyncCommand<ModelBox, RunContext, boolean>;
@@ -25,6 +26,8 @@ export interface SequenceConstraints {
   readonly swarm?: SwarmConstraints;
   /** Longest sequence. Default 40. */
   readonly commandsCountMax?: number;
+  /** Draw crashes and I/O errors too (properties/faults/; only a fault-injecting driver runs them). Default false. */
+  readonly faults?: boolean;
 }
 
 export function qualifySequenceConstraints(c: SequenceConstraints = {}): Required<SequenceConstraints> {
@@ -32,7 +35,7 @@ export function qualifySequenceConstraints(c: SequenceConstraints = {}): Require
   if (!Number.isSafeInteger(commandsCountMax) || commandsCountMax < 1) {
     throw new RangeError(`commandsCountMax must be a positive integer, got ${commandsCountMax}`);
   }
-  return { image: c.image ?? {}, swarm: c.swarm ?? {}, commandsCountMax };
+  return { image: c.image ?? {}, swarm: c.swarm ?? {}, commandsCountMax, faults: c.faults ?? false };
 }
 
 /**
@@ -43,10 +46,16 @@ export function qualifySequenceConstraints(c: SequenceConstraints = {}): Require
  * noBias: fast-check's small-first bias would make early sequences a handful of
  * commands; lengths are uniform up to the maximum instead.
  */
-export function commandsFor(options: ImageOptions, swarm: SwarmWeights, commandsCountMax: number): fc.Arbitrary<Iterable<SequenceCommand>> {
-  const weighted = commandKinds
-    .filter((k) => swarm[k] > 0)
-    .map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] }));
+export function commandsFor(
+  options: ImageOptions,
+  swarm: SwarmWeights,
+  commandsCountMax: number,
+  extra: readonly { readonly arbitrary: fc.Arbitrary<SequenceCommand>; readonly weight: number }[] = [],
+): fc.Arbitrary<Iterable<SequenceCommand>> {
+  const weighted = [
+    ...commandKinds.filter((k) => swarm[k] > 0).map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] })),
+    ...extra,
+  ];
   const drawn = (maxLength: number) => fc.noBias(fc.array(fc.oneof(...weighted), { maxLength, size: 'max' }));
   if (!l1ClusterCornerReachable(options) || commandsCountMax < l1ClusterCornerLength) return drawn(commandsCountMax);
   // fc.option shrinks to "no corner" first, and each of its commands to none, so
@@ -128,5 +137,7 @@ export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Se
   return fc
     .noShrink(fc.record({ options: imageOptions(c.image), swarm: swarmWeights(c.swarm) }))
     .map(({ options, swarm }) => ({ options, swarm: withoutUnpredictableKinds(options, swarm) }))
-    .chain(({ options, swarm }) => commandsFor(options, swarm, c.commandsCountMax).map((commands) => ({ options, swarm, commands })));
+    .chain(({ options, swarm }) =>
+      commandsFor(options, swarm, c.commandsCountMax, c.faults ? faultCommands() : []).map((commands) => ({ options, swarm, commands })),
+    );
 }

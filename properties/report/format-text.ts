@@ -50,6 +50,7 @@ export function formatCoverage(c: Coverage): string {
     `  swarm off:      ${histogram(c.swarmOff)}`,
     `  compressed:     ${histogram(c.compressedLayout)} (summed over sampled images)`,
     `  extended L2:    ${c.extendedL2} sequences; subclusters ${histogram(c.subclusters)}`,
+    ...(Object.keys(c.faults).length === 0 ? [] : [`  faults:         ${histogram(c.faults)}`]),
   ].join('\n');
 }
 

@@ -11,6 +11,7 @@
 // compare` against the model's final disk judge the image.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
 import type { Step } from '../steps.js';
+import { formatFaultStep, isFaultStep } from '../faults/fault-step.js';
 import type { Counterexample } from './run-result.js';
 
 /** The model's final disk is saved for `qemu-img compare` up to this size (bytes). */
@@ -77,6 +78,14 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         io.push(`read -v ${hex(s.offset)} ${hex(length)}`);
         endIo();
       }
+      return;
+    }
+    if (isFaultStep(s)) {
+      // QEMU meets faults through blkdebug and SIGKILL (properties/faults/qemu-faults.ts), not through this script
+      endIo();
+      lines.push(`# step ${index + 1}: ${formatFaultStep(s)} (not reproduced by this script)`);
+      const carried = s.kind === 'ioError' ? s.op : s.during?.op;
+      if (carried !== undefined) state = step(state, carried).state;
       return;
     }
     const op: Op = s;

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { expectedRefcounts, step, initialState, type ModelState } from '../../model/index.js';
-import { commandKinds, emptyCoverage, imageOptions, resolveRange, sequence, swarmWeights } from '../../properties/index.js';
+import { commandKinds, emptyCoverage, imageOptions, isFaultStep, resolveRange, sequence, swarmWeights } from '../../properties/index.js';
 import type { StepCommand } from '../../properties/commands/index.js';
 import { l1Memory, recordL1Corner, recordOutcome, recordStep } from '../../properties/coverage.js';
 
@@ -32,7 +32,7 @@ describe('generators', () => {
       for (const cmd of seq.commands as Iterable<StepCommand>) {
         const s = cmd.resolve(state);
         recordStep(cov, state, s);
-        if (s.kind === 'read') continue;
+        if (s.kind === 'read' || isFaultStep(s)) continue;
         const next = step(state, s);
         recordOutcome(cov, next.outcome, next.state);
         recordL1Corner(cov, l1, state, s, next.outcome, next.state);

@@ -29,7 +29,7 @@ describe('extended-L2 images', () => {
       for (const cmd of seq.commands as Iterable<StepCommand>) {
         const s = cmd.resolve(state);
         recordStep(cov, state, s);
-        if (s.kind !== 'read') state = step(state, s).state;
+        if (s.kind !== 'read' && s.kind !== 'crash' && s.kind !== 'ioError') state = step(state, s).state;
       }
     }
     for (const key of ['allocated', 'zero', 'unallocated', 'mixed-clusters', 'partial-cow', 'one-subcluster']) {

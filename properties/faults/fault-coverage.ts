@@ -1,0 +1,70 @@
+// The coverage of faults (issue 15): which metadata a fault interrupted, so a
+// green run shows that crashes and errors reached refcount blocks, the refcount
+// table, L2 and L1 tables, the header, data and the snapshot table.
+import { bufferReader, decodeImage, type DecodedImage } from '../../model/index.js';
+import type { Coverage } from '../coverage.js';
+
+export type MetadataRole = 'header' | 'refcount table' | 'refcount block' | 'L1' | 'L2' | 'snapshot table' | 'snapshot L1' | 'data' | 'unreferenced';
+
+/** One classifier of host offsets for one image: the role of the cluster each offset lies in. */
+export function roleClassifier(fileBytes: Uint8Array): (hostOffset: number) => MetadataRole {
+  let decoded: DecodedImage;
+  try {
+    decoded = decodeImage(bufferReader(fileBytes));
+  } catch {
+    return () => 'unreferenced';
+  }
+  const h = decoded.header;
+  const cs = h.clusterSize;
+  const roles = new Map<number, MetadataRole>();
+  const mark = (offset: number | bigint, bytes: number, role: MetadataRole) => {
+    const first = Math.floor(Number(offset) / cs);
+    for (let c = first; c < first + Math.max(1, Math.ceil(bytes / cs)); c++) if (!roles.has(c)) roles.set(c, role);
+  };
+  mark(0, cs, 'header');
+  mark(h.refcountTableOffset, h.refcountTableClusters * cs, 'refcount table');
+  const reftable = decoded.reader.read(Number(h.refcountTableOffset), h.refcountTableClusters * cs);
+  const view = new DataView(reftable.buffer, reftable.byteOffset, reftable.byteLength);
+  for (let i = 0; i + 8 <= reftable.length; i += 8) {
+    const block = view.getBigUint64(i) & ~0x1ffn;
+    if (block !== 0n) mark(block, cs, 'refcount block');
+  }
+  mark(h.l1TableOffset, h.l1Size * 8, 'L1');
+  for (const s of decoded.snapshots) mark(s.l1TableOffset, s.l1Size * 8, 'snapshot L1');
+  if (h.nbSnapshots > 0) {
+    const last = decoded.snapshots.at(-1);
+    mark(h.snapshotsOffset, last === undefined ? cs : last.entryOffset + 1 - Number(h.snapshotsOffset), 'snapshot table');
+  }
+  for (const [offset, table] of decoded.l2Tables) {
+    mark(offset, cs, 'L2');
+    for (const e of table) if ((e.kind === 'normal' || e.kind === 'zero-alloc') && e.host !== undefined) mark(e.host, cs, 'data');
+  }
+  return (hostOffset) => roles.get(Math.floor(hostOffset / cs)) ?? 'unreferenced';
+}
+
+function bump(histogram: Record<string, number>, key: string): void {
+  histogram[key] = (histogram[key] ?? 0) + 1;
+}
+
+/**
+ * Records one fault: `crash` with the offsets of the writes it may lose, or
+ * `ioError` with the offset of the access that failed (a flush has none), and
+ * the operation it interrupted. `fileBytes` is the image file as it reads now.
+ */
+export function recordFault(
+  cov: Coverage,
+  fault: 'crash' | 'ioError',
+  operation: string,
+  offsets: readonly number[] | 'flush',
+  fileBytes: Uint8Array,
+): void {
+  bump(cov.faults, `${fault}@${operation}`);
+  if (offsets === 'flush') {
+    bump(cov.faults, `${fault}:flush`);
+    return;
+  }
+  const role = roleClassifier(fileBytes);
+  const roles = new Set(offsets.map(role));
+  if (roles.size === 0) bump(cov.faults, `${fault}:nothing pending`);
+  for (const r of roles) bump(cov.faults, `${fault}:${r}`);
+}

@@ -1,0 +1,176 @@
+// Our engine on a FaultFile (impl/io/fault-file.ts): the driver of the
+// crashConsistency property. Besides the ImageDriver calls it can arm an I/O
+// error for the next operation and lose power: the file becomes a crash state
+// drawn from a seed and the engine opens it again, as after a reboot.
+import { writeFile } from 'node:fs/promises';
+import { FaultFile, Qcow2Error, Qcow2Image, type FaultSpec } from '../../impl/index.js';
+import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
+import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
+import { applyEngineOp, createOptionsFor } from '../drivers/engine.js';
+
+export interface FaultDriver extends ReportingDriver {
+  /** Arms one I/O error on the image file (counted from now). */
+  arm(spec: FaultSpec): void;
+  /** Clears it; returns how many accesses it failed. */
+  disarm(): number;
+  /** The power goes at the Nth write or flush from now (FaultFile.losePowerAt); crash() then follows. */
+  losePowerAt(access: 'write' | 'flush', nth: number): void;
+  /** Whether the power went. */
+  powerLost(): boolean;
+  /**
+   * Power is lost: the image file becomes its crash state for `seed`, and the
+   * engine opens it read-write. Returns the crash state's bytes as the disk
+   * held them (before the open repaired anything). Throws CrashOpenError when
+   * the engine cannot open it.
+   */
+  crash(seed: number): Promise<Uint8Array>;
+  /** The crash state for `seed` without crashing (FaultFile.crashState). */
+  crashState(seed: number): Promise<Uint8Array>;
+  /** Offsets of the writes since the last completed flush (what a crash may lose). */
+  pendingWriteOffsets(): readonly number[];
+  /** Where the last armed error first failed: a file offset, or 'flush'; undefined when it failed nothing. */
+  firstFailure(): number | 'flush' | undefined;
+  /** The image file as it reads now (durable plus pending), without flushing. */
+  fileBytes(): Uint8Array;
+  /** The current virtual size as the engine reports it. */
+  virtualSize(): number;
+}
+
+/** The engine refused to open a crash state: the message is the engine's. */
+export class CrashOpenError extends Error {
+  override readonly name = 'CrashOpenError';
+}
+
+export function isFaultDriver(driver: ImageDriver): driver is FaultDriver {
+  return 'crash' in driver && 'arm' in driver;
+}
+
+const driverName = 'ts engine (FaultFile)';
+
+class FaultEngineDriver implements FaultDriver {
+  readonly name = driverName;
+  private closed = false;
+
+  constructor(
+    private file: FaultFile,
+    private image: Qcow2Image,
+  ) {}
+
+  async apply(op: Op): Promise<Outcome> {
+    try {
+      if (op.kind === 'reopen') await this.reopen();
+      else await applyEngineOp(this.image, op);
+      return okOutcome;
+    } catch (error) {
+      if (error instanceof Qcow2Error && isOpErrorKind(error.code)) return refused(error.code, error.message);
+      throw implementationError(this.name, formatOp(op), error);
+    }
+  }
+
+  private async reopen(): Promise<void> {
+    await this.image.close();
+    this.file = new FaultFile(this.file.bytes());
+    this.image = await Qcow2Image.open(this.file);
+  }
+
+  arm(spec: FaultSpec): void {
+    this.file.arm(spec);
+  }
+
+  disarm(): number {
+    return this.file.disarm();
+  }
+
+  losePowerAt(access: 'write' | 'flush', nth: number): void {
+    this.file.losePowerAt(access, nth);
+  }
+
+  powerLost(): boolean {
+    return this.file.powerLost;
+  }
+
+  async crash(seed: number): Promise<Uint8Array> {
+    const bytes = await this.file.crashState(seed);
+    // The engine before the crash is dropped without a close: a close would flush.
+    this.file = new FaultFile(bytes);
+    try {
+      this.image = await Qcow2Image.open(this.file);
+    } catch (error) {
+      throw new CrashOpenError(error instanceof Error ? `${error.name}: ${error.message}` : String(error), { cause: error });
+    }
+    return bytes;
+  }
+
+  crashState(seed: number): Promise<Uint8Array> {
+    return this.file.crashState(seed);
+  }
+
+  pendingWriteOffsets(): readonly number[] {
+    return this.file.pendingEntries.flatMap((e) => (e.kind === 'write' ? [e.offset] : []));
+  }
+
+  firstFailure(): number | 'flush' | undefined {
+    const f = this.file.firstFailure;
+    return f === undefined ? undefined : f.access === 'flush' ? 'flush' : f.offset;
+  }
+
+  fileBytes(): Uint8Array {
+    return this.file.bytes();
+  }
+
+  virtualSize(): number {
+    return this.image.virtualSize;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    try {
+      return await this.image.read(offset, length);
+    } catch (error) {
+      throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
+    }
+  }
+
+  async imageBytes(): Promise<Uint8Array> {
+    try {
+      await this.image.flush();
+    } catch (error) {
+      throw implementationError(this.name, 'flush', error);
+    }
+    return this.file.bytes();
+  }
+
+  fileLength(): Promise<number> {
+    return this.file.length();
+  }
+
+  async reports(): Promise<EngineReports> {
+    try {
+      return { map: await this.image.map(), info: await this.image.info() };
+    } catch (error) {
+      throw implementationError(this.name, 'map/info', error);
+    }
+  }
+
+  async writeTo(path: string): Promise<void> {
+    await writeFile(path, await this.imageBytes());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.file.disarm();
+    await this.image.close();
+  }
+}
+
+/** A fresh image with these options on a FaultFile, created and flushed (nothing pending). */
+export async function createFaultDriver(options: ImageOptions): Promise<FaultDriver> {
+  const file = new FaultFile(new Uint8Array(0));
+  try {
+    const image = await Qcow2Image.create(file, createOptionsFor(options));
+    await image.flush();
+    return new FaultEngineDriver(file, image);
+  } catch (error) {
+    throw implementationError(driverName, 'create', error);
+  }
+}

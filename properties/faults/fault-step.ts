@@ -1,0 +1,52 @@
+// Faults as steps of a sequence (issue 15): a crash, and an operation that
+// meets an injected I/O error. Like a read, they are not model Ops: the model
+// answers them with a set of allowed images (model/crash.ts), not one state.
+import { formatOp, type DiscardOp, type FlushOp, type ResizeOp, type WriteOp, type WriteZeroesOp } from '../../model/index.js';
+
+/**
+ * Power is lost: the image file becomes one of the states the disk could hold
+ * (impl/io/fault-file.ts, chosen by `seed`) and is opened again read-write
+ * (a dirty lazy-refcounts image is repaired as it opens). With `during`, the
+ * power goes inside that operation, at its Nth write or flush (between the
+ * barriers of a metadata flush, say); without, between two operations.
+ */
+export interface CrashStep {
+  readonly kind: 'crash';
+  readonly seed: number;
+  readonly during?: { readonly op: CrashableOp; readonly access: 'write' | 'flush'; readonly nth: number };
+}
+
+/** The operations a crash is drawn inside. */
+export type CrashableOp = FaultableOp;
+
+/** The operations an I/O error is injected into: guest ops and flush (snapshot ops are out of scope, docs/semantics.md). */
+export type FaultableOp = WriteOp | WriteZeroesOp | DiscardOp | ResizeOp | FlushOp;
+
+/**
+ * `op` runs with its `nth` file access of kind `access` (counted from the
+ * op's start) failing with `errno`, once or on every later access too until
+ * the op ends; then the fault is cleared and the op is retried.
+ */
+export interface IoErrorStep {
+  readonly kind: 'ioError';
+  readonly op: FaultableOp;
+  readonly access: 'read' | 'write' | 'flush';
+  readonly nth: number;
+  readonly errno: 'EIO' | 'ENOSPC';
+  readonly persistent: boolean;
+}
+
+export type FaultStep = CrashStep | IoErrorStep;
+
+export function isFaultStep(step: { readonly kind: string }): step is FaultStep {
+  return step.kind === 'crash' || step.kind === 'ioError';
+}
+
+/** One line: `crash <seed 7>` (qemu-io `sigraise 9` at that point), `ioError write#2 EIO once: write -P 0xab 0x0 0x200`. */
+export function formatFaultStep(step: FaultStep): string {
+  if (step.kind === 'crash') {
+    const d = step.during;
+    return d === undefined ? `crash <seed ${step.seed}>` : `crash <seed ${step.seed}> at ${d.access}#${d.nth} of: ${formatOp(d.op)}`;
+  }
+  return `ioError ${step.access}#${step.nth} ${step.errno} ${step.persistent ? 'until-cleared' : 'once'}: ${formatOp(step.op)}`;
+}

@@ -1,0 +1,210 @@
+// Running a fault step (docs/semantics.md, "Faults: crashes and I/O errors"),
+// and the faults check that keeps what a crash may go back to.
+//
+// A crash: the image must open, pass the checker with at most leaks (judged
+// after the open's repair when lazy refcounts left it dirty), read in every
+// sector as some state since the last durable operation, and keep its snapshot
+// list; the model then adopts the image (model/crash.ts: stateFromImage).
+// An I/O error: the op meets it and fails with `io` (or never meets it and runs
+// as the model says); until it is retried, each sector reads old or new and the
+// flushed image is corrupt-free; the retry succeeds and leaves the model's state.
+import {
+  bufferReader,
+  checkImage,
+  decodeImage,
+  disallowedAfterFault,
+  initialState,
+  read,
+  stateFromImage,
+  step as modelStep,
+  formatOp,
+  type ModelState,
+  type Op,
+  type Outcome,
+} from '../../model/index.js';
+import type { Check } from '../checks/check.js';
+import { compareWholeDisk } from '../checks/whole-disk.js';
+import type { ModelBox } from '../commands/command.js';
+import { recordFault } from './fault-coverage.js';
+import type { Coverage } from '../coverage.js';
+import type { ImageDriver } from '../driver.js';
+import { formatStep } from '../steps.js';
+import { PropertyViolation } from '../violation.js';
+import { CrashOpenError, isFaultDriver, type FaultDriver } from './fault-driver.js';
+import type { CrashStep, FaultStep, IoErrorStep } from './fault-step.js';
+
+/** Crash states judged by the checker at each crash: the adopted one (opened and read) and the others. */
+export const crashStatesJudged = 4;
+
+/** What the faults check keeps across one sequence. */
+interface FaultMemory {
+  /** The model after the last durable operation and after each one since, oldest first. */
+  candidates: ModelState[];
+  /** A fault happened: from now on the image may hold leaked clusters. */
+  leaksAllowed: boolean;
+  /** The kind of the last operation (what a crash interrupts, for the coverage). */
+  lastOp: string;
+}
+
+function memory(scratch: Map<string, unknown>, options: ModelState['options']): FaultMemory {
+  let m = scratch.get('faults') as FaultMemory | undefined;
+  if (m === undefined) {
+    m = { candidates: [initialState(options)], leaksAllowed: false, lastOp: 'start' };
+    scratch.set('faults', m);
+  }
+  return m;
+}
+
+/** Operations after which everything is durable: the engine flushes at their end (snapshot ops before and after). */
+function makesDurable(op: Op, outcome: Outcome): boolean {
+  if (!outcome.ok) return false;
+  return op.kind === 'flush' || op.kind === 'reopen' || op.kind === 'snapshotCreate' || op.kind === 'snapshotRevert' || op.kind === 'snapshotDelete';
+}
+
+export const faultsCheck: Check = {
+  name: 'faults',
+  async afterOp(env, op, outcome) {
+    const m = memory(env.scratch, env.options);
+    m.lastOp = op.kind;
+    if (makesDurable(op, outcome)) m.candidates = [env.state];
+    else m.candidates.push(env.state);
+  },
+  async atEnd(env) {
+    const m = memory(env.scratch, env.options);
+    judgeImage((await env.image()).bytes, m.leaksAllowed, 'check-image', 'at the end of the sequence');
+    await compareWholeDisk(env.driver, env.state, 'read', 'at the end of the sequence');
+  },
+};
+
+/** The checker on an image: no corruption, and no leak unless a fault allowed it. */
+function judgeImage(bytes: Uint8Array, leaksAllowed: boolean, check: 'crash' | 'io-error' | 'check-image', when: string): void {
+  const report = checkImage(bufferReader(bytes));
+  if (report.verdict === 'clean' || (report.verdict === 'leaks' && leaksAllowed)) return;
+  throw new PropertyViolation(check, `${when}: the checker finds ${report.verdict}: ${report.messages.slice(0, 3).join('; ')}`);
+}
+
+function faultDriver(driver: ImageDriver): FaultDriver {
+  if (!isFaultDriver(driver)) throw new PropertyViolation('crash', `${driver.name} cannot inject faults (only the crashConsistency property draws them)`);
+  return driver;
+}
+
+/** The whole guest disk as the engine reads it now (its own virtual size). */
+async function guestView(driver: FaultDriver): Promise<Uint8Array> {
+  const size = driver.virtualSize();
+  return size === 0 ? new Uint8Array() : driver.read(0, size);
+}
+
+export async function runFaultStep(m: ModelBox, step: FaultStep, driver: ImageDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<void> {
+  const d = faultDriver(driver);
+  const mem = memory(scratch, m.state.options);
+  if (step.kind === 'crash') return runCrash(m, step, d, mem, coverage);
+  return runIoError(m, step, d, mem, coverage);
+}
+
+async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<void> {
+  const what = formatStep(step);
+  if (step.during !== undefined && !(await runUntilPowerLoss(m, step.during, d, mem))) {
+    // the op finished before its Nth access: the crash comes after it
+    recordFault(coverage, 'crash', step.during.op.kind, d.pendingWriteOffsets(), d.fileBytes());
+  } else {
+    recordFault(coverage, 'crash', step.during === undefined ? mem.lastOp : `inside ${step.during.op.kind}`, d.pendingWriteOffsets(), d.fileBytes());
+  }
+  // Other states the disk could hold at the same point, judged by the checker only (opening each would cost more).
+  for (let k = 1; k < crashStatesJudged; k++) {
+    const other = await d.crashState((step.seed + k * 0x9e3779b9) | 0);
+    if (!decodeImage(bufferReader(other)).header.dirty) judgeImage(other, true, 'crash', `${what}, crash state ${k} of ${crashStatesJudged} as the disk holds it`);
+  }
+  let crashed: Uint8Array;
+  try {
+    crashed = await d.crash(step.seed);
+  } catch (error) {
+    if (error instanceof CrashOpenError) throw new PropertyViolation('crash', `${what}: the crash state does not open: ${error.message}`, { cause: error });
+    throw error;
+  }
+  // A dirty lazy-refcounts image has stale counts by design: it is judged after the open's repair.
+  if (!decodeImage(bufferReader(crashed)).header.dirty) judgeImage(crashed, true, 'crash', `${what}, the crash state as the disk holds it`);
+  const disallowed = disallowedAfterFault(mem.candidates, await guestView(d));
+  if (disallowed !== undefined) throw new PropertyViolation('crash', `${what}: ${disallowed}`);
+  const reopened = await d.imageBytes();
+  judgeImage(reopened, true, 'crash', `${what}, after the reopen`);
+  const adopted = stateFromImage(decodeImage(bufferReader(reopened)), m.state.options);
+  compareSnapshots(m.state, adopted, what);
+  m.state = adopted;
+  mem.candidates = [adopted];
+  mem.leaksAllowed = true;
+  mem.lastOp = 'crash';
+}
+
+/**
+ * Runs the op with the power going at its Nth write or flush. True when it
+ * did (the op may have landed in part: its result joins the candidates); false
+ * when the op finished first (then it is checked as any op).
+ */
+async function runUntilPowerLoss(m: ModelBox, during: NonNullable<CrashStep['during']>, d: FaultDriver, mem: FaultMemory): Promise<boolean> {
+  const expected = modelStep(m.state, during.op);
+  d.losePowerAt(during.access, during.nth);
+  const actual = await d.apply(during.op);
+  m.state = expected.state;
+  mem.candidates.push(expected.state);
+  if (d.powerLost()) return true;
+  const same = expected.outcome.ok ? actual.ok : !actual.ok && actual.error === expected.outcome.error;
+  if (!same) throw new PropertyViolation('outcome', `${formatOp(during.op)} (the power held): the implementation answered ${actual.ok ? 'ok' : actual.error}, the model expects ${expected.outcome.ok ? 'ok' : expected.outcome.error}`);
+  return false;
+}
+
+/** Snapshots are durable before a crash: same IDs, names, sizes and guest bytes. */
+function compareSnapshots(expected: ModelState, found: ModelState, what: string): void {
+  const show = (s: ModelState) => s.snapshots.map((x) => `${x.id}:${x.name}:${x.diskSize}`).join(', ');
+  if (show(expected) !== show(found)) throw new PropertyViolation('crash', `${what}: snapshots [${show(found)}], expected [${show(expected)}]`);
+  for (const [i, snap] of expected.snapshots.entries()) {
+    const other = found.snapshots[i];
+    if (other === undefined) continue;
+    const view = (s: ModelState, l1: ModelState['active'], size: number) => read({ ...s, active: l1, options: { ...s.options, virtualSize: size } }, 0, size);
+    const a = view(expected, snap.l1, snap.diskSize);
+    const b = view(found, other.l1, other.diskSize);
+    if (Buffer.compare(a, b) !== 0) throw new PropertyViolation('crash', `${what}: snapshot ${snap.id} (${snap.name}) no longer reads as it was taken`);
+  }
+}
+
+async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<void> {
+  const what = formatStep(step);
+  const before = m.state;
+  const expected = modelStep(before, step.op);
+  d.arm({ access: step.access, nth: step.nth, errno: step.errno, persistent: step.persistent });
+  let actual: Outcome;
+  let fired: number;
+  try {
+    actual = await d.apply(step.op);
+  } finally {
+    fired = d.disarm();
+  }
+  if (fired === 0) {
+    // never met: the op ran as any other
+    compareFaultless(step, expected.outcome, actual);
+  } else {
+    const failed = d.firstFailure();
+    recordFault(coverage, 'ioError', step.op.kind, failed === undefined || failed === 'flush' ? 'flush' : [failed], d.fileBytes());
+    if (actual.ok || actual.error !== 'io') {
+      throw new PropertyViolation('io-error', `${what}: the injected error failed ${fired} access(es) but the op answered ${actual.ok ? 'ok' : `${actual.error} (${actual.message})`}, not io`);
+    }
+    const disallowed = disallowedAfterFault([before, expected.state], await guestView(d));
+    if (disallowed !== undefined) throw new PropertyViolation('io-error', `${what}, before the retry: ${disallowed}`);
+    judgeImage(await d.imageBytes(), true, 'io-error', `${what}, before the retry`);
+    mem.leaksAllowed = true;
+    // the flush above made the half-done op durable: a crash from here sees old or new
+    mem.candidates = [before];
+    const retried = await d.apply(step.op);
+    compareFaultless(step, expected.outcome, retried);
+  }
+  m.state = expected.state;
+  mem.candidates.push(expected.state);
+  mem.lastOp = `ioError ${step.op.kind}`;
+  await compareWholeDisk(d, m.state, 'io-error', `after ${what}`);
+}
+
+function compareFaultless(step: IoErrorStep, expected: Outcome, actual: Outcome): void {
+  const same = expected.ok ? actual.ok : !actual.ok && actual.error === expected.error;
+  if (same) return;
+  const show = (o: Outcome) => (o.ok ? 'ok' : `${o.error} (${o.message})`);
+  throw new PropertyViolation('io-error', `${formatStep(step)}: with the fault cleared the op answered ${show(actual)}, the model expects ${show(expected)}`);
+}
