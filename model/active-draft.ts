@@ -2,6 +2,7 @@
 // L1 array, and each L2 table only when it is first touched (privatize), so the
 // input state is never mutated and untouched tables stay shared.
 // Each method is one per-cluster rule of docs/semantics.md.
+import { readBacking } from './read.js';
 import { countRefs, type Refcounts } from './refcounts.js';
 import { geometry, type DataCluster, type Geometry, type L2Entry, type L2Table, type ModelState } from './state.js';
 
@@ -56,8 +57,12 @@ export class ActiveDraft {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
-    const content = new Uint8Array(this.g.clusterSize);
-    // A compressed cluster is copied on write from its decompressed bytes.
+    // A compressed cluster is copied on write from its decompressed bytes, an
+    // unallocated one from the backing chain's bytes of the whole cluster (also
+    // past the virtual size, as QEMU's COW reads them), a zero one from zeros.
+    const clusterStart = guestCluster * this.g.clusterSize;
+    const content =
+      old === undefined ? readBacking(this.base.backing, clusterStart, clusterStart + this.g.clusterSize) : new Uint8Array(this.g.clusterSize);
     if (old?.kind === 'normal' || old?.kind === 'compressed') content.set(old.data.bytes);
     content.set(bytes, offsetInCluster);
     // In place only for an allocated cluster nothing else references (COPIED);
@@ -97,12 +102,20 @@ export class ActiveDraft {
     entries.set(l2Index, { kind: 'zero-plain' });
   }
 
-  /** Guest discard of a whole cluster (discard_in_l2_slice, full_discard = false). */
+  /**
+   * Guest discard of a whole cluster (discard_in_l2_slice, full_discard = false):
+   * with a backing file an unallocated cluster of a version 3 image becomes
+   * zero-plain too, so that the backing does not show through.
+   */
   discard(guestCluster: number): void {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
-    if (old === undefined || old.kind === 'zero-plain') return;
+    if (old?.kind === 'zero-plain') return;
+    if (old === undefined) {
+      if (this.base.backing !== undefined && this.base.options.version === 3) entries.set(l2Index, { kind: 'zero-plain' });
+      return;
+    }
     this.release(old);
     if (this.base.options.version === 3) entries.set(l2Index, { kind: 'zero-plain' });
     else entries.delete(l2Index);

@@ -52,7 +52,7 @@ export class RunContext {
     if (step.kind === 'read') return this.compareRead(m, step);
     const { state, outcome: expected } = modelStep(m.state, step);
     const actual = await this.driver.apply(step);
-    recordOutcome(this.coverage, expected, state);
+    recordOutcome(this.coverage, expected, state, step);
     recordL1Corner(this.coverage, this.l1, m.state, step, expected, state);
     compareOutcomes(step, expected, actual);
     m.state = state;

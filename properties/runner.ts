@@ -19,7 +19,7 @@ import { RunContext } from './context.js';
 import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from './coverage.js';
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
 import { driverFactories } from './drivers/index.js';
-import { properties, type PropertyName } from './registry.js';
+import { properties, type PropertyDefinition, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
 import type { Step } from './steps.js';
 import { hashSeed } from './seed.js';
@@ -165,6 +165,13 @@ export function propertySeed(seed: number, property: string): number {
   return (seed ^ hashSeed(property)) | 0;
 }
 
+/** The property's sequence defaults under the caller's, with chain ops on where the property takes them for `impl` (unless the caller says). */
+export function sequenceConstraintsFor(def: PropertyDefinition, impl: ImplName, caller: SequenceConstraints = {}): SequenceConstraints {
+  const merged = { ...def.sequence, ...caller };
+  const chains = merged.swarm?.chains ?? (def.chainImpls ?? []).includes(impl);
+  return { ...merged, swarm: { ...merged.swarm, chains } };
+}
+
 export async function runProperty(c: RunConstraints): Promise<RunResult> {
   const def = properties[c.property];
   const impl = c.impl ?? 'ts';
@@ -184,7 +191,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   let stoppedByDeadline = false;
   let lastFailure: Attempt | undefined;
   const progress = c.onProgress ?? (() => undefined);
-  const property = fc.asyncProperty(sequence({ ...def.sequence, ...c.sequence }), async (seq: Sequence) => {
+  const property = fc.asyncProperty(sequence(sequenceConstraintsFor(def, impl, c.sequence)), async (seq: Sequence) => {
     if (shrinking) {
       // out of budget: every further candidate "passes", so fast-check keeps the last failure
       if (c.shrinkDeadline !== undefined && now() >= c.shrinkDeadline) shrinkStop ??= 'time';

@@ -44,6 +44,9 @@ function touchedClusters(step: Step, before: ModelState, after: ModelState, clus
     case 'snapshotDelete':
     case 'flush':
     case 'reopen':
+    case 'createOverlay':
+    case 'rebase':
+    case 'commit':
       return [];
     default: {
       const never: never = step;

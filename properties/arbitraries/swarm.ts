@@ -3,7 +3,7 @@
 // entirely, so that one sequence is all snapshots and reverts while another
 // never discards and grows the file until the refcount table must grow.
 import fc from 'fast-check';
-import { opKinds, type OpKind } from '../../model/index.js';
+import { chainOpKinds, opKinds, type OpKind } from '../../model/index.js';
 
 export type CommandKind = OpKind | 'read';
 export const commandKinds: readonly CommandKind[] = [...opKinds, 'read'];
@@ -27,6 +27,9 @@ export const baseWeights: SwarmWeights = {
   flush: 1,
   reopen: 1,
   read: 3,
+  createOverlay: 2,
+  rebase: 1,
+  commit: 1,
 };
 
 export interface SwarmConstraints {
@@ -38,10 +41,18 @@ export interface SwarmConstraints {
   readonly weightMax?: number;
   /** Draw every kind on (weights still vary). Used by coverage tests. Default false. */
   readonly allOn?: boolean;
+  /**
+   * Draw the backing-chain kinds (createOverlay, rebase, commit). Default false:
+   * they are off, and drawing the weights of the other kinds is what it was
+   * before chains (fixed-seed sequences stay the same).
+   */
+  readonly chains?: boolean;
 }
 
 export function qualifySwarmConstraints(c: SwarmConstraints = {}): Required<SwarmConstraints> {
-  const q = { alwaysOn: c.alwaysOn ?? ['write'], off: c.off ?? [], weightMax: c.weightMax ?? 4, allOn: c.allOn ?? false };
+  const chains = c.chains ?? false;
+  const off = chains ? (c.off ?? []) : [...(c.off ?? []), ...chainOpKinds];
+  const q = { alwaysOn: c.alwaysOn ?? ['write'], off, weightMax: c.weightMax ?? 4, allOn: c.allOn ?? false, chains };
   if (!Number.isSafeInteger(q.weightMax) || q.weightMax < 1) throw new RangeError(`weightMax must be >= 1, got ${q.weightMax}`);
   const clash = q.alwaysOn.find((k) => q.off.includes(k));
   if (clash !== undefined) throw new RangeError(`command kind ${clash} is both alwaysOn and off`);

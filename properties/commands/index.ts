@@ -2,7 +2,10 @@
 import type fc from 'fast-check';
 import type { CommandKind } from '../arbitraries/swarm.js';
 import type { StepCommand } from './command.js';
+import { commitCommand } from './commit.js';
+import { createOverlayCommand } from './create-overlay.js';
 import { discardCommand } from './discard.js';
+import { rebaseCommand } from './rebase.js';
 import { flushCommand } from './flush.js';
 import { readCommand } from './read.js';
 import { reopenCommand } from './reopen.js';
@@ -40,6 +43,12 @@ export function commandArbitrary(kind: CommandKind): fc.Arbitrary<StepCommand> {
       return reopenCommand();
     case 'read':
       return readCommand();
+    case 'createOverlay':
+      return createOverlayCommand();
+    case 'rebase':
+      return rebaseCommand();
+    case 'commit':
+      return commitCommand();
     default: {
       const never: never = kind;
       throw new Error(`unknown command kind ${String(never)}`);

@@ -49,6 +49,7 @@ export function formatCoverage(c: Coverage): string {
     `  images:         ${histogram(c.versions)}; cluster bits ${histogram(c.clusterBits)}; refcount bits ${histogram(c.refcountBits)}; lazy ${c.lazyRefcounts}`,
     `  swarm off:      ${histogram(c.swarmOff)}`,
     `  compressed:     ${histogram(c.compressedLayout)} (summed over sampled images)`,
+    `  backing chains: ${histogram(c.chains)}`,
   ].join('\n');
 }
 
