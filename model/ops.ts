@@ -150,7 +150,12 @@ export const opKinds: readonly OpKind[] = [
 ];
 
 /** The ops that build or change a backing chain. */
-export const chainOpKinds: readonly OpKind[] = ['createOverlay', 'rebase', 'commit'];
+export type ChainOpKind = (CreateOverlayOp | RebaseOp | CommitOp)['kind'];
+export const chainOpKinds: readonly ChainOpKind[] = ['createOverlay', 'rebase', 'commit'];
+
+export function isChainOpKind(kind: string): kind is ChainOpKind {
+  return (chainOpKinds as readonly string[]).includes(kind);
+}
 
 /**
  * Why an operation is refused. Every implementation must fail exactly when the

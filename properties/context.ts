@@ -17,6 +17,7 @@ import type { Check, CheckEnv, ImageSample } from './checks/check.js';
 import type { ModelBox } from './commands/command.js';
 import {
   l1Memory,
+  recordChainRead,
   recordCompressedLayout,
   recordHeaderChange,
   recordL1Corner,
@@ -64,6 +65,8 @@ export class RunContext {
 
   /** End-of-sequence clauses; the model is final. */
   async finish(m: ModelBox): Promise<void> {
+    // every property ends with the whole disk read or compared
+    recordChainRead(this.coverage, m.state, 0, m.state.options.virtualSize);
     this.sample = undefined;
     const env = this.env(m);
     for (const check of this.checks) await check.atEnd?.(env);

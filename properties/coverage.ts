@@ -52,8 +52,9 @@ export interface Coverage {
    */
   compressedLayout: Record<string, number>;
   /**
-   * Backing chains: `read-through:depth-N` (read steps whose bytes came, in
-   * part, from the layer N down), `cow-from-backing` (clusters a write or
+   * Backing chains: `read-through:depth-N` (read steps, and the whole-disk
+   * reads at the end of a sequence, whose bytes came in part from the layer N
+   * down), `cow-from-backing` (clusters a write or
    * write-zeroes copied on write from backing data), `zero-over-backing`
    * (whole clusters write-zeroes or discard turned into zero clusters over
    * backing data), `overlay:qcow2|raw`, `rebase:safe|unsafe`, `commit`
@@ -156,8 +157,7 @@ function recordChainStep(cov: Coverage, state: ModelState, step: Step): void {
   const end = Math.min(step.offset + step.length, size);
   if (end <= step.offset) return;
   if (step.kind === 'read') {
-    const depths = new Set(chainPieces(state, step.offset, end - step.offset).filter((p) => p.kind === 'data' && p.depth > 0).map((p) => p.depth));
-    for (const depth of depths) bump(cov.chains, `read-through:depth-${depth}`);
+    recordChainRead(cov, state, step.offset, end - step.offset);
     return;
   }
   const cs = 2 ** state.options.clusterBits;
@@ -171,6 +171,13 @@ function recordChainStep(cov: Coverage, state: ModelState, step: Step): void {
     else if (step.kind !== 'write' && whole && state.options.version === 3) bump(cov.chains, 'zero-over-backing');
     else if (step.kind === 'writeZeroes' && !whole) bump(cov.chains, 'partial-zero-over-backing');
   }
+}
+
+/** A guest read of [offset, offset + length) (inside the disk): the depths below the image its bytes came from. */
+export function recordChainRead(cov: Coverage, state: ModelState, offset: number, length: number): void {
+  if (state.backing === undefined || length === 0) return;
+  const depths = new Set(chainPieces(state, offset, length).filter((p) => p.kind === 'data' && p.depth > 0).map((p) => p.depth));
+  for (const depth of depths) bump(cov.chains, `read-through:depth-${depth}`);
 }
 
 export function recordOutcome(cov: Coverage, outcome: Outcome, state: ModelState, step?: Step): void {

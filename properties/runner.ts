@@ -168,8 +168,7 @@ export function propertySeed(seed: number, property: string): number {
 /** The property's sequence defaults under the caller's, with chain ops on where the property takes them for `impl` (unless the caller says). */
 export function sequenceConstraintsFor(def: PropertyDefinition, impl: ImplName, caller: SequenceConstraints = {}): SequenceConstraints {
   const merged = { ...def.sequence, ...caller };
-  const chains = merged.swarm?.chains ?? (def.chainImpls ?? []).includes(impl);
-  return { ...merged, swarm: { ...merged.swarm, chains } };
+  return { ...merged, chains: merged.chains ?? (def.chainImpls ?? []).includes(impl) };
 }
 
 export async function runProperty(c: RunConstraints): Promise<RunResult> {

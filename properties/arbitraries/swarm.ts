@@ -3,10 +3,11 @@
 // entirely, so that one sequence is all snapshots and reverts while another
 // never discards and grows the file until the refcount table must grow.
 import fc from 'fast-check';
-import { chainOpKinds, opKinds, type OpKind } from '../../model/index.js';
+import { isChainOpKind, opKinds, type ChainOpKind, type OpKind } from '../../model/index.js';
 
-export type CommandKind = OpKind | 'read';
-export const commandKinds: readonly CommandKind[] = [...opKinds, 'read'];
+/** Backing-chain ops are not in the swarm: they are spliced into a sequence on their own (sequence.ts), so the swarm draws what it drew before chains. */
+export type CommandKind = Exclude<OpKind, ChainOpKind> | 'read';
+export const commandKinds: readonly CommandKind[] = [...opKinds.filter((k): k is Exclude<OpKind, ChainOpKind> => !isChainOpKind(k)), 'read'];
 
 export type SwarmWeights = Readonly<Record<CommandKind, number>>;
 
@@ -27,9 +28,6 @@ export const baseWeights: SwarmWeights = {
   flush: 1,
   reopen: 1,
   read: 3,
-  createOverlay: 2,
-  rebase: 1,
-  commit: 1,
 };
 
 export interface SwarmConstraints {
@@ -41,18 +39,10 @@ export interface SwarmConstraints {
   readonly weightMax?: number;
   /** Draw every kind on (weights still vary). Used by coverage tests. Default false. */
   readonly allOn?: boolean;
-  /**
-   * Draw the backing-chain kinds (createOverlay, rebase, commit). Default false:
-   * they are off, and drawing the weights of the other kinds is what it was
-   * before chains (fixed-seed sequences stay the same).
-   */
-  readonly chains?: boolean;
 }
 
 export function qualifySwarmConstraints(c: SwarmConstraints = {}): Required<SwarmConstraints> {
-  const chains = c.chains ?? false;
-  const off = chains ? (c.off ?? []) : [...(c.off ?? []), ...chainOpKinds];
-  const q = { alwaysOn: c.alwaysOn ?? ['write'], off, weightMax: c.weightMax ?? 4, allOn: c.allOn ?? false, chains };
+  const q = { alwaysOn: c.alwaysOn ?? ['write'], off: c.off ?? [], weightMax: c.weightMax ?? 4, allOn: c.allOn ?? false };
   if (!Number.isSafeInteger(q.weightMax) || q.weightMax < 1) throw new RangeError(`weightMax must be >= 1, got ${q.weightMax}`);
   const clash = q.alwaysOn.find((k) => q.off.includes(k));
   if (clash !== undefined) throw new RangeError(`command kind ${clash} is both alwaysOn and off`);

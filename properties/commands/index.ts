@@ -1,5 +1,5 @@
 // One arbitrary per command kind; the swarm weights pick among them.
-import type fc from 'fast-check';
+import fc from 'fast-check';
 import type { CommandKind } from '../arbitraries/swarm.js';
 import type { StepCommand } from './command.js';
 import { commitCommand } from './commit.js';
@@ -43,15 +43,15 @@ export function commandArbitrary(kind: CommandKind): fc.Arbitrary<StepCommand> {
       return reopenCommand();
     case 'read':
       return readCommand();
-    case 'createOverlay':
-      return createOverlayCommand();
-    case 'rebase':
-      return rebaseCommand();
-    case 'commit':
-      return commitCommand();
     default: {
       const never: never = kind;
       throw new Error(`unknown command kind ${String(never)}`);
     }
   }
+}
+
+/** One backing-chain command: mostly new overlays (a chain needs them first), rebases and commits. */
+export function chainCommandArbitrary(): fc.Arbitrary<StepCommand> {
+  const weighted = (arbitrary: fc.Arbitrary<StepCommand>, weight: number) => ({ arbitrary, weight });
+  return fc.oneof(weighted(createOverlayCommand(), 4), weighted(rebaseCommand(), 2), weighted(commitCommand(), 2));
 }
