@@ -64,10 +64,14 @@ export function rebase(state: ModelState, op: RebaseOp): StepResult {
       flush();
       continue;
     }
-    const clusterEnd = Math.min(size, (c + 1) * g.clusterSize);
-    for (let sector = c * g.clusterSize; sector < clusterEnd; sector += rebaseSectorBytes) {
+    const clusterStart = c * g.clusterSize;
+    const clusterEnd = Math.min(size, clusterStart + g.clusterSize);
+    const oldView = readBacking(state.backing, clusterStart, clusterEnd);
+    const newView = readBacking(target, clusterStart, clusterEnd);
+    for (let sector = clusterStart; sector < clusterEnd; sector += rebaseSectorBytes) {
       const end = Math.min(clusterEnd, sector + rebaseSectorBytes);
-      const differs = Buffer.compare(readBacking(state.backing, sector, end), readBacking(target, sector, end)) !== 0;
+      const [from, to] = [sector - clusterStart, end - clusterStart];
+      const differs = oldView.subarray(from, to).some((b, i) => b !== newView[from + i]);
       const zero = sector >= oldSize;
       if (!differs || (run !== undefined && run.zero !== zero)) flush();
       if (differs) run = run === undefined ? { start: sector, end, zero } : { ...run, end };
