@@ -166,11 +166,6 @@ export class QemuHolder implements Holder {
         return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
       case 'flush':
         return (await this.qemu.io()).flush();
-      case 'createOverlay':
-      case 'rebase':
-      case 'commit':
-        // the handoff property switches chain ops off until the engine opens chains
-        throw new Error(`the handoff passes single images only: ${op.kind}`);
       default: {
         const never: never = op;
         throw new Error(`unknown op ${JSON.stringify(never)}`);

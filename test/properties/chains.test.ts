@@ -19,8 +19,9 @@ function overBase(base: ImageOptions, top: ImageOptions, format: 'qcow2' | 'raw'
   ];
 }
 
-async function judged(options: ImageOptions, ops: readonly Step[]) {
-  const result = await replayOps({ impl: 'qemu', options, ops, properties: ['readsAndOutcomes', 'qemuJudges'] });
+async function judged(options: ImageOptions, ops: readonly Step[], impl: 'qemu' | 'ts' = 'qemu') {
+  const properties = impl === 'ts' ? (['readsAndOutcomes', 'structure', 'qemuJudges'] as const) : (['readsAndOutcomes', 'qemuJudges'] as const);
+  const result = await replayOps({ impl, options, ops, properties: [...properties] });
   expect(result.status, formatText(result)).toBe('passed');
   return result;
 }
@@ -118,6 +119,28 @@ describe('backing chains on QEMU', () => {
         whole(top.virtualSize),
       ]);
     }
+  });
+
+  it('the engine driver runs chains too: overlays (qcow2, raw), COW, zeroes, rebase and commit, judged by the structure check and QEMU', async () => {
+    await judged(
+      v3,
+      [
+        ...overBase(v3, { ...v3, clusterBits: 9, virtualSize: 98304 }, 'raw'),
+        { kind: 'write', offset: 0x2100, length: 0x100, pattern: 0x22 },
+        { kind: 'writeZeroes', offset: 0x4000, length: 0x1000, unmap: false },
+        { kind: 'discard', offset: 0x5000, length: 0x1000 },
+        { kind: 'createOverlay', backingFormat: 'qcow2', options: { ...v3, virtualSize: 131072 } },
+        { kind: 'write', offset: 0x3000, length: 0x200, pattern: 0x33 },
+        { kind: 'reopen' },
+        { kind: 'rebase', depth: 0, unsafe: false },
+        { kind: 'createOverlay', backingFormat: 'qcow2', options: v3 },
+        { kind: 'write', offset: 0x1000, length: 0x1000, pattern: 0x44 },
+        { kind: 'writeZeroes', offset: 0x2000, length: 0x1000, unmap: false },
+        { kind: 'commit' },
+        whole(v3.virtualSize),
+      ],
+      'ts',
+    );
   });
 
   it('random chain sequences agree with the model and QEMU judges them', async () => {
