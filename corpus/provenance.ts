@@ -23,9 +23,10 @@ export async function toolVersion(): Promise<string> {
 }
 
 export async function provenance(command: string | undefined, date: Date): Promise<Provenance> {
+  // the binaries that ran (QEMU_IMG / QEMU_IO may name a build tree's): their whole version lines
   const qemu = await qemuVersion().then(
-    (v) => v.qemuImg.split(' ')[0] ?? v.qemuImg,
-    () => 'unknown',
+    (v) => ({ qemu: v.qemuImg, qemuIo: v.qemuIo }),
+    () => ({ qemu: 'unknown' }),
   );
-  return { tool: await toolVersion(), qemu, date: date.toISOString().slice(0, 10), ...(command === undefined ? {} : { command }) };
+  return { tool: await toolVersion(), ...qemu, date: date.toISOString().slice(0, 10), ...(command === undefined ? {} : { command }) };
 }

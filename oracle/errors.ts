@@ -8,11 +8,31 @@ export type QemuTool = 'qemu-img' | 'qemu-io';
 /** The Debian package that provides every QEMU tool the oracle runs. */
 export const qemuDebianPackage = 'qemu-utils';
 
-/** A QEMU binary is not on PATH (instead of a raw ENOENT from spawn). */
+/** Why a configured binary (QEMU_IMG, QEMU_IO or a flag that sets them) cannot be used, or a binary on PATH is not the tool. */
+export interface QemuBinaryProblem {
+  /** The environment variable that named it; absent for a binary found on PATH. */
+  readonly variable?: string;
+  /** The absolute path that was tried. */
+  readonly path: string;
+  readonly reason: string;
+}
+
+/**
+ * The oracle cannot run a QEMU tool (instead of a raw ENOENT from spawn): it
+ * is not on PATH, or the binary configured for it (`problem`) is missing or
+ * is not that tool. Either way no verdict can be given.
+ */
 export class QemuMissingError extends Error {
   override readonly name = 'QemuMissingError';
-  constructor(readonly tool: QemuTool) {
-    super(`${tool} not found on PATH; install Debian package ${qemuDebianPackage}`);
+  constructor(
+    readonly tool: QemuTool,
+    readonly problem?: QemuBinaryProblem,
+  ) {
+    super(
+      problem === undefined
+        ? `${tool} not found on PATH; install Debian package ${qemuDebianPackage}`
+        : `${problem.variable === undefined ? problem.path : `${problem.variable}=${problem.path}`}: ${problem.reason}`,
+    );
   }
 }
 

@@ -2,7 +2,8 @@
 // qemu-io session. Data flows CLI → properties → oracle; nothing here imports
 // from properties/ or cli/.
 export * from './errors.js';
-export { qemuVersion, type QemuVersion } from './version.js';
+export { formatQemuVersion, qemuVersion, type QemuVersion } from './version.js';
+export { findTool, qemuToolVariables, resolveTool, type ResolvedTool } from './tool-path.js';
 export { withTempDir, keepFile, type KeepConstraints } from './temp.js';
 export type { ReadConstraints } from './qemu-img/read-constraints.js';
 export * from './qemu-img/check.js';

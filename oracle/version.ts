@@ -1,36 +1,25 @@
-// Which QEMU judges us: detected once per process and cached, so a report can
-// name the exact versions (verdicts differ between QEMU releases, digest §11).
-import { QemuOutputError, type QemuTool } from './errors.js';
-import { runTool } from './run.js';
+// Which QEMU judges us: the versions of the binaries actually run (tool-path.ts
+// resolves and checks them once per setting), so a report can name them
+// exactly (verdicts differ between QEMU releases and builds, digest §11).
+import { resolveTool } from './tool-path.js';
 
 export interface QemuVersion {
   /** e.g. "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)" */
   readonly qemuImg: string;
   readonly qemuIo: string;
+  /** Absolute paths of the binaries those versions belong to. */
+  readonly qemuImgPath: string;
+  readonly qemuIoPath: string;
 }
 
-let cached: Promise<QemuVersion> | undefined;
-
-/** Both tools' versions; throws QemuMissingError naming the first missing tool. */
-export function qemuVersion(): Promise<QemuVersion> {
-  cached ??= detect().catch((error: unknown) => {
-    cached = undefined; // a later call may succeed once qemu-utils is installed
-    throw error;
-  });
-  return cached;
+/** Both tools' versions; throws QemuMissingError naming the first tool that is missing or not QEMU. */
+export async function qemuVersion(): Promise<QemuVersion> {
+  const img = await resolveTool('qemu-img');
+  const io = await resolveTool('qemu-io');
+  return { qemuImg: img.version, qemuIo: io.version, qemuImgPath: img.path, qemuIoPath: io.path };
 }
 
-async function detect(): Promise<QemuVersion> {
-  const qemuImg = await toolVersion('qemu-img');
-  const qemuIo = await toolVersion('qemu-io');
-  return { qemuImg, qemuIo };
-}
-
-async function toolVersion(tool: QemuTool): Promise<string> {
-  const run = await runTool(tool, ['--version']);
-  const match = /^\S+ version (.+)$/m.exec(run.stdout);
-  if (run.exitCode !== 0 || match?.[1] === undefined) {
-    throw new QemuOutputError(tool, '--version', `no version line (exit ${run.exitCode})`, run.stdout + run.stderr);
-  }
-  return match[1].trim();
+/** One line naming both binaries and their versions, for summaries: "qemu-img 7.2.22 (…) at /usr/bin/qemu-img, qemu-io 7.2.22 (…) at /usr/bin/qemu-io". */
+export function formatQemuVersion(v: QemuVersion): string {
+  return `qemu-img ${v.qemuImg} at ${v.qemuImgPath}, qemu-io ${v.qemuIo} at ${v.qemuIoPath}`;
 }

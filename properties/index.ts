@@ -3,7 +3,8 @@
 export { properties, propertyNames, isPropertyName, type PropertyDefinition, type PropertyName } from './registry.js';
 export { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff } from './registry.js';
 export { runProperty, replayOps, type RunConstraints, type ReplayConstraints } from './runner.js';
-export { implNames, isOpErrorKind, ImplementationError, type ImageDriver, type DriverFactory, type ImplName } from './driver.js';
+export { checkSequence, type CheckSequenceConstraints } from './check-sequence.js';
+export { implNames, isOpErrorKind, ImplementationError, implementationError, okOutcome, refused, type ImageDriver, type DriverFactory, type EngineReports, type ImplName } from './driver.js';
 export { driverFactories } from './drivers/index.js';
 export { canaryDropEvery } from './drivers/canary.js';
 export { parseSeed, hashSeed, SeedError } from './seed.js';

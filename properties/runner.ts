@@ -99,8 +99,8 @@ interface Attempt {
   readonly error: unknown;
 }
 
-/** Runs `steps` of one sequence; records the failing attempt before rethrowing. */
-async function runSequence(
+/** Runs `steps` of one sequence against a fresh driver; a failure comes back as the attempt (the steps run and the error), never thrown. */
+export async function runSequence(
   factory: DriverFactory,
   options: ImageOptions,
   checks: readonly Check[],

@@ -4,6 +4,7 @@
 import { randomInt } from 'node:crypto';
 import type { Command } from 'commander';
 import { exitCodes } from '../exit-codes.js';
+import { qemuImgOptionHelp, qemuIoOptionHelp, type RawQemuToolOptions } from '../qemu-tool-options.js';
 import type { RawFuzzOptions } from './fuzz.js';
 
 export const defaultFuzzTime = '10m';
@@ -16,11 +17,14 @@ export function registerFuzz(program: Command): void {
     .option('--time <duration>', `time budget, e.g. 90s, 10m, 2h (default ${defaultFuzzTime})`)
     .option('--runs <n>', 'run budget instead of time: one run is one seed (a batch of sequences of one property, or one mutant)')
     .option('--seed <seed>', 'campaign seed: integer or git SHA; default drawn and printed')
-    .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines')
+    .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')
     .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')
     .option('--images', 'run only the malformed-image fuzzer')
     .option('--html <dir>', 'write one self-contained HTML page per new property failure into this directory')
-    .action(async (raw: RawFuzzOptions) => {
+    .option('--qemu-img <path>', qemuImgOptionHelp)
+    .option('--qemu-io <path>', qemuIoOptionHelp)
+    .action(async (raw: RawFuzzOptions & RawQemuToolOptions) => {
+      (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
       const { parseFuzzOptions, runFuzz } = await import('./fuzz.js');
       const options = parseFuzzOptions(raw, () => randomInt(0, 2 ** 31 - 1));
       let stop = false;

@@ -6,12 +6,13 @@
 import { resolve } from 'node:path';
 import { runCampaign, type CampaignBudget, type CampaignSummary } from '../../corpus/campaign/campaign.js';
 import { formatSummary, liveRedrawMs, plainIntervalMs, ProgressPrinter } from '../../corpus/campaign/progress.js';
-import { parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
+import { completionIndexVariable, parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { parseSeed, SeedError } from '../../properties/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { parseDuration } from '../duration.js';
 import { usageError } from '../fatal.js';
+import { qemuReportLine } from '../qemu-tools.js';
 import { defaultFuzzTime } from './fuzz-command.js';
 
 // Registered by fuzz-command.ts (light), which loads this module when fuzz runs.
@@ -43,8 +44,8 @@ export interface RawFuzzOptions {
 
 
 
-/** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
-export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): FuzzOptions {
+/** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given; `env` may give the shard index (JOB_COMPLETION_INDEX). */
+export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number, env: Readonly<Record<string, string | undefined>> = process.env): FuzzOptions {
   const impl = raw.impl ?? 'ts';
   if (impl !== 'ts' && impl !== 'qemu') usageError(`--impl must be ts or qemu, got ${impl}`);
   if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
@@ -66,7 +67,7 @@ export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number): F
   let shard: Shard = { index: 0, count: 1 };
   if (raw.shard !== undefined) {
     try {
-      shard = parseShard(raw.shard);
+      shard = parseShard(raw.shard, env[completionIndexVariable]);
     } catch (error) {
       if (error instanceof ShardParseError) usageError(error.message);
       throw error;
@@ -96,6 +97,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     `qcow2-verify fuzz: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, shard ${o.shard.index + 1}/${o.shard.count}, ` +
       `impl ${o.impl}, ${o.imagesOnly ? 'malformed images only' : 'all properties and malformed images'}, budget ${budget}, corpus ${o.corpusDir}\n`,
   );
+  io.write(`${await qemuReportLine()}\n`);
   const printer = new ProgressPrinter(io.tty, io.write);
   const bundled = defaultCorpusDir();
   const started = Date.now();

@@ -5,6 +5,7 @@ import { randomInt } from 'node:crypto';
 import type { Command } from 'commander';
 import type { PropertyName } from '../../properties/index.js';
 import { implNames } from '../../properties/driver.js';
+import { qemuImgOptionHelp, qemuIoOptionHelp, type RawQemuToolOptions } from '../qemu-tool-options.js';
 import type { RawGateOptions } from './gate.js';
 
 /**
@@ -23,6 +24,7 @@ export function registerGate(program: Command): void {
     .option('--runs <n>', 'sequences per property instead of a time budget (deterministic)')
     .option('--workers <n>', 'batches run at once, each in a worker thread (default: the number of cores; 1 runs in this process)')
     .option('--seed <seed>', 'integer or git SHA; default: drawn and printed')
+    .option('--shard <i/n>', 'run shard i of n (1-based): a seed of its own derived from --seed, disjoint from the other shards\', to spread one gate over machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')
     .option('--path <path>', 'replay one failure: the path printed with it (needs --seed and --property)')
     .option('--property <name>', `run one property: ${gatePropertyNamesForHelp.join(' | ')}`)
     .option('--json <file>', 'write the results as JSON')
@@ -31,7 +33,10 @@ export function registerGate(program: Command): void {
     .option('--html <dir>', 'write one self-contained HTML page per failure into this directory (the image after the failing step, with the model\'s view)')
     .option('--corpus <dir>', 'with --impl qemu: a corpus whose known-qemu-divergence cases are reported as known, not failed (the bundled corpus/cases always counts)')
     .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
-    .action(async (raw: RawGateOptions) => {
+    .option('--qemu-img <path>', qemuImgOptionHelp)
+    .option('--qemu-io <path>', qemuIoOptionHelp)
+    .action(async (raw: RawGateOptions & RawQemuToolOptions) => {
+      (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
       const { parseGateOptions, runGate } = await import('./gate.js');
       const options = parseGateOptions(raw, () => randomInt(0, 2 ** 31 - 1));
       process.exitCode = await runGate(options, {

@@ -7,11 +7,11 @@
 // the CLI, because data flows CLI → properties: the property suite knows nothing
 // of the corpus.
 import { basename } from 'node:path';
-import { caseFaultIdentity } from '../../corpus/case/fault.js';
+import { caseFaultIdentity, faultKind, leakedClusters, operationOutcomes, spaceExcessClusters } from '../../corpus/case/fault.js';
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import { CorpusStoreError, loadCorpus } from '../../corpus/store.js';
 import type { ImageOptions } from '../../model/index.js';
-import type { RunResult } from '../../properties/index.js';
+import { isPropertyName, replayOps, type RunResult } from '../../properties/index.js';
 import { escapeXml } from '../../properties/report/format-junit.js';
 import { formatText } from '../../properties/report/format-text.js';
 import { exitCodes } from '../exit-codes.js';
@@ -26,6 +26,8 @@ export interface KnownDivergence {
   readonly caseFile: string;
   readonly description: string;
   readonly options: ImageOptions;
+  /** For a leak: how many clusters the case's checker verdict counts as leaked. */
+  readonly leakedClusters?: number;
 }
 
 /** Fault identity → the cases with it, for every known-qemu-divergence property-failure case in `dirs` (sorted by file name). */
@@ -45,7 +47,16 @@ export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise
     for (const { case: c, jsonPath } of cases) {
       if (c.kind !== 'property-failure' || c.status !== 'known-qemu-divergence') continue;
       const identity = caseFaultIdentity(c);
-      const entry = { identity, signature: c.signature, property: c.property, caseFile: basename(jsonPath), description: c.description, options: c.options };
+      const leaked = identity.startsWith('leak/') ? leakedClusters(c.message) : undefined;
+      const entry = {
+        identity,
+        signature: c.signature,
+        property: c.property,
+        caseFile: basename(jsonPath),
+        description: c.description,
+        options: c.options,
+        ...(leaked === undefined ? {} : { leakedClusters: leaked }),
+      };
       known.set(identity, [...(known.get(identity) ?? []), entry]);
     }
   }
@@ -69,7 +80,30 @@ export function matchKnownDivergence(result: RunResult, known: KnownDivergences)
     (['version', 'clusterBits', 'refcountBits', 'lazyRefcounts'] as const).filter((field) => d.options[field] === options[field]).length;
   let best: KnownDivergence | undefined;
   for (const d of known.get(runFaultIdentity(result)) ?? []) if (best === undefined || likeness(d) > likeness(best)) best = d;
+  for (const d of best === undefined ? leaksExplainingSpace(result, known) : []) if (best === undefined || likeness(d) > likeness(best)) best = d;
   return best;
+}
+
+/**
+ * The known leaks that explain a `space` failure: a leaked cluster stays in
+ * the file, so the space check notices it only when a later step needs the
+ * room (a copy-on-write, a grown table), and its fault identity names that
+ * step. A known leak explains the excess when its causing operation, with the
+ * same outcome and refcount width, ran earlier in the sequence often enough
+ * for the clusters it leaks each time to cover all the excess; one cluster
+ * more, or another width, is still a failure.
+ */
+function leaksExplainingSpace(result: Extract<RunResult, { status: 'property-failed' }>, known: KnownDivergences): KnownDivergence[] {
+  if (result.failure.kind !== 'violation' || result.failure.check !== 'space') return [];
+  const excess = spaceExcessClusters(result.failure.message);
+  if (excess === undefined) return [];
+  const { options, steps } = result.counterexample;
+  const outcomes = operationOutcomes(options, steps);
+  return [...known.values()].flat().filter((d) => {
+    if (d.leakedClusters === undefined || d.options.refcountBits !== options.refcountBits) return false;
+    const cause = d.identity.slice('leak/'.length);
+    return outcomes.filter((o) => o.outcome === cause).length * d.leakedClusters >= excess;
+  });
 }
 
 export function knownLabel(d: KnownDivergence): string {
@@ -92,4 +126,30 @@ export function junitKnownTestcase(result: RunResult, d: KnownDivergence): strin
     `    <system-out>${escapeXml(formatKnownDivergence(result, d))}</system-out>`,
     '  </testcase>',
   ].join('\n');
+}
+
+/**
+ * A leak that `qemu-img check` or the checker sees only at the end of a
+ * sequence is named after the last step that changed the image, which may be
+ * any step after the one that leaked when shrinking stopped early. When a
+ * known leak's causing operation (same outcome, same refcount width) ran in
+ * the sequence, the prefix through its last run is replayed: if it leaks the
+ * same number of clusters with that known identity, the steps after it added
+ * no leak and the failure is that known divergence. Otherwise, and for every
+ * other kind of fault, the failure stands. Costs one replay, and only for a
+ * leak no case matches directly.
+ */
+export async function attributeKnownLeak(result: RunResult, known: KnownDivergences): Promise<KnownDivergence | undefined> {
+  if (result.status !== 'property-failed' || result.failure.kind !== 'violation' || !isPropertyName(result.property)) return undefined;
+  const observed = { check: result.failure.check, message: result.failure.message };
+  const leaked = leakedClusters(observed.message);
+  if (faultKind(observed) !== 'leak' || leaked === undefined) return undefined;
+  const { options, steps } = result.counterexample;
+  const outcomes = operationOutcomes(options, steps);
+  const candidates = [...known.values()].flat().filter((d) => d.identity.startsWith('leak/') && d.options.refcountBits === options.refcountBits);
+  const last = Math.max(-1, ...outcomes.filter((o) => candidates.some((d) => d.identity === `leak/${o.outcome}`)).map((o) => o.index));
+  if (last < 0 || last === steps.length - 1) return undefined;
+  const prefix = await replayOps({ impl: result.impl, options, ops: steps.slice(0, last + 1), properties: [result.property] });
+  if (prefix.status !== 'property-failed' || leakedClusters(prefix.failure.message) !== leaked) return undefined;
+  return matchKnownDivergence(prefix, known);
 }

@@ -72,7 +72,11 @@ export function workerPool(size: number): BatchPool {
   const pending = new Map<number, Pending>();
   let nextId = 0;
   for (let i = 0; i < size; i++) {
-    const worker = new Worker(script);
+    // A worker tracks the fds it opens with fs so that it can close them when it
+    // ends; qemu-io's FIFOs are opened with fs but closed by their net.Socket,
+    // so the tracking would warn on every reuse of an fd number ("opened in
+    // unmanaged mode twice"). The sockets close them themselves.
+    const worker = new Worker(script, { trackUnmanagedFds: false });
     worker.on('message', (reply: WorkerReply) => {
       const p = pending.get(reply.id);
       if (p === undefined) return;

@@ -60,10 +60,19 @@ export async function writeReproScripts(dir: string, entries: readonly GateEntry
   return paths;
 }
 
-async function qemuVersionText(): Promise<string> {
+/** `qemu` (qemu-img's release, as before) and the binaries that ran with their whole version lines (QEMU_IMG / QEMU_IO may name a build tree's). */
+async function qemuVersionFields(): Promise<{ qemu: string; qemuImg?: { path: string; version: string }; qemuIo?: { path: string; version: string } }> {
   return qemuVersion().then(
-    (v) => v.qemuImg.split(' ')[0] ?? v.qemuImg,
-    () => 'unavailable',
+    (v) => ({ qemu: v.qemuImg.split(' ')[0] ?? v.qemuImg, qemuImg: { path: v.qemuImgPath, version: v.qemuImg }, qemuIo: { path: v.qemuIoPath, version: v.qemuIo } }),
+    () => ({ qemu: 'unavailable' }),
+  );
+}
+
+/** JUnit `<properties>` naming the QEMU binaries that ran, when they are known. */
+async function junitQemuProperties(): Promise<Record<string, string>> {
+  return qemuVersion().then(
+    (v) => ({ 'qemu-img': `${v.qemuImg} (${v.qemuImgPath})`, 'qemu-io': `${v.qemuIo} (${v.qemuIoPath})` }),
+    () => ({}),
   );
 }
 
@@ -75,8 +84,9 @@ export async function gateJson(o: GateOptions, entries: readonly GateEntry[], sc
   }));
   const report = {
     tool: await toolVersion(),
-    qemu: await qemuVersionText(),
+    ...(await qemuVersionFields()),
     seed: o.seed,
+    ...(o.shard.count === 1 ? {} : { shard: { index: o.shard.index + 1, count: o.shard.count, seed: o.campaignSeed } }),
     impl: o.impl,
     properties: o.properties,
     budget: o.path !== undefined ? { kind: 'path', path: o.path } : o.budget.kind === 'time' ? { kind: 'time', ms: o.budget.ms } : { kind: 'runs', perProperty: o.budget.count },
@@ -91,9 +101,12 @@ export async function gateJson(o: GateOptions, entries: readonly GateEntry[], sc
   return `${JSON.stringify(report, null, 2)}\n`;
 }
 
-function junitWithKnown(entries: readonly GateEntry[]): string {
+function junitWithKnown(entries: readonly GateEntry[], suiteProperties: Readonly<Record<string, string>>): string {
   const known = entries.filter((e) => e.known !== undefined);
-  const xml = formatJunit(entries.filter((e) => e.known === undefined).map((e) => e.result));
+  const xml = formatJunit(
+    entries.filter((e) => e.known === undefined).map((e) => e.result),
+    suiteProperties,
+  );
   if (known.length === 0) return xml;
   const cases = known.map((e) => junitKnownTestcase(e.result, e.known as KnownDivergence)).join('\n');
   return xml
@@ -103,5 +116,5 @@ function junitWithKnown(entries: readonly GateEntry[]): string {
 
 export async function writeGateReports(o: GateOptions, entries: readonly GateEntry[], scripts: ReadonlyMap<GateEntry, string>, outcome: GateOutcome): Promise<void> {
   if (o.json !== undefined) await writeFile(o.json, await gateJson(o, entries, scripts, outcome));
-  if (o.junit !== undefined) await writeFile(o.junit, junitWithKnown(entries));
+  if (o.junit !== undefined) await writeFile(o.junit, junitWithKnown(entries, await junitQemuProperties()));
 }

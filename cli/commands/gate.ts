@@ -28,13 +28,24 @@ import {
   type PropertyName,
   type RunResult,
 } from '../../properties/index.js';
+import { completionIndexVariable, parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { formatBudgetMs, parseDuration } from '../duration.js';
 import { exitCodes } from '../exit-codes.js';
 import { usageError } from '../fatal.js';
+import { qemuReportLine } from '../qemu-tools.js';
 import { epochNow, type Batch } from './gate-batch.js';
-import { formatKnownDivergence, knownLabel, loadKnownQemuDivergences, matchKnownDivergence, type KnownDivergence, type KnownDivergences } from './gate-divergences.js';
+import {
+  attributeKnownLeak,
+  formatKnownDivergence,
+  knownLabel,
+  loadKnownQemuDivergences,
+  matchKnownDivergence,
+  type KnownDivergence,
+  type KnownDivergences,
+} from './gate-divergences.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
+import { recordedPathPool } from './gate-recorded-path.js';
 import { GateProgress } from './gate-progress.js';
 import { gateVerdict, writeFailurePage, writeGateReports, writeReproScripts, type GateEntry } from './gate-report.js';
 
@@ -77,7 +88,12 @@ export type GateBudget = { readonly kind: 'time'; readonly ms: number } | { read
 export interface GateOptions {
   readonly impl: ImplName;
   readonly budget: GateBudget;
+  /** The seed this gate runs with: --seed, or with --shard the shard's own seed derived from it (shardSeed). */
   readonly seed: number;
+  /** --shard (0-based index); { index: 0, count: 1 } without it. */
+  readonly shard: Shard;
+  /** --seed (or the drawn seed) before the shard's derivation. */
+  readonly campaignSeed: number;
   readonly seedGiven: boolean;
   readonly path: string | undefined;
   readonly properties: readonly PropertyName[];
@@ -108,6 +124,7 @@ export interface RawGateOptions {
   workers?: string;
   reproDir?: string;
   html?: string;
+  shard?: string;
 }
 
 function positiveInteger(text: string, flag: string): number {
@@ -116,8 +133,21 @@ function positiveInteger(text: string, flag: string): number {
   return n;
 }
 
-/** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given. */
-export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): GateOptions {
+/**
+ * The seed of shard `shard` of a gate run with `seed`: (seed·N + I) mod 2^31,
+ * so the N shards of one seed get N distinct non-negative seeds (each shard's
+ * later batches derive from its own seed by hash, as without shards). The
+ * replay line of a failure names the shard's seed; no --shard is needed to
+ * replay it.
+ */
+export function shardSeed(seed: number, shard: Shard): number {
+  if (shard.count === 1) return seed;
+  const modulus = 2 ** 31;
+  return (((seed * shard.count + shard.index) % modulus) + modulus) % modulus;
+}
+
+/** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given; `env` may give the shard index (JOB_COMPLETION_INDEX). */
+export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, env: Readonly<Record<string, string | undefined>> = process.env): GateOptions {
   const impl = raw.impl ?? 'ts';
   if (!(implNames as readonly string[]).includes(impl)) usageError(`--impl must be one of ${implNames.join(', ')}, got ${impl}`);
   if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
@@ -131,6 +161,16 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
     if (error instanceof SeedError) usageError(`--seed: ${error.message}`);
     throw error;
   }
+  let shard: Shard = { index: 0, count: 1 };
+  if (raw.shard !== undefined) {
+    try {
+      shard = parseShard(raw.shard, env[completionIndexVariable]);
+    } catch (error) {
+      if (error instanceof ShardParseError) usageError(error.message);
+      throw error;
+    }
+  }
+  if (raw.path !== undefined && shard.count > 1) usageError('--path replays one failure with the seed printed on its replay line; leave --shard out');
   let selected: PropertyName[] = [...propertyNames];
   if (raw.property !== undefined) {
     if (!isPropertyName(raw.property)) usageError(`--property must be one of ${propertyNames.join(', ')}, got ${raw.property}`);
@@ -142,7 +182,9 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
   return {
     impl: impl as ImplName,
     budget,
-    seed,
+    seed: shardSeed(seed, shard),
+    shard,
+    campaignSeed: seed,
     seedGiven: raw.seed !== undefined,
     path: raw.path,
     properties: selected,
@@ -152,7 +194,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number): G
     // the bundled corpus always counts; --corpus adds the user's own
     corpusDirs: [...new Set([defaultCorpusDir(), ...(raw.corpus === undefined ? [] : [resolve(raw.corpus)])])],
     workers,
-    reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${seed}`)),
+    reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${shardSeed(seed, shard)}`)),
     ...(raw.html === undefined ? {} : { html: resolve(raw.html) }),
   };
 }
@@ -179,14 +221,27 @@ export function batchSeed(seed: number, property: string, index: number): number
   return index === 0 ? seed : continuationSeed(seed, property, index);
 }
 
-/** The result of a batch left behind at `at` (epoch ms): no sequence counted; `events.live` is cleared so its late progress is ignored. */
-export function abandonLate(ran: Promise<RunResult>, at: number, property: PropertyName, impl: ImplName, seed: number, events: { live: boolean }, onAbandon: () => void): Promise<RunResult> {
+/** What the gate has heard from a running batch: whether it still listens, and the sequences the batch finished so far. */
+export interface BatchEvents {
+  live: boolean;
+  sequences: number;
+  operations: number;
+}
+
+/**
+ * The result of a batch left behind at `at` (epoch ms): the sequences it
+ * finished before (all passed: a failure ends a batch) count, its coverage
+ * beyond their number is lost; `events.live` is cleared so its late progress
+ * is ignored.
+ */
+export function abandonLate(ran: Promise<RunResult>, at: number, property: PropertyName, impl: ImplName, seed: number, events: BatchEvents, onAbandon: () => void): Promise<RunResult> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<RunResult>((resolve) => {
     timer = setTimeout(() => {
       events.live = false;
       onAbandon();
-      resolve({ status: 'passed', property, impl, seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, stoppedEarly: 'time' });
+      const coverage = { ...emptyCoverage(), sequences: events.sequences, operations: events.operations };
+      resolve({ status: 'passed', property, impl, seed, runs: events.sequences, coverage, timeMs: 0, stoppedEarly: 'time' });
     }, Math.max(0, at - epochNow()));
   });
   return Promise.race([ran, late]).finally(() => clearTimeout(timer));
@@ -251,13 +306,14 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
   const started = epochNow();
   const timed = o.budget.kind === 'time' && o.path === undefined;
   const deadline = o.budget.kind === 'time' ? started + o.budget.ms : undefined;
-  // A first batch gets a fair share of what is left: the remaining time on the
-  // free workers, split among the properties not started yet, so that every
-  // property gets its turn before the budget ends even when one worker is
-  // held by a slow property. Once all have started, batches run to the deadline.
+  // A property's first batch is one sequence (a verdict for each early); its
+  // second gets a fair share of what is left: the remaining time on the free
+  // workers, split among the properties that have not had their second yet,
+  // so that every property gets its turn before the budget ends even when one
+  // worker is held by a slow property. After that, batches run to the deadline.
   const sliceEnd = (free: number): number => {
     const now = epochNow();
-    const unstarted = runs.filter((r) => r.batches === 0).length;
+    const unstarted = runs.filter((r) => r.batches < 2).length;
     const end = deadline as number;
     return unstarted === 0 ? end : Math.min(end, now + ((end - now) * free) / unstarted);
   };
@@ -288,7 +344,8 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       property: pick.name,
       impl: o.impl,
       seed: batchSeed(o.seed, pick.name, pick.batches),
-      numRuns: timed ? batchRunsDefault : pick.remainingRuns,
+      // a first batch of one sequence: every property starts early, before a failing one's shrink holds a worker to the deadline (see sliceEnd)
+      numRuns: timed ? (pick.batches === 0 ? 1 : batchRunsDefault) : pick.remainingRuns,
       ...(o.path === undefined ? {} : { path: o.path }),
       ...(deadline === undefined ? {} : { deadline: sliceEnd(free) }),
       ...(hardDeadline === undefined ? {} : { hardDeadline }),
@@ -299,10 +356,10 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
     pick.inFlight++;
     return { run: pick, batch };
   };
-  const settle = (r: PropertyRun, result: RunResult) => {
+  const settle = async (r: PropertyRun, result: RunResult) => {
+    const divergence = matchKnownDivergence(result, known) ?? (o.impl === 'qemu' ? await attributeKnownLeak(result, known) : undefined);
     r.inFlight--;
     r.remainingRuns -= result.runs;
-    const divergence = matchKnownDivergence(result, known);
     if (divergence !== undefined) {
       r.entries.push({ result, known: divergence });
       r.knownHits++;
@@ -333,9 +390,13 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       const next = nextBatch(pool.size - lostWorkers - running.size);
       if (next === undefined) break;
       progress.batchStarted();
-      const events = { live: true };
+      const events: BatchEvents = { live: true, sequences: 0, operations: 0 };
       const ran = pool.run(next.batch, (e) => {
         if (!events.live) return;
+        if (e.kind === 'progress' && e.progress.kind === 'sequence') {
+          events.sequences++;
+          events.operations += e.progress.operations;
+        }
         if (e.kind === 'sequence') out(e.line);
         progress.onEvent(e);
       });
@@ -350,9 +411,9 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
           const message = error instanceof Error ? error.message : String(error);
           return { status: 'harness-error', property: next.run.name, impl: o.impl, seed: next.batch.seed, runs: 0, coverage: emptyCoverage(), timeMs: 0, message, cause: error };
         })
-        .then((result) => {
+        .then(async (result) => {
           progress.batchEnded();
-          settle(next.run, result);
+          await settle(next.run, result);
         })
         .finally(() => running.delete(task));
       running.add(task);
@@ -381,13 +442,16 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
   const out = io.out;
   const started = epochNow();
   const inProcess = o.workers <= 1 || o.path !== undefined;
-  out(`qcow2-verify gate: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
+  const shardText = o.shard.count === 1 ? '' : ` (shard ${o.shard.index + 1}/${o.shard.count} of seed ${o.campaignSeed})`;
+  out(`qcow2-verify gate: seed ${o.seed}${shardText}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
   out(`properties: ${o.properties.join(', ')}; ${describeBudget(o)}; ${inProcess ? 'in this process' : `${o.workers} workers`}`);
+  out(await qemuReportLine());
   // Known divergences are QEMU's: a failure of any other implementation always counts.
   const known = o.impl === 'qemu' ? await loadKnownQemuDivergences(o.corpusDirs) : new Map<string, KnownDivergence[]>();
   const progress = new GateProgress(io.progress?.write ?? (() => undefined), io.progress?.tty ?? false, epochNow, describeBudget(o).replace(/^budget /, ''));
   if (io.progress !== undefined) progress.start();
-  const pool = inProcess ? inProcessPool() : workerPool(o.workers);
+  const threads = inProcess ? inProcessPool() : workerPool(o.workers);
+  const pool = o.path === undefined ? threads : recordedPathPool(threads, o.corpusDirs, out);
   let entries: GateEntry[];
   try {
     entries = await runBatches(o, pool, known, progress, out);

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { qemuImgOptionHelp, qemuIoOptionHelp, type RawQemuToolOptions } from '../qemu-tool-options.js';
 import type { ReplayOptions } from './replay.js';
 
 export function registerReplay(program: Command): void {
@@ -14,7 +15,10 @@ export function registerReplay(program: Command): void {
     .option('--trace', 'print each step, what the model and the implementation hold after it, and the first divergence')
     .option('--impl <impl>', "replay a property-failure case against ts or qemu instead of the case's own implementation")
     .option('--html <file>', 'also write the case as one self-contained HTML page: the script with its failing step, the divergence, the image after it')
-    .action(async (file: string, raw: { trace?: boolean; impl?: string; html?: string }) => {
+    .option('--qemu-img <path>', qemuImgOptionHelp)
+    .option('--qemu-io <path>', qemuIoOptionHelp)
+    .action(async (file: string, raw: { trace?: boolean; impl?: string; html?: string } & RawQemuToolOptions) => {
+      (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
       if (raw.impl !== undefined && raw.impl !== 'ts' && raw.impl !== 'qemu') throw new CliError(`--impl must be ts or qemu, got ${raw.impl}`, exitCodes.usage);
       const options: ReplayOptions = { trace: raw.trace ?? false, ...(raw.impl === undefined ? {} : { impl: raw.impl }), ...(raw.html === undefined ? {} : { html: raw.html }) };
       const { runReplay } = await import('./replay.js');

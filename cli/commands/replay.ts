@@ -17,6 +17,7 @@ import { formatText } from '../../properties/index.js';
 import { writeReproScripts } from './gate-report.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
+import { qemuReportLine } from '../qemu-tools.js';
 
 // Registered by replay-command.ts (light), which loads this module when replay runs.
 export { registerReplay } from './replay-command.js';
@@ -82,6 +83,7 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
   }
   const c = stored.case;
   out(`replay ${stored.id}: ${c.kind}, ${c.status}, signature ${c.signature}`);
+  out(await qemuReportLine());
   let outcome: ReplayOutcome;
   if (c.kind === 'property-failure') {
     const impl = o.impl ?? c.implementation;

@@ -106,7 +106,8 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
   const seen = new Set<string>();
   const findings: CampaignFinding[] = [];
   const harnessErrors: string[] = [];
-  const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : [...propertyNames, 'images'];
+  // the image fuzzer first: a short or loaded campaign still tries malformed images, not only the first properties
+  const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : ['images', ...propertyNames];
   let fuzzer: ImageFuzzer | undefined;
 
   const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, run?: FailedRun): Promise<void> => {

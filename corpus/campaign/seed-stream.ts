@@ -13,15 +13,41 @@ export interface Shard {
 export const shardCountMax = 1 << 16;
 
 export class ShardParseError extends Error {
-  constructor(readonly value: string) {
-    super(`--shard must be I/N with 1 <= I <= N <= ${shardCountMax}, got ${JSON.stringify(value)}`);
+  constructor(
+    readonly value: string,
+    reason = `--shard must be I/N with 1 <= I <= N <= ${shardCountMax}, or N with ${completionIndexVariable} set, got ${JSON.stringify(value)}`,
+  ) {
+    super(reason);
     this.name = 'ShardParseError';
   }
 }
 
-/** Parses `I/N` with I counted from 1, as vitest's and Playwright's --shard. */
-export function parseShard(text: string): Shard {
-  const match = /^(\d+)\/(\d+)$/.exec(text.trim());
+/** The variable a Kubernetes Indexed Job sets in each pod: its completion index, 0 … completions − 1. */
+export const completionIndexVariable = 'JOB_COMPLETION_INDEX';
+
+/**
+ * Parses `I/N` with I counted from 1, as vitest's and Playwright's --shard; or
+ * `N` alone, when `completionIndex` (the value of JOB_COMPLETION_INDEX,
+ * counted from 0) gives I: pod k of an Indexed Job with N completions runs
+ * shard k + 1 of N, with no per-pod command line. An explicit I wins over the
+ * variable.
+ */
+export function parseShard(text: string, completionIndex?: string): Shard {
+  const trimmed = text.trim();
+  const countOnly = /^(\d+)$/.exec(trimmed);
+  if (countOnly) {
+    const count = Number(countOnly[1]);
+    if (!(count >= 1 && count <= shardCountMax)) throw new ShardParseError(text);
+    if (completionIndex === undefined || completionIndex === '') {
+      throw new ShardParseError(text, `--shard ${trimmed} takes shard I from ${completionIndexVariable} (a Kubernetes Indexed Job's completion index), which is not set; give --shard I/${trimmed}`);
+    }
+    const index = /^\d+$/.test(completionIndex.trim()) ? Number(completionIndex) : NaN;
+    if (!(index >= 0 && index < count)) {
+      throw new ShardParseError(text, `${completionIndexVariable}=${JSON.stringify(completionIndex)} is not a completion index of ${count} shards (0 … ${count - 1})`);
+    }
+    return { index, count };
+  }
+  const match = /^(\d+)\/(\d+)$/.exec(trimmed);
   if (!match) throw new ShardParseError(text);
   const ordinal = Number(match[1]);
   const count = Number(match[2]);

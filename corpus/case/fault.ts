@@ -72,6 +72,25 @@ function changesImage(s: Step): boolean {
   return s.kind !== 'read' && s.kind !== 'flush' && s.kind !== 'reopen';
 }
 
+/** A step that changes the image: its index in the sequence and `kind:outcome` from the model. */
+export interface OperationOutcome {
+  readonly index: number;
+  readonly outcome: string;
+}
+
+/** Every step that changes the image, in order, with the model's outcome (as `causingOperation` names one). */
+export function operationOutcomes(options: ImageOptions, steps: readonly Step[]): OperationOutcome[] {
+  let state = initialState(options);
+  const outcomes: OperationOutcome[] = [];
+  steps.forEach((s, index) => {
+    if (s.kind === 'read') return;
+    const result = step(state, s);
+    state = result.state;
+    if (changesImage(s)) outcomes.push({ index, outcome: `${s.kind}:${result.outcome.ok ? 'ok' : result.outcome.error}` });
+  });
+  return outcomes;
+}
+
 /**
  * The operation that caused the fault: the last step that changes the image
  * (a shrunk sequence keeps nothing after its cause but what notices it), with
@@ -79,15 +98,22 @@ function changesImage(s: Step): boolean {
  * `none` when no step changes the image.
  */
 export function causingOperation(options: ImageOptions, steps: readonly Step[]): string {
-  let state = initialState(options);
-  let cause = 'none';
-  for (const s of steps) {
-    if (s.kind === 'read') continue;
-    const result = step(state, s);
-    state = result.state;
-    if (changesImage(s)) cause = `${s.kind}:${result.outcome.ok ? 'ok' : result.outcome.error}`;
-  }
-  return cause;
+  return operationOutcomes(options, steps).at(-1)?.outcome ?? 'none';
+}
+
+/** The space check's message: `the file has F clusters (…) but at most B are explained`. */
+const spaceExcessPattern = /the file has (\d+) clusters \(\d+ bytes\) but at most (\d+) are explained/;
+
+/** How many clusters a `space` violation found beyond what the model explains, or undefined for another message. */
+export function spaceExcessClusters(message: string): number | undefined {
+  const m = spaceExcessPattern.exec(message);
+  return m === null ? undefined : Number(m[1]) - Number(m[2]);
+}
+
+/** `(… N leaks …)`: how many leaked clusters a checker verdict in a message counts, or undefined. */
+export function leakedClusters(message: string): number | undefined {
+  const m = /\b(\d+) leaks\b/.exec(message);
+  return m === null ? undefined : Number(m[1]);
 }
 
 /** `fault/operation:outcome`, e.g. `leak/snapshotCreate:refcount-overflow` or `data/resize:ok`. */

@@ -211,7 +211,14 @@ function parsePatch(r: Reader): Patch {
 
 function parseProvenance(r: Reader): Provenance {
   const command = r.optionalString('command');
-  return { tool: r.string('tool'), qemu: r.string('qemu'), date: r.string('date'), ...(command === undefined ? {} : { command }) };
+  const qemuIo = r.optionalString('qemuIo');
+  return {
+    tool: r.string('tool'),
+    qemu: r.string('qemu'),
+    ...(qemuIo === undefined ? {} : { qemuIo }),
+    date: r.string('date'),
+    ...(command === undefined ? {} : { command }),
+  };
 }
 
 /** Validates parsed JSON as a case; `source` (usually the file name) prefixes every error. */

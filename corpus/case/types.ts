@@ -29,8 +29,10 @@ export const caseStatuses: readonly CaseStatus[] = ['open', 'fixed', 'known-qemu
 export interface Provenance {
   /** `qcow2-verify <version>` */
   readonly tool: string;
-  /** qemu-img version string, e.g. `7.2.22`, or `unknown`. */
+  /** The version of the qemu-img that ran, as its `--version` prints it (e.g. `7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)`; older cases `7.2.22`), or `unknown`. */
   readonly qemu: string;
+  /** The version of the qemu-io that ran, when known (QEMU_IO may name another build than QEMU_IMG). */
+  readonly qemuIo?: string;
   /** ISO 8601 date (day) the case was first written. */
   readonly date: string;
   /** The command that found it, for the record. */

@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { QemuIoError, QemuOutputError } from '../errors.js';
-import { findTool } from '../run.js';
+import { findTool } from '../tool-path.js';
 import { runInToolShell, startInToolShell } from '../tool-shell.js';
 import { parseHexdump, PromptFramer } from './framing.js';
 

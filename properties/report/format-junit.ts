@@ -13,6 +13,12 @@ export function escapeXml(text: string): string {
     .replace(/\p{Cc}/gu, (c) => (c === '\t' || c === '\n' || c === '\r' ? c : '?'));
 }
 
+function propertiesElement(suiteProperties: Readonly<Record<string, string>>): string[] {
+  const entries = Object.entries(suiteProperties);
+  if (entries.length === 0) return [];
+  return ['  <properties>', ...entries.map(([name, value]) => `    <property name="${escapeXml(name)}" value="${escapeXml(value)}"/>`), '  </properties>'];
+}
+
 function testcase(r: RunResult): string {
   const head = `  <testcase classname="qcow2-verify.${escapeXml(r.impl)}" name="${escapeXml(r.property)}" time="${(r.timeMs / 1000).toFixed(3)}">`;
   const text = escapeXml(formatText(r));
@@ -31,13 +37,18 @@ function testcase(r: RunResult): string {
   }
 }
 
-export function formatJunit(results: readonly RunResult[]): string {
+/**
+ * One testsuite with one testcase per result; `suiteProperties` become the
+ * suite's `<properties>` (the gate names the QEMU binaries that ran there).
+ */
+export function formatJunit(results: readonly RunResult[], suiteProperties: Readonly<Record<string, string>> = {}): string {
   const failures = results.filter((r) => r.status === 'property-failed').length;
   const errors = results.filter((r) => r.status === 'oracle-unavailable' || r.status === 'harness-error').length;
   const time = results.reduce((t, r) => t + r.timeMs, 0) / 1000;
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuite name="qcow2-verify gate" tests="${results.length}" failures="${failures}" errors="${errors}" time="${time.toFixed(3)}">`,
+    ...propertiesElement(suiteProperties),
     ...results.map(testcase),
     '</testsuite>',
     '',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withDir } from 'tmp-promise';
 import { knownSignatures, loadCorpus, saveCase, writeFileAtomic } from '../../corpus/store.js';
@@ -38,6 +39,34 @@ describe('corpus store', () => {
         expect(loaded[0]!.case).toEqual(c);
         expect(loaded[0]!.imagePath).toBe(join(dir, `${first.id}.qcow2`));
         expect(knownSignatures(loaded).get(dedupKey('ts', c.signature))).toBe('open');
+      },
+      { unsafeCleanup: true },
+    );
+  });
+
+  it('merges the corpora of fuzz shards by copying files: one name per case, whoever found it and how', async () => {
+    await withDir(
+      async ({ path: dir }) => {
+        const [shard1, shard2, merged] = ['shard1', 'shard2', 'merged'].map((d) => join(dir, d));
+        const other: PropertyFailureCase = { ...c, ops: [{ kind: 'write', offset: 512, length: 512, pattern: 2 }] };
+        // shard 2 finds the same case (another seed, date and command) and another one
+        const a = await saveCase(shard1!, c, new Uint8Array([1]));
+        await saveCase(shard2!, { ...c, seed: 99, path: '3:1', found: { ...c.found, date: '2026-12-01', command: 'qcow2-verify fuzz --shard 2/2' } }, new Uint8Array([1]));
+        const b = await saveCase(shard2!, other);
+        expect(b.id).not.toBe(a.id);
+        // `cp -n shard*/* merged/`: an existing name is the same case, so keeping it loses nothing
+        await mkdir(merged!);
+        for (const from of [shard1!, shard2!, shard2!]) {
+          for (const name of await readdir(from)) {
+            await copyFile(join(from, name), join(merged!, name), constants.COPYFILE_EXCL).catch((error: NodeJS.ErrnoException) => {
+              if (error.code !== 'EEXIST') throw error;
+            });
+          }
+        }
+        const loaded = await loadCorpus(merged!);
+        expect(loaded.map((l) => l.id).sort()).toEqual([a.id, b.id].sort());
+        expect(loaded.find((l) => l.id === a.id)!.case).toEqual(c);
+        expect(loaded.find((l) => l.id === a.id)!.imagePath).toBe(join(merged!, `${a.id}.qcow2`));
       },
       { unsafeCleanup: true },
     );

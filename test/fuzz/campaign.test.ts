@@ -102,6 +102,8 @@ describe('fuzz options', () => {
     const o = parseFuzzOptions({ runs: '5', seed: '7', shard: '2/4', images: true, corpus: '/tmp/c' }, () => 1);
     expect(o).toMatchObject({ impl: 'ts', budget: { kind: 'runs', count: 5 }, seed: 7, seedGiven: true, shard: { index: 1, count: 4 }, imagesOnly: true, corpusDir: '/tmp/c' });
     expect(parseFuzzOptions({}, () => 99)).toMatchObject({ budget: { kind: 'time', ms: 600_000 }, seed: 99, seedGiven: false });
+    expect(parseFuzzOptions({ seed: '7', shard: '4' }, () => 1, { JOB_COMPLETION_INDEX: '3' }).shard).toEqual({ index: 3, count: 4 });
+    expect(() => parseFuzzOptions({ seed: '7', shard: '4' }, () => 1, {})).toThrow(/JOB_COMPLETION_INDEX/);
     expect(parseFuzzOptions({}, () => 99).html).toBeUndefined();
     expect(parseFuzzOptions({ html: '/tmp/pages' }, () => 99).html).toBe('/tmp/pages');
   });

@@ -33,6 +33,19 @@ describe('seed streams', () => {
     expect(parseShard('5/5')).toEqual({ index: 4, count: 5 });
     expect(() => parseShard('0/5')).toThrow(ShardParseError);
     expect(() => parseShard('6/5')).toThrow(ShardParseError);
-    expect(() => parseShard('1')).toThrow(/--shard must be I\/N/);
+    expect(() => parseShard('x/5')).toThrow(/--shard must be I\/N/);
+  });
+
+  it('takes I from a Kubernetes Indexed Job\'s JOB_COMPLETION_INDEX (0-based) when only N is given; an explicit I wins', () => {
+    expect([0, 1, 2].map((k) => parseShard('3', String(k)))).toEqual([
+      { index: 0, count: 3 },
+      { index: 1, count: 3 },
+      { index: 2, count: 3 },
+    ]);
+    expect(parseShard('2/3', '0')).toEqual({ index: 1, count: 3 });
+    expect(() => parseShard('3')).toThrow('--shard 3 takes shard I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job\'s completion index), which is not set; give --shard I/3');
+    expect(() => parseShard('3', '3')).toThrow('JOB_COMPLETION_INDEX="3" is not a completion index of 3 shards (0 … 2)');
+    expect(() => parseShard('3', 'one')).toThrow(ShardParseError);
+    expect(() => parseShard('0', '0')).toThrow(ShardParseError);
   });
 });

@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { QemuMissingError, openQemuIo, qemuImgInfo, qemuVersion } from '../../oracle/index.js';
 
 describe('qemuVersion', () => {
-  it('detects both tools once and caches the answer', async () => {
-    const first = qemuVersion();
-    expect(qemuVersion()).toBe(first);
-    const version = await first;
+  it('names both tools\' versions and the binaries they belong to', async () => {
+    const version = await qemuVersion();
     expect(version.qemuImg).toMatch(/^\d+\.\d+\.\d+/);
     expect(version.qemuIo).toMatch(/^\d+\.\d+\.\d+/);
+    expect(version.qemuImgPath).toMatch(/^\/.*\/qemu-img$/);
+    expect(version.qemuIoPath).toMatch(/^\/.*\/qemu-io$/);
+    expect(await qemuVersion()).toEqual(version);
   });
 });
 

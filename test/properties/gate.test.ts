@@ -55,19 +55,19 @@ describe('gate batches', () => {
 });
 
 describe('a batch left behind', () => {
-  it('counts no sequence once its time is up, ignores its late progress, and lets the gate go on (fake clock)', async () => {
+  it('counts the sequences it finished once its time is up, ignores its late progress, and lets the gate go on (fake clock)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
-      const events = { live: true };
+      const events = { live: true, sequences: 3, operations: 40 };
       let abandoned = 0;
       const stuck = new Promise<RunResult>(() => undefined); // a step that never ends
       const result = abandonLate(stuck, epochNow() + 1000, 'handoff', 'qemu', 9, events, () => abandoned++);
       await vi.advanceTimersByTimeAsync(1000);
-      expect(await result).toMatchObject({ status: 'passed', property: 'handoff', impl: 'qemu', runs: 0, stoppedEarly: 'time' });
+      expect(await result).toMatchObject({ status: 'passed', property: 'handoff', impl: 'qemu', runs: 3, stoppedEarly: 'time', coverage: { sequences: 3, operations: 40 } });
       expect(events.live).toBe(false);
       expect(abandoned).toBe(1);
       const done: RunResult = { status: 'passed', property: 'space', impl: 'ts', seed: 1, runs: 4, coverage: emptyCoverage(), timeMs: 0 };
-      const live = { live: true };
+      const live = { live: true, sequences: 0, operations: 0 };
       expect(await abandonLate(Promise.resolve(done), epochNow() + 1000, 'space', 'ts', 1, live, () => abandoned++)).toBe(done);
       await vi.advanceTimersByTimeAsync(2000);
       expect([live.live, abandoned]).toEqual([true, 1]);
@@ -130,5 +130,29 @@ describe('gate run', () => {
     expect(text.match(/^ {2}ops: /gm)).toHaveLength(1);
     expect(text.indexOf('  ops: ')).toBeGreaterThan(text.indexOf('summary: '));
     expect(text).toContain('Property readsAndOutcomes (impl ts) held after 2 runs');
+  });
+});
+
+describe('gate shards', () => {
+  it('give each shard of one seed its own seed, the same on every run, with I from --shard or JOB_COMPLETION_INDEX', () => {
+    const seeds = [1, 2, 3, 4].map((i) => parseGateOptions({ seed: '5', shard: `${i}/4` }, drawn, {}).seed);
+    expect(seeds).toEqual([20, 21, 22, 23]);
+    expect(new Set([0, 1, 2, 3].map((k) => parseGateOptions({ seed: '5', shard: '4' }, drawn, { JOB_COMPLETION_INDEX: String(k) }).seed))).toEqual(new Set(seeds));
+    expect(parseGateOptions({ seed: '5', shard: '1/1' }, drawn, {})).toMatchObject({ seed: 5, campaignSeed: 5, shard: { index: 0, count: 1 } });
+    expect(parseGateOptions({ seed: '2147483647', shard: '2/2' }, drawn, {}).seed).toBe(2147483647); // (2^31 − 1)·2 + 1 mod 2^31
+    expect(() => parseGateOptions({ seed: '5', shard: '4' }, drawn, {})).toThrow(/JOB_COMPLETION_INDEX/);
+    expect(() => parseGateOptions({ seed: '5', shard: '2/4', property: 'space', path: '0' }, drawn, {})).toThrow(CliError);
+  });
+
+  it('prints the shard and its seed, replays with that seed alone, and records the shard in JSON', async () => {
+    await withTempDir(async (dir) => {
+      const lines: string[] = [];
+      const raw = { impl: 'canary', seed: '5', shard: '2/3', runs: '20', property: 'readsAndOutcomes', workers: '1', json: join(dir, 'r.json'), reproDir: join(dir, 'repro') };
+      expect(await runGate(parseGateOptions(raw, drawn, {}), (l) => lines.push(l))).toBe(1);
+      expect(lines[0]).toBe('qcow2-verify gate: seed 16 (shard 2/3 of seed 5), impl canary');
+      expect(lines.find((l) => l.startsWith('Replay: '))).toMatch(/^Replay: qcow2-verify gate --impl canary --property readsAndOutcomes --seed 16 --path "[\d:]+"$/);
+      const json = JSON.parse(await readFile(join(dir, 'r.json'), 'utf8')) as Record<string, unknown>;
+      expect(json).toMatchObject({ seed: 16, shard: { index: 2, count: 3, seed: 5 } });
+    });
   });
 });

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { gatePropertyNamesForHelp } from '../../../cli/commands/gate-command.js';
 import { propertyNames } from '../../../properties/index.js';
+import { qemuToolVariables } from '../../../oracle/index.js';
 import { exitCodes } from '../../../cli/exit-codes.js';
 import { runCli } from '../run-cli.js';
 
@@ -51,6 +52,14 @@ describe('command registration stays light', () => {
     expect([...gatePropertyNamesForHelp]).toEqual(propertyNames);
     const help = await runCli(['gate', '--help']);
     expect(help.stdout.replace(/\s+/g, ' ')).toContain(`run one property: ${propertyNames.join(' | ')}`);
+  });
+
+  it('gate, fuzz and replay take --qemu-img and --qemu-io, whose help names the oracle\'s variables', async () => {
+    for (const command of ['gate', 'fuzz', 'replay']) {
+      const help = (await runCli([command, '--help'])).stdout.replace(/\s+/g, ' ');
+      expect(help).toContain(`--qemu-img <path> the qemu-img binary the oracle runs, e.g. a build tree's (default: $${qemuToolVariables['qemu-img']},`);
+      expect(help).toContain(`--qemu-io <path> the qemu-io binary the oracle runs (default: $${qemuToolVariables['qemu-io']},`);
+    }
   });
 
   it('lazily loaded commands still run and refuse bad options as before', async () => {
