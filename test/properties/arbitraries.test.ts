@@ -20,10 +20,12 @@ function outgrowsOneReftableCluster(s: ModelState): boolean {
 }
 
 describe('generators', () => {
-  it('build chains up to three backing files deep and reach through them, when chains are on', () => {
+  it('build chains up to three backing files deep and reach through them, when chains are on', async () => {
     const cov = emptyCoverage();
     const samples = fc.sample(sequence({ swarm: { allOn: true }, chains: true, commandsCountMax: 60 }), { seed: 20261130, numRuns: 120 });
     for (const seq of samples) {
+      // let the event loop turn between sequences (a loaded worker must still answer vitest's calls)
+      await new Promise<void>((resolve) => setImmediate(resolve));
       let state = initialState(seq.options);
       for (const cmd of seq.commands as Iterable<StepCommand>) {
         const s = cmd.resolve(state);

@@ -96,6 +96,14 @@ describe('backing chains on QEMU', () => {
     ] as const) {
       await judged(v3, [...chain, rebase, whole(v3.virtualSize)]);
     }
+    // onto the base from a shorter middle layer: past its end the old chain reads zeros, the base data
+    await judged(v3, [
+      { kind: 'write', offset: 0, length: v3.virtualSize, pattern: 0xaa },
+      { kind: 'createOverlay', backingFormat: 'qcow2', options: { ...v3, virtualSize: 32768 } },
+      { kind: 'createOverlay', backingFormat: 'qcow2', options: v3 },
+      { kind: 'rebase', depth: 2, unsafe: false },
+      whole(v3.virtualSize),
+    ]);
   });
 
   it('commit into a qcow2 backing file, v2 and v3, larger than it, with snapshots; refused without a backing file', async () => {
