@@ -2,6 +2,7 @@
 // L1 array, and each L2 table only when it is first touched (privatize), so the
 // input state is never mutated and untouched tables stay shared.
 // Each method is one per-cluster rule of docs/semantics.md.
+import { readBacking } from './read.js';
 import { countRefs, type Refcounts } from './refcounts.js';
 import { geometry, subclusterState, type DataCluster, type Geometry, type L2Entry, type L2Table, type ModelState } from './state.js';
 import { allocatedSpan, uniformSubclusters, withSubclusters, type Subclusters } from './subclusters.js';
@@ -63,9 +64,10 @@ export class ActiveDraft {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
-    // The old guest view is kept, zeros where the guest reads zeros (COW reads
-    // through the guest view; a compressed cluster is copied decompressed).
-    const content = this.guestBytes(old);
+    // The old guest view is kept (COW reads through the guest view: a compressed
+    // cluster is copied decompressed, zeros stay zeros, and what is unallocated
+    // comes from the backing chain, also past the virtual size as QEMU's COW reads it).
+    const content = this.guestBytes(old, guestCluster);
     content.set(bytes, offsetInCluster);
     // In place only for an allocated cluster nothing else references (COPIED);
     // a compressed stream is never written in place.
@@ -136,12 +138,20 @@ export class ActiveDraft {
     return true;
   }
 
-  /** Guest discard of a whole cluster (discard_in_l2_slice, full_discard = false). */
+  /**
+   * Guest discard of a whole cluster (discard_in_l2_slice, full_discard = false):
+   * with a backing file an unallocated cluster of a version 3 image becomes
+   * zero-plain too, so that the backing does not show through.
+   */
   discard(guestCluster: number): void {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
-    if (old === undefined || old.kind === 'zero-plain') return;
+    if (old?.kind === 'zero-plain') return;
+    if (old === undefined) {
+      if (this.base.backing !== undefined && this.base.options.version === 3) entries.set(l2Index, { kind: 'zero-plain' });
+      return;
+    }
     this.release(old);
     if (this.base.options.version === 3) entries.set(l2Index, this.zeroPlain());
     else entries.delete(l2Index);
@@ -174,12 +184,15 @@ export class ActiveDraft {
   }
 
   /** The guest view of a cluster as a fresh buffer: its data where it reads data, zeros elsewhere. */
-  private guestBytes(entry: L2Entry | undefined): Uint8Array {
+  private guestBytes(entry: L2Entry | undefined, guestCluster: number): Uint8Array {
+    const clusterStart = guestCluster * this.g.clusterSize;
+    if (entry === undefined) return readBacking(this.base.backing, clusterStart, clusterStart + this.g.clusterSize);
     const content = new Uint8Array(this.g.clusterSize);
-    if (entry?.kind !== 'normal' && entry?.kind !== 'compressed') return content;
     const size = this.g.subclusterSize;
     for (let at = 0; at < this.g.clusterSize; at += size) {
-      if (subclusterState(entry, at / size) === 'allocated') content.set(entry.data.bytes.subarray(at, at + size), at);
+      const sub = subclusterState(entry, at / size);
+      if (sub === 'allocated' && (entry.kind === 'normal' || entry.kind === 'compressed')) content.set(entry.data.bytes.subarray(at, at + size), at);
+      else if (sub === 'unallocated' && this.base.backing !== undefined) content.set(readBacking(this.base.backing, clusterStart + at, clusterStart + at + size), at);
     }
     return content;
   }

@@ -1,7 +1,8 @@
 // Guest-visible operations: write, writeZeroes, discard, resize
 // (docs/semantics.md, one function per section).
 import { ActiveDraft } from './active-draft.js';
-import { entryAt, geometry, subclusterState, type ModelState } from './state.js';
+import { readsAsZero } from './read.js';
+import { backingSize, entryAt, geometry, subclusterState, type ModelState } from './state.js';
 import { compressedWriteBytes, writeBytes, type DiscardOp, type Outcome, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from './ops.js';
 
 export type StepResult = { readonly state: ModelState; readonly outcome: Outcome };
@@ -43,6 +44,13 @@ function writeRange(draft: ActiveDraft, offset: number, bytes: Uint8Array): void
   for (const p of pieces(offset, bytes.length, draft.g.clusterSize)) {
     draft.write(p.guestCluster, p.inCluster, bytes.subarray(p.start - offset, p.end - offset));
   }
+}
+
+/** The write rule for `bytes` at `offset` (inside the disk), for ops that copy guest bytes (rebase, commit). */
+export function writeData(state: ModelState, offset: number, bytes: Uint8Array): ModelState {
+  const draft = new ActiveDraft(state);
+  writeRange(draft, offset, bytes);
+  return draft.finish();
 }
 
 export function write(state: ModelState, op: WriteOp): StepResult {
@@ -98,13 +106,20 @@ export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
     // A piece ending at the virtual size reaches the end of its cluster.
     const whole = p.inCluster === 0 && (p.end - p.start === clusterSize || p.end === state.options.virtualSize);
     const kind = draft.entry(p.guestCluster)?.kind;
-    if (!whole && (kind === 'normal' || kind === 'compressed')) {
+    const clusterStart = p.guestCluster * clusterSize;
+    // qcow2_co_pwrite_zeroes zeroizes a partial piece's whole cluster only when
+    // the rest of it already reads as zeros (is_zero, through the backing chain).
+    const restIsZero = () => readsAsZero(state, clusterStart, p.start - clusterStart) && readsAsZero(state, p.end, clusterStart + clusterSize - p.end);
+    if (!whole && (kind === 'normal' || kind === 'compressed' || (kind === undefined && !restIsZero()))) {
       // qcow2_co_pwrite_zeroes returns -ENOTSUP; the block layer writes a zero buffer.
       draft.write(p.guestCluster, p.inCluster, new Uint8Array(p.end - p.start));
     } else if (state.options.version === 3) {
       draft.zeroize(p.guestCluster, op.unmap);
+    } else if (state.backing !== undefined) {
+      // v2 with a backing file: qcow2_subcluster_zeroize says -ENOTSUP, the block layer writes zeros
+      draft.write(p.guestCluster, p.inCluster, new Uint8Array(p.end - p.start));
     } else {
-      draft.discard(p.guestCluster); // v2 has no zero flag: QEMU resorts to discard
+      draft.discard(p.guestCluster); // v2 has no zero flag: without a backing file QEMU resorts to discard
     }
   }
   return { state: draft.finish(), outcome: ok };
@@ -189,7 +204,8 @@ export function discard(state: ModelState, op: DiscardOp): StepResult {
   const first = Math.ceil(op.offset / clusterSize);
   // The partial last cluster of an unaligned disk counts as whole when covered to the end.
   const last = end === state.options.virtualSize ? Math.ceil(end / clusterSize) : Math.floor(end / clusterSize);
-  if (first >= last) return { state, outcome: ok };
+  // Version 2 with a backing file: qemu-io 7.2 leaves every cluster as it was (measured).
+  if (first >= last || (state.options.version === 2 && state.backing !== undefined)) return { state, outcome: ok };
   const draft = new ActiveDraft(state);
   for (let c = first; c < last; c++) draft.discard(c);
   return { state: draft.finish(), outcome: ok };
@@ -203,7 +219,19 @@ export function resize(state: ModelState, op: ResizeOp): StepResult {
   if (state.options.version === 2 && state.snapshots.length > 0) {
     return refuse(state, 'unsupported', "Can't resize a v2 image which has snapshots");
   }
+  if (state.options.version === 2 && growsOverBacking(state, size)) {
+    return refuse(state, 'unsupported', 'Failed to zero out new clusters: Operation not supported (version 2 has no zero clusters)');
+  }
   return { state: resizeUnchecked(state, size), outcome: ok };
+}
+
+/**
+ * bdrv_co_truncate: growing an image whose backing file is longer than the old
+ * size would let the backing's bytes appear in the new range, so QEMU zeroes
+ * the new range (BDRV_REQ_ZERO_WRITE).
+ */
+function growsOverBacking(state: ModelState, size: number): boolean {
+  return state.backing !== undefined && size > state.options.virtualSize && backingSize(state.backing) > state.options.virtualSize;
 }
 
 /** The resize rules once the request is known to be valid (also used by revert). */
@@ -212,6 +240,16 @@ export function resizeUnchecked(state: ModelState, size: number): ModelState {
   const options = { ...state.options, virtualSize: size };
   const g = geometry(state.options);
   const draft = new ActiveDraft(state);
+  if (growsOverBacking(state, size)) {
+    // qcow2_co_truncate with BDRV_REQ_ZERO_WRITE (version 3): zero clusters from
+    // the first cluster boundary at or after the old size, explicit zeros (the
+    // write rule, COW from the backing) for the unaligned head before it.
+    const zeroStart = Math.ceil(oldSize / g.clusterSize);
+    for (let c = zeroStart; c < Math.ceil(size / g.clusterSize); c++) draft.zeroize(c, false);
+    const headEnd = Math.min(size, zeroStart * g.clusterSize);
+    if (headEnd > oldSize) writeRange(draft, oldSize, new Uint8Array(headEnd - oldSize));
+    return draft.finish(options);
+  }
   if (size >= oldSize) {
     // Deliberate fix of QEMU 7.2: stale bytes past the old end of a normal or
     // compressed last cluster must not resurface, so they are overwritten with

@@ -1,12 +1,13 @@
 // Public face of the reference model. Everything here is pure: no I/O, no clock,
 // no randomness; inputs are never mutated.
 export * from './ops.js';
-export type { ClusterKind, DataCluster, L1Table, L2Entry, L2Table, ModelState, Snapshot, Geometry } from './state.js';
-export { geometry, subclusterState } from './state.js';
+export type { BackingLayer, ClusterKind, DataCluster, L1Table, L2Entry, L2Table, ModelState, Snapshot, Geometry } from './state.js';
+export { backingLayers, backingSize, geometry, subclusterState } from './state.js';
 export { subclustersPerCluster, type SubclusterState, type Subclusters } from './subclusters.js';
-export { extendedL2ClusterBitsMin, initialState, step, validateOptions } from './step.js';
+export { initialState, step, validateOptions } from './step.js';
+export { extendedL2ClusterBitsMin } from './options.js';
 export type { StepResult } from './guest-ops.js';
-export { read, guestClusterKind, modelMap, type ModelMapRange } from './read.js';
+export { chainPieces, read, readsAsZero, guestClusterKind, modelMap, type ChainPiece, type ModelMapRange } from './read.js';
 export { expectedRefcounts, type ExpectedRefcounts } from './refcounts.js';
 export { findSnapshotByIdOrName, findSnapshotByName } from './snapshot-ops.js';
 export { bufferReader, type ByteReader } from './decode/byte-reader.js';

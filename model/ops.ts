@@ -1,7 +1,8 @@
 // Operations are plain data: a discriminated union that serialises to JSON, so a
 // shrunk counterexample can be saved in corpus/ and replayed byte for byte.
 // Guest offsets and lengths are numbers (test images are far below 2^53 bytes).
-// The union stays open: backing files come later as a new kind.
+// Backing chains are built and changed by three ops of their own:
+// createOverlay, rebase and commit.
 
 /** Geometry and options of an image, as `qemu-img create -o` takes them. */
 export interface ImageOptions {
@@ -34,7 +35,10 @@ export type Op =
   | SnapshotRevertOp
   | SnapshotDeleteOp
   | FlushOp
-  | ReopenOp;
+  | ReopenOp
+  | CreateOverlayOp
+  | RebaseOp
+  | CommitOp;
 
 /**
  * Guest data write. Content is `pattern` repeated (qemu-io `write -P`), or, when
@@ -106,6 +110,35 @@ export interface ReopenOp {
   readonly kind: 'reopen';
 }
 
+/**
+ * `qemu-img create -f qcow2 -b TOP -F FORMAT NEW SIZE`: the current image
+ * becomes the backing file of a new, empty qcow2 image with `options`, which
+ * is the image from then on. With `backingFormat` 'raw' the backing file is
+ * the current image's guest bytes as a raw file (every byte written, no
+ * holes: `qemu-img convert -O raw` would leave holes) and the old image, with
+ * its snapshots and chain, is gone.
+ */
+export interface CreateOverlayOp {
+  readonly kind: 'createOverlay';
+  readonly backingFormat: 'qcow2' | 'raw';
+  readonly options: ImageOptions;
+}
+/**
+ * `qemu-img rebase [-u] -b FILE -F FORMAT IMAGE`: FILE is the layer `depth`
+ * steps down the current chain (1 = the current backing file, 2 = its
+ * backing file, …), or no backing file at all for depth 0 (`-b ''`). Safe
+ * (`unsafe` false) keeps what the guest reads; unsafe changes the header only.
+ */
+export interface RebaseOp {
+  readonly kind: 'rebase';
+  readonly depth: number;
+  readonly unsafe: boolean;
+}
+/** `qemu-img commit IMAGE`: the image's allocated data goes into its backing file, then the image is emptied. */
+export interface CommitOp {
+  readonly kind: 'commit';
+}
+
 export type OpKind = Op['kind'];
 export const opKinds: readonly OpKind[] = [
   'write',
@@ -118,7 +151,18 @@ export const opKinds: readonly OpKind[] = [
   'snapshotDelete',
   'flush',
   'reopen',
+  'createOverlay',
+  'rebase',
+  'commit',
 ];
+
+/** The ops that build or change a backing chain. */
+export type ChainOpKind = (CreateOverlayOp | RebaseOp | CommitOp)['kind'];
+export const chainOpKinds: readonly ChainOpKind[] = ['createOverlay', 'rebase', 'commit'];
+
+export function isChainOpKind(kind: string): kind is ChainOpKind {
+  return (chainOpKinds as readonly string[]).includes(kind);
+}
 
 /**
  * Why an operation is refused. Every implementation must fail exactly when the
@@ -205,6 +249,15 @@ export function formatOp(op: Op): string {
       return 'flush';
     case 'reopen':
       return 'reopen';
+    case 'createOverlay': {
+      const o = op.options;
+      const compat = o.version === 2 ? '0.10' : '1.1';
+      return `create -b <top> -F ${op.backingFormat} -o compat=${compat},cluster_size=${2 ** o.clusterBits},refcount_bits=${o.refcountBits},lazy_refcounts=${o.lazyRefcounts ? 'on' : 'off'} <new top> ${hex(o.virtualSize)}`;
+    }
+    case 'rebase':
+      return `rebase${op.unsafe ? ' -u' : ''} -b ${op.depth === 0 ? "''" : `<depth ${op.depth}>`}`;
+    case 'commit':
+      return 'commit';
     default: {
       const never: never = op;
       throw new Error(`unknown op ${JSON.stringify(never)}`);

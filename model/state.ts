@@ -54,9 +54,22 @@ export interface Snapshot {
   readonly l1: L1Table;
 }
 
+/**
+ * The image a qcow2 layer reads through to for its unallocated clusters
+ * (docs/semantics.md, Backing chains): another qcow2 layer with its own state
+ * and chain, or a raw file whose bytes are the guest view and whose length is
+ * its size. A backing layer is never written by guest I/O on the overlay; only
+ * `commit` changes one.
+ */
+export type BackingLayer =
+  | { readonly format: 'qcow2'; readonly image: ModelState }
+  | { readonly format: 'raw'; readonly bytes: Uint8Array };
+
 export interface ModelState {
   /** Geometry; `virtualSize` is the current size. */
   readonly options: ImageOptions;
+  /** The backing file; absent for an image without one (every image before chains). */
+  readonly backing?: BackingLayer;
   readonly active: L1Table;
   /** In table order (the order QEMU keeps them). */
   readonly snapshots: readonly Snapshot[];
@@ -126,4 +139,16 @@ export function subclusterState(entry: L2Entry | undefined, index: number): Subc
       throw new Error(`unknown entry ${JSON.stringify(never)}`);
     }
   }
+}
+
+/** Guest size of a backing layer in bytes (reads at or past it are zeros). */
+export function backingSize(layer: BackingLayer): number {
+  return layer.format === 'raw' ? layer.bytes.length : layer.image.options.virtualSize;
+}
+
+/** The chain below `state`, nearest first: depth 1, 2, … (docs/semantics.md, Backing chains). */
+export function backingLayers(state: ModelState): BackingLayer[] {
+  const out: BackingLayer[] = [];
+  for (let layer = state.backing; layer !== undefined; layer = layer.format === 'qcow2' ? layer.image.backing : undefined) out.push(layer);
+  return out;
 }

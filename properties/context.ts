@@ -17,6 +17,7 @@ import type { Check, CheckEnv, ImageSample } from './checks/check.js';
 import type { ModelBox } from './commands/command.js';
 import {
   l1Memory,
+  recordChainRead,
   recordCompressedLayout,
   recordHeaderChange,
   recordL1Corner,
@@ -55,7 +56,7 @@ export class RunContext {
     if (isFaultStep(step)) return runFaultStep(m, step, this.driver, this.scratch, this.coverage);
     const { state, outcome: expected } = modelStep(m.state, step);
     const actual = await this.driver.apply(step);
-    recordOutcome(this.coverage, expected, state);
+    recordOutcome(this.coverage, expected, state, step);
     recordL1Corner(this.coverage, this.l1, m.state, step, expected, state);
     compareOutcomes(step, expected, actual);
     m.state = state;
@@ -67,6 +68,8 @@ export class RunContext {
 
   /** End-of-sequence clauses; the model is final. */
   async finish(m: ModelBox): Promise<void> {
+    // every property ends with the whole disk read or compared
+    recordChainRead(this.coverage, m.state, 0, m.state.options.virtualSize);
     this.sample = undefined;
     const env = this.env(m);
     for (const check of this.checks) await check.atEnd?.(env);

@@ -10,6 +10,8 @@
 // every target subcluster, clusters whose subclusters are in different states
 // (kind `mixed`), partial-subcluster copy-on-write and one-subcluster ranges.
 import {
+  backingLayers,
+  chainPieces,
   expectedRefcounts,
   findSnapshotByIdOrName,
   findSnapshotByName,
@@ -72,6 +74,18 @@ export interface Coverage {
    * operation interrupted.
    */
   faults: Record<string, number>;
+  /**
+   * Backing chains: `read-through:depth-N` (read steps, and the whole-disk
+   * reads at the end of a sequence, whose bytes came in part from the layer N
+   * down), `cow-from-backing` (clusters a write or
+   * write-zeroes copied on write from backing data), `zero-over-backing`
+   * (whole clusters write-zeroes or discard turned into zero clusters over
+   * backing data), `overlay:qcow2|raw`, `rebase:safe|unsafe`, `commit`
+   * (successful ones), `partial-zero-over-backing` (write-zeroes on part of
+   * such a cluster), and `sequences-at-depth:N` (sequences whose chain was N
+   * backing files deep at some point).
+   */
+  chains: Record<string, number>;
 }
 
 export function emptyCoverage(): Coverage {
@@ -95,6 +109,7 @@ export function emptyCoverage(): Coverage {
     swarmOff: {},
     compressedLayout: {},
     faults: {},
+    chains: {},
   };
 }
 
@@ -111,7 +126,7 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.lazyRefcounts += from.lazyRefcounts;
   into.extendedL2 += from.extendedL2;
   const histograms = [
-    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout', 'subclusters', 'faults',
+    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout', 'subclusters', 'faults', 'chains',
   ] as const;
   for (const key of histograms) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);
@@ -145,6 +160,7 @@ export function recordStep(cov: Coverage, state: ModelState, step: Step): void {
   if (step.kind === 'snapshotCreate' || step.kind === 'snapshotRevert' || step.kind === 'snapshotDelete') {
     bump(cov.snapshotLookups, snapshotLookupLabel(state, step));
   }
+  recordChainStep(cov, state, step);
   if (step.kind !== 'write' && step.kind !== 'writeCompressed' && step.kind !== 'writeZeroes' && step.kind !== 'discard') return;
   const clusters = targetClusters(state, step.offset, step.length);
   if (clusters.length === 0) return;
@@ -188,9 +204,46 @@ function recordSubclusters(cov: Coverage, state: ModelState, c: number): boolean
   return seen.size > 1;
 }
 
-export function recordOutcome(cov: Coverage, outcome: Outcome, state: ModelState): void {
+/** Where a step meets the backing chain, in the state before it (see Coverage.chains). */
+function recordChainStep(cov: Coverage, state: ModelState, step: Step): void {
+  if (state.backing === undefined) return;
+  const size = state.options.virtualSize;
+  if (step.kind !== 'read' && step.kind !== 'write' && step.kind !== 'writeZeroes' && step.kind !== 'discard') return;
+  const end = Math.min(step.offset + step.length, size);
+  if (end <= step.offset) return;
+  if (step.kind === 'read') {
+    recordChainRead(cov, state, step.offset, end - step.offset);
+    return;
+  }
+  const cs = 2 ** state.options.clusterBits;
+  for (const c of targetClusters(state, step.offset, step.length)) {
+    if (guestClusterKind(state, c) !== 'unallocated') continue;
+    const clusterEnd = Math.min(size, (c + 1) * cs);
+    const backingData = chainPieces(state, c * cs, clusterEnd - c * cs).some((p) => p.kind === 'data');
+    if (!backingData) continue;
+    const whole = step.offset <= c * cs && end >= clusterEnd;
+    if (step.kind === 'write' && !whole) bump(cov.chains, 'cow-from-backing');
+    else if (step.kind !== 'write' && whole && state.options.version === 3) bump(cov.chains, 'zero-over-backing');
+    else if (step.kind === 'writeZeroes' && !whole) bump(cov.chains, 'partial-zero-over-backing');
+  }
+}
+
+/** A guest read of [offset, offset + length) (inside the disk): the depths below the image its bytes came from. */
+export function recordChainRead(cov: Coverage, state: ModelState, offset: number, length: number): void {
+  if (state.backing === undefined || length === 0) return;
+  const depths = new Set(chainPieces(state, offset, length).filter((p) => p.kind === 'data' && p.depth > 0).map((p) => p.depth));
+  for (const depth of depths) bump(cov.chains, `read-through:depth-${depth}`);
+}
+
+export function recordOutcome(cov: Coverage, outcome: Outcome, state: ModelState, step?: Step): void {
   bump(cov.outcomes, outcome.ok ? 'ok' : outcome.error);
   cov.snapshotsAliveMax = Math.max(cov.snapshotsAliveMax, state.snapshots.length);
+  if (!outcome.ok || step === undefined) return;
+  if (step.kind === 'createOverlay') bump(cov.chains, `overlay:${step.backingFormat}`);
+  if (step.kind === 'rebase') bump(cov.chains, `rebase:${step.unsafe ? 'unsafe' : 'safe'}`);
+  if (step.kind === 'commit') bump(cov.chains, 'commit');
+  const depth = backingLayers(state).length;
+  if (depth > 0) cov.chains[`sequences-at-depth:${depth}`] = 1;
 }
 
 /** Header fields whose change marks a growth (compared between consecutive samples). */
@@ -274,6 +327,12 @@ export function l1Memory(options: ImageOptions): L1Memory {
 /** Called after a step with the states around it: counts the L1-cluster corner (see Coverage.l1ClusterCrossings). */
 export function recordL1Corner(cov: Coverage, memory: L1Memory, before: ModelState, step: Step, outcome: Outcome, after: ModelState): void {
   if (!outcome.ok) return;
+  if (step.kind === 'createOverlay') {
+    // a new image: its own L1 table
+    memory.l1Entries = l1EntriesFor(after.options);
+    memory.crossed = false;
+    return;
+  }
   const entries = Math.max(memory.l1Entries, l1EntriesFor(after.options));
   const entriesPerCluster = 2 ** after.options.clusterBits / 8;
   if (Math.ceil(entries / entriesPerCluster) > Math.ceil(memory.l1Entries / entriesPerCluster) && before.snapshots.length > 0) {

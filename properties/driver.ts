@@ -30,6 +30,11 @@ export interface ImageDriver {
    * Only our engine has them (QEMU's map is judged through qemu-img map).
    */
   reports?(): Promise<EngineReports>;
+  /**
+   * The backing files `writeTo` puts next to the image, nearest first, by file
+   * name and format (absent or empty: the image has no backing file).
+   */
+  backingChain?(): readonly { readonly name: string; readonly format: 'qcow2' | 'raw' }[];
   /** Releases the image (and any process behind it). Idempotent. */
   close(): Promise<void>;
 }

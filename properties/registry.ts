@@ -9,7 +9,7 @@ import { readsCheck } from './checks/reads.js';
 import { reopenCheck } from './checks/reopen.js';
 import { spaceCheck } from './checks/space.js';
 import { structureCheck } from './checks/structure.js';
-import type { DriverFactory } from './driver.js';
+import type { DriverFactory, ImplName } from './driver.js';
 import { createHandoffDriver } from './drivers/handoff.js';
 import { createFaultDriver } from './faults/fault-driver.js';
 import { faultsCheck } from './faults/run-fault.js';
@@ -26,6 +26,13 @@ export interface PropertyDefinition {
   readonly driver?: DriverFactory;
   /** Defaults for the sequences it draws (a caller's constraints win). */
   readonly sequence?: SequenceConstraints;
+  /**
+   * The implementations for which its sequences build backing chains
+   * (createOverlay, rebase, commit). Only QEMU until our engine opens chains;
+   * the checks that decode the image file itself (structure, space) and the
+   * handoff do not take chains yet.
+   */
+  readonly chainImpls?: readonly ImplName[];
 }
 
 /** Percent of extended-L2 images (32 subclusters a cluster) among the sequences every property draws, against every implementation. */
@@ -37,6 +44,7 @@ export const readsAndOutcomes: PropertyDefinition = {
   checks: [readsCheck],
   needsQemu: false,
   cost: 1,
+  chainImpls: ['qemu'],
 };
 
 export const structure: PropertyDefinition = {
@@ -54,6 +62,7 @@ export const reopen: PropertyDefinition = {
   checks: [reopenCheck],
   needsQemu: false,
   cost: 1,
+  chainImpls: ['qemu'],
 };
 
 export const space: PropertyDefinition = {
@@ -70,6 +79,7 @@ export const qemuJudges: PropertyDefinition = {
   checks: [qemuJudgesCheck],
   needsQemu: true,
   cost: 3,
+  chainImpls: ['qemu'],
 };
 
 export const handoff: PropertyDefinition = {

@@ -20,7 +20,7 @@ import { RunContext } from './context.js';
 import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from './coverage.js';
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
 import { driverFactories } from './drivers/index.js';
-import { extendedL2Percent, properties, type PropertyName } from './registry.js';
+import { extendedL2Percent, properties, type PropertyDefinition, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
 import type { Step } from './steps.js';
 import { hashSeed } from './seed.js';
@@ -166,6 +166,12 @@ export function propertySeed(seed: number, property: string): number {
   return (seed ^ hashSeed(property)) | 0;
 }
 
+/** The property's sequence defaults under the caller's, with chain ops on where the property takes them for `impl` (unless the caller says). */
+export function sequenceConstraintsFor(def: PropertyDefinition, impl: ImplName, caller: SequenceConstraints = {}): SequenceConstraints {
+  const merged = { ...def.sequence, ...caller };
+  return { ...merged, chains: merged.chains ?? (def.chainImpls ?? []).includes(impl) };
+}
+
 /** Whether image constraints leave room for extended-L2 images (version 3, clusters of 16 KiB or more). */
 function extendedL2Possible(c: ImageOptionsConstraints = {}): boolean {
   return (c.versions ?? [3]).includes(3) && (c.clusterBitsMax ?? extendedL2ClusterBitsMin) >= extendedL2ClusterBitsMin;
@@ -190,7 +196,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   let stoppedByDeadline = false;
   let lastFailure: Attempt | undefined;
   const progress = c.onProgress ?? (() => undefined);
-  const constraints = { ...def.sequence, ...c.sequence };
+  const constraints = sequenceConstraintsFor(def, impl, c.sequence);
   const image = { ...(extendedL2Possible(constraints.image) ? { extendedL2Percent } : {}), ...constraints.image };
   const property = fc.asyncProperty(sequence({ ...constraints, image }), async (seq: Sequence) => {
     if (shrinking) {

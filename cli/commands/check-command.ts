@@ -18,10 +18,10 @@ export function registerCheck(program: Command): void {
       if (raw.output !== 'human' && raw.output !== 'json') throw new CliError(`--output must be 'human' or 'json', got '${raw.output}'`, exitCodes.usage);
       if (raw.repair !== undefined && raw.repair !== 'leaks' && raw.repair !== 'all') throw new CliError(`--repair must be 'leaks' or 'all', got '${raw.repair}'`, exitCodes.usage);
       if (raw.repair !== undefined && raw.forceShare === true) throw new CliError('--repair writes the image: it cannot be used with --force-share', exitCodes.usage);
-      const { runCheck, runCheckRepair } = await import('./check.js');
+      const { runCheckRepair, runCheckWithChain } = await import('./check.js');
       const options: CheckCommandOptions = { output: raw.output, forceShare: raw.forceShare === true, ...(raw.format === undefined ? {} : { format: raw.format }) };
       const out = (l: string) => process.stdout.write(`${l}\n`);
       const err = (l: string) => process.stderr.write(`${l}\n`);
-      process.exitCode = raw.repair === undefined ? runCheck(file, options, out, err) : await runCheckRepair(file, options, raw.repair, out, err);
+      process.exitCode = raw.repair === undefined ? await runCheckWithChain(file, options, out, err) : await runCheckRepair(file, options, raw.repair, out, err);
     });
 }

@@ -75,7 +75,31 @@ function failureLine(file: string, failure: string): string {
   return failure.startsWith(openFailure) ? `could not open '${file}': ${failure.slice(openFailure.length)}` : `${file}: ${failure}`;
 }
 
-/** The model's checker on a file, with qemu-img check's open errors and locks. Throws CliError. */
+/**
+ * `check` as qemu-img check runs it: the image's backing chain must open
+ * (qemu-img check opens it, and exits 1 with "Could not open backing file"
+ * when it cannot), then the model's checker judges the image alone.
+ */
+export async function runCheckWithChain(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): Promise<ExitCode> {
+  const report = checkFile(file, options);
+  if (report.backingFile !== undefined) {
+    try {
+      const layer = await Qcow2Image.openBackingFile(file, report.backingFile, report.backingFormat);
+      await layer.close();
+    } catch (error) {
+      if (error instanceof Qcow2Error) throw new CliError(`could not open '${file}': ${error.message}`, exitCodes.checkNotCompleted);
+      throw error;
+    }
+  }
+  return printReport(report, file, options, out, err);
+}
+
+/** The checker on the image alone (its backing file is not opened). */
+export function runCheck(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
+  return printReport(checkFile(file, options), file, options, out, err);
+}
+
+/** The model's checker on a file, with qemu-img check's open errors and locks. Throws CliError, also when the checker could not check. */
 function checkFile(file: string, options: CheckCommandOptions): CheckReport {
   if (options.format !== undefined && options.format !== 'qcow2') throw new CliError(`check: format '${options.format}': ${noChecks} (only qcow2)`, exitCodes.checkUnsupported);
   let fd: number;
@@ -100,10 +124,6 @@ function checkFile(file: string, options: CheckCommandOptions): CheckReport {
   }
   if (report.failure !== undefined) throw new CliError(failureLine(file, report.failure), exitCodes.checkNotCompleted);
   return report;
-}
-
-export function runCheck(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
-  return printReport(checkFile(file, options), file, options, out, err);
 }
 
 function printReport(report: CheckReport, file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {

@@ -175,7 +175,14 @@ function parseOp(r: Reader): Op {
       return r.raw<Op>();
     case 'flush':
     case 'reopen':
+    case 'commit':
       return r.raw<Op>();
+    case 'rebase':
+      r.integer('depth');
+      r.boolean('unsafe');
+      return r.raw<Op>();
+    case 'createOverlay':
+      return { kind, backingFormat: r.oneOf('backingFormat', ['qcow2', 'raw'] as const), options: parseOptions(r.object('options')) };
     default: {
       const never: never = kind;
       throw new Error(`unhandled op kind ${String(never)}`);

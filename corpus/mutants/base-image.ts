@@ -90,6 +90,10 @@ export async function buildBaseImage(spec: BaseImageSpec): Promise<Uint8Array> {
         case 'reopen':
           await flushIo();
           break;
+        case 'createOverlay':
+        case 'rebase':
+        case 'commit':
+          throw new Error(`base images are single files: ${formatOp(op)} builds a backing chain`);
         default: {
           const never: never = op;
           throw new Error(`unhandled op ${JSON.stringify(never)}`);

@@ -46,6 +46,9 @@ function touchedClusters(step: Step, before: ModelState, after: ModelState, clus
     case 'reopen':
     case 'crash':
     case 'ioError':
+    case 'createOverlay':
+    case 'rebase':
+    case 'commit':
       return [];
     default: {
       const never: never = step;

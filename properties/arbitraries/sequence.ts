@@ -3,7 +3,7 @@
 // removes and simplifies commands.
 import fc from 'fast-check';
 import type { ImageOptions } from '../../model/index.js';
-import { commandArbitrary, type ModelBox } from '../commands/index.js';
+import { chainCommandArbitrary, commandArbitrary, type ModelBox } from '../commands/index.js';
 import { ResizeCommand } from '../commands/resize.js';
 import { snapshotCreateCommand } from '../commands/snapshot-create.js';
 import { snapshotDeleteCommand } from '../commands/snapshot-delete.js';
@@ -24,18 +24,36 @@ export interface Sequence {
 export interface SequenceConstraints {
   readonly image?: ImageOptionsConstraints;
   readonly swarm?: SwarmConstraints;
-  /** Longest sequence. Default 40. */
+  /** Longest sequence, not counting the chain commands spliced in. Default 40. */
   readonly commandsCountMax?: number;
   /** Draw crashes and I/O errors too (properties/faults/; only a fault-injecting driver runs them). Default false. */
   readonly faults?: boolean;
+  /**
+   * Half of the sequences get backing-chain commands (createOverlay, rebase,
+   * commit: at most chainCommandsCountMax) spliced in at drawn places. Drawn
+   * after everything else, so that a sequence without them is exactly what the
+   * same seed drew before chains. Default false.
+   */
+  readonly chains?: boolean;
 }
+
+/** Most chain commands spliced into one sequence. */
+export const chainCommandsCountMax = 8;
+
+/**
+ * Chain commands go only into sequences whose image has refcounts of at least
+ * this width: with narrower ones snapshots overflow, where QEMU 7.2's known
+ * leaks (corpus/) would end most chain sequences before they reach a chain,
+ * and the sequences that find those leaks stay as they were drawn before chains.
+ */
+export const chainRefcountBitsMin = 16;
 
 export function qualifySequenceConstraints(c: SequenceConstraints = {}): Required<SequenceConstraints> {
   const commandsCountMax = c.commandsCountMax ?? 40;
   if (!Number.isSafeInteger(commandsCountMax) || commandsCountMax < 1) {
     throw new RangeError(`commandsCountMax must be a positive integer, got ${commandsCountMax}`);
   }
-  return { image: c.image ?? {}, swarm: c.swarm ?? {}, commandsCountMax, faults: c.faults ?? false };
+  return { image: c.image ?? {}, swarm: c.swarm ?? {}, commandsCountMax, faults: c.faults ?? false, chains: c.chains ?? false };
 }
 
 /**
@@ -51,7 +69,31 @@ export function commandsFor(
   swarm: SwarmWeights,
   commandsCountMax: number,
   extra: readonly { readonly arbitrary: fc.Arbitrary<SequenceCommand>; readonly weight: number }[] = [],
+  chains = false,
 ): fc.Arbitrary<Iterable<SequenceCommand>> {
+  const base = swarmCommandsFor(options, swarm, commandsCountMax, extra);
+  // chains only on standard images: the engine refuses a backing file under an extended-L2 image
+  if (!chains || options.refcountBits < chainRefcountBitsMin || options.extendedL2 === true) return base;
+  // fc.option shrinks to "no chain" first, and the splice to fewer commands
+  const splice = fc.option(
+    fc.array(fc.tuple(chainCommandArbitrary(), fc.nat()), { minLength: 1, maxLength: chainCommandsCountMax }),
+    { nil: undefined, freq: 2 },
+  );
+  return fc.tuple(base, splice).map(([commands, chain]) => {
+    if (chain === undefined) return commands;
+    const out = [...commands];
+    const places = chain.map(([, place]) => place % (out.length + 1)).sort((a, b) => a - b);
+    for (let i = chain.length - 1; i >= 0; i--) out.splice(places[i]!, 0, chain[i]![0]);
+    return out;
+  });
+}
+
+function swarmCommandsFor(
+  options: ImageOptions,
+  swarm: SwarmWeights,
+  commandsCountMax: number,
+  extra: readonly { readonly arbitrary: fc.Arbitrary<SequenceCommand>; readonly weight: number }[],
+): fc.Arbitrary<SequenceCommand[]> {
   const weighted = [
     ...commandKinds.filter((k) => swarm[k] > 0).map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] })),
     ...extra,
@@ -138,6 +180,6 @@ export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Se
     .noShrink(fc.record({ options: imageOptions(c.image), swarm: swarmWeights(c.swarm) }))
     .map(({ options, swarm }) => ({ options, swarm: withoutUnpredictableKinds(options, swarm) }))
     .chain(({ options, swarm }) =>
-      commandsFor(options, swarm, c.commandsCountMax, c.faults ? faultCommands() : []).map((commands) => ({ options, swarm, commands })),
+      commandsFor(options, swarm, c.commandsCountMax, c.faults ? faultCommands() : [], c.chains).map((commands) => ({ options, swarm, commands })),
     );
 }

@@ -74,9 +74,10 @@ function allCompressed(state: ModelState, start: number, length: number, cs: num
 }
 
 /**
- * The first problem with the engine's map: kinds against the model, and each
- * data range's host offset (none exactly where the model has compressed
- * clusters; else at a subcluster boundary, a cluster boundary without subclusters).
+ * The first problem with the engine's map: kinds and depths against the model,
+ * and each data range's host offset in the image (none exactly where the model
+ * has compressed clusters; else at a subcluster boundary, a cluster boundary
+ * without subclusters).
  */
 export function engineMapDisagreement(map: EngineReports['map'], state: ModelState, fileLength: number): string | undefined {
   const kinds = mapDisagreement(modelMap(state), map, state.options.virtualSize, 'qcow2-verify map');
@@ -84,9 +85,11 @@ export function engineMapDisagreement(map: EngineReports['map'], state: ModelSta
   const { clusterSize: cs, subclusterSize } = geometry(state.options);
   // the file may end inside its last cluster (an unwritten tail reads as zeros)
   const fileEnd = Math.ceil(fileLength / cs) * cs;
-  // data reading as zeros is the tail of a last cluster past the end of the file (impl/map.ts)
+  // data reading as zeros is the tail of a last cluster past the end of the file (impl/map.ts);
+  // a range of a backing file (depth > 0) has its offset in that file, judged by its kinds only
   const bad = map.find((e) =>
     e.data &&
+    e.depth === 0 &&
     (e.offset === undefined
       ? !allCompressed(state, e.start, e.length, cs)
       : e.zero

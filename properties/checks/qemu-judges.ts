@@ -1,9 +1,10 @@
 // qemuJudges: at the end of each sequence QEMU, not our own code, judges the
-// image: `qemu-img check` finds no corruption and no leak, `qemu-img compare`
-// finds it identical to a raw rendering of the model's content, and `qemu-img
-// map` agrees with the model on every guest range (qemu-map.ts). The image is
-// written out once and the three read-only runs go at the same time; their
-// verdicts are reported in that order.
+// image: `qemu-img check` finds no corruption and no leak in it and in every
+// qcow2 backing file of its chain, `qemu-img compare` finds the whole chain's
+// guest view identical to a raw rendering of the model's content, and
+// `qemu-img map` agrees with the model on every guest range and the depth that
+// answers it (qemu-map.ts). The chain is written out once and the read-only
+// runs go at the same time; their verdicts are reported in that order.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { read } from '../../model/index.js';
@@ -20,18 +21,20 @@ export const qemuJudgesCheck: Check = {
       const raw = join(dir, 'model.raw');
       await env.driver.writeTo(image);
       await writeFile(raw, read(env.state, 0, env.state.options.virtualSize));
-      const [check, compare, map] = await Promise.allSettled([
-        qemuImgCheck(image),
+      const layers = ['image.qcow2', ...(env.driver.backingChain?.() ?? []).filter((f) => f.format === 'qcow2').map((f) => f.name)];
+      const [checks, compare, map] = await Promise.allSettled([
+        Promise.all(layers.map((name) => qemuImgCheck(join(dir, name)))),
         qemuImgCompare(raw, image, { formatA: 'raw', formatB: 'qcow2' }),
         judgeMap(image, env.state),
       ]);
-      const checked = settled(check);
-      if (checked.verdict !== 'clean') {
+      settled(checks).forEach((checked, i) => {
+        if (checked.verdict === 'clean') return;
+        const which = i === 0 ? '' : ` on the backing file ${layers[i]}`;
         throw new PropertyViolation(
           'qemu-img-check',
-          `qemu-img check says ${checked.verdict} (${checked.corruptions} corruptions, ${checked.leaks} leaks, ${checked.checkErrors} check errors): ${checked.messages.slice(0, 5).join('; ')}`,
+          `qemu-img check${which} says ${checked.verdict} (${checked.corruptions} corruptions, ${checked.leaks} leaks, ${checked.checkErrors} check errors): ${checked.messages.slice(0, 5).join('; ')}`,
         );
-      }
+      });
       const compared = settled(compare);
       if (!compared.identical) {
         throw new PropertyViolation('qemu-img-compare', `qemu-img compare against the model's raw rendering: ${compared.message}`);

@@ -1,5 +1,6 @@
 // qemu-img map agrees with the model's view of the guest disk: every byte of
-// [0, virtualSize) is data, zero or unallocated in both. One `qemu-img map` per
+// [0, virtualSize) is data, zero or unallocated in both, at the same depth of
+// the backing chain. One `qemu-img map` per
 // sequence, at the end, on the image the driver wrote (whichever program wrote
 // it), run by the qemuJudges check.
 import { modelMap, type ModelMapRange, type ModelState } from '../../model/index.js';
@@ -9,8 +10,8 @@ import { PropertyViolation } from '../violation.js';
 export type MapKind = ModelMapRange['kind'];
 
 /**
- * The model's kind for one `qemu-img map` entry of an image without a backing
- * file: `data` is a normal cluster (QEMU may add `zero` when the host range is a
+ * The model's kind for one `qemu-img map` entry (at any depth): `data` is a
+ * normal or compressed cluster or a raw backing file's bytes (QEMU may add `zero` when the host range is a
  * hole in the file, which changes nothing for the guest), `present` without data
  * is a zero cluster (zero-plain or zero-alloc), not present is unallocated.
  * Present, not data and not zero is no qcow2 cluster kind: undefined.
@@ -47,7 +48,9 @@ export function mapDisagreement(
     if (qe === undefined) return `${source} ends at 0x${pos.toString(16)}, the virtual size is 0x${virtualSize.toString(16)}`;
     if (mr === undefined) return `the model's map ends at 0x${pos.toString(16)}, the virtual size is 0x${virtualSize.toString(16)}`;
     if (qe.start > pos || qe.start + qe.length <= pos) return `${source} has no entry for guest offset 0x${pos.toString(16)} (next: ${showEntry(qe)})`;
-    if (qe.depth !== 0) return `${source} reports depth ${qe.depth} at guest offset 0x${pos.toString(16)} for an image without a backing file: ${showEntry(qe)}`;
+    if (qe.depth !== mr.depth) {
+      return `${source} reports depth ${qe.depth} at guest offset 0x${pos.toString(16)}, the model says depth ${mr.depth} (${mr.kind}): ${showEntry(qe)}`;
+    }
     const qemuKind = qemuMapKind(qe);
     if (qemuKind !== mr.kind) {
       return `guest offset 0x${pos.toString(16)}: ${source} says ${qemuKind ?? 'no cluster kind'} ${showEntry(qe)}, the model says ${mr.kind} (range 0x${mr.start.toString(16)}+0x${mr.length.toString(16)})`;

@@ -1,8 +1,11 @@
 // One arbitrary per command kind; the swarm weights pick among them.
-import type fc from 'fast-check';
+import fc from 'fast-check';
 import type { CommandKind } from '../arbitraries/swarm.js';
 import type { StepCommand } from './command.js';
+import { commitCommand } from './commit.js';
+import { createOverlayCommand } from './create-overlay.js';
 import { discardCommand } from './discard.js';
+import { rebaseCommand } from './rebase.js';
 import { flushCommand } from './flush.js';
 import { readCommand } from './read.js';
 import { reopenCommand } from './reopen.js';
@@ -45,4 +48,10 @@ export function commandArbitrary(kind: CommandKind): fc.Arbitrary<StepCommand> {
       throw new Error(`unknown command kind ${String(never)}`);
     }
   }
+}
+
+/** One backing-chain command: mostly new overlays (a chain needs them first), rebases and commits. */
+export function chainCommandArbitrary(): fc.Arbitrary<StepCommand> {
+  const weighted = (arbitrary: fc.Arbitrary<StepCommand>, weight: number) => ({ arbitrary, weight });
+  return fc.oneof(weighted(createOverlayCommand(), 4), weighted(rebaseCommand(), 2), weighted(commitCommand(), 2));
 }

@@ -1,10 +1,15 @@
 // Our engine (impl/) on an in-memory file: fast, and the bytes are at hand for
 // decodeImage after every operation. The file is written out only when QEMU must
-// judge it (writeTo).
-import { writeFile } from 'node:fs/promises';
-import { MemoryFile, Qcow2Error, Qcow2Image, type CreateOptions } from '../../impl/index.js';
-import { compressedWriteBytes, formatOp, writeBytes, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
+// judge it (writeTo). The first createOverlay moves the image to a temporary
+// directory: a backing chain is files next to each other (chain-files.ts), which
+// the engine opens by name, as the QEMU driver lays them out.
+import { copyFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { dir, type DirectoryResult } from 'tmp-promise';
+import { MemoryFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions } from '../../impl/index.js';
+import { compressedWriteBytes, formatOp, isChainOpKind, writeBytes, type CommitOp, type CreateOverlayOp, type ImageOptions, type Op, type Outcome, type RebaseOp } from '../../model/index.js';
 import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
+import { backingAt, chainAfter, noChain, overlayBackingFile, type ChainFile, type ChainFiles } from './chain-files.js';
 
 export function createOptionsFor(options: ImageOptions): CreateOptions {
   return {
@@ -17,8 +22,12 @@ export function createOptionsFor(options: ImageOptions): CreateOptions {
   };
 }
 
-/** Every op but reopen, which each caller handles its own way. */
-export type EngineOp = Exclude<Op, { kind: 'reopen' }>;
+/** Every op on one image: not reopen, which each caller handles its own way, nor the chain ops (the engine driver's own). */
+export type EngineOp = Exclude<Op, { kind: 'reopen' } | CreateOverlayOp | RebaseOp | CommitOp>;
+
+export function isEngineOp(op: Op): op is EngineOp {
+  return op.kind !== 'reopen' && !isChainOpKind(op.kind);
+}
 
 /** Applies one op to an open engine image; throws whatever the engine threw. */
 export function applyEngineOp(image: Qcow2Image, op: EngineOp): Promise<void> {
@@ -48,12 +57,20 @@ export function applyEngineOp(image: Qcow2Image, op: EngineOp): Promise<void> {
   }
 }
 
+/** Where the image lives once it has a backing chain: a file in its own directory, with its backing files. */
+interface ChainHome {
+  readonly tmp: DirectoryResult;
+  readonly path: string;
+}
+
 class EngineDriver implements ImageDriver {
   readonly name = 'ts engine (MemoryFile)';
   private closed = false;
+  private home: ChainHome | undefined;
+  private chain: ChainFiles = noChain;
 
   constructor(
-    private file: MemoryFile,
+    private file: BlockFile,
     private image: Qcow2Image,
   ) {}
 
@@ -68,15 +85,76 @@ class EngineDriver implements ImageDriver {
   }
 
   private async applyUnchecked(op: Op): Promise<void> {
-    if (op.kind === 'reopen') return this.reopen();
-    return applyEngineOp(this.image, op);
+    switch (op.kind) {
+      case 'reopen':
+        return this.reopen();
+      case 'createOverlay':
+        return this.pushOverlay(op);
+      case 'rebase': {
+        // the layer `depth` down, by the name the chain files give it
+        const target = backingAt(this.chain, op.depth);
+        await this.image.rebase({ backingFile: target?.name ?? null, ...(target === undefined ? {} : { backingFormat: target.format }), unsafe: op.unsafe });
+        this.chain = chainAfter(this.chain, op);
+        return;
+      }
+      case 'commit':
+        return this.image.commit();
+      default:
+        return applyEngineOp(this.image, op);
+    }
   }
 
   /** Close (flush, clear the dirty bit) and open the same bytes again, read-write. */
   private async reopen(): Promise<void> {
     await this.image.close();
-    this.file = new MemoryFile(this.file.bytes());
+    if (this.home !== undefined) {
+      this.image = await Qcow2Image.openFile(this.home.path);
+      return;
+    }
+    this.file = new MemoryFile(await this.memoryBytes());
     this.image = await Qcow2Image.open(this.file);
+  }
+
+  private memoryBytes(): Promise<Uint8Array> {
+    if (!(this.file instanceof MemoryFile)) throw new Error('the image is a file of a chain, not in memory');
+    return Promise.resolve(this.file.bytes());
+  }
+
+  /**
+   * createOverlay: the image becomes the backing file next to a new empty
+   * image (written by the engine: its qcow2 file as it is, or its guest bytes
+   * as a raw file), created by the engine with -b and -F.
+   */
+  private async pushOverlay(op: CreateOverlayOp): Promise<void> {
+    this.home ??= await this.moveToFile();
+    const file = overlayBackingFile(this.chain, op);
+    const backingPath = join(dirname(this.home.path), file.name);
+    if (file.format === 'raw') {
+      const bytes = await this.image.read(0, this.image.virtualSize);
+      await this.image.close();
+      await writeFile(backingPath, bytes);
+      await rm(this.home.path);
+    } else {
+      await this.image.close();
+      await rename(this.home.path, backingPath);
+    }
+    this.image = await Qcow2Image.createFile(this.home.path, { ...createOptionsFor(op.options), backingFile: file.name, backingFormat: file.format });
+    this.chain = chainAfter(this.chain, op);
+  }
+
+  /** The in-memory image, closed and written to a file of a fresh directory, and opened from there. */
+  private async moveToFile(): Promise<ChainHome> {
+    await this.image.close();
+    const tmp = await dir({ unsafeCleanup: true, prefix: 'qcow2-verify-engine-chain-' });
+    const path = join(tmp.path, 'image.qcow2');
+    await writeFile(path, await this.memoryBytes());
+    this.image = await Qcow2Image.openFile(path);
+    return { tmp, path };
+  }
+
+  /** The backing files next to the image, nearest first. */
+  backingChain(): readonly ChainFile[] {
+    return this.chain.backings;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -93,11 +171,11 @@ class EngineDriver implements ImageDriver {
     } catch (error) {
       throw implementationError(this.name, 'flush', error);
     }
-    return this.file.bytes();
+    return this.home === undefined ? this.memoryBytes() : new Uint8Array(await readFile(this.home.path));
   }
 
-  fileLength(): Promise<number> {
-    return this.file.length();
+  async fileLength(): Promise<number> {
+    return this.home === undefined ? this.file.length() : (await stat(this.home.path)).size;
   }
 
   async reports(): Promise<EngineReports> {
@@ -108,14 +186,21 @@ class EngineDriver implements ImageDriver {
     }
   }
 
+  /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
   async writeTo(path: string): Promise<void> {
     await writeFile(path, await this.imageBytes());
+    if (this.home === undefined) return;
+    for (const file of this.chain.backings) await copyFile(join(dirname(this.home.path), file.name), join(dirname(path), file.name));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.image.close();
+    try {
+      await this.image.close();
+    } finally {
+      await this.home?.tmp.cleanup();
+    }
   }
 }
 

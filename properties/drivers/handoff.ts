@@ -11,7 +11,7 @@ import { dir, type DirectoryResult } from 'tmp-promise';
 import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
 import { createConstraints, QemuMissingError, qemuImgCreate } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
-import { createOptionsFor } from './engine.js';
+import { createOptionsFor, isEngineOp } from './engine.js';
 import { EngineHolder, openEngineImage, QemuHolder, type Holder, type HolderSide } from './handoff-holders.js';
 import { ImageFileDriver } from './image-file.js';
 
@@ -41,6 +41,8 @@ class HandoffDriver extends ImageFileDriver implements ImageDriver {
       await this.handOver();
       return okOutcome;
     }
+    // the handoff property draws no chain ops (registry.ts: no chainImpls)
+    if (!isEngineOp(op)) throw implementationError(this.name, formatOp(op), new Error('the handoff passes single images, not backing chains'));
     try {
       await this.holder.apply(op);
       return okOutcome;

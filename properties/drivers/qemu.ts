@@ -3,7 +3,8 @@
 // `qemu-img snapshot` runs (it needs the image to itself) and opened again
 // afterwards. QEMU's refusals arrive as messages and errnos; they are mapped to
 // the model's error kinds here, and anything else is a divergence.
-import { join } from 'node:path';
+import { copyFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
   compressedWriteBytes, formatOp, writeBytes, type DiscardOp, type ImageOptions, type Op, type OpErrorKind, type Outcome, type WriteCompressedOp, type WriteOp, type WriteZeroesOp,
@@ -14,13 +15,17 @@ import {
   QemuOutputError,
   createConstraints,
   openQemuIo,
+  qemuImgCommit,
   qemuImgCreate,
+  qemuImgRebase,
+  qemuImgWriteRawInFull,
   qemuImgReadRaw,
   qemuImgSnapshot,
   type QemuIoCacheMode,
   type QemuIoSession,
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
+import { backingAt, chainAfter, noChain, overlayBackingFile, type ChainFile, type ChainFiles } from './chain-files.js';
 import { headerVirtualSize, ImageFileDriver } from './image-file.js';
 
 type GuestDataOp = WriteOp | WriteCompressedOp | WriteZeroesOp | DiscardOp;
@@ -90,6 +95,14 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
     case 'resize':
       if (/multiple of 512/.test(message)) return 'invalid-argument';
       if (/Can't resize a v2 image which has snapshots/.test(message)) return 'unsupported';
+      // growing a version 2 overlay over a longer backing file (bdrv_co_truncate's zero write)
+      if (/Failed to zero out new clusters/.test(message)) return 'unsupported';
+      return undefined;
+    case 'commit':
+      if (/does not have a backing file/.test(message)) return 'invalid-argument';
+      return /Can't resize a v2 image which has snapshots|Failed to zero out new clusters/.test(message) ? 'unsupported' : undefined;
+    case 'createOverlay':
+    case 'rebase':
       return undefined;
     case 'snapshotRevert':
     case 'snapshotDelete':
@@ -160,12 +173,13 @@ export class LazyQemuIo {
 class QemuDriver extends ImageFileDriver implements ImageDriver {
   readonly name = 'qemu (qemu-io session + qemu-img snapshot)';
   private readonly qemu: LazyQemuIo;
+  private chain: ChainFiles = noChain;
 
   constructor(
     private readonly tmp: DirectoryResult,
     protected readonly path: string,
     private virtualSize: number,
-    private readonly lazyRefcounts: boolean,
+    private lazyRefcounts: boolean,
   ) {
     super();
     this.qemu = new LazyQemuIo(path);
@@ -204,11 +218,52 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
       case 'reopen':
         // closed here; the next op that needs qemu-io opens the image again
         return this.offline(() => Promise.resolve());
+      case 'createOverlay': {
+        const file = overlayBackingFile(this.chain, op);
+        await this.offline(() => this.pushOverlay(file, op.options));
+        this.chain = chainAfter(this.chain, op);
+        this.lazyRefcounts = op.options.lazyRefcounts;
+        return;
+      }
+      case 'rebase': {
+        const target = backingAt(this.chain, op.depth);
+        await this.offline(() => qemuImgRebase(this.path, { backingFile: target?.name, backingFormat: target?.format, unsafe: op.unsafe }));
+        this.chain = chainAfter(this.chain, op);
+        return;
+      }
+      case 'commit':
+        return this.offline(() => qemuImgCommit(this.path));
       default: {
         const never: never = op;
         throw new Error(`unknown op ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /**
+   * The image becomes the backing file `file` (renamed, or written out in full
+   * as raw and removed), and a new empty image named as before goes over it.
+   */
+  private async pushOverlay(file: ChainFile, options: ImageOptions): Promise<void> {
+    const backingPath = join(dirname(this.path), file.name);
+    if (file.format === 'raw') {
+      await qemuImgWriteRawInFull(this.path, backingPath);
+      await rm(this.path);
+    } else {
+      await rename(this.path, backingPath);
+    }
+    await qemuImgCreate(this.path, { ...createConstraints(options), extraOptions: { backing_file: file.name, backing_fmt: file.format } });
+  }
+
+  /** The backing files next to the image, nearest first. */
+  backingChain(): readonly ChainFile[] {
+    return this.chain.backings;
+  }
+
+  /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
+  override async writeTo(path: string): Promise<void> {
+    await super.writeTo(path);
+    for (const file of this.chain.backings) await copyFile(join(dirname(this.path), file.name), join(dirname(path), file.name));
   }
 
   /** Runs `task` with the session closed and re-reads the size (revert may change it). */

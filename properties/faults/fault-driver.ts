@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { FaultFile, Qcow2Error, Qcow2Image, type FaultSpec } from '../../impl/index.js';
 import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
 import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
-import { applyEngineOp, createOptionsFor } from '../drivers/engine.js';
+import { applyEngineOp, createOptionsFor, isEngineOp } from '../drivers/engine.js';
 
 export interface FaultDriver extends ReportingDriver {
   /** Arms one I/O error on the image file (counted from now). */
@@ -59,7 +59,9 @@ class FaultEngineDriver implements FaultDriver {
   async apply(op: Op): Promise<Outcome> {
     try {
       if (op.kind === 'reopen') await this.reopen();
-      else await applyEngineOp(this.image, op);
+      else if (isEngineOp(op)) await applyEngineOp(this.image, op);
+      // crash sequences draw no backing-chain ops: a chain is more than the one faulty file
+      else throw new Error(`${op.kind} is not run on a fault-injecting file`);
       return okOutcome;
     } catch (error) {
       if (error instanceof Qcow2Error && isOpErrorKind(error.code)) return refused(error.code, error.message);

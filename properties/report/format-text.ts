@@ -51,6 +51,7 @@ export function formatCoverage(c: Coverage): string {
     `  compressed:     ${histogram(c.compressedLayout)} (summed over sampled images)`,
     `  extended L2:    ${c.extendedL2} sequences; subclusters ${histogram(c.subclusters)}`,
     ...(Object.keys(c.faults).length === 0 ? [] : [`  faults:         ${histogram(c.faults)}`]),
+    `  backing chains: ${histogram(c.chains)}`,
   ].join('\n');
 }
 

@@ -10,6 +10,7 @@
 // `qemu-img check` and, when the disk is small enough to save, `qemu-img
 // compare` against the model's final disk judge the image.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
+import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/chain-files.js';
 import type { Step } from '../steps.js';
 import { formatFaultStep, isFaultStep } from '../faults/fault-step.js';
 import type { Counterexample } from './run-result.js';
@@ -53,7 +54,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     '# Runs the sequence on QEMU with qemu-img and qemu-io only; a refused command prints its error and the script goes on.',
     'cd "$(dirname "$0")" || exit 2',
     'IMG=image.qcow2',
-    'rm -f "$IMG"',
+    c.steps.some((s) => s.kind === 'createOverlay') ? 'rm -f "$IMG" layer-*.qcow2 layer-*.raw' : 'rm -f "$IMG"',
     `qemu-img create -q -f qcow2 -o ${createOptions(c.options)} "$IMG" ${c.options.virtualSize}`,
   ];
   let io: string[] = [];
@@ -62,6 +63,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     io = [];
   };
   let state = initialState(c.options);
+  let chain = noChain;
   c.steps.forEach((s: Step, index) => {
     if (s.kind === 'read') {
       const length = Math.min(s.length, state.options.virtualSize - s.offset);
@@ -138,12 +140,34 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         lines.push(`qemu-img snapshot ${flag} '${op.name}' "$IMG"`);
         break;
       }
+      case 'createOverlay': {
+        // the image becomes the backing file next to it (the QEMU driver's layout, chain-files.ts)
+        endIo();
+        const file = overlayBackingFile(chain, op);
+        lines.push(
+          file.format === 'raw' ? `qemu-img convert -S 0 -f qcow2 -O raw "$IMG" ${file.name} && rm "$IMG"` : `mv "$IMG" ${file.name}`,
+          `qemu-img create -q -f qcow2 -b ${file.name} -F ${file.format} -o ${createOptions(op.options)} "$IMG" ${op.options.virtualSize}`,
+        );
+        break;
+      }
+      case 'rebase': {
+        endIo();
+        const target = backingAt(chain, op.depth);
+        lines.push(`qemu-img rebase -f qcow2${op.unsafe ? ' -u' : ''} -b ${target === undefined ? "''" : `${target.name} -F ${target.format}`} "$IMG"`);
+        break;
+      }
+      case 'commit':
+        endIo();
+        lines.push('qemu-img commit -f qcow2 "$IMG"');
+        break;
       default: {
         const never: never = op;
         throw new Error(`unknown op ${JSON.stringify(never)}`);
       }
     }
-    state = step(state, op).state;
+    const result = step(state, op);
+    if (result.outcome.ok && (op.kind === 'createOverlay' || op.kind === 'rebase')) chain = chainAfter(chain, op);
+    state = result.state;
   });
   endIo();
   lines.push('echo "--- qemu-img check (0 clean, 2 corrupt, 3 leaks):"', 'qemu-img check "$IMG"; echo "exit $?"');

@@ -13,7 +13,13 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('discard' as const), offset: fc.nat(), length: fc.integer({ min: 1, max: 4096 }) }),
   fc.record({ kind: fc.constant('resize' as const), size: fc.nat() }),
   fc.record({ kind: fc.constantFrom('snapshotCreate' as const, 'snapshotRevert' as const, 'snapshotDelete' as const), name: fc.string() }),
-  fc.record({ kind: fc.constantFrom('flush' as const, 'reopen' as const) }),
+  fc.record({ kind: fc.constantFrom('flush' as const, 'reopen' as const, 'commit' as const) }),
+  fc.record({ kind: fc.constant('rebase' as const), depth: fc.nat(3), unsafe: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('createOverlay' as const),
+    backingFormat: fc.constantFrom('qcow2' as const, 'raw' as const),
+    options: fc.record({ version: fc.constantFrom(2 as const, 3 as const), clusterBits: fc.integer({ min: 9, max: 21 }), refcountBits: fc.constant(16), lazyRefcounts: fc.boolean(), virtualSize: fc.nat() }),
+  }),
 );
 
 const common = {

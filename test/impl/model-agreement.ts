@@ -91,6 +91,10 @@ async function apply(image: Qcow2Image, file: MemoryFile, op: Op, openOptions: E
     case 'reopen':
       await image.close();
       return Qcow2Image.open(keepOpen(file), openOptions);
+    case 'createOverlay':
+    case 'rebase':
+    case 'commit':
+      throw new Error(`the engine has no backing chains yet: ${op.kind}`);
     default: {
       const never: never = op;
       throw new Error(`unknown op ${JSON.stringify(never)}`);

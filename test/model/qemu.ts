@@ -61,6 +61,10 @@ export async function qemuApply(file: string, ops: readonly Op[]): Promise<boole
       case 'reopen':
         r = { exitCode: 0, stdout: '', stderr: '' };
         break;
+      case 'createOverlay':
+      case 'rebase':
+      case 'commit':
+        throw new Error(`this helper runs one image file, not a chain: ${op.kind}`);
     }
     results.push(r.exitCode === 0 && !/failed|error/i.test(r.stdout + r.stderr));
   }

@@ -4,10 +4,10 @@
 // pressure and several snapshots alive at once.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { expectedRefcounts, step, initialState, type ModelState } from '../../model/index.js';
+import { chainOpKinds, expectedRefcounts, step, initialState, type ModelState } from '../../model/index.js';
 import { commandKinds, emptyCoverage, imageOptions, isFaultStep, resolveRange, sequence, swarmWeights } from '../../properties/index.js';
 import type { StepCommand } from '../../properties/commands/index.js';
-import { l1Memory, recordL1Corner, recordOutcome, recordStep } from '../../properties/coverage.js';
+import { l1Memory, recordChainRead, recordL1Corner, recordOutcome, recordStep } from '../../properties/coverage.js';
 
 const l1Entries = (s: ModelState) => Math.ceil(s.options.virtualSize / ((2 ** s.options.clusterBits) ** 2 / 8));
 
@@ -20,6 +20,29 @@ function outgrowsOneReftableCluster(s: ModelState): boolean {
 }
 
 describe('generators', () => {
+  it('build chains up to three backing files deep and reach through them, when chains are on', async () => {
+    const cov = emptyCoverage();
+    const samples = fc.sample(sequence({ swarm: { allOn: true }, chains: true, commandsCountMax: 60 }), { seed: 20261130, numRuns: 120 });
+    for (const seq of samples) {
+      // let the event loop turn between sequences (a loaded worker must still answer vitest's calls)
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      let state = initialState(seq.options);
+      for (const cmd of seq.commands as Iterable<StepCommand>) {
+        const s = cmd.resolve(state);
+        recordStep(cov, state, s);
+        if (s.kind === 'read' || isFaultStep(s)) continue;
+        const next = step(state, s);
+        recordOutcome(cov, next.outcome, next.state, s);
+        state = next.state;
+      }
+      recordChainRead(cov, state, 0, state.options.virtualSize);
+    }
+    for (const kind of chainOpKinds) expect(cov.opsByKind[kind] ?? 0, kind).toBeGreaterThan(0);
+    const labels = ['overlay:qcow2', 'overlay:raw', 'rebase:safe', 'rebase:unsafe', 'commit', 'cow-from-backing', 'zero-over-backing', 'partial-zero-over-backing'];
+    for (const depth of [1, 2, 3]) labels.push(`read-through:depth-${depth}`, `sequences-at-depth:${depth}`);
+    for (const label of labels) expect(cov.chains[label] ?? 0, `${label} in ${JSON.stringify(cov.chains)}`).toBeGreaterThan(0);
+  });
+
   it('reach every corner at a fixed seed', () => {
     const cov = emptyCoverage();
     let l1Growths = 0;
@@ -43,6 +66,8 @@ describe('generators', () => {
       }
     }
     for (const kind of commandKinds) expect(cov.opsByKind[kind] ?? 0, kind).toBeGreaterThan(0);
+    // chain ops only when asked for (below)
+    for (const kind of chainOpKinds) expect(cov.opsByKind[kind] ?? 0, kind).toBe(0);
     for (const outcome of ['ok', 'out-of-range', 'invalid-argument', 'unknown-snapshot', 'unsupported', 'refcount-overflow']) {
       expect(cov.outcomes[outcome] ?? 0, outcome).toBeGreaterThan(0);
     }

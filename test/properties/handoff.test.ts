@@ -29,9 +29,9 @@ function stateAfter(options: ImageOptions, ops: readonly Op[]): ModelState {
 
 describe('qemu-img map agreement', () => {
   const model = [
-    { start: 0, length: 1024, kind: 'data' as const },
-    { start: 1024, length: 512, kind: 'zero' as const },
-    { start: 1536, length: 512, kind: 'unallocated' as const },
+    { start: 0, length: 1024, kind: 'data' as const, depth: 0 },
+    { start: 1024, length: 512, kind: 'zero' as const, depth: 0 },
+    { start: 1536, length: 512, kind: 'unallocated' as const, depth: 0 },
   ];
 
   it('agrees across QEMU splits, and a sparse data range (data and zero) is data', () => {
