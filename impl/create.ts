@@ -9,6 +9,7 @@ import { encodeCluster0 } from './format/header-extensions.js';
 import { encodeReftable } from './format/refcount-table.js';
 import { RefcountBlock } from './format/refcount-block.js';
 import {
+  backingNameBytesMax,
   clusterBitsMax,
   clusterBitsMin,
   compatLazyRefcounts,
@@ -21,7 +22,12 @@ import {
 } from './limits.js';
 
 export interface CreateOptions {
-  size: number;
+  /** Virtual size in bytes; with a backing file it defaults to the backing file's size (rounded up to 512). */
+  size?: number;
+  /** qemu-img create -b: the backing file name as stored, resolved against the new image's directory. */
+  backingFile?: string;
+  /** qemu-img create -F: required with backingFile (QEMU 7.2 refuses to create without it). */
+  backingFormat?: 'qcow2' | 'raw';
   clusterSize?: number;
   refcountBits?: number;
   compat?: '0.10' | '1.1';
@@ -40,11 +46,30 @@ export interface QualifiedCreateOptions {
   lazyRefcounts: boolean;
   compressionType: number;
   extendedL2: boolean;
+  backingFile: string | undefined;
+  backingFormat: 'qcow2' | 'raw' | undefined;
 }
 
-export function qualifyCreateOptions(o: CreateOptions): QualifiedCreateOptions {
+/** Options with the size settled (createFile reads it from the backing file when absent). */
+export type SizedCreateOptions = CreateOptions & { size: number };
+
+/** The first 512-multiple at or above a backing file's size (qemu-img create's default size). */
+export function sizeFromBacking(bytes: number): number {
+  return Math.ceil(bytes / 512) * 512;
+}
+
+export function qualifyCreateOptions(o: SizedCreateOptions): QualifiedCreateOptions {
   const bad = (what: string) => new Qcow2Error('invalid-argument', what);
   if (!Number.isSafeInteger(o.size) || o.size < 0 || o.size % 512 !== 0) throw bad(`size ${o.size} is not a non-negative multiple of 512`);
+  if (o.backingFile !== undefined) {
+    if (o.backingFile === '') throw bad('backing file name is empty');
+    if (o.backingFormat === undefined) throw bad(`backing file '${o.backingFile}' specified without backing format`);
+    if (o.backingFormat !== 'qcow2' && o.backingFormat !== 'raw') throw bad(`backing format ${String(o.backingFormat)} is not qcow2 or raw`);
+    const nameBytes = new TextEncoder().encode(o.backingFile).length;
+    if (nameBytes > backingNameBytesMax) throw bad(`backing file name of ${nameBytes} bytes is longer than ${backingNameBytesMax}`);
+  } else if (o.backingFormat !== undefined) {
+    throw bad('a backing format needs a backing file');
+  }
   const clusterSize = o.clusterSize ?? 65536;
   const clusterBits = Math.log2(clusterSize);
   if (!Number.isInteger(clusterBits) || clusterBits < clusterBitsMin || clusterBits > clusterBitsMax) {
@@ -67,7 +92,8 @@ export function qualifyCreateOptions(o: CreateOptions): QualifiedCreateOptions {
   // qcow2_co_create's words.
   if (extendedL2 && version === 2) throw bad('Extended L2 entries are only supported with compatibility level 1.1 and above (use version=v3 or greater)');
   if (extendedL2 && clusterBits < extendedL2ClusterBitsMin) throw bad(`Extended L2 entries are only supported with cluster sizes of at least ${2 ** extendedL2ClusterBitsMin} bytes`);
-  return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts, compressionType, extendedL2 };
+  if (extendedL2 && o.backingFile !== undefined) throw new Qcow2Error('unsupported', 'backing files on images with extended L2 entries are not supported');
+  return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts, compressionType, extendedL2, backingFile: o.backingFile, backingFormat: o.backingFormat };
 }
 
 /** Write a fresh, empty image to `file` (truncated first). */
@@ -123,7 +149,8 @@ export async function writeNewImage(file: BlockFile, o: QualifiedCreateOptions):
   if (l1Size > 0) await file.pwrite(header.l1TableOffset, new Uint8Array(l1Size * 8));
   await file.flush();
   // The header goes last: until it is written the file is not an image.
-  await file.pwrite(0, encodeCluster0(header, { unknown: [] }, undefined));
+  const ext = o.backingFormat === undefined ? { unknown: [] } : { backingFormat: o.backingFormat, unknown: [] };
+  await file.pwrite(0, encodeCluster0(header, ext, o.backingFile));
   await file.flush();
   assert(used * cs >= (await file.length()), 'the file ends inside the last counted cluster');
 }

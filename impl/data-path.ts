@@ -11,10 +11,14 @@ import { allocUninitialized, preadInto } from './io/block-file.js';
 import { checkOverlap, pushRun, runBytes, type Run } from './host-write.js';
 import { subclusterRun, writeInTableExtended } from './subcluster-write.js';
 
-/** The guest view of one whole cluster behind an entry (no backing files). */
-export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8Array> {
+/**
+ * The guest view of whole guest cluster `guestCluster` behind its entry: an
+ * unallocated cluster shows the backing chain (zeros past its end).
+ */
+export async function clusterView(s: ImageState, entry: L2Entry, guestCluster: number): Promise<Uint8Array> {
   switch (entry.kind) {
     case 'unallocated':
+      return s.backing === undefined ? new Uint8Array(s.g.clusterSize) : s.backing.read(guestCluster * s.g.clusterSize, s.g.clusterSize);
     case 'zero-plain':
     case 'zero-alloc':
       return new Uint8Array(s.g.clusterSize);
@@ -25,6 +29,16 @@ export async function clusterView(s: ImageState, entry: L2Entry): Promise<Uint8A
     default:
       return assertNever(entry, 'L2 entry');
   }
+}
+
+/**
+ * Whether a cluster reads as zeros by its entry alone: a zero cluster, or an
+ * unallocated one with no backing data under it (none, or past its end).
+ */
+export function readsAsZeros(s: ImageState, entry: L2Entry, guestCluster: number): boolean {
+  if (entry.kind === 'zero-plain' || entry.kind === 'zero-alloc') return true;
+  if (entry.kind !== 'unallocated') return false;
+  return s.backing === undefined || guestCluster * s.g.clusterSize >= s.backing.size;
 }
 
 export async function readGuest(s: ImageState, offset: number, length: number): Promise<Uint8Array> {
@@ -68,10 +82,12 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     } else if (entry.kind === 'compressed') {
       const cluster = await readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
       out.set(cluster.subarray(inCluster, inCluster + n), pos - offset);
+    } else if (entry.kind === 'unallocated' && s.backing !== undefined) {
+      out.set(await s.backing.read(pos, n), pos - offset);
     } else {
       // A bitmap QEMU calls invalid fails the read (Qcow2Error 'corrupt') as in qcow2_get_host_offset.
       if (s.g.extendedL2) await s.map.bitmap(guestCluster);
-      out.fill(0, pos - offset, pos - offset + n); // unallocated and zero kinds read as zeros
+      out.fill(0, pos - offset, pos - offset + n); // unallocated (no backing) and zero kinds read as zeros
     }
     pos += n;
   }
@@ -139,11 +155,11 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
       const from = Math.max(offset, clusterStart);
       const to = Math.min(offset + data.length, clusterStart + cs);
       const piece = data.subarray(from - offset, to - offset);
-      const zeroView = p.old.kind === 'unallocated' || p.old.kind === 'zero-plain' || p.old.kind === 'zero-alloc';
+      const zeroView = readsAsZeros(s, p.old, p.guestCluster);
       const implicitZeros = zeroView && p.fresh && p.host >= zerosFrom;
       if (p.link && piece.length < cs && !implicitZeros) {
         // COW: the untouched part comes from the old guest view of the cluster.
-        const whole = await clusterView(s, p.old);
+        const whole = await clusterView(s, p.old, p.guestCluster);
         whole.set(piece, from - clusterStart);
         pushRun(runs, p.host, whole);
       } else {

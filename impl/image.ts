@@ -7,7 +7,7 @@ import { NodeFile } from './io/node-file.js';
 import { Qcow2Error } from './errors.js';
 import { compressionTypeZstd, incompatCorrupt, incompatDirty } from './limits.js';
 import { openState } from './open.js';
-import { qualifyCreateOptions, writeNewImage, type CreateOptions } from './create.js';
+import { qualifyCreateOptions, sizeFromBacking, writeNewImage, type CreateOptions, type SizedCreateOptions } from './create.js';
 import { readGuest, writeGuest } from './data-path.js';
 import { writeCompressedGuest } from './compressed-write.js';
 import { discardGuest, writeZeroesGuest } from './zero-discard.js';
@@ -16,9 +16,14 @@ import { createSnapshot, deleteSnapshot, revertSnapshot } from './snapshot.js';
 import { flushMetadata, writeHeader } from './flush.js';
 import { mapImage, type MapEntry } from './map.js';
 import { snapshotIcount } from './format/snapshot-table.js';
+import { fullBackingPath, openBacking, readClipped, type BackingLayer, type ChainContext, type ChainMapEntry } from './backing.js';
+import { commitToBacking, rebaseImage, type RebaseOptions, type WritableBase } from './chain.js';
+import { realpath } from 'node:fs/promises';
 
 export type { CreateOptions } from './create.js';
 export type { MapEntry } from './map.js';
+export type { RebaseOptions } from './chain.js';
+export type { BackingFormat } from './backing.js';
 
 export interface OpenOptions {
   readOnly?: boolean;
@@ -35,6 +40,18 @@ export interface OpenOptions {
   refcountCacheEntries?: number;
   /** Wall clock for snapshot dates (default: the system clock). */
   clock?: WallClock;
+  /**
+   * Open the backing chain (default true). false leaves it closed, as
+   * qemu-img info does (BDRV_O_NO_BACKING): guest reads then see zeros where
+   * the backing file would show, and the image can only be opened read-only.
+   */
+  backing?: boolean;
+  /**
+   * The image's path, which relative backing names are resolved against
+   * (bdrv_get_full_backing_filename). openFile sets it; for open(), names are
+   * resolved against the current directory when it is absent.
+   */
+  filename?: string;
 }
 
 export interface SnapshotInfo {
@@ -74,7 +91,9 @@ export interface ImageInfo {
   fileLength: number;
   snapshots: SnapshotInfo[];
   bitmaps: BitmapInfo[];
+  /** The backing file name as stored in the header. */
   backingFile?: string;
+  /** The backing-format header extension. */
   backingFormat?: string;
 }
 
@@ -96,7 +115,12 @@ export class Qcow2Image {
     list(): SnapshotInfo[];
   };
 
-  private constructor(private readonly s: ImageState) {
+  private constructor(
+    private readonly s: ImageState,
+    /** The image's path (relative backing names are resolved against it). */
+    readonly filename: string | undefined,
+    private readonly chain: ChainContext,
+  ) {
     this.snapshots = {
       create: (name) => this.mutate(() => createSnapshot(this.s, name)),
       revert: (idOrName) => this.mutate(() => revertSnapshot(this.s, idOrName)),
@@ -113,28 +137,91 @@ export class Qcow2Image {
     };
   }
 
+  /**
+   * Write a new image into `file` (qemu-img create -f qcow2 [-b FILE -F FMT])
+   * and open it read-write with its chain. `openOptions.filename` is where the
+   * image lives (relative backing names are resolved against it). Without a
+   * size, the backing file is opened for its size. Errors: 'invalid-argument'
+   * for bad options (no size and no backing file, a backing file without
+   * format), and the open's errors (a backing file that cannot be opened).
+   */
   static async create(file: BlockFile, options: CreateOptions, openOptions: OpenOptions = {}): Promise<Qcow2Image> {
-    await writeNewImage(file, qualifyCreateOptions(options));
+    const sized = await Qcow2Image.settleSize(options, openOptions.filename);
+    await writeNewImage(file, qualifyCreateOptions(sized));
     return Qcow2Image.open(file, { ...openOptions, readOnly: false });
   }
 
+  /** qemu-img create's default size: the backing file's (which must then open). */
+  private static async settleSize(options: CreateOptions, filename: string | undefined): Promise<SizedCreateOptions> {
+    if (options.size !== undefined) return { ...options, size: options.size };
+    if (options.backingFile === undefined) throw new Qcow2Error('invalid-argument', 'image creation needs a size (or a backing file to take it from)');
+    const top = filename === undefined ? [] : [await realpathOrSelf(filename)];
+    const layer = await openBacking(filename, options.backingFile, options.backingFormat, { above: top, openQcow2: (f, name, c) => Qcow2Image.openLayer(f, name, c) });
+    const size = sizeFromBacking(layer.size);
+    await layer.close();
+    return { ...options, size };
+  }
+
+  /**
+   * Open a qcow2 image and, unless `options.backing` is false, its backing
+   * chain, read-only (qcow2 and raw layers; see backing.ts for names, format
+   * probing, loops and the depth limit). Errors: Qcow2Error and its subclasses;
+   * a backing file that cannot be opened is 'io' naming it (QEMU: "Could not
+   * open backing file"); the image file itself is not closed on error.
+   */
   static async open(file: BlockFile, options: OpenOptions = {}): Promise<Qcow2Image> {
+    const top = options.filename === undefined ? [] : [await realpathOrSelf(options.filename)];
+    return Qcow2Image.openInChain(file, options, { above: top, openQcow2: (f, name, c) => Qcow2Image.openLayer(f, name, c) });
+  }
+
+  /** A qcow2 backing file: opened read-only with its own chain, as a layer. */
+  private static async openLayer(file: BlockFile, filename: string, chain: ChainContext): Promise<BackingLayer> {
+    const image = await Qcow2Image.openInChain(file, { readOnly: true, filename }, chain);
+    return new Qcow2Layer(image, filename, (from, to) => image.serial(() => mapImage(image.s, from, to)));
+  }
+
+  private static async openInChain(file: BlockFile, options: OpenOptions, chain: ChainContext): Promise<Qcow2Image> {
+    const readOnly = options.readOnly ?? false;
+    if (options.backing === false && !readOnly) {
+      throw new Qcow2Error('invalid-argument', 'an image opened without its backing file can only be opened read-only');
+    }
     const state = await openState(file, {
-      readOnly: options.readOnly ?? false,
+      readOnly,
       dropBitmaps: options.dropBitmaps,
       l2CacheEntries: options.l2CacheEntries,
       refcountCacheEntries: options.refcountCacheEntries,
       clock: options.clock ?? systemClock,
     });
-    return new Qcow2Image(state);
+    if (state.backingName !== undefined && options.backing !== false) {
+      // Reads and writes of subclusters do not reach through a chain yet.
+      if (state.g.extendedL2) throw new Qcow2Error('unsupported', `backing files on images with extended L2 entries are not supported (backing file '${state.backingName}')`);
+      state.backing = await openBacking(options.filename, state.backingName, state.ext.backingFormat, chain);
+    }
+    return new Qcow2Image(state, options.filename, chain);
   }
 
+  /**
+   * create() on a new file at `path` (emptied if it exists). With
+   * `openOptions.backing` false (qemu-img create -u), the backing file is not
+   * opened and the image is returned read-only.
+   */
   static async createFile(path: string, options: CreateOptions, openOptions: OpenOptions = {}): Promise<Qcow2Image> {
-    const qualified = qualifyCreateOptions(options);
+    const qualified = qualifyCreateOptions(await Qcow2Image.settleSize(options, path));
+    if (qualified.backingFile !== undefined && (await realpathOrSelf(fullBackingPath(path, qualified.backingFile))) === (await realpathOrSelf(path))) {
+      throw new Qcow2Error('invalid-argument', `'${path}' cannot be its own backing file`);
+    }
     const file = await NodeFile.open(path, { readOnly: false, create: true });
+    if (openOptions.backing === false) {
+      try {
+        await writeNewImage(file, qualified);
+      } finally {
+        await file.close();
+      }
+      return Qcow2Image.openFile(path, { ...openOptions, readOnly: true });
+    }
     try {
       await writeNewImage(file, qualified);
-      return await Qcow2Image.open(file, { ...openOptions, readOnly: false });
+      return await Qcow2Image.open(file, { ...openOptions, filename: path, readOnly: false });
     } catch (error) {
       await file.close();
       throw error;
@@ -144,7 +231,7 @@ export class Qcow2Image {
   static async openFile(path: string, options: OpenOptions = {}): Promise<Qcow2Image> {
     const file = await NodeFile.open(path, { readOnly: options.readOnly ?? false, forceShare: options.forceShare ?? false });
     try {
-      return await Qcow2Image.open(file, options);
+      return await Qcow2Image.open(file, { ...options, filename: path });
     } catch (error) {
       await file.close();
       throw error;
@@ -216,8 +303,42 @@ export class Qcow2Image {
     return this.mutate(() => resizeImage(this.s, newSize));
   }
 
+  /**
+   * qemu-img map --output=json entries of the whole disk, cluster by cluster
+   * merged; unallocated clusters show the backing chain's status one deeper.
+   */
   map(): Promise<MapEntry[]> {
     return this.serial(() => mapImage(this.s));
+  }
+
+  /** The opened backing chain below this image, the nearest first (empty without one, or when not opened). */
+  get backingChain(): readonly BackingLayer[] {
+    const layers: BackingLayer[] = [];
+    for (let layer = this.s.backing; layer !== undefined; layer = layer.below[0]) layers.push(layer);
+    return layers;
+  }
+
+  /**
+   * qemu-img rebase: point the image at another backing file (`backingFile`
+   * null: none). Safe mode first copies into the image every cluster whose
+   * guest view would change (see chain.ts); `unsafe` only rewrites the header.
+   * Errors: 'read-only'; 'io' for a backing file that cannot be opened (safe
+   * mode needs the old and the new one); 'unsupported' for a name or format
+   * that do not fit in the header cluster.
+   */
+  rebase(options: RebaseOptions): Promise<void> {
+    return this.mutate(() => rebaseImage(this.s, options, (name, format) => openBacking(this.filename, name, format, this.chain)));
+  }
+
+  /**
+   * qemu-img commit: the image's allocated clusters are written into its
+   * backing file (opened read-write for this only, and grown to the image's
+   * size if smaller), then the image is emptied (every cluster unallocated),
+   * so its guest view is unchanged. Errors: 'read-only'; 'invalid-argument'
+   * without an open backing file.
+   */
+  commit(): Promise<void> {
+    return this.mutate(() => commitToBacking(this.s, (name, format) => openBacking(this.filename, name, format, this.chain), openWritableBase));
   }
 
   info(): Promise<ImageInfo> {
@@ -258,6 +379,7 @@ export class Qcow2Image {
       }
       this.closed = true;
       await this.s.file.close();
+      await this.s.backing?.close();
     });
   }
 
@@ -286,4 +408,78 @@ export class Qcow2Image {
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+/** A qcow2 backing file: the engine opened read-only, with its own chain. */
+class Qcow2Layer implements BackingLayer {
+  readonly format = 'qcow2';
+
+  constructor(
+    private readonly image: Qcow2Image,
+    readonly filename: string,
+    private readonly mapRange: (from: number, to: number) => Promise<MapEntry[]>,
+  ) {}
+
+  get size(): number {
+    return this.image.virtualSize;
+  }
+
+  get below(): readonly BackingLayer[] {
+    return this.image.backingChain.slice(0, 1);
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readClipped(this.size, offset, length, (at, n) => this.image.read(at, n));
+  }
+
+  async map(offset: number, length: number): Promise<ChainMapEntry[]> {
+    const entries = await this.mapRange(offset, offset + length);
+    return entries.map((e) => ({ ...e, filename: e.filename ?? this.filename }));
+  }
+
+  close(): Promise<void> {
+    return this.image.close();
+  }
+}
+
+/** The path itself when it has no real path (missing): the open reports that. */
+async function realpathOrSelf(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch {
+    return path;
+  }
+}
+
+/** commit's base, opened read-write: the engine for qcow2, the file itself for raw. */
+async function openWritableBase(layer: BackingLayer): Promise<WritableBase> {
+  if (layer.format === 'qcow2') {
+    const image = await Qcow2Image.openFile(layer.filename, { readOnly: false });
+    return {
+      get size() {
+        return image.virtualSize;
+      },
+      write: (offset, data) => image.write(offset, data),
+      writeZeroes: (offset, length) => image.writeZeroes(offset, length, { unmap: true }),
+      grow: (size) => image.resize(size),
+      close: () => image.close(),
+    };
+  }
+  const file = await NodeFile.open(layer.filename, { readOnly: false });
+  let size = await file.length();
+  return {
+    get size() {
+      return size;
+    },
+    write: (offset, data) => file.pwrite(offset, data),
+    writeZeroes: (offset, length) => file.pwrite(offset, new Uint8Array(length)),
+    grow: async (newSize) => {
+      await file.truncate(newSize);
+      size = newSize;
+    },
+    close: async () => {
+      await file.flush();
+      await file.close();
+    },
+  };
 }

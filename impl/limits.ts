@@ -25,6 +25,11 @@ export const snapshotExtraDataBytesMax = 1024;
 export const hostOffsetMax = 2n ** 56n - 1n;
 /** The spec's limit on the backing file name. */
 export const backingNameBytesMax = 1023;
+/**
+ * Backing files below one overlay. QEMU 7.2 has no limit: qemu-io opened a
+ * chain of 1000 files and died of a stack overflow (SIGSEGV) at 1100.
+ */
+export const backingChainDepthMax = 1000;
 /** QEMU reads the backing format into a 16-byte buffer. */
 export const backingFormatBytesMax = 15;
 /** v2 header struct size. */

@@ -1,25 +1,30 @@
-// qemu-img map --output=json for an image without backing file: one entry per run
-// of guest clusters (with extended L2, subclusters) with the same flags and
-// contiguous host offsets.
+// qemu-img map --output=json: one entry per run of guest clusters (with extended
+// L2, subclusters) with the same flags, depth and contiguous host offsets.
+// Unallocated clusters of an overlay take the status of its backing chain, one
+// deeper (qemu-img's depth).
 import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
-import { assertNever } from './assert.js';
+import { assert, assertNever } from './assert.js';
 import { subclusterKind, type SubclusterBitmap } from './format/l2-entry-extended.js';
 import { subclustersPerCluster } from './limits.js';
 
 export interface MapEntry {
   start: number;
   length: number;
+  /** 0: this image; n: the n-th backing file below it. */
   depth: number;
   present: boolean;
   zero: boolean;
   data: boolean;
   offset?: number;
+  /** The backing file `offset` points into (depth > 0 only): qemu-img map's File column. */
+  filename?: string;
 }
 
-export async function mapImage(s: ImageState): Promise<MapEntry[]> {
+/** Map guest bytes [from, to) (default: the whole disk); a backing layer is asked for any range. */
+export async function mapImage(s: ImageState, from = 0, to = s.header.size): Promise<MapEntry[]> {
   const cs = s.g.clusterSize;
-  const size = s.header.size;
+  assert(from >= 0 && from <= to && to <= s.header.size, 'map range inside the disk');
   const out: MapEntry[] = [];
   const fileLength = await s.file.length();
   const push = (next: MapEntry) => {
@@ -35,25 +40,36 @@ export async function mapImage(s: ImageState): Promise<MapEntry[]> {
     if (inFile > 0) push({ start, length: inFile, depth: 0, present: true, zero: false, data: true, offset: host });
     if (inFile < length) push({ start: start + inFile, length: length - inFile, depth: 0, present: true, zero: true, data: true, offset: host + inFile });
   };
-  for (let start = 0; start < size; start += cs) {
-    const length = Math.min(cs, size - start);
-    const e = await s.map.entry(start / cs);
+  for (let cluster = Math.floor(from / cs); cluster * cs < to; cluster++) {
+    const start = Math.max(from, cluster * cs);
+    const length = Math.min(to, (cluster + 1) * cs) - start;
+    const inCluster = start - cluster * cs;
+    const e = await s.map.entry(cluster);
     if (s.g.extendedL2 && e.kind !== 'compressed') {
-      mapSubclusters(s, e, await s.map.bitmap(start / cs), start, length, push, pushData);
+      // Backing files are refused on extended-L2 images (open.ts): whole clusters only.
+      assert(inCluster === 0 && s.backing === undefined, 'extended-L2 images are mapped cluster by cluster, alone');
+      mapSubclusters(s, e, await s.map.bitmap(cluster), start, length, push, pushData);
       continue;
     }
     switch (e.kind) {
-      case 'unallocated':
+      case 'unallocated': {
+        const backingEnd = Math.min(start + length, s.backing?.size ?? 0);
+        if (s.backing !== undefined && backingEnd > start) {
+          for (const below of await s.backing.map(start, backingEnd - start)) push({ ...below, depth: below.depth + 1 });
+          if (backingEnd < start + length) push({ start: backingEnd, length: start + length - backingEnd, depth: 0, present: false, zero: true, data: false });
+          break;
+        }
         push({ start, length, depth: 0, present: false, zero: true, data: false });
         break;
+      }
       case 'zero-plain':
         push({ start, length, depth: 0, present: true, zero: true, data: false });
         break;
       case 'zero-alloc':
-        push({ start, length, depth: 0, present: true, zero: true, data: false, offset: e.offset });
+        push({ start, length, depth: 0, present: true, zero: true, data: false, offset: e.offset + inCluster });
         break;
       case 'normal':
-        pushData(start, length, e.offset);
+        pushData(start, length, e.offset + inCluster);
         break;
       case 'compressed':
         push({ start, length, depth: 0, present: true, zero: false, data: true });
@@ -107,6 +123,7 @@ function mapSubclusters(
 }
 
 function mergeable(a: MapEntry, b: MapEntry): boolean {
+  if (a.filename !== b.filename) return false;
   if (a.present !== b.present || a.zero !== b.zero || a.data !== b.data || a.depth !== b.depth) return false;
   if (a.offset === undefined || b.offset === undefined) return a.offset === b.offset;
   return a.offset + a.length === b.offset;

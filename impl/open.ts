@@ -67,7 +67,6 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   const header = decodeHeader(cluster0, fileLength, policy);
   const ext = decodeExtensions(cluster0, header);
   const backingName = decodeBackingName(cluster0, header);
-  if (backingName !== undefined) throw new Qcow2Error('unsupported', `images with a backing file are not supported yet (backing file '${backingName}')`);
   if (!c.readOnly && (header.incompatibleFeatures & incompatCorrupt) !== 0n) {
     throw new Qcow2Error('corrupt', 'image has the corrupt bit set; it can only be opened read-only');
   }
@@ -99,7 +98,7 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
   refcounts.onFreed = (offset) => map.l2Cache.drop(offset);
   refcounts.flushAll = () => flushMetadata(must(holder.s));
   const s: ImageState = {
-    file, g, header, ext, backingName, refcounts, map, snapshots, snapshotTableBytes,
+    file, g, header, ext, backingName, backing: undefined, refcounts, map, snapshots, snapshotTableBytes,
     bitmaps: dropped ? [] : bitmaps,
     readOnly: c.readOnly, headerDirty: false, headerRebuild: false,
     lazyRefcounts: (header.compatibleFeatures & compatLazyRefcounts) !== 0n,

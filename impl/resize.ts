@@ -4,7 +4,7 @@ import type { ImageState } from './state.js';
 import { Qcow2Error } from './errors.js';
 import { sizeToL1 } from './geometry.js';
 import { writeGuest } from './data-path.js';
-import { discardGuest } from './zero-discard.js';
+import { discardGuest, writeZeroesGuest } from './zero-discard.js';
 import { flushMetadata } from './flush.js';
 
 export function checkResize(s: ImageState, newSize: number): void {
@@ -14,6 +14,18 @@ export function checkResize(s: ImageState, newSize: number): void {
   if (s.g.version === 2 && s.snapshots.length > 0) {
     throw new Qcow2Error('unsupported', "can't resize a version 2 image which has snapshots");
   }
+  if (s.g.version === 2 && newSize > s.header.size && backingCoversGrowth(s)) {
+    throw new Qcow2Error('unsupported', 'failed to zero out new clusters: a version 2 image cannot hide its backing file past its old size (QEMU 7.2 refuses too)');
+  }
+}
+
+/**
+ * Growing over a backing file longer than the old size must not let its data
+ * show in the new area (bdrv_co_truncate adds BDRV_REQ_ZERO_WRITE): the new
+ * clusters become zero clusters, which version 2 does not have.
+ */
+function backingCoversGrowth(s: ImageState): boolean {
+  return s.backing !== undefined && s.backing.size > s.header.size;
 }
 
 /**
@@ -27,9 +39,19 @@ export async function resizeImage(s: ImageState, newSize: number, options: { zer
   if (newSize === oldSize) return;
   const cs = s.g.clusterSize;
   if (newSize > oldSize) {
+    // A snapshot revert (zeroTail false) sets the size without truncating, as qcow2_snapshot_goto.
+    const zeroWrite = options.zeroTail && backingCoversGrowth(s);
     await s.map.growL1(sizeToL1(s.g, newSize));
     s.header.size = newSize;
     s.headerDirty = true;
+    if (zeroWrite) {
+      // qcow2_co_truncate with BDRV_REQ_ZERO_WRITE: zero clusters from the next
+      // cluster boundary, then explicit zeros for the old last cluster's tail.
+      const zeroStart = Math.ceil(oldSize / cs) * cs;
+      if (newSize > zeroStart) await writeZeroesGuest(s, zeroStart, newSize - zeroStart, false);
+      if (zeroStart > oldSize) await writeGuest(s, oldSize, new Uint8Array(Math.min(zeroStart, newSize) - oldSize));
+      return;
+    }
     if (options.zeroTail && oldSize % cs !== 0) {
       const entry = await s.map.entry(Math.floor(oldSize / cs));
       if (entry.kind === 'normal' || entry.kind === 'compressed') {

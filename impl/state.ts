@@ -7,6 +7,7 @@ import type { SnapshotEntry } from './format/snapshot-table.js';
 import type { BitmapDirectoryEntry } from './format/bitmap-directory.js';
 import type { Refcounts } from './refcount.js';
 import type { ClusterMap } from './cluster-map.js';
+import type { BackingLayer } from './backing.js';
 
 export interface WallClock {
   (): { sec: number; nsec: number };
@@ -18,7 +19,14 @@ export interface ImageState {
   readonly g: Geometry;
   readonly header: Header;
   readonly ext: HeaderExtensions;
-  readonly backingName: string | undefined;
+  /** The backing file name stored in the header (rebase changes it). */
+  backingName: string | undefined;
+  /**
+   * The opened backing chain: unallocated clusters read through it. Undefined
+   * without a backing file, or when the open was asked not to open it (reads
+   * then see zeros there, as QEMU's BDRV_O_NO_BACKING).
+   */
+  backing: BackingLayer | undefined;
   readonly refcounts: Refcounts;
   readonly map: ClusterMap;
   snapshots: SnapshotEntry[];

@@ -3,7 +3,7 @@
 import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
 import { assertNever } from './assert.js';
-import { writeGuest } from './data-path.js';
+import { readsAsZeros, writeGuest } from './data-path.js';
 import { discardClustersExtended, writeZeroesExtended } from './subcluster-zero.js';
 
 type ClusterRule = (old: L2Entry) => L2Entry | undefined;
@@ -44,12 +44,18 @@ function isAllocated(e: L2Entry): boolean {
   }
 }
 
-/** Guest discard (v3: zero-plain, v2: unallocated); full discard (shrink): unallocated. */
+/**
+ * Guest discard (v3: zero-plain, v2: unallocated); full discard (shrink,
+ * commit): unallocated. With a backing file every cluster is discarded, even
+ * an unallocated one (discard_in_l2_slice: `bs->backing || allocated`), so on
+ * v3 the backing no longer shows through, while on v2 it does again.
+ */
 export function discardRule(s: ImageState, full: boolean): ClusterRule {
   return (old) => {
     if (full) return old.kind === 'unallocated' ? undefined : { kind: 'unallocated' };
-    if (!isAllocated(old)) return undefined;
-    return s.g.version === 3 ? { kind: 'zero-plain' } : { kind: 'unallocated' };
+    if (!isAllocated(old) && s.backingName === undefined) return undefined;
+    const next: L2Entry = s.g.version === 3 ? { kind: 'zero-plain' } : { kind: 'unallocated' };
+    return next.kind === old.kind ? undefined : next;
   };
 }
 
@@ -82,9 +88,41 @@ export async function discardGuest(s: ImageState, offset: number, length: number
   await eachCluster(s, first, end, discardRule(s, full));
 }
 
+/** Zeros written as data per chunk when the zero flag cannot be used (QEMU's bounce buffer is capped too). */
+const zeroWriteChunkBytes = 1024 * 1024;
+
+/**
+ * Whether guest cluster `cluster` outside [from, to) reads as zeros by its
+ * entry: a zero cluster, or an unallocated one whose backing chain reports
+ * zeros there by block status, as qcow2_co_pwrite_zeroes asks is_zero of the
+ * head and the tail (data that happens to be zeros does not count).
+ */
+async function restReadsAsZeros(s: ImageState, cluster: number, from: number, to: number): Promise<boolean> {
+  const entry = await s.map.entry(cluster);
+  if (readsAsZeros(s, entry, cluster)) return true;
+  if (entry.kind !== 'unallocated' || s.backing === undefined) return false;
+  const start = cluster * s.g.clusterSize;
+  const end = Math.min(start + s.g.clusterSize, s.header.size);
+  for (const [a, b] of [[start, from], [to, end]] as const) {
+    const inside = Math.min(b, s.backing.size);
+    if (inside <= a) continue;
+    const entries = await s.backing.map(a, inside - a);
+    if (!entries.every((e) => e.zero)) return false;
+  }
+  return true;
+}
+
 export async function writeZeroesGuest(s: ImageState, offset: number, length: number, unmap: boolean): Promise<void> {
   if (s.g.extendedL2) return writeZeroesExtended(s, offset, length, unmap);
   const cs = s.g.clusterSize;
+  if (s.g.version === 2 && s.backingName !== undefined) {
+    // v2 has no zero flag, and discarding would let the backing show through:
+    // qcow2_subcluster_zeroize returns ENOTSUP and the block layer writes zeros.
+    for (let at = offset; at < offset + length; at += zeroWriteChunkBytes) {
+      await writeGuest(s, at, new Uint8Array(Math.min(zeroWriteChunkBytes, offset + length - at)));
+    }
+    return;
+  }
   const end = offset + length;
   // Pieces at cluster boundaries; a piece ending at virtualSize reaches its cluster end.
   const pieceIsWhole = (from: number, to: number) => from % cs === 0 && (to % cs === 0 || to === s.header.size);
@@ -99,9 +137,8 @@ export async function writeZeroesGuest(s: ImageState, offset: number, length: nu
     const to = Math.min(end, (cluster + 1) * cs);
     let whole = pieceIsWhole(pos, to);
     if (!whole) {
-      const kind = (await s.map.entry(cluster)).kind;
-      // A partial piece of a cluster that already reads as zeros zeroizes it whole.
-      whole = kind === 'unallocated' || kind === 'zero-plain' || kind === 'zero-alloc';
+      // A partial piece of a cluster whose rest already reads as zeros zeroizes it whole.
+      whole = await restReadsAsZeros(s, cluster, pos, to);
     }
     if (whole) {
       if (wholeFrom < 0) wholeFrom = cluster;

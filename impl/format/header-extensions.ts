@@ -82,11 +82,17 @@ export function decodeExtensions(cluster0: Uint8Array, header: Header): HeaderEx
   return result;
 }
 
-/** The backing file name stored after the extensions, if any (QEMU: an empty name is no backing file). */
+/**
+ * The backing file name stored after the extensions, if any. QEMU keeps it as a
+ * C string: it ends at the first NUL, and an empty name is no backing file.
+ */
 export function decodeBackingName(cluster0: Uint8Array, header: Header): string | undefined {
   if (header.backingFileOffset === 0 || header.backingFileSize === 0) return undefined;
   assert(header.backingFileOffset + header.backingFileSize <= cluster0.length, 'backing name validated inside cluster 0');
-  return textDecoder.decode(cluster0.subarray(header.backingFileOffset, header.backingFileOffset + header.backingFileSize));
+  const bytes = cluster0.subarray(header.backingFileOffset, header.backingFileOffset + header.backingFileSize);
+  const nul = bytes.indexOf(0);
+  const name = textDecoder.decode(nul < 0 ? bytes : bytes.subarray(0, nul));
+  return name === '' ? undefined : name;
 }
 
 /** QEMU's feature name table: 48-byte entries (type, bit, 46-byte name). */
