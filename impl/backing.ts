@@ -3,7 +3,7 @@
 // its own chain) or a raw file, always opened read-only; reads past a layer's
 // size are zeros. Names are resolved as bdrv_get_full_backing_filename does.
 import { realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import type { BlockFile } from './io/block-file.js';
 import type { MapEntry } from './map.js';
 import { NodeFile } from './io/node-file.js';
@@ -53,8 +53,9 @@ export interface ChainContext {
  * without a path).
  */
 export function fullBackingPath(overlayPath: string | undefined, name: string): string {
-  if (isAbsolute(name) || overlayPath === undefined || dirname(overlayPath) === '.') return name;
-  return join(dirname(overlayPath), name);
+  // QEMU's path_combine concatenates without normalising: "s/../base.qcow2" stays so.
+  if (isAbsolute(name) || overlayPath === undefined || !overlayPath.includes('/')) return name;
+  return `${overlayPath.slice(0, overlayPath.lastIndexOf('/') + 1)}${name}`;
 }
 
 /**
@@ -87,7 +88,7 @@ export async function openBacking(overlayPath: string | undefined, name: string,
   try {
     real = await realpath(filename);
   } catch (error) {
-    throw new Qcow2Error('io', `could not open backing file '${filename}': ${(error as Error).message}`, { cause: error });
+    throw new Qcow2Error('io', `could not open backing file '${filename}': ${systemReason(error)}`, { cause: error });
   }
   const loopAt = context.above.indexOf(real);
   if (loopAt >= 0) {
@@ -105,6 +106,16 @@ export async function openBacking(overlayPath: string | undefined, name: string,
     }
     throw error;
   }
+}
+
+/** A file-system error in the words QEMU uses (strerror), without Node's call and path. */
+function systemReason(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ENOENT') return 'No such file or directory';
+  if (code === 'EACCES') return 'Permission denied';
+  if (code === 'ENOTDIR') return 'Not a directory';
+  if (code === 'ELOOP') return 'Too many levels of symbolic links';
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Read `length` bytes at `offset` of a layer of `size` bytes through `readInside`, zeros past the end. */

@@ -142,7 +142,7 @@ function unopenedLayer(name: string, format: BackingFormat, reason: Qcow2Error):
  */
 export async function commitToBacking(s: ImageState, openLayer: LayerOpener, openBase: BaseOpener): Promise<void> {
   const layer = s.backing;
-  if (layer === undefined || s.backingName === undefined) throw new Qcow2Error('invalid-argument', 'commit: the image has no open backing file');
+  if (layer === undefined || s.backingName === undefined) throw new Qcow2Error('invalid-argument', 'image does not have a backing file');
   const cs = s.g.clusterSize;
   const size = s.header.size;
   await layer.close();

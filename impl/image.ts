@@ -43,7 +43,8 @@ export interface OpenOptions {
   /**
    * Open the backing chain (default true). false leaves it closed, as
    * qemu-img info does (BDRV_O_NO_BACKING): guest reads then see zeros where
-   * the backing file would show, and the image can only be opened read-only.
+   * the backing file would show, and of all changes only `rebase` with
+   * `unsafe` is allowed (anything else could copy those zeros into the image).
    */
   backing?: boolean;
   /**
@@ -151,12 +152,22 @@ export class Qcow2Image {
     return Qcow2Image.open(file, { ...openOptions, readOnly: false });
   }
 
+  /**
+   * Open the backing file `name` of the image at `overlayPath` (which need not
+   * exist yet) read-only with its own chain, as an open of that image would:
+   * for qemu-img create's size and check's "Could not open backing file".
+   * `format` undefined: probed. Errors: as open's for the backing file.
+   */
+  static async openBackingFile(overlayPath: string, name: string, format: string | undefined): Promise<BackingLayer> {
+    const top = [await realpathOrSelf(overlayPath)];
+    return openBacking(overlayPath, name, format, { above: top, openQcow2: (f, n, c) => Qcow2Image.openLayer(f, n, c) });
+  }
+
   /** qemu-img create's default size: the backing file's (which must then open). */
   private static async settleSize(options: CreateOptions, filename: string | undefined): Promise<SizedCreateOptions> {
     if (options.size !== undefined) return { ...options, size: options.size };
     if (options.backingFile === undefined) throw new Qcow2Error('invalid-argument', 'image creation needs a size (or a backing file to take it from)');
-    const top = filename === undefined ? [] : [await realpathOrSelf(filename)];
-    const layer = await openBacking(filename, options.backingFile, options.backingFormat, { above: top, openQcow2: (f, name, c) => Qcow2Image.openLayer(f, name, c) });
+    const layer = await Qcow2Image.openBackingFile(filename ?? '', options.backingFile, options.backingFormat);
     const size = sizeFromBacking(layer.size);
     await layer.close();
     return { ...options, size };
@@ -182,9 +193,6 @@ export class Qcow2Image {
 
   private static async openInChain(file: BlockFile, options: OpenOptions, chain: ChainContext): Promise<Qcow2Image> {
     const readOnly = options.readOnly ?? false;
-    if (options.backing === false && !readOnly) {
-      throw new Qcow2Error('invalid-argument', 'an image opened without its backing file can only be opened read-only');
-    }
     const state = await openState(file, {
       readOnly,
       dropBitmaps: options.dropBitmaps,
@@ -327,7 +335,7 @@ export class Qcow2Image {
    * that do not fit in the header cluster.
    */
   rebase(options: RebaseOptions): Promise<void> {
-    return this.mutate(() => rebaseImage(this.s, options, (name, format) => openBacking(this.filename, name, format, this.chain)));
+    return this.mutate(() => rebaseImage(this.s, options, (name, format) => openBacking(this.filename, name, format, this.chain)), options.unsafe ? 'header' : 'data');
   }
 
   /**
@@ -392,9 +400,16 @@ export class Qcow2Image {
     }
   }
 
-  private mutate<T>(job: () => Promise<T>): Promise<T> {
+  /**
+   * A change: refused on a read-only image, and on an image whose backing file
+   * was left closed unless it only touches the header (`what` 'header').
+   */
+  private mutate<T>(job: () => Promise<T>, what: 'data' | 'header' = 'data'): Promise<T> {
     return this.serial(() => {
       if (this.s.readOnly) throw new Qcow2Error('read-only', 'image is open read-only');
+      if (what === 'data' && this.s.backingName !== undefined && this.s.backing === undefined) {
+        throw new Qcow2Error('invalid-argument', `image was opened without its backing file '${this.s.backingName}': only an unsafe rebase may change it`);
+      }
       return job();
     });
   }

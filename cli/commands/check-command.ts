@@ -15,8 +15,8 @@ export function registerCheck(program: Command): void {
     .option('-U, --force-share', 'check even while another process writes the image')
     .action(async (file: string, raw: { output: string; forceShare?: boolean; format?: string }) => {
       if (raw.output !== 'human' && raw.output !== 'json') throw new CliError(`--output must be 'human' or 'json', got '${raw.output}'`, exitCodes.usage);
-      const { runCheck } = await import('./check.js');
+      const { runCheckWithChain } = await import('./check.js');
       const options: CheckCommandOptions = { output: raw.output, forceShare: raw.forceShare === true, ...(raw.format === undefined ? {} : { format: raw.format }) };
-      process.exitCode = runCheck(file, options, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
+      process.exitCode = await runCheckWithChain(file, options, (l) => process.stdout.write(`${l}\n`), (l) => process.stderr.write(`${l}\n`));
     });
 }

@@ -2,7 +2,7 @@
 // qemu-img check's report, JSON member names and exit codes (0 clean, 1 check
 // not completed, 2 corruptions, 3 leaks only, 63 a format without checks).
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { imageLockPerms, lockImageFile, Qcow2Error } from '../../impl/index.js';
+import { imageLockPerms, lockImageFile, Qcow2Error, Qcow2Image } from '../../impl/index.js';
 import { checkImage, checkReportJson, type ByteReader, type CheckReport } from '../../model/index.js';
 import { exitCodes, type ExitCode } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
@@ -75,7 +75,31 @@ function failureLine(file: string, failure: string): string {
   return failure.startsWith(openFailure) ? `could not open '${file}': ${failure.slice(openFailure.length)}` : `${file}: ${failure}`;
 }
 
+/**
+ * `check` as qemu-img check runs it: the image's backing chain must open
+ * (qemu-img check opens it, and exits 1 with "Could not open backing file"
+ * when it cannot), then the model's checker judges the image alone.
+ */
+export async function runCheckWithChain(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): Promise<ExitCode> {
+  const report = inspect(file, options);
+  if (report.failure === undefined && report.backingFile !== undefined) {
+    try {
+      const layer = await Qcow2Image.openBackingFile(file, report.backingFile, report.backingFormat);
+      await layer.close();
+    } catch (error) {
+      if (error instanceof Qcow2Error) throw new CliError(`could not open '${file}': ${error.message}`, exitCodes.checkNotCompleted);
+      throw error;
+    }
+  }
+  return printReport(file, report, options, out, err);
+}
+
+/** The checker on the image alone (its backing file is not opened). */
 export function runCheck(file: string, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
+  return printReport(file, inspect(file, options), options, out, err);
+}
+
+function inspect(file: string, options: CheckCommandOptions): CheckReport {
   if (options.format !== undefined && options.format !== 'qcow2') throw new CliError(`check: format '${options.format}': ${noChecks} (only qcow2)`, exitCodes.checkUnsupported);
   let fd: number;
   try {
@@ -97,6 +121,10 @@ export function runCheck(file: string, options: CheckCommandOptions, out: (line:
   } finally {
     closeSync(fd);
   }
+  return report;
+}
+
+function printReport(file: string, report: CheckReport, options: CheckCommandOptions, out: (line: string) => void, err: (line: string) => void): ExitCode {
   if (report.failure !== undefined) throw new CliError(failureLine(file, report.failure), exitCodes.checkNotCompleted);
   for (const message of report.messages) err(message);
   if (options.output === 'json') out(JSON.stringify(checkReportJson(report, file), null, 4));

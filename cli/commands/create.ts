@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { Qcow2Error, Qcow2Image, type CreateOptions } from '../../impl/index.js';
+import { Qcow2Error, Qcow2Image, type BackingFormat, type CreateOptions } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import { checkedFormat } from '../format-option.js';
@@ -7,7 +7,7 @@ import { outputOf } from '../io-commands/output.js';
 import { parseSize } from '../sizes.js';
 
 /** The -o options qemu-img create -f qcow2 takes that the engine implements. */
-export type ImageCreateOptions = Omit<CreateOptions, 'size'>;
+export type ImageCreateOptions = Omit<CreateOptions, 'size' | 'backingFile' | 'backingFormat'>;
 
 const sectorBytes = 512;
 const clusterBytesMin = 512;
@@ -115,41 +115,90 @@ export function roundUpToSector(bytes: number): number {
  * qemu-img's "Formatting …" line: the size as requested (before rounding) and
  * compat as spelled on the command line, defaults filled in, as qemu-img prints them.
  */
-export function formattingLine(file: string, requestedSize: number, optionTexts: readonly string[]): string {
+export function formattingLine(file: string, requestedSize: number, optionTexts: readonly string[], backing?: { file: string; format: string }): string {
   const options = parseImageOptions(optionTexts);
   const given = parseOptionList(optionTexts).get('compat');
   const compat = given === undefined ? '' : ` compat=${given}`;
   const extendedL2 = parseOptionList(optionTexts).get('extended_l2') ?? 'off';
   const size = requestedSize;
+  const backingText = backing === undefined ? '' : ` backing_file=${backing.file} backing_fmt=${backing.format}`;
   return (
     `Formatting '${file}', fmt=qcow2 cluster_size=${options.clusterSize ?? 65536} extended_l2=${extendedL2} ` +
-    `compression_type=${options.compressionType ?? 'zlib'} size=${size}${compat} lazy_refcounts=${options.lazyRefcounts === true ? 'on' : 'off'} ` +
+    `compression_type=${options.compressionType ?? 'zlib'} size=${size}${compat}${backingText} lazy_refcounts=${options.lazyRefcounts === true ? 'on' : 'off'} ` +
     `refcount_bits=${options.refcountBits ?? 16}`
   );
+}
+
+/** -F: the two backing formats the engine opens. */
+export function parseBackingFormat(text: string): BackingFormat {
+  if (text === 'qcow2' || text === 'raw') return text;
+  throw usage(`-F ${text}: backing format must be qcow2 or raw`);
+}
+
+/**
+ * The size of the backing file `name` of the image to be created at `file`
+ * (qemu-img create opens it unless -u, for its size and to check it opens).
+ */
+async function backingSize(file: string, name: string, format: BackingFormat): Promise<number> {
+  try {
+    const layer = await Qcow2Image.openBackingFile(file, name, format);
+    const size = layer.size;
+    await layer.close();
+    return size;
+  } catch (error) {
+    if (error instanceof Qcow2Error) throw new CliError(`${file}: ${error.message}; could not open backing image`);
+    throw error;
+  }
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+interface CreateFlags {
+  format: string;
+  options: string[];
+  quiet?: boolean;
+  backingFile?: string;
+  backingFormat?: string;
+  unsafe?: boolean;
+}
+
 export function register(program: Command): void {
   program
     .command('create')
-    .description('create a new qcow2 image with the engine (like qemu-img create -f qcow2)')
+    .description('create a new qcow2 image with the engine (like qemu-img create -f qcow2 [-b FILE -F FMT])')
     .argument('<file>', 'image file to create (overwritten if it exists)')
-    .argument('<size>', 'virtual size: bytes, or with a suffix k, M, G, T (rounded up to 512)')
+    .argument('[size]', 'virtual size: bytes, or with a suffix k, M, G, T (rounded up to 512); default with -b: the backing file\'s size')
     .option('-f, --format <fmt>', 'image format (only qcow2)', 'qcow2')
     .option('-o, --options <list>', 'cluster_size=N,refcount_bits=N,compat=0.10|1.1,lazy_refcounts=on|off,compression_type=zlib|zstd,extended_l2=on|off', collect, [])
+    .option('-b, --backing-file <file>', 'backing file name, stored as given (relative names are relative to the new image\'s directory)')
+    .option('-F, --backing-format <fmt>', 'format of the backing file: qcow2 or raw (required with -b, as in qemu-img 7.2)')
+    .option('-u, --unsafe', 'do not open the backing file (a size must then be given)')
     .option('-q, --quiet', 'do not print the Formatting line')
-    .action(async (file: string, sizeText: string, opts: { format: string; options: string[]; quiet?: boolean }, cmd: Command) => {
+    .action(async (file: string, sizeText: string | undefined, opts: CreateFlags, cmd: Command) => {
       checkedFormat('create', opts.format);
       const options = parseImageOptions(opts.options);
-      const requested = parseSize(sizeText, 'image size');
+      let backing: { file: string; format: BackingFormat } | undefined;
+      if (opts.backingFile !== undefined) {
+        if (opts.backingFormat === undefined) throw new CliError(`${file}: Backing file specified without backing format`);
+        backing = { file: opts.backingFile, format: parseBackingFormat(opts.backingFormat) };
+      } else if (opts.backingFormat !== undefined) {
+        throw usage('-F needs a backing file (-b)');
+      }
+      const unsafe = opts.unsafe === true;
+      let requested: number;
+      if (sizeText !== undefined) requested = parseSize(sizeText, 'image size');
+      else if (backing !== undefined && !unsafe) requested = await backingSize(file, backing.file, backing.format);
+      else if (backing === undefined) throw usage("missing required argument 'size'");
+      else throw new CliError(`${file}: Image creation needs a size parameter`);
+      if (backing !== undefined && !unsafe && sizeText !== undefined) await backingSize(file, backing.file, backing.format);
       const size = roundUpToSector(requested);
-      if (opts.quiet !== true) outputOf(cmd).out(formattingLine(file, requested, opts.options));
+      if (opts.quiet !== true) outputOf(cmd).out(formattingLine(file, requested, opts.options, backing));
       let image: Qcow2Image;
       try {
-        image = await Qcow2Image.createFile(file, { ...options, size });
+        const backingOptions = backing === undefined ? {} : { backingFile: backing.file, backingFormat: backing.format };
+        image = await Qcow2Image.createFile(file, { ...options, ...backingOptions, size }, unsafe ? { backing: false } : {});
       } catch (error) {
         if (error instanceof Qcow2Error) throw new CliError(`could not create '${file}': ${error.message}`);
         throw error;

@@ -7,6 +7,7 @@ import { registerGate } from './gate-command.js';
 import { register as registerInfo } from './info.js';
 import { register as registerIo } from './io.js';
 import { register as registerMap } from './map.js';
+import { register as registerRebaseAndCommit } from './rebase.js';
 import { registerReplay } from './replay-command.js';
 import { register as registerSnapshot } from './snapshot.js';
 
@@ -30,4 +31,5 @@ export const commands: readonly RegisterCommand[] = [
   registerConvert,
   registerInfo,
   registerMap,
+  registerRebaseAndCommit,
 ];

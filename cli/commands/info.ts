@@ -1,7 +1,6 @@
-import { stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { BitmapInfo, ImageInfo } from '../../impl/index.js';
+import { backingChainDepthMax, fullBackingPath, NodeFile, probeFormat, type BitmapInfo, type ImageInfo } from '../../impl/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
 import { addFormatOption, checkedFormat } from '../format-option.js';
@@ -110,10 +109,6 @@ function dumpHuman(value: { readonly [key: string]: Json } | readonly Json[], le
   }
 }
 
-/** A relative backing file name is relative to the image's directory (qemu's bdrv_get_full_backing_filename). */
-export function fullBackingPath(filename: string, backingFile: string): string {
-  return isAbsolute(backingFile) || dirname(filename) === '.' ? backingFile : join(dirname(filename), backingFile);
-}
 
 /** Bytes the file occupies on disk (st_blocks × 512), qemu-img's "disk size". */
 export async function allocatedBytes(path: string): Promise<number> {
@@ -121,21 +116,105 @@ export async function allocatedBytes(path: string): Promise<number> {
   return s.blocks * 512;
 }
 
+/** One image of `info --backing-chain`: a qcow2 layer, or a raw file (which qemu-img describes in four lines). */
+export type ChainImage =
+  | { readonly format: 'qcow2'; readonly filename: string; readonly info: ImageInfo; readonly actualSize: number }
+  | { readonly format: 'raw'; readonly filename: string; readonly virtualSize: number; readonly actualSize: number };
+
+/** `qemu-img info --output=json` of a raw file. */
+export function rawInfoJson(image: { filename: string; virtualSize: number; actualSize: number }): { [key: string]: Json } {
+  return { 'virtual-size': image.virtualSize, filename: image.filename, format: 'raw', 'actual-size': image.actualSize, 'dirty-flag': false };
+}
+
+/** `qemu-img info` of a raw file. */
+export function rawInfoText(image: { filename: string; virtualSize: number; actualSize: number }): string[] {
+  return [
+    `image: ${image.filename}`,
+    'file format: raw',
+    `virtual size: ${formatSize(image.virtualSize)} (${image.virtualSize} bytes)`,
+    `disk size: ${formatSize(image.actualSize)}`,
+  ];
+}
+
+/**
+ * The images of `FILE`'s backing chain, the top first, each opened alone
+ * (without its backing file) as qemu-img info does, names resolved as QEMU
+ * resolves them. Everything is collected before anything is printed, as
+ * qemu-img does: a missing file fails the whole command. A loop is refused
+ * with qemu-img's words; a spelling of the same file (by real path) counts too.
+ */
+export async function collectChain(file: string, forceShare: boolean): Promise<ChainImage[]> {
+  const images: ChainImage[] = [];
+  const seen = new Set<string>();
+  let filename = file;
+  let format: string | undefined = 'qcow2';
+  for (;;) {
+    const real = await realpath(filename).catch(() => filename);
+    if (seen.has(real)) throw new CliError(`Backing file '${filename}' creates an infinite loop.`);
+    if (seen.size > backingChainDepthMax) throw new CliError(`backing chain of '${file}' is deeper than ${backingChainDepthMax} files`);
+    seen.add(real);
+    if (format === undefined) format = await probeFile(filename);
+    if (format === 'raw') {
+      const raw = await NodeFile.open(filename, { readOnly: true, forceShare }).catch((error: unknown) => {
+        throw new CliError(`could not open '${filename}': ${(error as Error).message}`);
+      });
+      const virtualSize = await raw.length();
+      await raw.close();
+      images.push({ format: 'raw', filename, virtualSize, actualSize: await allocatedBytes(filename) });
+      return images;
+    }
+    if (format !== 'qcow2') throw new CliError(`'${filename}': backing format '${format}' is not supported (qcow2 or raw)`);
+    const image = await openImage(filename, { readOnly: true, forceShare, backing: false });
+    const info = await image.info();
+    await image.close();
+    images.push({ format: 'qcow2', filename, info, actualSize: await allocatedBytes(filename) });
+    if (info.backingFile === undefined) return images;
+    filename = fullBackingPath(filename, info.backingFile);
+    format = info.backingFormat;
+  }
+}
+
+async function probeFile(filename: string): Promise<'qcow2' | 'raw'> {
+  try {
+    const file = await NodeFile.open(filename, { readOnly: true, forceShare: true });
+    const head = await file.pread(0, 4);
+    await file.close();
+    return probeFormat(head);
+  } catch (error) {
+    throw new CliError(`could not open '${filename}': ${(error as Error).message}`);
+  }
+}
+
+function chainJson(image: ChainImage): { [key: string]: Json } {
+  return image.format === 'raw' ? rawInfoJson(image) : infoJson(image.info, image.filename, image.actualSize);
+}
+
+function chainText(image: ChainImage): string[] {
+  return image.format === 'raw' ? rawInfoText(image) : infoText(image.info, image.filename, image.actualSize);
+}
+
 export function register(program: Command): void {
   addFormatOption(program
     .command('info'))
-    .description('show what the engine reads from an image header (like qemu-img info)')
+    .description('show what the engine reads from an image header (like qemu-img info); the backing file is not opened')
     .argument('<file>', 'qcow2 image')
     .option('--output <format>', 'human or json', 'human')
+    .option('--backing-chain', 'describe every image of the backing chain, the top first (a JSON list)')
     .option(forceShareFlags, forceShareHelp)
-    .action(async (file: string, opts: { output: string; forceShare?: boolean; format?: string }, cmd: Command) => {
+    .action(async (file: string, opts: { output: string; forceShare?: boolean; format?: string; backingChain?: boolean }, cmd: Command) => {
       checkedFormat('info', opts.format);
       const format = parseOutputFormat(opts.output);
-      const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true });
+      const out = outputOf(cmd).out;
+      if (opts.backingChain === true) {
+        const chain = await collectChain(file, opts.forceShare === true);
+        if (format === 'json') out(formatQemuJson(chain.map(chainJson)));
+        else out(chain.map((image) => chainText(image).join('\n')).join('\n\n'));
+        return;
+      }
+      const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true, backing: false });
       const info = await image.info();
       await image.close();
       const actualSize = await allocatedBytes(file);
-      const out = outputOf(cmd).out;
       if (format === 'json') out(formatQemuJson(infoJson(info, file, actualSize)));
       else for (const line of infoText(info, file, actualSize)) out(line);
     });

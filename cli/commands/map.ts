@@ -8,7 +8,7 @@ import { parseOutputFormat } from './info.js';
 
 /** qemu-img's entry_mergeable: same flags, and host offsets (if any) contiguous. */
 function mergeable(a: MapEntry, b: MapEntry): boolean {
-  if (a.length === 0 || a.depth !== b.depth) return false;
+  if (a.length === 0 || a.depth !== b.depth || a.filename !== b.filename) return false;
   if (a.present !== b.present || a.zero !== b.zero || a.data !== b.data) return false;
   if ((a.offset === undefined) !== (b.offset === undefined)) return false;
   return a.offset === undefined || b.offset === a.offset + a.length;
@@ -41,7 +41,8 @@ export function mapJson(entries: readonly MapEntry[]): string {
 /**
  * `qemu-img map` human output: only ranges with data, printf("%#-16x") columns.
  * Like qemu-img, it refuses data without a host offset (compressed clusters):
- * the human format has no way to show them.
+ * the human format has no way to show them. Data found in a backing file
+ * names that file (as opened: the name resolved against the overlay's directory).
  */
 export function mapText(entries: readonly MapEntry[], filename: string): string[] {
   const hex = (n: number) => (n === 0 ? '0' : `0x${n.toString(16)}`).padEnd(16);
@@ -50,7 +51,7 @@ export function mapText(entries: readonly MapEntry[], filename: string): string[
   }
   return [
     `${'Offset'.padEnd(16)}${'Length'.padEnd(16)}${'Mapped to'.padEnd(16)}File`,
-    ...entries.filter((e) => e.data && !e.zero).map((e) => `${hex(e.start)}${hex(e.length)}${hex(e.offset ?? 0)}${filename}`),
+    ...entries.filter((e) => e.data && !e.zero).map((e) => `${hex(e.start)}${hex(e.length)}${hex(e.offset ?? 0)}${e.filename ?? filename}`),
   ];
 }
 

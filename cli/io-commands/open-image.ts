@@ -24,14 +24,16 @@ export function checkForceShare(forceShare: boolean, readOnly: boolean, command:
  * `could not open 'a.qcow2': Failed to get shared "write" lock: byte 101 …`.
  * Anything that is not a typed refusal (an engine assertion) propagates as is,
  * so it is reported as the engine bug it is. A refusal for persistent bitmaps
- * names them and the two ways out.
+ * names them and the two ways out. `backing: false` leaves the backing chain
+ * closed (qemu-img info's BDRV_O_NO_BACKING; read-only opens only).
  */
-export async function openImage(path: string, options: { readOnly: boolean; forceShare?: boolean; dropBitmaps?: boolean }): Promise<Qcow2Image> {
+export async function openImage(path: string, options: { readOnly: boolean; forceShare?: boolean; dropBitmaps?: boolean; backing?: boolean }): Promise<Qcow2Image> {
   try {
     return await Qcow2Image.openFile(path, {
       readOnly: options.readOnly,
       forceShare: options.forceShare ?? false,
       dropBitmaps: options.dropBitmaps ?? false,
+      backing: options.backing ?? true,
     });
   } catch (error) {
     if (error instanceof Qcow2BitmapsError) {

@@ -45,13 +45,19 @@ export function checkImage(reader: ByteReader): CheckReport {
   try {
     snapshots = decodeSnapshotTable(reader, header);
   } catch (error) {
-    return cannotCheck(error, 'Check failed (snapshot table)');
+    return withBacking(cannotCheck(error, 'Check failed (snapshot table)'), header);
   }
   try {
-    return new Checker(reader, header, snapshots, bitmaps).run();
+    return withBacking(new Checker(reader, header, snapshots, bitmaps).run(), header);
   } catch (error) {
-    return cannotCheck(error, 'Check failed');
+    return withBacking(cannotCheck(error, 'Check failed'), header);
   }
+}
+
+/** The report names the backing file the header stores, for the caller to open (report.ts). */
+function withBacking(report: CheckReport, header: Header): CheckReport {
+  if (header.backingFile === undefined) return report;
+  return { ...report, backingFile: header.backingFile, ...(header.backingFormat === undefined ? {} : { backingFormat: header.backingFormat }) };
 }
 
 function cannotCheck(error: unknown, what: string): CheckReport {

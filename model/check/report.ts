@@ -13,6 +13,13 @@ export interface CheckReport {
   readonly messages: string[];
   /** Set when the check could not run at all (qemu-img prints no report then), with the reason. */
   readonly failure?: string;
+  /**
+   * The backing file name the header stores (and its format extension). The
+   * image is checked alone; qemu-img check also opens the backing chain first
+   * and cannot check when that fails, which is the caller's to do.
+   */
+  readonly backingFile?: string;
+  readonly backingFormat?: string;
 }
 
 /** Exit code 1 wins over 2, which wins over 3 (qemu-img check). */

@@ -50,6 +50,14 @@ export interface Header {
   readonly compressionType: number;
   readonly backingFileOffset: number;
   readonly backingFileSize: number;
+  /**
+   * The backing file name, read as QEMU keeps it: a C string, so it ends at the
+   * first NUL and an empty one (or one starting with NUL) is no backing file.
+   * The checker judges the image alone; opening the name is the caller's job.
+   */
+  readonly backingFile: string | undefined;
+  /** The backing-format extension (up to its first NUL), if any. */
+  readonly backingFormat: string | undefined;
   readonly extensions: readonly HeaderExtension[];
   /** Undefined when there is no bitmaps extension or autoclear bit 0 is clear (QEMU ignores it then). */
   readonly bitmaps: BitmapsExtension | undefined;
@@ -114,14 +122,12 @@ export function decodeHeader(reader: ByteReader): Header {
   }
   const backingFileOffset = toNumber(u64(h, 8), 'backing_file_offset', 8);
   const backingFileSize = u32(h, 16);
-  // qcow2_do_open: the name must start in cluster 0, and it is a C string, so
-  // one that is empty or starts with NUL means no backing file at all.
+  // qcow2_do_open: the name must start in cluster 0 and end inside it, at most
+  // 1023 bytes; it is read wherever it points (past the end of the file as zeros).
   if (backingFileOffset > clusterSize) throw new DecodeError('backing_file_offset', String(backingFileOffset), `at most ${clusterSize} (cluster size)`, 8);
   const nameMax = Math.min(L.backingFileNameMax, clusterSize - backingFileOffset);
   if (backingFileOffset !== 0 && backingFileSize > nameMax) throw new DecodeError('backing_file_size', String(backingFileSize), `at most ${nameMax}`, 16);
-  if (backingFileOffset !== 0 && backingFileSize !== 0 && reader.read(backingFileOffset, 1)[0] !== 0) {
-    throw new DecodeError('backing file name', `${backingFileSize} bytes at ${backingFileOffset}`, 'empty (backing files not supported)', 8);
-  }
+  const backingFile = backingFileOffset === 0 || backingFileSize === 0 ? undefined : cString(reader.read(backingFileOffset, backingFileSize));
   const size = toNumber(u64(h, 24), 'size', 24);
   const l1Size = u32(h, 36);
   const l1Coverage = clusterSize * (clusterSize / l2EntryBytes(extendedL2));
@@ -149,6 +155,7 @@ export function decodeHeader(reader: ByteReader): Header {
     compressionType,
     backingFileOffset,
     backingFileSize,
+    backingFile,
     dirty: (incompatibleFeatures & 1n) !== 0n,
     corrupt: (incompatibleFeatures & 2n) !== 0n,
     lazyRefcounts: v3 && (u64(h, 80) & 1n) !== 0n,
@@ -158,7 +165,18 @@ export function decodeHeader(reader: ByteReader): Header {
     throw new DecodeError('refcount_table_clusters', String(header.refcountTableClusters), `at most ${L.reftableSizeBytesMax / clusterSize} clusters`, 56);
   }
   const extensionsEnd = backingFileOffset !== 0 ? backingFileOffset : clusterSize;
-  return { ...header, ...decodeExtensions(reader, headerLength, extensionsEnd, header) };
+  const extensions = decodeExtensions(reader, headerLength, extensionsEnd, header);
+  // As in QEMU, the last backing-format extension wins.
+  const format = extensions.extensions.filter((e) => e.type === extensionTypes.backingFormat).at(-1);
+  const backingFormat = format === undefined ? undefined : cString(reader.read(format.offset, format.length));
+  return { ...header, ...extensions, backingFormat };
+}
+
+/** Bytes up to the first NUL as UTF-8; undefined when that is empty. */
+function cString(bytes: Uint8Array): string | undefined {
+  const nul = bytes.indexOf(0);
+  const text = new TextDecoder().decode(nul < 0 ? bytes : bytes.subarray(0, nul));
+  return text === '' ? undefined : text;
 }
 
 /** QEMU's names for the incompatible bits (its feature name table), used when the image has no table. */
