@@ -4,7 +4,6 @@
 // size are zeros. Names are resolved as bdrv_get_full_backing_filename does.
 import { realpath } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import type { BlockFile } from './io/block-file.js';
 import type { MapEntry } from './map.js';
 import { NodeFile } from './io/node-file.js';
 import { assert } from './assert.js';
@@ -133,7 +132,7 @@ class RawLayer implements BackingLayer {
   readonly below: readonly BackingLayer[] = [];
 
   constructor(
-    private readonly file: BlockFile,
+    private readonly file: NodeFile,
     readonly filename: string,
     readonly size: number,
   ) {}
@@ -143,20 +142,17 @@ class RawLayer implements BackingLayer {
   }
 
   /**
-   * Data at its own offset. QEMU's file layer reports holes of a sparse file as
-   * zero (SEEK_DATA); Node cannot ask for holes, so a block of rawZeroBlockBytes
-   * that reads as all zeros is reported as one: the same answer for sparse
-   * files, and for zeros written out.
+   * Data at its own offset; holes of a sparse file are zeros and everything
+   * else is data, as QEMU's raw_co_block_status reports them (SEEK_DATA).
    */
   async map(offset: number, length: number): Promise<ChainMapEntry[]> {
     assert(offset >= 0 && offset + length <= this.size, 'raw map inside the file');
     const out: ChainMapEntry[] = [];
     for (let at = offset; at < offset + length;) {
-      const n = Math.min(rawZeroBlockBytes - (at % rawZeroBlockBytes), offset + length - at);
-      const bytes = await this.file.pread(at, n);
-      const zero = bytes.every((b) => b === 0);
-      out.push({ start: at, length: n, depth: 0, present: true, zero, data: !zero, offset: at, filename: this.filename });
-      at += n;
+      const extent = this.file.extentAt(at, this.size);
+      const end = Math.min(extent.end, offset + length);
+      out.push({ start: at, length: end - at, depth: 0, present: true, zero: !extent.data, data: extent.data, offset: at, filename: this.filename });
+      at = end;
     }
     return out;
   }
@@ -166,5 +162,3 @@ class RawLayer implements BackingLayer {
   }
 }
 
-/** The file-system block QEMU's SEEK_DATA answers in on the file systems it is tested on. */
-const rawZeroBlockBytes = 4096;

@@ -487,7 +487,7 @@ async function openWritableBase(layer: BackingLayer): Promise<WritableBase> {
       return size;
     },
     write: (offset, data) => file.pwrite(offset, data),
-    writeZeroes: (offset, length) => file.pwrite(offset, new Uint8Array(length)),
+    writeZeroes: (offset, length) => file.writeZeroesUnmap(offset, length),
     grow: async (newSize) => {
       await file.truncate(newSize);
       size = newSize;

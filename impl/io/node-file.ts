@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { allocUninitialized, type BlockFile } from './block-file.js';
 import { Qcow2Error } from '../errors.js';
 import { imageLockPerms, lockImageFile } from './file-lock.js';
+import { extentAt, punchHole } from './file-extents.js';
 
 /** How NodeFile.open opens a file; it locks it as QEMU's qcow2 driver locks its file for the mode. */
 export interface NodeFileOptions {
@@ -89,6 +90,19 @@ export class NodeFile implements BlockFile {
 
   async close(): Promise<void> {
     await io(`close ${this.path}`, () => this.handle.close());
+  }
+
+  /**
+   * Zero [offset, offset + length) as QEMU's write zeroes with unmap does on a
+   * file: punch a hole (the size stays), or write zeros where that fails.
+   */
+  async writeZeroesUnmap(offset: number, length: number): Promise<void> {
+    if (length > 0 && !punchHole(this.handle.fd, offset, length)) await this.pwrite(offset, new Uint8Array(length));
+  }
+
+  /** The data extent or hole that starts at `offset`, inside a file of `fileLength` bytes (file-extents.ts). */
+  extentAt(offset: number, fileLength: number): { data: boolean; end: number } {
+    return extentAt(this.handle.fd, offset, fileLength, this.path);
   }
 }
 
