@@ -112,17 +112,20 @@ export interface QemuCheckBytesResult extends QemuCheckResult {
 }
 
 /**
- * Judge an in-memory image: write it to a temp file, check it, remove the file.
- * Anything but a clean verdict keeps a copy in `keepOnFailure` (named `name`).
+ * Judge an in-memory image: write it to a temp file (with `siblings` next to
+ * it), check it, remove the files. Anything but a clean verdict keeps a copy
+ * of the image in `keepOnFailure` (named `name`).
  */
 export function qemuImgCheckBytes(
   bytes: Uint8Array,
-  constraints: QemuCheckConstraints & KeepConstraints & { readonly name?: string } = {},
+  constraints: QemuCheckConstraints & KeepConstraints & { readonly name?: string; readonly siblings?: Readonly<Record<string, Uint8Array>> } = {},
 ): Promise<QemuCheckBytesResult> {
   const name = constraints.name ?? 'image.qcow2';
   return withTempDir(async (dir) => {
     const path = join(dir, name);
     await writeFile(path, bytes);
+    // Files next to the image, such as the backing file its header names (qemu-img check opens the chain).
+    for (const [sibling, contents] of Object.entries(constraints.siblings ?? {})) await writeFile(join(dir, sibling), contents);
     const result = await qemuImgCheck(path, constraints);
     if (result.verdict === 'clean' || constraints.keepOnFailure === undefined) return result;
     return { ...result, keptPath: await keepFile(path, constraints.keepOnFailure, name) };

@@ -32,7 +32,7 @@ describe('damage catalogue', () => {
   it.each(damageKinds.map((kind) => [kind.name, kind] as const))('qemu-img check on %s', async (_name, kind) => {
     const image = damaged(kind, bases);
     expect(image).not.toEqual(bases.get(kind.base)); // the damage did something
-    const result = await qemuImgCheckBytes(image, { name: `${kind.name}.qcow2` });
+    const result = await qemuImgCheckBytes(image, { name: `${kind.name}.qcow2`, ...(kind.siblings === undefined ? {} : { siblings: kind.siblings }) });
     const { verdict, corruptions, leaks, checkErrors } = result;
     expect({ verdict, corruptions, leaks, checkErrors }, result.messages.slice(0, 5).join('\n')).toEqual(kind.qemu);
   });

@@ -26,6 +26,14 @@ function putExtensions(image: Uint8Array, at: number, records: readonly { type: 
   setU64(image, next, 0n);
 }
 
+/** Store `name` at `at` in cluster 0 and point backing_file_offset/size at it. */
+function putBackingName(image: Uint8Array, at: number, name: string): void {
+  const bytes = new TextEncoder().encode(name);
+  image.set(bytes, at);
+  setU64(image, backingFileOffsetField, BigInt(at));
+  setU32(image, backingFileSizeField, bytes.length);
+}
+
 export const headerKinds: readonly DamageKind[] = [
   {
     name: 'header-cluster-bits-8',
@@ -139,6 +147,48 @@ export const headerKinds: readonly DamageKind[] = [
       setU32(image, backingFileSizeField, 1024);
     },
     qemu: cannotCheck(),
+  },
+  {
+    name: 'header-backing-name-raw-probed',
+    description: "a backing file name 'backing.raw' at byte 1024 of cluster 0, no backing-format extension, the raw file beside the image",
+    base: 'v3-c64k',
+    damage: (image) => putBackingName(image, 1024, 'backing.raw'),
+    siblings: { 'backing.raw': new Uint8Array(64 * 1024).fill(0x5a) },
+    qemu: clean,
+    why: 'qemu-img check opens the backing file first; QEMU 7.2 probes a file without the format extension (raw here) and opens it',
+  },
+  {
+    name: 'header-backing-name-inside-header',
+    description: 'backing_file_offset 8 (the field itself) and size 16: the name starts with a NUL byte',
+    base: 'v2-c4k',
+    damage: (image) => {
+      setU64(image, backingFileOffsetField, 8n);
+      setU32(image, backingFileSizeField, 16);
+    },
+    qemu: clean,
+    why: 'the name is a C string, empty here: no backing file; the extension area (header_length to backing_file_offset) is empty',
+  },
+  {
+    name: 'header-backing-offset-past-cluster-0',
+    description: 'backing_file_offset one cluster and 16 bytes in (past the header cluster), backing_file_size 4',
+    base: 'v2-c4k',
+    damage: (image) => {
+      setU64(image, backingFileOffsetField, 4096n + 16n);
+      setU32(image, backingFileSizeField, 4);
+    },
+    qemu: cannotCheck(),
+    why: 'qcow2_do_open: "Invalid backing file offset" (it must lie inside cluster 0)',
+  },
+  {
+    name: 'header-backing-name-crosses-cluster-end',
+    description: 'a backing file name of 8 bytes starting 4 bytes before the end of cluster 0',
+    base: 'v3-c4k-r1',
+    damage: (image) => {
+      setU64(image, backingFileOffsetField, 4096n - 4n);
+      setU32(image, backingFileSizeField, 8);
+    },
+    qemu: cannotCheck(),
+    why: 'qcow2_do_open: "Backing file name too long" (it must end inside cluster 0)',
   },
   {
     name: 'header-file-cut-to-40-bytes',

@@ -24,6 +24,8 @@ export interface DamageKind {
   readonly qemu: ExpectedCheck;
   /** Why QEMU's check counts it that way, where that is not obvious (digest §8.2). */
   readonly why?: string;
+  /** Files placed next to the image for qemu-img check, by name: the backing file the damage names. */
+  readonly siblings?: Readonly<Record<string, Uint8Array>>;
 }
 
 export const clean: ExpectedCheck = { verdict: 'clean', corruptions: 0, leaks: 0, checkErrors: 0 };
