@@ -4,7 +4,10 @@ import type { ImageState } from './state.js';
 import type { BackingFormat, BackingLayer } from './backing.js';
 import { assert } from './assert.js';
 import { Qcow2Error } from './errors.js';
-import { backingNameBytesMax } from './limits.js';
+import { backingNameBytesMax, headerV3Bytes, incompatDirty } from './limits.js';
+import { encodeCluster0 } from './format/header-extensions.js';
+import { encodeReftable } from './format/refcount-table.js';
+import { RefcountBlock } from './format/refcount-block.js';
 import { clusterView, writeGuest } from './data-path.js';
 import { discardGuest, writeZeroesGuest } from './zero-discard.js';
 import { flushMetadata, writeHeader } from './flush.js';
@@ -137,8 +140,8 @@ function unopenedLayer(name: string, format: BackingFormat, reason: Qcow2Error):
  * qemu-img commit (QEMU 7.2, measured, docs/semantics.md): every cluster the
  * image allocates goes into the backing file (data clusters as data, zero
  * clusters as zeroes with unmap), the backing file first grown to the image's
- * size if smaller; then the image is emptied: every cluster unallocated, as
- * qcow2_make_empty's full discard does (the image's L2 tables stay).
+ * size if smaller. Emptying the image is the caller's next step
+ * (canEmptyCompletely, writeCompletelyEmpty, emptyByDiscard).
  */
 export async function commitToBacking(s: ImageState, openLayer: LayerOpener, openBase: BaseOpener): Promise<void> {
   const layer = s.backing;
@@ -165,6 +168,61 @@ export async function commitToBacking(s: ImageState, openLayer: LayerOpener, ope
   } finally {
     s.backing = await openLayer(s.backingName, s.ext.backingFormat);
   }
-  await discardGuest(s, 0, size, true);
+}
+
+/**
+ * qcow2_make_empty's choice: make_completely_empty only for version 3 without
+ * snapshots, when the header, the refcount table, one refcount block and the
+ * L1 table fit in one refcount block; otherwise a full discard of every cluster.
+ */
+export function canEmptyCompletely(s: ImageState): boolean {
+  const l1Clusters = Math.ceil((s.map.l1.size * 8) / s.g.clusterSize);
+  return s.g.version === 3 && s.snapshots.length === 0 && 3 + l1Clusters <= s.g.refblockEntriesCount;
+}
+
+/** qcow2_make_empty's fallback: every cluster of the disk unallocated (the L2 tables stay). */
+export async function emptyByDiscard(s: ImageState): Promise<void> {
+  await discardGuest(s, 0, s.header.size, true);
   await flushMetadata(s);
 }
+
+/**
+ * make_completely_empty: new metadata from scratch. The dirty bit goes on
+ * first (until the header is rebuilt the refcounts describe nothing, so a
+ * crash in between is repaired at the next open, as in QEMU); then a zeroed
+ * refcount table at cluster 1 naming one refcount block at cluster 2, an
+ * empty L1 table at cluster 3 (same size), refcount 1 for those 3 + L1
+ * clusters; then cluster 0 rebuilt without the dirty bit (qcow2_mark_clean),
+ * and the file cut after the L1 table. The caller must reopen the state.
+ */
+export async function writeCompletelyEmpty(s: ImageState): Promise<void> {
+  assert(canEmptyCompletely(s), 'make_completely_empty only where QEMU takes it');
+  const cs = s.g.clusterSize;
+  const l1Clusters = Math.ceil((s.map.l1.size * 8) / cs);
+  const used = 3 + l1Clusters;
+  await flushMetadata(s);
+  const incompatible = new Uint8Array(8);
+  new DataView(incompatible.buffer).setBigUint64(0, s.header.incompatibleFeatures | incompatDirty);
+  await s.file.pwrite(incompatibleFeaturesField, incompatible);
+  await s.file.flush();
+  await s.file.pwrite(cs, new Uint8Array((2 + l1Clusters) * cs));
+  const reftable = new Float64Array(cs / 8);
+  reftable[0] = 2 * cs;
+  await s.file.pwrite(cs, encodeReftable(reftable));
+  const block = new RefcountBlock(new Uint8Array(cs), s.header.refcountOrder);
+  for (let c = 0; c < used; c++) block.set(c, 1);
+  await s.file.pwrite(2 * cs, block.bytes);
+  await s.file.flush();
+  const h = s.header;
+  h.l1TableOffset = 3 * cs;
+  h.refcountTableOffset = cs;
+  h.refcountTableClusters = 1;
+  h.incompatibleFeatures &= ~incompatDirty;
+  h.headerLength = headerV3Bytes + h.unknownFields.length;
+  await s.file.pwrite(0, encodeCluster0(h, s.ext, s.backingName));
+  await s.file.flush();
+  await s.file.truncate(used * cs);
+}
+
+/** Byte offset of incompatible_features in the header. */
+const incompatibleFeaturesField = 72;

@@ -17,7 +17,7 @@ import { flushMetadata, writeHeader } from './flush.js';
 import { mapImage, type MapEntry } from './map.js';
 import { snapshotIcount } from './format/snapshot-table.js';
 import { fullBackingPath, openBacking, readClipped, type BackingLayer, type ChainContext, type ChainMapEntry } from './backing.js';
-import { commitToBacking, rebaseImage, type RebaseOptions, type WritableBase } from './chain.js';
+import { canEmptyCompletely, commitToBacking, emptyByDiscard, rebaseImage, writeCompletelyEmpty, type RebaseOptions, type WritableBase } from './chain.js';
 import { realpath } from 'node:fs/promises';
 
 export type { CreateOptions } from './create.js';
@@ -117,10 +117,12 @@ export class Qcow2Image {
   };
 
   private constructor(
-    private readonly s: ImageState,
+    private s: ImageState,
     /** The image's path (relative backing names are resolved against it). */
     readonly filename: string | undefined,
     private readonly chain: ChainContext,
+    /** Opens the image file again with the same options (after commit rebuilt its metadata). */
+    private readonly reopenState: () => Promise<ImageState>,
   ) {
     this.snapshots = {
       create: (name) => this.mutate(() => createSnapshot(this.s, name)),
@@ -193,19 +195,20 @@ export class Qcow2Image {
 
   private static async openInChain(file: BlockFile, options: OpenOptions, chain: ChainContext): Promise<Qcow2Image> {
     const readOnly = options.readOnly ?? false;
-    const state = await openState(file, {
+    const constraints = {
       readOnly,
       dropBitmaps: options.dropBitmaps,
       l2CacheEntries: options.l2CacheEntries,
       refcountCacheEntries: options.refcountCacheEntries,
       clock: options.clock ?? systemClock,
-    });
+    };
+    const state = await openState(file, constraints);
     if (state.backingName !== undefined && options.backing !== false) {
       // Reads and writes of subclusters do not reach through a chain yet.
       if (state.g.extendedL2) throw new Qcow2Error('unsupported', `backing files on images with extended L2 entries are not supported (backing file '${state.backingName}')`);
       state.backing = await openBacking(options.filename, state.backingName, state.ext.backingFormat, chain);
     }
-    return new Qcow2Image(state, options.filename, chain);
+    return new Qcow2Image(state, options.filename, chain, () => openState(file, constraints));
   }
 
   /**
@@ -346,7 +349,14 @@ export class Qcow2Image {
    * without an open backing file.
    */
   commit(): Promise<void> {
-    return this.mutate(() => commitToBacking(this.s, (name, format) => openBacking(this.filename, name, format, this.chain), openWritableBase));
+    return this.mutate(async () => {
+      await commitToBacking(this.s, (name, format) => openBacking(this.filename, name, format, this.chain), openWritableBase);
+      if (!canEmptyCompletely(this.s)) return emptyByDiscard(this.s);
+      await writeCompletelyEmpty(this.s);
+      const backing = this.s.backing;
+      this.s = await this.reopenState();
+      this.s.backing = backing;
+    });
   }
 
   info(): Promise<ImageInfo> {

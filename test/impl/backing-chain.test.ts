@@ -2,7 +2,7 @@
 // QEMU opens, and every operation on an overlay leaves the same guest view and
 // the same qemu-img map as qemu-io/qemu-img doing the same on a copy.
 import { describe, expect, it } from 'vitest';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Qcow2Error, Qcow2Image, type MapEntry } from '../../impl/index.js';
@@ -166,8 +166,18 @@ describe('rebase and commit', () => {
         expect(await engineMap(join(d, 'ours.qcow2'))).toEqual(await qemuMap(join(d, 'theirs.qcow2')));
         expect(firstDifference(await qemuRaw(join(d, 'ours-base.qcow2')), await qemuRaw(join(d, 'theirs-base.qcow2')))).toBe(-1);
         expect(await engineMap(join(d, 'ours-base.qcow2'))).toEqual(await qemuMap(join(d, 'theirs-base.qcow2')));
-        expect((await qemuCheck(join(d, 'ours.qcow2'))).exitCode).toBe(0);
+        const [ours, theirs] = [await qemuCheck(join(d, 'ours.qcow2')), await qemuCheck(join(d, 'theirs.qcow2'))];
+        expect(ours.exitCode).toBe(0);
+        // v3: make_completely_empty leaves header, refcount table and block, L1; v2 keeps its L2 tables.
+        expect(ours.imageEndOffset).toBe(theirs.imageEndOffset);
+        expect((await stat(join(d, 'ours.qcow2'))).size).toBe((await stat(join(d, 'theirs.qcow2'))).size);
         expect((await qemuCheck(join(d, 'ours-base.qcow2'))).exitCode).toBe(0);
+        // The emptied image stays usable: a write after the commit lands in it.
+        const after = await Qcow2Image.openFile(join(d, 'ours.qcow2'));
+        await after.write(0, new Uint8Array(512).fill(7));
+        expect((await after.read(0, 1024)).subarray(510, 514)).toEqual(new Uint8Array([7, 7, 0xcc, 0xcc]));
+        await after.close();
+        expect((await qemuCheck(join(d, 'ours.qcow2'))).exitCode).toBe(0);
       });
     });
   }
