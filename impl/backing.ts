@@ -27,7 +27,7 @@ export interface BackingLayer {
    * below, and so on; `filename` is the layer that holds the data.
    */
   map(offset: number, length: number): Promise<ChainMapEntry[]>;
-  /** The layers below this one (empty for a raw layer or a qcow2 layer without backing). */
+  /** The layer right below this one, if any (none for a raw layer or a qcow2 layer without backing). */
   readonly below: readonly BackingLayer[];
   close(): Promise<void>;
 }

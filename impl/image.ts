@@ -191,7 +191,7 @@ export class Qcow2Image {
   /** A qcow2 backing file: opened read-only with its own chain, as a layer. */
   private static async openLayer(file: BlockFile, filename: string, chain: ChainContext): Promise<BackingLayer> {
     const image = await Qcow2Image.openInChain(file, { readOnly: true, filename }, chain);
-    return new Qcow2Layer(image, filename, (from, to) => image.serial(() => mapImage(image.s, from, to)));
+    return new Qcow2Layer(image, filename, (from, to) => image.serial(() => mapImage(image.s, from, to)), () => image.s.backing);
   }
 
   private static async openInChain(file: BlockFile, options: OpenOptions, chain: ChainContext): Promise<Qcow2Image> {
@@ -205,6 +205,8 @@ export class Qcow2Image {
     };
     const state = await openState(file, constraints);
     if (state.backingName !== undefined && options.backing !== false) {
+      // Reads and writes of subclusters do not reach through a chain yet.
+      if (state.g.extendedL2) throw new Qcow2Error('unsupported', `backing files on images with extended L2 entries are not supported (backing file '${state.backingName}')`);
       state.backing = await openBacking(options.filename, state.backingName, state.ext.backingFormat, chain);
     }
     return new Qcow2Image(state, options.filename, chain, () => openState(file, constraints));
@@ -455,6 +457,7 @@ class Qcow2Layer implements BackingLayer {
     private readonly image: Qcow2Image,
     readonly filename: string,
     private readonly mapRange: (from: number, to: number) => Promise<MapEntry[]>,
+    private readonly next: () => BackingLayer | undefined,
   ) {}
 
   get size(): number {
@@ -462,7 +465,8 @@ class Qcow2Layer implements BackingLayer {
   }
 
   get below(): readonly BackingLayer[] {
-    return this.image.backingChain.slice(0, 1);
+    const next = this.next();
+    return next === undefined ? [] : [next];
   }
 
   read(offset: number, length: number): Promise<Uint8Array> {

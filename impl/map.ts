@@ -46,39 +46,37 @@ export async function mapImage(s: ImageState, from = 0, to = s.header.size): Pro
     const inCluster = start - cluster * cs;
     const e = await s.map.entry(cluster);
     if (s.g.extendedL2 && e.kind !== 'compressed') {
-      // an extended-L2 image has no backing file (the engine refuses one), so it is mapped whole
-      assert(inCluster === 0 && s.backing === undefined, 'extended-L2 map covers whole clusters of an image without backing');
+      // Backing files are refused on extended-L2 images (open.ts): whole clusters only.
+      assert(inCluster === 0 && s.backing === undefined, 'extended-L2 images are mapped cluster by cluster, alone');
       mapSubclusters(s, e, await s.map.bitmap(cluster), start, length, push, pushData);
       continue;
     }
-    let next: MapEntry;
     switch (e.kind) {
       case 'unallocated': {
         const backingEnd = Math.min(start + length, s.backing?.size ?? 0);
         if (s.backing !== undefined && backingEnd > start) {
           for (const below of await s.backing.map(start, backingEnd - start)) push({ ...below, depth: below.depth + 1 });
           if (backingEnd < start + length) push({ start: backingEnd, length: start + length - backingEnd, depth: 0, present: false, zero: true, data: false });
-          continue;
+          break;
         }
-        next = { start, length, depth: 0, present: false, zero: true, data: false };
+        push({ start, length, depth: 0, present: false, zero: true, data: false });
         break;
       }
       case 'zero-plain':
-        next = { start, length, depth: 0, present: true, zero: true, data: false };
+        push({ start, length, depth: 0, present: true, zero: true, data: false });
         break;
       case 'zero-alloc':
-        next = { start, length, depth: 0, present: true, zero: true, data: false, offset: e.offset + inCluster };
+        push({ start, length, depth: 0, present: true, zero: true, data: false, offset: e.offset + inCluster });
         break;
       case 'normal':
         pushData(start, length, e.offset + inCluster);
-        continue;
+        break;
       case 'compressed':
-        next = { start, length, depth: 0, present: true, zero: false, data: true };
+        push({ start, length, depth: 0, present: true, zero: false, data: true });
         break;
       default:
         return assertNever(e, 'L2 entry');
     }
-    push(next);
   }
   return out;
 }

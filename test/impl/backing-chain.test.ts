@@ -2,10 +2,10 @@
 // QEMU opens, and every operation on an overlay leaves the same guest view and
 // the same qemu-img map as qemu-io/qemu-img doing the same on a copy.
 import { describe, expect, it } from 'vitest';
-import { copyFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Qcow2Error, Qcow2Image, type MapEntry } from '../../impl/index.js';
+import { backingChainDepthMax, Qcow2Error, Qcow2Image, type MapEntry } from '../../impl/index.js';
 import { firstDifference, pseudoRandomBytes, qemuCheck, qemuImg, qemuIo, qemuRaw, withTempDir } from './qemu-helpers.js';
 
 const KiB = 1024;
@@ -231,6 +231,36 @@ describe('bad chains get typed errors', () => {
       const image = await Qcow2Image.createFile(join(d, 'c.qcow2'), { size: 512 });
       await expect(image.rebase({ backingFile: 'a.qcow2', unsafe: true })).rejects.toThrow(/backing format must be specified/);
       await image.close();
+    });
+  });
+});
+
+describe('the depth limit', () => {
+  it(`a chain of ${backingChainDepthMax} backing files opens; one more is refused with a typed error, never a stack overflow`, async () => {
+    await withTempDir(async (d) => {
+      // Fixed-width names, so every layer is one template with its backing name patched.
+      const base = (i: number) => `l${String(i).padStart(5, '0')}.qcow2`;
+      const name = (i: number) => join(d, base(i));
+      await (await Qcow2Image.createFile(name(0), { size: 512, clusterSize: 512 })).close();
+      await (await Qcow2Image.createFile(name(1), { size: 512, clusterSize: 512, backingFile: base(0), backingFormat: 'qcow2' })).close();
+      const template = await readFile(name(1));
+      const at = template.indexOf(base(0));
+      expect(at).toBeGreaterThan(0);
+      for (let i = 2; i <= backingChainDepthMax + 1; i++) {
+        const layer = Buffer.from(template);
+        layer.write(base(i - 1), at);
+        await writeFile(name(i), layer);
+      }
+      const deepest = await Qcow2Image.openFile(name(backingChainDepthMax), { readOnly: true });
+      expect(deepest.backingChain).toHaveLength(backingChainDepthMax);
+      expect(await deepest.read(0, 512)).toEqual(new Uint8Array(512));
+      await deepest.close();
+      const error: unknown = await Qcow2Image.openFile(name(backingChainDepthMax + 1), { readOnly: true }).then(
+        async (image) => image.close(),
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(Qcow2Error);
+      expect((error as Qcow2Error).message).toMatch(new RegExp(`deeper than ${backingChainDepthMax}`));
     });
   });
 });
