@@ -16,6 +16,7 @@ export interface AbstractImage {
   readonly clusterBits: number;
   readonly refcountBits: number;
   readonly lazyRefcounts: boolean;
+  readonly compressionType: 'zlib' | 'zstd';
   readonly virtualSize: number;
   readonly dirty: boolean;
   readonly corrupt: boolean;
@@ -41,6 +42,8 @@ export function abstractImage(decoded: DecodedImage): AbstractImage {
     clusterBits: header.clusterBits,
     refcountBits: 2 ** header.refcountOrder,
     lazyRefcounts: header.lazyRefcounts,
+    // decodeHeader admits 0 (zlib) and 1 (zstd) only
+    compressionType: header.compressionType === 1 ? 'zstd' : 'zlib',
     virtualSize: header.size,
     dirty: header.dirty,
     corrupt: header.corrupt,

@@ -73,6 +73,7 @@ function compare(state: ModelState, image: AbstractImage): void {
     ['cluster bits', o.clusterBits, image.clusterBits],
     ['refcount bits', o.refcountBits, image.refcountBits],
     ['lazy refcounts', o.lazyRefcounts, image.lazyRefcounts],
+    ['compression type', o.compressionType ?? 'zlib', image.compressionType],
     ['virtual size', o.virtualSize, image.virtualSize],
     ['corrupt bit', false, image.corrupt],
     ['snapshot count', state.snapshots.length, image.snapshots.length],

@@ -15,6 +15,12 @@ export interface ImageOptions {
   readonly lazyRefcounts: boolean;
   /** Virtual disk size in bytes, a multiple of 512. */
   readonly virtualSize: number;
+  /**
+   * How compressed clusters are written (header byte 104); zstd is version 3
+   * only. Absent means zlib, qemu-img create's default, so cases saved before
+   * the field existed keep their meaning.
+   */
+  readonly compressionType?: 'zlib' | 'zstd';
 }
 
 export type Op =

@@ -24,6 +24,8 @@ export function validateOptions(options: ImageOptions): void {
   if (!refcountBitsAllowed.includes(refcountBits)) fail(`refcountBits must be one of ${refcountBitsAllowed.join(', ')}`);
   if (version === 2 && refcountBits !== 16) fail('version 2 has 16-bit refcounts');
   if (version === 2 && lazyRefcounts) fail('lazy refcounts need version 3');
+  if (options.compressionType !== undefined && options.compressionType !== 'zlib' && options.compressionType !== 'zstd') fail('compressionType must be zlib or zstd');
+  if (version === 2 && options.compressionType === 'zstd') fail('zstd compression needs version 3');
   if (!Number.isSafeInteger(virtualSize) || virtualSize < 0 || virtualSize % 512 !== 0) {
     fail('virtualSize must be a non-negative multiple of 512');
   }

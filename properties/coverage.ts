@@ -40,6 +40,8 @@ export interface Coverage {
   versions: Record<string, number>;
   clusterBits: Record<string, number>;
   refcountBits: Record<string, number>;
+  /** Sequences by compression_type (zlib, zstd). */
+  compressionTypes: Record<string, number>;
   lazyRefcounts: number;
   /** How many sequences had each command kind switched off by the swarm. */
   swarmOff: Record<string, number>;
@@ -66,6 +68,7 @@ export function emptyCoverage(): Coverage {
     versions: {},
     clusterBits: {},
     refcountBits: {},
+    compressionTypes: {},
     lazyRefcounts: 0,
     swarmOff: {},
     compressedLayout: {},
@@ -84,7 +87,7 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.snapshotsAliveMax = Math.max(into.snapshotsAliveMax, from.snapshotsAliveMax);
   into.lazyRefcounts += from.lazyRefcounts;
   const histograms = [
-    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout',
+    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'compressionTypes', 'swarmOff', 'compressedLayout',
   ] as const;
   for (const key of histograms) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);
@@ -106,6 +109,7 @@ export function recordSequenceStart(cov: Coverage, options: ImageOptions, swarm:
   bump(cov.versions, `v${options.version}`);
   bump(cov.clusterBits, String(options.clusterBits));
   bump(cov.refcountBits, String(options.refcountBits));
+  bump(cov.compressionTypes, options.compressionType ?? 'zlib');
   if (options.lazyRefcounts) cov.lazyRefcounts += 1;
   if (swarm !== undefined) for (const [k, w] of Object.entries(swarm)) if (w === 0) bump(cov.swarmOff, k);
 }

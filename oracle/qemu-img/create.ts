@@ -14,6 +14,8 @@ export interface QemuCreateConstraints {
   /** "0.10" = version 2, "1.1" = version 3 (QEMU's default). */
   readonly compat?: '0.10' | '1.1';
   readonly lazyRefcounts?: boolean;
+  /** compression_type=zlib|zstd (zstd needs compat 1.1). */
+  readonly compressionType?: 'zlib' | 'zstd';
   /** Any other `-o` option, passed through verbatim (e.g. `{ preallocation: 'metadata' }`). */
   readonly extraOptions?: Readonly<Record<string, CreateOptionValue>>;
 }
@@ -24,6 +26,7 @@ export async function qemuImgCreate(path: string, constraints: QemuCreateConstra
   if (constraints.refcountBits !== undefined) options.refcount_bits = constraints.refcountBits;
   if (constraints.compat !== undefined) options.compat = constraints.compat;
   if (constraints.lazyRefcounts !== undefined) options.lazy_refcounts = constraints.lazyRefcounts;
+  if (constraints.compressionType !== undefined) options.compression_type = constraints.compressionType;
   Object.assign(options, constraints.extraOptions);
   const args = ['create', '-q', '-f', 'qcow2'];
   const formatted = formatCreateOptions(options);
@@ -42,6 +45,7 @@ export function createConstraints(options: ImageOptions): QemuCreateConstraints 
     compat: options.version === 2 ? '0.10' : '1.1',
     // lazy_refcounts=on needs compat=1.1; "off" is accepted (and the default) for 0.10.
     lazyRefcounts: options.version === 3 && options.lazyRefcounts,
+    compressionType: options.compressionType ?? 'zlib',
   };
 }
 

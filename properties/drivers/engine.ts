@@ -13,6 +13,7 @@ export function createOptionsFor(options: ImageOptions): CreateOptions {
     refcountBits: options.refcountBits,
     compat: options.version === 3 ? '1.1' : '0.10',
     lazyRefcounts: options.lazyRefcounts,
+    compressionType: options.compressionType ?? 'zlib',
   };
 }
 

@@ -2,7 +2,8 @@
 // tables in play), 1-bit refcounts (overflow with the first snapshot), 64-bit
 // refcounts with 512 B clusters (one reftable cluster covers only 2 MiB of file,
 // so the refcount table grows within a few operations), sizes just around an L2
-// table's reach and sizes that are not a multiple of the cluster size.
+// table's reach and sizes that are not a multiple of the cluster size; zlib
+// and zstd alike for version 3.
 import fc from 'fast-check';
 import type { ImageOptions } from '../../../model/index.js';
 import type { QualifiedImageOptionsConstraints } from '../image-options.js';
@@ -30,6 +31,7 @@ interface RawOptions {
   clusterBits: number;
   refcountBits: number;
   lazyRefcounts: boolean;
+  compressionType: 'zlib' | 'zstd';
   shape: SizeShape;
   count: number;
   /** 0 = cluster aligned; otherwise the last cluster keeps `tailSectors` 512-byte sectors. */
@@ -82,6 +84,7 @@ export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbit
     clusterBits,
     refcountBits,
     lazyRefcounts: fc.boolean(),
+    compressionType: fc.constantFrom('zlib', 'zstd'),
     shape: weighted<SizeShape>([['tiny', 2], ['l2-boundary', 2], ['spread', 3], ['large', 1]]),
     count: fc.nat({ max: 1 << 20 }),
     tailSectors: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat({ max: 4095 }), weight: 1 }),
@@ -100,6 +103,8 @@ export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbit
       refcountBits: r.version === 2 ? 16 : r.refcountBits,
       lazyRefcounts: r.version === 3 && r.lazyRefcounts,
       virtualSize: (count - 1) * clusterSize + tail * 512,
+      // zstd needs the compression-type header field, version 3 only
+      compressionType: r.version === 3 ? r.compressionType : 'zlib',
     };
   });
 }
