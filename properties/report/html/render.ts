@@ -23,10 +23,11 @@ const guestRowsMax = 2000;
 
 const roleColours: Record<ClusterRole | 'mixed', string> = {
   header: '#444', l1: '#1f77b4', l2: '#6baed6', refcountTable: '#9467bd', refcountBlock: '#c5b0d5', snapshotTable: '#8c564b',
-  snapshotL1: '#c49c94', data: '#2ca02c', compressed: '#bcbd22', free: '#eee', mixed: '#ff7f0e',
+  snapshotL1: '#c49c94', bitmapDirectory: '#e377c2', bitmapTable: '#f7b6d2', bitmapData: '#17becf', data: '#2ca02c', compressed: '#bcbd22', free: '#eee', mixed: '#ff7f0e',
 };
 /** One character per role in the embedded data (roleCodes[i] ↔ clusterRoles[i]). */
-const roleCodes = 'hLlRrSsdcf';
+const roleCodes = 'hLlRrSsDTBdcf';
+if (roleCodes.length !== clusterRoles.length || !roleCodes.endsWith('f')) throw new Error('roleCodes must give one code per role, free last as f');
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
