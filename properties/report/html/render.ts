@@ -33,6 +33,22 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/**
+ * Runs of equal values, `[value, count]`: a big image is long runs of data
+ * clusters with the same role, refcount and references, so the page grows with
+ * the runs, not with the clusters (a sparse 1 TiB image of 1 MiB clusters has
+ * over a million clusters and a few hundred runs).
+ */
+function runs<T>(values: ArrayLike<T>): [T, number][] {
+  const out: [T, number][] = [];
+  for (let i = 0; i < values.length; i++) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last[0] === values[i]) last[1]++;
+    else out.push([values[i]!, 1]);
+  }
+  return out;
+}
+
 function pageData(layout: ImageLayout, expectation: ModelExpectation | undefined): string {
   const roles: Record<number, number[]> = {};
   const marks: Record<number, number> = {};
@@ -50,11 +66,11 @@ function pageData(layout: ImageLayout, expectation: ModelExpectation | undefined
     roleNames: clusterRoles,
     markNames: clusterMarks,
     codes: roleCodes,
-    primary: primary.join(''),
+    primary: runs(primary),
     roles,
     marks,
-    references: Array.from(clusters.references.subarray(0, clusters.count)),
-    refcounts: layout.refcounts.map((r) => (r === undefined ? null : Number(r))),
+    references: runs(clusters.references.subarray(0, clusters.count)),
+    refcounts: runs(layout.refcounts.map((r) => (r === undefined ? null : Number(r)))),
     expected: Object.fromEntries(expectation?.refcounts ?? []),
   };
   // '<' escaped so no string in the data can end the script element.
