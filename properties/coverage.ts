@@ -142,6 +142,11 @@ export function recordOutcome(cov: Coverage, outcome: Outcome, state: ModelState
   cov.snapshotsAliveMax = Math.max(cov.snapshotsAliveMax, state.snapshots.length);
 }
 
+/** A snapshot refused because compressed streams share a host cluster (the model's own count stayed within the limit). */
+export function recordPackedOverflow(cov: Coverage): void {
+  bump(cov.outcomes, 'refcount-overflow:packed-streams');
+}
+
 /** Header fields whose change marks a growth (compared between consecutive samples). */
 export interface HeaderSample {
   readonly l1Size: number;
