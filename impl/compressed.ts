@@ -3,7 +3,8 @@
 // and qcow2_zstd_decompress do (type 1: one frame per cluster, default level 3),
 // and the host clusters a compressed stream touches (each one holds a reference
 // per stream).
-import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { constants, deflateRaw, inflateRawSync } from 'node:zlib';
 import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import type { BlockFile } from './io/block-file.js';
 import type { Geometry } from './geometry.js';
@@ -19,6 +20,8 @@ export const deflateWindowBits = 12;
 export const deflateMemLevel = 9;
 /** ZSTD_CLEVEL_DEFAULT: QEMU sets no level. */
 const zstdLevel = 3;
+/** Deflate on libuv's thread pool, so the clusters of one write compress in parallel as QEMU's qcow2_co_compress threads do. */
+const deflateRawAsync = promisify(deflateRaw);
 
 /**
  * The WebAssembly zstd module, instantiated once, on the first zstd stream. Its
@@ -44,6 +47,7 @@ export function compressedClusters(d: CompressedDescriptor, g: Geometry): number
  * (qcow2_compress with Z_DEFAULT_COMPRESSION, or qcow2_zstd_compress). Returns
  * undefined when the stream would not be shorter than the cluster: QEMU then
  * writes the cluster uncompressed (its output buffer holds cluster_size - 1).
+ * zlib runs off the main thread (several calls may be in flight); zstd (WebAssembly) on it.
  */
 export async function compressCluster(cluster: Uint8Array, g: Geometry, compressionType: number): Promise<Uint8Array | undefined> {
   assert(cluster.length === g.clusterSize, 'a compressed write covers one whole cluster');
@@ -53,7 +57,7 @@ export async function compressCluster(cluster: Uint8Array, g: Geometry, compress
     out = zstdCompress(cluster, zstdLevel);
   } else {
     assert(compressionType === compressionTypeZlib, 'open refuses unknown compression types');
-    const deflated = deflateRawSync(cluster, { windowBits: deflateWindowBits, memLevel: deflateMemLevel, level: constants.Z_DEFAULT_COMPRESSION });
+    const deflated = await deflateRawAsync(cluster, { windowBits: deflateWindowBits, memLevel: deflateMemLevel, level: constants.Z_DEFAULT_COMPRESSION });
     out = new Uint8Array(deflated.buffer, deflated.byteOffset, deflated.length);
   }
   assert(out.length > 0, 'a compressed stream has at least one byte');

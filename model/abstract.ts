@@ -17,6 +17,7 @@ export interface AbstractImage {
   readonly refcountBits: number;
   readonly lazyRefcounts: boolean;
   readonly extendedL2: boolean;
+  readonly compressionType: 'zlib' | 'zstd';
   readonly virtualSize: number;
   readonly dirty: boolean;
   readonly corrupt: boolean;
@@ -43,6 +44,8 @@ export function abstractImage(decoded: DecodedImage): AbstractImage {
     refcountBits: 2 ** header.refcountOrder,
     lazyRefcounts: header.lazyRefcounts,
     extendedL2: header.extendedL2,
+    // decodeHeader admits 0 (zlib) and 1 (zstd) only
+    compressionType: header.compressionType === 1 ? 'zstd' : 'zlib',
     virtualSize: header.size,
     dirty: header.dirty,
     corrupt: header.corrupt,

@@ -75,6 +75,7 @@ function compare(state: ModelState, image: AbstractImage): void {
     ['refcount bits', o.refcountBits, image.refcountBits],
     ['lazy refcounts', o.lazyRefcounts, image.lazyRefcounts],
     ['extended L2', o.extendedL2 === true, image.extendedL2],
+    ['compression type', o.compressionType ?? 'zlib', image.compressionType],
     ['virtual size', o.virtualSize, image.virtualSize],
     ['corrupt bit', false, image.corrupt],
     ['snapshot count', state.snapshots.length, image.snapshots.length],

@@ -10,6 +10,7 @@ export type { StepResult } from './guest-ops.js';
 export { chainPieces, read, readsAsZero, guestClusterKind, modelMap, type ChainPiece, type ModelMapRange } from './read.js';
 export { expectedRefcounts, type ExpectedRefcounts } from './refcounts.js';
 export { findSnapshotByIdOrName, findSnapshotByName } from './snapshot-ops.js';
+export { packedOverflowCluster, packingDecidesOverflow } from './packed-overflow.js';
 export { bufferReader, type ByteReader } from './decode/byte-reader.js';
 export { DecodeError } from './decode/decode-error.js';
 export { decodeImage, type DecodedImage, type DecodedL1, type DecodedL2Entry } from './decode/image.js';

@@ -23,6 +23,12 @@ export interface ImageOptions {
    * it existed) means false.
    */
   readonly extendedL2?: boolean;
+  /**
+   * How compressed clusters are written (header byte 104); zstd is version 3
+   * only. Absent means zlib, qemu-img create's default, so cases saved before
+   * the field existed keep their meaning.
+   */
+  readonly compressionType?: 'zlib' | 'zstd';
 }
 
 export type Op =

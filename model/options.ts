@@ -26,6 +26,8 @@ export function validateOptions(options: ImageOptions): void {
   if (!refcountBitsAllowed.includes(refcountBits)) fail(`refcountBits must be one of ${refcountBitsAllowed.join(', ')}`);
   if (version === 2 && refcountBits !== 16) fail('version 2 has 16-bit refcounts');
   if (version === 2 && lazyRefcounts) fail('lazy refcounts need version 3');
+  if (options.compressionType !== undefined && options.compressionType !== 'zlib' && options.compressionType !== 'zstd') fail('compressionType must be zlib or zstd');
+  if (version === 2 && options.compressionType === 'zstd') fail('zstd compression needs version 3');
   if (extendedL2 !== undefined && typeof extendedL2 !== 'boolean') fail('extendedL2 must be a boolean');
   if (extendedL2 === true && version === 2) fail('extended L2 entries need version 3');
   if (extendedL2 === true && clusterBits < extendedL2ClusterBitsMin) fail(`extended L2 entries need clusterBits >= ${extendedL2ClusterBitsMin}`);

@@ -5,11 +5,14 @@ import {
   bufferReader,
   checkImage,
   decodeImage,
+  packedOverflowCluster,
+  packingDecidesOverflow,
   read,
   step as modelStep,
   type CheckReport,
   type DecodedImage,
   type ImageOptions,
+  type ModelState,
   type Op,
   type Outcome,
 } from '../model/index.js';
@@ -22,6 +25,7 @@ import {
   recordHeaderChange,
   recordL1Corner,
   recordOutcome,
+  recordPackedOverflow,
   recordStep,
   type Coverage,
   type HeaderSample,
@@ -54,9 +58,13 @@ export class RunContext {
     recordStep(this.coverage, m.state, step);
     if (step.kind === 'read') return this.compareRead(m, step);
     if (isFaultStep(step)) return runFaultStep(m, step, this.driver, this.scratch, this.coverage);
-    const { state, outcome: expected } = modelStep(m.state, step);
+    const modelResult = modelStep(m.state, step);
+    const packing = modelResult.outcome.ok ? packingDecidesOverflow(m.state, step) : undefined;
+    const before = packing === undefined ? undefined : await this.driver.imageBytes();
     const actual = await this.driver.apply(step);
+    const { state, outcome: expected } = before === undefined || packing === undefined ? modelResult : packedOutcome(m.state, modelResult, before, packing, actual);
     recordOutcome(this.coverage, expected, state, step);
+    if (expected !== modelResult.outcome) recordPackedOverflow(this.coverage);
     recordL1Corner(this.coverage, this.l1, m.state, step, expected, state);
     compareOutcomes(step, expected, actual);
     m.state = state;
@@ -159,6 +167,34 @@ function makeSample(bytes: Uint8Array): ImageSample {
       return decoded;
     },
   };
+}
+
+/**
+ * A snapshot create or revert the model lets succeed, though its walk reaches
+ * compressed streams: when the implementation refused it with refcount-overflow,
+ * the refusal is right exactly when the image before the op, as it is packed,
+ * overflows (model/packed-overflow.ts); the model then stays where it was. Any
+ * other answer is held to the model's.
+ */
+function packedOutcome(
+  before: ModelState,
+  modelResult: { readonly state: ModelState; readonly outcome: Outcome },
+  imageBefore: Uint8Array,
+  packing: { readonly snapshot?: number },
+  actual: Outcome,
+): { readonly state: ModelState; readonly outcome: Outcome } {
+  if (actual.ok || actual.error !== 'refcount-overflow') return modelResult;
+  let image: DecodedImage;
+  try {
+    image = decodeImage(bufferReader(imageBefore));
+  } catch {
+    return modelResult; // the structure check reports an image that cannot be decoded
+  }
+  const l1 = packing.snapshot === undefined ? image.active : image.snapshots[packing.snapshot]?.l1;
+  const cluster = l1 === undefined ? undefined : packedOverflowCluster(image, l1);
+  if (cluster === undefined) return modelResult;
+  const message = `host cluster ${cluster} holds several compressed streams: one more walk would push its refcount past 2^${before.options.refcountBits} - 1`;
+  return { state: before, outcome: { ok: false, error: 'refcount-overflow', message } };
 }
 
 export function compareOutcomes(op: Op, expected: Outcome, actual: Outcome): void {

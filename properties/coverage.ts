@@ -47,6 +47,8 @@ export interface Coverage {
   versions: Record<string, number>;
   clusterBits: Record<string, number>;
   refcountBits: Record<string, number>;
+  /** Sequences by compression_type (zlib, zstd). */
+  compressionTypes: Record<string, number>;
   lazyRefcounts: number;
   /** Sequences on extended-L2 images. */
   extendedL2: number;
@@ -103,6 +105,7 @@ export function emptyCoverage(): Coverage {
     versions: {},
     clusterBits: {},
     refcountBits: {},
+    compressionTypes: {},
     lazyRefcounts: 0,
     extendedL2: 0,
     subclusters: {},
@@ -126,7 +129,7 @@ export function mergeCoverage(into: Coverage, from: Coverage): Coverage {
   into.lazyRefcounts += from.lazyRefcounts;
   into.extendedL2 += from.extendedL2;
   const histograms = [
-    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'swarmOff', 'compressedLayout', 'subclusters', 'faults', 'chains',
+    'opsByKind', 'outcomes', 'clusterKinds', 'snapshotLookups', 'l1ClusterCrossings', 'versions', 'clusterBits', 'refcountBits', 'compressionTypes', 'swarmOff', 'compressedLayout', 'subclusters', 'faults', 'chains',
   ] as const;
   for (const key of histograms) {
     for (const [k, v] of Object.entries(from[key])) bump(into[key], k, v);
@@ -148,6 +151,7 @@ export function recordSequenceStart(cov: Coverage, options: ImageOptions, swarm:
   bump(cov.versions, `v${options.version}`);
   bump(cov.clusterBits, String(options.clusterBits));
   bump(cov.refcountBits, String(options.refcountBits));
+  bump(cov.compressionTypes, options.compressionType ?? 'zlib');
   if (options.lazyRefcounts) cov.lazyRefcounts += 1;
   if (options.extendedL2 === true) cov.extendedL2 += 1;
   if (swarm !== undefined) for (const [k, w] of Object.entries(swarm)) if (w === 0) bump(cov.swarmOff, k);
@@ -244,6 +248,11 @@ export function recordOutcome(cov: Coverage, outcome: Outcome, state: ModelState
   if (step.kind === 'commit') bump(cov.chains, 'commit');
   const depth = backingLayers(state).length;
   if (depth > 0) cov.chains[`sequences-at-depth:${depth}`] = 1;
+}
+
+/** A snapshot refused because compressed streams share a host cluster (the model's own count stayed within the limit). */
+export function recordPackedOverflow(cov: Coverage): void {
+  bump(cov.outcomes, 'refcount-overflow:packed-streams');
 }
 
 /** Header fields whose change marks a growth (compared between consecutive samples). */

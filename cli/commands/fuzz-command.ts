@@ -20,7 +20,7 @@ export function registerFuzz(program: Command): void {
     .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')
     .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')
     .option('--images', 'run only the malformed-image fuzzer')
-    .option('--html <dir>', 'write one self-contained HTML page per new property failure into this directory')
+    .option('--html <dir>', 'write one self-contained HTML page per new finding (property failure or malformed image) into this directory')
     .option('--qemu-img <path>', qemuImgOptionHelp)
     .option('--qemu-io <path>', qemuIoOptionHelp)
     .action(async (raw: RawFuzzOptions & RawQemuToolOptions) => {

@@ -13,7 +13,7 @@ import { dedupKey, mutationLabel } from '../case/identity.js';
 import type { CorpusCase, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import { ImageFuzzer, type SeedOutcome } from '../mutants/image-fuzzer.js';
 import { provenance } from '../provenance.js';
-import { failedRunPage } from '../replay/html-page.js';
+import { failedRunPage, imageFindingPage } from '../replay/html-page.js';
 import { judgementSignature, runSignature } from '../replay/replay-case.js';
 import { knownSignatures, loadCorpus, saveCase } from '../store.js';
 import { runSeed, runsPerShardMax, type Shard } from './seed-stream.js';
@@ -31,7 +31,7 @@ export interface CampaignConstraints {
   readonly kinds: 'images' | 'all';
   /** Where new cases are written. */
   readonly corpusDir: string;
-  /** Where each new property failure's HTML page is written (replay/html-page.ts), when asked for. */
+  /** Where each new finding's HTML page is written (replay/html-page.ts: property failures and malformed images), when asked for. */
   readonly htmlDir?: string;
   /** Further corpora whose cases count as known (e.g. the bundled corpus/cases). */
   readonly knownDirs?: readonly string[];
@@ -39,6 +39,8 @@ export interface CampaignConstraints {
   readonly sequencesPerRun?: number;
   /** Longest sequence. Default 80: campaigns afford longer sequences than the gate. */
   readonly commandsCountMax?: number;
+  /** The malformed-image fuzzer (default a fresh one; tests plant a fault in its verdict). The campaign closes it. */
+  readonly imageFuzzer?: ImageFuzzer;
   /** Shrink malformed-image findings (default true; the quick test in npm test skips it). */
   readonly shrinkImages?: boolean;
   /** The campaign's clock (budget and progress only; never a verdict). */
@@ -77,7 +79,7 @@ export interface CampaignFinding {
   readonly replay?: string;
   /** A new property failure's QEMU shell script (qemu-img and qemu-io only). */
   readonly reproScript?: string;
-  /** A new property failure's HTML page, with --html. */
+  /** A new finding's HTML page, with --html. */
   readonly html?: string;
   readonly runSeed: number;
 }
@@ -108,9 +110,10 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
   const harnessErrors: string[] = [];
   // the image fuzzer first: a short or loaded campaign still tries malformed images, not only the first properties
   const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : ['images', ...propertyNames];
-  let fuzzer: ImageFuzzer | undefined;
+  let fuzzer: ImageFuzzer | undefined = c.imageFuzzer;
 
-  const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, run?: FailedRun): Promise<void> => {
+  /** `image`: the bytes saved with the case; `mutant`: a malformed image's bytes (for its page, saved or not). */
+  const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, run?: FailedRun, mutant?: Uint8Array): Promise<void> => {
     const key = dedupKey(candidate.implementation, candidate.signature);
     const status = known.get(key);
     const isNew = !seen.has(key) && (status === undefined || status === 'fixed');
@@ -123,12 +126,17 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
         const dir = join(tmpdir(), `qcow2-verify-repro-${saved.id}`.slice(0, 120));
         const title = [`qcow2-verify fuzz: ${candidate.property ?? ''} failed against ${candidate.implementation}`, candidate.message.split('\n')[0] ?? '', `Replay: qcow2-verify replay ${saved.jsonPath}`];
         finding = { ...finding, reproScript: await saveReproScript(dir, run.counterexample, title) };
-        if (c.htmlDir !== undefined) {
-          const html = join(c.htmlDir, `${saved.id}.html`);
-          await mkdir(c.htmlDir, { recursive: true });
-          await writeFile(html, await failedRunPage(run));
-          finding = { ...finding, html };
-        }
+      }
+      const page =
+        c.htmlDir === undefined ? undefined
+        : run !== undefined ? await failedRunPage(run)
+        : candidate.kind === 'malformed-image' && mutant !== undefined ? imageFindingPage(candidate, mutant, `qcow2-verify replay ${saved.jsonPath}`)
+        : undefined;
+      if (c.htmlDir !== undefined && page !== undefined) {
+        const html = join(c.htmlDir, `${saved.id}.html`);
+        await mkdir(c.htmlDir, { recursive: true });
+        await writeFile(html, page);
+        finding = { ...finding, html };
       }
       stats.newFailures++;
     } else {
@@ -162,7 +170,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
         const outcome = await fuzzer.runSeed(seed, c.shrinkImages ?? true, () => shrinkDeadline !== undefined && c.now() >= shrinkDeadline);
         stats.mutants += outcome.evaluated;
         const candidate = await imageCase(c, outcome);
-        if (candidate !== undefined) await record(candidate.case, candidate.image, seed);
+        if (candidate !== undefined) await record(candidate.case, candidate.image, seed, undefined, candidate.mutant);
       } else {
         const sequencesBefore = stats.sequences;
         const operationsBefore = stats.operations;
@@ -230,7 +238,8 @@ async function propertyCase(c: CampaignConstraints, property: PropertyName, run:
   };
 }
 
-async function imageCase(c: CampaignConstraints, outcome: SeedOutcome): Promise<{ case: MalformedImageCase; image: Uint8Array | undefined } | undefined> {
+/** The case of a malformed-image finding; `image` is stored with it (unless rebuildable and large), `mutant` is always the bytes judged. */
+async function imageCase(c: CampaignConstraints, outcome: SeedOutcome): Promise<{ case: MalformedImageCase; image: Uint8Array | undefined; mutant: Uint8Array } | undefined> {
   const shrunk = outcome.shrunk;
   const finding = shrunk?.outcome.judgement.finding;
   if (shrunk === undefined || finding === undefined) return undefined;
@@ -258,7 +267,7 @@ async function imageCase(c: CampaignConstraints, outcome: SeedOutcome): Promise<
   };
   // A base without snapshots rebuilds byte for byte (no timestamps), so a large image need not be stored.
   const rebuildable = !mutant.base.ops.some((op) => op.kind === 'snapshotCreate');
-  return { case: imageCase, image: rebuildable && resolved.bytes.length > storedImageBytesMax ? undefined : resolved.bytes };
+  return { case: imageCase, image: rebuildable && resolved.bytes.length > storedImageBytesMax ? undefined : resolved.bytes, mutant: resolved.bytes };
 }
 
 /** Larger mutant images are stored only when their base cannot be rebuilt exactly. */

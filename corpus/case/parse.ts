@@ -102,7 +102,18 @@ function parseOptions(r: Reader): ImageOptions {
     refcountBits: r.integer('refcountBits', 1),
     lazyRefcounts: r.boolean('lazyRefcounts'),
     virtualSize: r.integer('virtualSize'),
+    ...compressionTypeOf(r, version),
   };
+}
+
+/** An absent compressionType is zlib (cases saved before the field existed); zstd needs version 3. */
+function compressionTypeOf(r: Reader, version: 2 | 3): Pick<ImageOptions, 'compressionType'> {
+  const type = r.optionalString('compressionType');
+  if (type === undefined) return {};
+  if (type !== 'zlib' && (type !== 'zstd' || version !== 3)) {
+    throw new CorpusFormatError(r.source, `${r.prefix}compressionType`, JSON.stringify(type), version === 3 ? 'zlib or zstd' : 'zlib (version 2)');
+  }
+  return { compressionType: type };
 }
 
 /** A sequence step: an operation, or a guest read checked against the model. */

@@ -92,12 +92,51 @@ export function failedRunPage(run: FailedRun): Promise<string> {
   });
 }
 
+/** What a malformed-image page says beside the picture of the image. */
+interface ImagePage {
+  readonly title: string;
+  /** The refusal, crash or disagreement in words. */
+  readonly divergence: string;
+  readonly verdicts?: { readonly ours: string; readonly qemu: string };
+  readonly mutations: MalformedImageCase['mutations'];
+  readonly signature: string;
+  readonly replayCommand: string;
+}
+
+function imagePage(image: Uint8Array, p: ImagePage): string {
+  const v = p.verdicts;
+  return renderHtml(imageLayout(bufferReader(image)), {
+    title: p.title,
+    divergence: p.divergence,
+    notes: [...(v === undefined ? [] : [`ours: ${v.ours}`, `QEMU: ${v.qemu}`]), ...p.mutations.map((m) => `mutation: ${JSON.stringify(m)}`), `signature: ${p.signature}`, `replay: ${p.replayCommand}`],
+  });
+}
+
 /** The page for a malformed-image case: its image, QEMU's verdict and ours. */
 export function imageCasePage(c: MalformedImageCase, image: Uint8Array, outcome: ReplayOutcome, replayCommand: string): string {
   const j = outcome.judgement;
-  return renderHtml(imageLayout(bufferReader(image)), {
+  return imagePage(image, {
     title: `${c.kind}: ${outcome.verdict}`,
     divergence: outcome.message,
-    notes: [...(j === undefined ? [] : [`ours: ${j.ours}`, `QEMU: ${j.qemu}`]), ...c.mutations.map((m) => `mutation: ${JSON.stringify(m)}`), `signature: ${outcome.signature ?? c.signature}`, `replay: ${replayCommand}`],
+    ...(j === undefined ? {} : { verdicts: { ours: j.ours, qemu: j.qemu } }),
+    mutations: c.mutations,
+    signature: outcome.signature ?? c.signature,
+    replayCommand,
+  });
+}
+
+/**
+ * The page for a malformed-image finding of the fuzzer, as it is saved
+ * (`image`: the mutant's bytes): the picture of the image, what was found in
+ * words (`finding: message`), both verdicts, the mutations and the replay command.
+ */
+export function imageFindingPage(c: MalformedImageCase, image: Uint8Array, replayCommand: string): string {
+  return imagePage(image, {
+    title: `malformed image (${c.finding}): ${c.verdicts.ours} / QEMU: ${c.verdicts.qemu}`,
+    divergence: `${c.finding}: ${c.message}`,
+    verdicts: c.verdicts,
+    mutations: c.mutations,
+    signature: c.signature,
+    replayCommand,
   });
 }

@@ -96,6 +96,7 @@ export async function createMyDriver(options: ImageOptions): Promise<ImageDriver
     refcountBits: options.refcountBits,
     compat: options.version === 3 ? '1.1' : '0.10',
     lazyRefcounts: options.lazyRefcounts,
+    compressionType: options.compressionType ?? 'zlib',
   });
   return new MyDriver(dir, path, image);
 }

@@ -16,6 +16,8 @@ export interface QemuCreateConstraints {
   readonly lazyRefcounts?: boolean;
   /** `extended_l2=on`: 32 subclusters a cluster (compat 1.1 and clusters of 16 KiB or more). */
   readonly extendedL2?: boolean;
+  /** compression_type=zlib|zstd (zstd needs compat 1.1). */
+  readonly compressionType?: 'zlib' | 'zstd';
   /** Any other `-o` option, passed through verbatim (e.g. `{ preallocation: 'metadata' }`). */
   readonly extraOptions?: Readonly<Record<string, CreateOptionValue>>;
 }
@@ -27,6 +29,7 @@ export async function qemuImgCreate(path: string, constraints: QemuCreateConstra
   if (constraints.compat !== undefined) options.compat = constraints.compat;
   if (constraints.lazyRefcounts !== undefined) options.lazy_refcounts = constraints.lazyRefcounts;
   if (constraints.extendedL2 !== undefined) options.extended_l2 = constraints.extendedL2;
+  if (constraints.compressionType !== undefined) options.compression_type = constraints.compressionType;
   Object.assign(options, constraints.extraOptions);
   const args = ['create', '-q', '-f', 'qcow2'];
   const formatted = formatCreateOptions(options);
@@ -47,6 +50,7 @@ export function createConstraints(options: ImageOptions): QemuCreateConstraints 
     lazyRefcounts: options.version === 3 && options.lazyRefcounts,
     // only when on, so that the command line of a standard image stays as it was
     ...(options.extendedL2 === true ? { extendedL2: true } : {}),
+    compressionType: options.compressionType ?? 'zlib',
   };
 }
 

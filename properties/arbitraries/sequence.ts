@@ -157,28 +157,12 @@ function spliceCorner(drawn: readonly SequenceCommand[], corner: L1ClusterCorner
   return out;
 }
 
-/**
- * Refcount widths where compressed streams are left out: with 2, 4 or 8 bits
- * several streams can fill a host cluster's refcount, and whether a snapshot
- * then overflows depends on the packing, which the model leaves to the engine.
- * With 1 bit every stream has its cluster alone (qcow2_alloc_bytes), with 16 or
- * more no test sequence gets near the limit.
- */
-const packingDependentRefcountBits: readonly number[] = [2, 4, 8];
-
-function withoutUnpredictableKinds(options: ImageOptions, swarm: SwarmWeights): SwarmWeights {
-  if (!packingDependentRefcountBits.includes(options.refcountBits) || swarm.writeCompressed === 0) return swarm;
-  const pruned = { ...swarm, writeCompressed: 0 };
-  return commandKinds.every((k) => pruned[k] === 0) ? { ...pruned, write: 1 } : pruned;
-}
-
 export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Sequence> {
   const c = qualifySequenceConstraints(constraints);
   // The source does not shrink: a simpler option regenerates a different command
   // list, which nearly always passes and only burns the shrink budget.
   return fc
     .noShrink(fc.record({ options: imageOptions(c.image), swarm: swarmWeights(c.swarm) }))
-    .map(({ options, swarm }) => ({ options, swarm: withoutUnpredictableKinds(options, swarm) }))
     .chain(({ options, swarm }) =>
       commandsFor(options, swarm, c.commandsCountMax, c.faults ? faultCommands() : [], c.chains).map((commands) => ({ options, swarm, commands })),
     );

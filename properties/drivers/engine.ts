@@ -19,6 +19,7 @@ export function createOptionsFor(options: ImageOptions): CreateOptions {
     compat: options.version === 3 ? '1.1' : '0.10',
     lazyRefcounts: options.lazyRefcounts,
     ...(options.extendedL2 === true ? { extendedL2: true } : {}),
+    compressionType: options.compressionType ?? 'zlib',
   };
 }
 

@@ -9,7 +9,7 @@ import type { Counterexample, Failure, RunResult } from './run-result.js';
 export function formatOptions(o: ImageOptions): string {
   const cs = 2 ** o.clusterBits;
   const size = cs >= 1024 ? `${cs / 1024} KiB` : `${cs} B`;
-  return `v${o.version}, ${size} clusters${o.extendedL2 === true ? ' (extended L2: 32 subclusters each)' : ''}, ${o.refcountBits}-bit refcounts, lazy refcounts ${o.lazyRefcounts ? 'on' : 'off'}, virtual size 0x${o.virtualSize.toString(16)} (${o.virtualSize} bytes)`;
+  return `v${o.version}, ${size} clusters${o.extendedL2 === true ? ' (extended L2: 32 subclusters each)' : ''}, ${o.refcountBits}-bit refcounts, lazy refcounts ${o.lazyRefcounts ? 'on' : 'off'}, ${o.compressionType ?? 'zlib'} compression, virtual size 0x${o.virtualSize.toString(16)} (${o.virtualSize} bytes)`;
 }
 
 function formatFailure(f: Failure): string {
@@ -46,7 +46,7 @@ export function formatCoverage(c: Coverage): string {
     `  growths:        refcount table ${c.refcountTableGrowths}, L1 ${c.l1Growths}; snapshots alive max ${c.snapshotsAliveMax}`,
     `  L1 cluster crossed with snapshots: ${histogram(c.l1ClusterCrossings)}`,
     `  snapshot names: ${histogram(c.snapshotLookups)}`,
-    `  images:         ${histogram(c.versions)}; cluster bits ${histogram(c.clusterBits)}; refcount bits ${histogram(c.refcountBits)}; lazy ${c.lazyRefcounts}`,
+    `  images:         ${histogram(c.versions)}; cluster bits ${histogram(c.clusterBits)}; refcount bits ${histogram(c.refcountBits)}; compression ${histogram(c.compressionTypes)}; lazy ${c.lazyRefcounts}`,
     `  swarm off:      ${histogram(c.swarmOff)}`,
     `  compressed:     ${histogram(c.compressedLayout)} (summed over sampled images)`,
     `  extended L2:    ${c.extendedL2} sequences; subclusters ${histogram(c.subclusters)}`,

@@ -34,7 +34,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 /** qemu-img create's `-o` for these options (as oracle/qemu-img/create.ts maps them). */
 function createOptions(o: ImageOptions): string {
   const lazy = o.version === 3 && o.lazyRefcounts ? 'on' : 'off';
-  return `cluster_size=${2 ** o.clusterBits},refcount_bits=${o.refcountBits},compat=${o.version === 2 ? '0.10' : '1.1'},lazy_refcounts=${lazy}${o.extendedL2 === true ? ',extended_l2=on' : ''}`;
+  return `cluster_size=${2 ** o.clusterBits},refcount_bits=${o.refcountBits},compat=${o.version === 2 ? '0.10' : '1.1'},lazy_refcounts=${lazy}${o.extendedL2 === true ? ',extended_l2=on' : ''}${o.compressionType === 'zstd' ? ',compression_type=zstd' : ''}`;
 }
 
 function uniform(bytes: Uint8Array): number | undefined {

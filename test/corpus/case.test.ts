@@ -69,6 +69,20 @@ describe('case format', () => {
     );
   });
 
+  it('reads a case without compressionType as zlib (saved before the field existed), and keeps zstd', () => {
+    const saved = JSON.parse(serializeCase(imageCase));
+    expect(saved.base.options.compressionType).toBeUndefined();
+    expect(parseCase(saved, 'old.json')).toEqual(imageCase);
+    const zstd = { ...imageCase, base: { ...imageCase.base, options: { ...imageCase.base.options, compressionType: 'zstd' as const } } };
+    expect(parseCase(JSON.parse(serializeCase(zstd)), 'z.json')).toEqual(zstd);
+    const v2zstd = JSON.parse(serializeCase(zstd));
+    v2zstd.base.options.version = 2;
+    expect(() => parseCase(v2zstd, 'c.json')).toThrow(/field base\.options\.compressionType is "zstd", expected zlib \(version 2\)/);
+    v2zstd.base.options.compressionType = 'lz4';
+    v2zstd.base.options.version = 3;
+    expect(() => parseCase(v2zstd, 'c.json')).toThrow(/compressionType is "lz4", expected zlib or zstd/);
+  });
+
   it('round-trips malformed-image cases', () => {
     expect(parseCase(JSON.parse(serializeCase(imageCase)), 'x.json')).toEqual(imageCase);
   });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { chainOpKinds, expectedRefcounts, step, initialState, type ModelState } from '../../model/index.js';
 import { commandKinds, emptyCoverage, imageOptions, isFaultStep, resolveRange, sequence, swarmWeights } from '../../properties/index.js';
 import type { StepCommand } from '../../properties/commands/index.js';
-import { l1Memory, recordChainRead, recordL1Corner, recordOutcome, recordStep } from '../../properties/coverage.js';
+import { l1Memory, recordChainRead, recordL1Corner, recordOutcome, recordSequenceStart, recordStep } from '../../properties/coverage.js';
 
 const l1Entries = (s: ModelState) => Math.ceil(s.options.virtualSize / ((2 ** s.options.clusterBits) ** 2 / 8));
 
@@ -50,6 +50,7 @@ describe('generators', () => {
     let overflowWith1Bit = 0;
     const samples = fc.sample(sequence({ swarm: { allOn: true }, commandsCountMax: 60 }), { seed: 20261125, numRuns: 150 });
     for (const seq of samples) {
+      recordSequenceStart(cov, seq.options, seq.swarm);
       let state = initialState(seq.options);
       const l1 = l1Memory(seq.options);
       for (const cmd of seq.commands as Iterable<StepCommand>) {
@@ -88,6 +89,10 @@ describe('generators', () => {
     for (const label of ['crossed', 'then-revert', 'then-delete']) {
       expect(cov.l1ClusterCrossings[label] ?? 0, label).toBeGreaterThan(0);
     }
+    // zstd images are drawn, and only as version 3 (compat 0.10 has no compression_type)
+    expect(cov.compressionTypes.zstd ?? 0).toBeGreaterThan(0);
+    expect(cov.compressionTypes.zlib ?? 0).toBeGreaterThan(0);
+    expect(samples.filter((seq) => seq.options.version === 2 && seq.options.compressionType !== 'zlib')).toEqual([]);
     expect(l1Growths).toBeGreaterThan(0);
     expect(overflowWith1Bit).toBeGreaterThan(0);
     expect(reftablePressure).toBeGreaterThan(0);

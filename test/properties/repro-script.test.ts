@@ -44,6 +44,15 @@ describe('QEMU reproduction script', () => {
     expect(output).toMatch(/Content mismatch at offset 66048!\nexit 1/);
   });
 
+  it('creates a zstd image with compression_type=zstd, and the script runs clean on QEMU', async () => {
+    const { script, output } = await runScript({
+      options: { ...v3(12, 16, 65536), compressionType: 'zstd' },
+      steps: [{ kind: 'writeCompressed', offset: 0, length: 4096, pattern: 0x11 }, { kind: 'read', offset: 0, length: 4096 }],
+    });
+    expect(script).toContain('lazy_refcounts=off,compression_type=zstd "$IMG" 65536');
+    expect(output).not.toContain('Pattern verification failed');
+  });
+
   it('shows the leak of a snapshot refused for refcount overflow (qemu-img check exits 3)', async () => {
     const { output } = await runScript({
       options: v3(9, 1, 1048576),

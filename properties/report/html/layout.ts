@@ -10,9 +10,16 @@ import { decodeHeader, type Header } from '../../../model/decode/header.js';
 import { compressedRange, l1eOffsetMask, l2eOffsetMask, oflagCopied, reftOffsetMask } from '../../../model/decode/l2-entry.js';
 import { refcountEntry } from '../../../model/decode/refcounts.js';
 import { decodeSnapshotTable, type SnapshotEntry } from '../../../model/decode/snapshot-table.js';
+import { bitmapTableEntryOffsetMask, bitmapTableEntryValid, loadBitmaps } from '../../../model/decode/bitmaps.js';
 
-/** What a host cluster holds; one name per metadata region, as QEMU's QCow2MetadataOverlap names them, plus data. */
-export const clusterRoles = ['header', 'l1', 'l2', 'refcountTable', 'refcountBlock', 'snapshotTable', 'snapshotL1', 'data', 'compressed', 'free'] as const;
+/**
+ * What a host cluster holds; one name per metadata region, as QEMU's
+ * QCow2MetadataOverlap names them (bitmapDirectory is its QCOW2_OL_BITMAP_DIRECTORY),
+ * plus the bitmaps' tables and data clusters, guest data and free.
+ */
+export const clusterRoles = [
+  'header', 'l1', 'l2', 'refcountTable', 'refcountBlock', 'snapshotTable', 'snapshotL1', 'bitmapDirectory', 'bitmapTable', 'bitmapData', 'data', 'compressed', 'free',
+] as const;
 export type ClusterRole = (typeof clusterRoles)[number];
 
 /** What is wrong with a host cluster. */
@@ -159,6 +166,7 @@ class Walker {
       if (offset < 0 || offset % this.cs !== 0) continue;
       views.push(this.view(`snapshot ${s.id} (${s.name})`, s.id, offset, s.l1Size, 'snapshotL1'));
     }
+    this.bitmaps();
     const reftable = this.refcountTable();
     const refcounts = Array.from({ length: this.clusters.count }, (_, i) => this.onDisk(reftable, i));
     this.mark(refcounts);
@@ -211,6 +219,32 @@ class Walker {
       });
     });
     return { label, ...(snapshotId === undefined ? {} : { snapshotId }), entries, l2Clusters };
+  }
+
+  /**
+   * The bitmap directory, each bitmap's table and its data clusters, as
+   * qcow2_check_bitmaps_refcounts counts them. A directory QEMU would refuse
+   * (loadBitmaps throws) draws none of them; the checker's findings say why.
+   */
+  private bitmaps(): void {
+    const ext = this.h.bitmaps;
+    if (ext === undefined) return;
+    this.add(Number(ext.directoryOffset), Number(ext.directorySize), 'bitmapDirectory');
+    let bitmaps;
+    try {
+      bitmaps = loadBitmaps(this.reader, this.h);
+    } catch (error) {
+      this.findings.push(`bitmaps: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    for (const bm of bitmaps) {
+      this.add(bm.tableOffset, bm.tableSize * 8, 'bitmapTable');
+      for (const entry of this.table(bm.tableOffset, bm.tableSize)) {
+        // a bitmap in use is loaded without checking its table: draw only the entries QEMU would accept
+        const offset = entry & bitmapTableEntryOffsetMask;
+        if (offset !== 0n && bitmapTableEntryValid(entry, this.cs) && offset <= BigInt(Number.MAX_SAFE_INTEGER)) this.add(Number(offset), this.cs, 'bitmapData');
+      }
+    }
   }
 
   private refcountTable(): bigint[] {

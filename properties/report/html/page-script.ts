@@ -7,6 +7,9 @@ export const cellsMax = 4096;
 
 export const pageScript = String.raw`
 const D = JSON.parse(document.getElementById('report-data').textContent);
+// primary roles, references and refcounts arrive as runs [value, count] (render.ts)
+const expand = (runs) => { const out = []; for (const [v, n] of runs) for (let k = 0; k < n; k++) out.push(v); return out; };
+D.primary = expand(D.primary); D.references = expand(D.references); D.refcounts = expand(D.refcounts);
 const ROLES = D.roleNames, MARKS = D.markNames, CELLS_MAX = ${cellsMax};
 const grid = document.getElementById('grid'), info = document.getElementById('cell-info');
 const total = D.primary.length;

@@ -23,13 +23,30 @@ const guestRowsMax = 2000;
 
 const roleColours: Record<ClusterRole | 'mixed', string> = {
   header: '#444', l1: '#1f77b4', l2: '#6baed6', refcountTable: '#9467bd', refcountBlock: '#c5b0d5', snapshotTable: '#8c564b',
-  snapshotL1: '#c49c94', data: '#2ca02c', compressed: '#bcbd22', free: '#eee', mixed: '#ff7f0e',
+  snapshotL1: '#c49c94', bitmapDirectory: '#e377c2', bitmapTable: '#f7b6d2', bitmapData: '#17becf', data: '#2ca02c', compressed: '#bcbd22', free: '#eee', mixed: '#ff7f0e',
 };
 /** One character per role in the embedded data (roleCodes[i] ↔ clusterRoles[i]). */
-const roleCodes = 'hLlRrSsdcf';
+const roleCodes = 'hLlRrSsDTBdcf';
+if (roleCodes.length !== clusterRoles.length || !roleCodes.endsWith('f')) throw new Error('roleCodes must give one code per role, free last as f');
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * Runs of equal values, `[value, count]`: a big image is long runs of data
+ * clusters with the same role, refcount and references, so the page grows with
+ * the runs, not with the clusters (a sparse 1 TiB image of 1 MiB clusters has
+ * over a million clusters and a few hundred runs).
+ */
+function runs<T>(values: ArrayLike<T>): [T, number][] {
+  const out: [T, number][] = [];
+  for (let i = 0; i < values.length; i++) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last[0] === values[i]) last[1]++;
+    else out.push([values[i]!, 1]);
+  }
+  return out;
 }
 
 function pageData(layout: ImageLayout, expectation: ModelExpectation | undefined): string {
@@ -49,11 +66,11 @@ function pageData(layout: ImageLayout, expectation: ModelExpectation | undefined
     roleNames: clusterRoles,
     markNames: clusterMarks,
     codes: roleCodes,
-    primary: primary.join(''),
+    primary: runs(primary),
     roles,
     marks,
-    references: Array.from(clusters.references.subarray(0, clusters.count)),
-    refcounts: layout.refcounts.map((r) => (r === undefined ? null : Number(r))),
+    references: runs(clusters.references.subarray(0, clusters.count)),
+    refcounts: runs(layout.refcounts.map((r) => (r === undefined ? null : Number(r)))),
     expected: Object.fromEntries(expectation?.refcounts ?? []),
   };
   // '<' escaped so no string in the data can end the script element.

@@ -75,6 +75,41 @@ describe('convert (end to end against qemu-img compare)', () => {
     });
   });
 
+  it('raw → qcow2 -c -o compression_type=zstd both ways: each side opens, overwrites and checks the other\'s image', async () => {
+    await inTempDir(async (dir) => {
+      const raw = `${dir}/a.raw`;
+      const text = new TextEncoder().encode('zstd clusters of qcow2-verify '.repeat(10_000));
+      const data = new Uint8Array(512 * 1024); // the last 64 KiB stay zero: unallocated, room for a compressed write
+      data.set(text);
+      data.set(pseudoRandomBytes(100_000, 13), 350_000); // incompressible clusters stay normal
+      await writeFile(raw, data);
+      const [ours, theirs] = [`${dir}/ours.qcow2`, `${dir}/theirs.qcow2`];
+      expect((await runCli(['convert', '-c', '-O', 'qcow2', '-o', 'cluster_size=4k,compression_type=zstd', raw, ours])).exitCode).toBe(0);
+      expect((await qemuImg('convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'cluster_size=4k,compression_type=zstd', raw, theirs)).exitCode).toBe(0);
+      const facts = async (path: string) => {
+        const info = (await qemuImgJson('info', path)) as { 'format-specific': { data: Record<string, unknown> } };
+        const check = (await qemuImgJson('check', path)) as Record<string, unknown>;
+        return [info['format-specific'].data['compression-type'], check['allocated-clusters'], check['compressed-clusters']];
+      };
+      expect(await facts(ours)).toEqual(await facts(theirs));
+      expect((await facts(ours))[0]).toBe('zstd');
+      // QEMU overwrites ours (a normal write into a compressed cluster, a compressed one into a free one), we overwrite theirs alike
+      const free = 480 * 1024;
+      const edits = ['write -P 0x5a 100 1000', `write -c -P 0x6b ${free} 4096`];
+      const expected = data.slice();
+      expected.fill(0x5a, 100, 1100);
+      expected.fill(0x6b, free, free + 4096);
+      await writeFile(`${dir}/expected.raw`, expected);
+      for (const [path, writer] of [[ours, 'qemu'], [theirs, 'ours']] as const) {
+        const run = writer === 'qemu' ? await qemuIo(path, ...edits) : await runCli(['io', path, ...edits.flatMap((e) => ['-c', e])]);
+        expect(run.exitCode, `${writer} writes`).toBe(0);
+        await expectClean(path);
+        expect((await qemuImg('compare', '-f', 'raw', '-F', 'qcow2', `${dir}/expected.raw`, path)).exitCode, `${writer} wrote ${path}`).toBe(0);
+        expect((await runCli(['io', '-r', path, '-c', `read -P 0x6b ${free} 4096`])).exitCode).toBe(0);
+      }
+    });
+  });
+
   it('a raw file of odd length becomes an image rounded up to 512 bytes', async () => {
     await inTempDir(async (dir) => {
       await writeFile(`${dir}/odd.raw`, pseudoRandomBytes(1000, 3));

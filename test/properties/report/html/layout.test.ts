@@ -13,6 +13,8 @@ import { Layout, compressedBit, offsetMask } from '../../../damage/layout.js';
 let dir: string;
 /** 4 KiB clusters: guest cluster 0 written, snapshot s1, guest cluster 0 rewritten, guest cluster 2 compressed. */
 let image: Uint8Array;
+/** 4 KiB clusters, 1 MiB: bitmaps b0 (512 B granularity) and b1 (4 KiB) added by qemu-img bitmap, then 64 KiB written by qemu-io. */
+let withBitmaps: Uint8Array;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'qcow2-verify-layout-'));
@@ -22,6 +24,12 @@ beforeAll(async () => {
   execFileSync('qemu-img', ['snapshot', '-c', 's1', file]);
   execFileSync('qemu-io', ['-c', 'write -P 0x22 0 4k', '-c', 'write -c -P 0x33 8k 4k', file]);
   image = new Uint8Array(await readFile(file));
+  const bitmaps = join(dir, 'bitmaps.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', bitmaps, '1M']);
+  execFileSync('qemu-img', ['bitmap', '--add', '-g', '512', bitmaps, 'b0']);
+  execFileSync('qemu-img', ['bitmap', '--add', bitmaps, 'b1']);
+  execFileSync('qemu-io', ['-c', 'write -P 0x44 0 64k', bitmaps]);
+  withBitmaps = new Uint8Array(await readFile(bitmaps));
 });
 
 function allClusters(layout: ImageLayout): number[] {
@@ -56,6 +64,29 @@ describe('imageLayout', () => {
     expect(allClusters(layout).filter((i) => layout.clusters.marks(i).length > 0)).toEqual([]);
     expect(active!.entries[0]!.hostCluster).not.toBe(snapshot!.entries[0]!.hostCluster);
     expect(Number(l.l2Entries()[0]!.raw & offsetMask) / 4096).toBe(active!.entries[0]!.hostCluster);
+  });
+
+  it('names the bitmap directory, each bitmap table and each bitmap data cluster', () => {
+    const layout = imageLayout(bufferReader(withBitmaps));
+    const withRole = (role: string) => allClusters(layout).filter((i) => layout.clusters.roles(i).includes(role as never));
+    expect(layout.findings).toEqual([]);
+    const directory = Number(layout.header!.bitmaps!.directoryOffset) / 4096;
+    expect(withRole('bitmapDirectory')).toEqual([directory]);
+    // one table cluster and one data cluster per bitmap (2048 and 256 bits of a 1 MiB disk fit one cluster each)
+    const tables = withRole('bitmapTable');
+    const data = withRole('bitmapData');
+    expect(tables).toHaveLength(2);
+    expect(data).toHaveLength(2);
+    for (const c of [directory, ...tables, ...data]) {
+      expect(layout.clusters.roles(c)).toHaveLength(1);
+      expect(layout.refcounts[c]).toBe(1n);
+      expect(layout.clusters.references[c]).toBe(1);
+    }
+    // b0's data: bits 0..127 set (64 KiB of 512-byte granules), the rest clear
+    const dataBytes = data.map((c) => withBitmaps.subarray(c * 4096, c * 4096 + 32));
+    expect(dataBytes.some((b) => b.subarray(0, 16).every((x) => x === 0xff) && b[16] === 0)).toBe(true);
+    expect(allClusters(layout).filter((i) => layout.clusters.marks(i).length > 0)).toEqual([]);
+    expect(renderHtml(layout, { title: 'bitmaps' })).toContain('role-bitmapData');
   });
 
   it('lays out a file with no readable header as free clusters and says why, and renders it', () => {

@@ -138,6 +138,61 @@ describe('HTML report in Chromium', () => {
     expect(await cell(page, 0)).toMatchObject({ role: 'header' });
   });
 
+  it('keeps a sparse 1 TiB image of over a million clusters usable: a bounded page, a summary scale, zoom by click and by range', async () => {
+    // preallocation=metadata maps every guest cluster: 1 TiB / 1 MiB = 2^20 data clusters, a sparse file of 1 TiB
+    const file = join(dir, 'huge.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=1M,preallocation=metadata', file, '1T']);
+    const run = await runCli(['map', '--output=html', file]);
+    expect(run.exitCode).toBe(0);
+    // 2^20 data clusters, 8 L2 tables, 3 refcount blocks, header, L1, refcount table
+    const clusters = 2 ** 20 + 14;
+    expect(/Host clusters \((\d+) × 1048576 bytes/.exec(run.stdout)?.[1]).toBe(String(clusters));
+    // runs of equal clusters and at most guestRowsMax guest rows: well under a byte per cluster
+    expect(run.stdout.length).toBeLessThan(512 * 1024);
+    const page = await session.open(run.stdout, 'huge');
+    await page.screenshot({ path: join(screenshots, 'huge.png'), fullPage: true });
+    const per = Math.ceil(clusters / cellsMax);
+    expect(await page.locator('#scale').textContent()).toBe(`one cell = ${per} clusters (summary; click a cell to zoom)`);
+    const cells = page.locator('#grid .cell');
+    expect(await cells.count()).toBe(Math.ceil(clusters / per));
+    // every summary cell is mostly data (the first holds header and tables too), and nothing is wrong
+    expect(await page.locator('#grid .cell[data-role="data"]').count()).toBe(Math.ceil(clusters / per));
+    expect(await page.locator('#grid .cell.marked').count()).toBe(0);
+    // click the last summary cell: one cell per cluster, ending at the refcount block QEMU appended last
+    await cells.last().click();
+    expect(await page.locator('#scale').textContent()).toBe('one cell = one cluster');
+    expect(await cell(page, clusters - 1)).toEqual({ role: 'refcountBlock', marks: [], refcount: '1' });
+    expect(await cell(page, clusters - 2)).toEqual({ role: 'data', marks: [], refcount: '1' });
+    // a typed range far into the file
+    await page.locator('#range-from').fill('700000');
+    await page.locator('#range-to').fill('700099');
+    await page.locator('#zoom').click();
+    expect(await cells.count()).toBe(100);
+    expect(await cell(page, 700050)).toEqual({ role: 'data', marks: [], refcount: '1' });
+    await page.locator('#zoom-all').click();
+    expect(await cells.count()).toBe(Math.ceil(clusters / per));
+  }, 120_000);
+
+  it('draws the bitmap directory, tables and data of an image with bitmaps (qemu-img bitmap --add, then writes)', async () => {
+    const file = join(dir, 'bitmaps.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', file, '4M']);
+    execFileSync('qemu-img', ['bitmap', '--add', '-g', '4096', file, 'b0']);
+    execFileSync('qemu-io', ['-c', 'write -P 0x11 0 256k', file]);
+    const image = new Uint8Array(await readFile(file));
+    const layout = imageLayout(bufferReader(image));
+    const page = await show('bitmaps', image);
+    const directory = Number(layout.header!.bitmaps!.directoryOffset) / 65536;
+    expect(await cell(page, directory)).toEqual({ role: 'bitmapDirectory', marks: [], refcount: '1' });
+    const byRole = (role: string) => Array.from({ length: layout.clusters.count }, (_, i) => i).filter((i) => layout.clusters.roles(i).includes(role as never));
+    for (const role of ['bitmapTable', 'bitmapData']) {
+      const [only, ...rest] = byRole(role);
+      expect(rest, role).toEqual([]);
+      expect(await cell(page, only!), role).toEqual({ role, marks: [], refcount: '1' });
+    }
+    expect(await page.locator('#grid .cell.marked').count()).toBe(0);
+    expect(await page.locator('.legend').textContent()).toContain('bitmapData');
+  });
+
   it('replay --html draws a real counterexample: the failing step marked, the leaked cluster on the grid', async () => {
     // A known QEMU divergence kept in the corpus: after `snapshot -c s1` QEMU leaves host cluster 13 leaked.
     const html = join(dir, 'case.html');
