@@ -24,6 +24,12 @@ export interface PropertyDefinition {
   readonly driver?: DriverFactory;
   /** Defaults for the sequences it draws (a caller's constraints win). */
   readonly sequence?: SequenceConstraints;
+  /**
+   * A reader property: this built-in implementation builds each image and the
+   * implementation under test (a `cmd:` one) only reads it. Absent: the
+   * implementation under test does everything.
+   */
+  readonly readerOf?: 'ts' | 'qemu';
 }
 
 export const readsAndOutcomes: PropertyDefinition = {
@@ -80,7 +86,26 @@ export const handoff: PropertyDefinition = {
   sequence: { swarm: { alwaysOn: ['write', 'reopen'] } },
 };
 
-export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff } as const;
+export const readsEngineImages: PropertyDefinition = {
+  name: 'readsEngineImages',
+  description:
+    'a reader opens the images our engine builds in random states (snapshots, zero clusters, discards, compressed clusters, every option) and reads them, in random ranges and whole, as the model says',
+  checks: [readsCheck],
+  needsQemu: false,
+  cost: 1,
+  readerOf: 'ts',
+};
+
+export const readsQemuImages: PropertyDefinition = {
+  name: 'readsQemuImages',
+  description: 'a reader opens the images QEMU builds in random states and reads them, in random ranges and whole, as the model says',
+  checks: [readsCheck],
+  needsQemu: true,
+  cost: 2,
+  readerOf: 'qemu',
+};
+
+export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff, readsEngineImages, readsQemuImages } as const;
 export type PropertyName = keyof typeof properties;
 export const propertyNames = Object.keys(properties) as PropertyName[];
 

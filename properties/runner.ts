@@ -18,8 +18,8 @@ import type { ModelBox } from './commands/command.js';
 import { RunContext } from './context.js';
 import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from './coverage.js';
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
-import { driverFactories } from './drivers/index.js';
-import { properties, type PropertyName } from './registry.js';
+import { planImplementation, type ImplementationPlan } from './implementation.js';
+import { properties, type PropertyDefinition, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
 import type { Step } from './steps.js';
 import { hashSeed } from './seed.js';
@@ -54,6 +54,8 @@ export interface RunConstraints {
    * A replay (`path` given) does not shrink past the path: it reproduces exactly.
    */
   readonly shrinkAttemptsMax?: number;
+  /** The implementation's plan when the caller has it already (a cmd: one then shakes hands once). Default: made from `impl`. */
+  readonly plan?: ImplementationPlan;
 }
 
 /** What a run reports while it works; `shrinking` tells a shrink attempt's steps from a fresh sequence's. */
@@ -176,6 +178,9 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   const common = () => ({ property: def.name, impl, coverage, timeMs: now() - start });
   const missing = await qemuMissing(def.needsQemu || impl === 'qemu');
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed, runs: 0, message: missing.message, cause: missing };
+  const planned = await planFor(impl, c.plan, [def]);
+  if (!('plan' in planned)) return { ...common(), status: 'harness-error', seed, runs: 0, message: planned.message, cause: planned.cause };
+  const { plan } = planned;
 
   let shrinking = false;
   let shrinkAttempts = c.path === undefined ? (c.shrinkAttemptsMax ?? Infinity) : 0;
@@ -184,7 +189,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   let stoppedByDeadline = false;
   let lastFailure: Attempt | undefined;
   const progress = c.onProgress ?? (() => undefined);
-  const property = fc.asyncProperty(sequence({ ...def.sequence, ...c.sequence }), async (seq: Sequence) => {
+  const property = fc.asyncProperty(sequence({ ...plan.sequence(def), ...c.sequence }), async (seq: Sequence) => {
     if (shrinking) {
       // out of budget: every further candidate "passes", so fast-check keeps the last failure
       if (c.shrinkDeadline !== undefined && now() >= c.shrinkDeadline) shrinkStop ??= 'time';
@@ -207,7 +212,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     if (!wasShrinking) c.onSequence?.(seq.options, seq.swarm);
     recordSequenceStart(cov, seq.options, seq.swarm);
     const failed = await runSequence(
-      def.driver ?? driverFactories[impl],
+      plan.factory(def),
       seq.options,
       def.checks,
       cov,
@@ -264,6 +269,29 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   };
 }
 
+/**
+ * The plan for `impl`, or why these properties cannot run on it: the
+ * implementation failed its handshake, or a property does not apply to it.
+ */
+async function planFor(
+  impl: ImplName,
+  given: ImplementationPlan | undefined,
+  defs: readonly PropertyDefinition[],
+): Promise<{ readonly plan: ImplementationPlan } | { readonly message: string; readonly cause: unknown }> {
+  let plan: ImplementationPlan;
+  try {
+    plan = given ?? (await planImplementation(impl));
+  } catch (error) {
+    if (error instanceof ImplementationError) return { message: `the implementation failed its handshake: ${error.rawMessage}`, cause: error };
+    throw error;
+  }
+  for (const def of defs) {
+    const reason = plan.notApplicable(def);
+    if (reason !== undefined) return { message: `property ${def.name} does not apply to ${impl}: ${reason}`, cause: undefined };
+  }
+  return { plan };
+}
+
 export interface ReplayConstraints {
   readonly impl: ImplName;
   readonly options: ImageOptions;
@@ -285,9 +313,12 @@ export async function replayOps(c: ReplayConstraints): Promise<RunResult> {
   const common = () => ({ property: label, impl: c.impl, coverage, timeMs: now() - start, runs: 1 });
   const missing = await qemuMissing(c.impl === 'qemu' || defs.some((d) => d.needsQemu));
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', message: missing.message, cause: missing };
+  const planned = await planFor(c.impl, undefined, defs);
+  if (!('plan' in planned)) return { ...common(), status: 'harness-error', message: planned.message, cause: planned.cause };
   recordSequenceStart(coverage, c.options, undefined);
   const checks = defs.flatMap((d) => d.checks).filter((check, i, all) => all.indexOf(check) === i);
-  const driver = defs.find((d) => d.driver !== undefined)?.driver ?? driverFactories[c.impl];
+  // the property with a driver of its own (handoff, the readers) decides it; else the implementation's
+  const driver = planned.plan.factory(defs.find((d) => d.driver !== undefined || d.readerOf !== undefined) ?? defs[0] ?? properties.readsAndOutcomes);
   const failed = await runSequence(driver, c.options, checks, coverage, undefined, async (model, ctx) => {
     for (const step of c.ops) await ctx.runStep(model, step);
   });

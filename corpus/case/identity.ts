@@ -56,6 +56,13 @@ export function dedupKey(implementation: Implementation, signature: string): str
   return `${implementation} ${signature}`;
 }
 
+/** The implementation as a file-name word: a cmd: one by its handshake name (its command line may be anything). */
+export function implementationSlug(c: Pick<CorpusCase, 'implementation' | 'adapter'>): string {
+  if (!c.implementation.startsWith('cmd:')) return c.implementation;
+  const slug = (c.adapter?.name ?? 'cmd').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 24);
+  return slug === '' ? 'cmd' : slug;
+}
+
 const idHashChars = 16;
 const idSlugCharsMax = 72;
 
@@ -67,5 +74,5 @@ export function caseId(c: CorpusCase): string {
     .replace(/^-|-$/g, '')
     .slice(0, idSlugCharsMax)
     .replace(/-$/, '');
-  return `${c.implementation}-${slug}-${hash}`;
+  return `${implementationSlug(c)}-${slug}-${hash}`;
 }
