@@ -12,7 +12,7 @@ import { toJsonValue } from '../../properties/report/format-json.js';
 import { formatText } from '../../properties/report/format-text.js';
 import { saveReproScript } from '../../properties/report/save-repro-script.js';
 import { exitCodes } from '../exit-codes.js';
-import { junitKnownTestcase, type KnownDivergence } from './gate-divergences.js';
+import { junitKnownTestcase, knownLabel, type KnownDivergence } from './gate-divergences.js';
 import type { GateOptions } from './gate.js';
 
 /** One property run of the gate; a run that hit a known QEMU divergence carries it. */
@@ -28,6 +28,10 @@ export function gateVerdict(code: number): GateVerdict {
 }
 
 export interface GateOutcome {
+  /** A cmd: implementation's handshake: name, version, mode. */
+  readonly implementation?: { readonly name: string; readonly version: string; readonly mode: string };
+  /** What the gate did not draw for this implementation (gate.ts leftOutLines). */
+  readonly leftOut: readonly string[];
   readonly code: number;
   readonly verdict: GateVerdict;
   readonly elapsedMs: number;
@@ -51,7 +55,7 @@ export async function writeReproScripts(dir: string, entries: readonly GateEntry
     const where = join(dir, `${r.property}-${r.impl}-seed${r.seed ?? 0}-${(r.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120));
     const failureLine = formatText(r).split('\n').find((l) => l.startsWith('Failure: ')) ?? '';
     const path = await saveReproScript(where, r.counterexample, [
-      `qcow2-verify gate: ${r.property} failed against ${r.impl}${e.known === undefined ? '' : ` (known QEMU divergence, case ${e.known.caseFile})`}`,
+      `qcow2-verify gate: ${r.property} failed against ${r.impl}${e.known === undefined ? '' : ` (${knownLabel(e.known)})`}`,
       failureLine,
       `Replay: ${r.replay}`,
     ]);
@@ -79,7 +83,9 @@ async function junitQemuProperties(): Promise<Record<string, string>> {
 export async function gateJson(o: GateOptions, entries: readonly GateEntry[], scripts: ReadonlyMap<GateEntry, string>, outcome: GateOutcome): Promise<string> {
   const results = entries.map((e) => ({
     ...toJsonValue(e.result),
-    ...(e.known === undefined ? {} : { knownQemuDivergence: { case: e.known.caseFile, identity: e.known.identity, signature: e.known.signature } }),
+    ...(e.known === undefined
+      ? {}
+      : { [e.known.owner === 'QEMU' ? 'knownQemuDivergence' : 'knownDivergence']: { case: e.known.caseFile, identity: e.known.identity, signature: e.known.signature } }),
     ...(scripts.has(e) ? { reproScript: scripts.get(e) } : {}),
   }));
   const report = {
@@ -88,7 +94,9 @@ export async function gateJson(o: GateOptions, entries: readonly GateEntry[], sc
     seed: o.seed,
     ...(o.shard.count === 1 ? {} : { shard: { index: o.shard.index + 1, count: o.shard.count, seed: o.campaignSeed } }),
     impl: o.impl,
+    ...(outcome.implementation === undefined ? {} : { implementation: outcome.implementation }),
     properties: o.properties,
+    leftOut: outcome.leftOut,
     budget: o.path !== undefined ? { kind: 'path', path: o.path } : o.budget.kind === 'time' ? { kind: 'time', ms: o.budget.ms } : { kind: 'runs', perProperty: o.budget.count },
     workers: o.workers,
     verdict: outcome.verdict,

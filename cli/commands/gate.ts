@@ -17,13 +17,16 @@ import {
   formatCoverage,
   formatText,
   hashSeed,
-  implNames,
+  isImplName,
+  ImplementationError,
   isPropertyName,
+  planImplementation,
   mergeCoverage,
   parseSeed,
   properties,
   propertyNames,
   SeedError,
+  type ImplementationPlan,
   type ImplName,
   type PropertyName,
   type RunResult,
@@ -39,9 +42,8 @@ import {
   attributeKnownLeak,
   formatKnownDivergence,
   knownLabel,
-  loadKnownQemuDivergences,
+  loadKnownDivergences,
   matchKnownDivergence,
-  type KnownDivergence,
   type KnownDivergences,
 } from './gate-divergences.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
@@ -149,7 +151,7 @@ export function shardSeed(seed: number, shard: Shard): number {
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given; `env` may give the shard index (JOB_COMPLETION_INDEX). */
 export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, env: Readonly<Record<string, string | undefined>> = process.env): GateOptions {
   const impl = raw.impl ?? 'ts';
-  if (!(implNames as readonly string[]).includes(impl)) usageError(`--impl must be one of ${implNames.join(', ')}, got ${impl}`);
+  if (!isImplName(impl)) usageError(`--impl must be ts, qemu, canary or cmd:<command line>, got ${impl}`);
   if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
   const budget: GateBudget =
     raw.runs !== undefined ? { kind: 'runs', count: positiveInteger(raw.runs, '--runs') } : { kind: 'time', ms: parseDuration(raw.time ?? defaultGateTime) };
@@ -180,7 +182,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, en
     usageError('--path replays one failure: give it with the --seed and --property it was printed with');
   }
   return {
-    impl: impl as ImplName,
+    impl,
     budget,
     seed: shardSeed(seed, shard),
     shard,
@@ -364,7 +366,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       r.entries.push({ result, known: divergence });
       r.knownHits++;
       if (r.knownHits >= knownDivergencesPerPropertyMax && !r.done) {
-        r.notes.push(`${r.name}: ${r.knownHits} known QEMU divergences; its remaining budget is skipped`);
+        r.notes.push(`${r.name}: ${r.knownHits} known divergences; its remaining budget is skipped`);
         r.done = true;
       }
       if (o.path !== undefined) r.done = true;
@@ -437,17 +439,46 @@ export interface GateIo {
   readonly progress?: { readonly write: (text: string) => void; readonly tty: boolean };
 }
 
-export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) => void)): Promise<number> {
+/** The properties that apply to the implementation, and one phrase for each that does not and for everything else left out. */
+export function applicableProperties(o: GateOptions, plan: ImplementationPlan): { readonly selected: PropertyName[]; readonly leftOut: string[] } {
+  const selected: PropertyName[] = [];
+  const skipped: string[] = [];
+  for (const name of o.properties) {
+    const reason = plan.notApplicable(properties[name]);
+    if (reason === undefined) selected.push(name);
+    else skipped.push(`${name} (${reason})`);
+  }
+  return { selected, leftOut: [...(skipped.length === 0 ? [] : [`properties ${skipped.join(', ')}`]), ...plan.leftOut()] };
+}
+
+export async function runGate(given: GateOptions, ioOrOut: GateIo | ((line: string) => void)): Promise<number> {
   const io: GateIo = typeof ioOrOut === 'function' ? { out: ioOrOut } : ioOrOut;
   const out = io.out;
   const started = epochNow();
-  const inProcess = o.workers <= 1 || o.path !== undefined;
-  const shardText = o.shard.count === 1 ? '' : ` (shard ${o.shard.index + 1}/${o.shard.count} of seed ${o.campaignSeed})`;
-  out(`qcow2-verify gate: seed ${o.seed}${shardText}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
+  const inProcess = given.workers <= 1 || given.path !== undefined;
+  const shardText = given.shard.count === 1 ? '' : ` (shard ${given.shard.index + 1}/${given.shard.count} of seed ${given.campaignSeed})`;
+  out(`qcow2-verify gate: seed ${given.seed}${shardText}${given.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${given.impl}`);
+  let plan: ImplementationPlan;
+  try {
+    plan = await planImplementation(given.impl);
+  } catch (error) {
+    if (!(error instanceof ImplementationError)) throw error;
+    out(`the implementation failed its handshake: ${error.rawMessage}`);
+    out('summary: not judged: the implementation failed');
+    return exitCodes.propertyFailed;
+  }
+  const caps = plan.capabilities;
+  if (caps !== undefined) out(`implementation: ${caps.name} ${caps.version}, ${caps.mode}`);
+  const { selected, leftOut } = applicableProperties(given, plan);
+  if (selected.length === 0) {
+    out(`left out: ${leftOut.join('; ')}`);
+    out(`summary: not judged: no selected property applies to ${given.impl}`);
+    return exitCodes.cannotRun;
+  }
+  const o: GateOptions = { ...given, properties: selected };
   out(`properties: ${o.properties.join(', ')}; ${describeBudget(o)}; ${inProcess ? 'in this process' : `${o.workers} workers`}`);
   out(await qemuReportLine());
-  // Known divergences are QEMU's: a failure of any other implementation always counts.
-  const known = o.impl === 'qemu' ? await loadKnownQemuDivergences(o.corpusDirs) : new Map<string, KnownDivergence[]>();
+  const known = await loadKnownDivergences(o.corpusDirs, o.impl, caps?.name);
   const progress = new GateProgress(io.progress?.write ?? (() => undefined), io.progress?.tty ?? false, epochNow, describeBudget(o).replace(/^budget /, ''));
   if (io.progress !== undefined) progress.start();
   const threads = inProcess ? inProcessPool() : workerPool(o.workers);
@@ -470,13 +501,16 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
   const coverage = entries.reduce((acc, e) => mergeCoverage(acc, e.result.coverage), emptyCoverage());
   const kinds = Object.keys(coverage.clusterKinds).sort();
   const knownText =
-    knownHits.length === 0 ? '' : ` (${knownHits.length} known QEMU divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
+    knownHits.length === 0
+      ? ''
+      : ` (${knownHits.length} known ${knownHits[0]!.owner} divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
   const elapsedMs = epochNow() - started;
   out(
     `summary: ${held.length}/${o.properties.length} properties held${knownText}; ` +
       `${coverage.sequences} sequences, ${coverage.operations} operations; cluster kinds covered: ${kinds.join(', ') || 'none'}; ` +
       `${(elapsedMs / 1000).toFixed(1)} s`,
   );
+  if (leftOut.length > 0) out(`left out: ${leftOut.join('; ')}`);
   if (o.verbose) out(formatCoverage(coverage));
   const scripts = await writeReproScripts(o.reproDir, entries);
   for (const e of entries) {
@@ -487,6 +521,7 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
     if (o.html !== undefined) out(`  html: ${await writeFailurePage(o.html, e.result)}`);
   }
   const code = gateExitCode(entries.filter((e) => e.known === undefined).map((e) => e.result));
-  await writeGateReports(o, entries, scripts, { code, verdict: gateVerdict(code), elapsedMs, coverage });
+  const implementation = caps === undefined ? undefined : { name: caps.name, version: caps.version, mode: caps.mode };
+  await writeGateReports(o, entries, scripts, { ...(implementation === undefined ? {} : { implementation }), leftOut, code, verdict: gateVerdict(code), elapsedMs, coverage });
   return code;
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAdapter } from './adapter-command.js';
 import { registerCheck } from './check-command.js';
 import { register as registerConvert } from './convert.js';
 import { register as registerCreate } from './create.js';
@@ -30,4 +31,5 @@ export const commands: readonly RegisterCommand[] = [
   registerConvert,
   registerInfo,
   registerMap,
+  registerAdapter,
 ];
