@@ -9,6 +9,7 @@ import { toolVersion } from '../../corpus/provenance.js';
 import { failedRunPage } from '../../corpus/replay/html-page.js';
 import { formatJunit, type Coverage, type RunResult } from '../../properties/index.js';
 import { toJsonValue } from '../../properties/report/format-json.js';
+import { implFileWord } from '../../properties/report/run-result.js';
 import { formatText } from '../../properties/report/format-text.js';
 import { saveReproScript } from '../../properties/report/save-repro-script.js';
 import { exitCodes } from '../exit-codes.js';
@@ -40,7 +41,7 @@ export interface GateOutcome {
 
 /** Writes a failed run's HTML page (corpus/replay/html-page.ts) into `dir`, named after its property, implementation, seed and path; returns its path. */
 export async function writeFailurePage(dir: string, run: Extract<RunResult, { status: 'property-failed' }>): Promise<string> {
-  const path = join(dir, `${run.property}-${run.impl}-seed${run.seed ?? 0}-${(run.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120) + '.html');
+  const path = join(dir, `${run.property}-${implFileWord(run.impl)}-seed${run.seed ?? 0}-${(run.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120) + '.html');
   await mkdir(dir, { recursive: true });
   await writeFile(path, await failedRunPage(run));
   return path;
@@ -52,7 +53,7 @@ export async function writeReproScripts(dir: string, entries: readonly GateEntry
   for (const e of entries) {
     const r = e.result;
     if (r.status !== 'property-failed') continue;
-    const where = join(dir, `${r.property}-${r.impl}-seed${r.seed ?? 0}-${(r.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120));
+    const where = join(dir, `${r.property}-${implFileWord(r.impl)}-seed${r.seed ?? 0}-${(r.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120));
     const failureLine = formatText(r).split('\n').find((l) => l.startsWith('Failure: ')) ?? '';
     const path = await saveReproScript(where, r.counterexample, [
       `qcow2-verify gate: ${r.property} failed against ${r.impl}${e.known === undefined ? '' : ` (${knownLabel(e.known)})`}`,

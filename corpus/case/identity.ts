@@ -51,8 +51,8 @@ export function reproduction(c: CorpusCase): unknown {
     : { implementation: c.implementation, base: c.base, mutations: c.mutations };
 }
 
-/** Deduplication key: the same signature against another implementation is another case. */
-export function dedupKey(implementation: Implementation, signature: string): string {
+/** Deduplication key (`implementation`: implementationSlug): the same signature against another implementation is another case. */
+export function dedupKey(implementation: string, signature: string): string {
   return `${implementation} ${signature}`;
 }
 
