@@ -18,6 +18,7 @@ import type { ModelBox } from './commands/command.js';
 import { RunContext } from './context.js';
 import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from './coverage.js';
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
+import { isAdapterHang } from './drivers/command.js';
 import { planImplementation, type ImplementationPlan } from './implementation.js';
 import { properties, type PropertyDefinition, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
@@ -184,7 +185,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
 
   let shrinking = false;
   let shrinkAttempts = c.path === undefined ? (c.shrinkAttemptsMax ?? Infinity) : 0;
-  let shrinkStop: 'time' | 'attempts' | undefined;
+  let shrinkStop: 'time' | 'attempts' | 'hang' | undefined;
   let sequences = 0;
   let stoppedByDeadline = false;
   let lastFailure: Attempt | undefined;
@@ -237,6 +238,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     if (!shrinking) progress({ kind: 'failure' });
     shrinking = true;
     lastFailure = failed;
+    if (isAdapterHang(failed.error)) shrinkStop ??= 'hang';
     throw failed.error;
   });
   const details = await fc.check(property, {

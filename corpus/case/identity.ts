@@ -4,7 +4,7 @@
 // The signature is what deduplicates: stable across runs, free of offsets,
 // seeds and timestamps, so the same bug found twice is recognised as known.
 import { createHash } from 'node:crypto';
-import type { CorpusCase, ImageFindingKind, Implementation, MutationKind } from './types.js';
+import type { CorpusCase, ImageFindingKind, MutationKind } from './types.js';
 
 /** property + first divergence kind + op kind, e.g. `readsAndOutcomes/read-mismatch/resize`. */
 export function propertyFailureSignature(property: string, divergenceKind: string, opKind: string): string {

@@ -36,6 +36,11 @@ async function startSession(c: CommandConstraints): Promise<{ session: AdapterSe
   }
 }
 
+/** Whether `error` is a request of a cmd: implementation that timed out (a hang: not worth shrinking). */
+export function isAdapterHang(error: unknown): boolean {
+  return error instanceof ImplementationError && error.cause instanceof AdapterFailure && error.cause.kind === 'timeout';
+}
+
 /** The handshake alone: starts the program, reads its capabilities, ends it. */
 export async function probeCapabilities(c: CommandConstraints): Promise<Capabilities> {
   const { session, caps } = await startSession(c);
@@ -148,7 +153,11 @@ class CommandDriver implements ImageDriver {
    */
   async imageBytes(): Promise<Uint8Array> {
     await this.adapter.must({ op: this.lazyRefcounts ? 'reopen' : 'flush' }, 'flush');
-    return new Uint8Array(await readFile(this.adapter.imagePath));
+    try {
+      return new Uint8Array(await readFile(this.adapter.imagePath));
+    } catch (error) {
+      throw new ImplementationError(this.name, 'flush', `no image file where it was created: ${error instanceof Error ? error.message : String(error)}`, false, { cause: error });
+    }
   }
 
   async fileLength(): Promise<number> {

@@ -45,8 +45,12 @@ export type RunResult =
       readonly path?: string;
       readonly counterexample: Counterexample;
       readonly shrinks: number;
-      /** Set when shrinking stopped before a fixpoint: its deadline passed, or its attempt cap was reached. */
-      readonly shrinkStoppedEarly?: 'time' | 'attempts';
+      /**
+       * Set when shrinking stopped before a fixpoint: its deadline passed, its
+       * attempt cap was reached, or the implementation hung (every attempt
+       * would wait out a request timeout).
+       */
+      readonly shrinkStoppedEarly?: 'time' | 'attempts' | 'hang';
       readonly failure: Failure;
       readonly replay: string;
       readonly cause: unknown;
