@@ -96,7 +96,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
   const budget = o.budget.kind === 'runs' ? `${o.budget.count} runs` : `${o.budget.ms / 1000} s`;
   io.write(
     `qcow2-verify fuzz: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, shard ${o.shard.index + 1}/${o.shard.count}, ` +
-      `impl ${o.impl}, ${o.imagesOnly ? 'malformed images only' : 'all properties and malformed images'}, budget ${budget}, corpus ${o.corpusDir}\n`,
+      `impl ${o.impl}, ${o.imagesOnly ? 'malformed images only' : isCommandImplName(o.impl) ? 'the properties that apply to it' : 'all properties and malformed images'}, budget ${budget}, corpus ${o.corpusDir}\n`,
   );
   io.write(`${await qemuReportLine()}\n`);
   const printer = new ProgressPrinter(io.tty, io.write);
