@@ -14,9 +14,6 @@ import { parseCapabilities, type Capabilities } from '../protocol/capabilities.j
 import { decodeData, inlineDataBytesMax, protocolVersion, requestForOp, type Request } from '../protocol/messages.js';
 import { AdapterFailure, AdapterSession, type SessionConstraints } from '../protocol/session.js';
 
-/** The prefix of `--impl` that names a command line. */
-export const commandImplPrefix = 'cmd:' as const;
-
 export interface CommandConstraints extends SessionConstraints {
   /** The command line, without the `cmd:` prefix. */
   readonly commandLine: string;
