@@ -57,6 +57,8 @@ export interface RunConstraints {
   readonly shrinkAttemptsMax?: number;
   /** The implementation's plan when the caller has it already (a cmd: one then shakes hands once). Default: made from `impl`. */
   readonly plan?: ImplementationPlan;
+  /** A cmd: implementation's request timeout in milliseconds (docs/protocol.md). Default requestTimeoutMsDefault. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** What a run reports while it works; `shrinking` tells a shrink attempt's steps from a fresh sequence's. */
@@ -179,7 +181,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   const common = () => ({ property: def.name, impl, coverage, timeMs: now() - start });
   const missing = await qemuMissing(def.needsQemu || impl === 'qemu');
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed, runs: 0, message: missing.message, cause: missing };
-  const planned = await planFor(impl, c.plan, [def]);
+  const planned = await planFor(impl, c.plan, [def], c.requestTimeoutMs);
   if (!('plan' in planned)) return { ...common(), status: 'harness-error', seed, runs: 0, message: planned.message, cause: planned.cause };
   const { plan } = planned;
 
@@ -279,10 +281,11 @@ async function planFor(
   impl: ImplName,
   given: ImplementationPlan | undefined,
   defs: readonly PropertyDefinition[],
+  requestTimeoutMs: number | undefined,
 ): Promise<{ readonly plan: ImplementationPlan } | { readonly message: string; readonly cause: unknown }> {
   let plan: ImplementationPlan;
   try {
-    plan = given ?? (await planImplementation(impl));
+    plan = given ?? (await planImplementation(impl, requestTimeoutMs === undefined ? {} : { requestTimeoutMs }));
   } catch (error) {
     if (error instanceof ImplementationError) return { message: `the implementation failed its handshake: ${error.rawMessage}`, cause: error };
     throw error;
@@ -315,7 +318,7 @@ export async function replayOps(c: ReplayConstraints): Promise<RunResult> {
   const common = () => ({ property: label, impl: c.impl, coverage, timeMs: now() - start, runs: 1 });
   const missing = await qemuMissing(c.impl === 'qemu' || defs.some((d) => d.needsQemu));
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', message: missing.message, cause: missing };
-  const planned = await planFor(c.impl, undefined, defs);
+  const planned = await planFor(c.impl, undefined, defs, undefined);
   if (!('plan' in planned)) return { ...common(), status: 'harness-error', message: planned.message, cause: planned.cause };
   recordSequenceStart(coverage, c.options, undefined);
   const checks = defs.flatMap((d) => d.checks).filter((check, i, all) => all.indexOf(check) === i);

@@ -32,6 +32,7 @@ export function registerGate(program: Command): void {
     .option('--repro-dir <dir>', 'where each failure\'s QEMU shell script is saved (default: qcow2-verify-repro-<seed> in the temp directory)')
     .option('--html <dir>', 'write one self-contained HTML page per failure into this directory (the image after the failing step, with the model\'s view)')
     .option('--corpus <dir>', "a corpus whose known divergences of the implementation (known-qemu-divergence cases for qemu, known-divergence cases for others) are reported as known, not failed (the bundled corpus/cases always counts)")
+    .option('--request-timeout <duration>', "with --impl cmd:…: how long one request may go unanswered before the implementation counts as hung, e.g. 2m (default 60s)")
     .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
     .option('--qemu-img <path>', qemuImgOptionHelp)
     .option('--qemu-io <path>', qemuIoOptionHelp)

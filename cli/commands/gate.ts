@@ -110,6 +110,8 @@ export interface GateOptions {
   readonly reproDir: string;
   /** Where each failure's HTML page is written, when asked for. */
   readonly html?: string;
+  /** A cmd: implementation's request timeout in milliseconds (`--request-timeout`); default the protocol's. */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface RawGateOptions {
@@ -127,6 +129,7 @@ export interface RawGateOptions {
   reproDir?: string;
   html?: string;
   shard?: string;
+  requestTimeout?: string;
 }
 
 function positiveInteger(text: string, flag: string): number {
@@ -198,6 +201,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, en
     workers,
     reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${shardSeed(seed, shard)}`)),
     ...(raw.html === undefined ? {} : { html: resolve(raw.html) }),
+    ...(raw.requestTimeout === undefined ? {} : { requestTimeoutMs: parseDuration(raw.requestTimeout, '--request-timeout') }),
   };
 }
 
@@ -304,7 +308,25 @@ function describeBudget(o: GateOptions): string {
 }
 
 /** Runs every selected property's batches on `pool` until the budget is spent; returns the entries in property order. */
-async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergences, progress: GateProgress, out: (line: string) => void): Promise<GateEntry[]> {
+/**
+ * The known divergences a property's failures may match: the implementation's
+ * own, and for a reader of QEMU's images also QEMU's (the reader then reads
+ * faithfully what QEMU wrote wrong, e.g. the stale bytes after a shrink and
+ * grow of docs/qemu-findings.md).
+ */
+export interface GateKnown {
+  readonly own: KnownDivergences;
+  readonly qemu: KnownDivergences;
+}
+
+export function knownFor(name: PropertyName, known: GateKnown): KnownDivergences {
+  if (properties[name].readerOf !== 'qemu' || known.qemu.size === 0) return known.own;
+  const merged = new Map(known.own);
+  for (const [identity, list] of known.qemu) merged.set(identity, [...(merged.get(identity) ?? []), ...list]);
+  return merged;
+}
+
+async function runBatches(o: GateOptions, pool: BatchPool, known: GateKnown, progress: GateProgress, out: (line: string) => void): Promise<GateEntry[]> {
   const started = epochNow();
   const timed = o.budget.kind === 'time' && o.path === undefined;
   const deadline = o.budget.kind === 'time' ? started + o.budget.ms : undefined;
@@ -353,13 +375,15 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       ...(hardDeadline === undefined ? {} : { hardDeadline }),
       ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
       verbose: o.verbose,
+      ...(o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: o.requestTimeoutMs }),
     };
     pick.batches++;
     pick.inFlight++;
     return { run: pick, batch };
   };
   const settle = async (r: PropertyRun, result: RunResult) => {
-    const divergence = matchKnownDivergence(result, known) ?? (o.impl === 'qemu' ? await attributeKnownLeak(result, known) : undefined);
+    const knownHere = knownFor(r.name, known);
+    const divergence = matchKnownDivergence(result, knownHere) ?? (o.impl === 'qemu' ? await attributeKnownLeak(result, knownHere) : undefined);
     r.inFlight--;
     r.remainingRuns -= result.runs;
     if (divergence !== undefined) {
@@ -460,7 +484,7 @@ export async function runGate(given: GateOptions, ioOrOut: GateIo | ((line: stri
   out(`qcow2-verify gate: seed ${given.seed}${shardText}${given.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${given.impl}`);
   let plan: ImplementationPlan;
   try {
-    plan = await planImplementation(given.impl);
+    plan = await planImplementation(given.impl, given.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: given.requestTimeoutMs });
   } catch (error) {
     if (!(error instanceof ImplementationError)) throw error;
     out(`the implementation failed its handshake: ${error.rawMessage}`);
@@ -478,7 +502,11 @@ export async function runGate(given: GateOptions, ioOrOut: GateIo | ((line: stri
   const o: GateOptions = { ...given, properties: selected };
   out(`properties: ${o.properties.join(', ')}; ${describeBudget(o)}; ${inProcess ? 'in this process' : `${o.workers} workers`}`);
   out(await qemuReportLine());
-  const known = await loadKnownDivergences(o.corpusDirs, o.impl, caps?.name);
+  const readsQemuImages = o.impl !== 'qemu' && o.properties.some((name) => properties[name].readerOf === 'qemu');
+  const known: GateKnown = {
+    own: await loadKnownDivergences(o.corpusDirs, o.impl, caps?.name),
+    qemu: readsQemuImages ? await loadKnownDivergences(o.corpusDirs, 'qemu', undefined) : new Map(),
+  };
   const progress = new GateProgress(io.progress?.write ?? (() => undefined), io.progress?.tty ?? false, epochNow, describeBudget(o).replace(/^budget /, ''));
   if (io.progress !== undefined) progress.start();
   const threads = inProcess ? inProcessPool() : workerPool(o.workers);
@@ -503,7 +531,7 @@ export async function runGate(given: GateOptions, ioOrOut: GateIo | ((line: stri
   const knownText =
     knownHits.length === 0
       ? ''
-      : ` (${knownHits.length} known ${knownHits[0]!.owner} divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
+      : ` (${knownHits.length} known ${[...new Set(knownHits.map((k) => k.owner))].join(' and ')} divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
   const elapsedMs = epochNow() - started;
   out(
     `summary: ${held.length}/${o.properties.length} properties held${knownText}; ` +

@@ -34,6 +34,13 @@ describe('a cmd: implementation under the gate', () => {
     expect(await run('out-of-turn')).toMatch(/the implementation failed \(out-of-turn\): an answer with id \d+ while request \d+ was/);
   });
 
+  it('--request-timeout sets the timeout of every request', () => {
+    expect(parseGateOptions({ impl: fake('hang'), requestTimeout: '2m' }, () => 0).requestTimeoutMs).toBe(120_000);
+    expect(parseGateOptions({ impl: fake('hang') }, () => 0).requestTimeoutMs).toBeUndefined();
+    expect(() => parseGateOptions({ impl: fake('hang'), requestTimeout: 'soon' }, () => 0)).toThrow('--request-timeout must look like 90s, 10m or 2h, got "soon"');
+    expect(() => parseGateOptions({ impl: 'cmd:' }, () => 0)).toThrow('--impl must be ts, qemu, canary or cmd:<command line>, got cmd:');
+  });
+
   it('a failed handshake is the verdict, before any property runs', async () => {
     const { code, text } = await gate(fake('bad-hello'));
     expect(code).toBe(1);

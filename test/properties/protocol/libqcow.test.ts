@@ -6,7 +6,12 @@
 // it finds fails this test.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseGateOptions, runGate } from '../../../cli/commands/gate.js';
+import { basename } from 'node:path';
+import { loadKnownDivergences, matchKnownDivergence } from '../../../cli/commands/gate-divergences.js';
+import { knownFor, parseGateOptions, runGate } from '../../../cli/commands/gate.js';
+import type { PropertyFailureCase } from '../../../corpus/case/types.js';
+import { defaultCorpusDir, loadCorpus } from '../../../corpus/store.js';
+import { replayOps } from '../../../properties/index.js';
 
 const libqcow = 'cmd:/usr/bin/python3 adapters/libqcow/qcow2_verify_libqcow.py';
 
@@ -32,5 +37,19 @@ describe('libqcow reader gate', () => {
     expect(code, text).toBe(0);
     expect(text).toMatch(/^summary: 2\/2 properties held/m);
     expect(text).toMatch(/^left out: properties readsAndOutcomes \(the implementation is read-only\), structure/m);
+  });
+
+  it('reads faithfully what QEMU wrote wrong: that is QEMU\'s known divergence, not libqcow\'s', async () => {
+    // stale bytes after a shrink and grow of a partial last cluster (docs/qemu-findings.md)
+    const stored = (await loadCorpus(defaultCorpusDir())).find((s) => s.id.startsWith('qemu-readsAndOutcomes-read-read-'));
+    expect(stored?.case.status).toBe('known-qemu-divergence');
+    const c = stored!.case as PropertyFailureCase;
+    const run = await replayOps({ impl: libqcow, options: c.options, ops: c.ops, properties: ['readsQemuImages'] });
+    expect(run.status).toBe('property-failed');
+    const dirs = [defaultCorpusDir()];
+    const known = { own: await loadKnownDivergences(dirs, libqcow, 'libqcow'), qemu: await loadKnownDivergences(dirs, 'qemu', undefined) };
+    expect(matchKnownDivergence(run, knownFor('readsQemuImages', known))).toMatchObject({ owner: 'QEMU', caseFile: basename(stored!.jsonPath) });
+    // our engine's images have no such bytes: there the same fault would be libqcow's own
+    expect(matchKnownDivergence(run, knownFor('readsEngineImages', known))).toBeUndefined();
   });
 });
