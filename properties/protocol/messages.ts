@@ -59,6 +59,8 @@ export const answerErrorCodes = [
   'assertion',
 ] as const satisfies readonly (OpErrorKind | 'failed' | 'assertion')[];
 export type AnswerErrorCode = (typeof answerErrorCodes)[number];
+// every refusal the model knows can travel: a new OpErrorKind fails to compile here until it is listed above
+const _everyOpErrorKind: [Exclude<OpErrorKind, AnswerErrorCode>] extends [never] ? true : never = true;
 
 export type Answer =
   | { readonly id: number; readonly ok: true; readonly body: Readonly<Record<string, unknown>> }
