@@ -5,7 +5,7 @@
 // case or no case (at worst a stray image without JSON, which loading ignores).
 import { open, readdir, readFile, rename, rm, mkdir } from 'node:fs/promises';
 import { join, basename, dirname, resolve } from 'node:path';
-import { caseId, dedupKey } from './case/identity.js';
+import { caseId, dedupKey, implementationSlug } from './case/identity.js';
 import { packageRoot } from './provenance.js';
 import { parseCase } from './case/parse.js';
 import { serializeCase } from './case/serialize.js';
@@ -115,6 +115,6 @@ export async function loadCorpus(dir: string): Promise<StoredCase[]> {
 /** Dedup keys (implementation + signature) the corpus already tracks, by status. */
 export function knownSignatures(cases: readonly StoredCase[]): Map<string, CorpusCase['status']> {
   const known = new Map<string, CorpusCase['status']>();
-  for (const { case: c } of cases) known.set(dedupKey(c.implementation, c.signature), c.status);
+  for (const { case: c } of cases) known.set(dedupKey(implementationSlug(c), c.signature), c.status);
   return known;
 }

@@ -7,9 +7,24 @@
 import type { ImageInfo, MapEntry } from '../impl/index.js';
 import type { ImageOptions, Op, OpErrorKind, Outcome } from '../model/index.js';
 
-/** The implementations the gate can drive (`--impl`). */
+/** The implementations built in (`--impl`); any other is a program speaking docs/protocol.md, named `cmd:<command line>`. */
 export const implNames = ['ts', 'qemu', 'canary'] as const;
-export type ImplName = (typeof implNames)[number];
+export type BuiltinImplName = (typeof implNames)[number];
+export type CommandImplName = `cmd:${string}`;
+export type ImplName = BuiltinImplName | CommandImplName;
+
+export function isBuiltinImplName(name: string): name is BuiltinImplName {
+  return (implNames as readonly string[]).includes(name);
+}
+
+export function isCommandImplName(name: string): name is CommandImplName {
+  return name.startsWith('cmd:') && name.slice('cmd:'.length).trim() !== '';
+}
+
+/** Whether `name` names an implementation: a built-in one, or `cmd:` and a non-empty command line. */
+export function isImplName(name: string): name is ImplName {
+  return isBuiltinImplName(name) || isCommandImplName(name);
+}
 
 export interface ImageDriver {
   /** Human name for reports, e.g. "ts engine (MemoryFile)". */

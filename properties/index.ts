@@ -1,11 +1,29 @@
 // Public face of the property suite: the registry, the runners, the drivers and
 // the report types and formatters.
 export { properties, propertyNames, isPropertyName, type PropertyDefinition, type PropertyName } from './registry.js';
-export { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff, crashConsistency } from './registry.js';
+export { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff, crashConsistency, readsEngineImages, readsQemuImages } from './registry.js';
 export { runProperty, replayOps, type RunConstraints, type ReplayConstraints } from './runner.js';
 export { checkSequence, type CheckSequenceConstraints } from './check-sequence.js';
-export { implNames, isOpErrorKind, ImplementationError, implementationError, okOutcome, refused, type ImageDriver, type DriverFactory, type EngineReports, type ImplName } from './driver.js';
+export {
+  implNames,
+  isImplName,
+  isBuiltinImplName,
+  isCommandImplName,
+  isOpErrorKind,
+  ImplementationError,
+  implementationError,
+  okOutcome,
+  refused,
+  type ImageDriver,
+  type DriverFactory,
+  type EngineReports,
+  type ImplName,
+  type BuiltinImplName,
+} from './driver.js';
 export { driverFactories } from './drivers/index.js';
+export { planImplementation, driverFactoryFor, type ImplementationPlan } from './implementation.js';
+export { probeCapabilities } from './drivers/command.js';
+export type { Capabilities } from './protocol/capabilities.js';
 export { canaryDropEvery } from './drivers/canary.js';
 export { parseSeed, hashSeed, SeedError } from './seed.js';
 export { formatStep, formatSteps, type Step, type ReadStep } from './steps.js';

@@ -33,6 +33,12 @@ export interface PropertyDefinition {
    * handoff do not take chains yet.
    */
   readonly chainImpls?: readonly ImplName[];
+  /**
+   * A reader property: this built-in implementation builds each image and the
+   * implementation under test (a `cmd:` one) only reads it. Absent: the
+   * implementation under test does everything.
+   */
+  readonly readerOf?: 'ts' | 'qemu';
 }
 
 /** Percent of extended-L2 images (32 subclusters a cluster) among the sequences every property draws, against every implementation. */
@@ -113,7 +119,26 @@ export const crashConsistency: PropertyDefinition = {
   },
 };
 
-export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff, crashConsistency } as const;
+export const readsEngineImages: PropertyDefinition = {
+  name: 'readsEngineImages',
+  description:
+    'a reader opens the images our engine builds in random states (snapshots, zero clusters, discards, compressed clusters, every option) and reads them, in random ranges and whole, as the model says',
+  checks: [readsCheck],
+  needsQemu: false,
+  cost: 1,
+  readerOf: 'ts',
+};
+
+export const readsQemuImages: PropertyDefinition = {
+  name: 'readsQemuImages',
+  description: 'a reader opens the images QEMU builds in random states and reads them, in random ranges and whole, as the model says',
+  checks: [readsCheck],
+  needsQemu: true,
+  cost: 2,
+  readerOf: 'qemu',
+};
+
+export const properties = { readsAndOutcomes, structure, reopen, space, qemuJudges, handoff, crashConsistency, readsEngineImages, readsQemuImages } as const;
 export type PropertyName = keyof typeof properties;
 export const propertyNames = Object.keys(properties) as PropertyName[];
 

@@ -19,7 +19,8 @@ import type { ModelBox } from './commands/command.js';
 import { RunContext } from './context.js';
 import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from './coverage.js';
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
-import { driverFactories } from './drivers/index.js';
+import { isAdapterHang } from './drivers/command.js';
+import { planImplementation, type ImplementationPlan } from './implementation.js';
 import { extendedL2Percent, properties, type PropertyDefinition, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
 import type { Step } from './steps.js';
@@ -55,6 +56,10 @@ export interface RunConstraints {
    * A replay (`path` given) does not shrink past the path: it reproduces exactly.
    */
   readonly shrinkAttemptsMax?: number;
+  /** The implementation's plan when the caller has it already (a cmd: one then shakes hands once). Default: made from `impl`. */
+  readonly plan?: ImplementationPlan;
+  /** A cmd: implementation's request timeout in milliseconds (docs/protocol.md). Default requestTimeoutMsDefault. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** What a run reports while it works; `shrinking` tells a shrink attempt's steps from a fresh sequence's. */
@@ -188,15 +193,18 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   const common = () => ({ property: def.name, impl, coverage, timeMs: now() - start });
   const missing = await qemuMissing(def.needsQemu || impl === 'qemu');
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', seed, runs: 0, message: missing.message, cause: missing };
+  const planned = await planFor(impl, c.plan, [def], c.requestTimeoutMs);
+  if (!('plan' in planned)) return { ...common(), status: 'harness-error', seed, runs: 0, message: planned.message, cause: planned.cause };
+  const { plan } = planned;
 
   let shrinking = false;
   let shrinkAttempts = c.path === undefined ? (c.shrinkAttemptsMax ?? Infinity) : 0;
-  let shrinkStop: 'time' | 'attempts' | undefined;
+  let shrinkStop: 'time' | 'attempts' | 'hang' | undefined;
   let sequences = 0;
   let stoppedByDeadline = false;
   let lastFailure: Attempt | undefined;
   const progress = c.onProgress ?? (() => undefined);
-  const constraints = sequenceConstraintsFor(def, impl, c.sequence);
+  const constraints = sequenceConstraintsFor(def, impl, { ...plan.sequence(def), ...c.sequence });
   const image = { ...(extendedL2Possible(constraints.image) ? { extendedL2Percent } : {}), ...constraints.image };
   const property = fc.asyncProperty(sequence({ ...constraints, image }), async (seq: Sequence) => {
     if (shrinking) {
@@ -221,7 +229,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     if (!wasShrinking) c.onSequence?.(seq.options, seq.swarm);
     recordSequenceStart(cov, seq.options, seq.swarm);
     const failed = await runSequence(
-      def.driver ?? driverFactories[impl],
+      plan.factory(def),
       seq.options,
       def.checks,
       cov,
@@ -246,6 +254,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     if (!shrinking) progress({ kind: 'failure' });
     shrinking = true;
     lastFailure = failed;
+    if (isAdapterHang(failed.error)) shrinkStop ??= 'hang';
     throw failed.error;
   });
   const details = await fc.check(property, {
@@ -278,6 +287,30 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   };
 }
 
+/**
+ * The plan for `impl`, or why these properties cannot run on it: the
+ * implementation failed its handshake, or a property does not apply to it.
+ */
+async function planFor(
+  impl: ImplName,
+  given: ImplementationPlan | undefined,
+  defs: readonly PropertyDefinition[],
+  requestTimeoutMs: number | undefined,
+): Promise<{ readonly plan: ImplementationPlan } | { readonly message: string; readonly cause: unknown }> {
+  let plan: ImplementationPlan;
+  try {
+    plan = given ?? (await planImplementation(impl, requestTimeoutMs === undefined ? {} : { requestTimeoutMs }));
+  } catch (error) {
+    if (error instanceof ImplementationError) return { message: `the implementation failed its handshake: ${error.rawMessage}`, cause: error };
+    throw error;
+  }
+  for (const def of defs) {
+    const reason = plan.notApplicable(def);
+    if (reason !== undefined) return { message: `property ${def.name} does not apply to ${impl}: ${reason}`, cause: undefined };
+  }
+  return { plan };
+}
+
 export interface ReplayConstraints {
   readonly impl: ImplName;
   readonly options: ImageOptions;
@@ -299,9 +332,12 @@ export async function replayOps(c: ReplayConstraints): Promise<RunResult> {
   const common = () => ({ property: label, impl: c.impl, coverage, timeMs: now() - start, runs: 1 });
   const missing = await qemuMissing(c.impl === 'qemu' || defs.some((d) => d.needsQemu));
   if (missing !== undefined) return { ...common(), status: 'oracle-unavailable', message: missing.message, cause: missing };
+  const planned = await planFor(c.impl, undefined, defs, undefined);
+  if (!('plan' in planned)) return { ...common(), status: 'harness-error', message: planned.message, cause: planned.cause };
   recordSequenceStart(coverage, c.options, undefined);
   const checks = defs.flatMap((d) => d.checks).filter((check, i, all) => all.indexOf(check) === i);
-  const driver = defs.find((d) => d.driver !== undefined)?.driver ?? driverFactories[c.impl];
+  // the property with a driver of its own (handoff, the readers) decides it; else the implementation's
+  const driver = planned.plan.factory(defs.find((d) => d.driver !== undefined || d.readerOf !== undefined) ?? defs[0] ?? properties.readsAndOutcomes);
   const failed = await runSequence(driver, c.options, checks, coverage, undefined, async (model, ctx) => {
     for (const step of c.ops) await ctx.runStep(model, step);
   });

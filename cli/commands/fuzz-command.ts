@@ -13,7 +13,7 @@ export function registerFuzz(program: Command): void {
   program
     .command('fuzz')
     .description('fuzz campaign: all properties and malformed images with fresh seeds; saves new failures in the corpus (exit 0 nothing new, 1 new failures, 2 cannot run)')
-    .option('--impl <impl>', 'implementation under test: ts | qemu', 'ts')
+    .option('--impl <impl>', "implementation under test: ts | qemu | 'cmd:<command line>' (a program speaking docs/protocol.md; its applicable properties only, no image fuzzer)", 'ts')
     .option('--time <duration>', `time budget, e.g. 90s, 10m, 2h (default ${defaultFuzzTime})`)
     .option('--runs <n>', 'run budget instead of time: one run is one seed (a batch of sequences of one property, or one mutant)')
     .option('--seed <seed>', 'campaign seed: integer or git SHA; default drawn and printed')

@@ -8,7 +8,8 @@ import { runCampaign, type CampaignBudget, type CampaignSummary } from '../../co
 import { formatSummary, liveRedrawMs, plainIntervalMs, ProgressPrinter } from '../../corpus/campaign/progress.js';
 import { completionIndexVariable, parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
-import { parseSeed, SeedError } from '../../properties/index.js';
+import { isCommandImplName, parseSeed, SeedError, type ImplName } from '../../properties/index.js';
+import { shellQuote } from '../../properties/report/run-result.js';
 import { exitCodes } from '../exit-codes.js';
 import { parseDuration } from '../duration.js';
 import { usageError } from '../fatal.js';
@@ -20,7 +21,7 @@ export { defaultFuzzTime, registerFuzz } from './fuzz-command.js';
 export { parseDuration } from '../duration.js';
 
 export interface FuzzOptions {
-  readonly impl: 'ts' | 'qemu';
+  readonly impl: Exclude<ImplName, 'canary'>;
   readonly budget: CampaignBudget;
   readonly seed: number;
   readonly seedGiven: boolean;
@@ -47,7 +48,7 @@ export interface RawFuzzOptions {
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given; `env` may give the shard index (JOB_COMPLETION_INDEX). */
 export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number, env: Readonly<Record<string, string | undefined>> = process.env): FuzzOptions {
   const impl = raw.impl ?? 'ts';
-  if (impl !== 'ts' && impl !== 'qemu') usageError(`--impl must be ts or qemu, got ${impl}`);
+  if (impl !== 'ts' && impl !== 'qemu' && !isCommandImplName(impl)) usageError(`--impl must be ts, qemu or cmd:<command line>, got ${impl}`);
   if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
   let budget: CampaignBudget;
   if (raw.runs !== undefined) {
@@ -95,7 +96,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
   const budget = o.budget.kind === 'runs' ? `${o.budget.count} runs` : `${o.budget.ms / 1000} s`;
   io.write(
     `qcow2-verify fuzz: seed ${o.seed}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, shard ${o.shard.index + 1}/${o.shard.count}, ` +
-      `impl ${o.impl}, ${o.imagesOnly ? 'malformed images only' : 'all properties and malformed images'}, budget ${budget}, corpus ${o.corpusDir}\n`,
+      `impl ${o.impl}, ${o.imagesOnly ? 'malformed images only' : isCommandImplName(o.impl) ? 'the properties that apply to it' : 'all properties and malformed images'}, budget ${budget}, corpus ${o.corpusDir}\n`,
   );
   io.write(`${await qemuReportLine()}\n`);
   const printer = new ProgressPrinter(io.tty, io.write);
@@ -115,7 +116,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     knownDirs: resolve(bundled) === o.corpusDir ? [] : [bundled],
     now: () => Date.now(),
     onEvent: (event) => printer.onEvent(event),
-    command: `qcow2-verify fuzz --impl ${o.impl} --seed ${o.seed} --shard ${o.shard.index + 1}/${o.shard.count}${o.imagesOnly ? ' --images' : ''}`,
+    command: `qcow2-verify fuzz --impl ${shellQuote(o.impl)} --seed ${o.seed} --shard ${o.shard.index + 1}/${o.shard.count}${o.imagesOnly ? ' --images' : ''}`,
     ...(io.shouldStop === undefined ? {} : { shouldStop: io.shouldStop }),
   }).finally(() => clearInterval(ticker));
   printer.clearLine();

@@ -23,6 +23,8 @@ export interface Batch {
   readonly shrinkDeadline?: number;
   /** Report each drawn sequence's options and swarm (`--verbose`). */
   readonly verbose: boolean;
+  /** A cmd: implementation's request timeout (`--request-timeout`). */
+  readonly requestTimeoutMs?: number;
 }
 
 /** What a batch reports while it runs: progress, and with `--verbose` one line per drawn sequence. */
@@ -47,6 +49,7 @@ export function runBatch(b: Batch, onEvent: (e: BatchEvent) => void): Promise<Ru
     ...(b.deadline === undefined ? {} : { deadline: b.deadline }),
     ...(b.hardDeadline === undefined ? {} : { hardDeadline: b.hardDeadline }),
     ...(b.shrinkDeadline === undefined ? {} : { shrinkDeadline: b.shrinkDeadline }),
+    ...(b.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: b.requestTimeoutMs }),
     now: epochNow,
     onProgress: (progress) => onEvent({ kind: 'progress', progress }),
     ...(b.verbose ? { onSequence: (opt, swarm) => onEvent({ kind: 'sequence', line: `  [${b.property}] ${formatOptions(opt)}; swarm ${formatSwarm(swarm)}` }) } : {}),

@@ -13,13 +13,13 @@ import type { RawGateOptions } from './gate.js';
  * is heavy to load); test/cli/commands/lazy-commands.test.ts keeps them equal.
  * Option values are validated against the registry itself, in parseGateOptions.
  */
-export const gatePropertyNamesForHelp: readonly PropertyName[] = ['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff', 'crashConsistency'];
+export const gatePropertyNamesForHelp: readonly PropertyName[] = ['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff', 'crashConsistency', 'readsEngineImages', 'readsQemuImages'];
 
 export function registerGate(program: Command): void {
   program
     .command('gate')
     .description('run the model-based properties against an implementation (exit 0 all held, 1 a property failed, 2 cannot run)')
-    .option('--impl <impl>', `implementation under test: ${implNames.join(' | ')}`, 'ts')
+    .option('--impl <impl>', `implementation under test: ${implNames.join(' | ')} | 'cmd:<command line>' (a program speaking docs/protocol.md)`, 'ts')
     .option('--time <duration>', 'time budget for the whole gate, e.g. 90s, 10m (default 60s; shrinking included, within 10 %)')
     .option('--runs <n>', 'sequences per property instead of a time budget (deterministic)')
     .option('--workers <n>', 'batches run at once, each in a worker thread (default: the number of cores; 1 runs in this process)')
@@ -31,7 +31,8 @@ export function registerGate(program: Command): void {
     .option('--junit <file>', 'write the results as JUnit XML')
     .option('--repro-dir <dir>', 'where each failure\'s QEMU shell script is saved (default: qcow2-verify-repro-<seed> in the temp directory)')
     .option('--html <dir>', 'write one self-contained HTML page per failure into this directory (the image after the failing step, with the model\'s view)')
-    .option('--corpus <dir>', 'with --impl qemu: a corpus whose known-qemu-divergence cases are reported as known, not failed (the bundled corpus/cases always counts)')
+    .option('--corpus <dir>', "a corpus whose known divergences of the implementation (known-qemu-divergence cases for qemu, known-divergence cases for others) are reported as known, not failed (the bundled corpus/cases always counts)")
+    .option('--request-timeout <duration>', "with --impl cmd:…: how long one request may go unanswered before the implementation counts as hung, e.g. 2m (default 60s)")
     .option('--verbose', 'print every sequence\'s image options and swarm weights, and the full coverage histogram')
     .option('--qemu-img <path>', qemuImgOptionHelp)
     .option('--qemu-io <path>', qemuIoOptionHelp)

@@ -1,6 +1,7 @@
-// Known QEMU divergences in the gate. Where QEMU 7.2 is wrong and the model is
+// Known divergences in the gate. Where QEMU 7.2 is wrong and the model is
 // right (docs/semantics.md), the corpus holds a property-failure case with
-// status `known-qemu-divergence`. `gate --impl qemu` reports a failure that is
+// status `known-qemu-divergence`; where another implementation is
+// (docs/libqcow-findings.md), one with status `known-divergence`. `gate --impl qemu` reports a failure that is
 // the same fault as such a case, whichever property or later step noticed it
 // (corpus/case/fault.ts: the kind of fault and the operation that caused it,
 // with its outcome), as that known divergence instead of failing on it forever. The matching lives here, beside
@@ -11,7 +12,8 @@ import { caseFaultIdentity, faultKind, leakedClusters, operationOutcomes, spaceE
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import { CorpusStoreError, loadCorpus } from '../../corpus/store.js';
 import type { ImageOptions } from '../../model/index.js';
-import { isPropertyName, replayOps, type RunResult } from '../../properties/index.js';
+import type { CorpusCase } from '../../corpus/case/types.js';
+import { isPropertyName, replayOps, type ImplName, type RunResult } from '../../properties/index.js';
 import { escapeXml } from '../../properties/report/format-junit.js';
 import { formatText } from '../../properties/report/format-text.js';
 import { exitCodes } from '../exit-codes.js';
@@ -28,12 +30,32 @@ export interface KnownDivergence {
   readonly options: ImageOptions;
   /** For a leak: how many clusters the case's checker verdict counts as leaked. */
   readonly leakedClusters?: number;
+  /** Whose divergence: `QEMU`, or a cmd: implementation's handshake name. */
+  readonly owner: string;
 }
 
 /** Fault identity → the cases with it, for every known-qemu-divergence property-failure case in `dirs` (sorted by file name). */
 export type KnownDivergences = ReadonlyMap<string, readonly KnownDivergence[]>;
 
-export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise<KnownDivergences> {
+export function loadKnownQemuDivergences(dirs: readonly string[]): Promise<KnownDivergences> {
+  return loadKnownDivergences(dirs, 'qemu', undefined);
+}
+
+/**
+ * Whether case `c` is a known divergence of `impl`: a known-qemu-divergence
+ * case for QEMU; a known-divergence case of the same implementation (a cmd:
+ * one recognised by its handshake name, whatever its command line); or one
+ * whose `statuses` say so for `impl`.
+ */
+function isKnownDivergenceOf(c: CorpusCase, impl: ImplName, adapterName: string | undefined): boolean {
+  if (c.statuses?.[impl] === 'known-divergence') return true;
+  if (impl === 'qemu' && c.status === 'known-qemu-divergence') return true;
+  if (c.status !== 'known-divergence') return false;
+  return c.implementation === impl || (adapterName !== undefined && c.adapter?.name === adapterName);
+}
+
+/** Fault identity → the known divergences of `impl` in `dirs` (`adapterName`: a cmd: implementation's handshake name). */
+export async function loadKnownDivergences(dirs: readonly string[], impl: ImplName, adapterName: string | undefined): Promise<KnownDivergences> {
   const known = new Map<string, KnownDivergence[]>();
   for (const dir of dirs) {
     let cases;
@@ -41,11 +63,11 @@ export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise
       cases = await loadCorpus(dir);
     } catch (error) {
       // Without the corpus the gate cannot tell a known divergence from a new failure: no verdict.
-      if (error instanceof CorpusStoreError) throw new CliError(`cannot load the known QEMU divergences: ${error.message}`, exitCodes.cannotRun);
+      if (error instanceof CorpusStoreError) throw new CliError(`cannot load the known divergences: ${error.message}`, exitCodes.cannotRun);
       throw error;
     }
     for (const { case: c, jsonPath } of cases) {
-      if (c.kind !== 'property-failure' || c.status !== 'known-qemu-divergence') continue;
+      if (c.kind !== 'property-failure' || !isKnownDivergenceOf(c, impl, adapterName)) continue;
       const identity = caseFaultIdentity(c);
       const leaked = identity.startsWith('leak/') ? leakedClusters(c.message) : undefined;
       const entry = {
@@ -56,6 +78,7 @@ export async function loadKnownQemuDivergences(dirs: readonly string[]): Promise
         description: c.description,
         options: c.options,
         ...(leaked === undefined ? {} : { leakedClusters: leaked }),
+        owner: impl === 'qemu' ? 'QEMU' : (adapterName ?? impl),
       };
       known.set(identity, [...(known.get(identity) ?? []), entry]);
     }
@@ -107,7 +130,7 @@ function leaksExplainingSpace(result: Extract<RunResult, { status: 'property-fai
 }
 
 export function knownLabel(d: KnownDivergence): string {
-  return `known QEMU divergence (case ${d.caseFile})`;
+  return `known ${d.owner} divergence (case ${d.caseFile})`;
 }
 
 /** The text report of a run that hit a known divergence: the usual report under a headline that says it does not fail the gate. */

@@ -9,10 +9,11 @@ import { toolVersion } from '../../corpus/provenance.js';
 import { failedRunPage } from '../../corpus/replay/html-page.js';
 import { formatJunit, type Coverage, type RunResult } from '../../properties/index.js';
 import { toJsonValue } from '../../properties/report/format-json.js';
+import { implFileWord } from '../../properties/report/run-result.js';
 import { formatText } from '../../properties/report/format-text.js';
 import { saveReproScript } from '../../properties/report/save-repro-script.js';
 import { exitCodes } from '../exit-codes.js';
-import { junitKnownTestcase, type KnownDivergence } from './gate-divergences.js';
+import { junitKnownTestcase, knownLabel, type KnownDivergence } from './gate-divergences.js';
 import type { GateOptions } from './gate.js';
 
 /** One property run of the gate; a run that hit a known QEMU divergence carries it. */
@@ -28,6 +29,10 @@ export function gateVerdict(code: number): GateVerdict {
 }
 
 export interface GateOutcome {
+  /** A cmd: implementation's handshake: name, version, mode. */
+  readonly implementation?: { readonly name: string; readonly version: string; readonly mode: string };
+  /** What the gate did not draw for this implementation (gate.ts leftOutLines). */
+  readonly leftOut: readonly string[];
   readonly code: number;
   readonly verdict: GateVerdict;
   readonly elapsedMs: number;
@@ -36,7 +41,7 @@ export interface GateOutcome {
 
 /** Writes a failed run's HTML page (corpus/replay/html-page.ts) into `dir`, named after its property, implementation, seed and path; returns its path. */
 export async function writeFailurePage(dir: string, run: Extract<RunResult, { status: 'property-failed' }>): Promise<string> {
-  const path = join(dir, `${run.property}-${run.impl}-seed${run.seed ?? 0}-${(run.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120) + '.html');
+  const path = join(dir, `${run.property}-${implFileWord(run.impl)}-seed${run.seed ?? 0}-${(run.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120) + '.html');
   await mkdir(dir, { recursive: true });
   await writeFile(path, await failedRunPage(run));
   return path;
@@ -48,10 +53,10 @@ export async function writeReproScripts(dir: string, entries: readonly GateEntry
   for (const e of entries) {
     const r = e.result;
     if (r.status !== 'property-failed') continue;
-    const where = join(dir, `${r.property}-${r.impl}-seed${r.seed ?? 0}-${(r.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120));
+    const where = join(dir, `${r.property}-${implFileWord(r.impl)}-seed${r.seed ?? 0}-${(r.path ?? '').replaceAll(':', '.') || 'replay'}`.slice(0, 120));
     const failureLine = formatText(r).split('\n').find((l) => l.startsWith('Failure: ')) ?? '';
     const path = await saveReproScript(where, r.counterexample, [
-      `qcow2-verify gate: ${r.property} failed against ${r.impl}${e.known === undefined ? '' : ` (known QEMU divergence, case ${e.known.caseFile})`}`,
+      `qcow2-verify gate: ${r.property} failed against ${r.impl}${e.known === undefined ? '' : ` (${knownLabel(e.known)})`}`,
       failureLine,
       `Replay: ${r.replay}`,
     ]);
@@ -79,7 +84,9 @@ async function junitQemuProperties(): Promise<Record<string, string>> {
 export async function gateJson(o: GateOptions, entries: readonly GateEntry[], scripts: ReadonlyMap<GateEntry, string>, outcome: GateOutcome): Promise<string> {
   const results = entries.map((e) => ({
     ...toJsonValue(e.result),
-    ...(e.known === undefined ? {} : { knownQemuDivergence: { case: e.known.caseFile, identity: e.known.identity, signature: e.known.signature } }),
+    ...(e.known === undefined
+      ? {}
+      : { [e.known.owner === 'QEMU' ? 'knownQemuDivergence' : 'knownDivergence']: { case: e.known.caseFile, identity: e.known.identity, signature: e.known.signature } }),
     ...(scripts.has(e) ? { reproScript: scripts.get(e) } : {}),
   }));
   const report = {
@@ -88,7 +95,9 @@ export async function gateJson(o: GateOptions, entries: readonly GateEntry[], sc
     seed: o.seed,
     ...(o.shard.count === 1 ? {} : { shard: { index: o.shard.index + 1, count: o.shard.count, seed: o.campaignSeed } }),
     impl: o.impl,
+    ...(outcome.implementation === undefined ? {} : { implementation: outcome.implementation }),
     properties: o.properties,
+    leftOut: outcome.leftOut,
     budget: o.path !== undefined ? { kind: 'path', path: o.path } : o.budget.kind === 'time' ? { kind: 'time', ms: o.budget.ms } : { kind: 'runs', perProperty: o.budget.count },
     workers: o.workers,
     verdict: outcome.verdict,

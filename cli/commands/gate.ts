@@ -17,13 +17,16 @@ import {
   formatCoverage,
   formatText,
   hashSeed,
-  implNames,
+  isImplName,
+  ImplementationError,
   isPropertyName,
+  planImplementation,
   mergeCoverage,
   parseSeed,
   properties,
   propertyNames,
   SeedError,
+  type ImplementationPlan,
   type ImplName,
   type PropertyName,
   type RunResult,
@@ -39,9 +42,8 @@ import {
   attributeKnownLeak,
   formatKnownDivergence,
   knownLabel,
-  loadKnownQemuDivergences,
+  loadKnownDivergences,
   matchKnownDivergence,
-  type KnownDivergence,
   type KnownDivergences,
 } from './gate-divergences.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
@@ -108,6 +110,8 @@ export interface GateOptions {
   readonly reproDir: string;
   /** Where each failure's HTML page is written, when asked for. */
   readonly html?: string;
+  /** A cmd: implementation's request timeout in milliseconds (`--request-timeout`); default the protocol's. */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface RawGateOptions {
@@ -125,6 +129,7 @@ export interface RawGateOptions {
   reproDir?: string;
   html?: string;
   shard?: string;
+  requestTimeout?: string;
 }
 
 function positiveInteger(text: string, flag: string): number {
@@ -149,7 +154,7 @@ export function shardSeed(seed: number, shard: Shard): number {
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given; `env` may give the shard index (JOB_COMPLETION_INDEX). */
 export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, env: Readonly<Record<string, string | undefined>> = process.env): GateOptions {
   const impl = raw.impl ?? 'ts';
-  if (!(implNames as readonly string[]).includes(impl)) usageError(`--impl must be one of ${implNames.join(', ')}, got ${impl}`);
+  if (!isImplName(impl)) usageError(`--impl must be ts, qemu, canary or cmd:<command line>, got ${impl}`);
   if (raw.time !== undefined && raw.runs !== undefined) usageError('give --time or --runs, not both');
   const budget: GateBudget =
     raw.runs !== undefined ? { kind: 'runs', count: positiveInteger(raw.runs, '--runs') } : { kind: 'time', ms: parseDuration(raw.time ?? defaultGateTime) };
@@ -180,7 +185,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, en
     usageError('--path replays one failure: give it with the --seed and --property it was printed with');
   }
   return {
-    impl: impl as ImplName,
+    impl,
     budget,
     seed: shardSeed(seed, shard),
     shard,
@@ -196,6 +201,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, en
     workers,
     reproDir: resolve(raw.reproDir ?? join(tmpdir(), `qcow2-verify-repro-${shardSeed(seed, shard)}`)),
     ...(raw.html === undefined ? {} : { html: resolve(raw.html) }),
+    ...(raw.requestTimeout === undefined ? {} : { requestTimeoutMs: parseDuration(raw.requestTimeout, '--request-timeout') }),
   };
 }
 
@@ -302,7 +308,25 @@ function describeBudget(o: GateOptions): string {
 }
 
 /** Runs every selected property's batches on `pool` until the budget is spent; returns the entries in property order. */
-async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergences, progress: GateProgress, out: (line: string) => void): Promise<GateEntry[]> {
+/**
+ * The known divergences a property's failures may match: the implementation's
+ * own, and for a reader of QEMU's images also QEMU's (the reader then reads
+ * faithfully what QEMU wrote wrong, e.g. the stale bytes after a shrink and
+ * grow of docs/qemu-findings.md).
+ */
+export interface GateKnown {
+  readonly own: KnownDivergences;
+  readonly qemu: KnownDivergences;
+}
+
+export function knownFor(name: PropertyName, known: GateKnown): KnownDivergences {
+  if (properties[name].readerOf !== 'qemu' || known.qemu.size === 0) return known.own;
+  const merged = new Map(known.own);
+  for (const [identity, list] of known.qemu) merged.set(identity, [...(merged.get(identity) ?? []), ...list]);
+  return merged;
+}
+
+async function runBatches(o: GateOptions, pool: BatchPool, known: GateKnown, progress: GateProgress, out: (line: string) => void): Promise<GateEntry[]> {
   const started = epochNow();
   const timed = o.budget.kind === 'time' && o.path === undefined;
   const deadline = o.budget.kind === 'time' ? started + o.budget.ms : undefined;
@@ -351,20 +375,22 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: KnownDivergenc
       ...(hardDeadline === undefined ? {} : { hardDeadline }),
       ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
       verbose: o.verbose,
+      ...(o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: o.requestTimeoutMs }),
     };
     pick.batches++;
     pick.inFlight++;
     return { run: pick, batch };
   };
   const settle = async (r: PropertyRun, result: RunResult) => {
-    const divergence = matchKnownDivergence(result, known) ?? (o.impl === 'qemu' ? await attributeKnownLeak(result, known) : undefined);
+    const knownHere = knownFor(r.name, known);
+    const divergence = matchKnownDivergence(result, knownHere) ?? (o.impl === 'qemu' ? await attributeKnownLeak(result, knownHere) : undefined);
     r.inFlight--;
     r.remainingRuns -= result.runs;
     if (divergence !== undefined) {
       r.entries.push({ result, known: divergence });
       r.knownHits++;
       if (r.knownHits >= knownDivergencesPerPropertyMax && !r.done) {
-        r.notes.push(`${r.name}: ${r.knownHits} known QEMU divergences; its remaining budget is skipped`);
+        r.notes.push(`${r.name}: ${r.knownHits} known divergences; its remaining budget is skipped`);
         r.done = true;
       }
       if (o.path !== undefined) r.done = true;
@@ -437,17 +463,50 @@ export interface GateIo {
   readonly progress?: { readonly write: (text: string) => void; readonly tty: boolean };
 }
 
-export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) => void)): Promise<number> {
+/** The properties that apply to the implementation, and one phrase for each that does not and for everything else left out. */
+export function applicableProperties(o: GateOptions, plan: ImplementationPlan): { readonly selected: PropertyName[]; readonly leftOut: string[] } {
+  const selected: PropertyName[] = [];
+  const skipped: string[] = [];
+  for (const name of o.properties) {
+    const reason = plan.notApplicable(properties[name]);
+    if (reason === undefined) selected.push(name);
+    else skipped.push(`${name} (${reason})`);
+  }
+  return { selected, leftOut: [...(skipped.length === 0 ? [] : [`properties ${skipped.join(', ')}`]), ...plan.leftOut()] };
+}
+
+export async function runGate(given: GateOptions, ioOrOut: GateIo | ((line: string) => void)): Promise<number> {
   const io: GateIo = typeof ioOrOut === 'function' ? { out: ioOrOut } : ioOrOut;
   const out = io.out;
   const started = epochNow();
-  const inProcess = o.workers <= 1 || o.path !== undefined;
-  const shardText = o.shard.count === 1 ? '' : ` (shard ${o.shard.index + 1}/${o.shard.count} of seed ${o.campaignSeed})`;
-  out(`qcow2-verify gate: seed ${o.seed}${shardText}${o.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${o.impl}`);
+  const inProcess = given.workers <= 1 || given.path !== undefined;
+  const shardText = given.shard.count === 1 ? '' : ` (shard ${given.shard.index + 1}/${given.shard.count} of seed ${given.campaignSeed})`;
+  out(`qcow2-verify gate: seed ${given.seed}${shardText}${given.seedGiven ? '' : ' (drawn; pass --seed to repeat)'}, impl ${given.impl}`);
+  let plan: ImplementationPlan;
+  try {
+    plan = await planImplementation(given.impl, given.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: given.requestTimeoutMs });
+  } catch (error) {
+    if (!(error instanceof ImplementationError)) throw error;
+    out(`the implementation failed its handshake: ${error.rawMessage}`);
+    out('summary: not judged: the implementation failed');
+    return exitCodes.propertyFailed;
+  }
+  const caps = plan.capabilities;
+  if (caps !== undefined) out(`implementation: ${caps.name} ${caps.version}, ${caps.mode}`);
+  const { selected, leftOut } = applicableProperties(given, plan);
+  if (selected.length === 0) {
+    out(`left out: ${leftOut.join('; ')}`);
+    out(`summary: not judged: no selected property applies to ${given.impl}`);
+    return exitCodes.cannotRun;
+  }
+  const o: GateOptions = { ...given, properties: selected };
   out(`properties: ${o.properties.join(', ')}; ${describeBudget(o)}; ${inProcess ? 'in this process' : `${o.workers} workers`}`);
   out(await qemuReportLine());
-  // Known divergences are QEMU's: a failure of any other implementation always counts.
-  const known = o.impl === 'qemu' ? await loadKnownQemuDivergences(o.corpusDirs) : new Map<string, KnownDivergence[]>();
+  const readsQemuImages = o.impl !== 'qemu' && o.properties.some((name) => properties[name].readerOf === 'qemu');
+  const known: GateKnown = {
+    own: await loadKnownDivergences(o.corpusDirs, o.impl, caps?.name),
+    qemu: readsQemuImages ? await loadKnownDivergences(o.corpusDirs, 'qemu', undefined) : new Map(),
+  };
   const progress = new GateProgress(io.progress?.write ?? (() => undefined), io.progress?.tty ?? false, epochNow, describeBudget(o).replace(/^budget /, ''));
   if (io.progress !== undefined) progress.start();
   const threads = inProcess ? inProcessPool() : workerPool(o.workers);
@@ -470,13 +529,16 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
   const coverage = entries.reduce((acc, e) => mergeCoverage(acc, e.result.coverage), emptyCoverage());
   const kinds = Object.keys(coverage.clusterKinds).sort();
   const knownText =
-    knownHits.length === 0 ? '' : ` (${knownHits.length} known QEMU divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
+    knownHits.length === 0
+      ? ''
+      : ` (${knownHits.length} known ${[...new Set(knownHits.map((k) => k.owner))].join(' and ')} divergence${knownHits.length === 1 ? '' : 's'}: ${[...new Set(knownHits.map((k) => k.caseFile))].join(', ')})`;
   const elapsedMs = epochNow() - started;
   out(
     `summary: ${held.length}/${o.properties.length} properties held${knownText}; ` +
       `${coverage.sequences} sequences, ${coverage.operations} operations; cluster kinds covered: ${kinds.join(', ') || 'none'}; ` +
       `${(elapsedMs / 1000).toFixed(1)} s`,
   );
+  if (leftOut.length > 0) out(`left out: ${leftOut.join('; ')}`);
   if (o.verbose) out(formatCoverage(coverage));
   const scripts = await writeReproScripts(o.reproDir, entries);
   for (const e of entries) {
@@ -487,6 +549,7 @@ export async function runGate(o: GateOptions, ioOrOut: GateIo | ((line: string) 
     if (o.html !== undefined) out(`  html: ${await writeFailurePage(o.html, e.result)}`);
   }
   const code = gateExitCode(entries.filter((e) => e.known === undefined).map((e) => e.result));
-  await writeGateReports(o, entries, scripts, { code, verdict: gateVerdict(code), elapsedMs, coverage });
+  const implementation = caps === undefined ? undefined : { name: caps.name, version: caps.version, mode: caps.mode };
+  await writeGateReports(o, entries, scripts, { ...(implementation === undefined ? {} : { implementation }), leftOut, code, verdict: gateVerdict(code), elapsedMs, coverage });
   return code;
 }

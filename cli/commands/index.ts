@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAdapter } from './adapter-command.js';
 import { registerCheck } from './check-command.js';
 import { register as registerConvert } from './convert.js';
 import { register as registerCreate } from './create.js';
@@ -32,4 +33,5 @@ export const commands: readonly RegisterCommand[] = [
   registerInfo,
   registerMap,
   registerRebaseAndCommit,
+  registerAdapter,
 ];

@@ -13,14 +13,17 @@ export function registerReplay(program: Command): void {
     .description('reproduce a corpus case deterministically (exit 1 while it fails, 0 once it passes, 2 cannot run)')
     .argument('<case>', 'a corpus case file (corpus/cases/*.json)')
     .option('--trace', 'print each step, what the model and the implementation hold after it, and the first divergence')
-    .option('--impl <impl>', "replay a property-failure case against ts or qemu instead of the case's own implementation")
+    .option('--impl <impl>', "replay a property-failure case against ts, qemu or 'cmd:<command line>' (docs/protocol.md) instead of the case's own implementation")
     .option('--html <file>', 'also write the case as one self-contained HTML page: the script with its failing step, the divergence, the image after it')
     .option('--qemu-img <path>', qemuImgOptionHelp)
     .option('--qemu-io <path>', qemuIoOptionHelp)
     .action(async (file: string, raw: { trace?: boolean; impl?: string; html?: string } & RawQemuToolOptions) => {
       (await import('../qemu-tools.js')).applyQemuToolOptions(raw);
-      if (raw.impl !== undefined && raw.impl !== 'ts' && raw.impl !== 'qemu') throw new CliError(`--impl must be ts or qemu, got ${raw.impl}`, exitCodes.usage);
-      const options: ReplayOptions = { trace: raw.trace ?? false, ...(raw.impl === undefined ? {} : { impl: raw.impl }), ...(raw.html === undefined ? {} : { html: raw.html }) };
+      const impl = raw.impl;
+      if (impl !== undefined && impl !== 'ts' && impl !== 'qemu' && !(impl.startsWith('cmd:') && impl.length > 'cmd:'.length)) {
+        throw new CliError(`--impl must be ts, qemu or cmd:<command line>, got ${impl}`, exitCodes.usage);
+      }
+      const options: ReplayOptions = { trace: raw.trace ?? false, ...(impl === undefined ? {} : { impl: impl as ReplayOptions['impl'] & string }), ...(raw.html === undefined ? {} : { html: raw.html }) };
       const { runReplay } = await import('./replay.js');
       process.exitCode = await runReplay(file, options, (line) => process.stdout.write(`${line}\n`));
     });

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CorpusFormatError } from '../../corpus/case/parse.js';
-import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
+import type { CorpusCase, Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
 import { imageCasePage, propertyCasePage } from '../../corpus/replay/html-page.js';
 import { caseImage, replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../corpus/replay/replay-case.js';
@@ -73,6 +73,13 @@ async function replayImage(stored: StoredCase & { case: MalformedImageCase }, tr
   }
 }
 
+/** Why a case that still reproduces is as it should be: a known divergence of the implementation it ran against. */
+function expectedNote(c: CorpusCase, implementation: Implementation): string {
+  if (c.status === 'known-qemu-divergence' && implementation === 'qemu') return ' as expected: a known QEMU divergence';
+  const known = c.statuses?.[implementation] === 'known-divergence' || (c.status === 'known-divergence' && implementation === c.implementation);
+  return known ? ' as expected: a known divergence of this implementation' : '';
+}
+
 export async function runReplay(file: string, o: ReplayOptions, out: (line: string) => void): Promise<number> {
   let stored: StoredCase;
   try {
@@ -105,7 +112,7 @@ export async function runReplay(file: string, o: ReplayOptions, out: (line: stri
       ? `${outcome.signature ?? '?'} instead of ${c.signature}`
       : `${outcome.identity.observed} (${outcome.signature ?? '?'}) instead of ${outcome.identity.recorded} (${c.signature})`;
   const verdictLine: Record<ReplayOutcome['verdict'], string> = {
-    reproduced: `still fails as recorded (${outcome.implementation}${identity})${c.status === 'known-qemu-divergence' && outcome.implementation === 'qemu' ? ' as expected: a known QEMU divergence' : ''}: ${outcome.message}`,
+    reproduced: `still fails as recorded (${outcome.implementation}${identity})${expectedNote(c, outcome.implementation)}: ${outcome.message}`,
     'fails-differently': `fails differently (${outcome.implementation}): ${differently}: ${outcome.message}`,
     passes: `passes (${outcome.implementation})${c.status === 'open' ? ': the case looks fixed; set its status to "fixed"' : ''}`,
     'cannot-run': `cannot run: ${outcome.message}`,

@@ -7,9 +7,20 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QemuMissingError, qemuVersion } from '../../oracle/index.js';
-import { propertyNames, runProperty, type ImplName, type PropertyName, type RunResult } from '../../properties/index.js';
+import {
+  ImplementationError,
+  isCommandImplName,
+  planImplementation,
+  properties,
+  propertyNames,
+  runProperty,
+  type ImplementationPlan,
+  type ImplName,
+  type PropertyName,
+  type RunResult,
+} from '../../properties/index.js';
 import { saveReproScript } from '../../properties/report/save-repro-script.js';
-import { dedupKey, mutationLabel } from '../case/identity.js';
+import { dedupKey, implementationSlug, mutationLabel } from '../case/identity.js';
 import type { CorpusCase, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import { ImageFuzzer, type SeedOutcome } from '../mutants/image-fuzzer.js';
 import { provenance } from '../provenance.js';
@@ -23,7 +34,8 @@ type FailedRun = Extract<RunResult, { status: 'property-failed' }>;
 export type CampaignBudget = { readonly kind: 'time'; readonly ms: number } | { readonly kind: 'runs'; readonly count: number };
 
 export interface CampaignConstraints {
-  readonly impl: Extract<ImplName, 'ts' | 'qemu'>;
+  /** ts, qemu, or a cmd: implementation (its applicable properties only: the image fuzzer judges our engine). */
+  readonly impl: Exclude<ImplName, 'canary'>;
   readonly seed: number;
   readonly shard: Shard;
   readonly budget: CampaignBudget;
@@ -108,13 +120,21 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
   const seen = new Set<string>();
   const findings: CampaignFinding[] = [];
   const harnessErrors: string[] = [];
-  // the image fuzzer first: a short or loaded campaign still tries malformed images, not only the first properties
-  const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : ['images', ...propertyNames];
+  let implementation: ImplementationPlan;
+  try {
+    implementation = await planImplementation(c.impl);
+  } catch (error) {
+    if (error instanceof ImplementationError) return { stats, findings, harnessErrors, cannotRun: `the implementation failed its handshake: ${error.rawMessage}` };
+    throw error;
+  }
+  const applicable = propertyNames.filter((name) => implementation.notApplicable(properties[name]) === undefined);
+  // the image fuzzer (which judges our engine) first: a short or loaded campaign still tries malformed images, not only the first properties
+  const plan: readonly RunKind[] = c.kinds === 'images' ? ['images'] : isCommandImplName(c.impl) ? applicable : ['images', ...applicable];
   let fuzzer: ImageFuzzer | undefined = c.imageFuzzer;
 
   /** `image`: the bytes saved with the case; `mutant`: a malformed image's bytes (for its page, saved or not). */
   const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, run?: FailedRun, mutant?: Uint8Array): Promise<void> => {
-    const key = dedupKey(candidate.implementation, candidate.signature);
+    const key = dedupKey(implementationSlug(candidate), candidate.signature);
     const status = known.get(key);
     const isNew = !seen.has(key) && (status === undefined || status === 'fixed');
     seen.add(key);
@@ -177,6 +197,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
         const result = await runProperty({
           property: kind,
           impl: c.impl,
+          plan: implementation,
           seed,
           numRuns: c.sequencesPerRun ?? 10,
           sequence: { commandsCountMax: c.commandsCountMax ?? 80 },
@@ -207,7 +228,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
           harnessErrors.push(message);
           c.onEvent?.({ kind: 'harness-error', message });
         }
-        if (result.status === 'property-failed') await record(await propertyCase(c, kind, result), undefined, seed, result);
+        if (result.status === 'property-failed') await record(await propertyCase(c, kind, result, implementation), undefined, seed, result);
       }
       stats.runs++;
       stats.elapsedMs = c.now() - start;
@@ -220,13 +241,20 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
   return { stats, findings, harnessErrors };
 }
 
-async function propertyCase(c: CampaignConstraints, property: PropertyName, run: Extract<RunResult, { status: 'property-failed' }>): Promise<PropertyFailureCase> {
+async function propertyCase(
+  c: CampaignConstraints,
+  property: PropertyName,
+  run: Extract<RunResult, { status: 'property-failed' }>,
+  plan: ImplementationPlan,
+): Promise<PropertyFailureCase> {
+  const caps = plan.capabilities;
   return {
     format: 1,
     kind: 'property-failure',
     status: 'open',
     description: `Found by a fuzz campaign: ${property} fails against ${c.impl}. Triage, then set the status and say what the case shows.`,
     implementation: c.impl,
+    ...(caps === undefined ? {} : { adapter: { name: caps.name, version: caps.version } }),
     property,
     signature: runSignature(property, run),
     message: run.failure.message,

@@ -4,7 +4,7 @@
 // The signature is what deduplicates: stable across runs, free of offsets,
 // seeds and timestamps, so the same bug found twice is recognised as known.
 import { createHash } from 'node:crypto';
-import type { CorpusCase, ImageFindingKind, Implementation, MutationKind } from './types.js';
+import type { CorpusCase, ImageFindingKind, MutationKind } from './types.js';
 
 /** property + first divergence kind + op kind, e.g. `readsAndOutcomes/read-mismatch/resize`. */
 export function propertyFailureSignature(property: string, divergenceKind: string, opKind: string): string {
@@ -51,9 +51,16 @@ export function reproduction(c: CorpusCase): unknown {
     : { implementation: c.implementation, base: c.base, mutations: c.mutations };
 }
 
-/** Deduplication key: the same signature against another implementation is another case. */
-export function dedupKey(implementation: Implementation, signature: string): string {
+/** Deduplication key (`implementation`: implementationSlug): the same signature against another implementation is another case. */
+export function dedupKey(implementation: string, signature: string): string {
   return `${implementation} ${signature}`;
+}
+
+/** The implementation as a file-name word: a cmd: one by its handshake name (its command line may be anything). */
+export function implementationSlug(c: Pick<CorpusCase, 'implementation' | 'adapter'>): string {
+  if (!c.implementation.startsWith('cmd:')) return c.implementation;
+  const slug = (c.adapter?.name ?? 'cmd').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 24);
+  return slug === '' ? 'cmd' : slug;
 }
 
 const idHashChars = 16;
@@ -67,5 +74,5 @@ export function caseId(c: CorpusCase): string {
     .replace(/^-|-$/g, '')
     .slice(0, idSlugCharsMax)
     .replace(/-$/, '');
-  return `${c.implementation}-${slug}-${hash}`;
+  return `${implementationSlug(c)}-${slug}-${hash}`;
 }

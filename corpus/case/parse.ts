@@ -2,13 +2,13 @@
 // naming the file, the field, what was found and what was expected. A corpus
 // is edited by hand (status, description), so the loader is strict and precise.
 import { opKinds, type ImageOptions, type Op } from '../../model/ops.js';
+import { isImplName, type ImplName } from '../../properties/driver.js';
 import type { Step } from '../../properties/steps.js';
 import type { FaultableOp, FaultStep } from '../../properties/faults/fault-step.js';
 import {
   caseFormatVersion,
   caseStatuses,
   imageFindingKinds,
-  implementations,
   type BaseImageSpec,
   type CorpusCase,
   type Mutation,
@@ -65,6 +65,17 @@ class Reader {
   boolean(key: string): boolean {
     const v = this.obj[key];
     return typeof v === 'boolean' ? v : this.fail(key, v, 'a boolean');
+  }
+
+  /** `ts`, `qemu`, `canary` or `cmd:<command line>`. */
+  implementation(key: string): ImplName {
+    const v = this.obj[key];
+    return typeof v === 'string' && isImplName(v) ? v : this.fail(key, v, 'ts, qemu, canary or cmd:<command line>');
+  }
+
+  /** An object key that must name an implementation. */
+  implementationKey(key: string): ImplName {
+    return isImplName(key) ? key : this.fail(key, key, 'an implementation name (ts, qemu, canary or cmd:<command line>) as the key');
   }
 
   oneOf<T extends string>(key: string, allowed: readonly T[]): T {
@@ -266,9 +277,13 @@ export function parseCase(json: unknown, source: string): CorpusCase {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new CorpusFormatError(source, '(root)', typeof json, 'an object');
   const r = new Reader(source, '', json as Json);
   if (r.obj.format !== caseFormatVersion) throw new CorpusFormatError(source, 'format', JSON.stringify(r.obj.format), String(caseFormatVersion));
+  const adapter = r.obj.adapter === undefined ? undefined : r.object('adapter');
+  const statuses = r.obj.statuses === undefined ? undefined : r.object('statuses');
   const common = {
     format: caseFormatVersion,
-    implementation: r.oneOf('implementation', implementations),
+    implementation: r.implementation('implementation'),
+    ...(adapter === undefined ? {} : { adapter: { name: adapter.string('name'), version: adapter.string('version') } }),
+    ...(statuses === undefined ? {} : { statuses: Object.fromEntries(Object.keys(statuses.obj).map((impl) => [statuses.implementationKey(impl), statuses.oneOf(impl, caseStatuses)])) }),
     property: r.string('property'),
     signature: r.string('signature'),
     status: r.oneOf('status', caseStatuses),

@@ -9,6 +9,8 @@ const keyOrder = [
   'status',
   'description',
   'implementation',
+  'adapter',
+  'statuses',
   'property',
   'signature',
   'finding',

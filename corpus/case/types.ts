@@ -3,6 +3,7 @@
 // byte for byte: the operation list is model/ops.ts Op objects, the image damage
 // is a list of structural mutations plus the concrete byte patches they resolved to.
 import type { ImageOptions, Op } from '../../model/ops.js';
+import type { ImplName } from '../../properties/driver.js';
 import type { Step } from '../../properties/steps.js';
 
 /** Bumped when a field changes meaning; the loader refuses other versions. */
@@ -11,9 +12,12 @@ export const caseFormatVersion = 1 as const;
 export type CaseKind = 'property-failure' | 'malformed-image';
 export const caseKinds: readonly CaseKind[] = ['property-failure', 'malformed-image'];
 
-/** Which implementation the case was found against (and replays against first). */
-export type Implementation = 'ts' | 'qemu';
-export const implementations: readonly Implementation[] = ['ts', 'qemu'];
+/**
+ * Which implementation the case was found against (and replays against first):
+ * `ts`, `qemu`, `canary`, or `cmd:<command line>` for a program speaking
+ * docs/protocol.md (run from the repository's root when the path is relative).
+ */
+export type Implementation = ImplName;
 
 /**
  * - open: still fails; the regression test asserts it still reproduces (so a fix
@@ -21,9 +25,18 @@ export const implementations: readonly Implementation[] = ['ts', 'qemu'];
  * - fixed: must pass; a failure is a regression.
  * - known-qemu-divergence: QEMU is wrong (docs/semantics.md); must still
  *   reproduce against QEMU and must pass against our engine.
+ * - known-divergence: the case's implementation is wrong where the model (and
+ *   QEMU) are right (e.g. docs/libqcow-findings.md); must still reproduce
+ *   against it, and its gate reports it as known instead of failing.
  */
-export type CaseStatus = 'open' | 'fixed' | 'known-qemu-divergence';
-export const caseStatuses: readonly CaseStatus[] = ['open', 'fixed', 'known-qemu-divergence'];
+export type CaseStatus = 'open' | 'fixed' | 'known-qemu-divergence' | 'known-divergence';
+export const caseStatuses: readonly CaseStatus[] = ['open', 'fixed', 'known-qemu-divergence', 'known-divergence'];
+
+/** What a cmd: implementation said of itself in its handshake (docs/protocol.md). */
+export interface AdapterIdentity {
+  readonly name: string;
+  readonly version: string;
+}
 
 /** Who found the case, with what. No field here enters the file name. */
 export interface Provenance {
@@ -43,6 +56,13 @@ interface CaseCommon {
   readonly format: typeof caseFormatVersion;
   readonly kind: CaseKind;
   readonly implementation: Implementation;
+  /** A cmd: implementation's handshake name and version: its gate knows the case by the name, whatever the command line. */
+  readonly adapter?: AdapterIdentity;
+  /**
+   * The case's status against further implementations, by `--impl` name (e.g.
+   * our engine must pass a libqcow divergence: `{ "ts": "fixed" }`). Absent: none.
+   */
+  readonly statuses?: Readonly<Record<string, CaseStatus>>;
   /** Property (registry name) that failed; `malformedImages` for image cases. */
   readonly property: string;
   /** Stable across runs: property + first divergence kind + op/mutation kind. */

@@ -4,7 +4,7 @@
 // against the model's state; a malformed-image case draws its image with both
 // verdicts. The verdict itself still comes from replay-case.ts.
 import { bufferReader, initialState, step as modelStep, type ModelState } from '../../model/index.js';
-import { driverFactories, formatStep, isFaultStep, type ImplName, type RunResult, type Step } from '../../properties/index.js';
+import { driverFactoryFor, formatStep, isFaultStep, isPropertyName, type ImplName, type RunResult, type Step } from '../../properties/index.js';
 import { applyModel, imageLayout, renderHtml } from '../../properties/report/html/index.js';
 import type { Implementation, MalformedImageCase, PropertyFailureCase } from '../case/types.js';
 import type { ReplayOutcome } from './replay-case.js';
@@ -16,6 +16,8 @@ interface PropertyPage {
   readonly options: PropertyFailureCase['options'];
   readonly steps: readonly Step[];
   readonly impl: ImplName;
+  /** The property that failed (its driver: a reader property's reads through the implementation, images from another). */
+  readonly property: string;
   /** Marks the last step as the failing one. */
   readonly failed: boolean;
   readonly title: (driverName: string) => string;
@@ -30,7 +32,7 @@ interface PropertyPage {
  */
 async function propertyPage(p: PropertyPage): Promise<string> {
   let state: ModelState = initialState(p.options);
-  const driver = await driverFactories[p.impl](p.options);
+  const driver = await (await driverFactoryFor(p.impl, isPropertyName(p.property) ? p.property : 'readsAndOutcomes'))(p.options);
   let threw: string | undefined;
   let bytes: Uint8Array;
   try {
@@ -72,6 +74,7 @@ export async function propertyCasePage(c: PropertyFailureCase, impl: Implementat
     options: c.options,
     steps: run?.counterexample.steps ?? c.ops,
     impl,
+    property: c.property,
     failed: run !== undefined,
     title: (driverName) => `${c.property} against ${driverName}: ${outcome.verdict}`,
     divergence: run === undefined ? `no failure this time: ${outcome.message}` : run.failure.message,
@@ -85,6 +88,7 @@ export function failedRunPage(run: FailedRun): Promise<string> {
     options: run.counterexample.options,
     steps: run.counterexample.steps,
     impl: run.impl,
+    property: run.property,
     failed: true,
     title: (driverName) => `${run.property} against ${driverName}: failed`,
     divergence: run.failure.message,

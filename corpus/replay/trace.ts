@@ -5,7 +5,7 @@
 // itself still comes from replayOps (replay-case.ts); the trace explains it.
 import { createHash } from 'node:crypto';
 import { bufferReader, decodeImage, guestClusterKind, initialState, read, step as modelStep, type ModelState, type Outcome } from '../../model/index.js';
-import { driverFactories, formatStep, isFaultStep, type ImageDriver, type Step } from '../../properties/index.js';
+import { driverFactoryFor, formatStep, isFaultStep, isPropertyName, type ImageDriver, type Step } from '../../properties/index.js';
 import type { Implementation, PropertyFailureCase } from '../case/types.js';
 
 /** Clusters shown per step; the rest are counted. */
@@ -77,7 +77,7 @@ async function implKinds(driver: ImageDriver, clusters: readonly number[], clust
 export async function traceCase(c: PropertyFailureCase, impl: Implementation, out: (line: string) => void): Promise<void> {
   const clusterSize = 2 ** c.options.clusterBits;
   let state = initialState(c.options);
-  const driver = await driverFactories[impl](c.options);
+  const driver = await (await driverFactoryFor(impl, isPropertyName(c.property) ? c.property : 'readsAndOutcomes'))(c.options);
   let diverged = false;
   const divergence = (text: string) => {
     if (!diverged) out(`    ^ first divergence: ${text}`);

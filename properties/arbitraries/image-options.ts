@@ -23,6 +23,8 @@ export interface ImageOptionsConstraints {
    * sequences of a seed stay what they were before subclusters existed.
    */
   readonly extendedL2Percent?: number;
+  /** Whether version 3 images may use zstd compression (about half of them). Default true. */
+  readonly zstd?: boolean;
 }
 
 export type QualifiedImageOptionsConstraints = Required<ImageOptionsConstraints>;
@@ -40,6 +42,7 @@ export function qualifyImageOptionsConstraints(c: ImageOptionsConstraints = {}):
     clustersCountMax: c.clustersCountMax ?? 16384,
     virtualSizeMax: c.virtualSizeMax ?? 8 * 1024 * 1024,
     extendedL2Percent: c.extendedL2Percent ?? 0,
+    zstd: c.zstd ?? true,
   };
   if (q.versions.length === 0 || q.versions.some((v) => v !== 2 && v !== 3)) {
     throw new RangeError(`versions must be a non-empty subset of [2, 3], got ${JSON.stringify(q.versions)}`);

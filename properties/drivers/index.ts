@@ -1,10 +1,10 @@
-// The implementations by `--impl` name.
-import type { DriverFactory, ImplName } from '../driver.js';
+// The built-in implementations by `--impl` name (a `cmd:` one is properties/drivers/command.ts).
+import type { BuiltinImplName, DriverFactory } from '../driver.js';
 import { createCanaryDriver } from './canary.js';
 import { createEngineDriver } from './engine.js';
 import { createQemuDriver } from './qemu.js';
 
-export const driverFactories: Readonly<Record<ImplName, DriverFactory>> = {
+export const driverFactories: Readonly<Record<BuiltinImplName, DriverFactory>> = {
   ts: createEngineDriver,
   qemu: createQemuDriver,
   canary: createCanaryDriver,

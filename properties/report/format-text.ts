@@ -55,8 +55,9 @@ export function formatCoverage(c: Coverage): string {
   ].join('\n');
 }
 
-function shrinkNote(stop: 'time' | 'attempts' | undefined): string {
+function shrinkNote(stop: 'time' | 'attempts' | 'hang' | undefined): string {
   if (stop === undefined) return '';
+  if (stop === 'hang') return ' (not shrunk: the implementation hung, and every attempt would wait out a request timeout)';
   return stop === 'time' ? ' (shrinking stopped early: the time budget is spent; a smaller counterexample may exist)' : ' (shrinking stopped early: attempt cap reached)';
 }
 

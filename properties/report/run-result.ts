@@ -45,8 +45,12 @@ export type RunResult =
       readonly path?: string;
       readonly counterexample: Counterexample;
       readonly shrinks: number;
-      /** Set when shrinking stopped before a fixpoint: its deadline passed, or its attempt cap was reached. */
-      readonly shrinkStoppedEarly?: 'time' | 'attempts';
+      /**
+       * Set when shrinking stopped before a fixpoint: its deadline passed, its
+       * attempt cap was reached, or the implementation hung (every attempt
+       * would wait out a request timeout).
+       */
+      readonly shrinkStoppedEarly?: 'time' | 'attempts' | 'hang';
       readonly failure: Failure;
       readonly replay: string;
       readonly cause: unknown;
@@ -62,8 +66,18 @@ export type RunResult =
 
 export type RunStatus = RunResult['status'];
 
+/** One shell word: as it is when it is safe, else single-quoted (a cmd: implementation's command line has spaces). */
+export function shellQuote(word: string): string {
+  return /^[\w.,:@%+=/-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The implementation as one file-name word: a cmd: one's command line reduced to letters, digits and dashes. */
+export function implFileWord(impl: ImplName): string {
+  return impl.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+}
+
 /** The command line that reproduces a failing run exactly. */
 export function replayCommand(impl: ImplName, property: string, seed: number, path: string | undefined): string {
   const pathPart = path === undefined ? '' : ` --path ${JSON.stringify(path)}`;
-  return `qcow2-verify gate --impl ${impl} --property ${property} --seed ${seed}${pathPart}`;
+  return `qcow2-verify gate --impl ${shellQuote(impl)} --property ${property} --seed ${seed}${pathPart}`;
 }

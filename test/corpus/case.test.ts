@@ -107,6 +107,32 @@ describe('case format', () => {
   });
 });
 
+describe('cases of any implementation', () => {
+  const libqcowCase = (c: PropertyFailureCase): PropertyFailureCase => ({
+    ...c,
+    implementation: 'cmd:/usr/bin/python3 adapters/libqcow/qcow2_verify_libqcow.py',
+    adapter: { name: 'libqcow', version: '20201213' },
+    status: 'known-divergence',
+    statuses: { ts: 'fixed', 'cmd:node dist/cli/main.js adapter': 'fixed' },
+  });
+
+  it('round-trips a cmd: implementation with its handshake name and further statuses, and names the file after the name', () => {
+    fc.assert(
+      fc.property(propertyCaseArb.map(libqcowCase), (c) => {
+        expect(parseCase(JSON.parse(serializeCase(c)), 'x.json')).toEqual(c);
+        expect(caseId(c)).toMatch(/^libqcow-/);
+      }),
+    );
+  });
+
+  it('refuses an implementation that is none, and a statuses key that names none', () => {
+    const c = JSON.parse(serializeCase(libqcowCase(fc.sample(propertyCaseArb, { seed: 1, numRuns: 1 })[0]!)));
+    expect(() => parseCase({ ...c, implementation: 'cmd: ' }, 'c.json')).toThrow('c.json: field implementation is "cmd: ", expected ts, qemu, canary or cmd:<command line>');
+    expect(() => parseCase({ ...c, statuses: { rust: 'fixed' } }, 'c.json')).toThrow('c.json: field statuses.rust is "rust", expected an implementation name');
+    expect(() => parseCase({ ...c, statuses: { ts: 'gone' } }, 'c.json')).toThrow('c.json: field statuses.ts is "gone", expected one of open, fixed, known-qemu-divergence, known-divergence');
+  });
+});
+
 describe('case identity', () => {
   it('derives the name from signature and reproduction only', () => {
     const other = { ...imageCase, found: { ...imageCase.found, date: '2030-01-01' }, seed: 7, path: '', message: 'x', status: 'fixed' as const };

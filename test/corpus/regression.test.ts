@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { defaultCorpusDir, loadCorpus, type StoredCase } from '../../corpus/store.js';
 import { expectations, replayImageCase, replayPropertyCase, type ReplayOutcome } from '../../corpus/replay/replay-case.js';
 import { ImageFuzzer } from '../../corpus/mutants/image-fuzzer.js';
-import type { MalformedImageCase } from '../../corpus/case/types.js';
+import type { Implementation, MalformedImageCase } from '../../corpus/case/types.js';
 
 const cases = await loadCorpus(defaultCorpusDir());
 let fuzzer: ImageFuzzer | undefined;
@@ -15,7 +15,7 @@ afterAll(async () => {
   await fuzzer?.close();
 });
 
-async function replay(stored: StoredCase, implementation: 'ts' | 'qemu'): Promise<ReplayOutcome> {
+async function replay(stored: StoredCase, implementation: Implementation): Promise<ReplayOutcome> {
   const c = stored.case;
   if (c.kind === 'property-failure') return replayPropertyCase(c, implementation);
   fuzzer ??= new ImageFuzzer();

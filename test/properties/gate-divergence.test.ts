@@ -169,6 +169,7 @@ describe('matching a run to a known divergence', () => {
     cause: undefined,
   };
   const known = (caseFile: string, refcountBits: number): KnownDivergence => ({
+    owner: 'QEMU',
     identity: 'leak/snapshotCreate:refcount-overflow',
     signature: 'qemuJudges/qemu-img-check/snapshotCreate',
     property: 'qemuJudges',

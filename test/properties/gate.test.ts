@@ -18,7 +18,7 @@ describe('gate options', () => {
   it('fills defaults and draws a seed only when none is given', () => {
     const o = parseGateOptions({}, drawn);
     expect(o).toMatchObject({ impl: 'ts', budget: { kind: 'time', ms: 60_000 }, seed: 77, seedGiven: false, path: undefined, workers: availableParallelism() });
-    expect(o.properties).toEqual(['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff', 'crashConsistency']);
+    expect(o.properties).toEqual(['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff', 'crashConsistency', 'readsEngineImages', 'readsQemuImages']);
     expect(parseGateOptions({ seed: 'abcdef0', property: 'space', runs: '3' }, drawn)).toMatchObject({ seedGiven: true, properties: ['space'], budget: { kind: 'runs', count: 3 } });
     expect(parseGateOptions({ time: '90s', workers: '1' }, drawn)).toMatchObject({ budget: { kind: 'time', ms: 90_000 }, workers: 1 });
   });

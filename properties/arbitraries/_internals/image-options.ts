@@ -119,7 +119,7 @@ export function buildImageOptions(c: QualifiedImageOptionsConstraints): fc.Arbit
       virtualSize: (count - 1) * clusterSize + tail * 512,
       ...(r.extendedL2 ? { extendedL2: true } : {}),
       // zstd needs the compression-type header field, version 3 only
-      compressionType: r.version === 3 ? compressionTypeOf(r.count) : 'zlib',
+      compressionType: r.version === 3 && c.zstd ? compressionTypeOf(r.count) : 'zlib',
     };
   });
 }
