@@ -48,7 +48,8 @@ function isAllocated(e: L2Entry): boolean {
  * Guest discard (v3: zero-plain, v2: unallocated); full discard (shrink,
  * commit): unallocated. With a backing file every cluster is discarded, even
  * an unallocated one (discard_in_l2_slice: `bs->backing || allocated`), so on
- * v3 the backing no longer shows through, while on v2 it does again.
+ * v3 the backing no longer shows through (a v2 image with a backing file is
+ * never guest-discarded: discardGuest).
  */
 export function discardRule(s: ImageState, full: boolean): ClusterRule {
   return (old) => {
@@ -84,6 +85,9 @@ export async function discardGuest(s: ImageState, offset: number, length: number
   // The last cluster of the disk counts as whole when covered up to virtualSize.
   const end = offset + length === size ? Math.ceil(size / cs) : Math.floor((offset + length) / cs);
   if (first >= end) return;
+  // qcow2_co_pdiscard: -ENOTSUP for a version 2 image with a backing file (it
+  // has no zero clusters, and unallocating would let the backing show through)
+  if (!full && s.g.version === 2 && s.backingName !== undefined) return;
   if (s.g.extendedL2) return discardClustersExtended(s, first, end, full);
   await eachCluster(s, first, end, discardRule(s, full));
 }

@@ -28,9 +28,9 @@ export interface PropertyDefinition {
   readonly sequence?: SequenceConstraints;
   /**
    * The implementations for which its sequences build backing chains
-   * (createOverlay, rebase, commit). Only QEMU until our engine opens chains;
-   * the checks that decode the image file itself (structure, space) and the
-   * handoff do not take chains yet.
+   * (createOverlay, rebase, commit): QEMU and our engine. The checks that
+   * decode the image file itself (structure, space) and the handoff do not
+   * take chains yet.
    */
   readonly chainImpls?: readonly ImplName[];
   /**
@@ -50,7 +50,7 @@ export const readsAndOutcomes: PropertyDefinition = {
   checks: [readsCheck],
   needsQemu: false,
   cost: 1,
-  chainImpls: ['qemu'],
+  chainImpls: ['qemu', 'ts'],
 };
 
 export const structure: PropertyDefinition = {
@@ -68,7 +68,7 @@ export const reopen: PropertyDefinition = {
   checks: [reopenCheck],
   needsQemu: false,
   cost: 1,
-  chainImpls: ['qemu'],
+  chainImpls: ['qemu', 'ts'],
 };
 
 export const space: PropertyDefinition = {
@@ -85,7 +85,7 @@ export const qemuJudges: PropertyDefinition = {
   checks: [qemuJudgesCheck],
   needsQemu: true,
   cost: 3,
-  chainImpls: ['qemu'],
+  chainImpls: ['qemu', 'ts'],
 };
 
 export const handoff: PropertyDefinition = {
