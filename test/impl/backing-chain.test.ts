@@ -121,6 +121,26 @@ describe('overlays the engine writes', () => {
   }
 });
 
+describe('discard on a version 2 overlay', () => {
+  it('changes nothing, as qemu-io 7.2 leaves it (qcow2_co_pdiscard: ENOTSUP with a backing file)', async () => {
+    await withTempDir(async (d) => {
+      await qemuBase(join(d, 'base.qcow2'), '1M', '0.10');
+      const ours = join(d, 'ours.qcow2');
+      const theirs = join(d, 'theirs.qcow2');
+      await qemuImg(['create', '-q', '-f', 'qcow2', '-o', 'compat=0.10', '-b', 'base.qcow2', '-F', 'qcow2', ours, '512k']);
+      await copyFile(ours, theirs);
+      const image = await Qcow2Image.openFile(ours);
+      await image.write(0, new Uint8Array(128 * KiB).fill(0x11));
+      await image.discard(0, 192 * KiB);
+      expect(await image.read(0, 4)).toEqual(new Uint8Array(4).fill(0x11));
+      await image.close();
+      await qemuIo(theirs, ['write -P 0x11 0 128k', 'discard 0 192k']);
+      expect(await engineMap(ours)).toEqual(await qemuMap(theirs));
+      expect(firstDifference(await qemuRaw(ours), await qemuRaw(theirs))).toBe(-1);
+    });
+  });
+});
+
 describe('rebase and commit', () => {
   for (const unsafe of [false, true]) {
     it(`rebase${unsafe ? ' -u' : ''} onto another base and onto none agrees with qemu-img rebase`, async () => {
