@@ -234,8 +234,14 @@ function growsOverBacking(state: ModelState, size: number): boolean {
   return state.backing !== undefined && size > state.options.virtualSize && backingSize(state.backing) > state.options.virtualSize;
 }
 
-/** The resize rules once the request is known to be valid (also used by revert). */
-export function resizeUnchecked(state: ModelState, size: number): ModelState {
+/**
+ * The resize rules once the request is known to be valid. Revert resizes the
+ * old active view to the snapshot's size first (qcow2_snapshot_goto: a plain
+ * truncate) and then drops it, so it passes `zeroStaleTail` false: the zeros
+ * over a stale tail would copy a shared cluster on write and change the
+ * refcounts its overflow check sees, where QEMU's truncate writes nothing.
+ */
+export function resizeUnchecked(state: ModelState, size: number, zeroStaleTail = true): ModelState {
   const oldSize = state.options.virtualSize;
   const options = { ...state.options, virtualSize: size };
   const g = geometry(state.options);
@@ -258,7 +264,7 @@ export function resizeUnchecked(state: ModelState, size: number): ModelState {
     const tail = oldSize % g.clusterSize;
     const lastCluster = Math.floor(oldSize / g.clusterSize);
     const lastKind = entryAt(state.active, g, lastCluster)?.kind;
-    if (tail !== 0 && size > oldSize && (lastKind === 'normal' || lastKind === 'compressed')) {
+    if (zeroStaleTail && tail !== 0 && size > oldSize && (lastKind === 'normal' || lastKind === 'compressed')) {
       const zeroEnd = Math.min(size, (lastCluster + 1) * g.clusterSize);
       writeRange(draft, oldSize, new Uint8Array(zeroEnd - oldSize));
     }

@@ -55,7 +55,7 @@ export function snapshotRevert(state: ModelState, op: SnapshotRevertOp): StepRes
   let resized = state;
   if (snapshot.diskSize !== state.options.virtualSize) {
     if (state.options.version === 2) return refuse(state, 'unsupported', "Can't resize a v2 image which has snapshots");
-    resized = resizeUnchecked(state, snapshot.diskSize);
+    resized = resizeUnchecked(state, snapshot.diskSize, false);
   }
   // QEMU adds the snapshot's walk before dropping the old active one, so the
   // check is against the counts in between.

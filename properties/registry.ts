@@ -115,7 +115,8 @@ export const crashConsistency: PropertyDefinition = {
     swarm: { off: ['writeCompressed'] },
     // Refcount widths where a leaked reference cannot make a later snapshot overflow earlier than the model predicts;
     // small disks and clusters up to 64 KiB, since every fault copies, checks and reads the whole image several times.
-    image: { refcountBits: [1, 16, 64], virtualSizeMax: 2 * 1024 * 1024, clusterBitsMax: 16 },
+    // No extended L2 entries: adopting a crash state rebuilds the model from the image without subclusters (model/crash.ts).
+    image: { refcountBits: [1, 16, 64], virtualSizeMax: 2 * 1024 * 1024, clusterBitsMax: 16, extendedL2Percent: 0 },
   },
 };
 

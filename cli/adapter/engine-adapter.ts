@@ -47,6 +47,8 @@ function createOptions(o: Json): CreateOptions {
     refcountBits: num(o, 'refcountBits'),
     compat: o.version === 3 ? '1.1' : '0.10',
     lazyRefcounts: o.lazyRefcounts === true,
+    extendedL2: o.extendedL2 === true,
+    compressionType: o.compressionType === 'zstd' ? 'zstd' : 'zlib',
   };
 }
 
@@ -75,7 +77,7 @@ export class EngineAdapter {
           clusterBitsMax: 21,
           refcountBits: [1, 2, 4, 8, 16, 32, 64],
           ops: ['write', 'writeCompressed', 'writeZeroes', 'discard', 'resize', 'snapshotCreate', 'snapshotRevert', 'snapshotDelete', 'flush', 'reopen'],
-          features: ['compressed'],
+          features: ['compressed', 'extended-l2', 'zstd'],
         };
       case 'create':
         await this.closeImage();

@@ -230,3 +230,27 @@ describe('model rules (docs/semantics.md)', () => {
     expect(read(s, 0, 1024)).toEqual(new Uint8Array(1024).fill(9, 0, 512));
   });
 });
+
+describe('revert to a snapshot of another size', () => {
+  it('checks refcount overflow on the counts QEMU sees: its plain truncate copies no shared last cluster (2-bit refcounts)', () => {
+    // qemu-img 7.2: write 0xc0000 0x40000, snapshot base, snapshot 1, resize --shrink 0xffe00, snapshot -a 1
+    // → "Could not apply snapshot '1': Failed to load snapshot: Invalid argument" (the shared cluster would reach 4)
+    for (const extendedL2 of [false, true]) {
+      const options = { version: 3 as const, clusterBits: 18, refcountBits: 2, lazyRefcounts: false, virtualSize: 0x100000, ...(extendedL2 ? { extendedL2 } : {}) };
+      let state = initialState(options);
+      for (const op of [
+        { kind: 'write' as const, offset: 0xc0000, length: 0x40000, pattern: 0 },
+        { kind: 'snapshotCreate' as const, name: 'base' },
+        { kind: 'snapshotCreate' as const, name: '1' },
+        { kind: 'resize' as const, size: 0xffe00 },
+      ]) {
+        const r = step(state, op);
+        expect(r.outcome.ok).toBe(true);
+        state = r.state;
+      }
+      const revert = step(state, { kind: 'snapshotRevert', name: '1' });
+      expect(revert.outcome).toMatchObject({ ok: false, error: 'refcount-overflow' });
+      expect(revert.state).toBe(state);
+    }
+  });
+});

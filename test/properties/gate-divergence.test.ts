@@ -19,7 +19,7 @@ import { emptyCoverage, replayOps, runProperty, type RunResult } from '../../pro
 
 const drawn = () => 1;
 /** The 2-bit refcount-overflow leak (corpus qemu-qemuJudges-qemu-img-check-snapshotCreate-33628bfb644071c1.json), as gate seed 1 finds and shrinks it within a minute. */
-const leak = { impl: 'qemu', property: 'qemuJudges', seed: '1', path: '0:4:1:4:4:4:4:4:8:8' };
+const leak = { impl: 'qemu', property: 'qemuJudges', seed: '1', path: '0:4:0:1:4:4:4:4:6:6:9:10:9:8:8:10:10:10' };
 const leakCase = 'qemu-qemuJudges-qemu-img-check-snapshotCreate-33628bfb644071c1.json';
 
 async function gate(raw: Record<string, string>): Promise<{ code: number; lines: string[] }> {

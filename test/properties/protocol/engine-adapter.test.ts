@@ -21,7 +21,7 @@ describe('the engine adapter', () => {
     expect(await adapter.answer('{"id":3,"op":"quit"}')).toEqual({ line: '{"id":3,"ok":true}', quit: true });
   });
 
-  it('passes the gate as a cmd: implementation (all properties but handoff)', async () => {
+  it('passes the gate as a cmd: implementation (all properties but handoff and crashConsistency)', async () => {
     expect(existsSync('dist/cli/main.js'), 'the gate runs the built CLI: npm run build (npm test does)').toBe(true);
     const seed = fc.readConfigureGlobal().seed as number;
     const lines: string[] = [];
@@ -30,6 +30,6 @@ describe('the engine adapter', () => {
     expect(code, text).toBe(0);
     expect(text).toContain('implementation: qcow2-verify engine 0.1.0, read-write');
     expect(text).toContain('summary: 7/7 properties held');
-    expect(text).toContain('left out: properties handoff (its driver is built in (our engine and QEMU)); features the gate does not draw yet: backing, extended-l2, zstd, external-data');
+    expect(text).toContain('left out: properties handoff (its driver is built in (our engine and QEMU)), crashConsistency (its driver is built in (our engine and QEMU)); features the gate does not draw yet: backing, external-data');
   });
 });
