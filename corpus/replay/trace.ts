@@ -62,7 +62,7 @@ async function implKinds(driver: ImageDriver, clusters: readonly number[], clust
   if (clusters.length === 0) return () => '-';
   try {
     const decoded = decodeImage(bufferReader(await driver.imageBytes()));
-    const entries = clusterSize / 8;
+    const entries = clusterSize / (decoded.header.extendedL2 ? 16 : 8); // an extended L2 entry is 16 bytes
     return (c) => {
       const l2 = decoded.active.l2Offsets[Math.floor(c / entries)] ?? 0;
       if (l2 === 0) return 'unallocated';

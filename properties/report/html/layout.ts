@@ -192,7 +192,9 @@ class Walker {
 
   private view(label: string, snapshotId: string | undefined, l1Offset: number, l1Size: number, l1Role: ClusterRole): GuestView {
     this.add(l1Offset, l1Size * 8, l1Role);
-    const entriesPerL2 = this.cs / 8;
+    // an extended L2 entry is 16 bytes: the standard word, then the subcluster bitmap (not drawn)
+    const wordsPerEntry = this.h.extendedL2 ? 2 : 1;
+    const entriesPerL2 = this.cs / 8 / wordsPerEntry;
     const entries: GuestEntry[] = [];
     const l2Clusters: (number | undefined)[] = [];
     this.table(l1Offset, l1Size).forEach((l1Entry, l1Index) => {
@@ -201,8 +203,9 @@ class Walker {
       const at = Number(l2Offset);
       this.add(at, this.cs, 'l2');
       l2Clusters.push(Math.floor(at / this.cs));
-      this.table(at, entriesPerL2).forEach((entry, l2Index) => {
-        const kind = classifyL2Entry(entry);
+      const words = this.table(at, entriesPerL2 * wordsPerEntry);
+      words.filter((_, i) => i % wordsPerEntry === 0).forEach((entry, l2Index) => {
+        const kind = classifyL2Entry(entry, this.h.extendedL2);
         const guestCluster = l1Index * entriesPerL2 + l2Index;
         if (kind === 'unallocated' || kind === 'zero-plain') {
           if (kind === 'zero-plain') entries.push({ guestCluster, kind });

@@ -66,6 +66,20 @@ describe('imageLayout', () => {
     expect(Number(l.l2Entries()[0]!.raw & offsetMask) / 4096).toBe(active!.entries[0]!.hostCluster);
   });
 
+  it('reads extended L2 tables (16-byte entries): each written cluster is data, with nothing marked wrong', () => {
+    const file = join(dir, 'extl2.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=16k,extended_l2=on', file, '1M']);
+    // subclusters of clusters 0 and 3 (512 B each), and the whole of cluster 5
+    execFileSync('qemu-io', ['-c', 'write -P 0x11 0 512', '-c', 'write -P 0x22 49664 1024', '-c', 'write -P 0x33 80k 16k', file]);
+    const bytes = new Uint8Array(execFileSync('cat', [file]));
+    const layout = imageLayout(bufferReader(bytes));
+    expect(layout.findings).toEqual([]);
+    const [active] = layout.views;
+    expect(active!.entries.map((e) => [e.guestCluster, e.kind])).toEqual([[0, 'normal'], [3, 'normal'], [5, 'normal']]);
+    for (const e of active!.entries) expect(layout.clusters.roles(e.hostCluster!)).toEqual(['data']);
+    expect(allClusters(layout).filter((i) => layout.clusters.marks(i).length > 0)).toEqual([]);
+  });
+
   it('names the bitmap directory, each bitmap table and each bitmap data cluster', () => {
     const layout = imageLayout(bufferReader(withBitmaps));
     const withRole = (role: string) => allClusters(layout).filter((i) => layout.clusters.roles(i).includes(role as never));
