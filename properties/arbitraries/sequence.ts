@@ -11,7 +11,7 @@ import { snapshotRevertCommand } from '../commands/snapshot-revert.js';
 import type { RunContext } from '../context.js';
 import { imageOptions, type ImageOptionsConstraints } from './image-options.js';
 import { faultCommands } from '../faults/fault-commands.js';
-import { commandKinds, swarmWeights, type SwarmConstraints, type SwarmWeights } from './swarm.js';
+import { commandKinds, swarmWeights, type CommandKind, type SwarmConstraints, type SwarmWeights } from './swarm.js';
 
 export type SequenceCommand = fc.AsyncCommand<ModelBox, RunContext, boolean>;
 
@@ -64,14 +64,19 @@ export function qualifySequenceConstraints(c: SequenceConstraints = {}): Require
  * noBias: fast-check's small-first bias would make early sequences a handful of
  * commands; lengths are uniform up to the maximum instead.
  */
-export function commandsFor(
-  options: ImageOptions,
-  swarm: SwarmWeights,
-  commandsCountMax: number,
-  extra: readonly { readonly arbitrary: fc.Arbitrary<SequenceCommand>; readonly weight: number }[] = [],
-  chains = false,
-): fc.Arbitrary<Iterable<SequenceCommand>> {
-  const base = swarmCommandsFor(options, swarm, commandsCountMax, extra);
+/** What a sequence draws besides the swarm's kinds. */
+interface CommandsExtras {
+  /** Further weighted commands (fault steps). */
+  readonly extra?: readonly { readonly arbitrary: fc.Arbitrary<SequenceCommand>; readonly weight: number }[];
+  /** Splice backing-chain commands into half of the sequences. */
+  readonly chains?: boolean;
+  /** Kinds never drawn, not even by a corner (the constraints' `swarm.off`). */
+  readonly off?: readonly CommandKind[];
+}
+
+export function commandsFor(options: ImageOptions, swarm: SwarmWeights, commandsCountMax: number, extras: CommandsExtras = {}): fc.Arbitrary<Iterable<SequenceCommand>> {
+  const { extra = [], chains = false, off = [] } = extras;
+  const base = swarmCommandsFor(options, swarm, commandsCountMax, extra, off);
   // chains only on standard images: the engine refuses a backing file under an extended-L2 image
   if (!chains || options.refcountBits < chainRefcountBitsMin || options.extendedL2 === true) return base;
   // fc.option shrinks to "no chain" first, and the splice to fewer commands
@@ -93,6 +98,7 @@ function swarmCommandsFor(
   swarm: SwarmWeights,
   commandsCountMax: number,
   extra: readonly { readonly arbitrary: fc.Arbitrary<SequenceCommand>; readonly weight: number }[],
+  off: readonly CommandKind[],
 ): fc.Arbitrary<SequenceCommand[]> {
   const weighted = [
     ...commandKinds.filter((k) => swarm[k] > 0).map((k) => ({ arbitrary: commandArbitrary(k), weight: swarm[k] })),
@@ -104,15 +110,15 @@ function swarmCommandsFor(
   // a counterexample keeps only the corner commands it needs.
   return fc
     .tuple(drawn(commandsCountMax - l1ClusterCornerLength), fc.option(l1ClusterCorner(), { nil: undefined, freq: 3 }))
-    .map(([commands, corner]) => (corner === undefined ? commands : spliceCorner(commands, corner)));
+    .map(([commands, corner]) => (corner === undefined ? commands : spliceCorner(commands, corner, off)));
 }
 
 /** Commands of the L1-cluster corner: snapshot, grow past an L1 cluster's reach, revert or delete. */
 const l1ClusterCornerLength = 3;
 
 interface L1ClusterCorner {
-  /** In order; undefined once shrinking has dropped one. */
-  readonly commands: readonly (SequenceCommand | undefined)[];
+  /** In order, each with its kind; undefined once shrinking has dropped one. */
+  readonly commands: readonly ({ readonly kind: CommandKind; readonly command: SequenceCommand } | undefined)[];
   /** Where each command goes in the drawn list (taken modulo its length + 1, then sorted). */
   readonly places: readonly number[];
 }
@@ -136,23 +142,31 @@ function l1ClusterCornerReachable(options: ImageOptions): boolean {
 function l1ClusterCorner(): fc.Arbitrary<L1ClusterCorner> {
   // each command is nearly always there when drawn, but can shrink away
   const droppable = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined, freq: 1000 });
+  // tagging maps values only: the same seed draws the same corner as before
+  const tagged = (kind: CommandKind, arbitrary: fc.Arbitrary<SequenceCommand>) => arbitrary.map((command) => ({ kind, command }));
   return fc.record({
     commands: fc.tuple(
-      droppable(snapshotCreateCommand()),
-      droppable(fc.nat().map((amount) => new ResizeCommand('grow-l1-cluster', amount))),
-      droppable(fc.oneof<fc.Arbitrary<SequenceCommand>[]>(snapshotRevertCommand(), snapshotDeleteCommand())),
+      droppable(tagged('snapshotCreate', snapshotCreateCommand())),
+      droppable(tagged('resize', fc.nat().map((amount) => new ResizeCommand('grow-l1-cluster', amount)))),
+      droppable(fc.oneof(tagged('snapshotRevert', snapshotRevertCommand()), tagged('snapshotDelete', snapshotDeleteCommand()))),
     ),
     places: fc.tuple(fc.nat(), fc.nat(), fc.nat()),
   });
 }
 
-function spliceCorner(drawn: readonly SequenceCommand[], corner: L1ClusterCorner): SequenceCommand[] {
+/**
+ * Splices the corner's commands in, also where this sequence's swarm drew
+ * their kinds off (that is what makes the corner common), but never a kind
+ * the constraints switch off (`swarm.off`: what an implementation does not
+ * declare, or a caller excludes).
+ */
+function spliceCorner(drawn: readonly SequenceCommand[], corner: L1ClusterCorner, off: readonly CommandKind[]): SequenceCommand[] {
   const out = [...drawn];
   const places = corner.places.map((p) => p % (drawn.length + 1)).sort((a, b) => a - b);
   // from the last place back, so the earlier places stay where they were drawn
   for (let i = corner.commands.length - 1; i >= 0; i--) {
-    const command = corner.commands[i];
-    if (command !== undefined) out.splice(places[i]!, 0, command);
+    const c = corner.commands[i];
+    if (c !== undefined && !off.includes(c.kind)) out.splice(places[i]!, 0, c.command);
   }
   return out;
 }
@@ -164,6 +178,6 @@ export function sequence(constraints: SequenceConstraints = {}): fc.Arbitrary<Se
   return fc
     .noShrink(fc.record({ options: imageOptions(c.image), swarm: swarmWeights(c.swarm) }))
     .chain(({ options, swarm }) =>
-      commandsFor(options, swarm, c.commandsCountMax, c.faults ? faultCommands() : [], c.chains).map((commands) => ({ options, swarm, commands })),
+      commandsFor(options, swarm, c.commandsCountMax, { extra: c.faults ? faultCommands() : [], chains: c.chains, off: c.swarm.off ?? [] }).map((commands) => ({ options, swarm, commands })),
     );
 }
