@@ -8,7 +8,9 @@
 //! - crash (crashState): every write and truncate before the last completed
 //!   flush is there; of those since, any subset, each kept one applied in
 //!   issue order, and a kept write may be torn: only some of its 512-byte
-//!   sectors land (a sector is atomic: docs/semantics.md, "Faults").
+//!   sectors land (a sector is atomic: docs/semantics.md, "Faults"). Each
+//!   sector holds a prefix of the pending writes to it, as a page cache
+//!   merges them: a later write never lands over a lost earlier one.
 //! - power loss inside an operation (losePowerAt): at the Nth write or flush
 //!   the power goes: that access and every later one fail and change nothing,
 //!   and crashState chooses among the writes pending at that moment.
@@ -176,12 +178,19 @@ export class FaultFile implements BlockFile {
     // Each entry's choice is one draw: a long epoch lands or not in runs of entries, so a crash state costs O(crashChoicesMax) draws plus copying.
     const run = Math.max(1, Math.ceil(n / crashChoicesMax));
     let keepRun = false;
+    // Sectors where a pending write did not land: a later write lands there no
+    // more (the page cache merges writes to one sector, so the disk holds some
+    // prefix of them, never a later one over a lost earlier one).
+    const lost = new Set<number>();
     for (const [i, entry] of this.pending.entries()) {
       if (i % run === 0) keepRun = (random() & 1) === 1;
       const keep = shape === 1 || (shape === 2 && i < prefix) || (shape === 3 && keepRun);
-      if (!keep) continue;
-      if (shape === 3 && entry.kind === 'write' && (random() & 3) === 0) await applyTorn(out, entry, random);
-      else await applyEntry(out, entry);
+      if (entry.kind === 'truncate') {
+        if (keep) await out.truncate(entry.length);
+        continue;
+      }
+      const torn = keep && shape === 3 && (random() & 3) === 0;
+      await applySectors(out, entry, lost, (): boolean => keep && (!torn || (random() & 1) === 1));
     }
     return out.bytes();
   }
@@ -209,12 +218,18 @@ async function applyEntry(file: MemoryFile, entry: Pending): Promise<void> {
   else await file.truncate(entry.length);
 }
 
-/** A write of which only some sectors landed (sectors of the file, so a write's partial first and last sectors count as sectors too). */
-async function applyTorn(file: MemoryFile, entry: Pending & { kind: 'write' }, random: () => number): Promise<void> {
+/**
+ * A write sector by sector (sectors of the file, so its partial first and last
+ * sectors count as sectors too): a sector lands when `lands()` says so and no
+ * earlier pending write to it was lost; one that does not land is lost.
+ */
+async function applySectors(file: MemoryFile, entry: Pending & { kind: 'write' }, lost: Set<number>, lands: () => boolean): Promise<void> {
   const end = entry.offset + entry.data.length;
   for (let at = entry.offset; at < end; ) {
-    const sectorEnd = Math.min(end, (Math.floor(at / crashSectorBytes) + 1) * crashSectorBytes);
-    if ((random() & 1) === 1) await file.pwrite(at, entry.data.subarray(at - entry.offset, sectorEnd - entry.offset));
+    const sector = Math.floor(at / crashSectorBytes);
+    const sectorEnd = Math.min(end, (sector + 1) * crashSectorBytes);
+    if (lands() && !lost.has(sector)) await file.pwrite(at, entry.data.subarray(at - entry.offset, sectorEnd - entry.offset));
+    else lost.add(sector);
     at = sectorEnd;
   }
 }
