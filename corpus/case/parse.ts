@@ -67,6 +67,10 @@ class Reader {
     return typeof v === 'boolean' ? v : this.fail(key, v, 'a boolean');
   }
 
+  optionalBoolean(key: string): boolean | undefined {
+    return this.obj[key] === undefined ? undefined : this.boolean(key);
+  }
+
   /** `ts`, `qemu`, `canary` or `cmd:<command line>`. */
   implementation(key: string): ImplName {
     const v = this.obj[key];
@@ -114,7 +118,16 @@ function parseOptions(r: Reader): ImageOptions {
     lazyRefcounts: r.boolean('lazyRefcounts'),
     virtualSize: r.integer('virtualSize'),
     ...compressionTypeOf(r, version),
+    ...extendedL2Of(r, version),
   };
+}
+
+/** An absent extendedL2 is false (cases saved before subclusters existed); true needs version 3. */
+function extendedL2Of(r: Reader, version: 2 | 3): Pick<ImageOptions, 'extendedL2'> {
+  const extendedL2 = r.optionalBoolean('extendedL2');
+  if (extendedL2 === undefined || !extendedL2) return {};
+  if (version !== 3) throw new CorpusFormatError(r.source, `${r.prefix}extendedL2`, 'true', 'false (version 2)');
+  return { extendedL2 };
 }
 
 /** An absent compressionType is zlib (cases saved before the field existed); zstd needs version 3. */

@@ -69,6 +69,15 @@ describe('case format', () => {
     );
   });
 
+  it('keeps extendedL2 (a case of an extended-L2 image must replay on one), and refuses it on version 2', () => {
+    const options = { ...imageCase.base.options, version: 3 as const, clusterBits: 14, extendedL2: true };
+    const extended = { ...imageCase, base: { ...imageCase.base, options } };
+    expect(parseCase(JSON.parse(serializeCase(extended)), 'e.json')).toEqual(extended);
+    const v2 = JSON.parse(serializeCase(extended));
+    v2.base.options.version = 2;
+    expect(() => parseCase(v2, 'e2.json')).toThrow(/extendedL2/);
+  });
+
   it('reads a case without compressionType as zlib (saved before the field existed), and keeps zstd', () => {
     const saved = JSON.parse(serializeCase(imageCase));
     expect(saved.base.options.compressionType).toBeUndefined();
