@@ -6,9 +6,10 @@
 import { resolve } from 'node:path';
 import { runCampaign, type CampaignBudget, type CampaignSummary } from '../../corpus/campaign/campaign.js';
 import { formatSummary, liveRedrawMs, plainIntervalMs, ProgressPrinter } from '../../corpus/campaign/progress.js';
-import { completionIndexVariable, parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
+import type { Shard } from '../../corpus/campaign/seed-stream.js';
+import { seedOption, shardOption } from '../campaign-options.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
-import { isCommandImplName, parseSeed, SeedError, type ImplName } from '../../properties/index.js';
+import { isCommandImplName, type ImplName } from '../../properties/index.js';
 import { shellQuote } from '../../properties/report/run-result.js';
 import { exitCodes } from '../exit-codes.js';
 import { parseDuration } from '../duration.js';
@@ -58,22 +59,8 @@ export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number, en
   } else {
     budget = { kind: 'time', ms: parseDuration(raw.time ?? defaultFuzzTime) };
   }
-  let seed: number;
-  try {
-    seed = raw.seed === undefined ? drawSeed() : parseSeed(raw.seed);
-  } catch (error) {
-    if (error instanceof SeedError) usageError(`--seed: ${error.message}`);
-    throw error;
-  }
-  let shard: Shard = { index: 0, count: 1 };
-  if (raw.shard !== undefined) {
-    try {
-      shard = parseShard(raw.shard, env[completionIndexVariable]);
-    } catch (error) {
-      if (error instanceof ShardParseError) usageError(error.message);
-      throw error;
-    }
-  }
+  const seed = seedOption(raw.seed, drawSeed);
+  const shard = shardOption(raw.shard, env);
   return {
     impl,
     budget,

@@ -22,16 +22,15 @@ import {
   isPropertyName,
   planImplementation,
   mergeCoverage,
-  parseSeed,
   properties,
   propertyNames,
-  SeedError,
   type ImplementationPlan,
   type ImplName,
   type PropertyName,
   type RunResult,
 } from '../../properties/index.js';
-import { completionIndexVariable, parseShard, ShardParseError, type Shard } from '../../corpus/campaign/seed-stream.js';
+import type { Shard } from '../../corpus/campaign/seed-stream.js';
+import { seedOption, shardOption } from '../campaign-options.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { formatBudgetMs, parseDuration } from '../duration.js';
 import { exitCodes } from '../exit-codes.js';
@@ -159,22 +158,8 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, en
   const budget: GateBudget =
     raw.runs !== undefined ? { kind: 'runs', count: positiveInteger(raw.runs, '--runs') } : { kind: 'time', ms: parseDuration(raw.time ?? defaultGateTime) };
   const workers = raw.workers === undefined ? availableParallelism() : positiveInteger(raw.workers, '--workers');
-  let seed: number;
-  try {
-    seed = raw.seed === undefined ? drawSeed() : parseSeed(raw.seed);
-  } catch (error) {
-    if (error instanceof SeedError) usageError(`--seed: ${error.message}`);
-    throw error;
-  }
-  let shard: Shard = { index: 0, count: 1 };
-  if (raw.shard !== undefined) {
-    try {
-      shard = parseShard(raw.shard, env[completionIndexVariable]);
-    } catch (error) {
-      if (error instanceof ShardParseError) usageError(error.message);
-      throw error;
-    }
-  }
+  const seed = seedOption(raw.seed, drawSeed);
+  const shard = shardOption(raw.shard, env);
   if (raw.path !== undefined && shard.count > 1) usageError('--path replays one failure with the seed printed on its replay line; leave --shard out');
   let selected: PropertyName[] = [...propertyNames];
   if (raw.property !== undefined) {
