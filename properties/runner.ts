@@ -46,6 +46,8 @@ export interface RunConstraints {
   readonly hardDeadline?: number;
   /** On the `now` clock: shrinking stops at it and reports the smallest failure found so far. Default: none (a fixpoint). */
   readonly shrinkDeadline?: number;
+  /** On the `now` clock: shrinking stops this many milliseconds after the first failure (whichever of this and `shrinkDeadline` comes first). Default: none. */
+  readonly shrinkTimeMs?: number;
   /** Called with each freshly drawn sequence (not with shrink attempts), e.g. to print its options. */
   readonly onSequence?: (options: ImageOptions, swarm: SwarmWeights) => void;
   /** Progress: each operation, each finished sequence, the first failure and each shrink attempt (for progress lines). */
@@ -203,13 +205,15 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
   let sequences = 0;
   let stoppedByDeadline = false;
   let lastFailure: Attempt | undefined;
+  // set at the first failure: the earlier of shrinkDeadline and shrinkTimeMs after it
+  let shrinkDeadline = c.shrinkDeadline;
   const progress = c.onProgress ?? (() => undefined);
   const constraints = sequenceConstraintsFor(def, impl, { ...plan.sequence(def), ...c.sequence });
   const image = { ...(extendedL2Possible(constraints.image) ? { extendedL2Percent } : {}), ...constraints.image };
   const property = fc.asyncProperty(sequence({ ...constraints, image }), async (seq: Sequence) => {
     if (shrinking) {
       // out of budget: every further candidate "passes", so fast-check keeps the last failure
-      if (c.shrinkDeadline !== undefined && now() >= c.shrinkDeadline) shrinkStop ??= 'time';
+      if (shrinkDeadline !== undefined && now() >= shrinkDeadline) shrinkStop ??= 'time';
       if (shrinkAttempts <= 0) shrinkStop ??= 'attempts';
       if (shrinkStop !== undefined) return;
       shrinkAttempts--;
@@ -225,7 +229,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     const cov = emptyCoverage();
     const wasShrinking = shrinking;
     // the first sequence of the run may go on to the hard deadline, so that a run judges at least one when it can
-    const stopAt = wasShrinking ? c.shrinkDeadline : sequences > 0 ? c.deadline : c.hardDeadline;
+    const stopAt = wasShrinking ? shrinkDeadline : sequences > 0 ? c.deadline : c.hardDeadline;
     if (!wasShrinking) c.onSequence?.(seq.options, seq.swarm);
     recordSequenceStart(cov, seq.options, seq.swarm);
     const failed = await runSequence(
@@ -251,7 +255,10 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
       progress({ kind: 'sequence', operations: cov.operations });
     }
     if (failed === undefined) return;
-    if (!shrinking) progress({ kind: 'failure' });
+    if (!shrinking) {
+      progress({ kind: 'failure' });
+      if (c.shrinkTimeMs !== undefined) shrinkDeadline = Math.min(shrinkDeadline ?? Infinity, now() + c.shrinkTimeMs);
+    }
     shrinking = true;
     lastFailure = failed;
     if (isAdapterHang(failed.error)) shrinkStop ??= 'hang';

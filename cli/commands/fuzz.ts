@@ -24,6 +24,8 @@ export { parseDuration } from '../duration.js';
 export interface FuzzOptions {
   readonly impl: Exclude<ImplName, 'canary'>;
   readonly budget: CampaignBudget;
+  /** --shrink-time: each property failure's shrinking stops this many milliseconds after it was found. */
+  readonly shrinkTimeMs?: number;
   readonly seed: number;
   readonly seedGiven: boolean;
   readonly shard: Shard;
@@ -42,6 +44,7 @@ export interface RawFuzzOptions {
   corpus?: string;
   images?: boolean;
   html?: string;
+  shrinkTime?: string;
 }
 
 
@@ -64,6 +67,7 @@ export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number, en
   return {
     impl,
     budget,
+    ...(raw.shrinkTime === undefined ? {} : { shrinkTimeMs: parseDuration(raw.shrinkTime, '--shrink-time') }),
     seed,
     seedGiven: raw.seed !== undefined,
     shard,
@@ -97,6 +101,7 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     seed: o.seed,
     shard: o.shard,
     budget: o.budget,
+    ...(o.shrinkTimeMs === undefined ? {} : { shrinkTimeMs: o.shrinkTimeMs }),
     kinds: o.imagesOnly ? 'images' : 'all',
     corpusDir: o.corpusDir,
     ...(o.html === undefined ? {} : { htmlDir: o.html }),

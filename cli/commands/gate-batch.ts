@@ -21,6 +21,8 @@ export interface Batch {
   readonly hardDeadline?: number;
   /** Epoch milliseconds: shrinking stops there with the smallest failure so far. */
   readonly shrinkDeadline?: number;
+  /** Milliseconds: each failure's shrinking stops this long after it was found (`--shrink-time`). */
+  readonly shrinkTimeMs?: number;
   /** Report each drawn sequence's options and swarm (`--verbose`). */
   readonly verbose: boolean;
   /** A cmd: implementation's request timeout (`--request-timeout`). */
@@ -49,6 +51,7 @@ export function runBatch(b: Batch, onEvent: (e: BatchEvent) => void): Promise<Ru
     ...(b.deadline === undefined ? {} : { deadline: b.deadline }),
     ...(b.hardDeadline === undefined ? {} : { hardDeadline: b.hardDeadline }),
     ...(b.shrinkDeadline === undefined ? {} : { shrinkDeadline: b.shrinkDeadline }),
+    ...(b.shrinkTimeMs === undefined ? {} : { shrinkTimeMs: b.shrinkTimeMs }),
     ...(b.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: b.requestTimeoutMs }),
     now: epochNow,
     onProgress: (progress) => onEvent({ kind: 'progress', progress }),

@@ -22,6 +22,7 @@ export function registerGate(program: Command): void {
     .option('--impl <impl>', `implementation under test: ${implNames.join(' | ')} | 'cmd:<command line>' (a program speaking docs/protocol.md)`, 'ts')
     .option('--time <duration>', 'time budget for the whole gate, e.g. 90s, 10m (default 60s; shrinking included, within 10 %)')
     .option('--runs <n>', 'sequences per property instead of a time budget (deterministic)')
+    .option('--shrink-time <duration>', 'bound each failure\'s shrinking, e.g. 5m: the smallest failure found by then is reported (default: none beyond the --time budget; with --runs, shrinking goes on to a fixpoint)')
     .option('--workers <n>', 'batches run at once, each in a worker thread (default: the number of cores; 1 runs in this process)')
     .option('--seed <seed>', 'integer or git SHA; default: drawn and printed')
     .option('--shard <i/n>', 'run shard i of n (1-based): a seed of its own derived from --seed, disjoint from the other shards\', to spread one gate over machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')

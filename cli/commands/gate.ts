@@ -89,6 +89,8 @@ export type GateBudget = { readonly kind: 'time'; readonly ms: number } | { read
 export interface GateOptions {
   readonly impl: ImplName;
   readonly budget: GateBudget;
+  /** --shrink-time: each failure's shrinking stops this many milliseconds after it was found. */
+  readonly shrinkTimeMs?: number;
   /** The seed this gate runs with: --seed, or with --shard the shard's own seed derived from it (shardSeed). */
   readonly seed: number;
   /** --shard (0-based index); { index: 0, count: 1 } without it. */
@@ -129,6 +131,7 @@ export interface RawGateOptions {
   html?: string;
   shard?: string;
   requestTimeout?: string;
+  shrinkTime?: string;
 }
 
 function positiveInteger(text: string, flag: string): number {
@@ -172,6 +175,7 @@ export function parseGateOptions(raw: RawGateOptions, drawSeed: () => number, en
   return {
     impl,
     budget,
+    ...(raw.shrinkTime === undefined ? {} : { shrinkTimeMs: parseDuration(raw.shrinkTime, '--shrink-time') }),
     seed: shardSeed(seed, shard),
     shard,
     campaignSeed: seed,
@@ -359,6 +363,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: GateKnown, pro
       ...(deadline === undefined ? {} : { deadline: sliceEnd(free) }),
       ...(hardDeadline === undefined ? {} : { hardDeadline }),
       ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
+      ...(o.shrinkTimeMs === undefined ? {} : { shrinkTimeMs: o.shrinkTimeMs }),
       verbose: o.verbose,
       ...(o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: o.requestTimeoutMs }),
     };

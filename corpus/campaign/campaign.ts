@@ -39,6 +39,8 @@ export interface CampaignConstraints {
   readonly seed: number;
   readonly shard: Shard;
   readonly budget: CampaignBudget;
+  /** Milliseconds: each property failure's shrinking stops this long after it was found. Default: none beyond the time budget. */
+  readonly shrinkTimeMs?: number;
   /** `images`: only the malformed-image fuzzer; `all`: every property and the image fuzzer. */
   readonly kinds: 'images' | 'all';
   /** Where new cases are written. */
@@ -204,6 +206,7 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
           now: c.now,
           ...(deadline === undefined ? {} : { deadline }),
           ...(shrinkDeadline === undefined ? {} : { shrinkDeadline }),
+          ...(c.shrinkTimeMs === undefined ? {} : { shrinkTimeMs: c.shrinkTimeMs }),
           onProgress: (event) => {
             if (event.kind === 'step' && !event.shrinking) stats.operations++;
             if (event.kind === 'shrink-attempt') stats.shrinkAttempts++;

@@ -109,10 +109,12 @@ describe('fuzz options', () => {
     expect(() => parseFuzzOptions({ seed: '7', shard: '4' }, () => 1, {})).toThrow(/JOB_COMPLETION_INDEX/);
     expect(parseFuzzOptions({}, () => 99).html).toBeUndefined();
     expect(parseFuzzOptions({ html: '/tmp/pages' }, () => 99).html).toBe('/tmp/pages');
+    expect(parseFuzzOptions({ runs: '5', shrinkTime: '5m' }, () => 99).shrinkTimeMs).toBe(300_000);
+    expect(parseFuzzOptions({ runs: '5' }, () => 99).shrinkTimeMs).toBeUndefined();
   });
 
   it('refuses bad options as usage errors (exit 2)', () => {
-    for (const raw of [{ time: '1m', runs: '3' }, { runs: '0' }, { time: 'soon' }, { shard: '0/2' }, { impl: 'canary' }, { seed: 'nope' }]) {
+    for (const raw of [{ time: '1m', runs: '3' }, { runs: '0' }, { time: 'soon' }, { shard: '0/2' }, { impl: 'canary' }, { seed: 'nope' }, { shrinkTime: 'forever' }]) {
       expect(() => parseFuzzOptions(raw, () => 1), JSON.stringify(raw)).toThrow(CliError);
       try {
         parseFuzzOptions(raw, () => 1);

@@ -21,10 +21,12 @@ describe('gate options', () => {
     expect(o.properties).toEqual(['readsAndOutcomes', 'structure', 'reopen', 'space', 'qemuJudges', 'handoff', 'crashConsistency', 'readsEngineImages', 'readsQemuImages']);
     expect(parseGateOptions({ seed: 'abcdef0', property: 'space', runs: '3' }, drawn)).toMatchObject({ seedGiven: true, properties: ['space'], budget: { kind: 'runs', count: 3 } });
     expect(parseGateOptions({ time: '90s', workers: '1' }, drawn)).toMatchObject({ budget: { kind: 'time', ms: 90_000 }, workers: 1 });
+    expect(parseGateOptions({ runs: '3', shrinkTime: '2m' }, drawn).shrinkTimeMs).toBe(120_000);
+    expect(o.shrinkTimeMs).toBeUndefined();
   });
 
   it('refuses bad values with usage errors (exit 2)', () => {
-    const bad = [{ impl: 'c' }, { runs: '0' }, { seed: 'x' }, { property: 'nope' }, { path: '1:2' }, { path: '1', seed: '1' }, { time: '0s' }, { time: '1m', runs: '3' }, { workers: '0' }];
+    const bad = [{ impl: 'c' }, { runs: '0' }, { seed: 'x' }, { property: 'nope' }, { path: '1:2' }, { path: '1', seed: '1' }, { time: '0s' }, { time: '1m', runs: '3' }, { workers: '0' }, { shrinkTime: '0s' }];
     for (const raw of bad) {
       expect(() => parseGateOptions(raw, drawn)).toThrow(CliError);
     }

@@ -43,6 +43,27 @@ describe('runner budgets', () => {
     expect(formatText(cut)).toContain('Shrunk 0 times (shrinking stopped early: the time budget is spent; a smaller counterexample may exist)');
   });
 
+  it('stops shrinking --shrink-time after the failure was found, on the run\'s clock', async () => {
+    // the clock moves only with shrink attempts: 10 ms each, so a 25 ms shrink time allows exactly 3
+    let t = 0;
+    let attempts = 0;
+    const onProgress = (e: { kind: string }) => {
+      if (e.kind === 'shrink-attempt') {
+        attempts++;
+        t += 10;
+      }
+    };
+    const r = failedOf(await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 7, numRuns: 5, now: () => t, shrinkTimeMs: 25, onProgress }));
+    expect(attempts).toBe(3);
+    expect(r.shrinkStoppedEarly).toBe('time');
+    // a shrink deadline before it still wins
+    t = 0;
+    attempts = 0;
+    const earlier = failedOf(await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 7, numRuns: 5, now: () => t, shrinkTimeMs: 25, shrinkDeadline: 5, onProgress }));
+    expect(attempts).toBe(1);
+    expect(earlier.shrinkStoppedEarly).toBe('time');
+  });
+
   it('reports progress: steps, sequences, the failure and shrink attempts', async () => {
     const events: string[] = [];
     failedOf(await runProperty({ property: 'readsAndOutcomes', impl: 'canary', seed: 7, numRuns: 5, shrinkAttemptsMax: 3, onProgress: (e) => events.push(e.kind) }));
