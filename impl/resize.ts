@@ -3,7 +3,9 @@
 import type { ImageState } from './state.js';
 import { Qcow2Error } from './errors.js';
 import { sizeToL1 } from './geometry.js';
+import { assert } from './assert.js';
 import { writeGuest } from './data-path.js';
+import { subclusterRun } from './subcluster-write.js';
 import { discardGuest, writeZeroesGuest } from './zero-discard.js';
 import { flushMetadata } from './flush.js';
 
@@ -53,15 +55,38 @@ export async function resizeImage(s: ImageState, newSize: number, options: { zer
       return;
     }
     if (options.zeroTail && oldSize % cs !== 0) {
-      const entry = await s.map.entry(Math.floor(oldSize / cs));
-      if (entry.kind === 'normal' || entry.kind === 'compressed') {
-        const tailEnd = Math.min(newSize, (Math.floor(oldSize / cs) + 1) * cs);
-        await writeGuest(s, oldSize, new Uint8Array(tailEnd - oldSize));
-      }
+      const tailEnd = Math.min(newSize, (Math.floor(oldSize / cs) + 1) * cs);
+      for (const [from, to] of await staleTail(s, oldSize, tailEnd)) await writeGuest(s, from, new Uint8Array(to - from));
     }
     return;
   }
   await shrink(s, oldSize, newSize);
+}
+
+/**
+ * The guest ranges in [oldSize, tailEnd) (inside the old last cluster) that can
+ * hold stale bytes: those a host cluster backs. Standard L2: the whole range
+ * when the cluster is normal or compressed. Extended L2: a compressed cluster
+ * whole, a normal one only its allocated subclusters (merged into runs); zero
+ * and unallocated subclusters read zeros already, and QEMU 7.2 leaves them so.
+ */
+async function staleTail(s: ImageState, oldSize: number, tailEnd: number): Promise<[number, number][]> {
+  const cs = s.g.clusterSize;
+  const guestCluster = Math.floor(oldSize / cs);
+  assert(tailEnd > oldSize && tailEnd <= (guestCluster + 1) * cs, 'the tail lies inside the old last cluster');
+  const entry = await s.map.entry(guestCluster);
+  if (entry.kind !== 'normal' && entry.kind !== 'compressed') return [];
+  if (!s.g.extendedL2 || entry.kind === 'compressed') return [[oldSize, tailEnd]];
+  const bitmap = await s.map.bitmap(guestCluster);
+  const runs: [number, number][] = [];
+  const clusterStart = guestCluster * cs;
+  for (let at = oldSize; at < tailEnd; ) {
+    const run = subclusterRun(s, bitmap, at - clusterStart, tailEnd - at);
+    if (run.data) runs.push([at, at + run.length]);
+    at += run.length;
+  }
+  assert(runs.every(([from, to]) => oldSize <= from && from < to && to <= tailEnd), 'stale runs inside the tail');
+  return runs;
 }
 
 async function shrink(s: ImageState, oldSize: number, newSize: number): Promise<void> {

@@ -257,16 +257,15 @@ export function resizeUnchecked(state: ModelState, size: number, zeroStaleTail =
     return draft.finish(options);
   }
   if (size >= oldSize) {
-    // Deliberate fix of QEMU 7.2: stale bytes past the old end of a normal or
-    // compressed last cluster must not resurface, so they are overwritten with
-    // zeros (a compressed one becomes normal by copy-on-write; with subclusters
-    // the whole tail becomes allocated, whatever state its subclusters had).
-    const tail = oldSize % g.clusterSize;
+    // Deliberate fix of QEMU 7.2: stale bytes past the old end of the last
+    // cluster must not resurface, so the bytes a host cluster backs there are
+    // overwritten with zeros (a compressed cluster becomes normal by
+    // copy-on-write). Only those can be stale: with subclusters, a zero or
+    // unallocated tail subcluster reads zeros already and stays as it is.
     const lastCluster = Math.floor(oldSize / g.clusterSize);
-    const lastKind = entryAt(state.active, g, lastCluster)?.kind;
-    if (zeroStaleTail && tail !== 0 && size > oldSize && (lastKind === 'normal' || lastKind === 'compressed')) {
+    if (zeroStaleTail && oldSize % g.clusterSize !== 0 && size > oldSize) {
       const zeroEnd = Math.min(size, (lastCluster + 1) * g.clusterSize);
-      writeRange(draft, oldSize, new Uint8Array(zeroEnd - oldSize));
+      for (const [from, to] of staleRanges(state, lastCluster, oldSize, zeroEnd)) writeRange(draft, from, new Uint8Array(to - from));
     }
     return draft.finish(options);
   }
@@ -280,4 +279,27 @@ export function resizeUnchecked(state: ModelState, size: number, zeroStaleTail =
   }
   draft.dropFrom(l1Need);
   return draft.finish(options);
+}
+
+/**
+ * The runs of [from, to) (inside guest cluster `guestCluster`) whose bytes
+ * come from a host cluster: subclusters that read as 'allocated' (the whole
+ * cluster for a standard normal or a compressed entry), merged when adjacent.
+ */
+function staleRanges(state: ModelState, guestCluster: number, from: number, to: number): [number, number][] {
+  const g = geometry(state.options);
+  const entry = entryAt(state.active, g, guestCluster);
+  const clusterStart = guestCluster * g.clusterSize;
+  const ranges: [number, number][] = [];
+  for (let at = from; at < to; ) {
+    const index = Math.floor((at - clusterStart) / g.subclusterSize);
+    const end = Math.min(to, clusterStart + (index + 1) * g.subclusterSize);
+    const last = ranges[ranges.length - 1];
+    if (subclusterState(entry, index) === 'allocated') {
+      if (last !== undefined && last[1] === at) last[1] = end;
+      else ranges.push([at, end]);
+    }
+    at = end;
+  }
+  return ranges;
 }

@@ -41,6 +41,13 @@ const scripts: Readonly<Record<string, readonly Step[] | ((clusterSize: number) 
   ],
   // Cluster-aligned: a shrink inside a cluster leaves a stale tail that QEMU 7.2 shows again on growth (docs/semantics.md).
   'resize down and up': ['write -P 0x11 0 100k', 'truncate 64k', 'truncate 1M', 'write -P 0x22 500k 1k'],
+  // Growing a disk that ended inside its last cluster: only allocated tail subclusters
+  // could hold stale bytes; never-written and zero ones stay as QEMU leaves them.
+  'grow after a shrink inside the last cluster': (cs) => [
+    `truncate ${8 * cs - 2048}`, `write -P 0x11 ${7 * cs} ${cs - 2048}`, `truncate ${8 * cs}`,
+    `truncate ${6 * cs - 1024}`, `write -P 0x22 ${5 * cs} ${cs - 1024}`, `truncate ${6 * cs}`,
+    `write -P 0x33 ${3 * cs} ${cs - 4096}`, `write -z ${4 * cs - 4096} 4096`, `truncate ${4 * cs - 2048}`, `truncate ${5 * cs}`,
+  ],
 };
 
 describe('engine on extended-L2 images, as QEMU 7.2 writes them', () => {

@@ -18,6 +18,7 @@ const z = (offset: number, length: number, unmap = false): Op => ({ kind: 'write
 const c = (offset: number, length: number, pattern = 5): Op => ({ kind: 'writeCompressed', offset, length, pattern });
 const d = (offset: number, length: number): Op => ({ kind: 'discard', offset, length });
 const snap: Op = { kind: 'snapshotCreate', name: 's' };
+const r = (size: number): Op => ({ kind: 'resize', size });
 
 /** One cluster as a string: `-` (host offset 0), `H` (a host cluster) or `C` (compressed), then A/Z/. per subcluster. */
 function modelClusters(state: ModelState, count: number): string[] {
@@ -96,6 +97,21 @@ const cases: ReadonlyArray<{ name: string; ops: Op[]; want: string[]; size?: num
   },
   { name: 'write -z to the end of a disk that ends on a subcluster boundary zeroizes the whole last cluster', ops: [z(64 * KiB, 4 * KiB)], want: ['-' + '.'.repeat(32), '-' + 'Z'.repeat(32)], size: 68 * KiB },
   { name: 'write -z of the partial last subcluster of the disk zeroizes it', ops: [w(0, 2 * KiB), z(64 * KiB + 2 * KiB, 512)], want: ['HA' + '.'.repeat(31), '-.Z' + '.'.repeat(30)], size: 66 * KiB + 512 },
+  {
+    name: 'growing a disk that ended inside a cluster leaves its never-written tail subcluster unallocated',
+    ops: [r(128 * KiB - 2 * KiB), w(64 * KiB, 62 * KiB), r(128 * KiB)],
+    want: ['-' + '.'.repeat(32), 'H' + 'A'.repeat(31) + '.'],
+  },
+  {
+    name: 'growing a disk that ended inside a subcluster: the write rounded that subcluster out (zeros), it stays allocated',
+    ops: [r(128 * KiB - KiB), w(64 * KiB, 63 * KiB), r(128 * KiB)],
+    want: ['-' + '.'.repeat(32), 'H' + 'A'.repeat(32)],
+  },
+  {
+    name: 'growing keeps zero tail subclusters zero',
+    ops: [w(64 * KiB, 60 * KiB), z(124 * KiB, 4 * KiB), r(128 * KiB - 2 * KiB), r(128 * KiB)],
+    want: ['-' + '.'.repeat(32), 'H' + 'A'.repeat(30) + 'ZZ'],
+  },
 ];
 
 describe('subclusters: the model against qemu-io 7.2 on extended_l2=on images', () => {
@@ -112,7 +128,30 @@ describe('subclusters: the model against qemu-io 7.2 on extended_l2=on images', 
     });
     expect(found.clusters).toEqual(want);
     expect(modelClusters(state, want.length)).toEqual(want);
-    expect(Buffer.from(read(state, 0, o.virtualSize)).equals(Buffer.from(found.guest))).toBe(true);
-    expect(mapDisagreement(modelMap(state), found.map, o.virtualSize)).toBeUndefined();
+    expect(Buffer.from(read(state, 0, state.options.virtualSize)).equals(Buffer.from(found.guest))).toBe(true);
+    expect(mapDisagreement(modelMap(state), found.map, state.options.virtualSize)).toBeUndefined();
+  });
+});
+
+describe('subclusters: growing after a shrink inside an allocated subcluster (deliberate fix of QEMU 7.2)', () => {
+  it('the model zeroes the stale tail and keeps its subclusters allocated; qemu-io 7.2 shows the old bytes', async () => {
+    const ops = [w(64 * KiB, 64 * KiB, 7), r(128 * KiB - 3 * KiB), r(256 * KiB)];
+    const o = { ...options, virtualSize: 128 * KiB };
+    const state = runModel(ops, o);
+    const want = ['-' + '.'.repeat(32), 'H' + 'A'.repeat(32)];
+    const found = await withTempDir(async (dir) => {
+      const file = join(dir, 'a.qcow2');
+      await qemuCreate(file, o);
+      expect(await qemuApply(file, ops)).toEqual(ops.map(() => true));
+      const raw = join(dir, 'a.raw');
+      await execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', file, raw]);
+      return { clusters: imageClusters(await imageBytes(file), want.length), guest: await imageBytes(raw) };
+    });
+    expect(found.clusters).toEqual(want);
+    expect(modelClusters(state, want.length)).toEqual(want);
+    const tail = [128 * KiB - 3 * KiB, 128 * KiB] as const;
+    expect(found.guest.subarray(...tail).every((b) => b === 7)).toBe(true);
+    expect(read(state, tail[0], tail[1] - tail[0]).every((b) => b === 0)).toBe(true);
+    expect(Buffer.from(read(state, 0, tail[0])).equals(Buffer.from(found.guest.subarray(0, tail[0])))).toBe(true);
   });
 });
