@@ -57,6 +57,10 @@ export async function rebaseImage(s: ImageState, o: RebaseOptions, openLayer: La
       throw new Qcow2Error('invalid-argument', `backing file name of ${new TextEncoder().encode(name).length} bytes is longer than ${backingNameBytesMax}`);
     }
   }
+  if (!o.unsafe && s.g.extendedL2) {
+    // img_rebase compares wherever the image is unallocated per byte: per subcluster here, not done yet.
+    throw new Qcow2Error('unsupported', 'a safe rebase of an image with extended L2 entries is not supported (rebase -u is)');
+  }
   if (!o.unsafe && s.backingName !== undefined && s.backing === undefined) {
     throw new Qcow2Error('invalid-argument', `safe rebase needs the old backing file '${s.backingName}' open`);
   }
@@ -146,6 +150,8 @@ function unopenedLayer(name: string, format: BackingFormat, reason: Qcow2Error):
 export async function commitToBacking(s: ImageState, openLayer: LayerOpener, openBase: BaseOpener): Promise<void> {
   const layer = s.backing;
   if (layer === undefined || s.backingName === undefined) throw new Qcow2Error('invalid-argument', 'image does not have a backing file');
+  // mirror copies what the image allocates per byte: per subcluster here, not done yet
+  if (s.g.extendedL2) throw new Qcow2Error('unsupported', 'commit of an image with extended L2 entries is not supported');
   const cs = s.g.clusterSize;
   const size = s.header.size;
   await layer.close();

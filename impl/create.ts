@@ -92,7 +92,6 @@ export function qualifyCreateOptions(o: SizedCreateOptions): QualifiedCreateOpti
   // qcow2_co_create's words.
   if (extendedL2 && version === 2) throw bad('Extended L2 entries are only supported with compatibility level 1.1 and above (use version=v3 or greater)');
   if (extendedL2 && clusterBits < extendedL2ClusterBitsMin) throw bad(`Extended L2 entries are only supported with cluster sizes of at least ${2 ** extendedL2ClusterBitsMin} bytes`);
-  if (extendedL2 && o.backingFile !== undefined) throw new Qcow2Error('unsupported', 'backing files on images with extended L2 entries are not supported');
   return { size: o.size, clusterBits, refcountOrder, version, lazyRefcounts, compressionType, extendedL2, backingFile: o.backingFile, backingFormat: o.backingFormat };
 }
 

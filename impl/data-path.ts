@@ -41,6 +41,19 @@ export function readsAsZeros(s: ImageState, entry: L2Entry, guestCluster: number
   return s.backing === undefined || guestCluster * s.g.clusterSize >= s.backing.size;
 }
 
+/**
+ * Whether the backing chain reports guest bytes [from, to) as zeros by block
+ * status, as qcow2_co_pwrite_zeroes asks is_zero of an unallocated head or
+ * tail (data that happens to be zeros does not count): true without a backing
+ * file and past its end.
+ */
+export async function backingReadsAsZeros(s: ImageState, from: number, to: number): Promise<boolean> {
+  assert(from <= to, 'a range, not reversed');
+  const inside = Math.min(to, s.backing?.size ?? 0);
+  if (s.backing === undefined || inside <= from) return true;
+  return (await s.backing.map(from, inside - from)).every((e) => e.zero);
+}
+
 export async function readGuest(s: ImageState, offset: number, length: number): Promise<Uint8Array> {
   // Every byte is either read from the file or zeroed below.
   const out = allocUninitialized(length);
@@ -71,11 +84,13 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     const inCluster = pos % cs;
     let n = Math.min(cs - inCluster, offset + length - pos);
     const entry = await s.map.entry(guestCluster);
-    if (entry.kind === 'normal' && s.g.extendedL2) {
-      // Up to the end of the run of subclusters that are all allocated, or all not.
-      const run = subclusterRun(s, await s.map.bitmap(guestCluster), inCluster, n);
+    if ((entry.kind === 'normal' || entry.kind === 'unallocated') && s.g.extendedL2) {
+      // Up to the end of the run of subclusters of one kind. A bitmap QEMU calls
+      // invalid fails the read (Qcow2Error 'corrupt') as in qcow2_get_host_offset.
+      const run = subclusterRun(s, entry.kind, await s.map.bitmap(guestCluster), inCluster, n);
       n = run.length;
-      if (run.data) await addHost(entry.offset + inCluster, pos - offset, n);
+      if (run.kind === 'data' && entry.kind === 'normal') await addHost(entry.offset + inCluster, pos - offset, n);
+      else if (run.kind === 'unallocated' && s.backing !== undefined) out.set(await s.backing.read(pos, n), pos - offset);
       else out.fill(0, pos - offset, pos - offset + n);
     } else if (entry.kind === 'normal') {
       await addHost(entry.offset + inCluster, pos - offset, n);
@@ -85,8 +100,6 @@ export async function readGuest(s: ImageState, offset: number, length: number): 
     } else if (entry.kind === 'unallocated' && s.backing !== undefined) {
       out.set(await s.backing.read(pos, n), pos - offset);
     } else {
-      // A bitmap QEMU calls invalid fails the read (Qcow2Error 'corrupt') as in qcow2_get_host_offset.
-      if (s.g.extendedL2) await s.map.bitmap(guestCluster);
       out.fill(0, pos - offset, pos - offset + n); // unallocated (no backing) and zero kinds read as zeros
     }
     pos += n;

@@ -205,8 +205,6 @@ export class Qcow2Image {
     };
     const state = await openState(file, constraints);
     if (state.backingName !== undefined && options.backing !== false) {
-      // Reads and writes of subclusters do not reach through a chain yet.
-      if (state.g.extendedL2) throw new Qcow2Error('unsupported', `backing files on images with extended L2 entries are not supported (backing file '${state.backingName}')`);
       state.backing = await openBacking(options.filename, state.backingName, state.ext.backingFormat, chain);
     }
     return new Qcow2Image(state, options.filename, chain, () => openState(file, constraints));

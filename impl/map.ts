@@ -5,8 +5,8 @@
 import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
 import { assert, assertNever } from './assert.js';
-import { subclusterKind, type SubclusterBitmap } from './format/l2-entry-extended.js';
-import { subclustersPerCluster } from './limits.js';
+import type { SubclusterBitmap } from './format/l2-entry-extended.js';
+import { subclusterRun } from './subcluster-write.js';
 
 export interface MapEntry {
   start: number;
@@ -46,22 +46,13 @@ export async function mapImage(s: ImageState, from = 0, to = s.header.size): Pro
     const inCluster = start - cluster * cs;
     const e = await s.map.entry(cluster);
     if (s.g.extendedL2 && e.kind !== 'compressed') {
-      // Backing files are refused on extended-L2 images (open.ts): whole clusters only.
-      assert(inCluster === 0 && s.backing === undefined, 'extended-L2 images are mapped cluster by cluster, alone');
-      mapSubclusters(s, e, await s.map.bitmap(cluster), start, length, push, pushData);
+      await mapSubclusters(s, e, await s.map.bitmap(cluster), start, length, push, pushData);
       continue;
     }
     switch (e.kind) {
-      case 'unallocated': {
-        const backingEnd = Math.min(start + length, s.backing?.size ?? 0);
-        if (s.backing !== undefined && backingEnd > start) {
-          for (const below of await s.backing.map(start, backingEnd - start)) push({ ...below, depth: below.depth + 1 });
-          if (backingEnd < start + length) push({ start: backingEnd, length: start + length - backingEnd, depth: 0, present: false, zero: true, data: false });
-          break;
-        }
-        push({ start, length, depth: 0, present: false, zero: true, data: false });
+      case 'unallocated':
+        await mapBelow(s, start, length, {}, push);
         break;
-      }
       case 'zero-plain':
         push({ start, length, depth: 0, present: true, zero: true, data: false });
         break;
@@ -82,12 +73,30 @@ export async function mapImage(s: ImageState, from = 0, to = s.header.size): Pro
 }
 
 /**
- * One cluster of an extended-L2 image, subcluster by subcluster, with the flags
- * qcow2_co_block_status gives each type: a zero subcluster is present and zero,
- * an unallocated one is absent and zero, with its host offset when the cluster
- * has one (QCOW2_SUBCLUSTER_UNALLOCATED_ALLOC).
+ * Guest bytes [start, start + length) that this image leaves unallocated: the
+ * backing chain's status one deeper where it has bytes; past its end (or with
+ * none) absent and zero at depth 0, with `offset` when a host cluster holds
+ * them (an unallocated subcluster: QCOW2_SUBCLUSTER_UNALLOCATED_ALLOC).
  */
-function mapSubclusters(
+async function mapBelow(s: ImageState, start: number, length: number, offset: { offset?: number }, push: (next: MapEntry) => void): Promise<void> {
+  const backingEnd = Math.min(start + length, s.backing?.size ?? 0);
+  if (s.backing !== undefined && backingEnd > start) {
+    for (const below of await s.backing.map(start, backingEnd - start)) push({ ...below, depth: below.depth + 1 });
+  }
+  const from = Math.max(start, backingEnd);
+  if (from < start + length) {
+    const at = offset.offset === undefined ? {} : { offset: offset.offset + from - start };
+    push({ start: from, length: start + length - from, depth: 0, present: false, zero: true, data: false, ...at });
+  }
+}
+
+/**
+ * Guest bytes [start, start + length) of one cluster of an extended-L2 image,
+ * subcluster by subcluster, with the flags qcow2_co_block_status gives each
+ * type: a zero subcluster is present and zero (with the host offset when the
+ * cluster has one), an unallocated one reads through (mapBelow).
+ */
+async function mapSubclusters(
   s: ImageState,
   e: L2Entry,
   bitmap: SubclusterBitmap,
@@ -95,30 +104,30 @@ function mapSubclusters(
   length: number,
   push: (next: MapEntry) => void,
   pushData: (start: number, length: number, host: number) => void,
-): void {
-  const sc = s.g.subclusterSize;
-  const host = e.kind === 'normal' ? e.offset : undefined;
-  for (let i = 0; i < subclustersPerCluster && i * sc < length; i++) {
-    const at = start + i * sc;
-    const n = Math.min(sc, length - i * sc);
-    const offset = host === undefined ? {} : { offset: host + i * sc };
-    const kind = subclusterKind(e.kind, bitmap, i);
-    switch (kind) {
+): Promise<void> {
+  assert(e.kind === 'normal' || e.kind === 'unallocated', 'only normal and unallocated clusters have subclusters');
+  const cs = s.g.clusterSize;
+  const clusterStart = Math.floor(start / cs) * cs;
+  assert(start + length <= clusterStart + cs, 'the range lies inside one cluster');
+  for (let at = start; at < start + length; ) {
+    const run = subclusterRun(s, e.kind, bitmap, at - clusterStart, start + length - at);
+    const host = e.kind === 'normal' ? e.offset + at - clusterStart : undefined;
+    const offset = host === undefined ? {} : { offset: host };
+    switch (run.kind) {
       case 'data':
-        pushData(at, n, (host ?? 0) + i * sc);
+        assert(host !== undefined, 'data subclusters have a host cluster');
+        pushData(at, run.length, host);
         break;
       case 'zero':
-        push({ start: at, length: n, depth: 0, present: true, zero: true, data: false, ...offset });
+        push({ start: at, length: run.length, depth: 0, present: true, zero: true, data: false, ...offset });
         break;
       case 'unallocated':
-        push({ start: at, length: n, depth: 0, present: false, zero: true, data: false, ...offset });
-        break;
-      case 'compressed':
-        push({ start: at, length: n, depth: 0, present: true, zero: false, data: true });
+        await mapBelow(s, at, run.length, offset, push);
         break;
       default:
-        return assertNever(kind, 'subcluster kind');
+        return assertNever(run.kind, 'subcluster kind');
     }
+    at += run.length;
   }
 }
 

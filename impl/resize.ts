@@ -31,6 +31,23 @@ function backingCoversGrowth(s: ImageState): boolean {
 }
 
 /**
+ * With subclusters the zeros of a growth over a backing file start at the next
+ * subcluster boundary, so a disk that ended inside a compressed cluster needs
+ * zero subclusters in it: qcow2_subcluster_zeroize refuses them and QEMU 7.2
+ * fails the resize ("Failed to zero out new clusters: Operation not supported").
+ */
+async function checkZeroHead(s: ImageState, oldSize: number): Promise<void> {
+  const cs = s.g.clusterSize;
+  const sc = s.g.subclusterSize;
+  const zeroStart = Math.ceil(oldSize / sc) * sc;
+  if (!s.g.extendedL2 || zeroStart % cs === 0) return;
+  const entry = await s.map.entry(Math.floor(oldSize / cs));
+  if (entry.kind === 'compressed') {
+    throw new Qcow2Error('unsupported', `failed to zero out new clusters: guest cluster ${Math.floor(oldSize / cs)} is compressed and cannot take zero subclusters (QEMU 7.2 refuses too)`);
+  }
+}
+
+/**
  * Resize to `newSize` bytes. `zeroTail: false` skips zeroing the old last
  * cluster's tail on growth: a snapshot revert replaces the whole active L1
  * right after, so that COW would only allocate clusters to free them again.
@@ -43,13 +60,15 @@ export async function resizeImage(s: ImageState, newSize: number, options: { zer
   if (newSize > oldSize) {
     // A snapshot revert (zeroTail false) sets the size without truncating, as qcow2_snapshot_goto.
     const zeroWrite = options.zeroTail && backingCoversGrowth(s);
+    if (zeroWrite) await checkZeroHead(s, oldSize);
     await s.map.growL1(sizeToL1(s.g, newSize));
     s.header.size = newSize;
     s.headerDirty = true;
     if (zeroWrite) {
-      // qcow2_co_truncate with BDRV_REQ_ZERO_WRITE: zero clusters from the next
-      // cluster boundary, then explicit zeros for the old last cluster's tail.
-      const zeroStart = Math.ceil(oldSize / cs) * cs;
+      // qcow2_co_truncate with BDRV_REQ_ZERO_WRITE: zero (sub)clusters from the
+      // next subcluster boundary, then explicit zeros for the unaligned head.
+      const sc = s.g.subclusterSize;
+      const zeroStart = Math.ceil(oldSize / sc) * sc;
       if (newSize > zeroStart) await writeZeroesGuest(s, zeroStart, newSize - zeroStart, false);
       if (zeroStart > oldSize) await writeGuest(s, oldSize, new Uint8Array(Math.min(zeroStart, newSize) - oldSize));
       return;
@@ -81,8 +100,8 @@ async function staleTail(s: ImageState, oldSize: number, tailEnd: number): Promi
   const runs: [number, number][] = [];
   const clusterStart = guestCluster * cs;
   for (let at = oldSize; at < tailEnd; ) {
-    const run = subclusterRun(s, bitmap, at - clusterStart, tailEnd - at);
-    if (run.data) runs.push([at, at + run.length]);
+    const run = subclusterRun(s, entry.kind, bitmap, at - clusterStart, tailEnd - at);
+    if (run.kind === 'data') runs.push([at, at + run.length]);
     at += run.length;
   }
   assert(runs.every(([from, to]) => oldSize <= from && from < to && to <= tailEnd), 'stale runs inside the tail');

@@ -4,13 +4,13 @@
 // [cowFrom, cowTo) around the written bytes; only that range is written to the
 // host cluster, and only its subclusters are marked allocated (and not zero).
 import type { ImageState } from './state.js';
-import type { L2Entry, L2Table } from './format/l2-entry.js';
+import type { ClusterKind, L2Entry, L2Table } from './format/l2-entry.js';
 import type { Extent } from './refcount.js';
 import { AssertionError, assert, assertNever } from './assert.js';
 import { readCompressedCluster } from './compressed.js';
 import { markDirtyBit } from './flush.js';
 import { checkOverlap, pushRun, runBytes, type Run } from './host-write.js';
-import { ctz32, emptyBitmap, markAllocated, subclusterKind, type SubclusterBitmap } from './format/l2-entry-extended.js';
+import { ctz32, emptyBitmap, markAllocated, subclusterKind, type SubclusterBitmap, type SubclusterKind } from './format/l2-entry-extended.js';
 
 interface SubclusterPlan {
   guestCluster: number;
@@ -30,34 +30,41 @@ interface SubclusterPlan {
 }
 
 /**
- * The guest view of a whole cluster behind an extended entry (no backing file):
- * allocated subclusters from the host cluster, every other one zeros.
+ * The guest view of whole guest cluster `guestCluster` behind an extended
+ * entry: allocated subclusters from the host cluster, zero ones zeros, and
+ * unallocated ones the backing chain (zeros without one or past its end).
  */
-async function extendedClusterView(s: ImageState, entry: L2Entry, bitmap: SubclusterBitmap): Promise<Uint8Array> {
+async function extendedClusterView(s: ImageState, entry: L2Entry, bitmap: SubclusterBitmap, guestCluster: number): Promise<Uint8Array> {
   const cs = s.g.clusterSize;
   if (entry.kind === 'compressed') return readCompressedCluster(s.file, entry.descriptor, s.g, s.header.compressionType);
-  if (entry.kind !== 'normal' || bitmap.alloc === 0) return new Uint8Array(cs);
-  const out = await s.file.pread(entry.offset, cs);
-  const sc = s.g.subclusterSize;
-  for (let i = 0; i < 32; i++) if (subclusterKind(entry.kind, bitmap, i) !== 'data') out.fill(0, i * sc, (i + 1) * sc);
+  const out = entry.kind === 'normal' && bitmap.alloc !== 0 ? await s.file.pread(entry.offset, cs) : new Uint8Array(cs);
+  assert(out.length === cs, 'a whole cluster is read');
+  for (let at = 0; at < cs; ) {
+    const run = subclusterRun(s, entry.kind, bitmap, at, cs - at);
+    if (run.kind === 'unallocated' && s.backing !== undefined) out.set(await s.backing.read(guestCluster * cs + at, run.length), at);
+    else if (run.kind !== 'data') out.fill(0, at, at + run.length);
+    at += run.length;
+  }
   return out;
 }
 
 /**
- * The bytes from `inCluster` (at most `n`) whose subclusters are all allocated
- * (`data`: read from the host cluster) or all not (read as zeros), in a normal cluster.
+ * The bytes from `inCluster` (at most `n`) whose subclusters are all of one
+ * kind (qcow2_get_subcluster_type) in a cluster whose entry is of kind `kind`
+ * (normal or unallocated: a compressed one has no subclusters).
  */
-export function subclusterRun(s: ImageState, bitmap: SubclusterBitmap, inCluster: number, n: number): { data: boolean; length: number } {
+export function subclusterRun(s: ImageState, kind: ClusterKind, bitmap: SubclusterBitmap, inCluster: number, n: number): { kind: Exclude<SubclusterKind, 'compressed'>; length: number } {
   const sc = s.g.subclusterSize;
   assert(n > 0 && inCluster + n <= s.g.clusterSize, 'the bytes lie inside one cluster');
-  const isData = (i: number) => subclusterKind('normal', bitmap, i) === 'data';
+  assert(kind === 'normal' || kind === 'unallocated', 'runs of subclusters in a normal or unallocated cluster');
   const first = Math.floor(inCluster / sc);
-  const data = isData(first);
+  const runKind = subclusterKind(kind, bitmap, first);
+  assert(runKind !== 'compressed' && (runKind !== 'data' || kind === 'normal'), 'data subclusters only in a host cluster');
   let end = (first + 1) * sc;
-  while (end < inCluster + n && isData(end / sc) === data) end += sc;
+  while (end < inCluster + n && subclusterKind(kind, bitmap, end / sc) === runKind) end += sc;
   const length = Math.min(n, end - inCluster);
   assert(length > 0, 'a run holds at least one byte');
-  return { data, length };
+  return { kind: runKind, length };
 }
 
 /**
@@ -146,7 +153,7 @@ export async function writeInTableExtended(s: ImageState, offset: number, data: 
         pushRun(runs, p.host + p.from, piece);
         continue;
       }
-      const whole = await extendedClusterView(s, p.old, p.bitmap);
+      const whole = await extendedClusterView(s, p.old, p.bitmap, p.guestCluster);
       whole.set(piece, p.from);
       pushRun(runs, p.host + p.cowFrom, whole.subarray(p.cowFrom, p.cowTo));
     }

@@ -7,7 +7,7 @@ import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
 import { assert } from './assert.js';
 import { allZeroBitmap, emptyBitmap, markZero, subclusterKind, type SubclusterBitmap } from './format/l2-entry-extended.js';
-import { writeGuest } from './data-path.js';
+import { backingReadsAsZeros, writeGuest } from './data-path.js';
 
 /** What a whole-cluster rule makes of an entry and its bitmap; undefined: unchanged. */
 type ExtendedRule = (old: L2Entry, bitmap: SubclusterBitmap) => { entry: L2Entry; bitmap: SubclusterBitmap } | undefined;
@@ -41,18 +41,23 @@ function zeroRuleExtended(unmap: boolean): ExtendedRule {
   };
 }
 
-/** discard_in_l2_slice: an allocated cluster becomes all zero subclusters; a full discard (shrink) empties the entry. */
-export function discardRuleExtended(full: boolean): ExtendedRule {
+/**
+ * discard_in_l2_slice: a cluster with a host cluster, and with a backing file
+ * any cluster, becomes offset 0 with all zero subclusters (the backing no
+ * longer shows through); a full discard (shrink, commit) empties the entry.
+ */
+function discardRuleExtended(full: boolean, hasBacking: boolean): ExtendedRule {
   return (old, bitmap) => {
     if (full) return old.kind === 'unallocated' && sameBitmap(bitmap, emptyBitmap) ? undefined : { entry: { kind: 'unallocated' }, bitmap: emptyBitmap };
-    if (old.kind === 'unallocated') return undefined; // no backing file: it already reads as zeros
+    // without a backing file an unallocated cluster already reads as zeros
+    if (old.kind === 'unallocated' && (!hasBacking || sameBitmap(bitmap, allZeroBitmap))) return undefined;
     return { entry: { kind: 'unallocated' }, bitmap: allZeroBitmap };
   };
 }
 
 /** Discard whole guest clusters [first, end). */
 export async function discardClustersExtended(s: ImageState, first: number, end: number, full: boolean): Promise<void> {
-  await eachClusterExtended(s, first, end, discardRuleExtended(full));
+  await eachClusterExtended(s, first, end, discardRuleExtended(full, s.backingName !== undefined));
 }
 
 /**
@@ -96,8 +101,9 @@ async function zeroizeAligned(s: ImageState, offset: number, end: number, unmap:
 
 /**
  * Guest write-zeroes: the block layer splits off a head and a tail that are not
- * subcluster-aligned. Such a piece becomes a zero subcluster when its subcluster
- * already reads as zeros (unallocated or zero, no backing file), else it is
+ * subcluster-aligned. Such a piece zeroizes its whole subcluster when the rest
+ * of it already reads as zeros (a zero subcluster, or an unallocated one whose
+ * backing chain reports zeros there), else it is
  * written as zeros; the aligned middle is zeroized.
  */
 export async function writeZeroesExtended(s: ImageState, offset: number, length: number, unmap: boolean): Promise<void> {
@@ -118,9 +124,12 @@ export async function writeZeroesExtended(s: ImageState, offset: number, length:
       continue;
     }
     const start = Math.floor(from / sc) * sc;
+    const end = Math.min(start + sc, s.header.size);
     const cluster = Math.floor(start / s.g.clusterSize);
     const kind = subclusterKind((await s.map.entry(cluster)).kind, await s.map.bitmap(cluster), (start % s.g.clusterSize) / sc);
-    if (kind === 'zero' || kind === 'unallocated') await zeroizeAligned(s, start, Math.min(start + sc, s.header.size), unmap);
+    // An unallocated subcluster reads the backing chain: its rest must be zeros there too (is_zero).
+    const restIsZero = kind === 'zero' || (kind === 'unallocated' && (await backingReadsAsZeros(s, start, from)) && (await backingReadsAsZeros(s, to, end)));
+    if (restIsZero) await zeroizeAligned(s, start, end, unmap);
     else await writeGuest(s, from, new Uint8Array(to - from));
   }
 }

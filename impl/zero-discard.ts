@@ -3,7 +3,7 @@
 import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
 import { assertNever } from './assert.js';
-import { readsAsZeros, writeGuest } from './data-path.js';
+import { backingReadsAsZeros, readsAsZeros, writeGuest } from './data-path.js';
 import { discardClustersExtended, writeZeroesExtended } from './subcluster-zero.js';
 
 type ClusterRule = (old: L2Entry) => L2Entry | undefined;
@@ -104,16 +104,10 @@ const zeroWriteChunkBytes = 1024 * 1024;
 async function restReadsAsZeros(s: ImageState, cluster: number, from: number, to: number): Promise<boolean> {
   const entry = await s.map.entry(cluster);
   if (readsAsZeros(s, entry, cluster)) return true;
-  if (entry.kind !== 'unallocated' || s.backing === undefined) return false;
+  if (entry.kind !== 'unallocated') return false;
   const start = cluster * s.g.clusterSize;
   const end = Math.min(start + s.g.clusterSize, s.header.size);
-  for (const [a, b] of [[start, from], [to, end]] as const) {
-    const inside = Math.min(b, s.backing.size);
-    if (inside <= a) continue;
-    const entries = await s.backing.map(a, inside - a);
-    if (!entries.every((e) => e.zero)) return false;
-  }
-  return true;
+  return (await backingReadsAsZeros(s, start, from)) && (await backingReadsAsZeros(s, to, end));
 }
 
 export async function writeZeroesGuest(s: ImageState, offset: number, length: number, unmap: boolean): Promise<void> {

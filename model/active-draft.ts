@@ -141,15 +141,16 @@ export class ActiveDraft {
   /**
    * Guest discard of a whole cluster (discard_in_l2_slice, full_discard = false):
    * with a backing file an unallocated cluster of a version 3 image becomes
-   * zero-plain too, so that the backing does not show through.
+   * zero-plain too, so that the backing does not show through; with
+   * subclusters so does one at host offset 0 with only some zero subclusters.
    */
   discard(guestCluster: number): void {
     const entries = this.tableFor(guestCluster);
     const l2Index = guestCluster % this.g.l2EntriesCount;
     const old = entries.get(l2Index);
-    if (old?.kind === 'zero-plain') return;
-    if (old === undefined) {
-      if (this.base.backing !== undefined && this.base.options.version === 3) entries.set(l2Index, { kind: 'zero-plain' });
+    const hidesBacking = this.base.backing !== undefined && this.base.options.version === 3;
+    if (old === undefined || old.kind === 'zero-plain') {
+      if (hidesBacking) entries.set(l2Index, this.zeroPlain());
       return;
     }
     this.release(old);

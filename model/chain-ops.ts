@@ -46,6 +46,8 @@ export function rebase(state: ModelState, op: RebaseOp): StepResult {
   }
   const target = op.depth === 0 ? undefined : layers[op.depth - 1];
   if (op.unsafe) return { state: withBacking(state, target), outcome: ok };
+  // img_rebase asks allocation per byte (bdrv_is_allocated): with subclusters that is not per cluster.
+  if (state.options.extendedL2 === true) return refuse(state, 'unsupported', 'safe rebase of an image with subclusters is not modelled');
   const oldSize = state.backing === undefined ? 0 : backingSize(state.backing);
   const g = geometry(state.options);
   const size = state.options.virtualSize;
@@ -98,14 +100,16 @@ const commitGranuleBytesMax = 65536;
  * else by a full discard of every cluster (all unallocated, L2 tables kept).
  *
  * Not modelled, refused as `unsupported` (the generators never draw them): a
- * raw backing file (holes the commit punches change later block status), and
+ * raw backing file (holes the commit punches change later block status),
  * image clusters smaller than the granule (several image clusters in one
- * granule, which mirror judges by block-status runs).
+ * granule, which mirror judges by block-status runs), and an image with
+ * subclusters (mirror's allocation is per byte).
  */
 export function commit(state: ModelState, _op: CommitOp): StepResult {
   const backing = state.backing;
   if (backing === undefined) return refuse(state, 'invalid-argument', 'the image has no backing file to commit to');
   if (backing.format === 'raw') return refuse(state, 'unsupported', 'commit into a raw backing file is not modelled');
+  if (state.options.extendedL2 === true) return refuse(state, 'unsupported', 'commit of an image with subclusters is not modelled');
   const g = geometry(state.options);
   const size = state.options.virtualSize;
   let base = backing.image;

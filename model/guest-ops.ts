@@ -98,7 +98,7 @@ export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
   if (bad) return bad;
   const draft = new ActiveDraft(state);
   if (draft.extended) {
-    writeZeroesSubclusters(draft, op.offset, op.length, op.unmap, state.options.virtualSize);
+    writeZeroesSubclusters(state, draft, op.offset, op.length, op.unmap);
     return { state: draft.finish(), outcome: ok };
   }
   const { clusterSize } = draft.g;
@@ -132,8 +132,9 @@ export function writeZeroes(state: ModelState, op: WriteZeroesOp): StepResult {
  * and a partial tail; each fragment goes to qcow2_co_pwrite_zeroes, and one
  * it refuses (-ENOTSUP) is written as zero bytes instead.
  */
-function writeZeroesSubclusters(draft: ActiveDraft, offset: number, length: number, unmap: boolean, virtualSize: number): void {
+function writeZeroesSubclusters(state: ModelState, draft: ActiveDraft, offset: number, length: number, unmap: boolean): void {
   const sc = draft.g.subclusterSize;
+  const { virtualSize } = state.options;
   for (const [start, end] of zeroFragments(offset, length, sc)) {
     const head = start % sc;
     // a fragment ending at the end of the disk reaches the end of its subcluster
@@ -142,12 +143,15 @@ function writeZeroesSubclusters(draft: ActiveDraft, offset: number, length: numb
     if (head === 0 && tail === 0) {
       zeroized = zeroizeRange(draft, start, end, unmap, virtualSize);
     } else {
-      // Part of one subcluster: the whole subcluster is zeroized when it reads
-      // as zeros already (unallocated or zero), else refused.
+      // Part of one subcluster: the whole subcluster is zeroized when it is
+      // unallocated or zero and the rest of it reads as zeros already
+      // (is_zero, through the backing chain), else refused. The fragments are
+      // disjoint subclusters, so the state before the request answers.
       const cluster = Math.floor(start / draft.g.clusterSize);
-      const state = subclusterState(draft.entry(cluster), Math.floor((start % draft.g.clusterSize) / sc));
+      const sub = subclusterState(draft.entry(cluster), Math.floor((start % draft.g.clusterSize) / sc));
       const compressed = draft.entry(cluster)?.kind === 'compressed';
-      zeroized = !compressed && state !== 'allocated' && zeroizeRange(draft, start - head, start - head + sc, unmap, virtualSize);
+      const restIsZero = readsAsZero(state, start - head, head) && readsAsZero(state, end, tail);
+      zeroized = !compressed && sub !== 'allocated' && restIsZero && zeroizeRange(draft, start - head, start - head + sc, unmap, virtualSize);
     }
     if (!zeroized) writeRange(draft, start, new Uint8Array(end - start));
   }
@@ -222,6 +226,9 @@ export function resize(state: ModelState, op: ResizeOp): StepResult {
   if (state.options.version === 2 && growsOverBacking(state, size)) {
     return refuse(state, 'unsupported', 'Failed to zero out new clusters: Operation not supported (version 2 has no zero clusters)');
   }
+  if (growsOverBacking(state, size) && compressedZeroHead(state)) {
+    return refuse(state, 'unsupported', 'Failed to zero out new clusters: Operation not supported (the old last cluster is compressed)');
+  }
   return { state: resizeUnchecked(state, size), outcome: ok };
 }
 
@@ -232,6 +239,20 @@ export function resize(state: ModelState, op: ResizeOp): StepResult {
  */
 function growsOverBacking(state: ModelState, size: number): boolean {
   return state.backing !== undefined && size > state.options.virtualSize && backingSize(state.backing) > state.options.virtualSize;
+}
+
+/**
+ * With subclusters the zeros of a growth over a backing file start at the next
+ * subcluster boundary (qcow2_co_truncate), so a disk that ended inside a
+ * compressed cluster needs zero subclusters in it, which
+ * qcow2_subcluster_zeroize refuses (-ENOTSUP): QEMU 7.2 fails the resize.
+ */
+function compressedZeroHead(state: ModelState): boolean {
+  const g = geometry(state.options);
+  const oldSize = state.options.virtualSize;
+  if (state.options.extendedL2 !== true || oldSize % g.clusterSize === 0) return false;
+  const zeroStart = Math.ceil(oldSize / g.subclusterSize) * g.subclusterSize;
+  return zeroStart % g.clusterSize !== 0 && entryAt(state.active, g, Math.floor(oldSize / g.clusterSize))?.kind === 'compressed';
 }
 
 /**
@@ -247,13 +268,18 @@ export function resizeUnchecked(state: ModelState, size: number, zeroStaleTail =
   const g = geometry(state.options);
   const draft = new ActiveDraft(state);
   if (growsOverBacking(state, size)) {
-    // qcow2_co_truncate with BDRV_REQ_ZERO_WRITE (version 3): zero clusters from
-    // the first cluster boundary at or after the old size, explicit zeros (the
-    // write rule, COW from the backing) for the unaligned head before it.
-    const zeroStart = Math.ceil(oldSize / g.clusterSize);
-    for (let c = zeroStart; c < Math.ceil(size / g.clusterSize); c++) draft.zeroize(c, false);
-    const headEnd = Math.min(size, zeroStart * g.clusterSize);
-    if (headEnd > oldSize) writeRange(draft, oldSize, new Uint8Array(headEnd - oldSize));
+    // qcow2_co_truncate with BDRV_REQ_ZERO_WRITE (version 3): zero (sub)clusters
+    // from the first subcluster boundary at or after the old size, explicit
+    // zeros (the write rule, COW from the backing) for the unaligned head before it.
+    const zeroStart = Math.min(size, Math.ceil(oldSize / g.subclusterSize) * g.subclusterSize);
+    if (draft.extended && zeroStart < size) {
+      // False only for a compressed head cluster: resize refuses that before,
+      // and a revert drops the active view this zeroes right after.
+      zeroizeRange(draft, zeroStart, size, false, size);
+    } else {
+      for (let c = Math.ceil(zeroStart / g.clusterSize); c < Math.ceil(size / g.clusterSize); c++) draft.zeroize(c, false);
+    }
+    if (zeroStart > oldSize) writeRange(draft, oldSize, new Uint8Array(zeroStart - oldSize));
     return draft.finish(options);
   }
   if (size >= oldSize) {

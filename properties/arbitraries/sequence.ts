@@ -77,8 +77,7 @@ interface CommandsExtras {
 export function commandsFor(options: ImageOptions, swarm: SwarmWeights, commandsCountMax: number, extras: CommandsExtras = {}): fc.Arbitrary<Iterable<SequenceCommand>> {
   const { extra = [], chains = false, off = [] } = extras;
   const base = swarmCommandsFor(options, swarm, commandsCountMax, extra, off);
-  // chains only on standard images: the engine refuses a backing file under an extended-L2 image
-  if (!chains || options.refcountBits < chainRefcountBitsMin || options.extendedL2 === true) return base;
+  if (!chains || options.refcountBits < chainRefcountBitsMin) return base;
   // fc.option shrinks to "no chain" first, and the splice to fewer commands
   const splice = fc.option(
     fc.array(fc.tuple(chainCommandArbitrary(), fc.nat()), { minLength: 1, maxLength: chainCommandsCountMax }),

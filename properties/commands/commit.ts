@@ -1,6 +1,7 @@
 // commit: the image into its backing file. Where the model does not predict
 // QEMU's allocation (a raw backing file, image clusters smaller than mirror's
-// granule: see model/chain-ops.ts) the command is a flush instead.
+// granule: see model/chain-ops.ts; an image with subclusters, whose
+// allocation mirror reads per byte) the command is a flush instead.
 import fc from 'fast-check';
 import { geometry, type CommitOp, type FlushOp, type ModelState } from '../../model/index.js';
 import { StepCommand } from './command.js';
@@ -14,7 +15,7 @@ export class CommitCommand extends StepCommand {
   resolve(state: ModelState): CommitOp | FlushOp {
     const backing = state.backing;
     if (backing === undefined) return { kind: 'commit' }; // refused: no backing file
-    if (backing.format === 'raw') return { kind: 'flush' };
+    if (backing.format === 'raw' || state.options.extendedL2 === true) return { kind: 'flush' };
     const granule = granuleBytes(geometry(backing.image.options).clusterSize);
     return geometry(state.options).clusterSize >= granule ? { kind: 'commit' } : { kind: 'flush' };
   }

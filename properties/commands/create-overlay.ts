@@ -51,6 +51,8 @@ export function createOverlayCommand(): fc.Arbitrary<CreateOverlayCommand> {
       fc.oneof(
         { arbitrary: imageOptions({ clusterBitsMin: 12, clusterBitsMax: 16, refcountBits: overlayRefcountBits }), weight: 3 },
         { arbitrary: imageOptions({ refcountBits: overlayRefcountBits }), weight: 1 },
+        // subclusters reading through to the backing file per subcluster
+        { arbitrary: imageOptions({ versions: [3], clusterBitsMin: 14, clusterBitsMax: 16, refcountBits: overlayRefcountBits, extendedL2Percent: 100 }), weight: 1 },
       ),
       fc.constantFrom<OverlaySize>('same', 'smaller', 'larger'),
       fc.nat(),

@@ -30,12 +30,13 @@ async function l2View(file: string, withHosts = true): Promise<string[]> {
  * Runs `steps` on a qemu-img image with qemu-io / qemu-img snapshot and on our
  * own `create` with our `io` / `snapshot`. Every command must succeed, or with
  * `allowFailures` fail in both (the same number of "failed" lines per script).
+ * `backing` is added to both creates (`-b FILE -F FMT`).
  */
-export async function runBoth(dir: string, options: string, size: string, steps: readonly Step[], allowFailures = false): Promise<{ ours: string; qemu: string }> {
+export async function runBoth(dir: string, options: string, size: string, steps: readonly Step[], allowFailures = false, backing: readonly string[] = []): Promise<{ ours: string; qemu: string }> {
   const qemu = `${dir}/qemu.qcow2`;
   const ours = `${dir}/ours.qcow2`;
-  expect((await qemuImg('create', '-q', '-f', 'qcow2', '-o', options, qemu, size)).exitCode).toBe(0);
-  expect((await runCli(['create', '-q', '-o', options, ours, size])).exitCode).toBe(0);
+  expect((await qemuImg('create', '-q', '-f', 'qcow2', ...backing, '-o', options, qemu, size)).exitCode).toBe(0);
+  expect((await runCli(['create', '-q', ...backing, '-o', options, ours, size])).exitCode).toBe(0);
   // Consecutive io steps run in one qemu-io and one `io`, as one script.
   const batches: Step[][] = [];
   for (const step of steps) {
