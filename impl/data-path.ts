@@ -3,12 +3,10 @@
 // contiguous allocation per L2 table span, one pwrite per contiguous host run.
 import type { ImageState } from './state.js';
 import type { L2Entry } from './format/l2-entry.js';
-import type { Extent } from './refcount.js';
 import { assert, assertNever } from './assert.js';
 import { readCompressedCluster } from './compressed.js';
-import { markDirtyBit } from './flush.js';
 import { allocUninitialized, preadInto } from './io/block-file.js';
-import { checkOverlap, pushRun, runBytes, type Run } from './host-write.js';
+import { pushRun, writePlanned, writeSpan, type ClusterWritePlan, type Run } from './host-write.js';
 import { subclusterRun, writeInTableExtended } from './subcluster-write.js';
 
 /**
@@ -119,50 +117,22 @@ export async function writeGuest(s: ImageState, offset: number, data: Uint8Array
   }
 }
 
-interface Plan {
-  guestCluster: number;
-  old: L2Entry;
-  /** Host cluster the data goes to. */
-  host: number;
-  /** The entry needs an update (new cluster, or zero-alloc becoming normal). */
-  link: boolean;
-  /** The data goes to a newly allocated cluster. */
-  fresh: boolean;
-}
-
 /** A write that stays inside one L2 table. */
 async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Promise<void> {
   const cs = s.g.clusterSize;
-  const first = Math.floor(offset / cs);
-  const last = Math.floor((offset + data.length - 1) / cs);
-  const l1Index = s.map.l1Index(first);
-  assert(s.map.l1Index(last) === l1Index, 'write span stays inside one L2 table');
-  const table = await s.map.privatize(l1Index);
-  const plans: Plan[] = [];
+  const { first, last, table } = await writeSpan(s, offset, data.length);
+  const plans: ClusterWritePlan[] = [];
   for (let c = first; c <= last; c++) {
     const old = table.get(c % s.g.l2EntriesCount);
     const inPlace = (old.kind === 'normal' || old.kind === 'zero-alloc') && old.copied;
+    // zero-alloc becoming normal links too
     plans.push({ guestCluster: c, old, host: inPlace ? old.offset : -1, link: !inPlace || old.kind === 'zero-alloc', fresh: !inPlace });
   }
-  // The lowest free clusters for those needing a new one, in ascending runs:
-  // holes fill before the file grows (QEMU needs one contiguous run instead).
-  const fresh = plans.filter((p) => p.fresh);
-  let allocated: readonly Extent[] = [];
-  try {
-    if (fresh.length > 0) allocated = await s.refcounts.allocateClusters(fresh.length);
-    let next = 0;
-    for (const [at, count] of allocated) {
-      for (let j = 0; j < count; j++) {
-        const p = fresh[next++];
-        assert(p !== undefined, 'no more clusters allocated than asked for');
-        p.host = at + j * cs;
-      }
-    }
+  const addRuns = async (runs: Run[]) => {
     // Fresh clusters past the end of the file already read as zeros there (the
     // tracked bound, taken after allocating: it can only have grown, which just
     // means more COW).
     const zerosFrom = s.file.zerosFrom;
-    const runs: Run[] = [];
     for (const p of plans) {
       const clusterStart = p.guestCluster * cs;
       const from = Math.max(offset, clusterStart);
@@ -179,20 +149,6 @@ async function writeInTable(s: ImageState, offset: number, data: Uint8Array): Pr
         pushRun(runs, p.host + (from - clusterStart), piece);
       }
     }
-    for (const run of runs) {
-      checkOverlap(s, run.host, run.length);
-      await s.file.pwrite(run.host, runBytes(run));
-    }
-  } catch (error) {
-    for (const [at, count] of allocated) await s.refcounts.release(at, count);
-    throw error;
-  }
-  if (!plans.some((p) => p.link)) return;
-  await markDirtyBit(s);
-  for (const p of plans) {
-    if (!p.link) continue;
-    await s.map.setEntry(p.guestCluster, { kind: 'normal', offset: p.host, copied: true });
-    // Data that moved to a new cluster drops its reference to the old one.
-    if (p.fresh) await s.map.release(p.old);
-  }
+  };
+  await writePlanned(s, plans, addRuns, () => undefined);
 }

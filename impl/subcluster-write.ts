@@ -5,28 +5,18 @@
 // host cluster, and only its subclusters are marked allocated (and not zero).
 import type { ImageState } from './state.js';
 import type { ClusterKind, L2Entry, L2Table } from './format/l2-entry.js';
-import type { Extent } from './refcount.js';
 import { AssertionError, assert, assertNever } from './assert.js';
 import { readCompressedCluster } from './compressed.js';
-import { markDirtyBit } from './flush.js';
-import { checkOverlap, pushRun, runBytes, type Run } from './host-write.js';
+import { pushRun, writePlanned, writeSpan, type ClusterWritePlan, type Run } from './host-write.js';
 import { ctz32, emptyBitmap, markAllocated, subclusterKind, type SubclusterBitmap, type SubclusterKind } from './format/l2-entry-extended.js';
 
-interface SubclusterPlan {
-  guestCluster: number;
-  old: L2Entry;
+interface SubclusterPlan extends ClusterWritePlan {
   bitmap: SubclusterBitmap;
   /** Written bytes [from, to) and copy-on-write range [cowFrom, cowTo), offsets inside the cluster. */
   from: number;
   to: number;
   cowFrom: number;
   cowTo: number;
-  /** Host cluster the data goes to (-1 until allocated). */
-  host: number;
-  /** The data goes to a newly allocated cluster. */
-  fresh: boolean;
-  /** The entry or its bitmap changes. */
-  link: boolean;
 }
 
 /**
@@ -127,26 +117,10 @@ function planCluster(s: ImageState, table: L2Table, guestCluster: number, offset
 /** A write that stays inside one L2 table of an extended-L2 image. */
 export async function writeInTableExtended(s: ImageState, offset: number, data: Uint8Array): Promise<void> {
   const cs = s.g.clusterSize;
-  const first = Math.floor(offset / cs);
-  const last = Math.floor((offset + data.length - 1) / cs);
-  const l1Index = s.map.l1Index(first);
-  assert(s.map.l1Index(last) === l1Index, 'write span stays inside one L2 table');
-  const table = await s.map.privatize(l1Index);
+  const { first, last, table } = await writeSpan(s, offset, data.length);
   const plans: SubclusterPlan[] = [];
   for (let c = first; c <= last; c++) plans.push(planCluster(s, table, c, offset, offset + data.length));
-  const fresh = plans.filter((p) => p.fresh);
-  let allocated: readonly Extent[] = [];
-  try {
-    if (fresh.length > 0) allocated = await s.refcounts.allocateClusters(fresh.length);
-    let next = 0;
-    for (const [at, count] of allocated) {
-      for (let j = 0; j < count; j++) {
-        const p = fresh[next++];
-        assert(p !== undefined, 'no more clusters allocated than asked for');
-        p.host = at + j * cs;
-      }
-    }
-    const runs: Run[] = [];
+  const addRuns = async (runs: Run[]) => {
     for (const p of plans) {
       const piece = data.subarray(p.guestCluster * cs + p.from - offset, p.guestCluster * cs + p.to - offset);
       if (p.cowFrom === p.from && p.cowTo === p.to) {
@@ -157,20 +131,7 @@ export async function writeInTableExtended(s: ImageState, offset: number, data: 
       whole.set(piece, p.from);
       pushRun(runs, p.host + p.cowFrom, whole.subarray(p.cowFrom, p.cowTo));
     }
-    for (const run of runs) {
-      checkOverlap(s, run.host, run.length);
-      await s.file.pwrite(run.host, runBytes(run));
-    }
-  } catch (error) {
-    for (const [at, count] of allocated) await s.refcounts.release(at, count);
-    throw error;
-  }
-  if (!plans.some((p) => p.link)) return;
-  await markDirtyBit(s);
+  };
   const sc = s.g.subclusterSize;
-  for (const p of plans) {
-    if (!p.link) continue;
-    await s.map.setEntry(p.guestCluster, { kind: 'normal', offset: p.host, copied: true }, markAllocated(p.bitmap, Math.floor(p.cowFrom / sc), Math.ceil(p.cowTo / sc)));
-    if (p.fresh) await s.map.release(p.old);
-  }
+  await writePlanned(s, plans, addRuns, (p) => markAllocated(p.bitmap, Math.floor(p.cowFrom / sc), Math.ceil(p.cowTo / sc)));
 }

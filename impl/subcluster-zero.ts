@@ -8,31 +8,12 @@ import type { L2Entry } from './format/l2-entry.js';
 import { assert } from './assert.js';
 import { allZeroBitmap, emptyBitmap, markZero, subclusterKind, type SubclusterBitmap } from './format/l2-entry-extended.js';
 import { backingReadsAsZeros, writeGuest } from './data-path.js';
-
-/** What a whole-cluster rule makes of an entry and its bitmap; undefined: unchanged. */
-type ExtendedRule = (old: L2Entry, bitmap: SubclusterBitmap) => { entry: L2Entry; bitmap: SubclusterBitmap } | undefined;
-
-/** Apply a rule to guest clusters [first, end), privatizing each L2 table once; a cluster left behind is released. */
-async function eachClusterExtended(s: ImageState, first: number, end: number, rule: ExtendedRule): Promise<void> {
-  const n = s.g.l2EntriesCount;
-  let c = first;
-  while (c < end) {
-    const stop = Math.min(end, (Math.floor(c / n) + 1) * n);
-    const table = await s.map.privatize(s.map.l1Index(c));
-    for (; c < stop; c++) {
-      const old = table.get(c % n);
-      const next = rule(old, old.kind === 'compressed' ? emptyBitmap : table.bitmap(c % n));
-      if (next === undefined) continue;
-      await s.map.setEntry(c, next.entry, next.bitmap);
-      if (next.entry.kind === 'unallocated') await s.map.release(old);
-    }
-  }
-}
+import { eachCluster, type ClusterRule } from './each-cluster.js';
 
 const sameBitmap = (a: SubclusterBitmap, b: SubclusterBitmap): boolean => a.alloc === b.alloc && a.zero === b.zero;
 
 /** zero_in_l2_slice: every zero bit; the host cluster goes when unmapping or compressed. */
-function zeroRuleExtended(unmap: boolean): ExtendedRule {
+function zeroRuleExtended(unmap: boolean): ClusterRule {
   return (old, bitmap) => {
     const drop = old.kind === 'compressed' || (unmap && old.kind === 'normal');
     const entry: L2Entry = drop ? { kind: 'unallocated' } : old;
@@ -46,7 +27,7 @@ function zeroRuleExtended(unmap: boolean): ExtendedRule {
  * any cluster, becomes offset 0 with all zero subclusters (the backing no
  * longer shows through); a full discard (shrink, commit) empties the entry.
  */
-function discardRuleExtended(full: boolean, hasBacking: boolean): ExtendedRule {
+function discardRuleExtended(full: boolean, hasBacking: boolean): ClusterRule {
   return (old, bitmap) => {
     if (full) return old.kind === 'unallocated' && sameBitmap(bitmap, emptyBitmap) ? undefined : { entry: { kind: 'unallocated' }, bitmap: emptyBitmap };
     // without a backing file an unallocated cluster already reads as zeros
@@ -57,7 +38,7 @@ function discardRuleExtended(full: boolean, hasBacking: boolean): ExtendedRule {
 
 /** Discard whole guest clusters [first, end). */
 export async function discardClustersExtended(s: ImageState, first: number, end: number, full: boolean): Promise<void> {
-  await eachClusterExtended(s, first, end, discardRuleExtended(full, s.backingName !== undefined));
+  await eachCluster(s, first, end, discardRuleExtended(full, s.backingName !== undefined));
 }
 
 /**
@@ -94,7 +75,7 @@ async function zeroizeAligned(s: ImageState, offset: number, end: number, unmap:
   assert(wholeFrom % cs === 0 || wholeFrom === wholeEnd, 'whole clusters start on a cluster boundary');
   let ok = true;
   if (head > 0) ok = await zeroSubclusters(s, Math.floor(offset / cs), (offset % cs) / sc, (offset % cs) / sc + Math.ceil(head / sc));
-  if (ok && wholeEnd > wholeFrom) await eachClusterExtended(s, wholeFrom / cs, Math.ceil(wholeEnd / cs), zeroRuleExtended(unmap));
+  if (ok && wholeEnd > wholeFrom) await eachCluster(s, wholeFrom / cs, Math.ceil(wholeEnd / cs), zeroRuleExtended(unmap));
   if (ok && tail > 0) ok = await zeroSubclusters(s, wholeEnd / cs, 0, Math.ceil(tail / sc));
   if (!ok) await writeGuest(s, offset, new Uint8Array(end - offset));
 }

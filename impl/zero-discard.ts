@@ -5,28 +5,14 @@ import type { L2Entry } from './format/l2-entry.js';
 import { assertNever } from './assert.js';
 import { backingReadsAsZeros, readsAsZeros, writeGuest } from './data-path.js';
 import { discardClustersExtended, writeZeroesExtended } from './subcluster-zero.js';
+import { eachCluster, type RuledEntry } from './each-cluster.js';
 
-type ClusterRule = (old: L2Entry) => L2Entry | undefined;
-
-/** Apply a per-cluster rule to guest clusters [first, end), privatizing each L2 table once. */
-async function eachCluster(s: ImageState, first: number, end: number, rule: ClusterRule): Promise<void> {
-  const n = s.g.l2EntriesCount;
-  let c = first;
-  while (c < end) {
-    const stop = Math.min(end, (Math.floor(c / n) + 1) * n);
-    const table = await s.map.privatize(s.map.l1Index(c));
-    for (; c < stop; c++) {
-      const old = table.get(c % n);
-      const next = rule(old);
-      if (next === undefined) continue;
-      await s.map.setEntry(c, next);
-      if (!keepsCluster(old, next)) await s.map.release(old);
-    }
-  }
-}
-
-function keepsCluster(old: L2Entry, next: L2Entry): boolean {
-  return (old.kind === 'normal' || old.kind === 'zero-alloc') && next.kind === 'zero-alloc' && next.offset === old.offset;
+/** A rule on standard entries (no bitmap) as an eachCluster rule. */
+function standard(rule: (old: L2Entry) => L2Entry | undefined): (old: L2Entry) => RuledEntry | undefined {
+  return (old) => {
+    const entry = rule(old);
+    return entry === undefined ? undefined : { entry };
+  };
 }
 
 /** Whether a kind owns a host cluster. */
@@ -51,7 +37,7 @@ function isAllocated(e: L2Entry): boolean {
  * v3 the backing no longer shows through (a v2 image with a backing file is
  * never guest-discarded: discardGuest).
  */
-export function discardRule(s: ImageState, full: boolean): ClusterRule {
+export function discardRule(s: ImageState, full: boolean): (old: L2Entry) => L2Entry | undefined {
   return (old) => {
     if (full) return old.kind === 'unallocated' ? undefined : { kind: 'unallocated' };
     if (!isAllocated(old) && s.backingName === undefined) return undefined;
@@ -60,7 +46,7 @@ export function discardRule(s: ImageState, full: boolean): ClusterRule {
   };
 }
 
-function zeroRule(s: ImageState, unmap: boolean): ClusterRule {
+function zeroRule(s: ImageState, unmap: boolean): (old: L2Entry) => L2Entry | undefined {
   if (s.g.version === 2) return discardRule(s, false); // no zero flag: QEMU resorts to discard
   return (old) => {
     switch (old.kind) {
@@ -89,7 +75,7 @@ export async function discardGuest(s: ImageState, offset: number, length: number
   // has no zero clusters, and unallocating would let the backing show through)
   if (!full && s.g.version === 2 && s.backingName !== undefined) return;
   if (s.g.extendedL2) return discardClustersExtended(s, first, end, full);
-  await eachCluster(s, first, end, discardRule(s, full));
+  await eachCluster(s, first, end, standard(discardRule(s, full)));
 }
 
 /** Zeros written as data per chunk when the zero flag cannot be used (QEMU's bounce buffer is capped too). */
@@ -127,7 +113,7 @@ export async function writeZeroesGuest(s: ImageState, offset: number, length: nu
   let pos = offset;
   let wholeFrom = -1;
   const flushWhole = async (until: number) => {
-    if (wholeFrom >= 0) await eachCluster(s, wholeFrom, until, zeroRule(s, unmap));
+    if (wholeFrom >= 0) await eachCluster(s, wholeFrom, until, standard(zeroRule(s, unmap)));
     wholeFrom = -1;
   };
   while (pos < end) {
