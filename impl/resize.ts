@@ -16,7 +16,8 @@ export function checkResize(s: ImageState, newSize: number): void {
   if (s.g.version === 2 && s.snapshots.length > 0) {
     throw new Qcow2Error('unsupported', "can't resize a version 2 image which has snapshots");
   }
-  if (s.g.version === 2 && newSize > s.header.size && backingCoversGrowth(s)) {
+  // a growth inside the old last cluster writes explicit zeros only, which version 2 can do
+  if (s.g.version === 2 && newSize > Math.ceil(s.header.size / s.g.clusterSize) * s.g.clusterSize && backingCoversGrowth(s)) {
     throw new Qcow2Error('unsupported', 'failed to zero out new clusters: a version 2 image cannot hide its backing file past its old size (QEMU 7.2 refuses too)');
   }
 }

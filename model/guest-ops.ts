@@ -223,7 +223,7 @@ export function resize(state: ModelState, op: ResizeOp): StepResult {
   if (state.options.version === 2 && state.snapshots.length > 0) {
     return refuse(state, 'unsupported', "Can't resize a v2 image which has snapshots");
   }
-  if (state.options.version === 2 && growsOverBacking(state, size)) {
+  if (state.options.version === 2 && growsOverBacking(state, size) && zerosClusters(state, size)) {
     return refuse(state, 'unsupported', 'Failed to zero out new clusters: Operation not supported (version 2 has no zero clusters)');
   }
   if (growsOverBacking(state, size) && compressedZeroHead(state)) {
@@ -239,6 +239,19 @@ export function resize(state: ModelState, op: ResizeOp): StepResult {
  */
 function growsOverBacking(state: ModelState, size: number): boolean {
   return state.backing !== undefined && size > state.options.virtualSize && backingSize(state.backing) > state.options.virtualSize;
+}
+
+/**
+ * Whether a growth over a backing file to `size` zeroizes (sub)clusters:
+ * qcow2_co_truncate zeroizes from the next subcluster boundary only when the
+ * new size lies past it; a growth inside the old last (sub)cluster only
+ * writes explicit zeros, which version 2 can do too (measured: a compat=0.10
+ * overlay of 0x7ffe00 bytes with 32 KiB clusters grows to 0x800000 over an
+ * 8 MiB backing file, and refuses 0x7f0000 → 0x7f8000).
+ */
+function zerosClusters(state: ModelState, size: number): boolean {
+  const { subclusterSize } = geometry(state.options);
+  return Math.ceil(state.options.virtualSize / subclusterSize) * subclusterSize < size;
 }
 
 /**
