@@ -49,9 +49,9 @@ function imageClusters(bytes: Uint8Array, count: number): string[] {
   });
 }
 
-function runModel(ops: readonly Op[], o: ImageOptions): ModelState {
+function runModel(ops: readonly Op[], o: ImageOptions, before: readonly Op[] = []): ModelState {
   let state = initialState(o);
-  for (const op of ops) {
+  for (const op of [...before, ...ops]) {
     const r = step(state, op);
     expect(r.outcome.ok, `model: ${JSON.stringify(op)}`).toBe(true);
     state = r.state;
@@ -153,5 +153,40 @@ describe('subclusters: growing after a shrink inside an allocated subcluster (de
     expect(found.guest.subarray(...tail).every((b) => b === 7)).toBe(true);
     expect(read(state, tail[0], tail[1] - tail[0]).every((b) => b === 0)).toBe(true);
     expect(Buffer.from(read(state, 0, tail[0])).equals(Buffer.from(found.guest.subarray(0, tail[0])))).toBe(true);
+  });
+});
+
+// Over a backing file: a 1 MiB standard base of 0x5a with a zero cluster (guest
+// cluster 1) and an unallocated range, then an extended-L2 overlay (64 KiB clusters) and the ops.
+const baseOptions: ImageOptions = { version: 3, clusterBits: 16, refcountBits: 16, lazyRefcounts: false, virtualSize: 1024 * KiB };
+const baseOps: Op[] = [w(0, 1024 * KiB, 0x5a), z(64 * KiB, 64 * KiB), d(896 * KiB, 64 * KiB)];
+const chainCases: ReadonlyArray<{ name: string; ops: Op[]; want: string[] }> = [
+  { name: 'a partial subcluster write copies the rest of it from the backing file', ops: [w(KiB, 100)], want: ['HA' + '.'.repeat(31)] },
+  { name: 'write -z of part of an unallocated subcluster over backing data writes zero bytes', ops: [z(KiB, 100)], want: ['HA' + '.'.repeat(31)] },
+  { name: 'write -z of part of an unallocated subcluster over a zero backing cluster zeroizes it', ops: [z(64 * KiB + 100, 100)], want: ['-' + '.'.repeat(32), '-Z' + '.'.repeat(31)] },
+  { name: 'discard of a whole unallocated cluster hides the backing file', ops: [d(0, 64 * KiB), z(66 * KiB, 2 * KiB), d(64 * KiB, 64 * KiB)], want: ['-' + 'Z'.repeat(32), '-' + 'Z'.repeat(32)] },
+  { name: 'copy-on-write of a shared cluster copies unallocated subclusters in the span from the backing', ops: [w(2 * KiB, KiB), snap, w(10 * KiB, 100, 2)], want: ['H.' + 'A'.repeat(5) + '.'.repeat(26)] },
+  { name: 'growth over the backing file zeroes from the next subcluster boundary', ops: [w(64 * KiB, KiB), r(66 * KiB + 512), r(1024 * KiB)], want: ['-' + '.'.repeat(32), 'HAA' + 'Z'.repeat(30)] },
+];
+
+describe('subclusters over a backing file: the model against qemu-io 7.2', () => {
+  it.each(chainCases)('$name', async ({ ops, want }) => {
+    const top: ImageOptions = { ...options, virtualSize: baseOptions.virtualSize };
+    const state = runModel([{ kind: 'createOverlay', backingFormat: 'qcow2', options: top }, ...ops], baseOptions, baseOps);
+    const found = await withTempDir(async (dir) => {
+      const base = join(dir, 'base.qcow2');
+      await qemuCreate(base, baseOptions);
+      expect(await qemuApply(base, baseOps)).toEqual(baseOps.map(() => true));
+      const file = join(dir, 'a.qcow2');
+      await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', '-o', 'extended_l2=on,cluster_size=65536', file, String(top.virtualSize)]);
+      expect(await qemuApply(file, ops)).toEqual(ops.map(() => true));
+      const raw = join(dir, 'a.raw');
+      await execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', file, raw]);
+      return { clusters: imageClusters(await imageBytes(file), want.length), guest: await imageBytes(raw), map: await qemuImgMap(file) };
+    });
+    expect(found.clusters).toEqual(want);
+    expect(modelClusters(state, want.length)).toEqual(want);
+    expect(Buffer.from(read(state, 0, state.options.virtualSize)).equals(Buffer.from(found.guest))).toBe(true);
+    expect(mapDisagreement(modelMap(state), found.map, state.options.virtualSize)).toBeUndefined();
   });
 });
