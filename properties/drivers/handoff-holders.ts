@@ -179,8 +179,9 @@ export class QemuHolder implements Holder {
    * qcow2_co_truncate does not clear the bytes past an unaligned old end inside
    * the old last cluster, so they come back on growth (also when our engine did
    * the shrink). Like the model, zero them with a write when that cluster has a
-   * host cluster: it holds data (normal, compressed), or, with subclusters, qemu-img
-   * map gives any of its ranges a host offset.
+   * host cluster: it holds data (normal, compressed); with subclusters only the
+   * tail's data ranges in qemu-img map (allocated subclusters), or the whole
+   * tail of a compressed cluster (data without an offset).
    */
   private async resize(size: number): Promise<void> {
     const oldSize = this.size;
@@ -194,8 +195,18 @@ export class QemuHolder implements Holder {
     const map = await qemuImgMap(this.path, { forceShare: true });
     const clusterStart = Math.floor(oldSize / clusterSize) * clusterSize;
     const inCluster = map.filter((e) => e.start < tailEnd && clusterStart < e.start + e.length);
-    const hosted = this.extendedL2 ? inCluster.some((e) => e.data || e.offset !== undefined) : inCluster.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length)?.data === true;
-    if (hosted) await io.write(oldSize, new Uint8Array(tailEnd - oldSize));
+    if (!this.extendedL2) {
+      const hosted = inCluster.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length)?.data === true;
+      if (hosted) await io.write(oldSize, new Uint8Array(tailEnd - oldSize));
+      return;
+    }
+    const compressed = inCluster.some((e) => e.data && e.offset === undefined);
+    const stale = compressed ? [{ start: oldSize, length: tailEnd - oldSize, data: true }] : inCluster;
+    for (const e of stale) {
+      const from = Math.max(oldSize, e.start);
+      const to = Math.min(tailEnd, e.start + e.length);
+      if (e.data && from < to) await io.write(from, new Uint8Array(to - from));
+    }
   }
 
   /**
