@@ -99,6 +99,7 @@ export const handoff: PropertyDefinition = {
   driver: createHandoffDriver,
   // reopen is the handoff: never switched off
   sequence: { swarm: { alwaysOn: ['write', 'reopen'] } },
+  chainImpls: ['qemu', 'ts'],
 };
 
 export const crashConsistency: PropertyDefinition = {
