@@ -63,6 +63,12 @@ export interface ImageDriver {
 export interface EngineReports {
   readonly map: readonly MapEntry[];
   readonly info: ImageInfo;
+  /**
+   * `info --backing-chain` below the top: the info of each backing file of
+   * `backingChain`, nearest first, each opened alone as qemu-img info opens
+   * it; undefined for a raw file. Absent or empty without a chain.
+   */
+  readonly backingInfo?: readonly (ImageInfo | undefined)[];
 }
 
 /** A driver that has its own reports (our engine, and the canary built on it). */

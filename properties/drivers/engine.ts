@@ -6,10 +6,10 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { MemoryFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions } from '../../impl/index.js';
+import { MemoryFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions, type ImageInfo } from '../../impl/index.js';
 import { compressedWriteBytes, formatOp, isChainOpKind, writeBytes, type CommitOp, type CreateOverlayOp, type ImageOptions, type Op, type Outcome, type RebaseOp } from '../../model/index.js';
 import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
-import { backingAt, chainAfter, copyBackingFiles, moveToBacking, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from './chain-files.js';
+import { backingAt, chainAfter, chainFilePath, copyBackingFiles, moveToBacking, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from './chain-files.js';
 
 export function createOptionsFor(options: ImageOptions): CreateOptions {
   return {
@@ -178,10 +178,30 @@ class EngineDriver implements ImageDriver {
 
   async reports(): Promise<EngineReports> {
     try {
-      return { map: await this.image.map(), info: await this.image.info() };
+      return { map: await this.image.map(), info: await this.image.info(), backingInfo: await this.backingInfo() };
     } catch (error) {
       throw implementationError(this.name, 'map/info', error);
     }
+  }
+
+  /** The info of each backing file, opened alone and read-only (qemu-img info --backing-chain); undefined for a raw one. */
+  private async backingInfo(): Promise<(ImageInfo | undefined)[]> {
+    const home = this.home;
+    if (home === undefined) return [];
+    const infos: (ImageInfo | undefined)[] = [];
+    for (const file of this.chain.backings) {
+      if (file.format === 'raw') {
+        infos.push(undefined);
+        continue;
+      }
+      const layer = await Qcow2Image.openFile(chainFilePath(home.path, file), { readOnly: true, backing: false });
+      try {
+        infos.push(await layer.info());
+      } finally {
+        await layer.close();
+      }
+    }
+    return infos;
   }
 
   /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
