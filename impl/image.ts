@@ -95,7 +95,7 @@ export interface ImageInfo {
   bitmaps: BitmapInfo[];
   /** The backing file name as stored in the header. */
   backingFile?: string;
-  /** The backing-format header extension. */
+  /** The backing-format header extension, when there is a backing file (as qemu-img info shows it). */
   backingFormat?: string;
 }
 
@@ -376,7 +376,8 @@ export class Qcow2Image {
         bitmaps: this.s.bitmaps.map((bm) => ({ name: bm.name, granularity: 2 ** bm.granularityBits, inUse: bm.inUse, auto: bm.auto })),
       };
       if (this.s.backingName !== undefined) info.backingFile = this.s.backingName;
-      if (this.s.ext.backingFormat !== undefined) info.backingFormat = this.s.ext.backingFormat;
+      // bdrv_query_image_info reports the format only with a backing file (an empty name leaves the extension unshown)
+      if (this.s.backingName !== undefined && this.s.ext.backingFormat !== undefined) info.backingFormat = this.s.ext.backingFormat;
       return info;
     });
   }

@@ -50,6 +50,12 @@ export interface ImageDriver {
    * name and format (absent or empty: the image has no backing file).
    */
   backingChain?(): readonly { readonly name: string; readonly format: 'qcow2' | 'raw' }[];
+  /**
+   * The bytes of those backing files as they are now, nearest first (the
+   * structure and space checks judge every layer of the chain). Backing files
+   * are closed between ops except during `commit`, so they need no flush.
+   */
+  backingFileBytes?(): Promise<readonly Uint8Array[]>;
   /** Releases the image (and any process behind it). Idempotent. */
   close(): Promise<void>;
 }
@@ -57,6 +63,12 @@ export interface ImageDriver {
 export interface EngineReports {
   readonly map: readonly MapEntry[];
   readonly info: ImageInfo;
+  /**
+   * `info --backing-chain` below the top: the info of each backing file of
+   * `backingChain`, nearest first, each opened alone as qemu-img info opens
+   * it; undefined for a raw file. Absent or empty without a chain.
+   */
+  readonly backingInfo?: readonly (ImageInfo | undefined)[];
 }
 
 /** A driver that has its own reports (our engine, and the canary built on it). */

@@ -57,7 +57,8 @@ function commandPlan(impl: ImplName, c: CommandConstraints, caps: Capabilities):
       return undefined;
     },
     factory: (def) => (def.readerOf === undefined ? commandDriverFactory(c) : readerDriverFactory(c, driverFactories[def.readerOf])),
-    sequence: (def) => narrowSequence(def.sequence ?? {}, sequenceConstraintsFor(caps)),
+    // chains for the properties that take them (registry.ts chainImpls), when the implementation declares them
+    sequence: (def) => ({ ...narrowSequence(def.sequence ?? {}, sequenceConstraintsFor(caps)), chains: def.chainImpls !== undefined && sequenceConstraintsFor(caps).chains === true }),
     leftOut: () => leftOut(caps),
   };
 }

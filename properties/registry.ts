@@ -28,9 +28,8 @@ export interface PropertyDefinition {
   readonly sequence?: SequenceConstraints;
   /**
    * The implementations for which its sequences build backing chains
-   * (createOverlay, rebase, commit): QEMU and our engine. The checks that
-   * decode the image file itself (structure, space) and the handoff do not
-   * take chains yet.
+   * (createOverlay, rebase, commit): QEMU and our engine (a cmd:
+   * implementation's protocol has no chain ops).
    */
   readonly chainImpls?: readonly ImplName[];
   /**
@@ -60,6 +59,7 @@ export const structure: PropertyDefinition = {
   checks: [structureCheck, engineOutputsCheck],
   needsQemu: false,
   cost: 2,
+  chainImpls: ['qemu', 'ts'],
 };
 
 export const reopen: PropertyDefinition = {
@@ -77,6 +77,7 @@ export const space: PropertyDefinition = {
   checks: [spaceCheck],
   needsQemu: false,
   cost: 2,
+  chainImpls: ['qemu', 'ts'],
 };
 
 export const qemuJudges: PropertyDefinition = {
@@ -99,6 +100,7 @@ export const handoff: PropertyDefinition = {
   driver: createHandoffDriver,
   // reopen is the handoff: never switched off
   sequence: { swarm: { alwaysOn: ['write', 'reopen'] } },
+  chainImpls: ['qemu', 'ts'],
 };
 
 export const crashConsistency: PropertyDefinition = {

@@ -40,6 +40,13 @@ async function dataOf(r: Json): Promise<Uint8Array> {
   return bytes;
 }
 
+/** The backing file's format of a create or rebase request. */
+function backingFormat(r: Json): 'qcow2' | 'raw' {
+  const v = r.backingFormat;
+  if (v !== 'qcow2' && v !== 'raw') throw new RequestError(`field backingFormat is ${JSON.stringify(v)}, expected qcow2 or raw`);
+  return v;
+}
+
 function createOptions(o: Json): CreateOptions {
   return {
     size: num(o, 'virtualSize'),
@@ -76,14 +83,17 @@ export class EngineAdapter {
           clusterBitsMin: 9,
           clusterBitsMax: 21,
           refcountBits: [1, 2, 4, 8, 16, 32, 64],
-          ops: ['write', 'writeCompressed', 'writeZeroes', 'discard', 'resize', 'snapshotCreate', 'snapshotRevert', 'snapshotDelete', 'flush', 'reopen'],
-          features: ['compressed', 'extended-l2', 'zstd'],
+          ops: ['write', 'writeCompressed', 'writeZeroes', 'discard', 'resize', 'snapshotCreate', 'snapshotRevert', 'snapshotDelete', 'flush', 'reopen', 'createOverlay', 'rebase', 'commit'],
+          features: ['compressed', 'backing', 'extended-l2', 'zstd'],
         };
-      case 'create':
+      case 'create': {
         await this.closeImage();
         this.path = str(r, 'path');
-        this.image = await Qcow2Image.createFile(this.path, createOptions((r.options ?? {}) as Json));
+        // an overlay: the backing name relative to the image's directory, as createFile resolves it
+        const backing = r.backingFile === undefined ? {} : { backingFile: str(r, 'backingFile'), backingFormat: backingFormat(r) };
+        this.image = await Qcow2Image.createFile(this.path, { ...createOptions((r.options ?? {}) as Json), ...backing });
         return {};
+      }
       case 'open':
         await this.closeImage();
         this.path = str(r, 'path');
@@ -133,6 +143,14 @@ export class EngineAdapter {
         return {};
       case 'flush':
         await this.open().flush();
+        return {};
+      case 'rebase': {
+        const target = r.backingFile === null ? { backingFile: null } : { backingFile: str(r, 'backingFile'), backingFormat: backingFormat(r) };
+        await this.open().rebase({ ...target, unsafe: r.unsafe === true });
+        return {};
+      }
+      case 'commit':
+        await this.open().commit();
         return {};
       case 'quit':
         await this.closeImage();

@@ -52,6 +52,18 @@ export function exitCodeOf(report: CheckReport): ExitCode {
   }
 }
 
+/**
+ * C's printf("%0.2f", x) as glibc prints it: the nearest 2-decimal value of
+ * x's exact value, an exact tie to even. toFixed takes the larger on a tie
+ * (1/32 = 3.125% is "3.13" there, "3.12" in qemu-img). A double is exactly
+ * halfway between two hundredths only when 8x is an odd integer.
+ */
+export function printfFixed2(x: number): string {
+  if (!Number.isInteger(x * 8) || Math.abs(x * 8) % 2 !== 1) return x.toFixed(2);
+  const below = Math.floor(x * 100);
+  return ((below % 2 === 0 ? below : below + 1) / 100).toFixed(2);
+}
+
 /** qemu-img check's human report (qemu-img.c dump_human_image_check). */
 export function formatHuman(r: CheckReport): string[] {
   const lines: string[] = [];
@@ -62,7 +74,7 @@ export function formatHuman(r: CheckReport): string[] {
   const total = r.totalClusters ?? 0;
   const allocated = r.allocatedClusters ?? 0;
   if (total > 0 && allocated > 0) {
-    const pct = (n: number, of: number) => ((n * 100) / of).toFixed(2);
+    const pct = (n: number, of: number) => printfFixed2((n * 100) / of);
     lines.push(`${allocated}/${total} = ${pct(allocated, total)}% allocated, ${pct(r.fragmentedClusters ?? 0, allocated)}% fragmented, ${pct(r.compressedClusters ?? 0, allocated)}% compressed clusters`);
   }
   if (r.imageEndOffset) lines.push(`Image end offset: ${r.imageEndOffset}`);

@@ -5,11 +5,18 @@
 // structure check already holds the check's verdict to "clean"; qemu-img's map
 // is judged by qemu-map. Map and info come from drivers that have them (the
 // engine); the check report applies to every driver's bytes.
-import { geometry, guestClusterKind, modelMap, type CheckReport, type ModelState } from '../../model/index.js';
+//
+// On a backing chain the same holds for every layer: the checker's report on
+// each qcow2 backing file against the model's state of that layer, and
+// `info --backing-chain`: each qcow2 layer's info against its model state,
+// and every qcow2 file's backing file name and format against the file below
+// it in the driver's chain.
+import { bufferReader, checkImage, geometry, guestClusterKind, modelMap, type CheckReport, type ModelState } from '../../model/index.js';
 import type { EngineReports } from '../driver.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
 import type { Check } from './check.js';
+import { chainLayers, type JudgedLayer } from './structure.js';
 import { mapDisagreement } from './qemu-map.js';
 
 /** Active-view guest clusters with a host cluster (normal or zero-alloc): qemu-img check's allocated-clusters. */
@@ -98,6 +105,28 @@ export function engineMapDisagreement(map: EngineReports['map'], state: ModelSta
   return bad === undefined ? undefined : `data at guest 0x${bad.start.toString(16)}+0x${bad.length.toString(16)} maps to host offset ${String(bad.offset)}, not clusters inside the ${fileLength}-byte file`;
 }
 
+/** The backing file an info names against the chain file below it (undefined: none), or undefined when they agree. */
+function infoBackingDisagreement(info: EngineReports['info'], below: JudgedLayer['file'] | undefined): string | undefined {
+  const found = info.backingFile === undefined ? 'no backing file' : `backing file '${info.backingFile}' format ${info.backingFormat ?? '(none)'}`;
+  const expected = below === undefined ? 'no backing file' : `backing file '${below.name}' format ${below.format}`;
+  return found === expected ? undefined : `${found}, the chain has ${expected}`;
+}
+
+/** The first disagreement of `check` and `info --backing-chain` on a backing file with the model, or undefined. */
+function layerDisagreement(layers: readonly JudgedLayer[], backingInfo: EngineReports['backingInfo']): { readonly check: 'engine-check' | 'engine-info'; readonly message: string } | undefined {
+  for (const [i, { file, bytes, layer }] of layers.entries()) {
+    if (layer.format === 'raw') continue;
+    const check = checkReportDisagreement(checkImage(bufferReader(bytes)), layer.image, bytes.length);
+    if (check !== undefined) return { check: 'engine-check', message: `qcow2-verify check on the backing file ${file.name}: ${check}` };
+    if (backingInfo === undefined) continue;
+    const info = backingInfo[i];
+    if (info === undefined) return { check: 'engine-info', message: `qcow2-verify info --backing-chain has no qcow2 info for the backing file ${file.name}` };
+    const fields = infoDisagreement(info, layer.image, bytes.length) ?? infoBackingDisagreement(info, layers[i + 1]?.file);
+    if (fields !== undefined) return { check: 'engine-info', message: `qcow2-verify info --backing-chain on the backing file ${file.name}: ${fields}` };
+  }
+  return undefined;
+}
+
 export const engineOutputsCheck: Check = {
   name: 'engine-outputs',
   async afterOp(env, op) {
@@ -105,11 +134,14 @@ export const engineOutputsCheck: Check = {
     const when = `after ${formatStep(op)}`;
     const check = checkReportDisagreement(sample.report(), env.state, sample.bytes.length);
     if (check !== undefined) throw new PropertyViolation('engine-check', `${when}: qcow2-verify check: ${check}`);
+    const layers = await chainLayers(env, when);
     const reports = await env.driver.reports?.();
+    const layer = layerDisagreement(layers, reports?.backingInfo);
+    if (layer !== undefined) throw new PropertyViolation(layer.check, `${when}: ${layer.message}`);
     if (reports === undefined) return;
     const map = engineMapDisagreement(reports.map, env.state, sample.bytes.length);
     if (map !== undefined) throw new PropertyViolation('engine-map', `${when}: ${map}`);
-    const info = infoDisagreement(reports.info, env.state, sample.bytes.length);
+    const info = infoDisagreement(reports.info, env.state, sample.bytes.length) ?? infoBackingDisagreement(reports.info, layers[0]?.file);
     if (info !== undefined) throw new PropertyViolation('engine-info', `${when}: qcow2-verify info: ${info}`);
   },
 };

@@ -33,10 +33,18 @@
 // Nothing else is slack: a new refcount block taking a cluster past the free
 // ones before it, or a freed cluster not reused before the file grows, shows
 // as soon as the file outgrows its peak by more than that.
-import { expectedRefcounts, geometry, type ModelState } from '../../model/index.js';
+//
+// On a backing chain each qcow2 file is bounded the same way by its own
+// layer's live clusters: the top after every op, a backing file when it
+// becomes one (createOverlay moves the top's memory to it: its peak stays)
+// and after every commit, which writes into it (and grows it as a resize
+// would). A raw layer holds its guest bytes and nothing else (the structure
+// check holds it to them byte for byte).
+import { expectedRefcounts, geometry, type ImageOptions, type ModelState, type Op } from '../../model/index.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
 import type { Check, CheckEnv } from './check.js';
+import { chainLayers } from './structure.js';
 
 /** Contiguous tables may skip holes smaller than themselves: this many of the largest. */
 export const spaceTableSlackFactor = 2;
@@ -128,49 +136,92 @@ export function refcountClustersFor(fileClusters: number, clusterBits: number, r
   return blocks + tableClusters;
 }
 
-function memory(env: CheckEnv): SpaceMemory {
-  let m = env.scratch.get('space') as SpaceMemory | undefined;
-  if (m === undefined) {
-    const cs = 2 ** env.options.clusterBits;
-    const l1Entries = Math.ceil(env.options.virtualSize / geometry(env.options).l1Coverage);
-    const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
-    m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity };
-    env.scratch.set('space', m);
-  }
-  return m;
+function freshMemory(options: ImageOptions): SpaceMemory {
+  const cs = 2 ** options.clusterBits;
+  const l1Entries = Math.ceil(options.virtualSize / geometry(options).l1Coverage);
+  const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
+  return { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity };
 }
 
-/** SpaceMemory.excessMax of one sequence's scratch (for tests of tightness); undefined before the first op. */
-export function spaceExcessMax(scratch: ReadonlyMap<string, unknown>): number | undefined {
-  return (scratch.get('space') as SpaceMemory | undefined)?.excessMax;
+/** The scratch key of the image's own memory (a backing file's is keyed by its name). */
+const topKey = 'space';
+/** The scratch key of the backing files' memories, by file name. */
+const layersKey = 'space-layers';
+
+function layerMemories(env: CheckEnv): Map<string, SpaceMemory> {
+  let memories = env.scratch.get(layersKey) as Map<string, SpaceMemory> | undefined;
+  if (memories === undefined) env.scratch.set(layersKey, (memories = new Map()));
+  return memories;
+}
+
+/**
+ * SpaceMemory.excessMax of one sequence's scratch (for tests of tightness):
+ * of the image, or of the backing file named `backingFile`; undefined before
+ * the first op (or while that file is not judged).
+ */
+export function spaceExcessMax(scratch: ReadonlyMap<string, unknown>, backingFile?: string): number | undefined {
+  if (backingFile === undefined) return (scratch.get(topKey) as SpaceMemory | undefined)?.excessMax;
+  return (scratch.get(layersKey) as Map<string, SpaceMemory> | undefined)?.get(backingFile)?.excessMax;
+}
+
+/** Bounds one qcow2 file of `fileSize` bytes by the live clusters of its model state `state`, remembered in `m`. */
+function judgeFile(m: SpaceMemory, state: ModelState, fileSize: number, what: string): void {
+  m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
+  for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
+  const now = liveSet(state, m);
+  const live = liveAcross(m.previous, now);
+  m.previous = now;
+  m.peakLive = Math.max(m.peakLive, live);
+  // Snapshot L1 copies are never larger than the active L1 (it only grows).
+  for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
+  const fileClusters = clustersOf(fileSize, 2 ** state.options.clusterBits);
+  const refcountClusters = refcountClustersFor(fileClusters, state.options.clusterBits, state.options.refcountBits);
+  const tableSlack = spaceTableSlackFactor * m.tableMax;
+  const bound = m.peakLive + refcountClusters + tableSlack;
+  m.excessMax = Math.max(m.excessMax, fileClusters - (m.peakLive + refcountClusters));
+  if (fileClusters > bound) {
+    throw new PropertyViolation(
+      'space',
+      `${what} has ${fileClusters} clusters (${fileSize} bytes) but at most ${bound} are explained ` +
+        `(peak of live clusters ${m.peakLive}, refcount structures for that file ${refcountClusters}, ` +
+        `contiguous-table slack ${tableSlack})`,
+    );
+  }
+}
+
+/**
+ * The backing files after `op`: a new one (createOverlay) takes the top's
+ * memory and the top starts afresh as the overlay created; a commit is judged in the file it wrote
+ * into; files no longer in the chain (rebase) are forgotten.
+ */
+async function judgeLayers(env: CheckEnv, op: Op, when: string): Promise<void> {
+  if (op.kind !== 'createOverlay' && op.kind !== 'commit' && op.kind !== 'rebase') return;
+  const memories = layerMemories(env);
+  const layers = await chainLayers(env, when);
+  if (op.kind === 'createOverlay') {
+    const top = env.scratch.get(topKey) as SpaceMemory | undefined;
+    const below = layers[0];
+    if (top !== undefined && below !== undefined && below.layer.format === 'qcow2') memories.set(below.file.name, top);
+    env.scratch.set(topKey, freshMemory(env.state.options));
+  }
+  const names = new Set(layers.map((l) => l.file.name));
+  for (const name of memories.keys()) if (!names.has(name)) memories.delete(name);
+  for (const { file, bytes, layer } of layers) {
+    if (layer.format === 'raw') continue;
+    let m = memories.get(file.name);
+    if (m === undefined) memories.set(file.name, (m = freshMemory(layer.image.options)));
+    if (op.kind === 'commit') judgeFile(m, layer.image, bytes.length, `${when}: the backing file ${file.name}`);
+  }
 }
 
 export const spaceCheck: Check = {
   name: 'space',
-  async afterOp(env, op) {
-    const m = memory(env);
-    const state = env.state;
-    m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
-    for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
-    const now = liveSet(state, m);
-    const live = liveAcross(m.previous, now);
-    m.previous = now;
-    m.peakLive = Math.max(m.peakLive, live);
-    // Snapshot L1 copies are never larger than the active L1 (it only grows).
-    for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
-    const fileSize = await env.driver.fileLength();
-    const fileClusters = clustersOf(fileSize, 2 ** state.options.clusterBits);
-    const refcountClusters = refcountClustersFor(fileClusters, state.options.clusterBits, state.options.refcountBits);
-    const tableSlack = spaceTableSlackFactor * m.tableMax;
-    const bound = m.peakLive + refcountClusters + tableSlack;
-    m.excessMax = Math.max(m.excessMax, fileClusters - (m.peakLive + refcountClusters));
-    if (fileClusters > bound) {
-      throw new PropertyViolation(
-        'space',
-        `after ${formatStep(op)}: the file has ${fileClusters} clusters (${fileSize} bytes) but at most ${bound} are explained ` +
-          `(peak of live clusters ${m.peakLive}, refcount structures for that file ${refcountClusters}, ` +
-          `contiguous-table slack ${tableSlack})`,
-      );
-    }
+  async afterOp(env, op, outcome) {
+    const when = `after ${formatStep(op)}`;
+    if (outcome.ok) await judgeLayers(env, op, when);
+    let m = env.scratch.get(topKey) as SpaceMemory | undefined;
+    // the image as created (its L1 before the first op, which may grow it)
+    if (m === undefined) env.scratch.set(topKey, (m = freshMemory(env.options)));
+    judgeFile(m, env.state, await env.driver.fileLength(), `${when}: the file`);
   },
 };

@@ -3,6 +3,8 @@
 // and is named relative to it (QEMU resolves a relative backing name against
 // the directory of the image that names it), so a directory copied whole is a
 // working chain.
+import { copyFile, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { CreateOverlayOp, RebaseOp } from '../../model/index.js';
 
 export interface ChainFile {
@@ -34,4 +36,32 @@ export function chainAfter(chain: ChainFiles, op: CreateOverlayOp | RebaseOp): C
 /** The backing file `depth` steps down (1 = the image's own), or undefined for 0 or past the chain. */
 export function backingAt(chain: ChainFiles, depth: number): ChainFile | undefined {
   return depth >= 1 ? chain.backings[depth - 1] : undefined;
+}
+
+/** The path of the chain file `file`, next to the image at `imagePath`. */
+export function chainFilePath(imagePath: string, file: ChainFile): string {
+  return join(dirname(imagePath), file.name);
+}
+
+/**
+ * createOverlay's first half, for a closed image at `imagePath`: the image
+ * becomes the backing file `file` next to it (renamed when qcow2; written out
+ * by `writeRaw` and removed when raw). The caller then creates the overlay at
+ * `imagePath`.
+ */
+export async function moveToBacking(imagePath: string, file: ChainFile, writeRaw: (target: string) => Promise<void>): Promise<void> {
+  const target = chainFilePath(imagePath, file);
+  if (file.format === 'qcow2') return rename(imagePath, target);
+  await writeRaw(target);
+  await rm(imagePath);
+}
+
+/** The bytes of the backing files next to the image at `imagePath`, nearest first (the structure check decodes each). */
+export async function readBackingFiles(imagePath: string, chain: ChainFiles): Promise<Uint8Array[]> {
+  return Promise.all(chain.backings.map(async (file) => new Uint8Array(await readFile(chainFilePath(imagePath, file)))));
+}
+
+/** Copies the backing files next to the image at `fromImage` to the same names next to `toImage`, so that the copy is a working chain. */
+export async function copyBackingFiles(fromImage: string, toImage: string, chain: ChainFiles): Promise<void> {
+  for (const file of chain.backings) await copyFile(chainFilePath(fromImage, file), chainFilePath(toImage, file));
 }

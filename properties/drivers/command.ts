@@ -8,11 +8,13 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
+import { formatOp, type CreateOverlayOp, type ImageOptions, type Op, type Outcome, type RebaseOp } from '../../model/index.js';
 import { ImplementationError, isOpErrorKind, okOutcome, refused, type DriverFactory, type ImageDriver } from '../driver.js';
 import { parseCapabilities, type Capabilities } from '../protocol/capabilities.js';
-import { decodeData, inlineDataBytesMax, protocolVersion, requestForOp, type Request } from '../protocol/messages.js';
+import { decodeData, inlineDataBytesMax, protocolVersion, rebaseRequest, requestForOp, type Request } from '../protocol/messages.js';
 import { AdapterFailure, AdapterSession, type SessionConstraints } from '../protocol/session.js';
+import { backingAt, chainAfter, copyBackingFiles, moveToBacking, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from './chain-files.js';
+import { headerVirtualSize } from './image-file.js';
 
 export interface CommandConstraints extends SessionConstraints {
   /** The command line, without the `cmd:` prefix. */
@@ -88,8 +90,12 @@ class Adapter {
   }
 
   async apply(op: Op): Promise<Outcome> {
-    const operation = formatOp(op);
-    const answer = await this.send(await requestForOp(op, (bytes) => this.spill(bytes)), operation);
+    return this.outcome(await requestForOp(op, (bytes) => this.spill(bytes)), formatOp(op));
+  }
+
+  /** Sends an operation's request: ok, a refusal of the model's kinds, or an ImplementationError. */
+  async outcome(request: Request, operation: string): Promise<Outcome> {
+    const answer = await this.send(request, operation);
     if (answer.ok) return okOutcome;
     if (isOpErrorKind(answer.error)) return refused(answer.error, answer.message);
     throw new ImplementationError(this.name, operation, `${answer.error}: ${answer.message}`, answer.error === 'assertion');
@@ -122,13 +128,20 @@ class Adapter {
   }
 }
 
-/** A read-write implementation: it creates the image and applies every op. */
+/**
+ * A read-write implementation: it creates the image and applies every op. A
+ * backing chain is laid out as chain-files.ts does, next to the image: for
+ * createOverlay the gate has the image closed, moves it under its backing
+ * name itself (a raw one read through the implementation first) and sends
+ * `create` with that backing file; rebase names a file of that chain.
+ */
 class CommandDriver implements ImageDriver {
   private closed = false;
+  private chain: ChainFiles = noChain;
 
   constructor(
     private readonly adapter: Adapter,
-    private readonly lazyRefcounts: boolean,
+    private lazyRefcounts: boolean,
   ) {}
 
   get name(): string {
@@ -136,7 +149,42 @@ class CommandDriver implements ImageDriver {
   }
 
   apply(op: Op): Promise<Outcome> {
+    if (op.kind === 'createOverlay') return this.createOverlay(op);
+    if (op.kind === 'rebase') return this.rebase(op);
     return this.adapter.apply(op);
+  }
+
+  private async createOverlay(op: CreateOverlayOp): Promise<Outcome> {
+    const path = this.adapter.imagePath;
+    const file = overlayBackingFile(this.chain, op);
+    await this.adapter.must({ op: 'close' }, 'close (createOverlay)');
+    const size = await headerVirtualSize(path);
+    await moveToBacking(path, file, async (target) => {
+      await this.adapter.must({ op: 'open', path, readOnly: true }, 'open (createOverlay: the raw backing file)');
+      await writeFile(target, await this.adapter.read(0, size));
+      await this.adapter.must({ op: 'close' }, 'close (createOverlay)');
+    });
+    const outcome = await this.adapter.outcome({ op: 'create', path, options: op.options, backingFile: file.name, backingFormat: file.format }, formatOp(op));
+    if (outcome.ok) {
+      this.chain = chainAfter(this.chain, op);
+      this.lazyRefcounts = op.options.lazyRefcounts;
+    }
+    return outcome;
+  }
+
+  private async rebase(op: RebaseOp): Promise<Outcome> {
+    const outcome = await this.adapter.outcome(rebaseRequest(backingAt(this.chain, op.depth), op.unsafe), formatOp(op));
+    if (outcome.ok) this.chain = chainAfter(this.chain, op);
+    return outcome;
+  }
+
+  /** The backing files next to the image, nearest first. */
+  backingChain(): readonly ChainFile[] {
+    return this.chain.backings;
+  }
+
+  backingFileBytes(): Promise<readonly Uint8Array[]> {
+    return readBackingFiles(this.adapter.imagePath, this.chain);
   }
 
   read(offset: number, length: number): Promise<Uint8Array> {
@@ -161,8 +209,10 @@ class CommandDriver implements ImageDriver {
     return (await stat(this.adapter.imagePath)).size;
   }
 
+  /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
   async writeTo(path: string): Promise<void> {
     await writeFile(path, await this.imageBytes());
+    await copyBackingFiles(this.adapter.imagePath, path, this.chain);
   }
 
   async close(): Promise<void> {

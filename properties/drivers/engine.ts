@@ -3,13 +3,13 @@
 // judge it (writeTo). The first createOverlay moves the image to a temporary
 // directory: a backing chain is files next to each other (chain-files.ts), which
 // the engine opens by name, as the QEMU driver lays them out.
-import { copyFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { MemoryFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions } from '../../impl/index.js';
+import { MemoryFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions, type ImageInfo } from '../../impl/index.js';
 import { compressedWriteBytes, formatOp, isChainOpKind, writeBytes, type CommitOp, type CreateOverlayOp, type ImageOptions, type Op, type Outcome, type RebaseOp } from '../../model/index.js';
 import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
-import { backingAt, chainAfter, noChain, overlayBackingFile, type ChainFile, type ChainFiles } from './chain-files.js';
+import { backingAt, chainAfter, chainFilePath, copyBackingFiles, moveToBacking, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from './chain-files.js';
 
 export function createOptionsFor(options: ImageOptions): CreateOptions {
   return {
@@ -129,16 +129,9 @@ class EngineDriver implements ImageDriver {
   private async pushOverlay(op: CreateOverlayOp): Promise<void> {
     this.home ??= await this.moveToFile();
     const file = overlayBackingFile(this.chain, op);
-    const backingPath = join(dirname(this.home.path), file.name);
-    if (file.format === 'raw') {
-      const bytes = await this.image.read(0, this.image.virtualSize);
-      await this.image.close();
-      await writeFile(backingPath, bytes);
-      await rm(this.home.path);
-    } else {
-      await this.image.close();
-      await rename(this.home.path, backingPath);
-    }
+    const raw = file.format === 'raw' ? await this.image.read(0, this.image.virtualSize) : new Uint8Array();
+    await this.image.close();
+    await moveToBacking(this.home.path, file, (target) => writeFile(target, raw));
     this.image = await Qcow2Image.createFile(this.home.path, { ...createOptionsFor(op.options), backingFile: file.name, backingFormat: file.format });
     this.chain = chainAfter(this.chain, op);
   }
@@ -156,6 +149,10 @@ class EngineDriver implements ImageDriver {
   /** The backing files next to the image, nearest first. */
   backingChain(): readonly ChainFile[] {
     return this.chain.backings;
+  }
+
+  backingFileBytes(): Promise<readonly Uint8Array[]> {
+    return this.home === undefined ? Promise.resolve([]) : readBackingFiles(this.home.path, this.chain);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -181,17 +178,37 @@ class EngineDriver implements ImageDriver {
 
   async reports(): Promise<EngineReports> {
     try {
-      return { map: await this.image.map(), info: await this.image.info() };
+      return { map: await this.image.map(), info: await this.image.info(), backingInfo: await this.backingInfo() };
     } catch (error) {
       throw implementationError(this.name, 'map/info', error);
     }
+  }
+
+  /** The info of each backing file, opened alone and read-only (qemu-img info --backing-chain); undefined for a raw one. */
+  private async backingInfo(): Promise<(ImageInfo | undefined)[]> {
+    const home = this.home;
+    if (home === undefined) return [];
+    const infos: (ImageInfo | undefined)[] = [];
+    for (const file of this.chain.backings) {
+      if (file.format === 'raw') {
+        infos.push(undefined);
+        continue;
+      }
+      const layer = await Qcow2Image.openFile(chainFilePath(home.path, file), { readOnly: true, backing: false });
+      try {
+        infos.push(await layer.info());
+      } finally {
+        await layer.close();
+      }
+    }
+    return infos;
   }
 
   /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
   async writeTo(path: string): Promise<void> {
     await writeFile(path, await this.imageBytes());
     if (this.home === undefined) return;
-    for (const file of this.chain.backings) await copyFile(join(dirname(this.home.path), file.name), join(dirname(path), file.name));
+    await copyBackingFiles(this.home.path, path, this.chain);
   }
 
   async close(): Promise<void> {

@@ -1,27 +1,40 @@
 // The two programs that take turns holding the handoff property's image file:
-// our engine on the file itself (Qcow2Image.openFile) and QEMU (one qemu-io
-// session, closed while `qemu-img snapshot` runs). A holder applies every op
-// except reopen (the handoff driver turns reopen into a change of holder) and
-// says which of its failures are the model's refusals.
+// our engine on the file itself (Qcow2Image.open with the file's path, so that
+// it opens the backing chain by the names QEMU resolves) and QEMU (one qemu-io
+// session, closed while `qemu-img snapshot`, `create -b`, `rebase` or `commit`
+// runs). A holder applies every op except reopen (the handoff driver turns
+// reopen into a change of holder), chain ops included, on the chain files
+// chain-files.ts lays out, and says which of its failures are the model's
+// refusals.
 //
 // The QEMU holder works around the known QEMU 7.2 divergences (docs/semantics.md,
 // corpus cases with status known-qemu-divergence): they are QEMU's bugs, tracked
 // and judged by `gate --impl qemu`; this property is about what each program
 // makes of the other's image, and must not fail forever on them.
+import { writeFile } from 'node:fs/promises';
 import { NodeFile, Qcow2Error, Qcow2Image, type BlockFile, type CreateOptions } from '../../impl/index.js';
-import type { ImageOptions, OpErrorKind } from '../../model/index.js';
-import { qemuImgCheck, qemuImgMap, qemuImgSnapshot } from '../../oracle/index.js';
+import type { CommitOp, CreateOverlayOp, ImageOptions, Op, OpErrorKind, RebaseOp } from '../../model/index.js';
+import { qemuImgCheck, qemuImgCommit, qemuImgMap, qemuImgRebase, qemuImgSnapshot } from '../../oracle/index.js';
 import { isOpErrorKind } from '../driver.js';
-import { applyEngineOp, type EngineOp } from './engine.js';
-import { applyQemuIoGuestOp, isGuestDataOp, LazyQemuIo, qemuErrorKind, readQemuGuest } from './qemu.js';
+import { backingAt, moveToBacking, overlayBackingFile, type ChainFiles } from './chain-files.js';
+import { applyEngineOp, createOptionsFor } from './engine.js';
+import { applyQemuIoGuestOp, isGuestDataOp, LazyQemuIo, qemuErrorKind, qemuPushOverlay, readQemuGuest } from './qemu.js';
 
 export type HolderSide = 'ts' | 'qemu';
-export type HeldOp = EngineOp;
+export type HeldOp = Exclude<Op, { kind: 'reopen' }>;
+type ChainOp = CreateOverlayOp | RebaseOp | CommitOp;
+
+function isChainOp(op: HeldOp): op is ChainOp {
+  return op.kind === 'createOverlay' || op.kind === 'rebase' || op.kind === 'commit';
+}
 
 export interface Holder {
   readonly side: HolderSide;
-  /** Applies `op`; throws whatever the program threw. */
-  apply(op: HeldOp): Promise<void>;
+  /**
+   * Applies `op`; throws whatever the program threw. `chain` is the backing
+   * files before it (the handoff driver moves it on after a chain op succeeds).
+   */
+  apply(op: HeldOp, chain: ChainFiles): Promise<void>;
   /** The model's refusal kind for a failure of `op`, or undefined for a divergence. */
   refusal(op: HeldOp, error: unknown): OpErrorKind | undefined;
   read(offset: number, length: number): Promise<Uint8Array>;
@@ -78,11 +91,14 @@ export class UnsyncedFile implements BlockFile {
   }
 }
 
-/** Opens (or creates with `create`) the image at `path` with the engine on an UnsyncedFile. */
+/**
+ * Opens (or creates with `create`) the image at `path` with the engine on an
+ * UnsyncedFile, with its backing chain (relative names against `path`).
+ */
 export async function openEngineImage(path: string, create?: CreateOptions): Promise<Qcow2Image> {
   const file = await UnsyncedFile.open(path, create !== undefined);
   try {
-    return create === undefined ? await Qcow2Image.open(file) : await Qcow2Image.create(file, create);
+    return create === undefined ? await Qcow2Image.open(file, { filename: path }) : await Qcow2Image.create(file, create, { filename: path });
   } catch (error) {
     await file.close();
     throw error;
@@ -92,16 +108,41 @@ export async function openEngineImage(path: string, create?: CreateOptions): Pro
 export class EngineHolder implements Holder {
   readonly side = 'ts';
 
-  private constructor(private readonly image: Qcow2Image) {}
+  private constructor(
+    private image: Qcow2Image,
+    private readonly path: string,
+  ) {}
 
   static async open(path: string): Promise<EngineHolder> {
-    return new EngineHolder(await openEngineImage(path));
+    return new EngineHolder(await openEngineImage(path), path);
   }
 
-  apply(op: HeldOp): Promise<void> {
-    return applyEngineOp(this.image, op);
+  apply(op: HeldOp, chain: ChainFiles): Promise<void> {
+    return isChainOp(op) ? this.applyChain(op, chain) : applyEngineOp(this.image, op);
   }
 
+  private async applyChain(op: ChainOp, chain: ChainFiles): Promise<void> {
+    switch (op.kind) {
+      case 'rebase': {
+        const target = backingAt(chain, op.depth);
+        return this.image.rebase({ backingFile: target?.name ?? null, ...(target === undefined ? {} : { backingFormat: target.format }), unsafe: op.unsafe });
+      }
+      case 'commit':
+        return this.image.commit();
+      case 'createOverlay': {
+        const file = overlayBackingFile(chain, op);
+        const raw = file.format === 'raw' ? await this.image.read(0, this.image.virtualSize) : new Uint8Array();
+        await this.image.close();
+        await moveToBacking(this.path, file, (target) => writeFile(target, raw));
+        this.image = await openEngineImage(this.path, { ...createOptionsFor(op.options), backingFile: file.name, backingFormat: file.format });
+        return;
+      }
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
+    }
+  }
 
   refusal(_op: HeldOp, error: unknown): OpErrorKind | undefined {
     return error instanceof Qcow2Error && isOpErrorKind(error.code) ? error.code : undefined;
@@ -132,9 +173,8 @@ export class QemuHolder implements Holder {
   private constructor(
     private readonly qemu: LazyQemuIo,
     private size: number,
-    private readonly clusterBits: number,
-    private readonly lazyRefcounts: boolean,
-    private readonly extendedL2: boolean,
+    /** The options of the image held (a createOverlay changes them). */
+    private options: ImageOptions,
   ) {}
 
   /**
@@ -143,7 +183,7 @@ export class QemuHolder implements Holder {
    * (QEMU's refusals past the end are judged against it).
    */
   static async open(path: string, size: number, options: ImageOptions): Promise<QemuHolder> {
-    const holder = new QemuHolder(new LazyQemuIo(path), size, options.clusterBits, options.lazyRefcounts, options.extendedL2 === true);
+    const holder = new QemuHolder(new LazyQemuIo(path), size, options);
     await holder.qemu.io();
     return holder;
   }
@@ -152,8 +192,9 @@ export class QemuHolder implements Holder {
     return this.qemu.path;
   }
 
-  async apply(op: HeldOp): Promise<void> {
+  async apply(op: HeldOp, chain: ChainFiles): Promise<void> {
     if (op.kind === 'writeCompressed') return this.writeCompressed(op);
+    if (isChainOp(op)) return this.applyChain(op, chain);
     if (op.kind !== 'flush') this.mayHaveFreed = true;
     if (isGuestDataOp(op)) return applyQemuIoGuestOp(await this.qemu.io(), op);
     switch (op.kind) {
@@ -167,6 +208,26 @@ export class QemuHolder implements Holder {
         return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
       case 'flush':
         return (await this.qemu.io()).flush();
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Chain ops run with the session closed, as qemu-img runs them; the next op that needs qemu-io opens the new top. */
+  private async applyChain(op: ChainOp, chain: ChainFiles): Promise<void> {
+    switch (op.kind) {
+      case 'rebase': {
+        const target = backingAt(chain, op.depth);
+        return this.offline(() => qemuImgRebase(this.path, { backingFile: target?.name, backingFormat: target?.format, unsafe: op.unsafe }));
+      }
+      case 'commit':
+        return this.offline(() => qemuImgCommit(this.path));
+      case 'createOverlay':
+        await this.offline(() => qemuPushOverlay(this.path, overlayBackingFile(chain, op), op.options));
+        this.options = op.options;
+        return;
       default: {
         const never: never = op;
         throw new Error(`unknown op ${JSON.stringify(never)}`);
@@ -188,14 +249,15 @@ export class QemuHolder implements Holder {
     const io = await this.qemu.io();
     await io.truncate(size);
     this.size = size;
-    const clusterSize = 2 ** this.clusterBits;
+    const clusterSize = 2 ** this.options.clusterBits;
     const tailEnd = Math.min(size, Math.ceil(oldSize / clusterSize) * clusterSize);
     if (size <= oldSize || oldSize % clusterSize === 0 || tailEnd <= oldSize) return;
     await io.flush();
     const map = await qemuImgMap(this.path, { forceShare: true });
     const clusterStart = Math.floor(oldSize / clusterSize) * clusterSize;
-    const inCluster = map.filter((e) => e.start < tailEnd && clusterStart < e.start + e.length);
-    if (!this.extendedL2) {
+    // the image's own clusters only: a range of a backing file (depth > 0) has no host cluster in it
+    const inCluster = map.filter((e) => e.depth === 0 && e.start < tailEnd && clusterStart < e.start + e.length);
+    if (this.options.extendedL2 !== true) {
       const hosted = inCluster.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length)?.data === true;
       if (hosted) await io.write(oldSize, new Uint8Array(tailEnd - oldSize));
       return;
@@ -254,7 +316,7 @@ export class QemuHolder implements Holder {
 
   /** QEMU 7.2 brings lazy refcounts up to date only on close (see drivers/qemu.ts), so those images are closed. */
   async settle(): Promise<void> {
-    if (this.lazyRefcounts) await this.offline(() => Promise.resolve());
+    if (this.options.lazyRefcounts) await this.offline(() => Promise.resolve());
     else await (await this.qemu.io()).flush();
   }
 

@@ -6,12 +6,18 @@
 // where the file changed hands. Creating the image is a handoff too: one
 // program creates it (drawn from the image options, themselves drawn from the
 // seed) and the other opens it for the first operation.
+//
+// Backing chains pass too: createOverlay, rebase and commit run by whichever
+// program holds the image, on chain files laid out as chain-files.ts does
+// (relative names next to the image), and the other program opens the whole
+// chain at the next handoff, resolving those names as QEMU does.
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
 import { createConstraints, QemuMissingError, qemuImgCreate } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
-import { createOptionsFor, isEngineOp } from './engine.js';
+import { chainAfter, copyBackingFiles, noChain, readBackingFiles, type ChainFile, type ChainFiles } from './chain-files.js';
+import { createOptionsFor } from './engine.js';
 import { EngineHolder, openEngineImage, QemuHolder, type Holder, type HolderSide } from './handoff-holders.js';
 import { ImageFileDriver } from './image-file.js';
 
@@ -23,10 +29,13 @@ export function imageCreator(options: ImageOptions): HolderSide {
 const otherSide = (side: HolderSide): HolderSide => (side === 'ts' ? 'qemu' : 'ts');
 
 class HandoffDriver extends ImageFileDriver implements ImageDriver {
+  private chain: ChainFiles = noChain;
+
   constructor(
     private readonly tmp: DirectoryResult,
     protected readonly path: string,
-    private readonly options: ImageOptions,
+    /** The options of the image at `path` (a createOverlay changes them). */
+    private options: ImageOptions,
     private holder: Holder,
   ) {
     super();
@@ -41,10 +50,10 @@ class HandoffDriver extends ImageFileDriver implements ImageDriver {
       await this.handOver();
       return okOutcome;
     }
-    // the handoff property draws no chain ops (registry.ts: no chainImpls)
-    if (!isEngineOp(op)) throw implementationError(this.name, formatOp(op), new Error('the handoff passes single images, not backing chains'));
     try {
-      await this.holder.apply(op);
+      await this.holder.apply(op, this.chain);
+      if (op.kind === 'createOverlay') this.options = op.options;
+      if (op.kind === 'createOverlay' || op.kind === 'rebase') this.chain = chainAfter(this.chain, op);
       return okOutcome;
     } catch (error) {
       const kind = this.holder.refusal(op, error);
@@ -86,6 +95,21 @@ class HandoffDriver extends ImageFileDriver implements ImageDriver {
     } catch (error) {
       throw implementationError(this.name, 'flush', error);
     }
+  }
+
+  /** The backing files next to the image, nearest first. */
+  backingChain(): readonly ChainFile[] {
+    return this.chain.backings;
+  }
+
+  backingFileBytes(): Promise<readonly Uint8Array[]> {
+    return readBackingFiles(this.path, this.chain);
+  }
+
+  /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
+  override async writeTo(path: string): Promise<void> {
+    await super.writeTo(path);
+    await copyBackingFiles(this.path, path, this.chain);
   }
 
   async close(): Promise<void> {

@@ -3,8 +3,7 @@
 // `qemu-img snapshot` runs (it needs the image to itself) and opened again
 // afterwards. QEMU's refusals arrive as messages and errnos; they are mapped to
 // the model's error kinds here, and anything else is a divergence.
-import { copyFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
   compressedWriteBytes, formatOp, writeBytes, type DiscardOp, type ImageOptions, type Op, type OpErrorKind, type Outcome, type WriteCompressedOp, type WriteOp, type WriteZeroesOp,
@@ -25,7 +24,7 @@ import {
   type QemuIoSession,
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
-import { backingAt, chainAfter, noChain, overlayBackingFile, type ChainFile, type ChainFiles } from './chain-files.js';
+import { backingAt, chainAfter, copyBackingFiles, moveToBacking, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from './chain-files.js';
 import { headerVirtualSize, ImageFileDriver } from './image-file.js';
 
 type GuestDataOp = WriteOp | WriteCompressedOp | WriteZeroesOp | DiscardOp;
@@ -100,7 +99,8 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
       return undefined;
     case 'commit':
       if (/does not have a backing file/.test(message)) return 'invalid-argument';
-      return /Can't resize a v2 image which has snapshots|Failed to zero out new clusters/.test(message) ? 'unsupported' : undefined;
+      // growing a v2 backing file over a longer one of its own fails inside the mirror job: "Block job failed: Operation not supported"
+      return /Can't resize a v2 image which has snapshots|Failed to zero out new clusters|Block job failed: Operation not supported/.test(message) ? 'unsupported' : undefined;
     case 'createOverlay':
     case 'rebase':
       return undefined;
@@ -122,12 +122,16 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
 }
 
 /**
- * The qemu-io session on one image file, opened when an op first needs it.
- * `qemu-img snapshot` needs the file to itself, so the session is closed around
- * it (`offline`) and started again only by the next op that talks to qemu-io:
- * consecutive snapshot ops, or the end of a sequence right after one, start no
- * qemu-io (each start is a process and about 20 ms of qemu-io's own start-up).
+ * createOverlay with QEMU on the closed image at `path`: it becomes the
+ * backing file `file` (renamed, or written out in full as raw by qemu-img
+ * convert and removed), and `qemu-img create -b FILE -F FMT` puts a new empty
+ * image of `options` at `path` over it.
  */
+export async function qemuPushOverlay(path: string, file: ChainFile, options: ImageOptions): Promise<void> {
+  await moveToBacking(path, file, (target) => qemuImgWriteRawInFull(path, target));
+  await qemuImgCreate(path, { ...createConstraints(options), extraOptions: { backing_file: file.name, backing_fmt: file.format } });
+}
+
 /**
  * The sessions run with `-t unsafe`: writeback without fdatasync. Nothing here
  * survives a host crash or needs to, and qemu-io's default (writethrough)
@@ -138,6 +142,13 @@ export function qemuErrorKind(op: Op, error: unknown, virtualSize: number): OpEr
  */
 export const qemuIoCache: QemuIoCacheMode = 'unsafe';
 
+/**
+ * The qemu-io session on one image file, opened when an op first needs it.
+ * `qemu-img snapshot` needs the file to itself, so the session is closed around
+ * it (`offline`) and started again only by the next op that talks to qemu-io:
+ * consecutive snapshot ops, or the end of a sequence right after one, start no
+ * qemu-io (each start is a process and about 20 ms of qemu-io's own start-up).
+ */
 export class LazyQemuIo {
   private session: Promise<QemuIoSession> | undefined;
 
@@ -220,7 +231,7 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
         return this.offline(() => Promise.resolve());
       case 'createOverlay': {
         const file = overlayBackingFile(this.chain, op);
-        await this.offline(() => this.pushOverlay(file, op.options));
+        await this.offline(() => qemuPushOverlay(this.path, file, op.options));
         this.chain = chainAfter(this.chain, op);
         this.lazyRefcounts = op.options.lazyRefcounts;
         return;
@@ -240,21 +251,6 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
     }
   }
 
-  /**
-   * The image becomes the backing file `file` (renamed, or written out in full
-   * as raw and removed), and a new empty image named as before goes over it.
-   */
-  private async pushOverlay(file: ChainFile, options: ImageOptions): Promise<void> {
-    const backingPath = join(dirname(this.path), file.name);
-    if (file.format === 'raw') {
-      await qemuImgWriteRawInFull(this.path, backingPath);
-      await rm(this.path);
-    } else {
-      await rename(this.path, backingPath);
-    }
-    await qemuImgCreate(this.path, { ...createConstraints(options), extraOptions: { backing_file: file.name, backing_fmt: file.format } });
-  }
-
   /** The backing files next to the image, nearest first. */
   backingChain(): readonly ChainFile[] {
     return this.chain.backings;
@@ -263,7 +259,11 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
   /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
   override async writeTo(path: string): Promise<void> {
     await super.writeTo(path);
-    for (const file of this.chain.backings) await copyFile(join(dirname(this.path), file.name), join(dirname(path), file.name));
+    await copyBackingFiles(this.path, path, this.chain);
+  }
+
+  backingFileBytes(): Promise<readonly Uint8Array[]> {
+    return readBackingFiles(this.path, this.chain);
   }
 
   /** Runs `task` with the session closed and re-reads the size (revert may change it). */

@@ -2,7 +2,7 @@
 // (docs/protocol.md, "Handshake"), and what the gate draws from it: only image
 // options and op kinds it declares, with everything else listed in the summary
 // as left out, so a green gate never claims more than was exercised.
-import { opKinds, type OpKind } from '../../model/index.js';
+import { chainOpKinds, opKinds, type OpKind } from '../../model/index.js';
 import { clusterBitsMax, clusterBitsMin, refcountWidths } from '../arbitraries/image-options.js';
 import type { SequenceConstraints } from '../arbitraries/sequence.js';
 import { commandKinds, type CommandKind } from '../arbitraries/swarm.js';
@@ -11,15 +11,24 @@ import { AnswerFormatError, protocolVersion } from './messages.js';
 export type AdapterMode = 'read-only' | 'read-write';
 
 /**
- * Format features an implementation may declare. Only `compressed` changes
- * what is drawn today (compressed writes, or for a reader compressed clusters
- * in the images it reads); the others are recorded and reported as not yet
- * exercised until the model has them.
+ * Format features an implementation may declare. `compressed`, `extended-l2`,
+ * `zstd` and `backing` change what is drawn (see sequenceConstraintsFor);
+ * `external-data` is recorded and reported as not yet exercised until the
+ * model has it.
  */
 export const featureNames = ['compressed', 'backing', 'extended-l2', 'zstd', 'external-data'] as const;
 export type FeatureName = (typeof featureNames)[number];
 /** The features the gate can exercise now. */
-export const exercisedFeatures: readonly FeatureName[] = ['compressed', 'extended-l2', 'zstd'];
+export const exercisedFeatures: readonly FeatureName[] = ['compressed', 'backing', 'extended-l2', 'zstd'];
+
+/**
+ * Whether the gate draws backing chains for this implementation: a writer
+ * that declares the `backing` feature and the three chain ops (createOverlay,
+ * rebase, commit). Readers open single images.
+ */
+export function drawsChains(caps: Capabilities): boolean {
+  return caps.mode === 'read-write' && caps.features.includes('backing') && chainOpKinds.every((k) => caps.ops.includes(k));
+}
 
 export interface Capabilities {
   readonly protocol: number;
@@ -90,7 +99,7 @@ export function sequenceConstraintsFor(caps: Capabilities): SequenceConstraints 
   };
   const allowed: readonly OpKind[] = caps.mode === 'read-write' ? caps.ops : opKinds.filter((k) => k !== 'writeCompressed' || caps.features.includes('compressed'));
   const off: CommandKind[] = commandKinds.filter((k): k is Exclude<CommandKind, 'read'> => k !== 'read').filter((k) => !allowed.includes(k));
-  return { image, swarm: { off } };
+  return { image, swarm: { off }, chains: drawsChains(caps) };
 }
 
 /** What the gate leaves out for this implementation, one phrase each (empty when nothing is). */
@@ -104,9 +113,12 @@ export function leftOut(caps: Capabilities): string[] {
   const constraints = sequenceConstraintsFor(caps);
   const ops = constraints.swarm?.off ?? [];
   if (ops.length > 0) out.push(`ops ${ops.join(', ')}`);
-  const notExercised = featureNames.filter((f) => !exercisedFeatures.includes(f));
-  const undeclared = exercisedFeatures.filter((f) => !caps.features.includes(f));
+  // a reader is given single images: backing chains are drawn for writers only
+  const drawable = caps.mode === 'read-write' ? exercisedFeatures : exercisedFeatures.filter((f) => f !== 'backing');
+  const notExercised = featureNames.filter((f) => !drawable.includes(f));
+  const undeclared = drawable.filter((f) => !caps.features.includes(f));
   if (undeclared.length > 0) out.push(`features not declared: ${undeclared.join(', ')}`);
+  if (caps.mode === 'read-write' && caps.features.includes('backing') && !drawsChains(caps)) out.push(`backing chains (ops not declared: ${chainOpKinds.filter((k) => !caps.ops.includes(k)).join(', ')})`);
   out.push(`features the gate does not draw yet: ${notExercised.join(', ')}`);
   return out;
 }

@@ -27,7 +27,14 @@ export type DataField = { readonly data: string } | { readonly dataFile: string 
 /** A request without its id (the session numbers them). */
 export type Request =
   | { readonly op: 'hello'; readonly protocol: number }
-  | { readonly op: 'create'; readonly path: string; readonly options: ImageOptions }
+  | {
+      readonly op: 'create';
+      readonly path: string;
+      readonly options: ImageOptions;
+      /** An overlay (qemu-img create -b -F): the backing file's name, relative to the image's directory, and its format. */
+      readonly backingFile?: string;
+      readonly backingFormat?: BackingFormat;
+    }
   | { readonly op: 'open'; readonly path: string; readonly readOnly: boolean }
   | { readonly op: 'read'; readonly offset: number; readonly length: number; readonly toFile?: string }
   | { readonly op: 'close' }
@@ -41,7 +48,20 @@ export type OpRequest =
   | { readonly op: 'resize'; readonly size: number }
   | { readonly op: 'snapshotCreate' | 'snapshotRevert' | 'snapshotDelete'; readonly name: string }
   | { readonly op: 'flush' }
-  | { readonly op: 'reopen' };
+  | { readonly op: 'reopen' }
+  | { readonly op: 'rebase'; readonly backingFile: string | null; readonly backingFormat?: BackingFormat; readonly unsafe: boolean }
+  | { readonly op: 'commit' };
+
+/** The formats a backing file of a chain has. */
+export type BackingFormat = 'qcow2' | 'raw';
+
+/**
+ * The rebase request onto `target` (a file of the chain by the name the image
+ * stores, or none for `-b ''`): `qemu-img rebase [-u] -b NAME -F FORMAT`.
+ */
+export function rebaseRequest(target: { readonly name: string; readonly format: BackingFormat } | undefined, unsafe: boolean): OpRequest {
+  return target === undefined ? { op: 'rebase', backingFile: null, unsafe } : { op: 'rebase', backingFile: target.name, backingFormat: target.format, unsafe };
+}
 
 /**
  * The error codes an answer may carry: the model's refusals (OpErrorKind), and
@@ -100,11 +120,12 @@ export async function requestForOp(op: Op, spill: (bytes: Uint8Array) => Promise
     case 'flush':
     case 'reopen':
       return { op: op.kind };
+    case 'commit':
+      return { op: op.kind };
     case 'createOverlay':
     case 'rebase':
-    case 'commit':
-      // backing chains are not in protocol version 1: the gate never draws them for a cmd: implementation
-      throw new Error(`${op.kind} is not an operation of protocol version ${protocolVersion}`);
+      // they name files of the chain, which the driver lays out (drivers/command.ts): it builds their requests
+      throw new Error(`${op.kind} is not one request: the command driver sends it (close, move, create with a backing file; rebaseRequest)`);
     default: {
       const never: never = op;
       throw new Error(`unknown op ${JSON.stringify(never)}`);

@@ -110,6 +110,47 @@ describe('handoff driver', () => {
   });
 });
 
+describe('handoff of backing chains', () => {
+  // creator ts (QEMU holds the file first) and creator qemu (our engine does)
+  const byTs: ImageOptions = { version: 3, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 65536 };
+  const byQemu: ImageOptions = { ...byTs, virtualSize: 65536 + 512 };
+  for (const options of [byTs, byQemu]) {
+    it(`every chain op by one program, the chain opened by the other (first holder ${imageCreator(options) === 'ts' ? 'qemu' : 'ts'})`, async () => {
+      const ops: Step[] = [
+        { kind: 'write', offset: 0, length: options.virtualSize, pattern: 0, seed: 7 },
+        { kind: 'createOverlay', backingFormat: 'raw', options: { ...byTs, clusterBits: 9, virtualSize: 98304 } },
+        { kind: 'write', offset: 0x2100, length: 0x100, pattern: 0x22 },
+        { kind: 'reopen' },
+        { kind: 'createOverlay', backingFormat: 'qcow2', options: { ...byTs, version: 2 } },
+        { kind: 'write', offset: 0x3000, length: 0x1200, pattern: 0x33 },
+        { kind: 'writeZeroes', offset: 0x6000, length: 0x1000, unmap: false },
+        { kind: 'reopen' },
+        { kind: 'createOverlay', backingFormat: 'qcow2', options: { ...byTs, virtualSize: 49152 } },
+        { kind: 'write', offset: 0x1000, length: 0x1000, pattern: 0x44 },
+        { kind: 'read', offset: 0, length: 0xc000 },
+        { kind: 'reopen' },
+        { kind: 'commit' },
+        { kind: 'reopen' },
+        { kind: 'rebase', depth: 2, unsafe: false },
+        { kind: 'reopen' },
+        { kind: 'write', offset: 0x8000, length: 0x800, pattern: 0x55 },
+        { kind: 'rebase', depth: 0, unsafe: true },
+        { kind: 'reopen' },
+        { kind: 'read', offset: 0, length: 0xc000 },
+      ];
+      const result = await replayOps({ impl: 'ts', options, ops, properties: ['handoff'] });
+      expect(result.status, formatText(result)).toBe('passed');
+      expect(Object.keys(result.coverage.chains)).toEqual(expect.arrayContaining(['commit', 'rebase:safe', 'rebase:unsafe', 'overlay:raw', 'overlay:qcow2']));
+    });
+  }
+
+  it('draws chains at a fixed seed, and the property holds', async () => {
+    const result = await runProperty({ property: 'handoff', seed: 20261130, numRuns: 6, sequence: { commandsCountMax: 25 } });
+    expect(result.status, formatText(result)).toBe('passed');
+    expect(result.coverage.opsByKind.createOverlay ?? 0).toBeGreaterThan(0);
+  });
+});
+
 describe('known QEMU 7.2 divergences while QEMU holds the file', () => {
   // Creator ts for both option sets (asserted), so QEMU holds the file first.
   const overflow: ImageOptions = { version: 3, clusterBits: 9, refcountBits: 1, lazyRefcounts: false, virtualSize: 1048576 };

@@ -3,8 +3,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sequence } from '../../../properties/arbitraries/sequence.js';
-import { leftOut, parseCapabilities, sequenceConstraintsFor } from '../../../properties/protocol/capabilities.js';
-import { AnswerFormatError, parseAnswer, requestForOp } from '../../../properties/protocol/messages.js';
+import { drawsChains, leftOut, parseCapabilities, sequenceConstraintsFor } from '../../../properties/protocol/capabilities.js';
+import { AnswerFormatError, parseAnswer, rebaseRequest, requestForOp } from '../../../properties/protocol/messages.js';
 import { narrowSequence } from '../../../properties/implementation.js';
 
 const reader = {
@@ -50,6 +50,20 @@ describe('capabilities', () => {
     ]);
   });
 
+  it('a writer gets backing chains when it declares the backing feature and the three chain ops', () => {
+    const writer = { ...reader, mode: 'read-write', versions: [2, 3], ops: ['write', 'createOverlay', 'rebase', 'commit'], features: ['backing'] };
+    const caps = parseCapabilities(writer);
+    expect(drawsChains(caps)).toBe(true);
+    expect(sequenceConstraintsFor(caps).chains).toBe(true);
+    expect(leftOut(caps).join('; ')).not.toMatch(/backing/);
+    const noCommit = parseCapabilities({ ...writer, ops: ['write', 'createOverlay', 'rebase'] });
+    expect(sequenceConstraintsFor(noCommit).chains).toBe(false);
+    expect(leftOut(noCommit)).toContain('backing chains (ops not declared: commit)');
+    expect(leftOut(parseCapabilities({ ...writer, features: [] }))).toContain('features not declared: compressed, backing, extended-l2, zstd');
+    // a reader never gets chains: they are not drawn for it, whatever it declares
+    expect(drawsChains(parseCapabilities({ ...reader, features: ['backing'] }))).toBe(false);
+  });
+
   it('a writer gets only the ops it declares', () => {
     const caps = parseCapabilities({ ...reader, mode: 'read-write', versions: [2, 3], ops: ['write', 'discard'], features: ['compressed'] });
     for (const s of fc.sample(sequence(narrowSequence({}, sequenceConstraintsFor(caps))), { seed: 2, numRuns: 100 })) {
@@ -66,6 +80,11 @@ describe('messages', () => {
     expect(await requestForOp({ kind: 'write', offset: 0, length: 2 ** 20 + 1, pattern: 1 }, spill)).toEqual({ op: 'write', offset: 0, length: 2 ** 20 + 1, dataFile: '/tmp/spilled' });
     expect(await requestForOp({ kind: 'snapshotRevert', name: '1' }, spill)).toEqual({ op: 'snapshotRevert', name: '1' });
     expect(await requestForOp({ kind: 'writeZeroes', offset: 0, length: 512, unmap: true }, spill)).toEqual({ op: 'writeZeroes', offset: 0, length: 512, unmap: true });
+    expect(await requestForOp({ kind: 'commit' }, spill)).toEqual({ op: 'commit' });
+    // rebase names a file of the chain the driver laid out
+    expect(rebaseRequest({ name: 'layer-2.raw', format: 'raw' }, false)).toEqual({ op: 'rebase', backingFile: 'layer-2.raw', backingFormat: 'raw', unsafe: false });
+    expect(rebaseRequest(undefined, true)).toEqual({ op: 'rebase', backingFile: null, unsafe: true });
+    await expect(requestForOp({ kind: 'rebase', depth: 1, unsafe: true }, spill)).rejects.toThrow('not one request');
   });
 
   it('an answer is an object with an integer id and a boolean ok; a refusal has a known error code', () => {
