@@ -181,4 +181,16 @@ describe('info with a backing file (the engine refuses to open such images for n
     ]);
     expect(infoText(info, 'bk.qcow2', 200704)[5]).toBe('backing file: s.qcow2');
   });
+
+  it('an overlay with a snapshot: the backing format comes before the snapshots, as in qemu-img info --output=json', async () => {
+    await inTempDir(async (dir) => {
+      const [base, top] = [`${dir}/base.qcow2`, `${dir}/top.qcow2`];
+      expect((await qemuImg('create', '-q', '-f', 'qcow2', base, '1M')).exitCode).toBe(0);
+      expect((await qemuImg('create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', top)).exitCode).toBe(0);
+      expect((await qemuImg('snapshot', '-c', 's1', top)).exitCode).toBe(0);
+      const theirs = (await qemuImg('info', '--output=json', top)).stdout;
+      expect(Object.keys(JSON.parse(theirs)).slice(0, 2)).toEqual(['backing-filename-format', 'snapshots']);
+      expect((await runCli(['info', '--output=json', top])).stdout).toBe(`${theirs}\n`);
+    });
+  });
 });
