@@ -5,7 +5,7 @@
 import { realpath } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import type { MapEntry } from './map.js';
-import { NodeFile } from './io/node-file.js';
+import { NodeFile, systemErrorText } from './io/node-file.js';
 import { assert } from './assert.js';
 import { Qcow2Error } from './errors.js';
 import { backingChainDepthMax, qcowMagic } from './limits.js';
@@ -87,7 +87,7 @@ export async function openBacking(overlayPath: string | undefined, name: string,
   try {
     real = await realpath(filename);
   } catch (error) {
-    throw new Qcow2Error('io', `could not open backing file '${filename}': ${systemReason(error)}`, { cause: error });
+    throw new Qcow2Error('io', `could not open backing file '${filename}': ${systemErrorText(error)}`, { cause: error });
   }
   const loopAt = context.above.indexOf(real);
   if (loopAt >= 0) {
@@ -105,16 +105,6 @@ export async function openBacking(overlayPath: string | undefined, name: string,
     }
     throw error;
   }
-}
-
-/** A file-system error in the words QEMU uses (strerror), without Node's call and path. */
-function systemReason(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  if (code === 'ENOENT') return 'No such file or directory';
-  if (code === 'EACCES') return 'Permission denied';
-  if (code === 'ENOTDIR') return 'Not a directory';
-  if (code === 'ELOOP') return 'Too many levels of symbolic links';
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Read `length` bytes at `offset` of a layer of `size` bytes through `readInside`, zeros past the end. */

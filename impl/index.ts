@@ -2,7 +2,7 @@
 export type { BlockFile } from './io/block-file.js';
 export { MemoryFile } from './io/memory-file.js';
 export { FaultFile, crashSectorBytes, type FaultSpec, type FaultAccess, type FaultErrno, type PendingEntry } from './io/fault-file.js';
-export { NodeFile } from './io/node-file.js';
+export { NodeFile, systemErrorText } from './io/node-file.js';
 export type { NodeFileOptions } from './io/node-file.js';
 export { imageLockPerms, lockImageFile } from './io/file-lock.js';
 export { Qcow2Image } from './image.js';

@@ -148,7 +148,17 @@ async function openSink(path: string, size: number, spec: SinkSpec): Promise<Sin
   // With extended L2 a partial write allocates only its subclusters, so zeros are
   // skipped in qemu-img convert's own 4 KiB unit (-S 4k), as it does.
   const zeroBlockBytes = info.extendedL2 === true && !spec.compress ? rawZeroBlockBytes : info.clusterSize;
-  return { zeroBlockBytes, write, close: () => image.close() };
+  const close = async () => {
+    if (spec.compress) {
+      // qemu-img convert -c ends with an empty compressed write, which rounds the file's
+      // end up to a sector (qcow2_co_pwritev_compressed_part with bytes == 0)
+      await image.flush();
+      const length = await file.length();
+      if (length !== roundUpToSector(length)) await file.truncate(roundUpToSector(length));
+    }
+    await image.close();
+  };
+  return { zeroBlockBytes, write, close };
 }
 
 /**

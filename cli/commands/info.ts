@@ -54,8 +54,8 @@ function bitmapJson(bm: BitmapInfo): { [key: string]: Json } {
 export function infoJson(info: ImageInfo, filename: string, actualSize: number): { [key: string]: Json } {
   const snapshots = info.snapshots as readonly ListedSnapshot[];
   return {
-    ...(snapshots.length > 0 ? { snapshots: snapshots.map((s) => snapshotJson(s) as { [key: string]: Json }) } : {}),
     ...(info.backingFormat === undefined ? {} : { 'backing-filename-format': info.backingFormat }),
+    ...(snapshots.length > 0 ? { snapshots: snapshots.map((s) => snapshotJson(s) as { [key: string]: Json }) } : {}),
     'virtual-size': info.virtualSize,
     filename,
     'cluster-size': info.clusterSize,

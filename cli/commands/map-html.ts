@@ -2,7 +2,8 @@
 // tolerant reader can lay out, clean or damaged, printed to stdout like the
 // other formats. It reads the file's bytes on demand (no engine open, so an
 // image the engine refuses is still drawn) and never writes to it.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { systemErrorText } from '../../impl/index.js';
 import { imageLayout, renderHtml } from '../../properties/report/html/index.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError } from '../fatal.js';
@@ -15,9 +16,12 @@ export function mapHtml(file: string): string {
   try {
     fd = openSync(file, 'r');
   } catch (error) {
-    throw new CliError(`map: Could not open '${file}': ${error instanceof Error ? error.message : String(error)}`, exitCodes.failed);
+    throw new CliError(`map: Could not open '${file}': ${systemErrorText(error)}`, exitCodes.failed);
   }
   try {
+    // a directory opens and fails only when read (EISDIR); refused as every other command refuses it
+    const stat = fstatSync(fd);
+    if (!stat.isFile() && !stat.isBlockDevice()) throw new CliError(`map: Could not open '${file}': not a regular file`, exitCodes.failed);
     return renderHtml(imageLayout(fileReader(fd)), { title: `qcow2-verify map: ${file}` });
   } finally {
     closeSync(fd);

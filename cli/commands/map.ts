@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { MapEntry } from '../../impl/index.js';
+import { Qcow2Error, type MapEntry } from '../../impl/index.js';
 import { CliError } from '../fatal.js';
 import { addFormatOption, checkedFormat } from '../format-option.js';
 import { forceShareFlags, forceShareHelp, openImage } from '../io-commands/open-image.js';
@@ -71,8 +71,16 @@ export function register(program: Command): void {
       }
       const format = parseOutputFormat(opts.output);
       const image = await openImage(file, { readOnly: true, forceShare: opts.forceShare === true });
-      const entries = mergeMap(await image.map());
-      await image.close();
+      let entries: MapEntry[];
+      try {
+        entries = mergeMap(await image.map());
+      } catch (error) {
+        // damage met while mapping (an L2 entry QEMU also refuses): one line, as qemu-img's "Could not read file metadata"
+        if (error instanceof Qcow2Error) throw new CliError(`map: could not read file metadata: ${error.message} (${error.code})`);
+        throw error;
+      } finally {
+        await image.close();
+      }
       const out = outputOf(cmd).out;
       if (format === 'json') out(mapJson(entries));
       else for (const line of mapText(entries, file)) out(line);

@@ -112,8 +112,16 @@ export async function traceCase(c: PropertyFailureCase, impl: Implementation, ou
         const offset = cluster * clusterSize;
         const length = Math.min(clusterSize, state.options.virtualSize - offset);
         const modelBytes = read(state, offset, length);
-        const implBytes = await driver.read(offset, length);
         const modelKind = guestClusterKind(state, cluster);
+        let implBytes: Uint8Array;
+        try {
+          implBytes = await driver.read(offset, length);
+        } catch (error) {
+          // QEMU that marked the image corrupt has closed it ("No medium found"): nothing after this can be read
+          out(`    cluster ${cluster} @0x${offset.toString(16)}: model ${modelKind} #${shortHash(modelBytes)} | impl read failed: ${error instanceof Error ? error.message : String(error)}`);
+          divergence(`the implementation cannot read guest cluster ${cluster}`);
+          return;
+        }
         const implKind = kindOf(cluster);
         const same = shortHash(modelBytes) === shortHash(implBytes) && modelKind === implKind;
         out(`    cluster ${cluster} @0x${offset.toString(16)}: model ${modelKind} #${shortHash(modelBytes)} | impl ${implKind} #${shortHash(implBytes)}${same ? '' : '  <>'}`);

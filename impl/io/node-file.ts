@@ -37,7 +37,7 @@ export class NodeFile implements BlockFile {
     const handle = await open(path, flags, 0o666).catch((cause: NodeJS.ErrnoException) => {
       // a directory opened for writing fails here (EISDIR), for reading below: one message for both
       if (cause.code === 'EISDIR') throw new Qcow2Error('io', notRegularFile, { cause });
-      throw new Qcow2Error('io', `open ${path}: ${cause.message}`, { cause });
+      throw new Qcow2Error('io', `Could not open '${path}': ${systemErrorText(cause)}`, { cause });
     });
     const file = new NodeFile(handle, path);
     try {
@@ -112,6 +112,16 @@ export class NodeFile implements BlockFile {
   extentAt(offset: number, fileLength: number): { data: boolean; end: number } {
     return extentAt(this.handle.fd, offset, fileLength, this.path);
   }
+}
+
+/** A file-system error in the words QEMU prints (strerror), without Node's call and path. */
+export function systemErrorText(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ENOENT') return 'No such file or directory';
+  if (code === 'EACCES') return 'Permission denied';
+  if (code === 'ENOTDIR') return 'Not a directory';
+  if (code === 'ELOOP') return 'Too many levels of symbolic links';
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** What QEMU's 'file' driver refuses at open: a directory, a FIFO, a socket. */

@@ -223,10 +223,10 @@ class Checker {
       if (kind !== 'compressed' && (entry & E.l2eStdReservedMask) !== 0n) this.corrupt(`ERROR found l2 entry with reserved bits set: ${entry.toString(16)}`);
       switch (kind) {
         case 'compressed': {
-          if ((entry & E.oflagCopied) !== 0n) this.corrupt('ERROR: copied flag must never be set for compressed clusters');
+          const range = E.compressedRange(entry & ~E.oflagCopied, this.h.clusterBits);
+          if ((entry & E.oflagCopied) !== 0n) this.corrupt(`ERROR: coffset=0x${range.start.toString(16)}: copied flag must never be set for compressed clusters`);
           // QEMU counts no reference for such an entry: its stream's clusters leak.
           if (bitmap !== 0n) return this.corrupt(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${entry.toString(16)}`);
-          const range = E.compressedRange(entry & ~E.oflagCopied, this.h.clusterBits);
           this.inc(range.start, range.length);
           if (active) {
             this.t.allocated++;

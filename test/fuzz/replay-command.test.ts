@@ -8,6 +8,8 @@ import { CliError } from '../../cli/fatal.js';
 
 const cases = await loadCorpus(defaultCorpusDir());
 const staleTail = cases.find((s) => s.case.signature === 'readsAndOutcomes/read/read' && s.case.status === 'known-qemu-divergence');
+// QEMU refuses the compressed write (overlap check), marks the image corrupt and closes it
+const compressedOverlap = cases.find((s) => s.case.signature === 'structure/outcome/writeCompressed' && s.case.status === 'known-qemu-divergence');
 
 describe('qcow2-verify replay', () => {
   it('exits 1 while a case fails and traces the first divergence per cluster', async () => {
@@ -20,6 +22,15 @@ describe('qcow2-verify replay', () => {
     expect(text).toMatch(/cluster 1 @0x10000: model normal #([0-9a-f]{8}) \| impl normal #(?!\1)[0-9a-f]{8} {2}<>\n {4}\^ first divergence: guest cluster 1 differs/);
     expect(text).toContain('still fails as recorded (qemu, data/resize:ok) as expected: a known QEMU divergence');
     expect(text).toMatch(/^ {2}on QEMU: sh \S+\/repro\.sh$/m);
+  });
+
+  it('traces up to an implementation that can no longer read, then replays the case as recorded', async () => {
+    expect(compressedOverlap).toBeDefined();
+    const lines: string[] = [];
+    expect(await runReplay(compressedOverlap!.jsonPath, { trace: true }, (l) => lines.push(l))).toBe(1);
+    const text = lines.join('\n');
+    expect(text).toMatch(/outcome: model ok \| impl compressed-overwrite\n {4}\^ first divergence: outcomes differ\n {4}cluster 0 @0x0: model compressed #[0-9a-f]{8} \| impl read failed: .*No medium found/);
+    expect(text).toContain('still fails as recorded (qemu, outcome/writeCompressed:ok) as expected: a known QEMU divergence');
   });
 
   it('exits 3 when the case fails, but not as recorded', async () => {

@@ -82,4 +82,21 @@ describe('qcow2-verify check', () => {
       expect(refusal(d)).toMatchObject({ exitCode: 1, message: `could not open '${d}': not a regular file` });
     });
   });
+  it('names the compressed stream of an entry with COPIED as qemu-img does (coffset=…)', async () => {
+    await withTempDir(async (d) => {
+      const file = join(d, 'img.qcow2');
+      await qemuCreate(file, { version: 3, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 1 << 20 });
+      expect((await execa('qemu-io', ['-f', 'qcow2', '-c', 'write -c -P 5 0 8k', file], { reject: false })).exitCode).toBe(0);
+      const bytes = await imageBytes(file);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const l2 = Number(view.getBigUint64(Number(view.getBigUint64(40))) & 0x00ff_ffff_ffff_fe00n);
+      view.setBigUint64(l2 + 8, view.getBigUint64(l2 + 8) | (1n << 63n)); // COPIED on the second stream
+      await writeFile(file, bytes);
+      const qemu = await execa('qemu-img', ['check', file], { reject: false });
+      expect(qemu.stderr).toMatch(/^ERROR: coffset=0x[0-9a-f]+: copied flag must never be set for compressed clusters$/m);
+      const ours = capture(file, 'human');
+      expect(ours.stderr.join('\n')).toBe(qemu.stderr);
+      expect(ours.exitCode).toBe(qemu.exitCode);
+    });
+  });
 });

@@ -96,6 +96,7 @@ describe('a directory given as the image', () => {
       const commands: readonly (readonly string[])[] = [
         ['info', dir],
         ['map', dir],
+        ['map', '--output=html', dir],
         ['check', dir],
         ['io', '-r', dir, '-c', 'read 0 512'],
         ['io', dir, '-c', 'write 0 512'],

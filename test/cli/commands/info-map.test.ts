@@ -84,6 +84,46 @@ describe('info and map (end to end against qemu-img)', () => {
     });
   });
 
+  it('damage met while mapping is one line naming it, as qemu-img map fails with "Could not read file metadata"', async () => {
+    await inTempDir(async (dir) => {
+      const file = `${dir}/sc.qcow2`;
+      expect((await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', file, '1M')).exitCode).toBe(0);
+      expect((await qemuIo(file, 'write -P 1 0 1k')).exitCode).toBe(0);
+      const handle = await open(file, 'r+');
+      try {
+        // subcluster 0 also marked zero (bit 32 of the bitmap word after the first L2 entry)
+        const word = Buffer.alloc(8);
+        await handle.read(word, 0, 8, 40);
+        const l1 = Number(word.readBigUInt64BE());
+        await handle.read(word, 0, 8, l1);
+        const l2 = Number(word.readBigUInt64BE() & 0x00ff_ffff_ffff_fe00n);
+        await handle.read(word, 0, 8, l2 + 8);
+        word.writeBigUInt64BE(word.readBigUInt64BE() | (1n << 32n));
+        await handle.write(word, 0, 8, l2 + 8);
+      } finally {
+        await handle.close();
+      }
+      expect((await qemuImg('map', '--output=json', file)).stderr).toContain('Could not read file metadata');
+      for (const output of ['--output=json', '--output=human']) {
+        const ours = await runCli(['map', output, file]);
+        expect(ours.exitCode, output).toBe(1);
+        expect(ours.stderr, output).toMatch(/^qcow2-verify: map: could not read file metadata: L2 table at \d+ entry 0: subcluster both allocated and zero .*\(corrupt\)\n$/);
+      }
+    });
+  });
+
+  it('a missing file is named with the words qemu-img uses', async () => {
+    await inTempDir(async (dir) => {
+      const gone = `${dir}/gone.qcow2`;
+      for (const command of ['info', 'map']) {
+        const ours = await runCli([command, gone]);
+        expect(ours.exitCode, command).toBe(1);
+        expect(ours.stderr, command).toBe(`qcow2-verify: could not open '${gone}': Could not open '${gone}': No such file or directory\n`);
+        expect((await qemuImg(command, gone)).stderr, command).toContain(`Could not open '${gone}': Could not open '${gone}': No such file or directory`);
+      }
+    });
+  });
+
   it('refuses an unknown --output with a usage error', async () => {
     await inTempDir(async (dir) => {
       const file = await makeImage(dir, 'compat=1.1', [], []);
@@ -140,5 +180,17 @@ describe('info with a backing file (the engine refuses to open such images for n
       'backing file format: qcow2',
     ]);
     expect(infoText(info, 'bk.qcow2', 200704)[5]).toBe('backing file: s.qcow2');
+  });
+
+  it('an overlay with a snapshot: the backing format comes before the snapshots, as in qemu-img info --output=json', async () => {
+    await inTempDir(async (dir) => {
+      const [base, top] = [`${dir}/base.qcow2`, `${dir}/top.qcow2`];
+      expect((await qemuImg('create', '-q', '-f', 'qcow2', base, '1M')).exitCode).toBe(0);
+      expect((await qemuImg('create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', top)).exitCode).toBe(0);
+      expect((await qemuImg('snapshot', '-c', 's1', top)).exitCode).toBe(0);
+      const theirs = (await qemuImg('info', '--output=json', top)).stdout;
+      expect(Object.keys(JSON.parse(theirs)).slice(0, 2)).toEqual(['backing-filename-format', 'snapshots']);
+      expect((await runCli(['info', '--output=json', top])).stdout).toBe(`${theirs}\n`);
+    });
   });
 });
