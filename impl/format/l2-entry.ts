@@ -45,7 +45,8 @@ export function decodeL2Entry(raw: bigint, ctx: L2Context, where: string): L2Ent
   const kind = classifyL2Entry(raw, ctx.extendedL2 === true);
   switch (kind) {
     case 'compressed':
-      if ((raw & oflagCopied) !== 0n) throw new Qcow2Error('corrupt', `${where}: compressed L2 entry with COPIED`);
+      // COPIED on a compressed entry is damage for check (qcow2_check_refcounts), but QEMU's reads mask it
+      // away with the compressed flag (L2E_COMPRESSED_OFFSET_SIZE_MASK) and so do ours
       return { kind, descriptor: decodeCompressed(raw & ~(oflagCompressed | oflagCopied), ctx.clusterBits) };
     case 'unallocated':
     case 'zero-plain':

@@ -68,6 +68,19 @@ describe('compressed clusters (fixture made by qemu-img convert -c)', () => {
     await image.close();
   });
 
+  it('reads a compressed entry carrying COPIED as QEMU does (the flag masked away), while check reports it', async () => {
+    const bytes = new Uint8Array(await readFile(new URL('./fixtures/compressed-4k.qcow2', import.meta.url)));
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const l2Offset = Number(view.getBigUint64(Number(view.getBigUint64(40))) & 0x00fffffffffffe00n);
+    view.setBigUint64(l2Offset, view.getBigUint64(l2Offset) | (1n << 63n));
+    const report = checkImage(bufferReader(bytes));
+    expect(report.verdict).toBe('corrupt');
+    expect(report.messages.join('\n')).toMatch(/copied flag must never be set for compressed clusters/);
+    const image = await Qcow2Image.open(keepOpen(new MemoryFile(bytes)), { readOnly: true });
+    expect(await image.read(0, diskSize)).toEqual(fixtureDisk());
+    await image.close();
+  });
+
   it('overwrite, zero, discard, snapshots: right bytes, clean image, shared stream counted', async () => {
     const { file, image } = await openFixture();
     const expected = fixtureDisk();
