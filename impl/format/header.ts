@@ -122,8 +122,11 @@ export function decodeHeader(bytes: Uint8Array, fileLength = bytes.length, polic
     assert(bytes.length >= headerV3Bytes, 'a v3 header is read whole');
     headerLength = view.getUint32(100);
     if (headerLength < headerV3BytesMin) {
-      const short = fileLength < headerV3BytesMin ? `; the file has only ${fileLength} bytes` : '';
-      throw new Qcow2FormatError('header_length', headerLength, `at least ${headerV3BytesMin}${short}`, 100, { summary: 'qcow2 header too short' });
+      // QEMU's words; a file shorter than the header reads header_length as 0, so say the file's length instead
+      if (fileLength < headerV3BytesMin) {
+        throw new Qcow2FormatError('header_length', `the file has only ${fileLength} bytes`, `at least ${headerV3BytesMin}`, undefined, { summary: 'qcow2 header too short' });
+      }
+      throw new Qcow2FormatError('header_length', headerLength, `at least ${headerV3BytesMin}`, 100, { summary: 'qcow2 header too short: header_length' });
     }
     if (headerLength > clusterSize) throw new Qcow2FormatError('header_length', headerLength, `at most ${clusterSize} (cluster size)`, 100);
     incompatibleFeatures = view.getBigUint64(72);

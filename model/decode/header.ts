@@ -89,8 +89,10 @@ export function decodeHeader(reader: ByteReader): Header {
   const headerLength = v3 ? u32(h, 100) : L.headerLengthV2;
   if (v3 && headerLength < L.headerLengthV3Min) {
     // QEMU's words; a file shorter than the header reads header_length as 0.
-    const short = reader.size < L.headerLengthV3Min ? `; the file has only ${reader.size} bytes` : '';
-    throw new DecodeError('header_length', String(headerLength), `at least ${L.headerLengthV3Min}${short}`, 100, 'qcow2 header too short');
+    if (reader.size < L.headerLengthV3Min) {
+      throw new DecodeError('header_length', `the file has only ${reader.size} bytes`, `at least ${L.headerLengthV3Min}`, undefined, 'qcow2 header too short');
+    }
+    throw new DecodeError('header_length', String(headerLength), `at least ${L.headerLengthV3Min}`, 100, 'qcow2 header too short: header_length');
   }
   if (v3 && headerLength > clusterSize) throw new DecodeError('header_length', String(headerLength), `at most ${clusterSize} (cluster size)`, 100);
   const incompatibleFeatures = v3 ? u64(h, 72) : 0n;

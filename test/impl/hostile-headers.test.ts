@@ -64,7 +64,7 @@ describe('hostile headers', () => {
       expect((error as Qcow2FormatError).limit).not.toBe('');
       // "at byte N" is the header field's own position, never what it points to.
       const byte = headerFieldBytes[field];
-      if (byte !== undefined) expect((error as Qcow2Error).message).toMatch(new RegExp(`^(invalid ${field}|qcow2 header too short) at byte ${byte}: `));
+      if (byte !== undefined) expect((error as Qcow2Error).message).toMatch(new RegExp(`^(invalid ${field}|qcow2 header too short: ${field}) at byte ${byte}: `));
     }
     expect(Buffer.compare(file.bytes(), bytes)).toBe(0);
   });
