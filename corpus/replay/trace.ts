@@ -4,7 +4,7 @@
 // short hash of the guest content), marking the first divergence. The verdict
 // itself still comes from replayOps (replay-case.ts); the trace explains it.
 import { createHash } from 'node:crypto';
-import { bufferReader, decodeImage, guestClusterKind, initialState, read, step as modelStep, type ModelState, type Outcome } from '../../model/index.js';
+import { bufferReader, decodeImage, geometry, guestClusterKind, initialState, read, step as modelStep, subclusterState, type ModelState, type Outcome } from '../../model/index.js';
 import { driverFactoryFor, formatStep, isFaultStep, isPropertyName, type ImageDriver, type Step } from '../../properties/index.js';
 import type { Implementation, PropertyFailureCase } from '../case/types.js';
 
@@ -57,7 +57,28 @@ function touchedClusters(step: Step, before: ModelState, after: ModelState, clus
   }
 }
 
-/** The implementation's kind for a guest cluster, from its flushed on-disk image. */
+/** An extended L2 entry's subcluster bitmaps as the trace prints them (compressed entries have none). */
+function bitmapText(kind: string, alloc: number, zero: number): string {
+  return kind === 'compressed' ? '' : ` [alloc 0x${alloc.toString(16)} zero 0x${zero.toString(16)}]`;
+}
+
+/** The model's kind for a guest cluster, with its subcluster bitmaps on an extended-L2 image. */
+function modelKind(state: ModelState, cluster: number): string {
+  const kind = guestClusterKind(state, cluster);
+  if (state.options.extendedL2 !== true) return kind;
+  const g = geometry(state.options);
+  const entry = state.active[Math.floor(cluster / g.l2EntriesCount)]?.entries.get(cluster % g.l2EntriesCount);
+  let alloc = 0;
+  let zero = 0;
+  for (let i = 0; i < 32; i++) {
+    const s = subclusterState(entry, i);
+    if (s === 'allocated') alloc |= 1 << i;
+    if (s === 'zero') zero |= 1 << i;
+  }
+  return `${kind}${bitmapText(kind, alloc >>> 0, zero >>> 0)}`;
+}
+
+/** The implementation's kind for a guest cluster, from its flushed on-disk image (with subcluster bitmaps on an extended-L2 image). */
 async function implKinds(driver: ImageDriver, clusters: readonly number[], clusterSize: number): Promise<(c: number) => string> {
   if (clusters.length === 0) return () => '-';
   try {
@@ -66,7 +87,11 @@ async function implKinds(driver: ImageDriver, clusters: readonly number[], clust
     return (c) => {
       const l2 = decoded.active.l2Offsets[Math.floor(c / entries)] ?? 0;
       if (l2 === 0) return 'unallocated';
-      return decoded.l2Tables.get(l2)?.[c % entries]?.kind ?? 'unallocated';
+      const entry = decoded.l2Tables.get(l2)?.[c % entries];
+      if (!decoded.header.extendedL2) return entry?.kind ?? 'unallocated';
+      // as model/equivalent.ts reads it: an unallocated entry with zero bits is the model's zero-plain
+      const kind = entry?.kind === 'unallocated' && (entry.subclusters?.zero ?? 0) !== 0 ? 'zero-plain' : (entry?.kind ?? 'unallocated');
+      return `${kind}${bitmapText(kind, entry?.subclusters?.alloc ?? 0, entry?.subclusters?.zero ?? 0)}`;
     };
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
@@ -112,19 +137,19 @@ export async function traceCase(c: PropertyFailureCase, impl: Implementation, ou
         const offset = cluster * clusterSize;
         const length = Math.min(clusterSize, state.options.virtualSize - offset);
         const modelBytes = read(state, offset, length);
-        const modelKind = guestClusterKind(state, cluster);
+        const modelKindText = modelKind(state, cluster);
         let implBytes: Uint8Array;
         try {
           implBytes = await driver.read(offset, length);
         } catch (error) {
           // QEMU that marked the image corrupt has closed it ("No medium found"): nothing after this can be read
-          out(`    cluster ${cluster} @0x${offset.toString(16)}: model ${modelKind} #${shortHash(modelBytes)} | impl read failed: ${error instanceof Error ? error.message : String(error)}`);
+          out(`    cluster ${cluster} @0x${offset.toString(16)}: model ${modelKindText} #${shortHash(modelBytes)} | impl read failed: ${error instanceof Error ? error.message : String(error)}`);
           divergence(`the implementation cannot read guest cluster ${cluster}`);
           return;
         }
         const implKind = kindOf(cluster);
-        const same = shortHash(modelBytes) === shortHash(implBytes) && modelKind === implKind;
-        out(`    cluster ${cluster} @0x${offset.toString(16)}: model ${modelKind} #${shortHash(modelBytes)} | impl ${implKind} #${shortHash(implBytes)}${same ? '' : '  <>'}`);
+        const same = shortHash(modelBytes) === shortHash(implBytes) && modelKindText === implKind;
+        out(`    cluster ${cluster} @0x${offset.toString(16)}: model ${modelKindText} #${shortHash(modelBytes)} | impl ${implKind} #${shortHash(implBytes)}${same ? '' : '  <>'}`);
         if (!same) divergence(`guest cluster ${cluster} differs`);
       }
       if (clusters.length > tracedClustersMax) out(`    … ${clusters.length - tracedClustersMax} more clusters`);

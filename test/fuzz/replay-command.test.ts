@@ -33,6 +33,41 @@ describe('qcow2-verify replay', () => {
     expect(text).toContain('still fails as recorded (qemu, outcome/writeCompressed:ok) as expected: a known QEMU divergence');
   });
 
+  it('traces subcluster bitmaps on an extended-L2 image: a divergence in them alone is one', async () => {
+    await withDir(
+      async ({ path: dir }) => {
+        // the canary drops the third write: zeros into subcluster 1 of cluster 0, which reads as zeros either way
+        const c = {
+          format: 1,
+          kind: 'property-failure',
+          status: 'open',
+          description: 'a write the canary drops changes only the subcluster allocation bitmap',
+          implementation: 'ts',
+          property: 'structure',
+          signature: 'structure/structure/write',
+          message: '[structure] cluster 0 bitmap',
+          seed: 1,
+          path: '0',
+          found: { tool: 'qcow2-verify', qemu: '7.2', date: '2026-11-30', command: 'a test' },
+          options: { version: 3, clusterBits: 16, refcountBits: 16, lazyRefcounts: false, virtualSize: 1 << 20, extendedL2: true },
+          ops: [
+            { kind: 'write', offset: 0, length: 512, pattern: 1 },
+            { kind: 'write', offset: 65536, length: 512, pattern: 2 },
+            { kind: 'write', offset: 2048, length: 2048, pattern: 0 },
+          ],
+        };
+        const file = join(dir, 'bitmap.json');
+        await writeFile(file, JSON.stringify(c));
+        const lines: string[] = [];
+        await runReplay(file, { trace: true, impl: 'canary' }, (l) => lines.push(l));
+        const text = lines.join('\n');
+        expect(text).toMatch(/#1 write .*\n.*\n {4}cluster 0 @0x0: model normal \[alloc 0x1 zero 0x0\] #([0-9a-f]{8}) \| impl normal \[alloc 0x1 zero 0x0\] #\1\n/);
+        expect(text).toMatch(/cluster 0 @0x0: model normal \[alloc 0x3 zero 0x0\] #([0-9a-f]{8}) \| impl normal \[alloc 0x1 zero 0x0\] #\1 {2}<>\n {4}\^ first divergence: guest cluster 0 differs/);
+      },
+      { unsafeCleanup: true },
+    );
+  });
+
   it('exits 3 when the case fails, but not as recorded', async () => {
     await withDir(
       async ({ path: dir }) => {
