@@ -8,7 +8,7 @@
 // the CLI, because data flows CLI → properties: the property suite knows nothing
 // of the corpus.
 import { basename } from 'node:path';
-import { caseFaultIdentity, faultKind, leakedClusters, operationOutcomes, spaceExcessClusters } from '../../corpus/case/fault.js';
+import { causingClusterSpan, caseFaultIdentity, faultKind, leakedClusters, operationOutcomes, spaceExcessClusters } from '../../corpus/case/fault.js';
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import { CorpusStoreError, loadCorpus } from '../../corpus/store.js';
 import type { ImageOptions } from '../../model/index.js';
@@ -30,6 +30,8 @@ export interface KnownDivergence {
   readonly options: ImageOptions;
   /** For a leak: how many clusters the case's checker verdict counts as leaked. */
   readonly leakedClusters?: number;
+  /** For a space fault: how many clusters the case's file had beyond the bound, and how many guest clusters its causing operation spans. */
+  readonly space?: { readonly excessClusters: number; readonly causingSpan: number };
   /** Whose divergence: `QEMU`, or a cmd: implementation's handshake name. */
   readonly owner: string;
 }
@@ -70,6 +72,7 @@ export async function loadKnownDivergences(dirs: readonly string[], impl: ImplNa
       if (c.kind !== 'property-failure' || !isKnownDivergenceOf(c, impl, adapterName)) continue;
       const identity = caseFaultIdentity(c);
       const leaked = identity.startsWith('leak/') ? leakedClusters(c.message) : undefined;
+      const excess = identity.startsWith('space/') ? spaceExcessClusters(c.message) : undefined;
       const entry = {
         identity,
         signature: c.signature,
@@ -78,6 +81,7 @@ export async function loadKnownDivergences(dirs: readonly string[], impl: ImplNa
         description: c.description,
         options: c.options,
         ...(leaked === undefined ? {} : { leakedClusters: leaked }),
+        ...(excess === undefined ? {} : { space: { excessClusters: excess, causingSpan: causingClusterSpan(c.options, c.ops) } }),
         owner: impl === 'qemu' ? 'QEMU' : (adapterName ?? impl),
       };
       known.set(identity, [...(known.get(identity) ?? []), entry]);
@@ -102,9 +106,28 @@ export function matchKnownDivergence(result: RunResult, known: KnownDivergences)
     (d.signature === signature ? 10 : 0) +
     (['version', 'clusterBits', 'refcountBits', 'lazyRefcounts'] as const).filter((field) => d.options[field] === options[field]).length;
   let best: KnownDivergence | undefined;
-  for (const d of known.get(runFaultIdentity(result)) ?? []) if (best === undefined || likeness(d) > likeness(best)) best = d;
+  for (const d of known.get(runFaultIdentity(result)) ?? []) {
+    if (!sameSpaceFault(result, d)) continue;
+    if (best === undefined || likeness(d) > likeness(best)) best = d;
+  }
   for (const d of best === undefined ? leaksExplainingSpace(result, known) : []) if (best === undefined || likeness(d) > likeness(best)) best = d;
   return best;
+}
+
+/**
+ * A space fault's identity (`space/write:ok`) names only the operation that
+ * grew the file, which fits many causes: a known one is the same fault only
+ * when the file is no further past the bound than in the case, and the
+ * operation spans several clusters where the case's did (an allocator's habit
+ * with multi-cluster runs says nothing of a one-cluster write). Other faults:
+ * the identity decides.
+ */
+function sameSpaceFault(result: Extract<RunResult, { status: 'property-failed' }>, d: KnownDivergence): boolean {
+  if (d.space === undefined) return true;
+  const excess = spaceExcessClusters(result.failure.message);
+  if (excess === undefined || excess > d.space.excessClusters) return false;
+  const { options, steps } = result.counterexample;
+  return d.space.causingSpan < 2 || causingClusterSpan(options, steps) >= 2;
 }
 
 /**

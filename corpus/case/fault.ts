@@ -109,6 +109,21 @@ export function causingOperation(options: ImageOptions, steps: readonly Step[]):
   return operationOutcomes(options, steps).at(-1)?.outcome ?? 'none';
 }
 
+/**
+ * How many guest clusters the operation that caused the fault spans (its
+ * range, for a write, write-zeroes, discard or compressed write; 0 for any
+ * other operation, or none): a space fault of one allocator's habit (e.g.
+ * QEMU placing a multi-cluster write as one contiguous run) needs a range of
+ * several clusters.
+ */
+export function causingClusterSpan(options: ImageOptions, steps: readonly Step[]): number {
+  const index = operationOutcomes(options, steps).at(-1)?.index;
+  const s = index === undefined ? undefined : steps[index];
+  if (s === undefined || (s.kind !== 'write' && s.kind !== 'writeZeroes' && s.kind !== 'discard' && s.kind !== 'writeCompressed')) return 0;
+  const cs = 2 ** options.clusterBits;
+  return s.length === 0 ? 0 : Math.floor((s.offset + s.length - 1) / cs) - Math.floor(s.offset / cs) + 1;
+}
+
 /** The space check's message: `the file has F clusters (…) but at most B are explained`. */
 const spaceExcessPattern = /the file has (\d+) clusters \(\d+ bytes\) but at most (\d+) are explained/;
 

@@ -241,6 +241,30 @@ describe('matching a run to a known divergence', () => {
     expect(matchKnownDivergence(space(1), corpus)).toBeUndefined();
   });
 
+  it('a known space fault of multi-cluster writes excuses no one-cluster write, and no more excess than its case had', () => {
+    // qemu-space-space-write-a12c6c05b5766120.json: QEMU places a 3-cluster write as one run past a free cluster
+    const twoK = { version: 3 as const, clusterBits: 11, refcountBits: 2, lazyRefcounts: false, virtualSize: 4608 };
+    const contiguous: KnownDivergence = {
+      ...known('space-write.json', 2),
+      identity: 'space/write:ok',
+      signature: 'space/space/write',
+      property: 'space',
+      options: twoK,
+      space: { excessClusters: 1, causingSpan: 3 },
+    };
+    const spaceCorpus = new Map([['space/write:ok', [contiguous]]]);
+    const run = (write: { offset: number; length: number }, excess: number): RunResult => ({
+      ...failed,
+      property: 'space',
+      counterexample: { options: twoK, steps: [{ kind: 'write' as const, ...write, pattern: 1 }] },
+      failure: { kind: 'violation', check: 'space', message: `[space] after write: the file has ${8 + excess} clusters (18432 bytes) but at most 8 are explained (peak 6)` },
+    });
+    expect(matchKnownDivergence(run({ offset: 0x671, length: 0xb8f }, 1), spaceCorpus)?.caseFile).toBe('space-write.json');
+    // gate --impl qemu --seed 5 (space, seed 1692694594): a one-cluster write after refused snapshots is not that habit
+    expect(matchKnownDivergence(run({ offset: 0x800, length: 0x64d }, 1), spaceCorpus)).toBeUndefined();
+    expect(matchKnownDivergence(run({ offset: 0x671, length: 0xb8f }, 2), spaceCorpus)).toBeUndefined();
+  });
+
   it('the seed-20261125 space failure on QEMU 7.2 is the known 2-bit refused-snapshot leak', async () => {
     const steps = [
       { kind: 'resize' as const, size: 512 },
