@@ -40,19 +40,19 @@ export function mapJson(entries: readonly MapEntry[]): string {
 
 /**
  * `qemu-img map` human output: only ranges with data, printf("%#-16x") columns.
- * Like qemu-img, it refuses data without a host offset (compressed clusters):
- * the human format has no way to show them. Data found in a backing file
+ * Like qemu-img (dump_map_entry), it stops at the first data without a host
+ * offset (compressed clusters), which the human format cannot show: the lines
+ * before it, then `refused`, the error to report. Data found in a backing file
  * names that file (as opened: the name resolved against the overlay's directory).
  */
-export function mapText(entries: readonly MapEntry[], filename: string): string[] {
+export function mapText(entries: readonly MapEntry[], filename: string): { readonly lines: string[]; readonly refused?: string } {
   const hex = (n: number) => (n === 0 ? '0' : `0x${n.toString(16)}`).padEnd(16);
-  if (entries.some((e) => e.data && e.offset === undefined)) {
-    throw new CliError('map: file contains compressed clusters; use --output=json');
+  const lines = [`${'Offset'.padEnd(16)}${'Length'.padEnd(16)}${'Mapped to'.padEnd(16)}File`];
+  for (const e of entries) {
+    if (e.data && e.offset === undefined) return { lines, refused: 'map: File contains external, encrypted or compressed clusters (use --output=json)' };
+    if (e.data && !e.zero) lines.push(`${hex(e.start)}${hex(e.length)}${hex(e.offset ?? 0)}${e.filename ?? filename}`);
   }
-  return [
-    `${'Offset'.padEnd(16)}${'Length'.padEnd(16)}${'Mapped to'.padEnd(16)}File`,
-    ...entries.filter((e) => e.data && !e.zero).map((e) => `${hex(e.start)}${hex(e.length)}${hex(e.offset ?? 0)}${e.filename ?? filename}`),
-  ];
+  return { lines };
 }
 
 export function register(program: Command): void {
@@ -83,6 +83,10 @@ export function register(program: Command): void {
       }
       const out = outputOf(cmd).out;
       if (format === 'json') out(mapJson(entries));
-      else for (const line of mapText(entries, file)) out(line);
+      else {
+        const text = mapText(entries, file);
+        for (const line of text.lines) out(line);
+        if (text.refused !== undefined) throw new CliError(text.refused);
+      }
     });
 }

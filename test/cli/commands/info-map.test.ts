@@ -49,7 +49,16 @@ describe('info and map (end to end against qemu-img)', () => {
       expect(JSON.parse(json.stdout)[0]).toEqual({ start: 0, length: 1 << 20, depth: 0, present: true, zero: false, data: true });
       const human = await runCli(['map', file]);
       expect(human.exitCode).toBe(1);
-      expect(human.stderr).toMatch(/^qcow2-verify: map: file contains compressed clusters.*\n$/);
+      expect(human.stderr).toMatch(/^qcow2-verify: map: File contains external, encrypted or compressed clusters.*\n$/);
+      // qemu-img prints the lines before the first compressed range, then refuses
+      const mixed = `${dir}/mixed.qcow2`;
+      await qemuImg('create', '-q', '-f', 'qcow2', mixed, '1M');
+      await qemuIo(mixed, 'write -P 1 0 64k', 'write -c -P 2 128k 64k', 'write -P 3 256k 64k');
+      const qemuMixed = await qemuImg('map', mixed);
+      const ours = await runCli(['map', mixed]);
+      expect(qemuMixed.stdout.split('\n')).toHaveLength(2);
+      expect(ours.stdout).toBe(`${qemuMixed.stdout}\n`);
+      expect([ours.exitCode, qemuMixed.exitCode]).toEqual([1, 1]);
     });
   });
 
