@@ -104,8 +104,8 @@ export const handoff: PropertyDefinition = {
 export const crashConsistency: PropertyDefinition = {
   name: 'crashConsistency',
   description:
-    'crashes and I/O errors drawn inside the sequences (our engine on a fault-injecting file): after each, the image opens, the checker finds no corruption (leaks allowed), every sector reads as a state since the last flush, a failed op answers io and its retry succeeds',
-  checks: [faultsCheck],
+    'crashes and I/O errors drawn inside the sequences (our engine on a fault-injecting file): after each, the image opens, the checker finds no corruption (leaks allowed, and no later op adds to them), every sector reads as a state since the last flush, a failed op answers io and its retry succeeds; the file stays within the space bound plus the clusters faults leaked',
+  checks: [faultsCheck, spaceCheck],
   needsQemu: false,
   cost: 1,
   driver: createFaultDriver,

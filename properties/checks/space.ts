@@ -8,7 +8,7 @@
 // left it (ImageDriver.fileLength), so an engine is measured as it runs. The
 // bound, in clusters:
 //
-//   fileClusters <= peakLive + refcountClusters(fileClusters) + tableSlack
+//   fileClusters <= peakLive + refcountClusters(fileClusters) + tableSlack + faultLeaks
 //
 // - fileClusters: ceil(file length / cluster size); a partial last cluster is
 //   a live one (data written up to the end of the file).
@@ -30,6 +30,14 @@
 //   more than one cluster (the active L1, a snapshot L1 copy, the snapshot
 //   table). First fit puts such a table past holes smaller than it; the next
 //   single-cluster allocations fill them. 0 while every table fits a cluster.
+// - faultLeaks: in crashConsistency, the leaks the contract allows after a
+//   fault: the sum over the crashes and I/O errors so far of the leaked
+//   clusters the checker found right after each beyond those found after the
+//   one before. A leak a later repair frees (a dirty lazy-refcounts image is
+//   repaired as it opens) stays in the sum: it is a free cluster in the file
+//   then, the model never counted it live, and it is explained once the
+//   engine uses it again and the peak grows.
+//   0 before any fault.
 // Nothing else is slack: a new refcount block taking a cluster past the free
 // ones before it, or a freed cluster not reused before the file grows, shows
 // as soon as the file outgrows its peak by more than that.
@@ -56,6 +64,10 @@ interface SpaceMemory {
   tableMax: number;
   /** Largest fileClusters - (peakLive + refcountClusters) so far: how close the file came to the bound without its table slack. */
   excessMax: number;
+  /** The leaks faults made so far (see faultLeaks above). */
+  faultLeaks: number;
+  /** Leaked clusters the checker found right after the last fault (FaultResult.leakedClusters). */
+  leaksAfterLastFault: number;
 }
 
 /** The clusters the model says are live after one op, by kind. */
@@ -134,7 +146,7 @@ function memory(env: CheckEnv): SpaceMemory {
     const cs = 2 ** env.options.clusterBits;
     const l1Entries = Math.ceil(env.options.virtualSize / geometry(env.options).l1Coverage);
     const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
-    m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity };
+    m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity, faultLeaks: 0, leaksAfterLastFault: 0 };
     env.scratch.set('space', m);
   }
   return m;
@@ -145,32 +157,56 @@ export function spaceExcessMax(scratch: ReadonlyMap<string, unknown>): number | 
   return (scratch.get('space') as SpaceMemory | undefined)?.excessMax;
 }
 
+/** Counts the model's live clusters of `state` into the peak (the op before it is `m.previous`). */
+function account(m: SpaceMemory, state: ModelState): void {
+  m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
+  for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
+  const now = liveSet(state, m);
+  m.peakLive = Math.max(m.peakLive, liveAcross(m.previous, now));
+  m.previous = now;
+  // Snapshot L1 copies are never larger than the active L1 (it only grows).
+  for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
+}
+
+async function judge(env: CheckEnv, m: SpaceMemory, when: string): Promise<void> {
+  const { clusterBits, refcountBits } = env.state.options;
+  const fileSize = await env.driver.fileLength();
+  const fileClusters = clustersOf(fileSize, 2 ** clusterBits);
+  const refcountClusters = refcountClustersFor(fileClusters, clusterBits, refcountBits);
+  const tableSlack = spaceTableSlackFactor * m.tableMax;
+  const bound = m.peakLive + refcountClusters + tableSlack + m.faultLeaks;
+  m.excessMax = Math.max(m.excessMax, fileClusters - (m.peakLive + refcountClusters + m.faultLeaks));
+  if (fileClusters > bound) {
+    throw new PropertyViolation(
+      'space',
+      `${when}: the file has ${fileClusters} clusters (${fileSize} bytes) but at most ${bound} are explained ` +
+        `(peak of live clusters ${m.peakLive}, refcount structures for that file ${refcountClusters}, ` +
+        `contiguous-table slack ${tableSlack}${m.faultLeaks > 0 ? `, clusters faults leaked ${m.faultLeaks}` : ''})`,
+    );
+  }
+}
+
 export const spaceCheck: Check = {
   name: 'space',
   async afterOp(env, op) {
     const m = memory(env);
-    const state = env.state;
-    m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
-    for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
-    const now = liveSet(state, m);
-    const live = liveAcross(m.previous, now);
-    m.previous = now;
-    m.peakLive = Math.max(m.peakLive, live);
-    // Snapshot L1 copies are never larger than the active L1 (it only grows).
-    for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
-    const fileSize = await env.driver.fileLength();
-    const fileClusters = clustersOf(fileSize, 2 ** state.options.clusterBits);
-    const refcountClusters = refcountClustersFor(fileClusters, state.options.clusterBits, state.options.refcountBits);
-    const tableSlack = spaceTableSlackFactor * m.tableMax;
-    const bound = m.peakLive + refcountClusters + tableSlack;
-    m.excessMax = Math.max(m.excessMax, fileClusters - (m.peakLive + refcountClusters));
-    if (fileClusters > bound) {
-      throw new PropertyViolation(
-        'space',
-        `after ${formatStep(op)}: the file has ${fileClusters} clusters (${fileSize} bytes) but at most ${bound} are explained ` +
-          `(peak of live clusters ${m.peakLive}, refcount structures for that file ${refcountClusters}, ` +
-          `contiguous-table slack ${tableSlack})`,
-      );
-    }
+    account(m, env.state);
+    await judge(env, m, `after ${formatStep(op)}`);
+  },
+  /**
+   * The op inside the fault counts into the peak (its clusters may be in the
+   * file); the state the fault left (a crash state adopted under new
+   * identities) becomes the one the next op is counted from; the leaks the
+   * checker found after the fault beyond those after the one before are
+   * allowed, and no more.
+   */
+  async afterFault(env, fault) {
+    const m = memory(env);
+    account(m, fault.reached);
+    m.previous = liveSet(env.state, m);
+    m.peakLive = Math.max(m.peakLive, liveAcross(m.previous, m.previous));
+    m.faultLeaks += Math.max(0, fault.leakedClusters - m.leaksAfterLastFault);
+    m.leaksAfterLastFault = fault.leakedClusters;
+    await judge(env, m, `after ${formatStep(fault.step)}`);
   },
 };
