@@ -111,12 +111,9 @@ export const crashConsistency: PropertyDefinition = {
   driver: createFaultDriver,
   sequence: {
     faults: true,
-    // Adopting a crash state needs every cluster's bytes: compressed ones would need a decompressor (model/crash.ts).
-    swarm: { off: ['writeCompressed'] },
     // Refcount widths where a leaked reference cannot make a later snapshot overflow earlier than the model predicts;
     // small disks and clusters up to 64 KiB, since every fault copies, checks and reads the whole image several times.
-    // No extended L2 entries: adopting a crash state rebuilds the model from the image without subclusters (model/crash.ts).
-    image: { refcountBits: [1, 16, 64], virtualSizeMax: 2 * 1024 * 1024, clusterBitsMax: 16, extendedL2Percent: 0 },
+    image: { refcountBits: [1, 16, 64], virtualSizeMax: 2 * 1024 * 1024, clusterBitsMax: 16 },
   },
 };
 

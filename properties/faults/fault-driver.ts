@@ -4,7 +4,9 @@
 // drawn from a seed and the engine opens it again, as after a reboot.
 import { writeFile } from 'node:fs/promises';
 import { FaultFile, Qcow2Error, Qcow2Image, type FaultSpec } from '../../impl/index.js';
-import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
+import { readCompressedCluster } from '../../impl/compressed.js';
+import { geometry } from '../../impl/geometry.js';
+import { formatOp, type DecodedImage, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
 import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
 import { applyEngineOp, createOptionsFor, isEngineOp } from '../drivers/engine.js';
 
@@ -34,6 +36,27 @@ export interface FaultDriver extends ReportingDriver {
   fileBytes(): Uint8Array;
   /** The current virtual size as the engine reports it. */
   virtualSize(): number;
+}
+
+/**
+ * The guest bytes of every compressed stream the image references (active and
+ * snapshots), by host byte offset, inflated by the engine's decompressor (zlib
+ * or zstd, as the header says): what the model adopts a crash state with
+ * (model/crash.ts stateFromImage). Throws Qcow2Error 'corrupt' for a stream
+ * that does not inflate to one cluster.
+ */
+export async function compressedStreams(decoded: DecodedImage, fileBytes: Uint8Array): Promise<Map<number, Uint8Array>> {
+  const h = decoded.header;
+  const g = geometry(h.version, h.clusterBits, h.refcountOrder, h.extendedL2);
+  const file = new FaultFile(fileBytes);
+  const streams = new Map<number, Uint8Array>();
+  for (const table of decoded.l2Tables.values()) {
+    for (const e of table) {
+      if (e.kind !== 'compressed' || e.host === undefined || streams.has(e.host)) continue;
+      streams.set(e.host, await readCompressedCluster(file, { offset: e.host, length: e.length ?? 0 }, g, h.compressionType));
+    }
+  }
+  return streams;
 }
 
 /** The engine refused to open a crash state: the message is the engine's. */

@@ -1,7 +1,7 @@
 // Faults as steps of a sequence (issue 15): a crash, and an operation that
 // meets an injected I/O error. Like a read, they are not model Ops: the model
 // answers them with a set of allowed images (model/crash.ts), not one state.
-import { formatOp, type ModelState, type DiscardOp, type FlushOp, type ResizeOp, type WriteOp, type WriteZeroesOp } from '../../model/index.js';
+import { formatOp, type ModelState, type DiscardOp, type FlushOp, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from '../../model/index.js';
 
 /**
  * Power is lost: the image file becomes one of the states the disk could hold
@@ -19,8 +19,8 @@ export interface CrashStep {
 /** The operations a crash is drawn inside. */
 export type CrashableOp = FaultableOp;
 
-/** The operations an I/O error is injected into: guest ops and flush (snapshot ops are out of scope, docs/semantics.md). */
-export type FaultableOp = WriteOp | WriteZeroesOp | DiscardOp | ResizeOp | FlushOp;
+/** The operations an I/O error is injected into: guest ops (compressed writes too) and flush (snapshot ops are out of scope, docs/semantics.md). */
+export type FaultableOp = WriteOp | WriteCompressedOp | WriteZeroesOp | DiscardOp | ResizeOp | FlushOp;
 
 /**
  * `op` runs with its `nth` file access of kind `access` (counted from the

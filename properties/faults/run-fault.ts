@@ -31,7 +31,7 @@ import type { Coverage } from '../coverage.js';
 import type { ImageDriver } from '../driver.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
-import { CrashOpenError, isFaultDriver, type FaultDriver } from './fault-driver.js';
+import { compressedStreams, CrashOpenError, isFaultDriver, type FaultDriver } from './fault-driver.js';
 import type { CrashStep, FaultResult, FaultStep, IoErrorStep } from './fault-step.js';
 
 /** Crash states judged by the checker at each crash: the adopted one (opened and read) and the others. */
@@ -147,7 +147,8 @@ async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: Fault
   const reopened = await d.imageBytes();
   const leakedClusters = judgeImage(reopened, 'any', 'crash', `${what}, after the reopen`);
   const reached = m.state;
-  const adopted = stateFromImage(decodeImage(bufferReader(reopened)), m.state.options);
+  const decoded = decodeImage(bufferReader(reopened));
+  const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, reopened));
   compareSnapshots(m.state, adopted, what);
   m.state = adopted;
   mem.candidates = [adopted];
