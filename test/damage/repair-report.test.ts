@@ -2,23 +2,15 @@
 // damage kind qemu-img check counts, the model's repair report for `-r leaks`
 // and `-r all` (leaks fixed, corruptions fixed, what the second check finds)
 // is what qemu-img check -r prints, and what our engine's repair fixes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dir, type DirectoryResult } from 'tmp-promise';
+import { describe, expect, it } from 'vitest';
 import { FaultFile, Qcow2Error, Qcow2Image } from '../../impl/index.js';
 import { bufferReader, repairReport, type RepairReport } from '../../model/index.js';
 import { qemuImgCheckBytes } from '../../oracle/index.js';
 import { damaged } from './apply.js';
-import { buildBases, type BaseName } from './base-images.js';
+import { basesForThisFile } from './base-images.js';
 import { damageKinds } from './kinds/index.js';
 
-let tmp: DirectoryResult;
-let bases: ReadonlyMap<BaseName, Uint8Array>;
-
-beforeAll(async () => {
-  tmp = await dir({ unsafeCleanup: true });
-  bases = await buildBases(tmp.path);
-});
-afterAll(() => tmp.cleanup());
+const bases = basesForThisFile();
 
 /** The numbers qemu-img check -r --output=json prints: the fixed counts and the second check's. */
 interface Summary {
@@ -95,7 +87,7 @@ describe('the model reports what qemu-img check -r repairs', () => {
   for (const mode of ['leaks', 'all'] as const) {
     const predicted = counted.filter((k) => !notPredicted.has(k.base) && !notPredicted.has(`${k.name}/${mode}`));
     it.each(predicted.map((kind) => [kind.name, kind] as const))(`-r ${mode}: %s`, async (_name, kind) => {
-      const image = damaged(kind, bases);
+      const image = damaged(kind, bases());
       const model = modelSummary(repairReport(bufferReader(image), mode));
       const qemu = await qemuImgCheckBytes(image, { name: `${kind.name}.qcow2`, repair: mode, ...(kind.siblings === undefined ? {} : { siblings: kind.siblings }) });
       const explain = `${kind.name}: ${kind.description}\nmodel: ${JSON.stringify(model)}\nqemu-img check -r ${mode}: exit ${qemu.exitCode} ${JSON.stringify(qemu.raw)} ${qemu.messages.slice(0, 6).join(' | ')}`;

@@ -8,7 +8,7 @@ import { compressedStreams, createFaultDriver } from '../../../properties/faults
 const ops: Op[] = [
   { kind: 'write', offset: 0x1000, length: 0x800, pattern: 0x11 },
   { kind: 'writeCompressed', offset: 0x10000, length: 0x10000, pattern: 0x22 },
-  { kind: 'writeZeroes', offset: 0x1800, length: 0x800 },
+  { kind: 'writeZeroes', offset: 0x1800, length: 0x800, unmap: false },
   { kind: 'snapshotCreate', name: 's1' },
   { kind: 'write', offset: 0x10400, length: 0x400, pattern: 0x33 },
   { kind: 'discard', offset: 0x1000, length: 0x400 },
