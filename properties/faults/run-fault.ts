@@ -211,7 +211,9 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
     }
     const disallowed = disallowedAfterFault([before, expected.state], await guestView(d));
     if (disallowed !== undefined) throw new PropertyViolation('io-error', `${what}, before the retry: ${disallowed}`);
-    mem.leaksAllowed = judgeImage(await d.imageBytes(), 'any', 'io-error', `${what}, before the retry`);
+    const flushed = await d.imageBytes();
+    mem.leaksAllowed = judgeImage(flushed, 'any', 'io-error', `${what}, before the retry`);
+    if (step.op.kind === 'writeCompressed') return adoptAfterCompressedError(m, step, d, mem, expected.state, flushed);
     // the flush above made the half-done op durable: a crash from here sees old or new
     mem.candidates = [before];
     const retried = await d.apply(step.op);
@@ -222,6 +224,22 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
   mem.lastOp = `ioError ${step.op.kind}`;
   await compareWholeDisk(d, m.state, 'io-error', `after ${what}`);
   return { step, reached: m.state, leakedClusters: mem.leaksAllowed };
+}
+
+/**
+ * A compressed write that met an error is not retried: a compressed write
+ * never overwrites an allocated cluster, so once some of its clusters landed a
+ * retry is refused (compressed-overwrite), by QEMU as by the engine. The model
+ * adopts the flushed image instead (its guest view was judged old or new per
+ * sector before), as after a crash.
+ */
+async function adoptAfterCompressedError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: FaultMemory, reached: ModelState, flushed: Uint8Array): Promise<FaultResult> {
+  const decoded = decodeImage(bufferReader(flushed));
+  m.state = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, flushed));
+  mem.candidates = [m.state];
+  mem.lastOp = `ioError ${step.op.kind}`;
+  await compareWholeDisk(d, m.state, 'io-error', `after ${formatStep(step)}`);
+  return { step, reached, leakedClusters: mem.leaksAllowed };
 }
 
 function compareFaultless(step: IoErrorStep, expected: Outcome, actual: Outcome): void {
