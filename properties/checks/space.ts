@@ -17,7 +17,12 @@
 //   a new snapshot table do, so both are in the file at its peak): the header,
 //   every data cluster and L2 table (distinct identities, active and snapshots),
 //   the active L1, each snapshot's L1 copy, and the snapshot table.
-// - peakLive: the largest live(op) of the sequence so far. The file does not
+// - streamSlack(op): the model counts a compressed stream as one cluster, but
+//   streams are packed one after another and one may straddle two host
+//   clusters; when the stream before it dies, the cluster they shared stays.
+//   So one more cluster per stream that died so far, at most one per live
+//   stream, is added to live(op).
+// - peakLive: the largest live(op) + streamSlack(op) of the sequence so far. The file does not
 //   shrink when clusters are freed (only a shrinking resize truncates), so a
 //   freed cluster is explained by the peak it was part of; a freed cluster must
 //   be used again before the file grows, flush or no flush.
@@ -68,11 +73,15 @@ interface SpaceMemory {
   faultLeaks: number;
   /** Leaked clusters the checker found right after the last fault (FaultResult.leakedClusters). */
   leaksAfterLastFault: number;
+  /** Compressed streams that died so far (streamSlack). */
+  streamsDead: number;
 }
 
 /** The clusters the model says are live after one op, by kind. */
 interface LiveSet {
   readonly dataIds: ReadonlySet<number>;
+  /** The compressed streams among them (streamSlack). */
+  readonly streamIds: ReadonlySet<number>;
   readonly l2Ids: ReadonlySet<number>;
   /** The active L1: a growth moves it even when its cluster count stays. */
   readonly l1Entries: number;
@@ -96,8 +105,13 @@ function liveSet(state: ModelState, m: SpaceMemory): LiveSet {
     snapshotL1Clusters.set(s.id, clustersOf((m.snapshotL1Entries.get(s.id) ?? m.l1Entries) * 8, cs));
     tableBytes = Math.ceil((tableBytes + snapshotEntryFixedBytes + encoder.encode(s.id).length + encoder.encode(s.name).length) / 8) * 8;
   }
+  const streamIds = new Set<number>();
+  for (const l1 of [state.active, ...state.snapshots.map((s) => s.l1)]) {
+    for (const table of l1) for (const e of table?.entries.values() ?? []) if (e.kind === 'compressed') streamIds.add(e.data.id);
+  }
   return {
     dataIds: new Set(counts.dataClusters.keys()),
+    streamIds,
     l2Ids: new Set(counts.l2Tables.keys()),
     l1Entries: m.l1Entries,
     l1Clusters: clustersOf(m.l1Entries * 8, cs),
@@ -145,8 +159,8 @@ function memory(env: CheckEnv): SpaceMemory {
   if (m === undefined) {
     const cs = 2 ** env.options.clusterBits;
     const l1Entries = Math.ceil(env.options.virtualSize / geometry(env.options).l1Coverage);
-    const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
-    m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity, faultLeaks: 0, leaksAfterLastFault: 0 };
+    const empty: LiveSet = { dataIds: new Set(), streamIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
+    m = { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity, faultLeaks: 0, leaksAfterLastFault: 0, streamsDead: 0 };
     env.scratch.set('space', m);
   }
   return m;
@@ -162,7 +176,10 @@ function account(m: SpaceMemory, state: ModelState): void {
   m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
   for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
   const now = liveSet(state, m);
-  m.peakLive = Math.max(m.peakLive, liveAcross(m.previous, now));
+  for (const id of m.previous.streamIds) if (!now.streamIds.has(id)) m.streamsDead++;
+  // streamSlack: a stream packed after one that died keeps that one's host cluster
+  const streamSlack = Math.min(unionSize(m.previous.streamIds, now.streamIds), m.streamsDead);
+  m.peakLive = Math.max(m.peakLive, liveAcross(m.previous, now) + streamSlack);
   m.previous = now;
   // Snapshot L1 copies are never larger than the active L1 (it only grows).
   for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
