@@ -26,13 +26,16 @@ export interface RefcountFix {
 export interface RepairResult {
   readonly leaks: readonly RefcountFix[];
   readonly corruptions: readonly RefcountFix[];
+  /** COPIED flags set right (check_oflag_copied): QEMU counts each as a corruption fixed. */
+  readonly copiedFixed: number;
 }
 
 /**
  * Rebuild the refcounts from the references. Mode 'all' (the default, and what
  * a read-write open of a dirty image runs) sets every count to its references
  * and the COPIED flags to match; mode 'leaks' only lowers counts above their
- * references (QEMU's `-r leaks` never raises a count). Errors: 'corrupt' when
+ * references (QEMU's `-r leaks` never raises a count), and sets the COPIED
+ * flags only when no count is below its references. Errors: 'corrupt' when
  * a count does not fit the refcount width or a counted cluster has no block.
  */
 export async function repairRefcounts(s: ImageState, mode: RepairMode = 'all'): Promise<RepairResult> {
@@ -76,7 +79,8 @@ export async function repairRefcounts(s: ImageState, mode: RepairMode = 'all'): 
   }
   assert(leaks.every((f) => f.reference < f.refcount), 'a leak is a count above its references');
   await s.refcounts.rewriteAll(want);
-  if (mode === 'all') await syncCopied(s);
+  // QEMU's -r leaks sets the COPIED flags too when no count is left below its references (check_oflag_copied).
+  const copiedFixed = mode === 'all' || corruptions.length === 0 ? await syncCopied(s) : 0;
   await flushMetadata(s);
-  return { leaks, corruptions: mode === 'all' ? corruptions : [] };
+  return { leaks, corruptions: mode === 'all' ? corruptions : [], copiedFixed };
 }

@@ -59,14 +59,16 @@ async function checkOverflow(s: ImageState, increments: Map<number, number>): Pr
   }
 }
 
-/** Recompute COPIED on the active L1 and its L2 tables from the live refcounts. */
-export async function syncCopied(s: ImageState): Promise<void> {
+/** Recompute COPIED on the active L1 and its L2 tables from the live refcounts; returns how many flags changed. */
+export async function syncCopied(s: ImageState): Promise<number> {
   const l1 = s.map.l1;
   const cs = s.g.clusterSize;
+  let changed = 0;
   for (const [i, offset] of l1.offsets.entries()) {
     if (offset === 0) continue;
     const copied = (await s.refcounts.logical(offset / cs)) === 1 ? 1 : 0;
     if (l1.copied[i] !== copied) {
+      changed++;
       l1.copied[i] = copied;
       s.map.markL1Dirty(i);
     }
@@ -76,11 +78,13 @@ export async function syncCopied(s: ImageState): Promise<void> {
       if (e.kind !== 'normal' && e.kind !== 'zero-alloc') continue;
       const want = (await s.refcounts.logical(e.offset / cs)) === 1;
       if (e.copied !== want) {
+        changed++;
         table.set(j, { ...e, copied: want });
         s.map.l2Cache.markDirty(offset);
       }
     }
   }
+  return changed;
 }
 
 /** Write the whole table at a new place (qcow2_write_snapshots); the old one is freed. */

@@ -6,10 +6,12 @@
 // durable point may hold its old or its new bytes. The model does not pick one;
 // it states the allowed set (the guest views of the candidate states, sector by
 // sector) and adopts the image that was judged to lie in it.
-import type { DecodedImage, DecodedL1 } from './decode/image.js';
+import type { SubclusterBitmap } from './decode/extended-l2.js';
+import type { DecodedImage, DecodedL1, DecodedL2Entry } from './decode/image.js';
 import type { ImageOptions } from './ops.js';
 import { read } from './read.js';
 import type { DataCluster, L1Table, L2Entry, L2Table, ModelState, Snapshot } from './state.js';
+import { subclustersPerCluster, type SubclusterState, type Subclusters } from './subclusters.js';
 
 /** The unit a crash never splits (a disk sector): a sector lands whole or not at all. */
 export const faultSectorBytes = 512;
@@ -70,17 +72,19 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /**
  * The model state of a decoded image that was judged allowed: guest clusters,
- * snapshots and the sharing of L2 tables and data clusters between views (one
- * identity per host offset). `options` gives what the header does not change;
- * the virtual size is the header's. Throws RangeError for a compressed
- * cluster: adopting one would need a decompressor, and the property that
- * adopts images draws no compressed writes.
+ * subclusters (extended L2 entries), snapshots and the sharing of L2 tables,
+ * data clusters and compressed streams between views (one identity per host
+ * offset). `options` gives what the header does not change; the virtual size
+ * is the header's. `compressed` holds the guest bytes of each compressed
+ * stream by its host byte offset (the model has no decompressor: the caller
+ * inflates them). Throws RangeError for a compressed stream it lacks.
  */
-export function stateFromImage(decoded: DecodedImage, options: ImageOptions): ModelState {
+export function stateFromImage(decoded: DecodedImage, options: ImageOptions, compressed: ReadonlyMap<number, Uint8Array>): ModelState {
   const clusterSize = decoded.header.clusterSize;
   let nextId = 1;
   const tables = new Map<number, L2Table>();
   const clusters = new Map<number, DataCluster>();
+  const streams = new Map<number, DataCluster>();
   const cluster = (host: number): DataCluster => {
     let c = clusters.get(host);
     if (c === undefined) {
@@ -89,15 +93,46 @@ export function stateFromImage(decoded: DecodedImage, options: ImageOptions): Mo
     }
     return c;
   };
+  const stream = (host: number): DataCluster => {
+    let c = streams.get(host);
+    if (c === undefined) {
+      const bytes = compressed.get(host);
+      if (bytes === undefined) throw new RangeError(`no guest bytes given for the compressed stream at host byte ${host}`);
+      c = { id: nextId++, bytes };
+      streams.set(host, c);
+    }
+    return c;
+  };
+  const entry = (e: DecodedL2Entry): L2Entry | undefined => {
+    switch (e.kind) {
+      case 'unallocated': {
+        // an extended entry without a host cluster may still read zeros in some subclusters
+        const subclusters = e.subclusters === undefined ? undefined : subclustersOf(e.subclusters);
+        return subclusters?.includes('zero') === true ? { kind: 'zero-plain', subclusters } : undefined;
+      }
+      case 'zero-plain':
+        return { kind: 'zero-plain' };
+      case 'zero-alloc':
+        return { kind: 'zero-alloc', data: cluster(e.host ?? 0) };
+      case 'normal':
+        return e.subclusters === undefined
+          ? { kind: 'normal', data: cluster(e.host ?? 0) }
+          : { kind: 'normal', data: cluster(e.host ?? 0), subclusters: subclustersOf(e.subclusters) };
+      case 'compressed':
+        return { kind: 'compressed', data: stream(e.host ?? 0) };
+      default: {
+        const never: never = e.kind;
+        throw new Error(`unknown entry kind ${String(never)}`);
+      }
+    }
+  };
   const table = (host: number): L2Table => {
     const known = tables.get(host);
     if (known !== undefined) return known;
     const entries = new Map<number, L2Entry>();
     for (const [index, e] of (decoded.l2Tables.get(host) ?? []).entries()) {
-      if (e.kind === 'unallocated') continue;
-      if (e.kind === 'compressed') throw new RangeError(`compressed cluster in the L2 table at ${host}: the model adopts no compressed clusters`);
-      if (e.kind === 'zero-plain') entries.set(index, { kind: 'zero-plain' });
-      else entries.set(index, { kind: e.kind, data: cluster(e.host ?? 0) });
+      const made = entry(e);
+      if (made !== undefined) entries.set(index, made);
     }
     const made = { id: nextId++, entries };
     tables.set(host, made);
@@ -112,4 +147,14 @@ export function stateFromImage(decoded: DecodedImage, options: ImageOptions): Mo
   }));
   const active = l1(decoded.active);
   return { options: { ...options, virtualSize: decoded.header.size }, active, snapshots, nextId };
+}
+
+/** The subcluster states of an extended entry's bitmap halves (decodeImage refuses a bit set in both). */
+function subclustersOf(bitmap: SubclusterBitmap): Subclusters {
+  const states: SubclusterState[] = [];
+  for (let i = 0; i < subclustersPerCluster; i++) {
+    const bit = 2 ** i;
+    states.push(Math.floor(bitmap.alloc / bit) % 2 === 1 ? 'allocated' : Math.floor(bitmap.zero / bit) % 2 === 1 ? 'zero' : 'unallocated');
+  }
+  return states;
 }

@@ -19,5 +19,7 @@ export { classifyL2Entry, type EntryKind } from './decode/l2-entry.js';
 export { abstractImage, type AbstractImage, type AbstractView } from './abstract.js';
 export { equivalent, type Difference, type Equivalence } from './equivalent.js';
 export { checkImage } from './check/check-image.js';
+export { countedPastEnd } from './check/past-end.js';
+export { repairReport, type RepairReport, type RepairMode as CheckRepairMode } from './check/repair-report.js';
 export { checkReportJson, type CheckReport } from './check/report.js';
 export { disallowedAfterFault, stateFromImage, faultSectorBytes } from './crash.js';

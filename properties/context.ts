@@ -57,7 +57,13 @@ export class RunContext {
     this.steps.push(step);
     recordStep(this.coverage, m.state, step);
     if (step.kind === 'read') return this.compareRead(m, step);
-    if (isFaultStep(step)) return runFaultStep(m, step, this.driver, this.scratch, this.coverage);
+    if (isFaultStep(step)) {
+      const fault = await runFaultStep(m, step, this.driver, this.scratch, this.coverage);
+      this.sample = undefined;
+      const env = this.env(m);
+      for (const check of this.checks) await check.afterFault?.(env, fault);
+      return;
+    }
     const modelResult = modelStep(m.state, step);
     const packing = modelResult.outcome.ok ? packingDecidesOverflow(m.state, step) : undefined;
     const before = packing === undefined ? undefined : await this.driver.imageBytes();

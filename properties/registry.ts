@@ -106,19 +106,16 @@ export const handoff: PropertyDefinition = {
 export const crashConsistency: PropertyDefinition = {
   name: 'crashConsistency',
   description:
-    'crashes and I/O errors drawn inside the sequences (our engine on a fault-injecting file): after each, the image opens, the checker finds no corruption (leaks allowed), every sector reads as a state since the last flush, a failed op answers io and its retry succeeds',
-  checks: [faultsCheck],
+    'crashes and I/O errors drawn inside the sequences (our engine on a fault-injecting file): after each, the image opens, the checker finds no corruption (leaks allowed, and no later op adds to them), every sector reads as a state since the last flush, a failed op answers io and its retry succeeds; the file stays within the space bound plus the clusters faults leaked',
+  checks: [faultsCheck, spaceCheck],
   needsQemu: false,
   cost: 1,
   driver: createFaultDriver,
   sequence: {
     faults: true,
-    // Adopting a crash state needs every cluster's bytes: compressed ones would need a decompressor (model/crash.ts).
-    swarm: { off: ['writeCompressed'] },
     // Refcount widths where a leaked reference cannot make a later snapshot overflow earlier than the model predicts;
     // small disks and clusters up to 64 KiB, since every fault copies, checks and reads the whole image several times.
-    // No extended L2 entries: adopting a crash state rebuilds the model from the image without subclusters (model/crash.ts).
-    image: { refcountBits: [1, 16, 64], virtualSizeMax: 2 * 1024 * 1024, clusterBitsMax: 16, extendedL2Percent: 0 },
+    image: { refcountBits: [1, 16, 64], virtualSizeMax: 2 * 1024 * 1024, clusterBitsMax: 16 },
   },
 };
 

@@ -193,7 +193,7 @@ export async function runCheckRepair(
     out('The following inconsistencies were found and repaired:');
     out('');
     out(`    ${result.leaks.length} leaked clusters`);
-    out(`    ${result.corruptions.length} corruptions`);
+    out(`    ${result.corruptions.length + result.copiedFixed} corruptions`);
     out('');
     out('Double checking the fixed image now...');
   }

@@ -33,6 +33,32 @@ function readable(offset: bigint, length: number): boolean {
 }
 
 export function checkImage(reader: ByteReader): CheckReport {
+  return checkWith(reader, new Map()).report;
+}
+
+/** One refcount the checker found wrong: what the file says, what the references need. */
+export interface RefcountMismatch {
+  readonly cluster: number;
+  readonly refcount: bigint;
+  readonly reference: bigint;
+}
+
+/** What a repair needs to know of a check besides its report (none of it when the check could not run). */
+export interface CheckDetails {
+  readonly report: CheckReport;
+  readonly mismatches: readonly RefcountMismatch[];
+  /** Corruptions check_refblocks counted (a bad refcount table entry or refcount block): `-r all` rebuilds the refcount structures then. */
+  readonly refblockErrors: number;
+  /** Snapshot table entries QEMU reads as incomplete (each a corruption; `-r all` completes them). */
+  readonly snapshotEntriesIncomplete: number;
+}
+
+/**
+ * The checker with some clusters' refcounts taken from `refcountOverrides`
+ * instead of the file (a repair's result: repair-report.ts), and the refcount
+ * mismatches it found.
+ */
+export function checkWith(reader: ByteReader, refcountOverrides: ReadonlyMap<number, bigint>): CheckDetails {
   let header: Header;
   let bitmaps: readonly Bitmap[];
   let snapshots: SnapshotTable;
@@ -40,17 +66,18 @@ export function checkImage(reader: ByteReader): CheckReport {
     header = decodeHeader(reader);
     bitmaps = loadBitmaps(reader, header);
   } catch (error) {
-    return cannotCheck(error, 'Could not open');
+    return { report: cannotCheck(error, 'Could not open'), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0 };
   }
   try {
     snapshots = decodeSnapshotTable(reader, header);
   } catch (error) {
-    return withBacking(cannotCheck(error, 'Check failed (snapshot table)'), header);
+    return { report: withBacking(cannotCheck(error, 'Check failed (snapshot table)'), header), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0 };
   }
+  const checker = new Checker(reader, header, snapshots, bitmaps, refcountOverrides);
   try {
-    return withBacking(new Checker(reader, header, snapshots, bitmaps).run(), header);
+    return { report: withBacking(checker.run(), header), mismatches: checker.mismatches, refblockErrors: checker.refblockErrors, snapshotEntriesIncomplete: snapshots.incompleteEntries };
   } catch (error) {
-    return withBacking(cannotCheck(error, 'Check failed'), header);
+    return { report: withBacking(cannotCheck(error, 'Check failed'), header), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0 };
   }
 }
 
@@ -76,12 +103,15 @@ class Checker {
   private readonly reftable: bigint[];
   private readonly refblocks = new Map<bigint, Uint8Array>();
   private readonly t: Tally = { corruptions: 0, leaks: 0, checkErrors: 0, allocated: 0, fragmented: 0, compressed: 0, messages: [] };
+  readonly mismatches: RefcountMismatch[] = [];
+  refblockErrors = 0;
 
   constructor(
     private readonly reader: ByteReader,
     private readonly h: Header,
     private readonly snapshots: SnapshotTable,
     private readonly bitmaps: readonly Bitmap[],
+    private readonly refcountOverrides: ReadonlyMap<number, bigint>,
   ) {
     this.cs = h.clusterSize;
     this.bits = 2 ** h.refcountOrder;
@@ -265,6 +295,7 @@ class Checker {
   }
 
   private checkRefblocks(): void {
+    const before = this.t.corruptions;
     this.reftable.forEach((entry, i) => {
       const offset = entry & E.reftOffsetMask;
       if ((entry & E.reftReservedMask) !== 0n) return this.corrupt(`ERROR refcount table entry ${i} has reserved bits set`);
@@ -276,10 +307,13 @@ class Checker {
       const n = this.imrt.get(Number(cluster)) ?? 0n;
       if (n !== 1n) this.corrupt(`ERROR refcount block ${i} refcount=${n}`);
     });
+    this.refblockErrors = this.t.corruptions - before;
   }
 
   /** qcow2_get_refcount: undefined where QEMU fails with -EIO (unaligned refblock). */
   private onDisk(cluster: number): bigint | undefined {
+    const repaired = this.refcountOverrides.get(cluster);
+    if (repaired !== undefined) return repaired;
     const blockEntries = (this.cs * 8) / this.bits;
     const entry = this.reftable[Math.floor(cluster / blockEntries)];
     if (entry === undefined) return 0n;
@@ -306,6 +340,7 @@ class Checker {
       const computed = this.imrt.get(i) ?? 0n;
       if (disk > 0n || computed > 0n) highest = i;
       if (disk === computed) continue;
+      this.mismatches.push({ cluster: i, refcount: disk, reference: computed });
       this.t.messages.push(`${disk < computed ? 'ERROR' : 'Leaked'} cluster ${i} refcount=${disk} reference=${computed}`);
       if (disk < computed) this.t.corruptions++;
       else this.t.leaks++;

@@ -3,6 +3,7 @@
 // the outcome comparison and the read comparison run in every property.
 import type { CheckReport, DecodedImage, ImageOptions, ModelState, Op, Outcome } from '../../model/index.js';
 import type { ImageDriver } from '../driver.js';
+import type { FaultResult } from '../faults/fault-step.js';
 
 /** The flushed image after the current step, decoded once and shared by the checks. */
 export interface ImageSample {
@@ -27,5 +28,7 @@ export interface CheckEnv {
 export interface Check {
   readonly name: string;
   afterOp?(env: CheckEnv, op: Op, outcome: Outcome): Promise<void>;
+  /** After a crash or I/O error step (crashConsistency); `env.state` is the model the fault step left. */
+  afterFault?(env: CheckEnv, fault: FaultResult): Promise<void>;
   atEnd?(env: CheckEnv): Promise<void>;
 }

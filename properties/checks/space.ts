@@ -8,7 +8,7 @@
 // left it (ImageDriver.fileLength), so an engine is measured as it runs. The
 // bound, in clusters:
 //
-//   fileClusters <= peakLive + refcountClusters(fileClusters) + tableSlack
+//   fileClusters <= peakLive + refcountClusters(fileClusters) + tableSlack + faultLeaks
 //
 // - fileClusters: ceil(file length / cluster size); a partial last cluster is
 //   a live one (data written up to the end of the file).
@@ -17,7 +17,12 @@
 //   a new snapshot table do, so both are in the file at its peak): the header,
 //   every data cluster and L2 table (distinct identities, active and snapshots),
 //   the active L1, each snapshot's L1 copy, and the snapshot table.
-// - peakLive: the largest live(op) of the sequence so far. The file does not
+// - streamSlack(op): the model counts a compressed stream as one cluster, but
+//   streams are packed one after another and one may straddle two host
+//   clusters; when the stream before it dies, the cluster they shared stays.
+//   So one more cluster per stream that died so far, at most one per live
+//   stream, is added to live(op).
+// - peakLive: the largest live(op) + streamSlack(op) of the sequence so far. The file does not
 //   shrink when clusters are freed (only a shrinking resize truncates), so a
 //   freed cluster is explained by the peak it was part of; a freed cluster must
 //   be used again before the file grows, flush or no flush.
@@ -30,6 +35,14 @@
 //   more than one cluster (the active L1, a snapshot L1 copy, the snapshot
 //   table). First fit puts such a table past holes smaller than it; the next
 //   single-cluster allocations fill them. 0 while every table fits a cluster.
+// - faultLeaks: in crashConsistency, the leaks the contract allows after a
+//   fault: the sum over the crashes and I/O errors so far of the leaked
+//   clusters the checker found right after each beyond those found after the
+//   one before. A leak a later repair frees (a dirty lazy-refcounts image is
+//   repaired as it opens) stays in the sum: it is a free cluster in the file
+//   then, the model never counted it live, and it is explained once the
+//   engine uses it again and the peak grows.
+//   0 before any fault.
 // Nothing else is slack: a new refcount block taking a cluster past the free
 // ones before it, or a freed cluster not reused before the file grows, shows
 // as soon as the file outgrows its peak by more than that.
@@ -64,11 +77,19 @@ interface SpaceMemory {
   tableMax: number;
   /** Largest fileClusters - (peakLive + refcountClusters) so far: how close the file came to the bound without its table slack. */
   excessMax: number;
+  /** The leaks faults made so far (see faultLeaks above). */
+  faultLeaks: number;
+  /** Leaked clusters the checker found right after the last fault (FaultResult.leakedClusters). */
+  leaksAfterLastFault: number;
+  /** Compressed streams that died so far (streamSlack). */
+  streamsDead: number;
 }
 
 /** The clusters the model says are live after one op, by kind. */
 interface LiveSet {
   readonly dataIds: ReadonlySet<number>;
+  /** The compressed streams among them (streamSlack). */
+  readonly streamIds: ReadonlySet<number>;
   readonly l2Ids: ReadonlySet<number>;
   /** The active L1: a growth moves it even when its cluster count stays. */
   readonly l1Entries: number;
@@ -92,8 +113,13 @@ function liveSet(state: ModelState, m: SpaceMemory): LiveSet {
     snapshotL1Clusters.set(s.id, clustersOf((m.snapshotL1Entries.get(s.id) ?? m.l1Entries) * 8, cs));
     tableBytes = Math.ceil((tableBytes + snapshotEntryFixedBytes + encoder.encode(s.id).length + encoder.encode(s.name).length) / 8) * 8;
   }
+  const streamIds = new Set<number>();
+  for (const l1 of [state.active, ...state.snapshots.map((s) => s.l1)]) {
+    for (const table of l1) for (const e of table?.entries.values() ?? []) if (e.kind === 'compressed') streamIds.add(e.data.id);
+  }
   return {
     dataIds: new Set(counts.dataClusters.keys()),
+    streamIds,
     l2Ids: new Set(counts.l2Tables.keys()),
     l1Entries: m.l1Entries,
     l1Clusters: clustersOf(m.l1Entries * 8, cs),
@@ -139,8 +165,8 @@ export function refcountClustersFor(fileClusters: number, clusterBits: number, r
 function freshMemory(options: ImageOptions): SpaceMemory {
   const cs = 2 ** options.clusterBits;
   const l1Entries = Math.ceil(options.virtualSize / geometry(options).l1Coverage);
-  const empty: LiveSet = { dataIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
-  return { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity };
+  const empty: LiveSet = { dataIds: new Set(), streamIds: new Set(), l2Ids: new Set(), l1Entries, l1Clusters: clustersOf(l1Entries * 8, cs), snapshotL1Clusters: new Map(), snapshotTableClusters: 0 };
+  return { l1Entries, snapshotL1Entries: new Map(), previous: empty, peakLive: 0, tableMax: 0, excessMax: -Infinity, faultLeaks: 0, leaksAfterLastFault: 0, streamsDead: 0 };
 }
 
 /** The scratch key of the image's own memory (a backing file's is keyed by its name). */
@@ -164,31 +190,6 @@ export function spaceExcessMax(scratch: ReadonlyMap<string, unknown>, backingFil
   return (scratch.get(layersKey) as Map<string, SpaceMemory> | undefined)?.get(backingFile)?.excessMax;
 }
 
-/** Bounds one qcow2 file of `fileSize` bytes by the live clusters of its model state `state`, remembered in `m`. */
-function judgeFile(m: SpaceMemory, state: ModelState, fileSize: number, what: string): void {
-  m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
-  for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
-  const now = liveSet(state, m);
-  const live = liveAcross(m.previous, now);
-  m.previous = now;
-  m.peakLive = Math.max(m.peakLive, live);
-  // Snapshot L1 copies are never larger than the active L1 (it only grows).
-  for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
-  const fileClusters = clustersOf(fileSize, 2 ** state.options.clusterBits);
-  const refcountClusters = refcountClustersFor(fileClusters, state.options.clusterBits, state.options.refcountBits);
-  const tableSlack = spaceTableSlackFactor * m.tableMax;
-  const bound = m.peakLive + refcountClusters + tableSlack;
-  m.excessMax = Math.max(m.excessMax, fileClusters - (m.peakLive + refcountClusters));
-  if (fileClusters > bound) {
-    throw new PropertyViolation(
-      'space',
-      `${what} has ${fileClusters} clusters (${fileSize} bytes) but at most ${bound} are explained ` +
-        `(peak of live clusters ${m.peakLive}, refcount structures for that file ${refcountClusters}, ` +
-        `contiguous-table slack ${tableSlack})`,
-    );
-  }
-}
-
 /**
  * The backing files after `op`: a new one (createOverlay) takes the top's
  * memory and the top starts afresh as the overlay created; a commit is judged in the file it wrote
@@ -210,7 +211,49 @@ async function judgeLayers(env: CheckEnv, op: Op, when: string): Promise<void> {
     if (layer.format === 'raw') continue;
     let m = memories.get(file.name);
     if (m === undefined) memories.set(file.name, (m = freshMemory(layer.image.options)));
-    if (op.kind === 'commit') judgeFile(m, layer.image, bytes.length, `${when}: the backing file ${file.name}`);
+    if (op.kind === 'commit') {
+      account(m, layer.image);
+      judge(m, layer.image.options, bytes.length, `${when}: the backing file ${file.name}`);
+    }
+  }
+}
+
+/** Counts the model's live clusters of `state` into the peak (the op before it is `m.previous`). */
+function account(m: SpaceMemory, state: ModelState): void {
+  m.l1Entries = Math.max(m.l1Entries, Math.ceil(state.options.virtualSize / geometry(state.options).l1Coverage));
+  for (const s of state.snapshots) if (!m.snapshotL1Entries.has(s.id)) m.snapshotL1Entries.set(s.id, m.l1Entries);
+  const now = liveSet(state, m);
+  for (const id of m.previous.streamIds) if (!now.streamIds.has(id)) m.streamsDead++;
+  // streamSlack: a stream packed after one that died keeps that one's host cluster
+  const streamSlack = Math.min(unionSize(m.previous.streamIds, now.streamIds), m.streamsDead);
+  m.peakLive = Math.max(m.peakLive, liveAcross(m.previous, now) + streamSlack);
+  m.previous = now;
+  // Snapshot L1 copies are never larger than the active L1 (it only grows).
+  for (const table of [now.l1Clusters, now.snapshotTableClusters]) if (table > 1) m.tableMax = Math.max(m.tableMax, table);
+}
+
+/** The image's own memory; the image as created (its L1 before the first op, which may grow it) before the first op. */
+function topMemory(env: CheckEnv): SpaceMemory {
+  let m = env.scratch.get(topKey) as SpaceMemory | undefined;
+  if (m === undefined) env.scratch.set(topKey, (m = freshMemory(env.options)));
+  return m;
+}
+
+/** Bounds one qcow2 file of `fileSize` bytes by the peak counted into `m` (`what`: the file, as the message names it). */
+function judge(m: SpaceMemory, options: ImageOptions, fileSize: number, what: string): void {
+  const { clusterBits, refcountBits } = options;
+  const fileClusters = clustersOf(fileSize, 2 ** clusterBits);
+  const refcountClusters = refcountClustersFor(fileClusters, clusterBits, refcountBits);
+  const tableSlack = spaceTableSlackFactor * m.tableMax;
+  const bound = m.peakLive + refcountClusters + tableSlack + m.faultLeaks;
+  m.excessMax = Math.max(m.excessMax, fileClusters - (m.peakLive + refcountClusters + m.faultLeaks));
+  if (fileClusters > bound) {
+    throw new PropertyViolation(
+      'space',
+      `${what} has ${fileClusters} clusters (${fileSize} bytes) but at most ${bound} are explained ` +
+        `(peak of live clusters ${m.peakLive}, refcount structures for that file ${refcountClusters}, ` +
+        `contiguous-table slack ${tableSlack}${m.faultLeaks > 0 ? `, clusters faults leaked ${m.faultLeaks}` : ''})`,
+    );
   }
 }
 
@@ -219,9 +262,24 @@ export const spaceCheck: Check = {
   async afterOp(env, op, outcome) {
     const when = `after ${formatStep(op)}`;
     if (outcome.ok) await judgeLayers(env, op, when);
-    let m = env.scratch.get(topKey) as SpaceMemory | undefined;
-    // the image as created (its L1 before the first op, which may grow it)
-    if (m === undefined) env.scratch.set(topKey, (m = freshMemory(env.options)));
-    judgeFile(m, env.state, await env.driver.fileLength(), `${when}: the file`);
+    const m = topMemory(env);
+    account(m, env.state);
+    judge(m, env.state.options, await env.driver.fileLength(), `${when}: the file`);
+  },
+  /**
+   * The op inside the fault counts into the peak (its clusters may be in the
+   * file); the state the fault left (a crash state adopted under new
+   * identities) becomes the one the next op is counted from; the leaks the
+   * checker found after the fault beyond those after the one before are
+   * allowed, and no more.
+   */
+  async afterFault(env, fault) {
+    const m = topMemory(env);
+    account(m, fault.reached);
+    m.previous = liveSet(env.state, m);
+    m.peakLive = Math.max(m.peakLive, liveAcross(m.previous, m.previous));
+    m.faultLeaks += Math.max(0, fault.leakedClusters - m.leaksAfterLastFault);
+    m.leaksAfterLastFault = fault.leakedClusters;
+    judge(m, env.state.options, await env.driver.fileLength(), `after ${formatStep(fault.step)}: the file`);
   },
 };

@@ -58,6 +58,48 @@ export function applyEngineOp(image: Qcow2Image, op: EngineOp): Promise<void> {
   }
 }
 
+/**
+ * One op's outcome from the engine (what every engine driver's `apply` answers):
+ * ok, a refusal of a kind the model knows, or an ImplementationError naming
+ * `driverName` for anything else the engine threw.
+ */
+export async function engineOutcome(driverName: string, op: Op, run: () => Promise<void>): Promise<Outcome> {
+  try {
+    await run();
+    return okOutcome;
+  } catch (error) {
+    if (error instanceof Qcow2Error && isOpErrorKind(error.code)) return refused(error.code, error.message);
+    throw implementationError(driverName, formatOp(op), error);
+  }
+}
+
+/** A guest read from the engine; whatever it throws is an ImplementationError naming `driverName`. */
+export async function engineRead(driverName: string, image: Qcow2Image, offset: number, length: number): Promise<Uint8Array> {
+  try {
+    return await image.read(offset, length);
+  } catch (error) {
+    throw implementationError(driverName, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
+  }
+}
+
+/** Flushes the engine (before the image file is sampled); whatever it throws is an ImplementationError naming `driverName`. */
+export async function engineFlush(driverName: string, image: Qcow2Image): Promise<void> {
+  try {
+    await image.flush();
+  } catch (error) {
+    throw implementationError(driverName, 'flush', error);
+  }
+}
+
+/** The engine's map and info; whatever it throws is an ImplementationError naming `driverName`. */
+export async function engineReports(driverName: string, image: Qcow2Image): Promise<EngineReports> {
+  try {
+    return { map: await image.map(), info: await image.info() };
+  } catch (error) {
+    throw implementationError(driverName, 'map/info', error);
+  }
+}
+
 /** Where the image lives once it has a backing chain: a file in its own directory, with its backing files. */
 interface ChainHome {
   readonly tmp: DirectoryResult;
@@ -75,14 +117,8 @@ class EngineDriver implements ImageDriver {
     private image: Qcow2Image,
   ) {}
 
-  async apply(op: Op): Promise<Outcome> {
-    try {
-      await this.applyUnchecked(op);
-      return okOutcome;
-    } catch (error) {
-      if (error instanceof Qcow2Error && isOpErrorKind(error.code)) return refused(error.code, error.message);
-      throw implementationError(this.name, formatOp(op), error);
-    }
+  apply(op: Op): Promise<Outcome> {
+    return engineOutcome(this.name, op, () => this.applyUnchecked(op));
   }
 
   private async applyUnchecked(op: Op): Promise<void> {
@@ -155,20 +191,12 @@ class EngineDriver implements ImageDriver {
     return this.home === undefined ? Promise.resolve([]) : readBackingFiles(this.home.path, this.chain);
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    try {
-      return await this.image.read(offset, length);
-    } catch (error) {
-      throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
-    }
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return engineRead(this.name, this.image, offset, length);
   }
 
   async imageBytes(): Promise<Uint8Array> {
-    try {
-      await this.image.flush();
-    } catch (error) {
-      throw implementationError(this.name, 'flush', error);
-    }
+    await engineFlush(this.name, this.image);
     return this.home === undefined ? this.memoryBytes() : new Uint8Array(await readFile(this.home.path));
   }
 
@@ -177,10 +205,11 @@ class EngineDriver implements ImageDriver {
   }
 
   async reports(): Promise<EngineReports> {
+    const reports = await engineReports(this.name, this.image);
     try {
-      return { map: await this.image.map(), info: await this.image.info(), backingInfo: await this.backingInfo() };
+      return { ...reports, backingInfo: await this.backingInfo() };
     } catch (error) {
-      throw implementationError(this.name, 'map/info', error);
+      throw implementationError(this.name, 'info --backing-chain', error);
     }
   }
 

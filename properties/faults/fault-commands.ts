@@ -10,6 +10,7 @@ import { discardCommand } from '../commands/discard.js';
 import { resizeCommand } from '../commands/resize.js';
 import { writeZeroesCommand } from '../commands/write-zeroes.js';
 import { writeCommand } from '../commands/write.js';
+import { writeCompressedCommand } from '../commands/write-compressed.js';
 import type { CrashableOp, CrashStep, FaultableOp, IoErrorStep } from './fault-step.js';
 import { flushCommand } from '../commands/flush.js';
 
@@ -66,6 +67,7 @@ function faultableCommand(): fc.Arbitrary<StepCommand> {
   return fc.oneof(
     { arbitrary: flushCommand(), weight: 4 },
     { arbitrary: writeCommand(), weight: 3 },
+    { arbitrary: writeCompressedCommand(), weight: 1 },
     { arbitrary: writeZeroesCommand(), weight: 1 },
     { arbitrary: discardCommand(), weight: 1 },
     { arbitrary: resizeCommand(), weight: 1 },

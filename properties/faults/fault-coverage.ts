@@ -42,6 +42,18 @@ export function roleClassifier(fileBytes: Uint8Array): (hostOffset: number) => M
   return (hostOffset) => roles.get(Math.floor(hostOffset / cs)) ?? 'unreferenced';
 }
 
+/** Byte offset of the version 3 header's incompatible features (qcow2 spec, header field 9). */
+const incompatibleFeaturesOffset = 72;
+/** Incompatible feature bit 4: extended L2 entries. */
+const extendedL2Bit = 1n << 4n;
+
+/** Whether the image's version 3 header sets the extended-L2 incompatible feature. */
+function hasExtendedL2(fileBytes: Uint8Array): boolean {
+  if (fileBytes.length < incompatibleFeaturesOffset + 8) return false;
+  const view = new DataView(fileBytes.buffer, fileBytes.byteOffset, fileBytes.byteLength);
+  return view.getUint32(4) === 3 && (view.getBigUint64(incompatibleFeaturesOffset) & extendedL2Bit) !== 0n;
+}
+
 function bump(histogram: Record<string, number>, key: string): void {
   histogram[key] = (histogram[key] ?? 0) + 1;
 }
@@ -59,6 +71,7 @@ export function recordFault(
   fileBytes: Uint8Array,
 ): void {
   bump(cov.faults, `${fault}@${operation}`);
+  if (hasExtendedL2(fileBytes)) bump(cov.faults, `${fault}:extended L2 image`);
   if (offsets === 'flush') {
     bump(cov.faults, `${fault}:flush`);
     return;

@@ -3,10 +3,12 @@
 // error for the next operation and lose power: the file becomes a crash state
 // drawn from a seed and the engine opens it again, as after a reboot.
 import { writeFile } from 'node:fs/promises';
-import { FaultFile, Qcow2Error, Qcow2Image, type FaultSpec } from '../../impl/index.js';
-import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
-import { implementationError, isOpErrorKind, okOutcome, refused, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
-import { applyEngineOp, createOptionsFor, isEngineOp } from '../drivers/engine.js';
+import { FaultFile, Qcow2Image, type FaultSpec } from '../../impl/index.js';
+import { readCompressedCluster } from '../../impl/compressed.js';
+import { geometry } from '../../impl/geometry.js';
+import type { DecodedImage, ImageOptions, Op, Outcome } from '../../model/index.js';
+import { implementationError, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
+import { applyEngineOp, createOptionsFor, engineFlush, engineOutcome, engineRead, engineReports, isEngineOp } from '../drivers/engine.js';
 
 export interface FaultDriver extends ReportingDriver {
   /** Arms one I/O error on the image file (counted from now). */
@@ -36,6 +38,27 @@ export interface FaultDriver extends ReportingDriver {
   virtualSize(): number;
 }
 
+/**
+ * The guest bytes of every compressed stream the image references (active and
+ * snapshots), by host byte offset, inflated by the engine's decompressor (zlib
+ * or zstd, as the header says): what the model adopts a crash state with
+ * (model/crash.ts stateFromImage). Throws Qcow2Error 'corrupt' for a stream
+ * that does not inflate to one cluster.
+ */
+export async function compressedStreams(decoded: DecodedImage, fileBytes: Uint8Array): Promise<Map<number, Uint8Array>> {
+  const h = decoded.header;
+  const g = geometry(h.version, h.clusterBits, h.refcountOrder, h.extendedL2);
+  const file = new FaultFile(fileBytes);
+  const streams = new Map<number, Uint8Array>();
+  for (const table of decoded.l2Tables.values()) {
+    for (const e of table) {
+      if (e.kind !== 'compressed' || e.host === undefined || streams.has(e.host)) continue;
+      streams.set(e.host, await readCompressedCluster(file, { offset: e.host, length: e.length ?? 0 }, g, h.compressionType));
+    }
+  }
+  return streams;
+}
+
 /** The engine refused to open a crash state: the message is the engine's. */
 export class CrashOpenError extends Error {
   override readonly name = 'CrashOpenError';
@@ -56,17 +79,13 @@ class FaultEngineDriver implements FaultDriver {
     private image: Qcow2Image,
   ) {}
 
-  async apply(op: Op): Promise<Outcome> {
-    try {
+  apply(op: Op): Promise<Outcome> {
+    return engineOutcome(this.name, op, async () => {
       if (op.kind === 'reopen') await this.reopen();
       else if (isEngineOp(op)) await applyEngineOp(this.image, op);
       // crash sequences draw no backing-chain ops: a chain is more than the one faulty file
       else throw new Error(`${op.kind} is not run on a fault-injecting file`);
-      return okOutcome;
-    } catch (error) {
-      if (error instanceof Qcow2Error && isOpErrorKind(error.code)) return refused(error.code, error.message);
-      throw implementationError(this.name, formatOp(op), error);
-    }
+    });
   }
 
   private async reopen(): Promise<void> {
@@ -124,20 +143,12 @@ class FaultEngineDriver implements FaultDriver {
     return this.image.virtualSize;
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    try {
-      return await this.image.read(offset, length);
-    } catch (error) {
-      throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
-    }
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return engineRead(this.name, this.image, offset, length);
   }
 
   async imageBytes(): Promise<Uint8Array> {
-    try {
-      await this.image.flush();
-    } catch (error) {
-      throw implementationError(this.name, 'flush', error);
-    }
+    await engineFlush(this.name, this.image);
     return this.file.bytes();
   }
 
@@ -145,12 +156,8 @@ class FaultEngineDriver implements FaultDriver {
     return this.file.length();
   }
 
-  async reports(): Promise<EngineReports> {
-    try {
-      return { map: await this.image.map(), info: await this.image.info() };
-    } catch (error) {
-      throw implementationError(this.name, 'map/info', error);
-    }
+  reports(): Promise<EngineReports> {
+    return engineReports(this.name, this.image);
   }
 
   async writeTo(path: string): Promise<void> {

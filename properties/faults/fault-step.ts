@@ -1,7 +1,7 @@
 // Faults as steps of a sequence (issue 15): a crash, and an operation that
 // meets an injected I/O error. Like a read, they are not model Ops: the model
 // answers them with a set of allowed images (model/crash.ts), not one state.
-import { formatOp, type DiscardOp, type FlushOp, type ResizeOp, type WriteOp, type WriteZeroesOp } from '../../model/index.js';
+import { formatOp, type ModelState, type DiscardOp, type FlushOp, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from '../../model/index.js';
 
 /**
  * Power is lost: the image file becomes one of the states the disk could hold
@@ -19,8 +19,8 @@ export interface CrashStep {
 /** The operations a crash is drawn inside. */
 export type CrashableOp = FaultableOp;
 
-/** The operations an I/O error is injected into: guest ops and flush (snapshot ops are out of scope, docs/semantics.md). */
-export type FaultableOp = WriteOp | WriteZeroesOp | DiscardOp | ResizeOp | FlushOp;
+/** The operations an I/O error is injected into: guest ops (compressed writes too) and flush (snapshot ops are out of scope, docs/semantics.md). */
+export type FaultableOp = WriteOp | WriteCompressedOp | WriteZeroesOp | DiscardOp | ResizeOp | FlushOp;
 
 /**
  * `op` runs with its `nth` file access of kind `access` (counted from the
@@ -37,6 +37,19 @@ export interface IoErrorStep {
 }
 
 export type FaultStep = CrashStep | IoErrorStep;
+
+/** What a fault step left, for the checks that follow it (Check.afterFault). */
+export interface FaultResult {
+  readonly step: FaultStep;
+  /**
+   * The model state the operation inside the fault reached (before a crash
+   * state was adopted): its clusters may be in the file. For a crash between
+   * operations, the state before the crash.
+   */
+  readonly reached: ModelState;
+  /** Leaked clusters the checker found right after the fault: the most the image may hold from now on. */
+  readonly leakedClusters: number;
+}
 
 export function isFaultStep(step: { readonly kind: string }): step is FaultStep {
   return step.kind === 'crash' || step.kind === 'ioError';

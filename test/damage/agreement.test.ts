@@ -3,12 +3,11 @@
 // and the same corruption and leak counts whenever both sides produced counts
 // (qemu-img prints no counts when it cannot open the image or its check fails;
 // the model says so with `failure`).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dir, type DirectoryResult } from 'tmp-promise';
+import { describe, expect, it } from 'vitest';
 import { bufferReader, checkImage, type CheckReport } from '../../model/index.js';
 import { qemuImgCheckBytes, type QemuCheckResult } from '../../oracle/index.js';
 import { damaged } from './apply.js';
-import { buildBases, type BaseName } from './base-images.js';
+import { basesForThisFile } from './base-images.js';
 import { damageKinds, type DamageKind } from './kinds/index.js';
 
 /**
@@ -17,14 +16,7 @@ import { damageKinds, type DamageKind } from './kinds/index.js';
  */
 const expectedDifferences: ReadonlyMap<string, { readonly model: Pick<CheckReport, 'verdict'>; readonly reason: string }> = new Map();
 
-let tmp: DirectoryResult;
-let bases: ReadonlyMap<BaseName, Uint8Array>;
-
-beforeAll(async () => {
-  tmp = await dir({ unsafeCleanup: true });
-  bases = await buildBases(tmp.path);
-});
-afterAll(() => tmp.cleanup());
+const bases = basesForThisFile();
 
 function summary(report: { readonly verdict: string; readonly corruptions: number; readonly leaks: number }): string {
   return `${report.verdict} (corruptions ${report.corruptions}, leaks ${report.leaks})`;
@@ -41,7 +33,7 @@ function explain(kind: DamageKind, qemu: QemuCheckResult, model: CheckReport): s
 
 describe('model checker agrees with qemu-img check on damaged images', () => {
   it.each(damageKinds.map((kind) => [kind.name, kind] as const))('%s', async (_name, kind) => {
-    const image = damaged(kind, bases);
+    const image = damaged(kind, bases());
     const qemu = await qemuImgCheckBytes(image, { name: `${kind.name}.qcow2`, ...(kind.siblings === undefined ? {} : { siblings: kind.siblings }) });
     const model = checkImage(bufferReader(image));
     const difference = expectedDifferences.get(kind.name);

@@ -3,6 +3,8 @@
 // Each mixes shared and private L2 tables and data clusters, so COPIED damage has
 // both kinds of target.
 import { readFile } from 'node:fs/promises';
+import { dir } from 'tmp-promise';
+import { afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { openQemuIo, qemuImgBitmap, qemuImgCreate, qemuImgSnapshot, type QemuBitmapAction, type QemuCreateConstraints } from '../../oracle/index.js';
 
@@ -143,4 +145,24 @@ async function buildBase(dir: string, name: BaseName): Promise<Uint8Array> {
 export async function buildBases(dir: string, names: readonly BaseName[] = baseNames): Promise<ReadonlyMap<BaseName, Uint8Array>> {
   const entries = await Promise.all(names.map(async (name) => [name, await buildBase(dir, name)] as const));
   return new Map(entries);
+}
+
+/**
+ * The base images for the calling test file: built once before its tests
+ * (beforeAll) in a temporary directory removed after them (afterAll). Call at
+ * the top level of a test file; the getter answers once the tests run.
+ */
+export function basesForThisFile(): () => ReadonlyMap<BaseName, Uint8Array> {
+  let bases: ReadonlyMap<BaseName, Uint8Array> | undefined;
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const tmp = await dir({ unsafeCleanup: true });
+    cleanup = () => tmp.cleanup();
+    bases = await buildBases(tmp.path);
+  });
+  afterAll(() => cleanup?.());
+  return () => {
+    if (bases === undefined) throw new Error('the base images are built in beforeAll: read them inside a test');
+    return bases;
+  };
 }

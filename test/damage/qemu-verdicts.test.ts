@@ -1,20 +1,12 @@
 // What qemu-img check says about each kind of damage: QEMU's verdicts documented
 // as executable records (see kinds/*.ts). Fails if the catalogue and QEMU part ways.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dir, type DirectoryResult } from 'tmp-promise';
+import { describe, expect, it } from 'vitest';
 import { qemuImgCheckBytes } from '../../oracle/index.js';
 import { damaged } from './apply.js';
-import { baseNames, buildBases, type BaseName } from './base-images.js';
+import { baseNames, basesForThisFile } from './base-images.js';
 import { damageKinds } from './kinds/index.js';
 
-let tmp: DirectoryResult;
-let bases: ReadonlyMap<BaseName, Uint8Array>;
-
-beforeAll(async () => {
-  tmp = await dir({ unsafeCleanup: true });
-  bases = await buildBases(tmp.path);
-});
-afterAll(() => tmp.cleanup());
+const bases = basesForThisFile();
 
 describe('damage catalogue', () => {
   it('has at least 30 kinds with unique names, on every base', () => {
@@ -24,14 +16,14 @@ describe('damage catalogue', () => {
   });
 
   it.each(baseNames)('base image %s is clean before any damage', async (name) => {
-    const bytes = bases.get(name);
+    const bytes = bases().get(name);
     expect(bytes).toBeDefined();
     expect(await qemuImgCheckBytes(bytes ?? new Uint8Array())).toMatchObject({ verdict: 'clean', corruptions: 0, leaks: 0 });
   });
 
   it.each(damageKinds.map((kind) => [kind.name, kind] as const))('qemu-img check on %s', async (_name, kind) => {
-    const image = damaged(kind, bases);
-    expect(image).not.toEqual(bases.get(kind.base)); // the damage did something
+    const image = damaged(kind, bases());
+    expect(image).not.toEqual(bases().get(kind.base)); // the damage did something
     const result = await qemuImgCheckBytes(image, { name: `${kind.name}.qcow2`, ...(kind.siblings === undefined ? {} : { siblings: kind.siblings }) });
     const { verdict, corruptions, leaks, checkErrors } = result;
     expect({ verdict, corruptions, leaks, checkErrors }, result.messages.slice(0, 5).join('\n')).toEqual(kind.qemu);

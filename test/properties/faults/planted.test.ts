@@ -8,7 +8,10 @@
 // Each mutant is on for one test only. Our engine holds these seeds and runs
 // (test/properties/properties.test.ts runs the property at the suite seed; the
 // message each test expects is the planted corruption, refcount 0 under a reference).
+import { join } from 'node:path';
+import { withDir } from 'tmp-promise';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { parseGateOptions, runGate } from '../../../cli/commands/gate.js';
 import type { ImageState } from '../../../impl/state.js';
 import { Qcow2Error, Qcow2Image } from '../../../impl/index.js';
 import { formatText, replayOps, runProperty, type Step } from '../../../properties/index.js';
@@ -76,6 +79,19 @@ describe('crashConsistency catches planted engine bugs', () => {
     expect(result.failure).toMatchObject({ kind: 'violation', check: 'crash', message: expect.stringContaining('refcount=0 reference=1') });
     expect(result.counterexample.steps.some((s) => s.kind === 'crash')).toBe(true);
     await expectSameFailureOnReplay(result.counterexample.options, result.counterexample.steps, 'crash');
+  }, plantedTimeoutMs);
+
+  it('the gate itself (in this process, by --runs) fails on L2 tables written before their refcount blocks', async () => {
+    planted.l2BeforeRefcounts = true;
+    await withDir(
+      async ({ path }) => {
+        const lines: string[] = [];
+        const raw = { impl: 'ts', property: 'crashConsistency', runs: '100', seed: '1', workers: '1', reproDir: join(path, 'repro') };
+        expect(await runGate(parseGateOptions(raw, () => 1), (l) => lines.push(l))).toBe(1);
+        expect(lines.join('\n')).toMatch(/Failure: \[crash\].*refcount=0 reference=1/);
+      },
+      { unsafeCleanup: true },
+    );
   }, plantedTimeoutMs);
 
   it('a cluster still referenced freed after an I/O error', async () => {
