@@ -36,6 +36,8 @@ import { firstDifference, formatStep, type ReadStep, type Step } from './steps.j
 import { PropertyViolation, hexPreview } from './violation.js';
 import { isFaultStep } from './faults/fault-step.js';
 import { runFaultStep } from './faults/run-fault.js';
+import { isQemuFaultDriver } from './faults/qemu-fault-driver.js';
+import { runQemuFaultStep } from './faults/run-qemu-fault.js';
 
 export class RunContext {
   readonly steps: Step[] = [];
@@ -57,7 +59,10 @@ export class RunContext {
     this.steps.push(step);
     recordStep(this.coverage, m.state, step);
     if (step.kind === 'read') return this.compareRead(m, step);
-    if (isFaultStep(step)) return runFaultStep(m, step, this.driver, this.scratch, this.coverage);
+    if (isFaultStep(step)) {
+      if (isQemuFaultDriver(this.driver)) return runQemuFaultStep(m, step, this.driver, this.scratch, this.coverage);
+      return runFaultStep(m, step, this.driver, this.scratch, this.coverage);
+    }
     const modelResult = modelStep(m.state, step);
     const packing = modelResult.outcome.ok ? packingDecidesOverflow(m.state, step) : undefined;
     const before = packing === undefined ? undefined : await this.driver.imageBytes();

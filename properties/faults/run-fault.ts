@@ -37,7 +37,7 @@ import type { CrashStep, FaultStep, IoErrorStep } from './fault-step.js';
 export const crashStatesJudged = 4;
 
 /** What the faults check keeps across one sequence. */
-interface FaultMemory {
+export interface FaultMemory {
   /** The model after the last durable operation and after each one since, oldest first. */
   candidates: ModelState[];
   /** A fault happened: from now on the image may hold leaked clusters. */
@@ -46,7 +46,8 @@ interface FaultMemory {
   lastOp: string;
 }
 
-function memory(scratch: Map<string, unknown>, options: ModelState['options']): FaultMemory {
+/** The faults check's memory of this sequence (created at its first use). */
+export function memory(scratch: Map<string, unknown>, options: ModelState['options']): FaultMemory {
   let m = scratch.get('faults') as FaultMemory | undefined;
   if (m === undefined) {
     m = { candidates: [initialState(options)], leaksAllowed: false, lastOp: 'start' };
@@ -77,7 +78,7 @@ export const faultsCheck: Check = {
 };
 
 /** The checker on an image: no corruption, and no leak unless a fault allowed it. */
-function judgeImage(bytes: Uint8Array, leaksAllowed: boolean, check: 'crash' | 'io-error' | 'check-image', when: string): void {
+export function judgeImage(bytes: Uint8Array, leaksAllowed: boolean, check: 'crash' | 'io-error' | 'check-image', when: string): void {
   const report = checkImage(bufferReader(bytes));
   if (report.verdict === 'clean' || (report.verdict === 'leaks' && leaksAllowed)) return;
   throw new PropertyViolation(check, `${when}: the checker finds ${report.verdict}: ${report.messages.slice(0, 3).join('; ')}`);
@@ -153,7 +154,7 @@ async function runUntilPowerLoss(m: ModelBox, during: NonNullable<CrashStep['dur
 }
 
 /** Snapshots are durable before a crash: same IDs, names, sizes and guest bytes. */
-function compareSnapshots(expected: ModelState, found: ModelState, what: string): void {
+export function compareSnapshots(expected: ModelState, found: ModelState, what: string): void {
   const show = (s: ModelState) => s.snapshots.map((x) => `${x.id}:${x.name}:${x.diskSize}`).join(', ');
   if (show(expected) !== show(found)) throw new PropertyViolation('crash', `${what}: snapshots [${show(found)}], expected [${show(expected)}]`);
   for (const [i, snap] of expected.snapshots.entries()) {
