@@ -120,14 +120,15 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
       return;
     }
     if (isFaultStep(s)) {
-      lines.push(`# step ${index + 1}: ${formatFaultStep(s)}`);
       if (s.kind === 'crash') {
         if (s.during !== undefined) guestOp(s.during.op, index);
         io.push('sigraise 9');
         endIo({ cache: 'unsafe' });
+        lines.push(`# step ${index + 1}: ${formatFaultStep(s)}: the qemu-io above is killed (sigraise 9), QEMU's caches lost`);
         lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
       } else {
         endIo();
+        lines.push(`# step ${index + 1}: ${formatFaultStep(s)}`);
         const rules = `blkdebug-${index + 1}.conf`;
         const event = s.event ?? qemuDefaultEvents[s.access];
         files.push({ name: rules, bytes: new TextEncoder().encode(blkdebugConfig({ event, occurrence: s.nth, errno: s.errno, once: !s.persistent })) });
