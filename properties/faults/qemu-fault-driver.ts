@@ -10,7 +10,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
+import { bufferReader, decodeImage, formatOp, type ImageOptions, type Op, type Outcome } from '../../model/index.js';
 import {
   blkdebugConfig,
   blkdebugFilename,
@@ -71,14 +71,13 @@ export function isQemuFaultDriver(driver: ImageDriver): driver is QemuFaultDrive
   return 'faultTarget' in driver && driver.faultTarget === 'qemu';
 }
 
-/** qcow2 header (docs/interop/qcow2.txt): incompatible_features at byte 72, bit 0 the dirty bit. */
-const incompatibleFeaturesOffset = 72;
-const dirtyBit = 1n;
-
+/** Whether the image's header has the dirty bit (lazy refcounts left stale); false when it does not decode (the check then says why). */
 function headerDirty(bytes: Uint8Array): boolean {
-  if (bytes.length < incompatibleFeaturesOffset + 8) return false;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return (view.getBigUint64(incompatibleFeaturesOffset) & dirtyBit) !== 0n;
+  try {
+    return decodeImage(bufferReader(bytes)).header.dirty;
+  } catch {
+    return false;
+  }
 }
 
 const driverName = 'qemu (qemu-io session, blkdebug, SIGKILL)';
@@ -102,7 +101,7 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
 
   async apply(op: Op): Promise<Outcome> {
     try {
-      await this.applyIn(await this.sessionFor(op), op);
+      await this.applyIn(() => this.qemu.io(), op);
       return okOutcome;
     } catch (error) {
       const kind = qemuErrorKind(op, error, this.virtualSize);
@@ -111,20 +110,16 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
     }
   }
 
-  /** The session an op talks to; none for the ops that run with qemu-io closed. */
-  private async sessionFor(op: Op): Promise<QemuIoSession | undefined> {
-    return isGuestDataOp(op) || op.kind === 'resize' || op.kind === 'flush' ? this.qemu.io() : undefined;
-  }
-
-  private async applyIn(io: QemuIoSession | undefined, op: Op): Promise<void> {
-    if (isGuestDataOp(op) && io !== undefined) return applyQemuIoGuestOp(io, op);
+  /** Runs `op` in the process `session` gives (asked only by the ops qemu-io runs; the others run with it closed). */
+  private async applyIn(session: () => Promise<QemuIoSession>, op: Op): Promise<void> {
+    if (isGuestDataOp(op)) return applyQemuIoGuestOp(await session(), op);
     switch (op.kind) {
       case 'resize':
-        await io?.truncate(op.size);
+        await (await session()).truncate(op.size);
         this.virtualSize = op.size;
         return;
       case 'flush':
-        return io?.flush();
+        return (await session()).flush();
       case 'snapshotCreate':
         return this.offline(() => qemuImgSnapshot(this.path, 'create', op.name));
       case 'snapshotRevert':
@@ -142,7 +137,13 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
   async applyUnderFault(op: FaultableOp, rule: BlkdebugInjectError): Promise<FaultedRun> {
     await this.qemu.close();
     await writeFile(this.rulesPath, blkdebugConfig(rule));
-    const io = await openQemuIo(blkdebugFilename(this.rulesPath, this.path), { cache: 'writeback' });
+    let io: QemuIoSession;
+    try {
+      io = await openQemuIo(blkdebugFilename(this.rulesPath, this.path), { cache: 'writeback' });
+    } catch (error) {
+      // the drawn events are not reached while an image opens: a failed open is QEMU's own failure
+      throw implementationError(this.name, `open on blkdebug (${rule.event}#${rule.occurrence})`, error);
+    }
     let first: Outcome;
     let retried: Outcome | undefined;
     let closing: string;
@@ -164,7 +165,7 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
   /** One op in the blkdebug process: an EIO or ENOSPC that is no refusal the model knows is the injected error, `io`. */
   private async applyFaulted(io: QemuIoSession, op: FaultableOp): Promise<Outcome> {
     try {
-      await this.applyIn(io, op);
+      await this.applyIn(() => Promise.resolve(io), op);
       return okOutcome;
     } catch (error) {
       const kind = qemuErrorKind(op, error, this.virtualSize);

@@ -27,7 +27,7 @@ import type { QemuFaultDriver, Recovery } from './qemu-fault-driver.js';
 import { compareSnapshots, judgeImage, memory, type FaultMemory } from './run-fault.js';
 
 /** What qemu-io prints at close when its final flush fails: `Failed to flush the L2 table cache: …`. */
-const closeFailurePattern = /Failed to flush|error/i;
+const closeFailurePattern = /Failed to flush|Input\/output error|No space left on device/;
 
 export async function runQemuFaultStep(m: ModelBox, step: FaultStep, d: QemuFaultDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<void> {
   const mem = memory(scratch, m.state.options);
