@@ -102,8 +102,10 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
   }
 
   async apply(op: Op): Promise<Outcome> {
+    const oldSize = this.virtualSize;
     try {
       await this.applyIn(() => this.qemu.io(), op);
+      if (op.kind === 'resize') await this.zeroTailAfterGrowth(oldSize);
       return okOutcome;
     } catch (error) {
       const kind = qemuErrorKind(op, error, this.virtualSize);
@@ -116,13 +118,10 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
   private async applyIn(session: () => Promise<QemuIoSession>, op: Op): Promise<void> {
     if (isGuestDataOp(op)) return applyQemuIoGuestOp(await session(), op);
     switch (op.kind) {
-      case 'resize': {
-        const io = await session();
-        await this.zeroStaleTail(io, op.size);
-        await io.truncate(op.size);
+      case 'resize':
+        await (await session()).truncate(op.size);
         this.virtualSize = op.size;
         return;
-      }
       case 'flush':
         return (await session()).flush();
       case 'snapshotCreate':
@@ -140,28 +139,29 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
   }
 
   /**
-   * Known divergence (corpus: stale data after shrink then grow): QEMU 7.2's
-   * qcow2_co_truncate does not clear the bytes past an unaligned new end
-   * inside the new last cluster, so they come back on growth, where the model
-   * reads zeros. Worked around before the shrink (the handoff's QEMU holder
-   * does it after the growth): zeros are written and flushed there while the
-   * disk still reaches them, so that neither a kill between two operations
-   * nor an error injected into the shrink can leave the truncated header
-   * without them. The fault sequences draw no extended L2.
+   * Known divergence (corpus: stale data after shrink then grow), worked
+   * around as the handoff's QEMU holder does: QEMU 7.2's qcow2_co_truncate
+   * does not clear the bytes past an unaligned old end inside the old last
+   * cluster, so they come back on growth. Like the model, zero them with a
+   * write when that cluster holds data, in a process with no injected error,
+   * and flush, so that a kill between two operations finds them written. The
+   * fault sequences draw no extended L2.
    */
-  private async zeroStaleTail(io: QemuIoSession, size: number): Promise<void> {
+  private async zeroTailAfterGrowth(oldSize: number): Promise<void> {
     const clusterSize = 2 ** this.options.clusterBits;
-    const tailEnd = Math.min(this.virtualSize, Math.ceil(size / clusterSize) * clusterSize);
-    if (size >= this.virtualSize || size % clusterSize === 0 || tailEnd <= size) return;
+    const tailEnd = Math.min(this.virtualSize, Math.ceil(oldSize / clusterSize) * clusterSize);
+    if (this.virtualSize <= oldSize || oldSize % clusterSize === 0 || tailEnd <= oldSize) return;
+    const io = await this.qemu.io();
     await io.flush();
     const map = await qemuImgMap(this.path, { forceShare: true });
-    if (map.find((e) => e.start <= size && size < e.start + e.length)?.data !== true) return;
-    await io.write(size, new Uint8Array(tailEnd - size));
+    if (map.find((e) => e.start <= oldSize - 1 && oldSize - 1 < e.start + e.length)?.data !== true) return;
+    await io.write(oldSize, new Uint8Array(tailEnd - oldSize));
     await io.flush();
   }
 
   async applyUnderFault(op: FaultableOp, rule: BlkdebugInjectError): Promise<FaultedRun> {
     await this.qemu.close();
+    const oldSize = this.virtualSize;
     await writeFile(this.rulesPath, blkdebugConfig(rule));
     let io: QemuIoSession;
     try {
@@ -185,6 +185,7 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
       // a resize that failed may have changed the size or not: the header says
       this.virtualSize = await headerVirtualSize(this.path);
     }
+    if (op.kind === 'resize') await this.zeroTailAfterGrowth(oldSize);
     return { first, ...(retried === undefined ? {} : { retried }), closing };
   }
 
