@@ -16,4 +16,5 @@ export * from './qemu-img/snapshot.js';
 export * from './qemu-img/resize.js';
 export * from './qemu-img/bitmap.js';
 export * from './qemu-img/chain.js';
+export * from './qemu-io/blkdebug.js';
 export { QemuIoSession, openQemuIo, type QemuIoCacheMode, type QemuIoConstraints, type WriteZeroesConstraints } from './qemu-io/session.js';

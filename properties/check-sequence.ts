@@ -29,7 +29,7 @@ export interface CheckSequenceConstraints {
  */
 export async function checkSequence(driver: DriverFactory, seq: Sequence, constraints: CheckSequenceConstraints = {}): Promise<void> {
   const def = properties[constraints.property ?? 'readsAndOutcomes'];
-  if (def.driver !== undefined) throw new RangeError(`property ${def.name} runs its own driver, not the one given; pick another property`);
+  if (def.driver !== undefined || def.drivers !== undefined) throw new RangeError(`property ${def.name} runs its own driver, not the one given; pick another property`);
   const failed = await runSequence(driver, seq.options, def.checks, emptyCoverage(), seq.swarm, (model, ctx) => fc.asyncModelRun(() => ({ model, real: ctx }), seq.commands));
   if (failed !== undefined) throw failed.error;
 }

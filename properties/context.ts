@@ -36,6 +36,8 @@ import { firstDifference, formatStep, type ReadStep, type Step } from './steps.j
 import { PropertyViolation, hexPreview } from './violation.js';
 import { isFaultStep } from './faults/fault-step.js';
 import { runFaultStep } from './faults/run-fault.js';
+import { isQemuFaultDriver } from './faults/qemu-fault-driver.js';
+import { runQemuFaultStep } from './faults/run-qemu-fault.js';
 
 export class RunContext {
   readonly steps: Step[] = [];
@@ -58,7 +60,9 @@ export class RunContext {
     recordStep(this.coverage, m.state, step);
     if (step.kind === 'read') return this.compareRead(m, step);
     if (isFaultStep(step)) {
-      const fault = await runFaultStep(m, step, this.driver, this.scratch, this.coverage);
+      const fault = isQemuFaultDriver(this.driver)
+        ? await runQemuFaultStep(m, step, this.driver, this.scratch, this.coverage)
+        : await runFaultStep(m, step, this.driver, this.scratch, this.coverage);
       this.sample = undefined;
       const env = this.env(m);
       for (const check of this.checks) await check.afterFault?.(env, fault);

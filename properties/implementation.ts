@@ -40,9 +40,13 @@ export function narrowSequence(base: SequenceConstraints, narrow: SequenceConstr
 function builtinPlan(impl: ImplName & ('ts' | 'qemu' | 'canary')): ImplementationPlan {
   return {
     impl,
-    notApplicable: (def) => (def.readerOf === undefined ? undefined : 'a reader property: it judges a cmd: implementation reading images others built'),
-    factory: (def) => def.driver ?? driverFactories[impl],
-    sequence: (def) => def.sequence ?? {},
+    notApplicable(def) {
+      if (def.readerOf !== undefined) return 'a reader property: it judges a cmd: implementation reading images others built';
+      if (def.drivers !== undefined && def.drivers[impl] === undefined) return `it has no ${impl} driver (faults are injected into our engine and QEMU only)`;
+      return undefined;
+    },
+    factory: (def) => def.drivers?.[impl] ?? def.driver ?? driverFactories[impl],
+    sequence: (def) => def.sequenceFor?.[impl] ?? def.sequence ?? {},
     leftOut: () => [],
   };
 }
@@ -52,6 +56,7 @@ function commandPlan(impl: ImplName, c: CommandConstraints, caps: Capabilities):
     impl,
     capabilities: caps,
     notApplicable(def) {
+      if (def.drivers !== undefined) return 'the adapter protocol has no fault injection: crashes and I/O errors are injected into our engine and QEMU only';
       if (def.driver !== undefined) return 'its driver is built in (our engine and QEMU)';
       if (def.readerOf === undefined && caps.mode === 'read-only') return 'the implementation is read-only';
       return undefined;

@@ -344,7 +344,7 @@ export async function replayOps(c: ReplayConstraints): Promise<RunResult> {
   recordSequenceStart(coverage, c.options, undefined);
   const checks = defs.flatMap((d) => d.checks).filter((check, i, all) => all.indexOf(check) === i);
   // the property with a driver of its own (handoff, the readers) decides it; else the implementation's
-  const driver = planned.plan.factory(defs.find((d) => d.driver !== undefined || d.readerOf !== undefined) ?? defs[0] ?? properties.readsAndOutcomes);
+  const driver = planned.plan.factory(defs.find((d) => d.driver !== undefined || d.drivers !== undefined || d.readerOf !== undefined) ?? defs[0] ?? properties.readsAndOutcomes);
   const failed = await runSequence(driver, c.options, checks, coverage, undefined, async (model, ctx) => {
     for (const step of c.ops) await ctx.runStep(model, step);
   });

@@ -5,6 +5,7 @@ import { opKinds, type ImageOptions, type Op } from '../../model/ops.js';
 import { isImplName, type ImplName } from '../../properties/driver.js';
 import type { Step } from '../../properties/steps.js';
 import type { FaultableOp, FaultStep } from '../../properties/faults/fault-step.js';
+import { blkdebugEvents } from '../../oracle/index.js';
 import {
   caseFormatVersion,
   caseStatuses,
@@ -165,6 +166,7 @@ function parseFaultStep(r: Reader): FaultStep {
   r.integer('nth', 1);
   r.oneOf('errno', ['EIO', 'ENOSPC'] as const);
   r.boolean('persistent');
+  if (r.obj.event !== undefined) r.oneOf('event', blkdebugEvents);
   return r.raw<FaultStep>();
 }
 

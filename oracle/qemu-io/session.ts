@@ -177,6 +177,17 @@ export class QemuIoSession {
     return this.enqueue(() => this.command(command));
   }
 
+  /**
+   * Quit qemu-io like close(), and return what it printed after its last
+   * prompt: the errors of the flush it makes while closing the image, e.g.
+   * `qemu-io: Failed to flush the L2 table cache: Input/output error` under an
+   * injected error (a `flush` command itself prints nothing when it fails).
+   */
+  async closeReporting(): Promise<string> {
+    await this.close();
+    return this.framer.pending.trim();
+  }
+
   /** Quit qemu-io and remove scratch files. Safe to call twice or after a crash. */
   async close(): Promise<void> {
     await this.queue; // let commands already asked for finish first

@@ -3,6 +3,7 @@
 // read, write or flush. Both shrink like any command (the seed to 0, the
 // operation as its own command shrinks, nth towards the first access).
 import fc from 'fast-check';
+import { blkdebugCommonEvents, blkdebugEvents } from '../../oracle/index.js';
 import type { ModelState } from '../../model/index.js';
 import type { SequenceCommand } from '../arbitraries/sequence.js';
 import { StepCommand } from '../commands/command.js';
@@ -96,6 +97,8 @@ export function ioErrorCommand(): fc.Arbitrary<IoErrorCommand> {
     nth: nth(ioErrorNthMax),
     errno: fc.constantFrom('EIO' as const, 'ENOSPC' as const),
     persistent: fc.boolean(),
+    // where QEMU meets it (blkdebug); our engine counts accesses and ignores it
+    event: fc.oneof({ arbitrary: fc.constantFrom(...blkdebugCommonEvents), weight: 4 }, { arbitrary: fc.constantFrom(...blkdebugEvents), weight: 1 }),
   });
   return fc.tuple(inner, fault).map(([op, f]) => new IoErrorCommand(op, f));
 }

@@ -2,6 +2,7 @@
 // green run shows that crashes and errors reached refcount blocks, the refcount
 // table, L2 and L1 tables, the header, data and the snapshot table.
 import { bufferReader, decodeImage, type DecodedImage } from '../../model/index.js';
+import type { BlkdebugEvent } from '../../oracle/index.js';
 import type { Coverage } from '../coverage.js';
 
 export type MetadataRole = 'header' | 'refcount table' | 'refcount block' | 'L1' | 'L2' | 'snapshot table' | 'snapshot L1' | 'data' | 'unreferenced';
@@ -80,4 +81,32 @@ export function recordFault(
   const roles = new Set(offsets.map(role));
   if (roles.size === 0) bump(cov.faults, `${fault}:nothing pending`);
   for (const r of roles) bump(cov.faults, `${fault}:${r}`);
+}
+
+/** The metadata phase a blkdebug event belongs to (the roles above; `flush` for the flushes). */
+export function blkdebugPhase(event: BlkdebugEvent): MetadataRole | 'flush' {
+  if (event === 'flush_to_os' || event === 'flush_to_disk') return 'flush';
+  if (event.startsWith('l2_')) return 'L2';
+  if (event.startsWith('l1_')) return 'L1';
+  if (event.startsWith('reftable_') || event === 'refblock_alloc_switch_table' || event === 'refblock_alloc_write_table') return 'refcount table';
+  if (event.startsWith('refblock_') || event.startsWith('cluster_')) return 'refcount block';
+  return 'data';
+}
+
+/**
+ * Records one fault met by QEMU: `ioError` with the blkdebug event whose error
+ * was seen (by its phase and by name; `no failure seen` when neither the op
+ * nor qemu-io's closing flush reported one: the event was not reached, or only
+ * a flush failed, which qemu-io does not print), or `crash` (SIGKILL; `dirty,
+ * repaired` when the lazy image needed `check -r all`); and the operation it
+ * interrupted.
+ */
+export function recordQemuFault(cov: Coverage, fault: 'crash' | 'ioError', operation: string, fired: { readonly event: BlkdebugEvent; readonly atClose: boolean } | 'no failure seen' | 'sigkill' | 'sigkill, dirty, repaired'): void {
+  bump(cov.faults, `${fault}@${operation}`);
+  if (typeof fired === 'string') {
+    bump(cov.faults, `${fault}:${fired}`);
+    return;
+  }
+  bump(cov.faults, `${fault}:${blkdebugPhase(fired.event)}`);
+  bump(cov.faults, `${fault}:blkdebug ${fired.event}${fired.atClose ? ' (at close)' : ''}`);
 }

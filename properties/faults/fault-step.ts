@@ -1,6 +1,7 @@
 // Faults as steps of a sequence (issue 15): a crash, and an operation that
 // meets an injected I/O error. Like a read, they are not model Ops: the model
 // answers them with a set of allowed images (model/crash.ts), not one state.
+import type { BlkdebugEvent } from '../../oracle/index.js';
 import { formatOp, type ModelState, type DiscardOp, type FlushOp, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from '../../model/index.js';
 
 /**
@@ -34,6 +35,13 @@ export interface IoErrorStep {
   readonly nth: number;
   readonly errno: 'EIO' | 'ENOSPC';
   readonly persistent: boolean;
+  /**
+   * QEMU only (properties/faults/qemu-fault-driver.ts): the blkdebug event at
+   * whose `nth` occurrence the error is injected; `access` then plays no part.
+   * Our engine counts file accesses instead and ignores it. Absent: the event
+   * of `access` (qemuDefaultEvents).
+   */
+  readonly event?: BlkdebugEvent;
 }
 
 export type FaultStep = CrashStep | IoErrorStep;
@@ -61,5 +69,13 @@ export function formatFaultStep(step: FaultStep): string {
     const d = step.during;
     return d === undefined ? `crash <seed ${step.seed}>` : `crash <seed ${step.seed}> at ${d.access}#${d.nth} of: ${formatOp(d.op)}`;
   }
-  return `ioError ${step.access}#${step.nth} ${step.errno} ${step.persistent ? 'until-cleared' : 'once'}: ${formatOp(step.op)}`;
+  const event = step.event === undefined ? '' : ` (blkdebug ${step.event})`;
+  return `ioError ${step.access}#${step.nth} ${step.errno} ${step.persistent ? 'until-cleared' : 'once'}${event}: ${formatOp(step.op)}`;
 }
+
+/** The blkdebug event of a step that names none (a case saved before events were drawn): the one its access reaches first. */
+export const qemuDefaultEvents: Readonly<Record<IoErrorStep['access'], BlkdebugEvent>> = {
+  read: 'read_aio',
+  write: 'write_aio',
+  flush: 'flush_to_disk',
+};

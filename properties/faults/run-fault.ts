@@ -38,7 +38,7 @@ import type { CrashStep, FaultResult, FaultStep, IoErrorStep } from './fault-ste
 export const crashStatesJudged = 4;
 
 /** What the faults check keeps across one sequence. */
-interface FaultMemory {
+export interface FaultMemory {
   /** The model after the last durable operation and after each one since, oldest first. */
   candidates: ModelState[];
   /**
@@ -50,7 +50,8 @@ interface FaultMemory {
   lastOp: string;
 }
 
-function memory(scratch: Map<string, unknown>, options: ModelState['options']): FaultMemory {
+/** The faults check's memory of this sequence (created at its first use). */
+export function memory(scratch: Map<string, unknown>, options: ModelState['options']): FaultMemory {
   let m = scratch.get('faults') as FaultMemory | undefined;
   if (m === undefined) {
     m = { candidates: [initialState(options)], leaksAllowed: 0, lastOp: 'start' };
@@ -87,7 +88,7 @@ export const faultsCheck: Check = {
  * count of a cluster the file never reached; the file grows over it later).
  * @returns the leaked clusters: the checker's and those past the end.
  */
-function judgeImage(bytes: Uint8Array, leaksAllowed: number | 'any', check: 'crash' | 'io-error' | 'check-image', when: string): number {
+export function judgeImage(bytes: Uint8Array, leaksAllowed: number | 'any', check: 'crash' | 'io-error' | 'check-image', when: string): number {
   const report = checkImage(bufferReader(bytes));
   if (report.verdict !== 'clean' && report.verdict !== 'leaks') {
     throw new PropertyViolation(check, `${when}: the checker finds ${report.verdict}: ${report.messages.slice(0, 3).join('; ')}`);
@@ -175,7 +176,7 @@ async function runUntilPowerLoss(m: ModelBox, during: NonNullable<CrashStep['dur
 }
 
 /** Snapshots are durable before a crash: same IDs, names, sizes and guest bytes. */
-function compareSnapshots(expected: ModelState, found: ModelState, what: string): void {
+export function compareSnapshots(expected: ModelState, found: ModelState, what: string): void {
   const show = (s: ModelState) => s.snapshots.map((x) => `${x.id}:${x.name}:${x.diskSize}`).join(', ');
   if (show(expected) !== show(found)) throw new PropertyViolation('crash', `${what}: snapshots [${show(found)}], expected [${show(expected)}]`);
   for (const [i, snap] of expected.snapshots.entries()) {

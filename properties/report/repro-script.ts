@@ -8,11 +8,18 @@
 // value is `read -P` (qemu-io names the first wrong offset); other reads dump
 // (`read -v`) next to the file holding the model's bytes. At the end
 // `qemu-img check` and, when the disk is small enough to save, `qemu-img
-// compare` against the model's final disk judge the image.
+// compare` against the model's final disk judge the image. Faults run as the
+// QEMU fault driver runs them (properties/faults/qemu-fault-driver.ts): a
+// crash is `sigraise 9` in the qemu-io process that ran the ops since the last
+// reopen (started with `-t unsafe`, as the driver's sessions are), then
+// `qemu-img check -r all` on a lazy-refcounts image (iotest 039); an I/O error
+// runs its op in a qemu-io process on `blkdebug:RULES:IMAGE` with the rule
+// file saved next to the script, then again in a fresh process.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
 import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/chain-files.js';
 import type { Step } from '../steps.js';
-import { formatFaultStep, isFaultStep } from '../faults/fault-step.js';
+import { blkdebugConfig } from '../../oracle/index.js';
+import { formatFaultStep, isFaultStep, qemuDefaultEvents, type FaultableOp } from '../faults/fault-step.js';
 import type { Counterexample } from './run-result.js';
 
 /** The model's final disk is saved for `qemu-img compare` up to this size (bytes). */
@@ -58,9 +65,39 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     `qemu-img create -q -f qcow2 -o ${createOptions(c.options)} "$IMG" ${c.options.virtualSize}`,
   ];
   let io: string[] = [];
-  const endIo = () => {
-    if (io.length > 0) lines.push(`qemu-io ${io.map((cmd) => `-c '${cmd}'`).join(' ')} "$IMG"`);
+  const endIo = (how: { readonly cache?: string; readonly image?: string } = {}) => {
+    const cache = how.cache === undefined ? '' : `-t ${how.cache} `;
+    if (io.length > 0) lines.push(`qemu-io ${cache}${io.map((cmd) => `-c '${cmd}'`).join(' ')} "${how.image ?? '$IMG'}"`);
     io = [];
+  };
+  /** A guest op, resize or flush as qemu-io command(s) of the current process (a write of seeded bytes saves them next to the script). */
+  const guestOp = (op: FaultableOp, index: number): void => {
+    switch (op.kind) {
+      case 'write': {
+        const bytes = writeBytes(op);
+        const value = uniform(bytes);
+        if (value !== undefined) {
+          io.push(`write -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
+        } else {
+          const name = `data-${index + 1}.bin`;
+          files.push({ name, bytes });
+          io.push(`write -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
+        }
+        break;
+      }
+      case 'writeZeroes':
+        io.push(`write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`);
+        break;
+      case 'discard':
+        io.push(`discard ${hex(op.offset)} ${hex(op.length)}`);
+        break;
+      case 'resize':
+        io.push(`truncate ${hex(op.size)}`);
+        break;
+      case 'flush':
+        io.push('flush');
+        break;
+    }
   };
   let state = initialState(c.options);
   let chain = noChain;
@@ -83,27 +120,31 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
       return;
     }
     if (isFaultStep(s)) {
-      // QEMU meets faults through blkdebug and SIGKILL (properties/faults/qemu-faults.ts), not through this script
-      endIo();
-      lines.push(`# step ${index + 1}: ${formatFaultStep(s)} (not reproduced by this script)`);
+      if (s.kind === 'crash') {
+        if (s.during !== undefined) guestOp(s.during.op, index);
+        io.push('sigraise 9');
+        endIo({ cache: 'unsafe' });
+        lines.push(`# step ${index + 1}: ${formatFaultStep(s)}: the qemu-io above is killed (sigraise 9), QEMU's caches lost`);
+        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
+      } else {
+        endIo();
+        lines.push(`# step ${index + 1}: ${formatFaultStep(s)}`);
+        const rules = `blkdebug-${index + 1}.conf`;
+        const event = s.event ?? qemuDefaultEvents[s.access];
+        files.push({ name: rules, bytes: new TextEncoder().encode(blkdebugConfig({ event, occurrence: s.nth, errno: s.errno, once: !s.persistent })) });
+        guestOp(s.op, index);
+        // a once-error: the op again in the same process, and two flushes (a failed one leaves QEMU's caches dirty)
+        if (!s.persistent) io.push(...io, 'flush', 'flush');
+        endIo({ cache: 'writeback', image: `blkdebug:${rules}:$IMG` });
+        lines.push('qemu-img check "$IMG"; echo "exit $?"');
+        guestOp(s.op, index);
+      }
       const carried = s.kind === 'ioError' ? s.op : s.during?.op;
       if (carried !== undefined) state = step(state, carried).state;
       return;
     }
     const op: Op = s;
     switch (op.kind) {
-      case 'write': {
-        const bytes = writeBytes(op);
-        const value = uniform(bytes);
-        if (value !== undefined) {
-          io.push(`write -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
-        } else {
-          const name = `data-${index + 1}.bin`;
-          files.push({ name, bytes });
-          io.push(`write -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
-        }
-        break;
-      }
       case 'writeCompressed': {
         // qemu-io's compressed write (`write -c`), from the same bytes the QEMU driver writes
         const bytes = compressedWriteBytes(op);
@@ -117,17 +158,12 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         }
         break;
       }
+      case 'write':
       case 'writeZeroes':
-        io.push(`write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`);
-        break;
       case 'discard':
-        io.push(`discard ${hex(op.offset)} ${hex(op.length)}`);
-        break;
       case 'resize':
-        io.push(`truncate ${hex(op.size)}`);
-        break;
       case 'flush':
-        io.push('flush');
+        guestOp(op, index);
         break;
       case 'reopen':
         endIo();

@@ -54,6 +54,6 @@ describe('the engine adapter', () => {
     expect(code, text).toBe(0);
     expect(text).toContain('implementation: qcow2-verify engine 0.1.0, read-write');
     expect(text).toContain('summary: 7/7 properties held');
-    expect(text).toContain('left out: properties handoff (its driver is built in (our engine and QEMU)), crashConsistency (its driver is built in (our engine and QEMU)); features the gate does not draw yet: external-data');
+    expect(text).toContain('left out: properties handoff (its driver is built in (our engine and QEMU)), crashConsistency (the adapter protocol has no fault injection: crashes and I/O errors are injected into our engine and QEMU only); features the gate does not draw yet: external-data');
   });
 });

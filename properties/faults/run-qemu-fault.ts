@@ -1,0 +1,132 @@
+// Running a fault step on QEMU (docs/semantics.md, "Faults", QEMU 7.2): the
+// same contract as for our engine (run-fault.ts), through what QEMU offers.
+//
+// A crash is SIGKILL of qemu-io between two operations (a crash drawn inside
+// an op comes right after it: qemu-io's `wait_break` blocks for ever when the
+// break point is not reached). The image is repaired as iotest 039 does when
+// lazy refcounts left it dirty; then `qemu-img check` and the model's checker
+// find no corruption (leaks allowed), every sector reads as a state since the
+// last durable op, and the model adopts the image.
+// An I/O error: the op runs in a qemu-io process on blkdebug, failing at the
+// nth occurrence of the drawn event. It answers `io`, or it answers as the
+// model says (the event was not reached, or a flush failed: qemu-io's flush
+// prints nothing). With a once-error a failed op is retried in the same process
+// and must succeed. After that process quits, the image is judged like a
+// crash's; it must read exactly as after the op when the op succeeded in the
+// process and its final flush did not fail, else as before or after it; then
+// the op is retried in a fresh process and must answer as the model says.
+import { bufferReader, decodeImage, disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
+import { compareWholeDisk } from '../checks/whole-disk.js';
+import type { ModelBox } from '../commands/command.js';
+import type { Coverage } from '../coverage.js';
+import { formatStep } from '../steps.js';
+import { PropertyViolation } from '../violation.js';
+import { recordQemuFault } from './fault-coverage.js';
+import { compressedStreams } from './fault-driver.js';
+import { qemuDefaultEvents, type CrashStep, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
+import type { QemuFaultDriver, Recovery } from './qemu-fault-driver.js';
+import { compareSnapshots, judgeImage, memory, type FaultMemory } from './run-fault.js';
+
+/** What qemu-io prints at close when its final flush fails: `Failed to flush the L2 table cache: …`. */
+const closeFailurePattern = /Failed to flush|Input\/output error|No space left on device/;
+
+/** Runs one fault step on QEMU beside the model (which it moves on); returns what the step left for the other checks. */
+export async function runQemuFaultStep(m: ModelBox, step: FaultStep, d: QemuFaultDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<FaultResult> {
+  const mem = memory(scratch, m.state.options);
+  if (step.kind === 'crash') return runCrash(m, step, d, mem, coverage);
+  return runIoError(m, step, d, mem, coverage);
+}
+
+async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
+  const what = formatStep(step);
+  let operation = mem.lastOp;
+  let reached = m.state;
+  if (step.during !== undefined) {
+    const expected = modelStep(m.state, step.during.op);
+    const actual = await d.apply(step.during.op);
+    compareOutcome('outcome', `${what} (the op before the kill)`, expected.outcome, actual);
+    m.state = expected.state;
+    reached = expected.state;
+    mem.candidates.push(expected.state);
+    operation = step.during.op.kind;
+  }
+  await d.kill();
+  const recovery = await d.recover();
+  recordQemuFault(coverage, 'crash', operation, recovery.repaired === undefined ? 'sigkill' : 'sigkill, dirty, repaired');
+  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates: mem.candidates, mayLeak: true }, 'crash', what);
+  mem.lastOp = 'crash';
+  return { step, reached, leakedClusters };
+}
+
+async function runIoError(m: ModelBox, step: IoErrorStep, d: QemuFaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
+  const what = formatStep(step);
+  const before = m.state;
+  const expected = modelStep(before, step.op);
+  const event = step.event ?? qemuDefaultEvents[step.access];
+  const run = await d.applyUnderFault(step.op, { event, occurrence: step.nth, errno: step.errno, once: !step.persistent });
+  const failedIo = !run.first.ok && run.first.error === 'io';
+  const failedAtClose = closeFailurePattern.test(run.closing);
+  recordQemuFault(coverage, 'ioError', step.op.kind, failedIo || failedAtClose ? { event, atClose: !failedIo } : 'no failure seen');
+  if (!failedIo) compareOutcome('io-error', what, expected.outcome, run.first);
+  if (run.retried !== undefined) compareOutcome('io-error', `${what}, retried in the same qemu-io process`, expected.outcome, run.retried);
+  const landed = (run.first.ok || run.retried?.ok === true) && expected.outcome.ok;
+  // the process that met the error has quit: everything before the op was durable when it opened
+  const strict = landed && !failedAtClose;
+  const recovery = await d.recover();
+  // leaks are allowed once an error may have fired: a failed op, a failed final flush, or a flush command (it fails silently)
+  const mayLeak = failedIo || failedAtClose || step.op.kind === 'flush';
+  const candidates = strict ? [expected.state] : [before, expected.state];
+  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates, mayLeak }, 'io-error', `${what}, after qemu-io quit${failedAtClose ? ` (it printed: ${run.closing.split('\n')[0] ?? ''})` : ''}`);
+  if (!strict) {
+    // the op may be lost: it runs again in a fresh process
+    const again = modelStep(m.state, step.op);
+    compareOutcome('io-error', `${what}, retried in a fresh qemu-io process`, again.outcome, await d.apply(step.op));
+    m.state = again.state;
+    mem.candidates.push(again.state);
+  }
+  mem.lastOp = `ioError ${step.op.kind}`;
+  await compareWholeDisk(d, m.state, 'io-error', `after ${what}`);
+  return { step, reached: expected.state, leakedClusters };
+}
+
+/**
+ * The image after a fault, with no process on it: qemu-img check (after the
+ * repair of a dirty image) and the model's checker find at most leaks, the
+ * guest disk reads as one of `candidates` per sector, the snapshots are kept;
+ * the model adopts the image, which is now durable. A fault that `mayLeak`
+ * sets the leaks the image may hold from now on; otherwise it may hold no
+ * more than the last fault left.
+ * @returns the leaked clusters the checker finds (with counts past the end of the file).
+ */
+async function adoptJudged(
+  m: ModelBox,
+  d: QemuFaultDriver,
+  mem: FaultMemory,
+  after: { readonly recovery: Recovery; readonly candidates: FaultMemory['candidates']; readonly mayLeak: boolean },
+  check: 'crash' | 'io-error',
+  what: string,
+): Promise<number> {
+  const { recovery, candidates } = after;
+  const verdict = recovery.check.verdict;
+  if (verdict !== 'clean' && !(verdict === 'leaks' && (after.mayLeak || recovery.check.leaks <= mem.leaksAllowed))) {
+    const repair = recovery.repaired === undefined ? '' : ` after check -r all (exit ${recovery.repaired.exitCode})`;
+    throw new PropertyViolation(check, `${what}: qemu-img check${repair} says ${verdict} (${recovery.check.corruptions} corruptions, ${recovery.check.leaks} leaks): ${recovery.check.messages.slice(0, 3).join('; ')}`);
+  }
+  const leaked = judgeImage(recovery.bytes, after.mayLeak ? 'any' : mem.leaksAllowed, check, what);
+  if (after.mayLeak) mem.leaksAllowed = leaked;
+  const disallowed = disallowedAfterFault(candidates, await d.guestDisk());
+  if (disallowed !== undefined) throw new PropertyViolation(check, `${what}: ${disallowed}`);
+  const decoded = decodeImage(bufferReader(recovery.bytes));
+  const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, recovery.bytes));
+  compareSnapshots(m.state, adopted, what);
+  m.state = adopted;
+  mem.candidates = [adopted];
+  return leaked;
+}
+
+function compareOutcome(check: 'outcome' | 'io-error', what: string, expected: Outcome, actual: Outcome): void {
+  const same = expected.ok ? actual.ok : !actual.ok && actual.error === expected.error;
+  if (same) return;
+  const show = (o: Outcome) => (o.ok ? 'ok' : `${o.error} (${o.message})`);
+  throw new PropertyViolation(check, `${what}: QEMU answered ${show(actual)}, the model expects ${show(expected)}`);
+}
