@@ -32,6 +32,8 @@ export interface KnownDivergence {
   readonly leakedClusters?: number;
   /** For a space fault: how many clusters the case's file had beyond the bound, and how many guest clusters its causing operation spans. */
   readonly space?: { readonly excessClusters: number; readonly causingSpan: number };
+  /** For a structure fault: what the check found wrong, without the step, numbers and offsets (structureShape). */
+  readonly structureShape?: string;
   /** Whose divergence: `QEMU`, or a cmd: implementation's handshake name. */
   readonly owner: string;
 }
@@ -73,6 +75,7 @@ export async function loadKnownDivergences(dirs: readonly string[], impl: ImplNa
       const identity = caseFaultIdentity(c);
       const leaked = identity.startsWith('leak/') ? leakedClusters(c.message) : undefined;
       const excess = identity.startsWith('space/') ? spaceExcessClusters(c.message) : undefined;
+      const shape = identity.startsWith('structure/') ? structureShape(c.message) : undefined;
       const entry = {
         identity,
         signature: c.signature,
@@ -82,6 +85,7 @@ export async function loadKnownDivergences(dirs: readonly string[], impl: ImplNa
         options: c.options,
         ...(leaked === undefined ? {} : { leakedClusters: leaked }),
         ...(excess === undefined ? {} : { space: { excessClusters: excess, causingSpan: causingClusterSpan(c.options, c.ops) } }),
+        ...(shape === undefined ? {} : { structureShape: shape }),
         owner: impl === 'qemu' ? 'QEMU' : (adapterName ?? impl),
       };
       known.set(identity, [...(known.get(identity) ?? []), entry]);
@@ -107,7 +111,7 @@ export function matchKnownDivergence(result: RunResult, known: KnownDivergences)
     (['version', 'clusterBits', 'refcountBits', 'lazyRefcounts'] as const).filter((field) => d.options[field] === options[field]).length;
   let best: KnownDivergence | undefined;
   for (const d of known.get(runFaultIdentity(result)) ?? []) {
-    if (!sameSpaceFault(result, d)) continue;
+    if (!sameSpaceFault(result, d) || !sameStructureFault(result, d)) continue;
     if (best === undefined || likeness(d) > likeness(best)) best = d;
   }
   for (const d of best === undefined ? leaksExplainingSpace(result, known) : []) if (best === undefined || likeness(d) > likeness(best)) best = d;
@@ -128,6 +132,26 @@ function sameSpaceFault(result: Extract<RunResult, { status: 'property-failed' }
   if (excess === undefined || excess > d.space.excessClusters) return false;
   const { options, steps } = result.counterexample;
   return d.space.causingSpan < 2 || causingClusterSpan(options, steps) >= 2;
+}
+
+/**
+ * What a structure violation found wrong, without the step it followed and
+ * with every number and offset as `#`: `refcounts: expected host cluster # of
+ * compressed streams refcount #, found refcount #`.
+ */
+export function structureShape(message: string): string {
+  return message.replace(/^\[structure\] (after [^:]*|at the end[^:]*): /, '').replace(/\b(0x[0-9a-f]+|\d+)\b/g, '#');
+}
+
+/**
+ * A structure fault's identity names only the operation it followed (with the
+ * model's outcome, which does not know how compressed streams are packed: a
+ * snapshot QEMU refuses for an overflow in a shared stream cluster is `ok`):
+ * a known one is the same fault only when the check found the same kind of
+ * thing wrong (structureShape).
+ */
+function sameStructureFault(result: Extract<RunResult, { status: 'property-failed' }>, d: KnownDivergence): boolean {
+  return d.structureShape === undefined || structureShape(result.failure.message) === d.structureShape;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { attributeKnownLeak, loadKnownQemuDivergences, matchKnownDivergence, type KnownDivergence } from '../../cli/commands/gate-divergences.js';
+import { attributeKnownLeak, loadKnownQemuDivergences, matchKnownDivergence, structureShape, type KnownDivergence } from '../../cli/commands/gate-divergences.js';
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { continuationSeed, parseGateOptions, runGate } from '../../cli/commands/gate.js';
 import { serializeCase } from '../../corpus/case/serialize.js';
@@ -263,6 +263,22 @@ describe('matching a run to a known divergence', () => {
     // gate --impl qemu --seed 5 (space, seed 1692694594): a one-cluster write after refused snapshots is not that habit
     expect(matchKnownDivergence(run({ offset: 0x800, length: 0x64d }, 1), spaceCorpus)).toBeUndefined();
     expect(matchKnownDivergence(run({ offset: 0x671, length: 0xb8f }, 2), spaceCorpus)).toBeUndefined();
+  });
+
+  it('a known structure fault excuses only the same kind of finding after the same operation', () => {
+    // qemu-structure-structure-snapshotCreate-fa32705fdf6723b2.json: QEMU keeps a refused snapshot's increments
+    const shape = structureShape('[structure] after snapshot -c 1: refcounts: expected host cluster 5 of compressed streams refcount 2, found refcount 3');
+    expect(shape).toBe('refcounts: expected host cluster # of compressed streams refcount #, found refcount #');
+    const d: KnownDivergence = { ...known('structure.json', 2), identity: 'structure/snapshotCreate:ok', signature: 'structure/structure/snapshotCreate', property: 'structure', structureShape: shape };
+    const structureCorpus = new Map([['structure/snapshotCreate:ok', [d]]]);
+    const run = (message: string): RunResult => ({
+      ...failed,
+      property: 'structure',
+      counterexample: { options: { ...options, refcountBits: 2 }, steps: [{ kind: 'writeCompressed' as const, offset: 0, length: 1024, pattern: 0 }, { kind: 'snapshotCreate' as const, name: 'base' }] },
+      failure: { kind: 'violation', check: 'structure', message },
+    });
+    expect(matchKnownDivergence(run('[structure] after snapshot -c base: refcounts: expected host cluster 9 of compressed streams refcount 1, found refcount 2'), structureCorpus)?.caseFile).toBe('structure.json');
+    expect(matchKnownDivergence(run('[structure] after snapshot -c base: active guest cluster 0: expected compressed, found normal'), structureCorpus)).toBeUndefined();
   });
 
   it('the seed-20261125 space failure on QEMU 7.2 is the known 2-bit refused-snapshot leak', async () => {
