@@ -45,8 +45,11 @@ export function decodeL2Entry(raw: bigint, ctx: L2Context, where: string): L2Ent
   const kind = classifyL2Entry(raw, ctx.extendedL2 === true);
   switch (kind) {
     case 'compressed':
-      // COPIED on a compressed entry is damage for check (qcow2_check_refcounts), but QEMU's reads mask it
-      // away with the compressed flag (L2E_COMPRESSED_OFFSET_SIZE_MASK) and so do ours
+      // COPIED on a compressed entry is damage for check (check_refcounts_l2), but QEMU's reads mask it away
+      // with the compressed flag (L2E_COMPRESSED_OFFSET_SIZE_MASK) and so do ours. On an extended-L2 image such
+      // an entry is still refused: it is what a normal entry (COPIED, subcluster bits) with the compressed bit
+      // set looks like, and check then counts no references for it, which the engine's repair cannot follow.
+      if (ctx.extendedL2 === true && (raw & oflagCopied) !== 0n) throw new Qcow2Error('corrupt', `${where}: compressed L2 entry with COPIED`);
       return { kind, descriptor: decodeCompressed(raw & ~(oflagCompressed | oflagCopied), ctx.clusterBits) };
     case 'unallocated':
     case 'zero-plain':
