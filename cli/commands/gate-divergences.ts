@@ -8,7 +8,7 @@
 // the CLI, because data flows CLI → properties: the property suite knows nothing
 // of the corpus.
 import { basename } from 'node:path';
-import { causingClusterSpan, caseFaultIdentity, faultKind, leakedClusters, operationOutcomes, spaceExcessClusters } from '../../corpus/case/fault.js';
+import { causingClusterSpan, caseFaultIdentity, faultKind, leakedClusters, operationOutcomes, packingMayDecideCause, spaceExcessClusters } from '../../corpus/case/fault.js';
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import { CorpusStoreError, loadCorpus } from '../../corpus/store.js';
 import type { ImageOptions } from '../../model/index.js';
@@ -110,7 +110,11 @@ export function matchKnownDivergence(result: RunResult, known: KnownDivergences)
     (d.signature === signature ? 10 : 0) +
     (['version', 'clusterBits', 'refcountBits', 'lazyRefcounts'] as const).filter((field) => d.options[field] === options[field]).length;
   let best: KnownDivergence | undefined;
-  for (const d of known.get(runFaultIdentity(result)) ?? []) {
+  const identity = runFaultIdentity(result);
+  // a snapshot the model lets succeed may have been refused for an overflow the packing on disk decides
+  const packed = /^leak\/snapshot(Create|Revert):ok$/.test(identity) && packingMayDecideCause(options, result.counterexample.steps);
+  const candidates = [...(known.get(identity) ?? []), ...(packed ? (known.get(identity.replace(/:ok$/, ':refcount-overflow')) ?? []) : [])];
+  for (const d of candidates) {
     if (!sameSpaceFault(result, d) || !sameStructureFault(result, d)) continue;
     if (best === undefined || likeness(d) > likeness(best)) best = d;
   }

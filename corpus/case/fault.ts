@@ -8,7 +8,7 @@
 // that operation's outcome, e.g. `leak/snapshotCreate:refcount-overflow`:
 // known divergences match on it (cli/commands/gate-divergences.ts), and replay
 // calls a failure "reproduced" when it has the case's identity.
-import { initialState, step, type ImageOptions } from '../../model/index.js';
+import { initialState, packingDecidesOverflow, step, type ImageOptions } from '../../model/index.js';
 import type { Step } from '../../properties/steps.js';
 import { isFaultStep } from '../../properties/faults/fault-step.js';
 import type { PropertyFailureCase } from './types.js';
@@ -122,6 +122,22 @@ export function causingClusterSpan(options: ImageOptions, steps: readonly Step[]
   if (s === undefined || (s.kind !== 'write' && s.kind !== 'writeZeroes' && s.kind !== 'discard' && s.kind !== 'writeCompressed')) return 0;
   const cs = 2 ** options.clusterBits;
   return s.length === 0 ? 0 : Math.floor((s.offset + s.length - 1) / cs) - Math.floor(s.offset / cs) + 1;
+}
+
+/**
+ * Whether the operation that caused the fault is a snapshot create or revert
+ * the model lets succeed but whose outcome the packing of compressed streams
+ * on disk decides (model/packed-overflow.ts): the property judged it against
+ * the image and may have expected `refcount-overflow`, which the model alone
+ * (and so the fault identity) cannot tell.
+ */
+export function packingMayDecideCause(options: ImageOptions, steps: readonly Step[]): boolean {
+  const index = operationOutcomes(options, steps).at(-1)?.index;
+  const cause = index === undefined ? undefined : steps[index];
+  if (cause === undefined || (cause.kind !== 'snapshotCreate' && cause.kind !== 'snapshotRevert')) return false;
+  let state = initialState(options);
+  for (const s of steps.slice(0, index)) if (s.kind !== 'read' && !isFaultStep(s)) state = step(state, s).state;
+  return packingDecidesOverflow(state, cause) !== undefined;
 }
 
 /** The space check's message: `the file has F clusters (…) but at most B are explained`. */

@@ -45,6 +45,8 @@ export interface FaultedRun {
 /** After a kill or a faulted process: what `qemu-img check` said, and the repair run first on a dirty lazy image. */
 export interface Recovery {
   readonly repaired?: QemuCheckResult;
+  /** Bytes the file grew by in the repair (check -r all may rebuild the refcount structures past the end, freeing the old ones). */
+  readonly repairGrewBytes: number;
   readonly check: QemuCheckResult;
   /** The image file after the repair. */
   readonly bytes: Uint8Array;
@@ -215,10 +217,12 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
 
   async recover(): Promise<Recovery> {
     await this.qemu.close();
-    const repaired = headerDirty(new Uint8Array(await readFile(this.path))) ? await qemuImgCheck(this.path, { repair: 'all' }) : undefined;
+    const killed = new Uint8Array(await readFile(this.path));
+    const repaired = headerDirty(killed) ? await qemuImgCheck(this.path, { repair: 'all' }) : undefined;
     const check = await qemuImgCheck(this.path);
     this.virtualSize = await headerVirtualSize(this.path);
-    return { ...(repaired === undefined ? {} : { repaired }), check, bytes: new Uint8Array(await readFile(this.path)) };
+    const bytes = new Uint8Array(await readFile(this.path));
+    return { ...(repaired === undefined ? {} : { repaired }), repairGrewBytes: Math.max(0, bytes.length - killed.length), check, bytes };
   }
 
   async guestDisk(): Promise<Uint8Array> {

@@ -96,7 +96,10 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: QemuFaultDriver, me
  * the model adopts the image, which is now durable. A fault that `mayLeak`
  * sets the leaks the image may hold from now on; otherwise it may hold no
  * more than the last fault left.
- * @returns the leaked clusters the checker finds (with counts past the end of the file).
+ * @returns the leaked clusters the fault left: those the checker finds (with
+ * counts past the end of the file), and on a dirty image those `qemu-img
+ * check -r all` fixed and the clusters its rebuild of the refcount structures
+ * added (free clusters in the file now, which the space bound allows).
  */
 async function adoptJudged(
   m: ModelBox,
@@ -121,7 +124,8 @@ async function adoptJudged(
   compareSnapshots(m.state, adopted, what);
   m.state = adopted;
   mem.candidates = [adopted];
-  return leaked;
+  if (!after.mayLeak || recovery.repaired === undefined) return leaked;
+  return leaked + recovery.repaired.leaksFixed + Math.ceil(recovery.repairGrewBytes / 2 ** m.state.options.clusterBits);
 }
 
 function compareOutcome(check: 'outcome' | 'io-error', what: string, expected: Outcome, actual: Outcome): void {
