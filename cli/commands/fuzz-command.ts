@@ -16,7 +16,7 @@ export function registerFuzz(program: Command): void {
     .option('--impl <impl>', "implementation under test: ts | qemu | 'cmd:<command line>' (a program speaking docs/protocol.md; its applicable properties only, no image fuzzer)", 'ts')
     .option('--time <duration>', `time budget, e.g. 90s, 10m, 2h (default ${defaultFuzzTime})`)
     .option('--runs <n>', 'run budget instead of time: one run is one seed (a batch of sequences of one property, or one mutant)')
-    .option('--shrink-time <duration>', 'bound each failure\'s shrinking, e.g. 5m: the smallest failure found by then is reported (default: none beyond the --time budget; with --runs, shrinking goes on to a fixpoint)')
+    .option('--shrink-time <duration>', 'bound each failure\'s shrinking, e.g. 5m: the smallest failure found by then is saved (default: a twentieth of the --time budget, 10 s at least; with --runs, shrinking goes on to a fixpoint)')
     .option('--seed <seed>', 'campaign seed: integer or git SHA; default drawn and printed')
     .option('--shard <i/n>', 'run shard i of n (1-based) with a disjoint seed stream, to split a campaign across machines; n alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)')
     .option('--corpus <dir>', 'where new cases are written (default: corpus/cases of this package)')

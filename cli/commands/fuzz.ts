@@ -49,6 +49,16 @@ export interface RawFuzzOptions {
 
 
 
+/**
+ * Under a time budget each failure shrinks for at most a twentieth of it (10 s
+ * at least): failures QEMU keeps giving (its known divergences) would
+ * otherwise spend the campaign shrinking, and the properties late in the cycle
+ * (crashConsistency) would never run.
+ */
+export function defaultFuzzShrinkTimeMs(budgetMs: number): number {
+  return Math.max(10_000, Math.floor(budgetMs / 20));
+}
+
 /** Pure: validates commander's raw options. `drawSeed` picks a seed when none was given; `env` may give the shard index (JOB_COMPLETION_INDEX). */
 export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number, env: Readonly<Record<string, string | undefined>> = process.env): FuzzOptions {
   const impl = raw.impl ?? 'ts';
@@ -67,7 +77,11 @@ export function parseFuzzOptions(raw: RawFuzzOptions, drawSeed: () => number, en
   return {
     impl,
     budget,
-    ...(raw.shrinkTime === undefined ? {} : { shrinkTimeMs: parseDuration(raw.shrinkTime, '--shrink-time') }),
+    ...(raw.shrinkTime !== undefined
+      ? { shrinkTimeMs: parseDuration(raw.shrinkTime, '--shrink-time') }
+      : budget.kind === 'time'
+        ? { shrinkTimeMs: defaultFuzzShrinkTimeMs(budget.ms) }
+        : {}),
     seed,
     seedGiven: raw.seed !== undefined,
     shard,

@@ -111,6 +111,9 @@ describe('fuzz options', () => {
     expect(parseFuzzOptions({ html: '/tmp/pages' }, () => 99).html).toBe('/tmp/pages');
     expect(parseFuzzOptions({ runs: '5', shrinkTime: '5m' }, () => 99).shrinkTimeMs).toBe(300_000);
     expect(parseFuzzOptions({ runs: '5' }, () => 99).shrinkTimeMs).toBeUndefined();
+    // under a time budget a twentieth of it (10 s at least), so that one property's shrinks cannot hold the whole cycle
+    expect(parseFuzzOptions({ time: '10m' }, () => 99).shrinkTimeMs).toBe(30_000);
+    expect(parseFuzzOptions({ time: '1m' }, () => 99).shrinkTimeMs).toBe(10_000);
   });
 
   it('refuses bad options as usage errors (exit 2)', () => {
