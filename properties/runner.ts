@@ -21,7 +21,7 @@ import { emptyCoverage, mergeCoverage, recordSequenceStart, type Coverage } from
 import { ImplementationError, implementationError, type DriverFactory, type ImageDriver, type ImplName } from './driver.js';
 import { isAdapterHang } from './drivers/command.js';
 import { planImplementation, type ImplementationPlan } from './implementation.js';
-import { extendedL2Percent, properties, type PropertyDefinition, type PropertyName } from './registry.js';
+import { checksOf, extendedL2Percent, properties, type PropertyDefinition, type PropertyName } from './registry.js';
 import { replayCommand, type Counterexample, type Failure, type RunResult } from './report/run-result.js';
 import type { Step } from './steps.js';
 import { hashSeed } from './seed.js';
@@ -235,7 +235,7 @@ export async function runProperty(c: RunConstraints): Promise<RunResult> {
     const failed = await runSequence(
       plan.factory(def),
       seq.options,
-      def.checks,
+      checksOf(def, impl),
       cov,
       seq.swarm,
       (model, ctx) => fc.asyncModelRun(() => ({ model, real: ctx }), seq.commands),
@@ -342,7 +342,7 @@ export async function replayOps(c: ReplayConstraints): Promise<RunResult> {
   const planned = await planFor(c.impl, undefined, defs, undefined);
   if (!('plan' in planned)) return { ...common(), status: 'harness-error', message: planned.message, cause: planned.cause };
   recordSequenceStart(coverage, c.options, undefined);
-  const checks = defs.flatMap((d) => d.checks).filter((check, i, all) => all.indexOf(check) === i);
+  const checks = defs.flatMap((d) => checksOf(d, c.impl)).filter((check, i, all) => all.indexOf(check) === i);
   // the property with a driver of its own (handoff, the readers) decides it; else the implementation's
   const driver = planned.plan.factory(defs.find((d) => d.driver !== undefined || d.drivers !== undefined || d.readerOf !== undefined) ?? defs[0] ?? properties.readsAndOutcomes);
   const failed = await runSequence(driver, c.options, checks, coverage, undefined, async (model, ctx) => {
