@@ -385,13 +385,23 @@ export class Qcow2Image {
   /**
    * `check -r leaks|all` (repair.ts): rebuild the refcounts from the references
    * and report what changed. A dirty image was already repaired whole when it
-   * was opened read-write. Errors: 'read-only', 'corrupt' (see repairRefcounts).
+   * was opened read-write: the first repair reports those fixes too, as
+   * qemu-img check -r counts them (whatever the mode). Errors: 'read-only',
+   * 'corrupt' (see repairRefcounts).
    */
   repair(mode: RepairMode): Promise<RepairResult> {
     return this.mutate(async () => {
       // drops made in memory become durable first: the rebuild starts from what the file says
       await flushMetadata(this.s);
-      return repairRefcounts(this.s, mode);
+      const now = await repairRefcounts(this.s, mode);
+      const atOpen = this.s.dirtyRepair;
+      this.s.dirtyRepair = undefined;
+      if (atOpen === undefined) return now;
+      return {
+        leaks: [...atOpen.leaks, ...now.leaks],
+        corruptions: [...atOpen.corruptions, ...now.corruptions],
+        copiedFixed: atOpen.copiedFixed + now.copiedFixed,
+      };
     });
   }
 

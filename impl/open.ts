@@ -111,7 +111,7 @@ export async function openState(rawFile: BlockFile, c: OpenConstraints): Promise
     // and qcow2_mark_clean do: dropped or ignored bitmaps leave the header.
     s.headerRebuild = dropped || ext.ignoredBitmaps === true;
     if ((header.incompatibleFeatures & incompatDirty) !== 0n) {
-      await repairRefcounts(s);
+      s.dirtyRepair = await repairRefcounts(s);
       header.incompatibleFeatures &= ~incompatDirty;
       s.headerRebuild = true;
     }

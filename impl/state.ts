@@ -8,6 +8,7 @@ import type { BitmapDirectoryEntry } from './format/bitmap-directory.js';
 import type { Refcounts } from './refcount.js';
 import type { ClusterMap } from './cluster-map.js';
 import type { BackingLayer } from './backing.js';
+import type { RepairResult } from './repair.js';
 
 export interface WallClock {
   (): { sec: number; nsec: number };
@@ -45,4 +46,10 @@ export interface ImageState {
   headerRebuild: boolean;
   readonly lazyRefcounts: boolean;
   readonly clock: WallClock;
+  /**
+   * What the read-write open of a dirty lazy-refcounts image repaired, until
+   * the next `repair` reports it: qemu-img check -r opens without that repair
+   * (BDRV_O_CHECK) and counts those fixes in its own report.
+   */
+  dirtyRepair?: RepairResult;
 }

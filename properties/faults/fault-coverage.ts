@@ -83,6 +83,15 @@ export function recordFault(
   for (const r of roles) bump(cov.faults, `${fault}:${r}`);
 }
 
+/**
+ * Records an `ioError` whose Nth access the operation never made: the op ran
+ * unharmed, so the histogram shows how many drawn errors hit nothing.
+ */
+export function recordUnreachedFault(cov: Coverage, operation: string): void {
+  bump(cov.faults, `ioError@${operation}`);
+  bump(cov.faults, 'ioError:not reached');
+}
+
 /** The metadata phase a blkdebug event belongs to (the roles above; `flush` for the flushes). */
 export function blkdebugPhase(event: BlkdebugEvent): MetadataRole | 'flush' {
   if (event === 'flush_to_os' || event === 'flush_to_disk') return 'flush';

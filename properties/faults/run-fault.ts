@@ -26,7 +26,7 @@ import {
 import type { Check } from '../checks/check.js';
 import { compareWholeDisk } from '../checks/whole-disk.js';
 import type { ModelBox } from '../commands/command.js';
-import { recordFault } from './fault-coverage.js';
+import { recordFault, recordUnreachedFault } from './fault-coverage.js';
 import type { Coverage } from '../coverage.js';
 import type { ImageDriver } from '../driver.js';
 import { formatStep } from '../steps.js';
@@ -203,6 +203,7 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
   }
   if (fired === 0) {
     // never met: the op ran as any other
+    recordUnreachedFault(coverage, step.op.kind);
     compareFaultless(step, expected.outcome, actual);
   } else {
     const failed = d.firstFailure();

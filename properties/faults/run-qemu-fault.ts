@@ -15,6 +15,7 @@
 // crash's; it must read exactly as after the op when the op succeeded in the
 // process and its final flush did not fail, else as before or after it; then
 // the op is retried in a fresh process and must answer as the model says.
+import { QemuImgError } from '../../oracle/index.js';
 import { bufferReader, decodeImage, disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
 import { compareWholeDisk } from '../checks/whole-disk.js';
 import type { ModelBox } from '../commands/command.js';
@@ -29,6 +30,20 @@ import { compareSnapshots, judgeImage, memory, type FaultMemory } from './run-fa
 
 /** What qemu-io prints at close when its final flush fails: `Failed to flush the L2 table cache: …`. */
 const closeFailurePattern = /Failed to flush|Input\/output error|No space left on device/;
+
+/**
+ * The whole guest disk after a fault. A disk qemu-img cannot read (say EIO on
+ * a compressed cluster whose stream was punched) holds neither old nor new
+ * bytes: a violation of the contract, not a harness error.
+ */
+async function readableGuestDisk(d: QemuFaultDriver, check: 'crash' | 'io-error', what: string): Promise<Uint8Array> {
+  try {
+    return await d.guestDisk();
+  } catch (error) {
+    if (error instanceof QemuImgError) throw new PropertyViolation(check, `${what}: the guest disk does not read: ${error.message}`);
+    throw error;
+  }
+}
 
 /** Runs one fault step on QEMU beside the model (which it moves on); returns what the step left for the other checks. */
 export async function runQemuFaultStep(m: ModelBox, step: FaultStep, d: QemuFaultDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<FaultResult> {
@@ -117,7 +132,7 @@ async function adoptJudged(
   }
   const leaked = judgeImage(recovery.bytes, after.mayLeak ? 'any' : mem.leaksAllowed, check, what);
   if (after.mayLeak) mem.leaksAllowed = leaked;
-  const disallowed = disallowedAfterFault(candidates, await d.guestDisk());
+  const disallowed = disallowedAfterFault(candidates, await readableGuestDisk(d, check, what));
   if (disallowed !== undefined) throw new PropertyViolation(check, `${what}: ${disallowed}`);
   const decoded = decodeImage(bufferReader(recovery.bytes));
   const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, recovery.bytes));

@@ -72,7 +72,6 @@ const notPredicted: ReadonlyMap<string, string> = new Map([
 const engineDifferences: ReadonlyMap<string, string> = new Map([
   ['extl2-compressed-with-alloc-bit', "the engine counts the compressed entry's stream as referenced; QEMU counts no reference for an entry it reports"],
   ['extl2-compressed-with-zero-bit', "the engine counts the compressed entry's stream as referenced; QEMU counts no reference for an entry it reports"],
-  ['dirty-lazy-stale-refcounts', 'the engine repairs a dirty image as it opens it, so its explicit repair finds nothing left; qemu-img check opens without that repair'],
   ['snapshot-extra-data-too-small', 'the engine does not complete an incomplete snapshot table entry (qcow2_check_fix_snapshot_table)'],
   ['compressed-stream-past-eof', 'the engine raises the count of a compressed stream past the end of the file; QEMU counts no reference past the end'],
   ['compressed-sectors-past-eof', 'the engine raises the counts of a compressed stream past the end of the file; QEMU counts no reference past the end'],

@@ -34,11 +34,29 @@ async function corruptImage(dir: string): Promise<string> {
   return path;
 }
 
+/** A lazy-refcounts image whose qemu-io was killed after a write (iotest 039): dirty, its data clusters counted 0. */
+async function killedLazyImage(dir: string): Promise<string> {
+  const path = join(dir, 'killed.qcow2');
+  expect((await qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096,lazy_refcounts=on', path, '1M')).exitCode).toBe(0);
+  await qemuIo(path, 'write -P 0x33 0 16k', 'sigraise 9');
+  return path;
+}
+
 async function ours(path: string, mode: 'leaks' | 'all') {
   const out: string[] = [];
   const err: string[] = [];
   const exitCode = await runCheckRepair(path, { output: 'human', forceShare: false }, mode, (l) => out.push(l), (l) => err.push(l));
   return { stdout: out.join('\n'), stderr: err.join('\n'), exitCode };
+}
+
+/** Our stderr lines up to a refusal (the CliError's own line is printed by main, as qemu-img's last line). */
+async function oursRefused(path: string, mode: 'leaks' | 'all'): Promise<{ readonly stderr: string; readonly error: unknown }> {
+  const err: string[] = [];
+  const error: unknown = await runCheckRepair(path, { output: 'human', forceShare: false }, mode, () => undefined, (l) => err.push(l)).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return { stderr: err.join('\n'), error };
 }
 
 describe('check -r', () => {
@@ -83,6 +101,35 @@ describe('check -r', () => {
       await expect(ours(path, 'leaks')).rejects.toMatchObject({ message: 'Check failed: Input/output error', exitCode: 1 });
       // nothing was written
       expect(Buffer.compare(await readFile(path), await readFile(theirs))).toBe(0);
+    });
+  });
+
+  it('-r leaks prints the errors qemu-img prints before it refuses: none of check_oflag_copied, which QEMU never reaches', async () => {
+    await inTempDir(async (dir) => {
+      const path = await killedLazyImage(dir);
+      const theirs = join(dir, 'theirs.qcow2');
+      await copyFile(path, theirs);
+      const q = await qemuImg('check', '-r', 'leaks', theirs);
+      expect(q.exitCode).toBe(1);
+      const o = await oursRefused(path, 'leaks');
+      expect(o.error).toMatchObject({ message: 'Check failed: Input/output error', exitCode: 1 });
+      expect(o.stderr).toContain('refcount=0 reference=1');
+      expect(`${o.stderr}\nqemu-img: Check failed: Input/output error`).toBe(q.stderr);
+    });
+  });
+
+  it('-r all on a dirty lazy-refcounts image (qemu-io killed) reports the corruptions it fixed, as qemu-img does', async () => {
+    await inTempDir(async (dir) => {
+      const path = await killedLazyImage(dir);
+      const theirs = join(dir, 'theirs.qcow2');
+      await copyFile(path, theirs);
+      const q = await qemuImg('check', '-r', 'all', theirs);
+      const o = await ours(path, 'all');
+      const withoutEnd = (text: string) => text.replace(/Image end offset: \d+/, '');
+      expect(q.stdout).toMatch(/ [1-9]\d* corruptions\n/);
+      expect(withoutEnd(o.stdout)).toBe(withoutEnd(q.stdout));
+      expect(o.exitCode).toBe(q.exitCode);
+      for (const repaired of [path, theirs]) expect((await qemuImg('check', repaired)).exitCode).toBe(0);
     });
   });
 });

@@ -49,4 +49,12 @@ describe('fault steps', () => {
     expect(result.status).toBe('passed');
     expect(result.coverage.faults['crash@inside flush'] ?? result.coverage.faults['crash@flush']).toBeGreaterThan(0);
   });
+
+  it('an I/O error the op never meets is counted as not reached, by operation', async () => {
+    // a write makes no 99th flush: the op runs as any other
+    const unmet: Step = { kind: 'ioError', op: { kind: 'write', offset: 0, length: 512, pattern: 1 }, access: 'flush', nth: 99, errno: 'EIO', persistent: false };
+    const result = await replayOps({ impl: 'ts', options, ops: [unmet], properties: ['crashConsistency'] });
+    expect(result.status).toBe('passed');
+    expect(result.coverage.faults).toMatchObject({ 'ioError@write': 1, 'ioError:not reached': 1 });
+  });
 });
