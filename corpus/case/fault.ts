@@ -19,6 +19,7 @@ import type { PropertyFailureCase } from './types.js';
  * - `data`: guest bytes differ from the model (a read, the whole-disk read around a reopen, `qemu-img compare`);
  * - `outcome`: an operation succeeded or failed unlike the model (a failed final reopen included);
  * - `structure`, `map`, `space`: the check of that name;
+ * - `crash`, `io-error`: the contract after a crash or an I/O error (properties/faults/);
  * - `assertion`, `implementation-error`: the implementation crashed.
  */
 export type FaultKind =
@@ -30,6 +31,8 @@ export type FaultKind =
   | 'structure'
   | 'map'
   | 'space'
+  | 'crash'
+  | 'io-error'
   | 'assertion'
   | 'implementation-error';
 
@@ -58,6 +61,8 @@ export function faultKind(f: ObservedFailure): FaultKind {
     case 'outcome':
     case 'structure':
     case 'space':
+    case 'crash':
+    case 'io-error':
     case 'assertion':
     case 'implementation-error':
       return f.check;

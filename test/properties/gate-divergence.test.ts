@@ -185,6 +185,8 @@ describe('matching a run to a known divergence', () => {
       'data/snapshotCreate:refcount-overflow',
     );
     expect(faultIdentity({ check: 'reopen', message: 'the final reopen failed: io (x)' }, options, [])).toBe('outcome/none');
+    // a violation of the fault contract is named after the fault, not called an implementation error
+    expect(faultIdentity({ check: 'crash', message: 'crash <seed 0>: the guest disk does not read' }, options, [...overflow, { kind: 'crash', seed: 0 }])).toBe('crash/crash:fault');
     expect(faultIdentity({ check: 'qemu-img-check', message: 'qemu-img check says corrupt (1 corruptions, 0 leaks, 0 check errors)' }, options, overflow.slice(0, 1))).toBe(
       'corruption/write:ok',
     );
