@@ -181,19 +181,64 @@ export class LazyQemuIo {
   }
 }
 
-class QemuDriver extends ImageFileDriver implements ImageDriver {
+/**
+ * One image file driven by a qemu-io session that can be closed for qemu-img
+ * (the QEMU driver, and the fault driver's plain process): guest reads through
+ * the session, and the file brought up to date for reading its bytes.
+ */
+export abstract class QemuSessionDriver extends ImageFileDriver {
+  abstract readonly name: string;
+  protected readonly qemu: LazyQemuIo;
+  protected abstract virtualSize: number;
+  /** Whether the image has lazy refcounts now (settleSession). */
+  protected abstract lazyRefcountsOn(): boolean;
+
+  constructor(protected readonly path: string) {
+    super();
+    this.qemu = new LazyQemuIo(path);
+  }
+
+  /** Runs `task` with the session closed and re-reads the size (revert may change it). */
+  protected offline(task: () => Promise<void>): Promise<void> {
+    return this.qemu.offline(task, (size) => {
+      this.virtualSize = size;
+    });
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    try {
+      return await readQemuGuest(await this.qemu.io(), this.path, offset, length);
+    } catch (error) {
+      throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
+    }
+  }
+
+  /**
+   * With lazy refcounts QEMU 7.2 leaves the refcount blocks stale on flush (the
+   * dirty bit covers them) and brings them up to date only on close, so the
+   * bytes are taken from a cleanly closed image; otherwise a flush suffices.
+   */
+  protected async settleSession(): Promise<void> {
+    if (this.lazyRefcountsOn()) await this.offline(() => Promise.resolve());
+    else await (await this.qemu.io()).flush();
+  }
+}
+
+class QemuDriver extends QemuSessionDriver implements ImageDriver {
   readonly name = 'qemu (qemu-io session + qemu-img snapshot)';
-  private readonly qemu: LazyQemuIo;
   private chain: ChainFiles = noChain;
 
   constructor(
     private readonly tmp: DirectoryResult,
-    protected readonly path: string,
-    private virtualSize: number,
+    path: string,
+    protected virtualSize: number,
     private lazyRefcounts: boolean,
   ) {
-    super();
-    this.qemu = new LazyQemuIo(path);
+    super(path);
+  }
+
+  protected lazyRefcountsOn(): boolean {
+    return this.lazyRefcounts;
   }
 
   async open(): Promise<void> {
@@ -266,29 +311,8 @@ class QemuDriver extends ImageFileDriver implements ImageDriver {
     return readBackingFiles(this.path, this.chain);
   }
 
-  /** Runs `task` with the session closed and re-reads the size (revert may change it). */
-  private offline(task: () => Promise<void>): Promise<void> {
-    return this.qemu.offline(task, (size) => {
-      this.virtualSize = size;
-    });
-  }
-
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    try {
-      return await readQemuGuest(await this.qemu.io(), this.path, offset, length);
-    } catch (error) {
-      throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
-    }
-  }
-
-  /**
-   * With lazy refcounts QEMU 7.2 leaves the refcount blocks stale on flush (the
-   * dirty bit covers them) and brings them up to date only on close, so the
-   * bytes are taken from a cleanly closed image; otherwise a flush suffices.
-   */
   protected async settle(): Promise<void> {
-    if (this.lazyRefcounts) await this.offline(() => Promise.resolve());
-    else await (await this.qemu.io()).flush();
+    await this.settleSession();
   }
 
   async close(): Promise<void> {

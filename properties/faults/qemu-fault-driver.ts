@@ -28,8 +28,8 @@ import {
   type QemuIoSession,
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
-import { headerVirtualSize, ImageFileDriver } from '../drivers/image-file.js';
-import { applyQemuIoGuestOp, isGuestDataOp, LazyQemuIo, qemuErrorKind, readQemuGuest } from '../drivers/qemu.js';
+import { headerVirtualSize } from '../drivers/image-file.js';
+import { applyQemuIoGuestOp, isGuestDataOp, QemuSessionDriver, qemuErrorKind } from '../drivers/qemu.js';
 import type { FaultableOp } from './fault-step.js';
 
 /** What one op did in a qemu-io process with an injected error. */
@@ -85,22 +85,24 @@ function headerDirty(bytes: Uint8Array): boolean {
 
 const driverName = 'qemu (qemu-io session, blkdebug, SIGKILL)';
 
-class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
+class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   readonly name = driverName;
   readonly faultTarget = 'qemu';
-  private readonly qemu: LazyQemuIo;
   private readonly rulesPath: string;
-  private virtualSize: number;
+  protected virtualSize: number;
 
   constructor(
     private readonly tmp: DirectoryResult,
-    protected readonly path: string,
+    path: string,
     private readonly options: ImageOptions,
   ) {
-    super();
-    this.qemu = new LazyQemuIo(path);
+    super(path);
     this.virtualSize = options.virtualSize;
     this.rulesPath = join(tmp.path, 'blkdebug.conf');
+  }
+
+  protected lazyRefcountsOn(): boolean {
+    return this.options.lazyRefcounts;
   }
 
   async apply(op: Op): Promise<Outcome> {
@@ -230,24 +232,8 @@ class BlkdebugQemuDriver extends ImageFileDriver implements QemuFaultDriver {
     return qemuImgReadRaw(this.path);
   }
 
-  private offline(task: () => Promise<void>): Promise<void> {
-    return this.qemu.offline(task, (size) => {
-      this.virtualSize = size;
-    });
-  }
-
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    try {
-      return await readQemuGuest(await this.qemu.io(), this.path, offset, length);
-    } catch (error) {
-      throw implementationError(this.name, `read 0x${offset.toString(16)} 0x${length.toString(16)}`, error);
-    }
-  }
-
-  /** As the QEMU driver: with lazy refcounts the counts are current only after a close. */
   protected async settle(): Promise<void> {
-    if (this.options.lazyRefcounts) await this.offline(() => Promise.resolve());
-    else await (await this.qemu.io()).flush();
+    await this.settleSession();
   }
 
   async close(): Promise<void> {
