@@ -8,7 +8,18 @@
 // the CLI, because data flows CLI → properties: the property suite knows nothing
 // of the corpus.
 import { basename } from 'node:path';
-import { causingClusterSpan, caseFaultIdentity, faultKind, leakedClusters, operationOutcomes, packingMayDecideCause, spaceExcessClusters } from '../../corpus/case/fault.js';
+import {
+  causingClusterSpan,
+  caseFaultIdentity,
+  faultedOperation,
+  faultFinding,
+  faultKind,
+  leakedClusters,
+  operationOutcomes,
+  packingMayDecideCause,
+  spaceExcessClusters,
+  type FaultedOperation,
+} from '../../corpus/case/fault.js';
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import { CorpusStoreError, loadCorpus } from '../../corpus/store.js';
 import type { ImageOptions } from '../../model/index.js';
@@ -34,6 +45,12 @@ export interface KnownDivergence {
   readonly space?: { readonly excessClusters: number; readonly causingSpan: number };
   /** For a structure fault: what the check found wrong, without the step, numbers and offsets (structureShape). */
   readonly structureShape?: string;
+  /**
+   * For a crash or io-error fault: what the check found (faultFinding) and the
+   * operation the fault hit, with the kinds of the clusters it covered
+   * (faultedOperation); `crash/crash:fault` alone names every crash.
+   */
+  readonly fault?: { readonly finding: string; readonly operation: FaultedOperation | undefined };
   /** Whose divergence: `QEMU`, or a cmd: implementation's handshake name. */
   readonly owner: string;
 }
@@ -76,6 +93,7 @@ export async function loadKnownDivergences(dirs: readonly string[], impl: ImplNa
       const leaked = identity.startsWith('leak/') ? leakedClusters(c.message) : undefined;
       const excess = identity.startsWith('space/') ? spaceExcessClusters(c.message) : undefined;
       const shape = identity.startsWith('structure/') ? structureShape(c.message) : undefined;
+      const fault = identity.startsWith('crash/') || identity.startsWith('io-error/') ? { finding: faultFinding(c.message), operation: faultedOperation(c.options, c.ops) } : undefined;
       const entry = {
         identity,
         signature: c.signature,
@@ -86,6 +104,7 @@ export async function loadKnownDivergences(dirs: readonly string[], impl: ImplNa
         ...(leaked === undefined ? {} : { leakedClusters: leaked }),
         ...(excess === undefined ? {} : { space: { excessClusters: excess, causingSpan: causingClusterSpan(c.options, c.ops) } }),
         ...(shape === undefined ? {} : { structureShape: shape }),
+        ...(fault === undefined ? {} : { fault }),
         owner: impl === 'qemu' ? 'QEMU' : (adapterName ?? impl),
       };
       known.set(identity, [...(known.get(identity) ?? []), entry]);
@@ -115,7 +134,7 @@ export function matchKnownDivergence(result: RunResult, known: KnownDivergences)
   const packed = /^leak\/snapshot(Create|Revert):ok$/.test(identity) && packingMayDecideCause(options, result.counterexample.steps);
   const candidates = [...(known.get(identity) ?? []), ...(packed ? (known.get(identity.replace(/:ok$/, ':refcount-overflow')) ?? []) : [])];
   for (const d of candidates) {
-    if (!sameSpaceFault(result, d) || !sameStructureFault(result, d)) continue;
+    if (!sameSpaceFault(result, d) || !sameStructureFault(result, d) || !sameFaultFinding(result, d)) continue;
     if (best === undefined || likeness(d) > likeness(best)) best = d;
   }
   for (const d of best === undefined ? leaksExplainingSpace(result, known) : []) if (best === undefined || likeness(d) > likeness(best)) best = d;
@@ -156,6 +175,24 @@ export function structureShape(message: string): string {
  */
 function sameStructureFault(result: Extract<RunResult, { status: 'property-failed' }>, d: KnownDivergence): boolean {
   return d.structureShape === undefined || structureShape(result.failure.message) === d.structureShape;
+}
+
+/**
+ * A crash or io-error fault's identity (`crash/crash:fault`) names no cause at
+ * all: a known one is the same fault only when the check found the same thing
+ * (faultFinding: say the guest disk does not read, with the same error) and
+ * the fault hit the same kind of operation over clusters of every kind the
+ * case's covered (a discard over compressed clusters, say; over others as
+ * well is allowed).
+ */
+function sameFaultFinding(result: Extract<RunResult, { status: 'property-failed' }>, d: KnownDivergence): boolean {
+  if (d.fault === undefined) return true;
+  if (faultFinding(result.failure.message) !== d.fault.finding) return false;
+  const { options, steps } = result.counterexample;
+  const hit = faultedOperation(options, steps);
+  const want = d.fault.operation;
+  if (want === undefined || hit === undefined) return want === hit;
+  return hit.kind === want.kind && want.over.every((k) => hit.over.includes(k));
 }
 
 /**

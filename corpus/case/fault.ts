@@ -8,7 +8,7 @@
 // that operation's outcome, e.g. `leak/snapshotCreate:refcount-overflow`:
 // known divergences match on it (cli/commands/gate-divergences.ts), and replay
 // calls a failure "reproduced" when it has the case's identity.
-import { initialState, packingDecidesOverflow, step, type ImageOptions } from '../../model/index.js';
+import { guestClusterKind, initialState, packingDecidesOverflow, step, type ClusterKind, type ImageOptions, type ModelState } from '../../model/index.js';
 import type { Step } from '../../properties/steps.js';
 import { isFaultStep } from '../../properties/faults/fault-step.js';
 import type { PropertyFailureCase } from './types.js';
@@ -143,6 +143,75 @@ export function packingMayDecideCause(options: ImageOptions, steps: readonly Ste
   let state = initialState(options);
   for (const s of steps.slice(0, index)) if (s.kind !== 'read' && !isFaultStep(s)) state = step(state, s).state;
   return packingDecidesOverflow(state, cause) !== undefined;
+}
+
+/** The model state right before `steps[index]` runs (a fault step moves it on by the op it carries, as in operationOutcomes). */
+function stateBefore(options: ImageOptions, steps: readonly Step[], index: number): ModelState {
+  let state = initialState(options);
+  for (const s of steps.slice(0, index)) {
+    if (s.kind === 'read') continue;
+    if (isFaultStep(s)) {
+      const carried = s.kind === 'ioError' ? s.op : s.during?.op;
+      if (carried !== undefined) state = step(state, carried).state;
+      continue;
+    }
+    state = step(state, s).state;
+  }
+  return state;
+}
+
+/**
+ * The operation a crash or I/O error fault hit, and the kinds the guest
+ * clusters of its range had before it ran (sorted; none for an op without a
+ * range), e.g. `{ kind: 'discard', over: ['compressed'] }`: what a fault of
+ * one QEMU code path needs (a discard over compressed clusters punches the
+ * stream before the L2 update). The op is the one the fault step carries (an
+ * I/O error's op, a crash `during` an op); for a crash between operations,
+ * the step right before it, reads aside (a flush or reopen there made the op
+ * before it durable, so the crash interrupted nothing). Undefined when the
+ * causing operation is no fault step, or nothing ran before the crash.
+ */
+export interface FaultedOperation {
+  readonly kind: string;
+  readonly over: readonly ClusterKind[];
+}
+
+export function faultedOperation(options: ImageOptions, steps: readonly Step[]): FaultedOperation | undefined {
+  const index = operationOutcomes(options, steps).at(-1)?.index;
+  const fault = index === undefined ? undefined : steps[index];
+  if (index === undefined || fault === undefined || !isFaultStep(fault)) return undefined;
+  const carried = fault.kind === 'ioError' ? fault.op : fault.during?.op;
+  let opIndex = index;
+  let op: Step | undefined = carried;
+  if (op === undefined) {
+    opIndex = index - 1;
+    while (opIndex >= 0 && steps[opIndex]?.kind === 'read') opIndex--;
+    op = steps[opIndex];
+    if (op !== undefined && isFaultStep(op)) op = op.kind === 'ioError' ? op.op : op.during?.op;
+  }
+  if (op === undefined) return undefined;
+  if (op.kind !== 'write' && op.kind !== 'writeZeroes' && op.kind !== 'discard' && op.kind !== 'writeCompressed') return { kind: op.kind, over: [] };
+  const state = stateBefore(options, steps, opIndex);
+  const cs = 2 ** options.clusterBits;
+  const end = Math.min(op.offset + op.length, state.options.virtualSize);
+  const kinds = new Set<ClusterKind>();
+  for (let c = Math.floor(op.offset / cs); c * cs < end; c++) kinds.add(guestClusterKind(state, c));
+  return { kind: op.kind, over: [...kinds].sort() };
+}
+
+/**
+ * What a crash or io-error violation found, without the step it followed,
+ * numbers, offsets and file names: `the guest disk does not read:
+ * Input/output error` (the distinct errors qemu-img convert printed), or the
+ * message after its `[check] ` with every number as `#`.
+ */
+export function faultFinding(message: string): string {
+  const unreadable = /the guest disk does not read: ([\s\S]*)$/.exec(message);
+  if (unreadable !== null) {
+    const reasons = [...(unreadable[1] ?? '').matchAll(/error while reading at byte \d+: ([^\n]+)/g)].map((m) => m[1] ?? '');
+    return `the guest disk does not read: ${[...new Set(reasons)].sort().join('; ') || 'no reason given'}`;
+  }
+  return message.replace(/^\[[^\]]*\] /, '').replace(/\/\S+/g, '<file>').replace(/\b(0x[0-9a-f]+|\d+)\b/g, '#');
 }
 
 /** The space check's message: `the file has F clusters (…) but at most B are explained`. */

@@ -11,7 +11,7 @@ import { attributeKnownLeak, loadKnownQemuDivergences, matchKnownDivergence, str
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { continuationSeed, parseGateOptions, runGate } from '../../cli/commands/gate.js';
 import { serializeCase } from '../../corpus/case/serialize.js';
-import { faultIdentity } from '../../corpus/case/fault.js';
+import { faultedOperation, faultFinding, faultIdentity } from '../../corpus/case/fault.js';
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import type { PropertyFailureCase } from '../../corpus/case/types.js';
 import { withTempDir } from '../../oracle/index.js';
@@ -338,6 +338,66 @@ describe('matching a run to a known divergence', () => {
     const more = { ...run, failure: { ...run.failure, message: run.failure.message.replace('2 leaks', '3 leaks') } };
     expect(await attributeKnownLeak(more, corpusKnown)).toBeUndefined();
   }, 900_000);
+
+  describe('the punched compressed stream after a crash (qemu-crashConsistency-crash-crash-bcf370364eb786a9.json)', () => {
+    const fourK = { version: 3 as const, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 262144 };
+    const punched = [
+      { kind: 'writeCompressed' as const, offset: 0, length: 8192, pattern: 48 },
+      { kind: 'flush' as const },
+      { kind: 'discard' as const, offset: 0, length: 8192 },
+      { kind: 'crash' as const, seed: 0 },
+    ];
+    const eio =
+      '[crash] crash <seed 0>: the guest disk does not read: qemu-img convert -f qcow2 -O raw /tmp/a/image.qcow2 /tmp/b/guest.raw exited 1: error while reading at byte 0: Input/output error\nerror while reading at byte 4096: Input/output error';
+    const crashRun = (steps: Extract<RunResult, { status: 'property-failed' }>['counterexample']['steps'], message = eio): RunResult => ({
+      ...failed,
+      property: 'crashConsistency',
+      counterexample: { options: fourK, steps },
+      failure: { kind: 'violation', check: 'crash', message },
+    });
+    const caseFile = 'qemu-crashConsistency-crash-crash-bcf370364eb786a9.json';
+
+    it('knows the finding and the operation the crash hit', () => {
+      expect(faultFinding(eio)).toBe('the guest disk does not read: Input/output error');
+      expect(faultedOperation(fourK, punched)).toEqual({ kind: 'discard', over: ['compressed'] });
+      // a crash inside the discard hits it too; a flush before the crash made the discard durable
+      expect(faultedOperation(fourK, [...punched.slice(0, 2), { kind: 'crash', seed: 3, during: { op: punched[2]!, access: 'write', nth: 1 } }])).toEqual({
+        kind: 'discard',
+        over: ['compressed'],
+      });
+      expect(faultedOperation(fourK, [...punched.slice(0, 3), { kind: 'flush' }, { kind: 'crash', seed: 0 }])).toEqual({ kind: 'flush', over: [] });
+    });
+
+    it('a crash whose disk fails with EIO after a discard over compressed clusters is the known divergence', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      expect(matchKnownDivergence(crashRun(punched), corpusKnown)?.caseFile).toBe(caseFile);
+      // a longer sequence: more clusters, another pattern, reads before the crash, one plain cluster in the discarded range
+      const longer = [
+        { kind: 'write' as const, offset: 16384, length: 4096, pattern: 1 },
+        { kind: 'writeCompressed' as const, offset: 0, length: 12288, pattern: 7 },
+        { kind: 'discard' as const, offset: 0, length: 20480 },
+        { kind: 'read' as const, offset: 0, length: 512 },
+        { kind: 'crash' as const, seed: 9 },
+      ];
+      expect(matchKnownDivergence(crashRun(longer), corpusKnown)?.caseFile).toBe(caseFile);
+    });
+
+    it('any other crash violation still fails the gate', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      // the same EIO after a discard of plain clusters, after a write, or after a flush that made the discard durable
+      const plain = [{ kind: 'write' as const, offset: 0, length: 8192, pattern: 48 }, ...punched.slice(1)];
+      expect(matchKnownDivergence(crashRun(plain), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(crashRun([punched[0]!, { kind: 'write', offset: 0, length: 512, pattern: 1 }, { kind: 'crash', seed: 0 }]), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(crashRun([...punched.slice(0, 3), { kind: 'flush' }, { kind: 'crash', seed: 0 }]), corpusKnown)).toBeUndefined();
+      // after the same discard: bytes never written, a corruption, or another read error
+      expect(matchKnownDivergence(crashRun(punched, '[crash] crash <seed 0>: sector 0 (guest byte 0x0) reads bytes of no allowed state'), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(crashRun(punched, '[crash] crash <seed 0>: qemu-img check says corrupt (1 corruptions, 0 leaks): ERROR cluster 5 refcount=0 reference=1'), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(crashRun(punched, eio.replaceAll('Input/output error', 'No such file or directory')), corpusKnown)).toBeUndefined();
+      // an I/O error fault is another identity
+      const io = crashRun([punched[0]!, punched[1]!, { kind: 'ioError', op: punched[2]!, access: 'write', nth: 1, errno: 'EIO', persistent: false }]);
+      expect(matchKnownDivergence({ ...io, failure: { kind: 'violation', check: 'io-error', message: eio.replace('[crash]', '[io-error]') } } as RunResult, corpusKnown)).toBeUndefined();
+    });
+  });
 
   it('continuation seeds are non-negative, differ per attempt and property, and repeat', () => {
     const seeds = [continuationSeed(1, 'qemuJudges', 1), continuationSeed(1, 'qemuJudges', 2), continuationSeed(1, 'structure', 1)];
