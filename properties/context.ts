@@ -17,6 +17,7 @@ import {
   type Outcome,
 } from '../model/index.js';
 import type { Check, CheckEnv, ImageSample } from './checks/check.js';
+import { readGuest } from './checks/guest-read.js';
 import type { ModelBox } from './commands/command.js';
 import {
   l1Memory,
@@ -112,7 +113,7 @@ export class RunContext {
     const length = Math.min(s.length, m.state.options.virtualSize - s.offset);
     if (length <= 0) return;
     const expected = read(m.state, s.offset, length);
-    const actual = await this.driver.read(s.offset, length);
+    const actual = await readGuest(this.driver, s.offset, length, 'read', formatStep(s), m.state.options.virtualSize);
     const at = firstDifference(expected, actual);
     if (at >= 0) {
       throw new PropertyViolation(

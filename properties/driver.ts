@@ -108,9 +108,29 @@ export class ImplementationError extends Error {
   }
 }
 
-/** Wraps anything thrown by an implementation into an ImplementationError. */
-export function implementationError(driver: string, operation: string, error: unknown): ImplementationError {
-  if (error instanceof ImplementationError) return error;
+/**
+ * A guest read that ran past the end of the implementation's disk: the disk
+ * is shorter than the range read (`needed` bytes from guest offset 0, `found`
+ * there). Not a harness error: the guest disk has the wrong size, which the
+ * check that read turns into a typed data violation (checks/guest-read.ts).
+ */
+export class GuestDiskShortError extends Error {
+  override readonly name = 'GuestDiskShortError';
+  constructor(
+    /** The read, e.g. `read 0x0 0x200000`. */
+    readonly operation: string,
+    /** Bytes the read needs: its offset plus its length. */
+    readonly needed: number,
+    /** The implementation's virtual size. */
+    readonly found: number,
+  ) {
+    super(`${operation}: the guest disk has ${found} bytes, the read needs ${needed}`);
+  }
+}
+
+/** Wraps anything thrown by an implementation into an ImplementationError (a GuestDiskShortError stays what it is). */
+export function implementationError(driver: string, operation: string, error: unknown): ImplementationError | GuestDiskShortError {
+  if (error instanceof ImplementationError || error instanceof GuestDiskShortError) return error;
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   const assertion = error instanceof Error && error.name === 'AssertionError';
   return new ImplementationError(driver, operation, message, assertion, { cause: error });

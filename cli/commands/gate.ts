@@ -45,6 +45,7 @@ import {
   matchKnownDivergence,
   type KnownDivergences,
 } from './gate-divergences.js';
+import { attributeKnownShrink } from './gate-known-shrink.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
 import { recordedPathPool } from './gate-recorded-path.js';
 import { GateProgress } from './gate-progress.js';
@@ -373,7 +374,8 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: GateKnown, pro
   };
   const settle = async (r: PropertyRun, result: RunResult) => {
     const knownHere = knownFor(r.name, known);
-    const divergence = matchKnownDivergence(result, knownHere) ?? (o.impl === 'qemu' ? await attributeKnownLeak(result, knownHere) : undefined);
+    const divergence =
+      matchKnownDivergence(result, knownHere) ?? (o.impl === 'qemu' ? ((await attributeKnownLeak(result, knownHere)) ?? (await attributeKnownShrink(result, knownHere))) : undefined);
     r.inFlight--;
     r.remainingRuns -= result.runs;
     if (divergence !== undefined) {

@@ -5,6 +5,7 @@ import { read } from '../../model/index.js';
 import { firstDifference, formatStep } from '../steps.js';
 import { PropertyViolation, hexPreview } from '../violation.js';
 import type { Check } from './check.js';
+import { readGuest } from './guest-read.js';
 import { compareWholeDisk } from './whole-disk.js';
 
 export const readsCheck: Check = {
@@ -14,7 +15,7 @@ export const readsCheck: Check = {
     const length = Math.min(op.length, env.state.options.virtualSize - op.offset);
     if (length <= 0) return;
     const expected = read(env.state, op.offset, length);
-    const actual = await env.driver.read(op.offset, length);
+    const actual = await readGuest(env.driver, op.offset, length, 'read', `after ${formatStep(op)}`, env.state.options.virtualSize);
     const at = firstDifference(expected, actual);
     if (at >= 0) {
       throw new PropertyViolation(

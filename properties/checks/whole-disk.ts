@@ -1,6 +1,7 @@
 // Shared helper: the whole guest disk read through the driver, compared with the model.
 import { read, type ModelState } from '../../model/index.js';
 import type { ImageDriver } from '../driver.js';
+import { readGuest } from './guest-read.js';
 import { firstDifference } from '../steps.js';
 import { PropertyViolation, hexPreview, type CheckName } from '../violation.js';
 
@@ -9,7 +10,7 @@ export async function compareWholeDisk(driver: ImageDriver, state: ModelState, c
   const size = state.options.virtualSize;
   if (size === 0) return new Uint8Array();
   const expected = read(state, 0, size);
-  const actual = await driver.read(0, size);
+  const actual = await readGuest(driver, 0, size, check, when, size);
   const at = firstDifference(expected, actual);
   if (at >= 0) {
     throw new PropertyViolation(

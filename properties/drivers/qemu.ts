@@ -11,7 +11,6 @@ import {
 import {
   QemuImgError,
   QemuIoError,
-  QemuOutputError,
   createConstraints,
   openQemuIo,
   qemuImgCommit,
@@ -23,7 +22,7 @@ import {
   type QemuIoCacheMode,
   type QemuIoSession,
 } from '../../oracle/index.js';
-import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
+import { GuestDiskShortError, implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
 import { backingAt, chainAfter, copyBackingFiles, moveToBacking, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from './chain-files.js';
 import { headerVirtualSize, ImageFileDriver } from './image-file.js';
 
@@ -67,12 +66,22 @@ export const hexdumpReadBytesMax = 64 * 1024;
  * never depends on it.
  */
 export async function readQemuGuest(io: QemuIoSession, path: string, offset: number, length: number): Promise<Uint8Array> {
-  if (length <= hexdumpReadBytesMax) return io.read(offset, length);
+  const operation = `read 0x${offset.toString(16)} 0x${length.toString(16)}`;
+  if (length <= hexdumpReadBytesMax) {
+    try {
+      return await io.read(offset, length);
+    } catch (error) {
+      // qemu-io answers EIO for a read past the end: a disk shorter than the model's is a typed finding, not an I/O failure
+      if (!(error instanceof QemuIoError && error.errno === 'EIO')) throw error;
+      await io.flush();
+      const size = await headerVirtualSize(path);
+      if (offset + length > size) throw new GuestDiskShortError(operation, offset + length, size);
+      throw error;
+    }
+  }
   await io.flush();
   const disk = await qemuImgReadRaw(path, { forceShare: true });
-  if (offset + length > disk.length) {
-    throw new QemuOutputError('qemu-img', `convert -U -O raw ${path}`, `${disk.length} guest bytes, the read needs ${offset + length}`, '');
-  }
+  if (offset + length > disk.length) throw new GuestDiskShortError(operation, offset + length, disk.length);
   return disk.subarray(offset, offset + length);
 }
 
