@@ -4,7 +4,7 @@ import type { ImageState } from './state.js';
 import { Qcow2Error } from './errors.js';
 import { sizeToL1 } from './geometry.js';
 import { assert } from './assert.js';
-import { writeGuest } from './data-path.js';
+import { clusterView, writeGuest } from './data-path.js';
 import { subclusterRun } from './subcluster-write.js';
 import { discardGuest, writeZeroesGuest } from './zero-discard.js';
 import { flushMetadata } from './flush.js';
@@ -89,6 +89,7 @@ export async function resizeImage(s: ImageState, newSize: number, options: { zer
  * when the cluster is normal or compressed. Extended L2: a compressed cluster
  * whole, a normal one only its allocated subclusters (merged into runs); zero
  * and unallocated subclusters read zeros already, and QEMU 7.2 leaves them so.
+ * Only the runs that hold a byte other than zero.
  */
 async function staleTail(s: ImageState, oldSize: number, tailEnd: number): Promise<[number, number][]> {
   const cs = s.g.clusterSize;
@@ -96,17 +97,24 @@ async function staleTail(s: ImageState, oldSize: number, tailEnd: number): Promi
   assert(tailEnd > oldSize && tailEnd <= (guestCluster + 1) * cs, 'the tail lies inside the old last cluster');
   const entry = await s.map.entry(guestCluster);
   if (entry.kind !== 'normal' && entry.kind !== 'compressed') return [];
-  if (!s.g.extendedL2 || entry.kind === 'compressed') return [[oldSize, tailEnd]];
-  const bitmap = await s.map.bitmap(guestCluster);
-  const runs: [number, number][] = [];
   const clusterStart = guestCluster * cs;
-  for (let at = oldSize; at < tailEnd; ) {
-    const run = subclusterRun(s, entry.kind, bitmap, at - clusterStart, tailEnd - at);
-    if (run.kind === 'data') runs.push([at, at + run.length]);
-    at += run.length;
+  const runs: [number, number][] = [];
+  if (!s.g.extendedL2 || entry.kind === 'compressed') {
+    runs.push([oldSize, tailEnd]);
+  } else {
+    const bitmap = await s.map.bitmap(guestCluster);
+    for (let at = oldSize; at < tailEnd; ) {
+      const run = subclusterRun(s, entry.kind, bitmap, at - clusterStart, tailEnd - at);
+      if (run.kind === 'data') runs.push([at, at + run.length]);
+      at += run.length;
+    }
   }
   assert(runs.every(([from, to]) => oldSize <= from && from < to && to <= tailEnd), 'stale runs inside the tail');
-  return runs;
+  // a run of zeros (a compressed write of the partial last cluster pads its stream with zeros) is stale in nothing: QEMU and we leave it
+  const view = await clusterView(s, entry, guestCluster);
+  const stale = runs.filter(([from, to]) => view.subarray(from - clusterStart, to - clusterStart).some((byte) => byte !== 0));
+  assert(stale.length <= runs.length, 'stale runs are some of the backed runs');
+  return stale;
 }
 
 async function shrink(s: ImageState, oldSize: number, newSize: number): Promise<void> {

@@ -300,7 +300,10 @@ export function resizeUnchecked(state: ModelState, size: number, zeroStaleTail =
     // cluster must not resurface, so the bytes a host cluster backs there are
     // overwritten with zeros (a compressed cluster becomes normal by
     // copy-on-write). Only those can be stale: with subclusters, a zero or
-    // unallocated tail subcluster reads zeros already and stays as it is.
+    // unallocated tail subcluster reads zeros already and stays as it is; a
+    // run that holds zeros (a compressed write of the partial last cluster
+    // pads its stream with zeros) is stale in nothing and is left as QEMU
+    // leaves it, with no copy-on-write.
     const lastCluster = Math.floor(oldSize / g.clusterSize);
     if (zeroStaleTail && oldSize % g.clusterSize !== 0 && size > oldSize) {
       const zeroEnd = Math.min(size, (lastCluster + 1) * g.clusterSize);
@@ -323,7 +326,8 @@ export function resizeUnchecked(state: ModelState, size: number, zeroStaleTail =
 /**
  * The runs of [from, to) (inside guest cluster `guestCluster`) whose bytes
  * come from a host cluster: subclusters that read as 'allocated' (the whole
- * cluster for a standard normal or a compressed entry), merged when adjacent.
+ * cluster for a standard normal or a compressed entry), merged when adjacent;
+ * only the runs that hold a byte other than zero.
  */
 function staleRanges(state: ModelState, guestCluster: number, from: number, to: number): [number, number][] {
   const g = geometry(state.options);
@@ -340,5 +344,6 @@ function staleRanges(state: ModelState, guestCluster: number, from: number, to: 
     }
     at = end;
   }
-  return ranges;
+  const bytes = entry !== undefined && 'data' in entry ? entry.data.bytes : new Uint8Array(g.clusterSize);
+  return ranges.filter(([a, b]) => bytes.subarray(a - clusterStart, b - clusterStart).some((byte) => byte !== 0));
 }

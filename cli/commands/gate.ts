@@ -46,6 +46,7 @@ import {
   type KnownDivergences,
 } from './gate-divergences.js';
 import { attributeKnownShrink } from './gate-known-shrink.js';
+import { attributeKnownStaleTail } from './gate-known-stale-tail.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
 import { recordedPathPool } from './gate-recorded-path.js';
 import { GateProgress } from './gate-progress.js';
@@ -375,7 +376,10 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: GateKnown, pro
   const settle = async (r: PropertyRun, result: RunResult) => {
     const knownHere = knownFor(r.name, known);
     const divergence =
-      matchKnownDivergence(result, knownHere) ?? (o.impl === 'qemu' ? ((await attributeKnownLeak(result, knownHere)) ?? (await attributeKnownShrink(result, knownHere))) : undefined);
+      matchKnownDivergence(result, knownHere) ??
+      (o.impl === 'qemu'
+        ? ((await attributeKnownLeak(result, knownHere)) ?? (await attributeKnownShrink(result, knownHere)) ?? (await attributeKnownStaleTail(result, knownHere)))
+        : undefined);
     r.inFlight--;
     r.remainingRuns -= result.runs;
     if (divergence !== undefined) {

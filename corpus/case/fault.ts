@@ -214,6 +214,28 @@ export function faultFinding(message: string): string {
   return message.replace(/^\[[^\]]*\] /, '').replace(/\/\S+/g, '<file>').replace(/\b(0x[0-9a-f]+|\d+)\b/g, '#');
 }
 
+/** A resize that grows the disk from a size inside a cluster: the bytes [oldSize, staleEnd) of that cluster are where QEMU 7.2 exposes stale data. */
+export interface UnalignedGrowth {
+  /** The resize step's index in the sequence. */
+  readonly index: number;
+  readonly oldSize: number;
+  /** The end of the old last cluster, or the new size when that is less. */
+  readonly staleEnd: number;
+}
+
+/** Every resize in `steps` that the model lets grow the disk from a size that is not a multiple of the cluster size, in order. */
+export function unalignedGrowths(options: ImageOptions, steps: readonly Step[]): UnalignedGrowth[] {
+  const cs = 2 ** options.clusterBits;
+  const growths: UnalignedGrowth[] = [];
+  steps.forEach((s, index) => {
+    if (s.kind !== 'resize') return;
+    const before = stateBefore(options, steps, index);
+    const oldSize = before.options.virtualSize;
+    if (oldSize % cs !== 0 && s.size > oldSize && step(before, s).outcome.ok) growths.push({ index, oldSize, staleEnd: Math.min(s.size, Math.ceil(oldSize / cs) * cs) });
+  });
+  return growths;
+}
+
 /** The space check's message: `the file has F clusters (…) but at most B are explained`. */
 const spaceExcessPattern = /the file has (\d+) clusters \(\d+ bytes\) but at most (\d+) are explained/;
 
