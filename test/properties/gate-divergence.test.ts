@@ -379,6 +379,13 @@ describe('matching a run to a known divergence', () => {
       expect(matchKnownDivergence(crashRun(longer), corpusKnown)?.caseFile).toBe(caseFile);
     });
 
+    it('QEMU 7.2 run on the case: its violation is the known divergence', async () => {
+      const run = await replayOps({ impl: 'qemu', options: fourK, ops: punched, properties: ['crashConsistency'] });
+      if (run.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer punches the stream here: ${run.status}`);
+      expect(faultFinding(run.failure.message)).toBe('the guest disk does not read: Input/output error');
+      expect(matchKnownDivergence(run, await loadKnownQemuDivergences([defaultCorpusDir()]))?.caseFile).toBe(caseFile);
+    }, 300_000);
+
     it('any other crash violation still fails the gate', async () => {
       const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
       // the same EIO after a discard of plain clusters, after a write, or after a flush that made the discard durable
