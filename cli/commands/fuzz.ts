@@ -16,6 +16,8 @@ import { parseDuration } from '../duration.js';
 import { usageError } from '../fatal.js';
 import { qemuReportLine } from '../qemu-tools.js';
 import { defaultFuzzTime } from './fuzz-command.js';
+import { loadKnownQemuDivergences } from './gate-divergences.js';
+import { knownDivergenceOf } from './known-divergence-of.js';
 
 // Registered by fuzz-command.ts (light), which loads this module when fuzz runs.
 export { defaultFuzzTime, registerFuzz } from './fuzz-command.js';
@@ -110,6 +112,9 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
   // progress at least every plainIntervalMs, even while one long step or shrink sends no event
   const ticker = setInterval(() => printer.tick(Date.now() - started), io.tty ? liveRedrawMs * 10 : plainIntervalMs);
   ticker.unref();
+  const knownDirs = resolve(bundled) === o.corpusDir ? [] : [bundled];
+  // QEMU's known divergences seen under a new signature (a later step, another check) are known, as in the gate
+  const knownQemu = o.impl === 'qemu' ? await loadKnownQemuDivergences([o.corpusDir, ...knownDirs]) : undefined;
   const summary = await runCampaign({
     impl: o.impl,
     seed: o.seed,
@@ -119,7 +124,8 @@ export async function runFuzz(o: FuzzOptions, io: { write: (text: string) => voi
     kinds: o.imagesOnly ? 'images' : 'all',
     corpusDir: o.corpusDir,
     ...(o.html === undefined ? {} : { htmlDir: o.html }),
-    knownDirs: resolve(bundled) === o.corpusDir ? [] : [bundled],
+    knownDirs,
+    ...(knownQemu === undefined ? {} : { knownFault: async (run) => (await knownDivergenceOf(run, knownQemu, 'qemu'))?.caseFile }),
     now: () => Date.now(),
     onEvent: (event) => printer.onEvent(event),
     command: `qcow2-verify fuzz --impl ${shellQuote(o.impl)} --seed ${o.seed} --shard ${o.shard.index + 1}/${o.shard.count}${o.imagesOnly ? ' --images' : ''}`,

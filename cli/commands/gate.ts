@@ -37,16 +37,8 @@ import { exitCodes } from '../exit-codes.js';
 import { usageError } from '../fatal.js';
 import { qemuReportLine } from '../qemu-tools.js';
 import { epochNow, type Batch } from './gate-batch.js';
-import {
-  attributeKnownLeak,
-  formatKnownDivergence,
-  knownLabel,
-  loadKnownDivergences,
-  matchKnownDivergence,
-  type KnownDivergences,
-} from './gate-divergences.js';
-import { attributeKnownShrink } from './gate-known-shrink.js';
-import { attributeKnownStaleTail } from './gate-known-stale-tail.js';
+import { formatKnownDivergence, knownLabel, loadKnownDivergences, type KnownDivergences } from './gate-divergences.js';
+import { knownDivergenceOf } from './known-divergence-of.js';
 import { inProcessPool, workerPool, type BatchPool } from './gate-pool.js';
 import { recordedPathPool } from './gate-recorded-path.js';
 import { GateProgress } from './gate-progress.js';
@@ -375,11 +367,7 @@ async function runBatches(o: GateOptions, pool: BatchPool, known: GateKnown, pro
   };
   const settle = async (r: PropertyRun, result: RunResult) => {
     const knownHere = knownFor(r.name, known);
-    const divergence =
-      matchKnownDivergence(result, knownHere) ??
-      (o.impl === 'qemu'
-        ? ((await attributeKnownLeak(result, knownHere)) ?? (await attributeKnownShrink(result, knownHere)) ?? (await attributeKnownStaleTail(result, knownHere)))
-        : undefined);
+    const divergence = await knownDivergenceOf(result, knownHere, o.impl);
     r.inFlight--;
     r.remainingRuns -= result.runs;
     if (divergence !== undefined) {

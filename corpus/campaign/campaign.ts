@@ -34,8 +34,8 @@ type FailedRun = Extract<RunResult, { status: 'property-failed' }>;
 export type CampaignBudget = { readonly kind: 'time'; readonly ms: number } | { readonly kind: 'runs'; readonly count: number };
 
 export interface CampaignConstraints {
-  /** ts, qemu, or a cmd: implementation (its applicable properties only: the image fuzzer judges our engine). */
-  readonly impl: Exclude<ImplName, 'canary'>;
+  /** ts, qemu, or a cmd: implementation (its applicable properties only: the image fuzzer judges our engine); canary for tests (the CLI offers none). */
+  readonly impl: ImplName;
   readonly seed: number;
   readonly shard: Shard;
   readonly budget: CampaignBudget;
@@ -49,6 +49,13 @@ export interface CampaignConstraints {
   readonly htmlDir?: string;
   /** Further corpora whose cases count as known (e.g. the bundled corpus/cases). */
   readonly knownDirs?: readonly string[];
+  /**
+   * The known divergence a failed property run is by its fault, as its case
+   * file name, or undefined (the gate's matching, which lives beside the CLI:
+   * cli/commands/known-divergence-of.ts). A failure whose signature is new but
+   * whose fault is known is counted known and not saved.
+   */
+  readonly knownFault?: (run: FailedRun) => Promise<string | undefined>;
   /** Sequences per property run (fast-check numRuns). Default 10: short runs keep the time budget tight. */
   readonly sequencesPerRun?: number;
   /** Longest sequence. Default 80: campaigns afford longer sequences than the gate. */
@@ -89,6 +96,8 @@ export interface CampaignFinding {
   readonly signature: string;
   readonly message: string;
   readonly isNew: boolean;
+  /** The known divergence's case file when the fault, not the signature, is known (CampaignConstraints.knownFault). */
+  readonly knownCase?: string;
   readonly jsonPath?: string;
   readonly replay?: string;
   /** A new property failure's QEMU shell script (qemu-img and qemu-io only). */
@@ -138,9 +147,18 @@ export async function runCampaign(c: CampaignConstraints): Promise<CampaignSumma
   const record = async (candidate: CorpusCase, image: Uint8Array | undefined, seed: number, run?: FailedRun, mutant?: Uint8Array): Promise<void> => {
     const key = dedupKey(implementationSlug(candidate), candidate.signature);
     const status = known.get(key);
-    const isNew = !seen.has(key) && (status === undefined || status === 'fixed');
-    seen.add(key);
-    let finding: CampaignFinding = { kind: candidate.kind, signature: candidate.signature, message: candidate.message, isNew, runSeed: seed };
+    const newSignature = !seen.has(key) && (status === undefined || status === 'fixed');
+    const knownCase = newSignature && run !== undefined ? await c.knownFault?.(run) : undefined;
+    const isNew = newSignature && knownCase === undefined;
+    if (knownCase === undefined) seen.add(key);
+    let finding: CampaignFinding = {
+      kind: candidate.kind,
+      signature: candidate.signature,
+      message: candidate.message,
+      isNew,
+      runSeed: seed,
+      ...(knownCase === undefined ? {} : { knownCase }),
+    };
     if (isNew) {
       const saved = await saveCase(c.corpusDir, candidate, image);
       finding = { ...finding, jsonPath: saved.jsonPath, replay: `qcow2-verify replay ${saved.jsonPath}` };

@@ -23,7 +23,7 @@ export function formatProgress(s: Readonly<CampaignStats>): string {
 }
 
 export function formatFinding(f: CampaignFinding): string[] {
-  const head = `${f.isNew ? 'NEW' : 'known'} ${f.kind} ${f.signature} (run seed ${f.runSeed})`;
+  const head = `${f.isNew ? 'NEW' : 'known'} ${f.kind} ${f.signature} (run seed ${f.runSeed})${f.knownCase === undefined ? '' : `: the fault of known case ${f.knownCase}`}`;
   const lines = [head, `  ${f.message.split('\n')[0] ?? ''}`];
   if (f.replay !== undefined) lines.push(`  Replay: ${f.replay}`);
   if (f.reproScript !== undefined) lines.push(`  on QEMU: sh ${f.reproScript}`);
