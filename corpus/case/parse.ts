@@ -158,6 +158,7 @@ function parseFaultStep(r: Reader): FaultStep {
       parseFaultableOp(during.object('op'));
       during.oneOf('access', ['write', 'flush'] as const);
       during.integer('nth', 1);
+      if (during.obj.event !== undefined) during.oneOf('event', blkdebugEvents);
     }
     return r.raw<FaultStep>();
   }

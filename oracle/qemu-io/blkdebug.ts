@@ -49,29 +49,6 @@ export const blkdebugEvents = [
 ] as const;
 export type BlkdebugEvent = (typeof blkdebugEvents)[number];
 
-/**
- * The events nearly every guest write, discard or flush on a freshly opened
- * image reaches (measured with qemu-io 7.2, cache writeback): data and COW
- * writes, loading and writing L2 tables and refcount blocks, allocation and
- * the flushes. The others need a table to grow or a refcount block to be
- * allocated.
- */
-export const blkdebugCommonEvents: readonly BlkdebugEvent[] = [
-  'write_aio',
-  'l2_load',
-  'l2_update',
-  'l2_alloc_write',
-  'l1_update',
-  'cluster_alloc',
-  'cow_read',
-  'cow_write',
-  'refblock_load',
-  'refblock_update',
-  'pwritev_zero',
-  'flush_to_os',
-  'flush_to_disk',
-];
-
 /** Occurrences of one event that a rule set can count (one `set-state` rule each). */
 export const blkdebugOccurrenceMax = 64;
 

@@ -14,7 +14,19 @@ import { formatOp, type ModelState, type DiscardOp, type FlushOp, type ResizeOp,
 export interface CrashStep {
   readonly kind: 'crash';
   readonly seed: number;
-  readonly during?: { readonly op: CrashableOp; readonly access: 'write' | 'flush'; readonly nth: number };
+  readonly during?: {
+    readonly op: CrashableOp;
+    readonly access: 'write' | 'flush';
+    readonly nth: number;
+    /**
+     * QEMU only (properties/faults/qemu-fault-driver.ts, killDuring): the
+     * blkdebug event whose first occurrence, in the op or the flush after it,
+     * holds the request at a break point where qemu-io is killed. Our engine
+     * counts file accesses instead and ignores it. Absent (a case saved
+     * before kills inside ops): the first event the op reaches (qemuEventsByOp).
+     */
+    readonly event?: BlkdebugEvent;
+  };
 }
 
 /** The operations a crash is drawn inside. */
@@ -67,7 +79,8 @@ export function isFaultStep(step: { readonly kind: string }): step is FaultStep 
 export function formatFaultStep(step: FaultStep): string {
   if (step.kind === 'crash') {
     const d = step.during;
-    return d === undefined ? `crash <seed ${step.seed}>` : `crash <seed ${step.seed}> at ${d.access}#${d.nth} of: ${formatOp(d.op)}`;
+    if (d === undefined) return `crash <seed ${step.seed}>`;
+    return `crash <seed ${step.seed}> at ${d.access}#${d.nth}${d.event === undefined ? '' : ` (blkdebug break ${d.event})`} of: ${formatOp(d.op)}`;
   }
   const event = step.event === undefined ? '' : ` (blkdebug ${step.event})`;
   return `ioError ${step.access}#${step.nth} ${step.errno} ${step.persistent ? 'until-cleared' : 'once'}${event}: ${formatOp(step.op)}`;

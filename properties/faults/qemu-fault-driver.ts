@@ -23,6 +23,7 @@ import {
   qemuImgReadRaw,
   qemuImgSnapshot,
   QemuIoError,
+  type BlkdebugEvent,
   type BlkdebugInjectError,
   type QemuCheckResult,
   type QemuIoSession,
@@ -41,6 +42,9 @@ export interface FaultedRun {
   /** What qemu-io printed while closing (its final flush), '' when nothing failed. */
   readonly closing: string;
 }
+
+/** Where a kill inside an op came (QemuFaultDriver.killDuring). */
+export type KilledInside = { readonly reached: 'suspended' } | { readonly reached: 'completed'; readonly outcome: Outcome };
 
 /** After a kill or a faulted process: what `qemu-img check` said, and the repair run first on a dirty lazy image. */
 export interface Recovery {
@@ -64,6 +68,15 @@ export interface QemuFaultDriver extends ImageDriver {
   applyUnderFault(op: FaultableOp, rule: BlkdebugInjectError): Promise<FaultedRun>;
   /** SIGKILL of qemu-io (`sigraise 9`); a session is started first if none runs. */
   kill(): Promise<void>;
+  /**
+   * A kill inside `op`: closes the ordinary session (a durable point), opens
+   * qemu-io on blkdebug with a break point at `event` (its first occurrence),
+   * runs `op` and a flush, and kills the process (SIGKILL from outside) when a
+   * request is held there, or after the flush when none was.
+   * @returns where the kill came: at the break point, or after the op (with
+   * its answer) and the flush.
+   */
+  killDuring(op: FaultableOp, event: BlkdebugEvent): Promise<KilledInside>;
   /** With no process on the image: `check -r all` when the header is dirty (iotest 039), then `check`. */
   recover(): Promise<Recovery>;
   /** The whole guest disk (qemu-img convert; no process on the image). */
@@ -84,6 +97,9 @@ function headerDirty(bytes: Uint8Array): boolean {
 }
 
 const driverName = 'qemu (qemu-io session, blkdebug, SIGKILL)';
+
+/** The tag of the break point a kill inside an op waits at. */
+const breakTag = 'crash';
 
 class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   readonly name = driverName;
@@ -215,6 +231,37 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     }
     await this.qemu.close();
     this.virtualSize = await headerVirtualSize(this.path);
+  }
+
+  async killDuring(op: FaultableOp, event: BlkdebugEvent): Promise<KilledInside> {
+    await this.qemu.close();
+    const oldSize = this.virtualSize;
+    await writeFile(this.rulesPath, '');
+    let io: QemuIoSession;
+    try {
+      io = await openQemuIo(blkdebugFilename(this.rulesPath, this.path), { cache: 'writeback', unbufferedOutput: true });
+    } catch (error) {
+      throw implementationError(this.name, `open on blkdebug (break ${event})`, error);
+    }
+    let killed: KilledInside;
+    try {
+      await io.breakAt(event, breakTag);
+      let outcome: Outcome = okOutcome;
+      const reached = await io.untilSuspended(breakTag, async () => {
+        outcome = await this.applyFaulted(io, op);
+        await io.flush();
+      });
+      killed = reached === 'suspended' ? { reached } : { reached, outcome };
+    } catch (error) {
+      await io.kill();
+      throw implementationError(this.name, `${formatOp(op)} (break ${event})`, error);
+    }
+    await io.kill();
+    // a resize held part-way may have changed the size or not: the header says
+    this.virtualSize = await headerVirtualSize(this.path);
+    // the known stale-tail divergence, worked around as in apply (opening a dirty lazy image repairs it first)
+    if (op.kind === 'resize') await this.zeroTailAfterGrowth(oldSize);
+    return killed;
   }
 
   async recover(): Promise<Recovery> {

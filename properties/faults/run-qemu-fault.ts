@@ -15,7 +15,7 @@
 // crash's; it must read exactly as after the op when the op succeeded in the
 // process and its final flush did not fail, else as before or after it; then
 // the op is retried in a fresh process and must answer as the model says.
-import { QemuImgError } from '../../oracle/index.js';
+import { QemuImgError, type BlkdebugEvent } from '../../oracle/index.js';
 import { bufferReader, decodeImage, disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
 import { compareWholeDisk } from '../checks/whole-disk.js';
 import type { ModelBox } from '../commands/command.js';
@@ -25,6 +25,7 @@ import { PropertyViolation } from '../violation.js';
 import { recordQemuFault } from './fault-coverage.js';
 import { compressedStreams } from './fault-driver.js';
 import { qemuDefaultEvents, type CrashStep, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
+import { qemuEventFor } from './qemu-events.js';
 import type { QemuFaultDriver, Recovery } from './qemu-fault-driver.js';
 import { compareSnapshots, judgeImage, memory, type FaultMemory } from './run-fault.js';
 
@@ -54,21 +55,28 @@ export async function runQemuFaultStep(m: ModelBox, step: FaultStep, d: QemuFaul
 
 async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
   const what = formatStep(step);
-  let operation = mem.lastOp;
-  let reached = m.state;
-  if (step.during !== undefined) {
-    const expected = modelStep(m.state, step.during.op);
-    const actual = await d.apply(step.during.op);
-    compareOutcome('outcome', `${what} (the op before the kill)`, expected.outcome, actual);
-    m.state = expected.state;
+  const before = m.state;
+  let reached = before;
+  let candidates = mem.candidates;
+  let inside: { readonly operation: string; readonly event: BlkdebugEvent; readonly held: boolean } | undefined;
+  if (step.during === undefined) {
+    await d.kill();
+  } else {
+    const { op } = step.during;
+    const expected = modelStep(before, op);
+    const event = step.during.event ?? qemuEventFor(op, 0);
+    const killed = await d.killDuring(op, event);
+    if (killed.reached === 'completed') compareOutcome('outcome', `${what} (the op and a flush ended before the break point)`, expected.outcome, killed.outcome);
     reached = expected.state;
-    mem.candidates.push(expected.state);
-    operation = step.during.op.kind;
+    // the process held at the break point opened on a durable image; a flush after the op makes it durable
+    candidates = killed.reached === 'suspended' ? [before, expected.state] : [expected.state];
+    inside = { operation: `inside ${op.kind}`, event, held: killed.reached === 'suspended' };
   }
-  await d.kill();
   const recovery = await d.recover();
-  recordQemuFault(coverage, 'crash', operation, recovery.repaired === undefined ? 'sigkill' : 'sigkill, dirty, repaired');
-  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates: mem.candidates, mayLeak: true }, 'crash', what);
+  const repaired = recovery.repaired !== undefined;
+  if (inside === undefined) recordQemuFault(coverage, 'crash', mem.lastOp, 'sigkill', repaired);
+  else recordQemuFault(coverage, 'crash', inside.operation, inside.held ? { event: inside.event, where: 'break' } : 'break not reached', repaired);
+  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates, mayLeak: true }, 'crash', what);
   mem.lastOp = 'crash';
   return { step, reached, leakedClusters };
 }
@@ -81,7 +89,7 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: QemuFaultDriver, me
   const run = await d.applyUnderFault(step.op, { event, occurrence: step.nth, errno: step.errno, once: !step.persistent });
   const failedIo = !run.first.ok && run.first.error === 'io';
   const failedAtClose = closeFailurePattern.test(run.closing);
-  recordQemuFault(coverage, 'ioError', step.op.kind, failedIo || failedAtClose ? { event, atClose: !failedIo } : 'no failure seen');
+  recordQemuFault(coverage, 'ioError', step.op.kind, failedIo || failedAtClose ? { event, where: failedIo ? 'op' : 'close' } : 'no failure seen');
   if (!failedIo) compareOutcome('io-error', what, expected.outcome, run.first);
   if (run.retried !== undefined) compareOutcome('io-error', `${what}, retried in the same qemu-io process`, expected.outcome, run.retried);
   const landed = (run.first.ok || run.retried?.ok === true) && expected.outcome.ok;

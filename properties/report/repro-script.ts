@@ -12,7 +12,9 @@
 // QEMU fault driver runs them (properties/faults/qemu-fault-driver.ts): a
 // crash is `sigraise 9` in the qemu-io process that ran the ops since the last
 // reopen (started with `-t unsafe`, as the driver's sessions are), then
-// `qemu-img check -r all` on a lazy-refcounts image (iotest 039); an I/O error
+// `qemu-img check -r all` on a lazy-refcounts image (iotest 039); a crash
+// inside an op runs it and a flush in a qemu-io on blkdebug with a break point,
+// killed by `kill -9` once a request is held there; an I/O error
 // runs its op in a qemu-io process on `blkdebug:RULES:IMAGE` with the rule
 // file saved next to the script, then again in a fresh process.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
@@ -20,6 +22,7 @@ import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/c
 import type { Step } from '../steps.js';
 import { blkdebugConfig } from '../../oracle/index.js';
 import { formatFaultStep, isFaultStep, qemuDefaultEvents, type FaultableOp } from '../faults/fault-step.js';
+import { qemuEventFor } from '../faults/qemu-events.js';
 import type { Counterexample } from './run-result.js';
 
 /** The model's final disk is saved for `qemu-img compare` up to this size (bytes). */
@@ -120,8 +123,25 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
       return;
     }
     if (isFaultStep(s)) {
-      if (s.kind === 'crash') {
-        if (s.during !== undefined) guestOp(s.during.op, index);
+      if (s.kind === 'crash' && s.during !== undefined) {
+        endIo();
+        const event = s.during.event ?? qemuEventFor(s.during.op, 0);
+        const [rules, output] = [`empty-${index + 1}.conf`, `killed-${index + 1}.txt`];
+        files.push({ name: rules, bytes: new Uint8Array() });
+        guestOp(s.during.op, index);
+        io.push('flush');
+        const commands = [`break ${event} crash`, ...io];
+        io = [];
+        lines.push(
+          `# step ${index + 1}: ${formatFaultStep(s)}: qemu-io is killed (kill -9) once a request is held at the break point, or after the op and a flush`,
+          `printf '%s\\n' ${commands.map((c) => `'${c}'`).join(' ')} | stdbuf -o0 qemu-io -t writeback "blkdebug:${rules}:$IMG" >${output} 2>&1 &`,
+          'pid=$!',
+          `until grep -q "Suspended request 'crash'" ${output} || ! kill -0 "$pid" 2>/dev/null; do sleep 0.1; done`,
+          'kill -9 "$pid" 2>/dev/null; wait "$pid"',
+          `cat ${output}`,
+        );
+        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
+      } else if (s.kind === 'crash') {
         io.push('sigraise 9');
         endIo({ cache: 'unsafe' });
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}: the qemu-io above is killed (sigraise 9), QEMU's caches lost`);
