@@ -1,9 +1,10 @@
 // Running a fault step on QEMU (docs/semantics.md, "Faults", QEMU 7.2): the
 // same contract as for our engine (run-fault.ts), through what QEMU offers.
 //
-// A crash is SIGKILL of qemu-io between two operations (a crash drawn inside
-// an op comes right after it: qemu-io's `wait_break` blocks for ever when the
-// break point is not reached). The image is repaired as iotest 039 does when
+// A crash is SIGKILL of qemu-io between two operations, or inside one: the op
+// and a flush run in a qemu-io on blkdebug with a break point at the drawn
+// event, killed from outside when a request is held there (or after the
+// flush, when none was). The image is repaired as iotest 039 does when
 // lazy refcounts left it dirty; then `qemu-img check` and the model's checker
 // find no corruption (leaks allowed), every sector reads as a state since the
 // last durable op, and the model adopts the image.
