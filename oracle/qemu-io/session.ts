@@ -245,13 +245,15 @@ export class QemuIoSession {
 
   /**
    * Quit qemu-io like close(), and return what it printed after its last
-   * prompt: the errors of the flush it makes while closing the image, e.g.
-   * `qemu-io: Failed to flush the L2 table cache: Input/output error` under an
-   * injected error (a `flush` command itself prints nothing when it fails).
+   * prompt (`printed`): the errors of the flush it makes while closing the
+   * image, e.g. `qemu-io: Failed to flush the L2 table cache: Input/output
+   * error` under an injected error; and whether some command of the session
+   * failed (`commandFailed`: qemu-io exits with 1 when one did, measured with
+   * 7.2), which is the only sign of a failed `flush` command: it prints nothing.
    */
-  async closeReporting(): Promise<string> {
+  async closeReporting(): Promise<{ readonly printed: string; readonly commandFailed: boolean }> {
     await this.close();
-    return this.framer.pending.trim();
+    return { printed: this.framer.pending.trim(), commandFailed: this.exit !== 'exit code 0' };
   }
 
   /** Quit qemu-io and remove scratch files. Safe to call twice or after a crash. */

@@ -107,8 +107,9 @@ export function ioErrorCommand(): fc.Arbitrary<IoErrorCommand> {
     nth: nth(ioErrorNthMax),
     errno: fc.constantFrom('EIO' as const, 'ENOSPC' as const),
     persistent: fc.boolean(),
-    // where QEMU meets it (blkdebug); our engine counts accesses and ignores it
+    // where QEMU meets it (blkdebug); our engine counts accesses and ignores both
     eventPick: fc.nat(),
+    occurrence: fc.oneof({ arbitrary: fc.constant(1), weight: 4 }, { arbitrary: fc.integer({ min: 2, max: 3 }), weight: 1 }),
   });
   return fc.tuple(inner, fault).map(([op, f]) => new IoErrorCommand(op, f));
 }

@@ -104,12 +104,13 @@ export function blkdebugPhase(event: BlkdebugEvent): MetadataRole | 'flush' {
 
 /**
  * What a fault on QEMU met: the blkdebug event whose injected error was seen
- * (by the op, or only by qemu-io's closing flush) or where a kill held the
+ * (by the op, by a flush command, which says so only through qemu-io's exit
+ * status, or by qemu-io's closing flush) or where a kill held the
  * request (a break point); or why none was.
  */
 export type QemuFaultSeen =
-  | { readonly event: BlkdebugEvent; readonly where: 'op' | 'close' | 'break' }
-  /** ioError: neither the op nor the closing flush reported a failure (the event was not reached, or only a flush failed, which qemu-io does not print) */
+  | { readonly event: BlkdebugEvent; readonly where: 'op' | 'flush' | 'close' | 'break' }
+  /** ioError: nothing failed: the event was not reached (at that occurrence) */
   | 'no failure seen'
   /** crash: SIGKILL between ops */
   | 'sigkill'
@@ -130,5 +131,6 @@ export function recordQemuFault(cov: Coverage, fault: 'crash' | 'ioError', opera
     return;
   }
   bump(cov.faults, `${fault}:${blkdebugPhase(seen.event)}`);
-  bump(cov.faults, `${fault}:blkdebug ${seen.where === 'break' ? 'break ' : ''}${seen.event}${seen.where === 'close' ? ' (at close)' : ''}`);
+  const where = seen.where === 'close' ? ' (at close)' : seen.where === 'flush' ? ' (a flush)' : '';
+  bump(cov.faults, `${fault}:blkdebug ${seen.where === 'break' ? 'break ' : ''}${seen.event}${where}`);
 }

@@ -54,6 +54,13 @@ export interface IoErrorStep {
    * of `access` (qemuDefaultEvents).
    */
   readonly event?: BlkdebugEvent;
+  /**
+   * QEMU only: which occurrence of `event` (1 = the first), counted from the
+   * open of the process that runs the op. Absent (a case saved before it was
+   * drawn apart): `nth`. Most events come once per op, so it is drawn
+   * mostly 1, where `nth` counts file accesses, of which an op makes several.
+   */
+  readonly occurrence?: number;
 }
 
 export type FaultStep = CrashStep | IoErrorStep;
@@ -82,8 +89,13 @@ export function formatFaultStep(step: FaultStep): string {
     if (d === undefined) return `crash <seed ${step.seed}>`;
     return `crash <seed ${step.seed}> at ${d.access}#${d.nth}${d.event === undefined ? '' : ` (blkdebug break ${d.event})`} of: ${formatOp(d.op)}`;
   }
-  const event = step.event === undefined ? '' : ` (blkdebug ${step.event})`;
+  const event = step.event === undefined ? '' : ` (blkdebug ${step.event}${step.occurrence === undefined ? '' : `#${step.occurrence}`})`;
   return `ioError ${step.access}#${step.nth} ${step.errno} ${step.persistent ? 'until-cleared' : 'once'}${event}: ${formatOp(step.op)}`;
+}
+
+/** The occurrence of its blkdebug event a step fails at on QEMU. */
+export function qemuOccurrence(step: IoErrorStep): number {
+  return step.occurrence ?? step.nth;
 }
 
 /** The blkdebug event of a step that names none (a case saved before events were drawn): the one its access reaches first. */

@@ -41,6 +41,8 @@ export interface FaultedRun {
   readonly retried?: Outcome;
   /** What qemu-io printed while closing (its final flush), '' when nothing failed. */
   readonly closing: string;
+  /** Whether qemu-io said (by its exit status) that a command failed: with `first` ok and no retry, a flush that printed nothing. */
+  readonly commandFailed: boolean;
 }
 
 /** Where a kill inside an op came (QemuFaultDriver.killDuring). */
@@ -69,10 +71,11 @@ export interface QemuFaultDriver extends ImageDriver {
   /** SIGKILL of qemu-io (`sigraise 9`); a session is started first if none runs. */
   kill(): Promise<void>;
   /**
-   * A kill inside `op`: closes the ordinary session (a durable point), opens
-   * qemu-io on blkdebug with a break point at `event` (its first occurrence),
-   * runs `op` and a flush, and kills the process (SIGKILL from outside) when a
-   * request is held there, or after the flush when none was.
+   * A kill inside `op`: sets a break point at `event` (its first occurrence)
+   * in the ordinary session (qemu-io on blkdebug with no rules, holding the
+   * metadata of the ops since the last durable one), runs `op` and a flush,
+   * and kills the process (SIGKILL from outside) when a request is held
+   * there, or after the flush when none was.
    * @returns where the kill came: at the break point, or after the op (with
    * its answer) and the flush.
    */
@@ -101,6 +104,9 @@ const driverName = 'qemu (qemu-io session, blkdebug, SIGKILL)';
 /** The tag of the break point a kill inside an op waits at. */
 const breakTag = 'crash';
 
+/** The empty blkdebug rule file the ordinary session opens with (created with the driver). */
+const noRules = 'no-rules.conf';
+
 class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   readonly name = driverName;
   readonly faultTarget = 'qemu';
@@ -112,7 +118,8 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     path: string,
     private readonly options: ImageOptions,
   ) {
-    super(path);
+    // the ordinary session runs on blkdebug with no rules, so that a break point can be set in it (killDuring)
+    super(path, { filename: blkdebugFilename(join(tmp.path, noRules), path), unbufferedOutput: true });
     this.virtualSize = options.virtualSize;
     this.rulesPath = join(tmp.path, 'blkdebug.conf');
   }
@@ -192,7 +199,7 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     }
     let first: Outcome;
     let retried: Outcome | undefined;
-    let closing: string;
+    let closing: { readonly printed: string; readonly commandFailed: boolean };
     try {
       first = await this.applyFaulted(io, op);
       if (rule.once && !first.ok && first.error === 'io') {
@@ -206,7 +213,7 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
       this.virtualSize = await headerVirtualSize(this.path);
     }
     if (op.kind === 'resize') await this.zeroTailAfterGrowth(oldSize);
-    return { first, ...(retried === undefined ? {} : { retried }), closing };
+    return { first, ...(retried === undefined ? {} : { retried }), closing: closing.printed, commandFailed: closing.commandFailed };
   }
 
   /** One op in the blkdebug process: an EIO or ENOSPC that is no refusal the model knows is the injected error, `io`. */
@@ -234,15 +241,8 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   }
 
   async killDuring(op: FaultableOp, event: BlkdebugEvent): Promise<KilledInside> {
-    await this.qemu.close();
     const oldSize = this.virtualSize;
-    await writeFile(this.rulesPath, '');
-    let io: QemuIoSession;
-    try {
-      io = await openQemuIo(blkdebugFilename(this.rulesPath, this.path), { cache: 'writeback', unbufferedOutput: true });
-    } catch (error) {
-      throw implementationError(this.name, `open on blkdebug (break ${event})`, error);
-    }
+    const io = await this.qemu.io();
     let killed: KilledInside;
     try {
       await io.breakAt(event, breakTag);
@@ -254,9 +254,11 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
       killed = reached === 'suspended' ? { reached } : { reached, outcome };
     } catch (error) {
       await io.kill();
+      await this.qemu.close();
       throw implementationError(this.name, `${formatOp(op)} (break ${event})`, error);
     }
     await io.kill();
+    await this.qemu.close();
     // a resize held part-way may have changed the size or not: the header says
     this.virtualSize = await headerVirtualSize(this.path);
     // the known stale-tail divergence, worked around as in apply (opening a dirty lazy image repairs it first)
@@ -298,6 +300,7 @@ export async function createQemuFaultDriver(options: ImageOptions): Promise<Qemu
   const path = join(tmp.path, 'image.qcow2');
   try {
     await qemuImgCreate(path, createConstraints(options));
+    await writeFile(join(tmp.path, noRules), '');
   } catch (error) {
     await tmp.cleanup();
     throw error;

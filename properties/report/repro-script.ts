@@ -21,7 +21,7 @@ import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageO
 import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/chain-files.js';
 import type { Step } from '../steps.js';
 import { blkdebugConfig } from '../../oracle/index.js';
-import { formatFaultStep, isFaultStep, qemuDefaultEvents, type FaultableOp } from '../faults/fault-step.js';
+import { formatFaultStep, isFaultStep, qemuDefaultEvents, qemuOccurrence, type FaultableOp } from '../faults/fault-step.js';
 import { qemuEventFor } from '../faults/qemu-events.js';
 import type { Counterexample } from './run-result.js';
 
@@ -151,7 +151,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}`);
         const rules = `blkdebug-${index + 1}.conf`;
         const event = s.event ?? qemuDefaultEvents[s.access];
-        files.push({ name: rules, bytes: new TextEncoder().encode(blkdebugConfig({ event, occurrence: s.nth, errno: s.errno, once: !s.persistent })) });
+        files.push({ name: rules, bytes: new TextEncoder().encode(blkdebugConfig({ event, occurrence: qemuOccurrence(s), errno: s.errno, once: !s.persistent })) });
         guestOp(s.op, index);
         // a once-error: the op again in the same process, and two flushes (a failed one leaves QEMU's caches dirty)
         if (!s.persistent) io.push(...io, 'flush', 'flush');
