@@ -16,8 +16,8 @@ import type { FaultableOp } from './fault-step.js';
  */
 export const qemuEventsByOp: Readonly<Record<FaultableOp['kind'], readonly BlkdebugEvent[]>> = {
   write: ['write_aio', 'l2_load', 'l2_update', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'refblock_alloc_hookup', 'refblock_alloc_write', 'pwritev_zero', 'read_aio', 'l2_alloc_cow_read', 'cow_read', 'cow_write', 'flush_to_os', 'flush_to_disk'],
-  writeCompressed: ['write_aio', 'l2_load', 'l2_update', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'refblock_load', 'refblock_update_part', 'flush_to_os', 'flush_to_disk'],
-  writeZeroes: ['l2_load', 'l2_update', 'l2_alloc_write', 'l1_update', 'cluster_free', 'refblock_load', 'refblock_update_part', 'pwritev_zero', 'flush_to_os', 'flush_to_disk'],
+  writeCompressed: ['l2_update', 'l2_load', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'flush_to_os', 'flush_to_disk'],
+  writeZeroes: ['l2_load', 'l2_update', 'l2_alloc_write', 'l2_alloc_cow_read', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'pwritev_zero', 'flush_to_os', 'flush_to_disk'],
   discard: ['l2_load', 'l2_update', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'l2_alloc_cow_read', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'flush_to_os', 'flush_to_disk'],
   resize: ['l1_grow_alloc_table', 'l1_grow_write_table', 'l1_grow_activate_table', 'l1_shrink_write_table', 'l1_shrink_free_l2_clusters', 'cluster_free', 'refblock_update_part', 'pwritev_zero', 'flush_to_os', 'flush_to_disk'],
   flush: ['flush_to_os', 'flush_to_disk'],
