@@ -38,7 +38,7 @@ export class CrashCommand extends StepCommand {
     const { inner, access, nth, eventPick } = this.inside;
     // the inner command is one of the crashable ops (crashCommand draws only those)
     const op = inner.resolve(state) as CrashableOp;
-    return { kind: 'crash', seed: this.seed, during: { op, access, nth, event: qemuEventFor(op, eventPick) } };
+    return { kind: 'crash', seed: this.seed, during: { op, access, nth, event: qemuEventFor(op, state, eventPick) } };
   }
   protected describe(): string {
     return `crash ${this.seed}`;
@@ -58,7 +58,7 @@ export class IoErrorCommand extends StepCommand {
     // the inner command is one of the faultable ops (ioErrorCommand draws only those)
     const op = this.inner.resolve(state) as FaultableOp;
     const { eventPick, ...fault } = this.fault;
-    return { kind: 'ioError', op, ...fault, event: qemuEventFor(op, eventPick) };
+    return { kind: 'ioError', op, ...fault, event: qemuEventFor(op, state, eventPick) };
   }
   protected describe(): string {
     return `ioError ${this.fault.access}#${this.fault.nth}: ${this.inner.toString()}`;

@@ -3,29 +3,80 @@
 // operation (and the flush after it) can meet. Drawn blindly from all events,
 // 16 of 260 injected errors fired (session 5); most events are never reached
 // by most ops.
+import { guestClusterKind, type ModelState } from '../../model/index.js';
 import type { BlkdebugEvent } from '../../oracle/index.js';
 import type { FaultableOp } from './fault-step.js';
 
-/**
- * The events reached by each op kind, then by a flush in the same qemu-io
- * process, with cache writeback, on an image opened just before (measured with
- * `break EVENT` on `blkdebug::IMAGE`, docs/semantics.md "Faults", QEMU part).
- * Each list is the union over the cases: allocating or overwriting, whole or
- * partial clusters, over allocated or unallocated clusters. First the event
- * nearly every instance reaches: shrinking draws towards it.
- */
-export const qemuEventsByOp: Readonly<Record<FaultableOp['kind'], readonly BlkdebugEvent[]>> = {
-  write: ['write_aio', 'l2_load', 'l2_update', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'refblock_alloc_hookup', 'refblock_alloc_write', 'pwritev_zero', 'read_aio', 'l2_alloc_cow_read', 'cow_read', 'cow_write', 'flush_to_os', 'flush_to_disk'],
-  writeCompressed: ['l2_update', 'l2_load', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'flush_to_os', 'flush_to_disk'],
-  writeZeroes: ['l2_load', 'l2_update', 'l2_alloc_write', 'l2_alloc_cow_read', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'pwritev_zero', 'flush_to_os', 'flush_to_disk'],
-  discard: ['l2_load', 'l2_update', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'l2_alloc_cow_read', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'flush_to_os', 'flush_to_disk'],
-  resize: ['l1_grow_alloc_table', 'l1_grow_write_table', 'l1_grow_activate_table', 'l1_shrink_write_table', 'l1_shrink_free_l2_clusters', 'cluster_free', 'refblock_update_part', 'pwritev_zero', 'flush_to_os', 'flush_to_disk'],
-  flush: ['flush_to_os', 'flush_to_disk'],
-};
+const flushes: readonly BlkdebugEvent[] = ['flush_to_os', 'flush_to_disk'];
 
-/** The event `pick` chooses for `op` (any natural number: it wraps round the op's list). */
-export function qemuEventFor(op: FaultableOp, pick: number): BlkdebugEvent {
-  const events = qemuEventsByOp[op.kind];
+/**
+ * The events an op and a flush after it reach, measured with `break EVENT` on
+ * `blkdebug::IMAGE` in a qemu-io with cache writeback (docs/semantics.md,
+ * "Faults", QEMU part). `allocating`: the op may allocate, free or copy
+ * clusters or tables (some cluster it touches is not a plain allocated one,
+ * or snapshots share them, or extended L2 entries track subclusters); else it
+ * only overwrites allocated clusters in place. First the event nearly every
+ * instance reaches: shrinking draws towards it.
+ */
+const measured = {
+  write: {
+    allocating: ['write_aio', 'l2_load', 'l2_update', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'refblock_alloc_hookup', 'refblock_alloc_write', 'pwritev_zero', 'read_aio', 'l2_alloc_cow_read', 'cow_read', 'cow_write', ...flushes],
+    inPlace: ['write_aio', 'l2_load', ...flushes],
+  },
+  writeCompressed: {
+    allocating: ['l2_update', 'l2_load', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'refblock_load', 'refblock_update_part', 'refblock_alloc', ...flushes],
+    inPlace: ['l2_update', 'l2_load', 'cluster_alloc', 'refblock_update_part', ...flushes],
+  },
+  writeZeroes: {
+    allocating: ['l2_update', 'l2_load', 'l2_alloc_write', 'l2_alloc_cow_read', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'pwritev_zero', ...flushes],
+    // `write -z` over allocated clusters keeps them (zero flag); with -u it frees them: the refcount events
+    inPlace: ['l2_update', 'l2_load', ...flushes],
+    inPlaceUnmap: ['l2_update', 'l2_load', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', ...flushes],
+  },
+  discard: {
+    allocating: ['l2_update', 'l2_load', 'l2_alloc_cow_read', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', ...flushes],
+    inPlace: ['l2_update', 'l2_load', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', ...flushes],
+  },
+} as const satisfies Record<string, { readonly allocating: readonly BlkdebugEvent[]; readonly inPlace: readonly BlkdebugEvent[]; readonly inPlaceUnmap?: readonly BlkdebugEvent[] }>;
+
+/** A growth past the L1 table's coverage allocates a new table; a shrink frees L2 tables and clusters. */
+const resizeEvents = {
+  grow: ['l1_grow_alloc_table', 'l1_grow_write_table', 'l1_grow_activate_table', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', ...flushes],
+  shrink: ['l2_update', 'l2_load', 'l1_shrink_write_table', 'l1_shrink_free_l2_clusters', 'cluster_free', 'refblock_load', 'refblock_update_part', 'pwritev_zero', ...flushes],
+} as const satisfies Record<string, readonly BlkdebugEvent[]>;
+
+/** Whether every guest cluster [offset, offset + length) touches is a plain allocated cluster, in an image with no snapshots and no subclusters. */
+function inPlace(state: ModelState, offset: number, length: number): boolean {
+  if (state.snapshots.length > 0 || state.options.extendedL2 === true) return false;
+  const clusterSize = 2 ** state.options.clusterBits;
+  const end = Math.min(offset + length, state.options.virtualSize);
+  if (end <= offset) return false;
+  for (let c = Math.floor(offset / clusterSize); c * clusterSize < end; c++) if (guestClusterKind(state, c) !== 'normal') return false;
+  return true;
+}
+
+/** The events `op` and a flush after it reach from `state` (the model before the op). */
+export function qemuEventsFor(op: FaultableOp, state: ModelState): readonly BlkdebugEvent[] {
+  switch (op.kind) {
+    case 'flush':
+      return flushes;
+    case 'resize':
+      return op.size >= state.options.virtualSize ? resizeEvents.grow : resizeEvents.shrink;
+    case 'writeZeroes': {
+      const events = measured.writeZeroes;
+      if (!inPlace(state, op.offset, op.length)) return events.allocating;
+      return op.unmap ? events.inPlaceUnmap : events.inPlace;
+    }
+    default: {
+      const events = measured[op.kind];
+      return inPlace(state, op.offset, op.length) ? events.inPlace : events.allocating;
+    }
+  }
+}
+
+/** The event `pick` chooses for `op` from `state` (any natural number: it wraps round the list). */
+export function qemuEventFor(op: FaultableOp, state: ModelState, pick: number): BlkdebugEvent {
+  const events = qemuEventsFor(op, state);
   const event = events[pick % events.length];
   if (event === undefined) throw new Error(`no blkdebug events listed for ${op.kind}`);
   return event;

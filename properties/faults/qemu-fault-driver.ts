@@ -63,9 +63,9 @@ export interface QemuFaultDriver extends ImageDriver {
   /**
    * Closes the ordinary session (a durable point), opens qemu-io on blkdebug
    * with `rule` (cache writeback, so flushes reach `flush_to_disk`), runs `op`;
-   * with a once-rule and a failed op, runs it again in the same process and
-   * flushes twice (a failed flush leaves QEMU's caches dirty for the next);
-   * then quits that process.
+   * with a once-rule and a failed op, runs it again in the same process; then
+   * a flush (twice with a once-rule: a failed flush leaves QEMU's caches dirty
+   * for the next); then quits that process.
    */
   applyUnderFault(op: FaultableOp, rule: BlkdebugInjectError): Promise<FaultedRun>;
   /** SIGKILL of qemu-io (`sigraise 9`); a session is started first if none runs. */
@@ -202,11 +202,11 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     let closing: { readonly printed: string; readonly commandFailed: boolean };
     try {
       first = await this.applyFaulted(io, op);
-      if (rule.once && !first.ok && first.error === 'io') {
-        retried = await this.applyFaulted(io, op);
-        await io.flush();
-        await io.flush();
-      }
+      if (rule.once && !first.ok && first.error === 'io') retried = await this.applyFaulted(io, op);
+      // the op's metadata phase: a once-error there fails this flush, and only qemu-io's exit status says so (the
+      // close flushes again and prints nothing); a failed flush leaves QEMU's caches dirty for the next one
+      await io.flush();
+      if (rule.once) await io.flush();
     } finally {
       closing = await io.closeReporting();
       // a resize that failed may have changed the size or not: the header says

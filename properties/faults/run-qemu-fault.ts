@@ -10,9 +10,10 @@
 // last durable op, and the model adopts the image.
 // An I/O error: the op runs in a qemu-io process on blkdebug, failing at the
 // nth occurrence of the drawn event. It answers `io`, or it answers as the
-// model says (the event was not reached, or a flush failed: qemu-io's flush
-// prints nothing). With a once-error a failed op is retried in the same process
-// and must succeed. After that process quits, the image is judged like a
+// model says (the event was not reached, or a flush after it failed: qemu-io's
+// flush prints nothing, its exit status says so). With a once-error a failed
+// op is retried in the same process and must succeed. After that process
+// quits, the image is judged like a
 // crash's; it must read exactly as after the op when the op succeeded in the
 // process and its final flush did not fail, else as before or after it; then
 // the op is retried in a fresh process and must answer as the model says.
@@ -65,7 +66,7 @@ async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: F
   } else {
     const { op } = step.during;
     const expected = modelStep(before, op);
-    const event = step.during.event ?? qemuEventFor(op, 0);
+    const event = step.during.event ?? qemuEventFor(op, before, 0);
     const killed = await d.killDuring(op, event);
     if (killed.reached === 'completed') compareOutcome('outcome', `${what} (the op and a flush ended before the break point)`, expected.outcome, killed.outcome);
     reached = expected.state;

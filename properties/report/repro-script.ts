@@ -125,7 +125,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     if (isFaultStep(s)) {
       if (s.kind === 'crash' && s.during !== undefined) {
         endIo();
-        const event = s.during.event ?? qemuEventFor(s.during.op, 0);
+        const event = s.during.event ?? qemuEventFor(s.during.op, state, 0);
         const [rules, output] = [`empty-${index + 1}.conf`, `killed-${index + 1}.txt`];
         files.push({ name: rules, bytes: new Uint8Array() });
         guestOp(s.during.op, index);
@@ -155,6 +155,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         guestOp(s.op, index);
         // a once-error: the op again in the same process, and two flushes (a failed one leaves QEMU's caches dirty)
         if (!s.persistent) io.push(...io, 'flush', 'flush');
+        else io.push('flush');
         endIo({ cache: 'writeback', image: `blkdebug:${rules}:$IMG` });
         lines.push('qemu-img check "$IMG"; echo "exit $?"');
         guestOp(s.op, index);
