@@ -10,13 +10,14 @@
 
 /**
  * The qcow2 events (BlkdebugEvent in qapi/block-core.json) that guest writes,
- * zero writes, discards, resizes and flushes reach after the image is open.
- * Left out: the events of opening (`reftable_load` fails the open itself) and
- * of compressed writes, backing files and snapshots, which the fault sequences
+ * zero writes, compressed writes, discards, resizes and flushes reach after the
+ * image is open. Left out: the events of opening (`reftable_load` fails the
+ * open itself), of backing files and of snapshots, which the fault sequences
  * do not run under an error.
  */
 export const blkdebugEvents = [
   'write_aio',
+  'write_compressed',
   'read_aio',
   'l2_load',
   'l2_update',

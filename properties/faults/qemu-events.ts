@@ -24,8 +24,9 @@ const measured = {
     inPlace: ['write_aio', 'l2_load', ...flushes],
   },
   writeCompressed: {
-    allocating: ['l2_update', 'l2_load', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'refblock_load', 'refblock_update_part', 'refblock_alloc', ...flushes],
-    inPlace: ['l2_update', 'l2_load', 'cluster_alloc', 'refblock_update_part', ...flushes],
+    allocating: ['write_compressed', 'l2_update', 'l2_load', 'l2_alloc_write', 'l1_update', 'cluster_alloc', 'refblock_load', 'refblock_update_part', 'refblock_alloc', ...flushes],
+    // refused (compression cannot overwrite): it only looks its L2 entries up
+    inPlace: ['l2_load', ...flushes],
   },
   writeZeroes: {
     allocating: ['l2_update', 'l2_load', 'l2_alloc_write', 'l2_alloc_cow_read', 'l1_update', 'cluster_alloc', 'cluster_free', 'refblock_load', 'refblock_update_part', 'refblock_alloc', 'pwritev_zero', ...flushes],

@@ -18,7 +18,7 @@
 // process and its final flush did not fail, else as before or after it; then
 // the op is retried in a fresh process and must answer as the model says.
 import { QemuImgError, type BlkdebugEvent } from '../../oracle/index.js';
-import { bufferReader, decodeImage, disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
+import { disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
 import { compareWholeDisk } from '../checks/whole-disk.js';
 import type { ModelBox } from '../commands/command.js';
 import type { Coverage } from '../coverage.js';
@@ -29,7 +29,7 @@ import { compressedStreams } from './fault-driver.js';
 import { qemuDefaultEvents, qemuOccurrence, type CrashStep, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
 import { qemuEventFor } from './qemu-events.js';
 import type { QemuFaultDriver, Recovery } from './qemu-fault-driver.js';
-import { compareSnapshots, judgeImage, memory, type FaultMemory } from './run-fault.js';
+import { compareSnapshots, decoded, judgeImage, memory, type FaultMemory } from './run-fault.js';
 
 /** What qemu-io prints at close when its final flush fails: `Failed to flush the L2 table cache: …`. */
 const closeFailurePattern = /Failed to flush|Input\/output error|No space left on device/;
@@ -147,12 +147,14 @@ async function adoptJudged(
     const repair = recovery.repaired === undefined ? '' : ` after check -r all (exit ${recovery.repaired.exitCode})`;
     throw new PropertyViolation(check, `${what}: qemu-img check${repair} says ${verdict} (${recovery.check.corruptions} corruptions, ${recovery.check.leaks} leaks): ${recovery.check.messages.slice(0, 3).join('; ')}`);
   }
+  // the guest disk first: an image QEMU left unreadable fails there, as the guest would see it, whatever the checkers say
+  const disk = await readableGuestDisk(d, check, what);
   const leaked = judgeImage(recovery.bytes, after.mayLeak ? 'any' : mem.leaksAllowed, check, what);
   if (after.mayLeak) mem.leaksAllowed = leaked;
-  const disallowed = disallowedAfterFault(candidates, await readableGuestDisk(d, check, what));
+  const disallowed = disallowedAfterFault(candidates, disk);
   if (disallowed !== undefined) throw new PropertyViolation(check, `${what}: ${disallowed}`);
-  const decoded = decodeImage(bufferReader(recovery.bytes));
-  const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, recovery.bytes));
+  const image = decoded(recovery.bytes, check, what);
+  const adopted = stateFromImage(image, m.state.options, await compressedStreams(image, recovery.bytes));
   compareSnapshots(m.state, adopted, what);
   m.state = adopted;
   mem.candidates = [adopted];

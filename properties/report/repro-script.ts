@@ -88,6 +88,19 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         }
         break;
       }
+      case 'writeCompressed': {
+        // qemu-io's compressed write (`write -c`), from the same bytes the QEMU driver writes
+        const bytes = compressedWriteBytes(op);
+        const value = uniform(bytes);
+        if (value !== undefined) {
+          io.push(`write -c -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
+        } else {
+          const name = `data-${index + 1}.bin`;
+          files.push({ name, bytes });
+          io.push(`write -c -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
+        }
+        break;
+      }
       case 'writeZeroes':
         io.push(`write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`);
         break;
@@ -166,19 +179,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     }
     const op: Op = s;
     switch (op.kind) {
-      case 'writeCompressed': {
-        // qemu-io's compressed write (`write -c`), from the same bytes the QEMU driver writes
-        const bytes = compressedWriteBytes(op);
-        const value = uniform(bytes);
-        if (value !== undefined) {
-          io.push(`write -c -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
-        } else {
-          const name = `data-${index + 1}.bin`;
-          files.push({ name, bytes });
-          io.push(`write -c -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
-        }
-        break;
-      }
+      case 'writeCompressed':
       case 'write':
       case 'writeZeroes':
       case 'discard':
