@@ -12,7 +12,9 @@
 // reads and writes FIFOs instead of files),
 //   { 'binary' 'arg' … </dev/null >DIR/N.out 2>DIR/N.err; echo "N $?"; } &
 // so runs are concurrent, and each ends with the line "N status" on the
-// shell's stdout (short writes to a pipe are atomic). The output files are
+// shell's stdout (short writes to a pipe are atomic). A connected run (a
+// long-lived program) first says its process id, "pid N P", so that it can be
+// killed while it reads nothing (a qemu-io held at a blkdebug break point). The output files are
 // read and removed then. dash reaps its finished background jobs itself:
 // 5000 runs leave it at 2 MiB and no zombies.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
@@ -34,9 +36,20 @@ interface Pending {
   /** Called with the exit status; the output is then in the run's files. */
   readonly resolve: (status: number) => void;
   readonly reject: (error: Error) => void;
+  /** A connected run's process id, when it is known. */
+  readonly onPid?: (pid: number) => void;
 }
 
 const doneLine = /^(\d+) (\d+)$/;
+const pidLine = /^pid (\d+) (\d+)$/;
+
+/** A long-lived program started by the tool shell. */
+export interface ConnectedRun {
+  /** Its shell status when it exits (128 + the signal that killed it). */
+  readonly status: Promise<number>;
+  /** Its process id (the program's own: the shell starts it in the background). */
+  readonly pid: Promise<number>;
+}
 
 /** `arg` as one single-quoted shell word. */
 export function shellQuote(arg: string): string {
@@ -92,18 +105,32 @@ class ToolShell {
   }
 
   /** Runs `binary args` reading `stdin` and writing stdout and stderr, merged, to `output` (e.g. FIFOs); resolves with its status. */
-  runConnected(binary: string, args: readonly string[], stdin: string, output: string): Promise<number> {
-    return this.start(this.next++, binary, args, `<${shellQuote(stdin)} >${shellQuote(output)} 2>&1`);
+  runConnected(binary: string, args: readonly string[], stdin: string, output: string): ConnectedRun {
+    let onPid: (pid: number) => void = () => undefined;
+    let noPid: (error: Error) => void = () => undefined;
+    const pid = new Promise<number>((resolve, reject) => {
+      onPid = resolve;
+      noPid = reject;
+    });
+    const status = this.start(this.next++, binary, args, `<${shellQuote(stdin)} >${shellQuote(output)} 2>&1`, onPid);
+    // a run that ends before its pid line was read (the shell died) has no pid either
+    status.catch((error: unknown) => noPid(error instanceof Error ? error : new Error(String(error))));
+    pid.catch(() => undefined);
+    return { status, pid };
   }
 
-  private start(id: number, binary: string, args: readonly string[], redirections: string): Promise<number> {
+  private start(id: number, binary: string, args: readonly string[], redirections: string, onPid?: (pid: number) => void): Promise<number> {
     if (this.ended !== undefined) return Promise.reject(new Error(this.ended));
     const words = [binary, ...args].map(shellQuote).join(' ');
     const done = new Promise<number>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, ...(onPid === undefined ? {} : { onPid }) });
     });
     this.busy();
-    this.child.stdin.write(`{ ${words} ${redirections}; echo "${id} $?"; } &\n`);
+    const run =
+      onPid === undefined
+        ? `{ ${words} ${redirections}; echo "${id} $?"; } &\n`
+        : `{ ${words} ${redirections} & p=$!; echo "pid ${id} $p"; wait "$p"; echo "${id} $?"; } &\n`;
+    this.child.stdin.write(run);
     return done;
   }
 
@@ -111,6 +138,11 @@ class ToolShell {
     const lines = (this.partial + text).split('\n');
     this.partial = lines.pop() ?? '';
     for (const line of lines) {
+      const pid = pidLine.exec(line);
+      if (pid !== null) {
+        this.pending.get(Number(pid[1]))?.onPid?.(Number(pid[2]));
+        continue;
+      }
       const match = doneLine.exec(line);
       const entry = match === null ? undefined : this.pending.get(Number(match[1]));
       if (match === null || entry === undefined) {
@@ -157,9 +189,10 @@ export function runInToolShell(binary: string, args: readonly string[]): Promise
 
 /**
  * Starts `binary args` through the tool shell with stdin from `stdin` and
- * stdout and stderr, in order, to `output`; resolves with its shell status
- * when it exits. For long-lived programs talked to through FIFOs.
+ * stdout and stderr, in order, to `output`; its status resolves when it
+ * exits, its pid as soon as the shell has started it. For long-lived programs
+ * talked to through FIFOs.
  */
-export function startInToolShell(binary: string, args: readonly string[], stdin: string, output: string): Promise<number> {
+export function startInToolShell(binary: string, args: readonly string[], stdin: string, output: string): ConnectedRun {
   return toolShell().runConnected(binary, args, stdin, output);
 }

@@ -5,7 +5,7 @@ import { opKinds, type ImageOptions, type Op } from '../../model/ops.js';
 import { isImplName, type ImplName } from '../../properties/driver.js';
 import type { Step } from '../../properties/steps.js';
 import type { FaultableOp, FaultStep } from '../../properties/faults/fault-step.js';
-import { blkdebugEvents } from '../../oracle/index.js';
+import { blkdebugEvents, blkdebugOccurrenceMax } from '../../oracle/index.js';
 import {
   caseFormatVersion,
   caseStatuses,
@@ -52,9 +52,10 @@ class Reader {
     return this.obj[key] === undefined ? undefined : this.string(key);
   }
 
-  integer(key: string, min = 0): number {
+  integer(key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.obj[key];
-    return Number.isSafeInteger(v) && (v as number) >= min ? (v as number) : this.fail(key, v, `an integer >= ${min}`);
+    if (Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max) return v as number;
+    return this.fail(key, v, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in ${min}..${max}`);
   }
 
   /** fast-check seeds are signed 32-bit integers. */
@@ -158,6 +159,7 @@ function parseFaultStep(r: Reader): FaultStep {
       parseFaultableOp(during.object('op'));
       during.oneOf('access', ['write', 'flush'] as const);
       during.integer('nth', 1);
+      if (during.obj.event !== undefined) during.oneOf('event', blkdebugEvents);
     }
     return r.raw<FaultStep>();
   }
@@ -167,6 +169,7 @@ function parseFaultStep(r: Reader): FaultStep {
   r.oneOf('errno', ['EIO', 'ENOSPC'] as const);
   r.boolean('persistent');
   if (r.obj.event !== undefined) r.oneOf('event', blkdebugEvents);
+  if (r.obj.occurrence !== undefined) r.integer('occurrence', 1, blkdebugOccurrenceMax);
   return r.raw<FaultStep>();
 }
 

@@ -10,13 +10,14 @@
 
 /**
  * The qcow2 events (BlkdebugEvent in qapi/block-core.json) that guest writes,
- * zero writes, discards, resizes and flushes reach after the image is open.
- * Left out: the events of opening (`reftable_load` fails the open itself) and
- * of compressed writes, backing files and snapshots, which the fault sequences
+ * zero writes, compressed writes, discards, resizes and flushes reach after the
+ * image is open. Left out: the events of opening (`reftable_load` fails the
+ * open itself), of backing files and of snapshots, which the fault sequences
  * do not run under an error.
  */
 export const blkdebugEvents = [
   'write_aio',
+  'write_compressed',
   'read_aio',
   'l2_load',
   'l2_update',
@@ -48,29 +49,6 @@ export const blkdebugEvents = [
   'flush_to_disk',
 ] as const;
 export type BlkdebugEvent = (typeof blkdebugEvents)[number];
-
-/**
- * The events nearly every guest write, discard or flush on a freshly opened
- * image reaches (measured with qemu-io 7.2, cache writeback): data and COW
- * writes, loading and writing L2 tables and refcount blocks, allocation and
- * the flushes. The others need a table to grow or a refcount block to be
- * allocated.
- */
-export const blkdebugCommonEvents: readonly BlkdebugEvent[] = [
-  'write_aio',
-  'l2_load',
-  'l2_update',
-  'l2_alloc_write',
-  'l1_update',
-  'cluster_alloc',
-  'cow_read',
-  'cow_write',
-  'refblock_load',
-  'refblock_update',
-  'pwritev_zero',
-  'flush_to_os',
-  'flush_to_disk',
-];
 
 /** Occurrences of one event that a rule set can count (one `set-state` rule each). */
 export const blkdebugOccurrenceMax = 64;

@@ -26,6 +26,18 @@ export interface QemuIoConstraints {
    * still writes QEMU's metadata caches to the file, so other processes see it.
    */
   readonly cache?: QemuIoCacheMode;
+  /**
+   * Run qemu-io under `stdbuf -o0`, so that what it prints between prompts
+   * arrives at once: blkdebug's "Suspended request" line, printed while a
+   * command is held at a break point, would otherwise wait in stdio's buffer
+   * for a prompt that never comes.
+   */
+  readonly unbufferedOutput?: boolean;
+}
+
+/** What blkdebug prints when a request reaches a break point (suspend_request in block/blkdebug.c). */
+function suspendedLine(tag: string): string {
+  return `blkdebug: Suspended request '${tag}'`;
 }
 
 export interface WriteZeroesConstraints {
@@ -45,18 +57,24 @@ export class QemuIoSession {
   private readonly scratch: Promise<DirectoryResult>;
   /** Output that arrived while no command was running: a protocol break, reported on the next command. */
   private stray: string | undefined;
+  /** A break point's tag being watched for, with the output since the watch began (untilSuspended). */
+  private watch: { readonly line: string; seen: string; readonly onSuspended: () => void } | undefined;
 
   private constructor(
     readonly path: string,
     private readonly input: Socket,
     output: Socket,
     status: Promise<number>,
+    private readonly pid: Promise<number>,
     scratch: Promise<DirectoryResult>,
   ) {
     this.scratch = scratch;
     this.framer = new PromptFramer((frame) => this.onFrame(frame));
     output.setEncoding('utf8');
-    output.on('data', (text: string) => this.framer.push(text));
+    output.on('data', (text: string) => {
+      this.onWatched(text);
+      this.framer.push(text);
+    });
     output.on('error', () => undefined); // reported through the exit status
     input.on('error', () => undefined); // EPIPE after a crash: reported through the exit status
     // Exited: the status is known and all of the output has been read.
@@ -90,8 +108,11 @@ export class QemuIoSession {
    * order with the prompts.
    */
   static async open(path: string, constraints: QemuIoConstraints = {}): Promise<QemuIoSession> {
-    const binary = await findTool('qemu-io');
+    const qemuIo = await findTool('qemu-io');
+    const unbuffered = constraints.unbufferedOutput === true;
+    const binary = unbuffered ? await findCoreutil('stdbuf') : qemuIo;
     const args = [
+      ...(unbuffered ? ['-o0', qemuIo] : []),
       '-f',
       constraints.format ?? 'qcow2',
       ...(constraints.readOnly === true ? ['-r'] : []),
@@ -101,14 +122,14 @@ export class QemuIoSession {
     const scratch = makeScratchDir();
     const dirPath = (await scratch).path;
     const [stdin, stdout] = [join(dirPath, 'stdin'), join(dirPath, 'stdout')];
-    const mkfifo = await runInToolShell(await findMkfifo(), [stdin, stdout]);
+    const mkfifo = await runInToolShell(await findCoreutil('mkfifo'), [stdin, stdout]);
     if (mkfifo.status !== 0) throw new Error(`mkfifo ${stdin} ${stdout} failed: ${mkfifo.stderr.trim()}`);
     // Neither open blocks: a FIFO opened read-write has a reader (qemu-io's stdin
     // sees EOF once this side closes), and a non-blocking read end needs no writer.
     const input = new Socket({ fd: openSync(stdin, fsConstants.O_RDWR), readable: false, writable: true });
     const output = new Socket({ fd: openSync(stdout, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK), readable: true, writable: false });
-    const status = startInToolShell(binary, args, stdin, stdout);
-    const session = new QemuIoSession(path, input, output, status, scratch);
+    const run = startInToolShell(binary, args, stdin, stdout);
+    const session = new QemuIoSession(path, input, output, run.status, run.pid, scratch);
     const greeting = await session.awaitFrame(`open ${path}`);
     if (greeting.trim() !== '') {
       await session.close();
@@ -178,14 +199,61 @@ export class QemuIoSession {
   }
 
   /**
-   * Quit qemu-io like close(), and return what it printed after its last
-   * prompt: the errors of the flush it makes while closing the image, e.g.
-   * `qemu-io: Failed to flush the L2 table cache: Input/output error` under an
-   * injected error (a `flush` command itself prints nothing when it fails).
+   * `break EVENT TAG`: the next request that reaches blkdebug's `event` is
+   * held there (the image must be opened on blkdebug; QemuIoError when qemu-io
+   * cannot set the break point). One-shot: blkdebug removes the rule when it
+   * holds a request.
    */
-  async closeReporting(): Promise<string> {
+  breakAt(event: string, tag: string): Promise<void> {
+    return this.enqueue(() => this.quiet(`break ${event} ${tag}`));
+  }
+
+  /**
+   * Runs `task` (commands of this session) until it ends or until a request
+   * is held at the break point `tag` (breakAt; needs unbufferedOutput). A held
+   * request holds its command too, and qemu-io reads no more commands: after
+   * 'suspended' the only way on is kill(). The task's own failure is thrown.
+   */
+  async untilSuspended(tag: string, task: () => Promise<void>): Promise<'suspended' | 'completed'> {
+    await this.queue;
+    const suspended = new Promise<'suspended'>((resolve) => {
+      this.watch = { line: suspendedLine(tag), seen: '', onSuspended: () => resolve('suspended') };
+    });
+    const run = task().then(() => 'completed' as const);
+    // after a suspension the task fails when the process is killed: that failure is expected
+    run.catch(() => undefined);
+    try {
+      return await Promise.race([run, suspended]);
+    } finally {
+      this.watch = undefined;
+    }
+  }
+
+  /** SIGKILL of qemu-io from outside (it may be held at a break point and read nothing); resolves when it has ended. */
+  async kill(): Promise<void> {
+    if (this.exit === undefined) {
+      const pid = await this.pid;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch (error) {
+        // ESRCH: it ended on its own in between
+        if (!(error instanceof Error && 'code' in error && error.code === 'ESRCH')) throw error;
+      }
+    }
+    await this.exited;
+  }
+
+  /**
+   * Quit qemu-io like close(), and return what it printed after its last
+   * prompt (`printed`): the errors of the flush it makes while closing the
+   * image, e.g. `qemu-io: Failed to flush the L2 table cache: Input/output
+   * error` under an injected error; and whether some command of the session
+   * failed (`commandFailed`: qemu-io exits with 1 when one did, measured with
+   * 7.2), which is the only sign of a failed `flush` command: it prints nothing.
+   */
+  async closeReporting(): Promise<{ readonly printed: string; readonly commandFailed: boolean }> {
     await this.close();
-    return this.framer.pending.trim();
+    return { printed: this.framer.pending.trim(), commandFailed: this.exit !== 'exit code 0' };
   }
 
   /** Quit qemu-io and remove scratch files. Safe to call twice or after a crash. */
@@ -224,6 +292,14 @@ export class QemuIoSession {
     });
   }
 
+  private onWatched(text: string): void {
+    const watch = this.watch;
+    if (watch === undefined) return;
+    // keep only what a line split across chunks needs
+    watch.seen = (watch.seen + text).slice(-(watch.line.length + text.length));
+    if (watch.seen.includes(watch.line)) watch.onSuspended();
+  }
+
   private onFrame(frame: string): void {
     const waiting = this.waiting;
     this.waiting = undefined;
@@ -255,8 +331,8 @@ function shellStatusText(status: number): string {
   return `signal ${name ?? status - 128}`;
 }
 
-async function findMkfifo(): Promise<string> {
-  for (const candidate of ['/usr/bin/mkfifo', '/bin/mkfifo']) {
+async function findCoreutil(name: 'mkfifo' | 'stdbuf'): Promise<string> {
+  for (const candidate of [`/usr/bin/${name}`, `/bin/${name}`]) {
     try {
       await access(candidate, fsConstants.X_OK);
       return candidate;
@@ -264,7 +340,7 @@ async function findMkfifo(): Promise<string> {
       // not here; try the next
     }
   }
-  throw new Error('mkfifo not found in /usr/bin or /bin');
+  throw new Error(`${name} not found in /usr/bin or /bin`);
 }
 
 /** Open an interactive qemu-io session on `path`. */

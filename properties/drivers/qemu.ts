@@ -158,14 +158,25 @@ export const qemuIoCache: QemuIoCacheMode = 'unsafe';
  * consecutive snapshot ops, or the end of a sequence right after one, start no
  * qemu-io (each start is a process and about 20 ms of qemu-io's own start-up).
  */
+/** How a session opens its image: qemu-io's filename for it (say `blkdebug:RULES:IMAGE`) and what else the session needs. */
+export interface QemuIoOpening {
+  readonly filename: string;
+  readonly unbufferedOutput: boolean;
+}
+
 export class LazyQemuIo {
   private session: Promise<QemuIoSession> | undefined;
 
-  constructor(readonly path: string) {}
+  /** `opening`: the image opened otherwise than as `path` itself. */
+  constructor(
+    readonly path: string,
+    private readonly opening?: QemuIoOpening,
+  ) {}
 
   /** The open session; opens it first if needed (QemuIoError when QEMU cannot open the image). */
   io(): Promise<QemuIoSession> {
-    this.session ??= openQemuIo(this.path, { cache: qemuIoCache }).catch((error: unknown) => {
+    const filename = this.opening?.filename ?? this.path;
+    this.session ??= openQemuIo(filename, { cache: qemuIoCache, unbufferedOutput: this.opening?.unbufferedOutput ?? false }).catch((error: unknown) => {
       this.session = undefined;
       throw error;
     });
@@ -202,9 +213,12 @@ export abstract class QemuSessionDriver extends ImageFileDriver {
   /** Whether the image has lazy refcounts now (settleSession). */
   protected abstract lazyRefcountsOn(): boolean;
 
-  constructor(protected readonly path: string) {
+  constructor(
+    protected readonly path: string,
+    opening?: QemuIoOpening,
+  ) {
     super();
-    this.qemu = new LazyQemuIo(path);
+    this.qemu = new LazyQemuIo(path, opening);
   }
 
   /** Runs `task` with the session closed and re-reads the size (revert may change it). */

@@ -3,7 +3,6 @@
 // read, write or flush. Both shrink like any command (the seed to 0, the
 // operation as its own command shrinks, nth towards the first access).
 import fc from 'fast-check';
-import { blkdebugCommonEvents, blkdebugEvents } from '../../oracle/index.js';
 import type { ModelState } from '../../model/index.js';
 import type { SequenceCommand } from '../arbitraries/sequence.js';
 import { StepCommand } from '../commands/command.js';
@@ -14,11 +13,18 @@ import { writeCommand } from '../commands/write.js';
 import { writeCompressedCommand } from '../commands/write-compressed.js';
 import type { CrashableOp, CrashStep, FaultableOp, IoErrorStep } from './fault-step.js';
 import { flushCommand } from '../commands/flush.js';
+import { qemuEventFor } from './qemu-events.js';
 
 /** Largest `nth` of an I/O error: an op makes a handful of file accesses. */
 export const ioErrorNthMax = 6;
 
-type Inside = { readonly inner: StepCommand; readonly access: 'write' | 'flush'; readonly nth: number };
+/**
+ * Where QEMU meets a fault (a blkdebug event), as an index into the events the
+ * op reaches (qemu-events.ts): the op is known only when the command resolves.
+ */
+type EventPick = number;
+
+type Inside = { readonly inner: StepCommand; readonly access: 'write' | 'flush'; readonly nth: number; readonly eventPick: EventPick };
 
 export class CrashCommand extends StepCommand {
   constructor(
@@ -29,16 +35,17 @@ export class CrashCommand extends StepCommand {
   }
   resolve(state: ModelState): CrashStep {
     if (this.inside === undefined) return { kind: 'crash', seed: this.seed };
-    const { inner, access, nth } = this.inside;
+    const { inner, access, nth, eventPick } = this.inside;
     // the inner command is one of the crashable ops (crashCommand draws only those)
-    return { kind: 'crash', seed: this.seed, during: { op: inner.resolve(state) as CrashableOp, access, nth } };
+    const op = inner.resolve(state) as CrashableOp;
+    return { kind: 'crash', seed: this.seed, during: { op, access, nth, event: qemuEventFor(op, state, eventPick) } };
   }
   protected describe(): string {
     return `crash ${this.seed}`;
   }
 }
 
-type Fault = Omit<IoErrorStep, 'kind' | 'op'>;
+type Fault = Omit<IoErrorStep, 'kind' | 'op' | 'event'> & { readonly eventPick: EventPick };
 
 export class IoErrorCommand extends StepCommand {
   constructor(
@@ -49,7 +56,9 @@ export class IoErrorCommand extends StepCommand {
   }
   resolve(state: ModelState): IoErrorStep {
     // the inner command is one of the faultable ops (ioErrorCommand draws only those)
-    return { kind: 'ioError', op: this.inner.resolve(state) as FaultableOp, ...this.fault };
+    const op = this.inner.resolve(state) as FaultableOp;
+    const { eventPick, ...fault } = this.fault;
+    return { kind: 'ioError', op, ...fault, event: qemuEventFor(op, state, eventPick) };
   }
   protected describe(): string {
     return `ioError ${this.fault.access}#${this.fault.nth}: ${this.inner.toString()}`;
@@ -85,6 +94,7 @@ export function crashCommand(): fc.Arbitrary<CrashCommand> {
     inner: faultableCommand(),
     access: fc.constantFrom('write' as const, 'flush' as const),
     nth: nth(crashNthMax),
+    eventPick: fc.nat(),
   });
   // fc.option shrinks to a crash between operations first
   return fc.tuple(fc.nat(), fc.option(inside, { nil: undefined, freq: 4 })).map(([seed, i]) => new CrashCommand(seed, i));
@@ -97,8 +107,9 @@ export function ioErrorCommand(): fc.Arbitrary<IoErrorCommand> {
     nth: nth(ioErrorNthMax),
     errno: fc.constantFrom('EIO' as const, 'ENOSPC' as const),
     persistent: fc.boolean(),
-    // where QEMU meets it (blkdebug); our engine counts accesses and ignores it
-    event: fc.oneof({ arbitrary: fc.constantFrom(...blkdebugCommonEvents), weight: 4 }, { arbitrary: fc.constantFrom(...blkdebugEvents), weight: 1 }),
+    // where QEMU meets it (blkdebug); our engine counts accesses and ignores both
+    eventPick: fc.nat(),
+    occurrence: fc.oneof({ arbitrary: fc.constant(1), weight: 4 }, { arbitrary: fc.integer({ min: 2, max: 3 }), weight: 1 }),
   });
   return fc.tuple(inner, fault).map(([op, f]) => new IoErrorCommand(op, f));
 }

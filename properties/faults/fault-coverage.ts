@@ -103,19 +103,34 @@ export function blkdebugPhase(event: BlkdebugEvent): MetadataRole | 'flush' {
 }
 
 /**
- * Records one fault met by QEMU: `ioError` with the blkdebug event whose error
- * was seen (by its phase and by name; `no failure seen` when neither the op
- * nor qemu-io's closing flush reported one: the event was not reached, or only
- * a flush failed, which qemu-io does not print), or `crash` (SIGKILL; `dirty,
- * repaired` when the lazy image needed `check -r all`); and the operation it
- * interrupted.
+ * What a fault on QEMU met: the blkdebug event whose injected error was seen
+ * (by the op, by a flush command, which says so only through qemu-io's exit
+ * status, or by qemu-io's closing flush) or where a kill held the
+ * request (a break point); or why none was.
  */
-export function recordQemuFault(cov: Coverage, fault: 'crash' | 'ioError', operation: string, fired: { readonly event: BlkdebugEvent; readonly atClose: boolean } | 'no failure seen' | 'sigkill' | 'sigkill, dirty, repaired'): void {
+export type QemuFaultSeen =
+  | { readonly event: BlkdebugEvent; readonly where: 'op' | 'flush' | 'close' | 'break' }
+  /** ioError: nothing failed: the event was not reached (at that occurrence) */
+  | 'no failure seen'
+  /** crash: SIGKILL between ops */
+  | 'sigkill'
+  /** crash inside an op: the break point was not reached before the op and a flush ended, then SIGKILL */
+  | 'break not reached';
+
+/**
+ * Records one fault met by QEMU: by the phase of the blkdebug event it met
+ * and by name, or by what happened instead (QemuFaultSeen); `dirty, repaired`
+ * when a kill left a lazy image that needed `check -r all`; and the operation
+ * it interrupted.
+ */
+export function recordQemuFault(cov: Coverage, fault: 'crash' | 'ioError', operation: string, seen: QemuFaultSeen, repaired = false): void {
   bump(cov.faults, `${fault}@${operation}`);
-  if (typeof fired === 'string') {
-    bump(cov.faults, `${fault}:${fired}`);
+  if (repaired) bump(cov.faults, `${fault}:dirty, repaired`);
+  if (typeof seen === 'string') {
+    bump(cov.faults, `${fault}:${seen}`);
     return;
   }
-  bump(cov.faults, `${fault}:${blkdebugPhase(fired.event)}`);
-  bump(cov.faults, `${fault}:blkdebug ${fired.event}${fired.atClose ? ' (at close)' : ''}`);
+  bump(cov.faults, `${fault}:${blkdebugPhase(seen.event)}`);
+  const where = seen.where === 'close' ? ' (at close)' : seen.where === 'flush' ? ' (a flush)' : '';
+  bump(cov.faults, `${fault}:blkdebug ${seen.where === 'break' ? 'break ' : ''}${seen.event}${where}`);
 }

@@ -14,7 +14,19 @@ import { formatOp, type ModelState, type DiscardOp, type FlushOp, type ResizeOp,
 export interface CrashStep {
   readonly kind: 'crash';
   readonly seed: number;
-  readonly during?: { readonly op: CrashableOp; readonly access: 'write' | 'flush'; readonly nth: number };
+  readonly during?: {
+    readonly op: CrashableOp;
+    readonly access: 'write' | 'flush';
+    readonly nth: number;
+    /**
+     * QEMU only (properties/faults/qemu-fault-driver.ts, killDuring): the
+     * blkdebug event whose first occurrence, in the op or the flush after it,
+     * holds the request at a break point where qemu-io is killed. Our engine
+     * counts file accesses instead and ignores it. Absent (a case saved
+     * before kills inside ops): the first event the op reaches (qemuEventsByOp).
+     */
+    readonly event?: BlkdebugEvent;
+  };
 }
 
 /** The operations a crash is drawn inside. */
@@ -42,6 +54,13 @@ export interface IoErrorStep {
    * of `access` (qemuDefaultEvents).
    */
   readonly event?: BlkdebugEvent;
+  /**
+   * QEMU only: which occurrence of `event` (1 = the first), counted from the
+   * open of the process that runs the op. Absent (a case saved before it was
+   * drawn apart): `nth`. Most events come once per op, so it is drawn
+   * mostly 1, where `nth` counts file accesses, of which an op makes several.
+   */
+  readonly occurrence?: number;
 }
 
 export type FaultStep = CrashStep | IoErrorStep;
@@ -67,10 +86,16 @@ export function isFaultStep(step: { readonly kind: string }): step is FaultStep 
 export function formatFaultStep(step: FaultStep): string {
   if (step.kind === 'crash') {
     const d = step.during;
-    return d === undefined ? `crash <seed ${step.seed}>` : `crash <seed ${step.seed}> at ${d.access}#${d.nth} of: ${formatOp(d.op)}`;
+    if (d === undefined) return `crash <seed ${step.seed}>`;
+    return `crash <seed ${step.seed}> at ${d.access}#${d.nth}${d.event === undefined ? '' : ` (blkdebug break ${d.event})`} of: ${formatOp(d.op)}`;
   }
-  const event = step.event === undefined ? '' : ` (blkdebug ${step.event})`;
+  const event = step.event === undefined ? '' : ` (blkdebug ${step.event}${step.occurrence === undefined ? '' : `#${step.occurrence}`})`;
   return `ioError ${step.access}#${step.nth} ${step.errno} ${step.persistent ? 'until-cleared' : 'once'}${event}: ${formatOp(step.op)}`;
+}
+
+/** The occurrence of its blkdebug event a step fails at on QEMU. */
+export function qemuOccurrence(step: IoErrorStep): number {
+  return step.occurrence ?? step.nth;
 }
 
 /** The blkdebug event of a step that names none (a case saved before events were drawn): the one its access reaches first. */

@@ -23,6 +23,7 @@ import {
   qemuImgReadRaw,
   qemuImgSnapshot,
   QemuIoError,
+  type BlkdebugEvent,
   type BlkdebugInjectError,
   type QemuCheckResult,
   type QemuIoSession,
@@ -40,7 +41,12 @@ export interface FaultedRun {
   readonly retried?: Outcome;
   /** What qemu-io printed while closing (its final flush), '' when nothing failed. */
   readonly closing: string;
+  /** Whether qemu-io said (by its exit status) that a command failed: with `first` ok and no retry, a flush that printed nothing. */
+  readonly commandFailed: boolean;
 }
+
+/** Where a kill inside an op came (QemuFaultDriver.killDuring). */
+export type KilledInside = { readonly reached: 'suspended' } | { readonly reached: 'completed'; readonly outcome: Outcome };
 
 /** After a kill or a faulted process: what `qemu-img check` said, and the repair run first on a dirty lazy image. */
 export interface Recovery {
@@ -57,13 +63,23 @@ export interface QemuFaultDriver extends ImageDriver {
   /**
    * Closes the ordinary session (a durable point), opens qemu-io on blkdebug
    * with `rule` (cache writeback, so flushes reach `flush_to_disk`), runs `op`;
-   * with a once-rule and a failed op, runs it again in the same process and
-   * flushes twice (a failed flush leaves QEMU's caches dirty for the next);
-   * then quits that process.
+   * with a once-rule and a failed op, runs it again in the same process; then
+   * a flush (twice with a once-rule: a failed flush leaves QEMU's caches dirty
+   * for the next); then quits that process.
    */
   applyUnderFault(op: FaultableOp, rule: BlkdebugInjectError): Promise<FaultedRun>;
   /** SIGKILL of qemu-io (`sigraise 9`); a session is started first if none runs. */
   kill(): Promise<void>;
+  /**
+   * A kill inside `op`: sets a break point at `event` (its first occurrence)
+   * in the ordinary session (qemu-io on blkdebug with no rules, holding the
+   * metadata of the ops since the last durable one), runs `op` and a flush,
+   * and kills the process (SIGKILL from outside) when a request is held
+   * there, or after the flush when none was.
+   * @returns where the kill came: at the break point, or after the op (with
+   * its answer) and the flush.
+   */
+  killDuring(op: FaultableOp, event: BlkdebugEvent): Promise<KilledInside>;
   /** With no process on the image: `check -r all` when the header is dirty (iotest 039), then `check`. */
   recover(): Promise<Recovery>;
   /** The whole guest disk (qemu-img convert; no process on the image). */
@@ -85,6 +101,12 @@ function headerDirty(bytes: Uint8Array): boolean {
 
 const driverName = 'qemu (qemu-io session, blkdebug, SIGKILL)';
 
+/** The tag of the break point a kill inside an op waits at. */
+const breakTag = 'crash';
+
+/** The empty blkdebug rule file the ordinary session opens with (created with the driver). */
+const noRules = 'no-rules.conf';
+
 class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   readonly name = driverName;
   readonly faultTarget = 'qemu';
@@ -96,7 +118,8 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     path: string,
     private readonly options: ImageOptions,
   ) {
-    super(path);
+    // the ordinary session runs on blkdebug with no rules, so that a break point can be set in it (killDuring)
+    super(path, { filename: blkdebugFilename(join(tmp.path, noRules), path), unbufferedOutput: true });
     this.virtualSize = options.virtualSize;
     this.rulesPath = join(tmp.path, 'blkdebug.conf');
   }
@@ -176,21 +199,21 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     }
     let first: Outcome;
     let retried: Outcome | undefined;
-    let closing: string;
+    let closing: { readonly printed: string; readonly commandFailed: boolean };
     try {
       first = await this.applyFaulted(io, op);
-      if (rule.once && !first.ok && first.error === 'io') {
-        retried = await this.applyFaulted(io, op);
-        await io.flush();
-        await io.flush();
-      }
+      if (rule.once && !first.ok && first.error === 'io') retried = await this.applyFaulted(io, op);
+      // the op's metadata phase: a once-error there fails this flush, and only qemu-io's exit status says so (the
+      // close flushes again and prints nothing); a failed flush leaves QEMU's caches dirty for the next one
+      await io.flush();
+      if (rule.once) await io.flush();
     } finally {
       closing = await io.closeReporting();
       // a resize that failed may have changed the size or not: the header says
       this.virtualSize = await headerVirtualSize(this.path);
     }
     if (op.kind === 'resize') await this.zeroTailAfterGrowth(oldSize);
-    return { first, ...(retried === undefined ? {} : { retried }), closing };
+    return { first, ...(retried === undefined ? {} : { retried }), closing: closing.printed, commandFailed: closing.commandFailed };
   }
 
   /** One op in the blkdebug process: an EIO or ENOSPC that is no refusal the model knows is the injected error, `io`. */
@@ -215,6 +238,32 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     }
     await this.qemu.close();
     this.virtualSize = await headerVirtualSize(this.path);
+  }
+
+  async killDuring(op: FaultableOp, event: BlkdebugEvent): Promise<KilledInside> {
+    const oldSize = this.virtualSize;
+    const io = await this.qemu.io();
+    let killed: KilledInside;
+    try {
+      await io.breakAt(event, breakTag);
+      let outcome: Outcome = okOutcome;
+      const reached = await io.untilSuspended(breakTag, async () => {
+        outcome = await this.applyFaulted(io, op);
+        await io.flush();
+      });
+      killed = reached === 'suspended' ? { reached } : { reached, outcome };
+    } catch (error) {
+      await io.kill();
+      await this.qemu.close();
+      throw implementationError(this.name, `${formatOp(op)} (break ${event})`, error);
+    }
+    await io.kill();
+    await this.qemu.close();
+    // a resize held part-way may have changed the size or not: the header says
+    this.virtualSize = await headerVirtualSize(this.path);
+    // the known stale-tail divergence, worked around as in apply (opening a dirty lazy image repairs it first)
+    if (op.kind === 'resize') await this.zeroTailAfterGrowth(oldSize);
+    return killed;
   }
 
   async recover(): Promise<Recovery> {
@@ -251,6 +300,7 @@ export async function createQemuFaultDriver(options: ImageOptions): Promise<Qemu
   const path = join(tmp.path, 'image.qcow2');
   try {
     await qemuImgCreate(path, createConstraints(options));
+    await writeFile(join(tmp.path, noRules), '');
   } catch (error) {
     await tmp.cleanup();
     throw error;

@@ -12,6 +12,7 @@ import {
   bufferReader,
   checkImage,
   countedPastEnd,
+  DecodeError,
   decodeImage,
   disallowedAfterFault,
   initialState,
@@ -19,6 +20,7 @@ import {
   stateFromImage,
   step as modelStep,
   formatOp,
+  type DecodedImage,
   type ModelState,
   type Op,
   type Outcome,
@@ -93,13 +95,23 @@ export function judgeImage(bytes: Uint8Array, leaksAllowed: number | 'any', chec
   if (report.verdict !== 'clean' && report.verdict !== 'leaks') {
     throw new PropertyViolation(check, `${when}: the checker finds ${report.verdict}: ${report.messages.slice(0, 3).join('; ')}`);
   }
-  const pastEnd = countedPastEnd(decodeImage(bufferReader(bytes)));
+  const pastEnd = countedPastEnd(decoded(bytes, check, when));
   const leaks = report.leaks + pastEnd;
   if (leaksAllowed === 'any' || leaks <= leaksAllowed) return leaks;
   throw new PropertyViolation(
     check,
     `${when}: ${report.leaks} leaked clusters and ${pastEnd} counted past the end of the file, more than the ${leaksAllowed} the last fault left: ${report.messages.slice(0, 3).join('; ')}`,
   );
+}
+
+/** The image decoded; a PropertyViolation when it does not decode (say an L2 entry names a compressed stream past the end of the file). */
+export function decoded(bytes: Uint8Array, check: 'crash' | 'io-error' | 'check-image', when: string): DecodedImage {
+  try {
+    return decodeImage(bufferReader(bytes));
+  } catch (error) {
+    if (error instanceof DecodeError) throw new PropertyViolation(check, `${when}: the image does not decode: ${error.message}`);
+    throw error;
+  }
 }
 
 function faultDriver(driver: ImageDriver): FaultDriver {

@@ -1,22 +1,24 @@
 // Running a fault step on QEMU (docs/semantics.md, "Faults", QEMU 7.2): the
 // same contract as for our engine (run-fault.ts), through what QEMU offers.
 //
-// A crash is SIGKILL of qemu-io between two operations (a crash drawn inside
-// an op comes right after it: qemu-io's `wait_break` blocks for ever when the
-// break point is not reached). The image is repaired as iotest 039 does when
+// A crash is SIGKILL of qemu-io between two operations, or inside one: the op
+// and a flush run in a qemu-io on blkdebug with a break point at the drawn
+// event, killed from outside when a request is held there (or after the
+// flush, when none was). The image is repaired as iotest 039 does when
 // lazy refcounts left it dirty; then `qemu-img check` and the model's checker
 // find no corruption (leaks allowed), every sector reads as a state since the
 // last durable op, and the model adopts the image.
 // An I/O error: the op runs in a qemu-io process on blkdebug, failing at the
 // nth occurrence of the drawn event. It answers `io`, or it answers as the
-// model says (the event was not reached, or a flush failed: qemu-io's flush
-// prints nothing). With a once-error a failed op is retried in the same process
-// and must succeed. After that process quits, the image is judged like a
+// model says (the event was not reached, or a flush after it failed: qemu-io's
+// flush prints nothing, its exit status says so). With a once-error a failed
+// op is retried in the same process and must succeed. After that process
+// quits, the image is judged like a
 // crash's; it must read exactly as after the op when the op succeeded in the
 // process and its final flush did not fail, else as before or after it; then
 // the op is retried in a fresh process and must answer as the model says.
-import { QemuImgError } from '../../oracle/index.js';
-import { bufferReader, decodeImage, disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
+import { QemuImgError, type BlkdebugEvent } from '../../oracle/index.js';
+import { disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
 import { compareWholeDisk } from '../checks/whole-disk.js';
 import type { ModelBox } from '../commands/command.js';
 import type { Coverage } from '../coverage.js';
@@ -24,9 +26,10 @@ import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
 import { recordQemuFault } from './fault-coverage.js';
 import { compressedStreams } from './fault-driver.js';
-import { qemuDefaultEvents, type CrashStep, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
+import { qemuDefaultEvents, qemuOccurrence, type CrashStep, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
+import { qemuEventFor } from './qemu-events.js';
 import type { QemuFaultDriver, Recovery } from './qemu-fault-driver.js';
-import { compareSnapshots, judgeImage, memory, type FaultMemory } from './run-fault.js';
+import { compareSnapshots, decoded, judgeImage, memory, type FaultMemory } from './run-fault.js';
 
 /** What qemu-io prints at close when its final flush fails: `Failed to flush the L2 table cache: …`. */
 const closeFailurePattern = /Failed to flush|Input\/output error|No space left on device/;
@@ -54,21 +57,28 @@ export async function runQemuFaultStep(m: ModelBox, step: FaultStep, d: QemuFaul
 
 async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
   const what = formatStep(step);
-  let operation = mem.lastOp;
-  let reached = m.state;
-  if (step.during !== undefined) {
-    const expected = modelStep(m.state, step.during.op);
-    const actual = await d.apply(step.during.op);
-    compareOutcome('outcome', `${what} (the op before the kill)`, expected.outcome, actual);
-    m.state = expected.state;
+  const before = m.state;
+  let reached = before;
+  let candidates = mem.candidates;
+  let inside: { readonly operation: string; readonly event: BlkdebugEvent; readonly held: boolean } | undefined;
+  if (step.during === undefined) {
+    await d.kill();
+  } else {
+    const { op } = step.during;
+    const expected = modelStep(before, op);
+    const event = step.during.event ?? qemuEventFor(op, before, 0);
+    const killed = await d.killDuring(op, event);
+    if (killed.reached === 'completed') compareOutcome('outcome', `${what} (the op and a flush ended before the break point)`, expected.outcome, killed.outcome);
     reached = expected.state;
-    mem.candidates.push(expected.state);
-    operation = step.during.op.kind;
+    // held: the op and the ops since the last durable one may be lost; else the flush after the op made it durable
+    candidates = killed.reached === 'suspended' ? [...mem.candidates, expected.state] : [expected.state];
+    inside = { operation: `inside ${op.kind}`, event, held: killed.reached === 'suspended' };
   }
-  await d.kill();
   const recovery = await d.recover();
-  recordQemuFault(coverage, 'crash', operation, recovery.repaired === undefined ? 'sigkill' : 'sigkill, dirty, repaired');
-  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates: mem.candidates, mayLeak: true }, 'crash', what);
+  const repaired = recovery.repaired !== undefined;
+  if (inside === undefined) recordQemuFault(coverage, 'crash', mem.lastOp, 'sigkill', repaired);
+  else recordQemuFault(coverage, 'crash', inside.operation, inside.held ? { event: inside.event, where: 'break' } : 'break not reached', repaired);
+  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates, mayLeak: true }, 'crash', what);
   mem.lastOp = 'crash';
   return { step, reached, leakedClusters };
 }
@@ -78,18 +88,25 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: QemuFaultDriver, me
   const before = m.state;
   const expected = modelStep(before, step.op);
   const event = step.event ?? qemuDefaultEvents[step.access];
-  const run = await d.applyUnderFault(step.op, { event, occurrence: step.nth, errno: step.errno, once: !step.persistent });
+  const faulted = await d.applyUnderFault(step.op, { event, occurrence: qemuOccurrence(step), errno: step.errno, once: !step.persistent });
+  const first = injectedEio(step, expected.outcome, faulted.first);
+  const run = { ...faulted, first };
   const failedIo = !run.first.ok && run.first.error === 'io';
   const failedAtClose = closeFailurePattern.test(run.closing);
-  recordQemuFault(coverage, 'ioError', step.op.kind, failedIo || failedAtClose ? { event, atClose: !failedIo } : 'no failure seen');
+  // qemu-io's exit status says a command failed though the op succeeded: one of the flushes (they print nothing)
+  const flushFailed = run.commandFailed && run.first.ok && run.retried === undefined && !failedAtClose;
+  const seen = failedIo ? 'op' : failedAtClose ? 'close' : flushFailed ? 'flush' : undefined;
+  recordQemuFault(coverage, 'ioError', step.op.kind, seen === undefined ? 'no failure seen' : { event, where: seen });
   if (!failedIo) compareOutcome('io-error', what, expected.outcome, run.first);
-  if (run.retried !== undefined) compareOutcome('io-error', `${what}, retried in the same qemu-io process`, expected.outcome, run.retried);
+  // a compressed write retried over the clusters its first try wrote is refused (QEMU cannot overwrite them): it did not land whole
+  const retryRefusedOverLanded = step.op.kind === 'writeCompressed' && run.retried?.ok === false && run.retried.error === 'compressed-overwrite';
+  if (run.retried !== undefined && !retryRefusedOverLanded) compareOutcome('io-error', `${what}, retried in the same qemu-io process`, expected.outcome, run.retried);
   const landed = (run.first.ok || run.retried?.ok === true) && expected.outcome.ok;
   // the process that met the error has quit: everything before the op was durable when it opened
   const strict = landed && !failedAtClose;
   const recovery = await d.recover();
-  // leaks are allowed once an error may have fired: a failed op, a failed final flush, or a flush command (it fails silently)
-  const mayLeak = failedIo || failedAtClose || step.op.kind === 'flush';
+  // leaks are allowed once an error has fired
+  const mayLeak = seen !== undefined;
   const candidates = strict ? [expected.state] : [before, expected.state];
   const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates, mayLeak }, 'io-error', `${what}, after qemu-io quit${failedAtClose ? ` (it printed: ${run.closing.split('\n')[0] ?? ''})` : ''}`);
   if (!strict) {
@@ -130,17 +147,30 @@ async function adoptJudged(
     const repair = recovery.repaired === undefined ? '' : ` after check -r all (exit ${recovery.repaired.exitCode})`;
     throw new PropertyViolation(check, `${what}: qemu-img check${repair} says ${verdict} (${recovery.check.corruptions} corruptions, ${recovery.check.leaks} leaks): ${recovery.check.messages.slice(0, 3).join('; ')}`);
   }
+  // the guest disk first: an image QEMU left unreadable fails there, as the guest would see it, whatever the checkers say
+  const disk = await readableGuestDisk(d, check, what);
   const leaked = judgeImage(recovery.bytes, after.mayLeak ? 'any' : mem.leaksAllowed, check, what);
   if (after.mayLeak) mem.leaksAllowed = leaked;
-  const disallowed = disallowedAfterFault(candidates, await readableGuestDisk(d, check, what));
+  const disallowed = disallowedAfterFault(candidates, disk);
   if (disallowed !== undefined) throw new PropertyViolation(check, `${what}: ${disallowed}`);
-  const decoded = decodeImage(bufferReader(recovery.bytes));
-  const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, recovery.bytes));
+  const image = decoded(recovery.bytes, check, what);
+  const adopted = stateFromImage(image, m.state.options, await compressedStreams(image, recovery.bytes));
   compareSnapshots(m.state, adopted, what);
   m.state = adopted;
   mem.candidates = [adopted];
   if (!after.mayLeak || recovery.repaired === undefined) return leaked;
   return leaked + recovery.repaired.leaksFixed + Math.ceil(recovery.repairGrewBytes / 2 ** m.state.options.clusterBits);
+}
+
+/**
+ * QEMU 7.2 refuses a compressed write over an allocated cluster with EIO
+ * (qcow2_alloc_compressed_cluster_offset), the errno blkdebug injects: the
+ * driver reads such an EIO as that refusal. When the model expects the write
+ * to succeed, the EIO is the injected one.
+ */
+function injectedEio(step: IoErrorStep, expected: Outcome, actual: Outcome): Outcome {
+  if (step.op.kind !== 'writeCompressed' || step.errno !== 'EIO' || !expected.ok || actual.ok || actual.error !== 'compressed-overwrite') return actual;
+  return { ok: false, error: 'io', message: actual.message };
 }
 
 function compareOutcome(check: 'outcome' | 'io-error', what: string, expected: Outcome, actual: Outcome): void {

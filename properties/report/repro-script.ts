@@ -12,14 +12,17 @@
 // QEMU fault driver runs them (properties/faults/qemu-fault-driver.ts): a
 // crash is `sigraise 9` in the qemu-io process that ran the ops since the last
 // reopen (started with `-t unsafe`, as the driver's sessions are), then
-// `qemu-img check -r all` on a lazy-refcounts image (iotest 039); an I/O error
+// `qemu-img check -r all` on a lazy-refcounts image (iotest 039); a crash
+// inside an op runs it and a flush in a qemu-io on blkdebug with a break point,
+// killed by `kill -9` once a request is held there; an I/O error
 // runs its op in a qemu-io process on `blkdebug:RULES:IMAGE` with the rule
 // file saved next to the script, then again in a fresh process.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
 import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/chain-files.js';
 import type { Step } from '../steps.js';
 import { blkdebugConfig } from '../../oracle/index.js';
-import { formatFaultStep, isFaultStep, qemuDefaultEvents, type FaultableOp } from '../faults/fault-step.js';
+import { formatFaultStep, isFaultStep, qemuDefaultEvents, qemuOccurrence, type FaultableOp } from '../faults/fault-step.js';
+import { qemuEventFor } from '../faults/qemu-events.js';
 import type { Counterexample } from './run-result.js';
 
 /** The model's final disk is saved for `qemu-img compare` up to this size (bytes). */
@@ -85,6 +88,19 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         }
         break;
       }
+      case 'writeCompressed': {
+        // qemu-io's compressed write (`write -c`), from the same bytes the QEMU driver writes
+        const bytes = compressedWriteBytes(op);
+        const value = uniform(bytes);
+        if (value !== undefined) {
+          io.push(`write -c -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
+        } else {
+          const name = `data-${index + 1}.bin`;
+          files.push({ name, bytes });
+          io.push(`write -c -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
+        }
+        break;
+      }
       case 'writeZeroes':
         io.push(`write -z${op.unmap ? ' -u' : ''} ${hex(op.offset)} ${hex(op.length)}`);
         break;
@@ -120,8 +136,25 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
       return;
     }
     if (isFaultStep(s)) {
-      if (s.kind === 'crash') {
-        if (s.during !== undefined) guestOp(s.during.op, index);
+      if (s.kind === 'crash' && s.during !== undefined) {
+        endIo();
+        const event = s.during.event ?? qemuEventFor(s.during.op, state, 0);
+        const [rules, output] = [`empty-${index + 1}.conf`, `killed-${index + 1}.txt`];
+        files.push({ name: rules, bytes: new Uint8Array() });
+        guestOp(s.during.op, index);
+        io.push('flush');
+        const commands = [`break ${event} crash`, ...io];
+        io = [];
+        lines.push(
+          `# step ${index + 1}: ${formatFaultStep(s)}: qemu-io is killed (kill -9) once a request is held at the break point, or after the op and a flush`,
+          `printf '%s\\n' ${commands.map((c) => `'${c}'`).join(' ')} | stdbuf -o0 qemu-io -t writeback "blkdebug:${rules}:$IMG" >${output} 2>&1 &`,
+          'pid=$!',
+          `until grep -q "Suspended request 'crash'" ${output} || ! kill -0 "$pid" 2>/dev/null; do sleep 0.1; done`,
+          'kill -9 "$pid" 2>/dev/null; wait "$pid"',
+          `cat ${output}`,
+        );
+        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
+      } else if (s.kind === 'crash') {
         io.push('sigraise 9');
         endIo({ cache: 'unsafe' });
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}: the qemu-io above is killed (sigraise 9), QEMU's caches lost`);
@@ -131,10 +164,11 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}`);
         const rules = `blkdebug-${index + 1}.conf`;
         const event = s.event ?? qemuDefaultEvents[s.access];
-        files.push({ name: rules, bytes: new TextEncoder().encode(blkdebugConfig({ event, occurrence: s.nth, errno: s.errno, once: !s.persistent })) });
+        files.push({ name: rules, bytes: new TextEncoder().encode(blkdebugConfig({ event, occurrence: qemuOccurrence(s), errno: s.errno, once: !s.persistent })) });
         guestOp(s.op, index);
         // a once-error: the op again in the same process, and two flushes (a failed one leaves QEMU's caches dirty)
         if (!s.persistent) io.push(...io, 'flush', 'flush');
+        else io.push('flush');
         endIo({ cache: 'writeback', image: `blkdebug:${rules}:$IMG` });
         lines.push('qemu-img check "$IMG"; echo "exit $?"');
         guestOp(s.op, index);
@@ -145,19 +179,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     }
     const op: Op = s;
     switch (op.kind) {
-      case 'writeCompressed': {
-        // qemu-io's compressed write (`write -c`), from the same bytes the QEMU driver writes
-        const bytes = compressedWriteBytes(op);
-        const value = uniform(bytes);
-        if (value !== undefined) {
-          io.push(`write -c -P ${hex(value)} ${hex(op.offset)} ${hex(op.length)}`);
-        } else {
-          const name = `data-${index + 1}.bin`;
-          files.push({ name, bytes });
-          io.push(`write -c -s ${name} ${hex(op.offset)} ${hex(op.length)}`);
-        }
-        break;
-      }
+      case 'writeCompressed':
       case 'write':
       case 'writeZeroes':
       case 'discard':

@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dir, type DirectoryResult } from 'tmp-promise';
@@ -94,6 +94,40 @@ describe('QemuIoSession', () => {
     // qemu-io's sigraise kills the process itself, as a crash inside QEMU would.
     await expect(session.run('sigraise 9')).rejects.toMatchObject({ detail: expect.stringMatching(/signal SIGKILL/) });
     await expect(session.read(0, 512)).rejects.toMatchObject({ detail: expect.stringMatching(/not running/) });
+    await session.close();
+  });
+
+  it('holds a request at a blkdebug break point, says so, and is killed from outside', async () => {
+    const path = await image();
+    const empty = join(tmp.path, `empty${counter++}.conf`);
+    await writeFile(empty, '');
+    const session = await openQemuIo(`blkdebug:${empty}:${path}`, { cache: 'writeback', unbufferedOutput: true });
+    await session.breakAt('l2_update', 'held');
+    // a write into a fresh cluster updates its L2 entry in the flush (cache writeback): held there
+    const reached = await session.untilSuspended('held', async () => {
+      await session.writePattern(0, 4096, 0x5a);
+      await session.flush();
+    });
+    expect(reached).toBe('suspended');
+    await session.kill();
+    await expect(session.read(0, 512)).rejects.toMatchObject({ detail: expect.stringMatching(/not running \(signal SIGKILL\)/) });
+    await session.close();
+  });
+
+  it('runs to the end when the break point is not reached', async () => {
+    const path = await image();
+    const empty = join(tmp.path, `empty${counter++}.conf`);
+    await writeFile(empty, '');
+    const session = await openQemuIo(`blkdebug:${empty}:${path}`, { cache: 'writeback', unbufferedOutput: true });
+    // a 1 MiB disk's L1 table never grows
+    await session.breakAt('l1_grow_alloc_table', 'held');
+    const reached = await session.untilSuspended('held', async () => {
+      await session.writePattern(0, 4096, 0x5a);
+      await session.flush();
+    });
+    expect(reached).toBe('completed');
+    expect(await session.read(0, 4)).toEqual(new Uint8Array(4).fill(0x5a));
+    await session.kill();
     await session.close();
   });
 
