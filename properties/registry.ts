@@ -139,9 +139,6 @@ export const crashConsistency: PropertyDefinition = {
       // (the known divergence in corpus/cases/qemu-qemuJudges-qemu-img-check-snapshotCreate-9241c9949ceda02d.json):
       // the faults would find it again under other identities
       image: { ...crashSequence.image, refcountBits: [16, 64] },
-      // a compressed write QEMU failed part-way cannot be run again (it refuses write -c over the clusters that
-      // landed), and the QEMU fault runner retries a failed op
-      swarm: { off: ['writeCompressed'] },
     },
   },
 };
