@@ -202,8 +202,11 @@ export function faultedOperation(options: ImageOptions, steps: readonly Step[]):
 /**
  * What a crash or io-error violation found, without the step it followed,
  * numbers, offsets and file names: `the guest disk does not read:
- * Input/output error` (the distinct errors qemu-img convert printed), or the
- * message after its `[check] ` with every number as `#`.
+ * Input/output error` (the distinct errors qemu-img convert printed);
+ * `qemu-img check says corrupt: ERROR: counting reference for region
+ * exceeding the end of the file … offset # size #` (the checker, its verdict
+ * and the distinct kinds of its messages, numbers as `#`); or the message
+ * after its `[check] ` with every number as `#`.
  */
 export function faultFinding(message: string): string {
   const unreadable = /the guest disk does not read: ([\s\S]*)$/.exec(message);
@@ -211,7 +214,16 @@ export function faultFinding(message: string): string {
     const reasons = [...(unreadable[1] ?? '').matchAll(/error while reading at byte \d+: ([^\n]+)/g)].map((m) => m[1] ?? '');
     return `the guest disk does not read: ${[...new Set(reasons)].sort().join('; ') || 'no reason given'}`;
   }
-  return message.replace(/^\[[^\]]*\] /, '').replace(/\/\S+/g, '<file>').replace(/\b(0x[0-9a-f]+|\d+)\b/g, '#');
+  const checked = /(qemu-img check|the checker)(?: after check -r all \(exit \d+\))? (?:says|finds) ([\w-]+)(?: \([^)]*\))?: ([\s\S]*)$/.exec(message);
+  if (checked !== null) {
+    const kinds = new Set((checked[3] ?? '').split('; ').map(numbersAsHash));
+    return `${checked[1] ?? ''} says ${checked[2] ?? ''}: ${[...kinds].sort().join('; ')}`;
+  }
+  return numbersAsHash(message.replace(/^\[[^\]]*\] /, '').replace(/\/\S+/g, '<file>'));
+}
+
+function numbersAsHash(text: string): string {
+  return text.replace(/\b(0x[0-9a-f]+|\d+)\b/g, '#');
 }
 
 /** A resize that grows the disk from a size inside a cluster: the bytes [oldSize, staleEnd) of that cluster are where QEMU 7.2 exposes stale data. */

@@ -339,6 +339,44 @@ describe('matching a run to a known divergence', () => {
     expect(await attributeKnownLeak(more, corpusKnown)).toBeUndefined();
   }, 900_000);
 
+  describe('a failed shrink that truncates the file under its L2 entries (qemu-crashConsistency-io-error-ioError-425748579a283770.json)', () => {
+    const twoMiB = { version: 3 as const, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 2 * 1024 * 1024 };
+    const written = [{ kind: 'write' as const, offset: 0, length: 2 * 1024 * 1024, pattern: 1 }];
+    const shrink = (size: number, access: 'read' | 'write'): Extract<RunResult, { status: 'property-failed' }>['counterexample']['steps'][number] => ({
+      kind: 'ioError',
+      op: { kind: 'resize', size },
+      access,
+      nth: 1,
+      errno: 'EIO',
+      persistent: true,
+      event: 'l2_update',
+      occurrence: 1,
+    });
+    const past = (offsets: readonly number[]) => offsets.map((o) => `ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${o.toString(16)} size 0x1000`).join('; ');
+    const ioRun = (steps: Extract<RunResult, { status: 'property-failed' }>['counterexample']['steps'], message: string): RunResult => ({
+      ...failed,
+      property: 'crashConsistency',
+      counterexample: { options: twoMiB, steps },
+      failure: { kind: 'violation', check: 'io-error', message },
+    });
+    const caseFile = 'qemu-crashConsistency-io-error-ioError-425748579a283770.json';
+
+    it('names the checker finding without the step, the counts and the offsets', () => {
+      const message = `[io-error] ioError read#1 EIO until-cleared (blkdebug l2_update#1): truncate 0xe1800, after qemu-io quit (it printed: qemu-io: Failed to flush the L2 table cache: Input/output error): qemu-img check says corrupt (2 corruptions, 0 leaks): ${past([0x5000, 0x6000])}`;
+      expect(faultFinding(message)).toBe('qemu-img check says corrupt: ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset # size #');
+    });
+
+    it('another shrink, drawn otherwise, with other counts, is the known divergence; the same finding after a write, or another finding after a shrink, is not', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      const message = (what: string, n: number) => `[io-error] ${what}, after qemu-io quit (it printed: qemu-io: Failed to flush the L2 table cache: Input/output error): qemu-img check says corrupt (${n} corruptions, 0 leaks): ${past([0x5000, 0x6000, 0x7000].slice(0, n))}`;
+      expect(matchKnownDivergence(ioRun([...written, shrink(0xe1800, 'read')], message('ioError read#1 EIO until-cleared (blkdebug l2_update#1): truncate 0xe1800', 2)), corpusKnown)?.caseFile).toBe(caseFile);
+      const write = { kind: 'ioError' as const, op: { kind: 'write' as const, offset: 0, length: 4096, pattern: 2 }, access: 'write' as const, nth: 1, errno: 'EIO' as const, persistent: true, event: 'l2_update' as const, occurrence: 1 };
+      expect(matchKnownDivergence(ioRun([...written, write], message('ioError write#1 EIO until-cleared (blkdebug l2_update#1): write -P 0x2 0x0 0x1000', 3)), corpusKnown)).toBeUndefined();
+      const other = '[io-error] ioError write#1 EIO until-cleared (blkdebug l2_update#1): truncate 0x100000, after qemu-io quit: qemu-img check says corrupt (1 corruptions, 0 leaks): ERROR cluster 5 refcount=0 reference=1';
+      expect(matchKnownDivergence(ioRun([...written, shrink(0x100000, 'write')], other), corpusKnown)).toBeUndefined();
+    });
+  });
+
   describe('the punched compressed stream after a crash (qemu-crashConsistency-crash-crash-bcf370364eb786a9.json)', () => {
     const fourK = { version: 3 as const, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 262144 };
     const compressed = { kind: 'writeCompressed' as const, offset: 0, length: 8192, pattern: 48 };
