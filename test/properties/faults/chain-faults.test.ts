@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FaultFile } from '../../../impl/index.js';
 import { bufferReader, decodeImage, type ImageOptions } from '../../../model/index.js';
 import { formatText, replayOps, type Step } from '../../../properties/index.js';
+import type { ImageDriver } from '../../../properties/driver.js';
+import { backingBeforeFault, judgeBackingAfterFault } from '../../../properties/faults/run-fault.js';
 
 /** 4 KiB clusters: a 512-byte write on the overlay copies the rest of its cluster from the backing file. */
 const options: ImageOptions = { version: 3, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 256 * 1024 };
@@ -68,6 +70,25 @@ describe('crashConsistency on backing chains', () => {
     if (result.status !== 'property-failed') return;
     expect(result.failure).toMatchObject({ kind: 'violation', check: 'crash', message: expect.stringMatching(/guest sector at 0x1000 reads bytes that no state since the last flush holds/) });
   }, replayTimeoutMs);
+});
+
+describe('judgeBackingAfterFault', () => {
+  /** A driver whose one raw backing file reads `bytes[i]` at the ith look. */
+  function driverSeeing(...bytes: Uint8Array[]): ImageDriver {
+    let looks = 0;
+    const chain = [{ name: 'layer-1.raw', format: 'raw' as const }];
+    return { backingChain: () => chain, backingFileBytes: () => Promise.resolve([bytes[Math.min(looks++, bytes.length - 1)] ?? new Uint8Array()]) } as unknown as ImageDriver;
+  }
+
+  it('a backing file a fault left byte for byte as it was passes; one it changed is a violation naming it', async () => {
+    const same = driverSeeing(new Uint8Array([1, 2]), new Uint8Array([1, 2]));
+    await judgeBackingAfterFault(same, await backingBeforeFault(same), 'crash', 'crash <seed 1>');
+    const changed = driverSeeing(new Uint8Array([1, 2]), new Uint8Array([1, 3]));
+    await expect(judgeBackingAfterFault(changed, await backingBeforeFault(changed), 'io-error', 'ioError')).rejects.toMatchObject({
+      check: 'io-error',
+      message: expect.stringContaining('the backing file layer-1.raw changed under a fault'),
+    });
+  });
 });
 
 /** The mutant: in an overlay (an image with a backing file), the first allocated L2 entry of the active table cleared, as if its cluster were never written. */
