@@ -10,7 +10,7 @@ import type { SubclusterBitmap } from './decode/extended-l2.js';
 import type { DecodedImage, DecodedL1, DecodedL2Entry } from './decode/image.js';
 import type { ImageOptions } from './ops.js';
 import { read } from './read.js';
-import type { DataCluster, L1Table, L2Entry, L2Table, ModelState, Snapshot } from './state.js';
+import type { BackingLayer, DataCluster, L1Table, L2Entry, L2Table, ModelState, Snapshot } from './state.js';
 import { subclustersPerCluster, type SubclusterState, type Subclusters } from './subclusters.js';
 
 /** The unit a crash never splits (a disk sector): a sector lands whole or not at all. */
@@ -77,9 +77,12 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * offset). `options` gives what the header does not change; the virtual size
  * is the header's. `compressed` holds the guest bytes of each compressed
  * stream by its host byte offset (the model has no decompressor: the caller
- * inflates them). Throws RangeError for a compressed stream it lacks.
+ * inflates them). `backing` is the layer the image reads through to: a fault
+ * on the top image never writes its backing files, so the state before the
+ * fault gives it (undefined: none). Throws RangeError for a compressed stream
+ * it lacks.
  */
-export function stateFromImage(decoded: DecodedImage, options: ImageOptions, compressed: ReadonlyMap<number, Uint8Array>): ModelState {
+export function stateFromImage(decoded: DecodedImage, options: ImageOptions, compressed: ReadonlyMap<number, Uint8Array>, backing?: BackingLayer): ModelState {
   const clusterSize = decoded.header.clusterSize;
   let nextId = 1;
   const tables = new Map<number, L2Table>();
@@ -146,7 +149,7 @@ export function stateFromImage(decoded: DecodedImage, options: ImageOptions, com
     l1: l1(s.l1),
   }));
   const active = l1(decoded.active);
-  return { options: { ...options, virtualSize: decoded.header.size }, active, snapshots, nextId };
+  return { options: { ...options, virtualSize: decoded.header.size }, ...(backing === undefined ? {} : { backing }), active, snapshots, nextId };
 }
 
 /** The subcluster states of an extended entry's bitmap halves (decodeImage refuses a bit set in both). */

@@ -132,6 +132,8 @@ export const crashConsistency: PropertyDefinition = {
   // The space bound after QEMU's own repair (check -r all rebuilding the refcount structures of a dirty
   // image, then growing them again) is not modelled: QEMU's fault runs judge contents and checks, not space.
   checksFor: { qemu: [faultsCheck] },
+  // faults on overlays: the top image's guest ops meet them; the chain ops run without faults
+  chainImpls: ['qemu', 'ts'],
   sequenceFor: {
     qemu: {
       ...crashSequence,

@@ -134,3 +134,14 @@ export function recordQemuFault(cov: Coverage, fault: 'crash' | 'ioError', opera
   const where = seen.where === 'close' ? ' (at close)' : seen.where === 'flush' ? ' (a flush)' : '';
   bump(cov.faults, `${fault}:blkdebug ${seen.where === 'break' ? 'break ' : ''}${seen.event}${where}`);
 }
+
+/**
+ * Records a fault that met an overlay (an image with `backingDepth` backing
+ * files below it): `crash:overlay` in the faults, and by depth in the chains
+ * (`crash:overlay depth-N`), so a green run shows faults over backing files.
+ */
+export function recordOverlayFault(cov: Coverage, fault: 'crash' | 'ioError', backingDepth: number): void {
+  if (backingDepth === 0) return;
+  bump(cov.faults, `${fault}:overlay`);
+  bump(cov.chains, `${fault}:overlay depth-${backingDepth}`);
+}

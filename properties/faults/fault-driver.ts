@@ -2,12 +2,20 @@
 // crashConsistency property. Besides the ImageDriver calls it can arm an I/O
 // error for the next operation and lose power: the file becomes a crash state
 // drawn from a seed and the engine opens it again, as after a reboot.
+// On a backing chain only the top image is on the FaultFile: createOverlay
+// writes the image out as a backing file next to a path in a temporary
+// directory (chain-files.ts), and the engine opens the chain by that path.
+// The faults reach the top image alone; the chain ops run without faults and
+// end flushed (a durable point, as qemu-img's close is).
+import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { FaultFile, Qcow2Image, type FaultSpec } from '../../impl/index.js';
+import { dir, type DirectoryResult } from 'tmp-promise';
+import { FaultFile, Qcow2Image, type FaultSpec, type OpenOptions } from '../../impl/index.js';
 import { readCompressedCluster } from '../../impl/compressed.js';
 import { geometry } from '../../impl/geometry.js';
-import type { DecodedImage, ImageOptions, Op, Outcome } from '../../model/index.js';
+import type { CommitOp, CreateOverlayOp, DecodedImage, ImageOptions, Op, Outcome, RebaseOp } from '../../model/index.js';
 import { implementationError, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
+import { backingAt, chainAfter, chainFilePath, copyBackingFiles, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from '../drivers/chain-files.js';
 import { applyEngineOp, createOptionsFor, engineFlush, engineOutcome, engineRead, engineReports, isEngineOp } from '../drivers/engine.js';
 
 export interface FaultDriver extends ReportingDriver {
@@ -73,6 +81,9 @@ const driverName = 'ts engine (FaultFile)';
 class FaultEngineDriver implements FaultDriver {
   readonly name = driverName;
   private closed = false;
+  /** The directory of the backing files, and the path the top image is named by (never written: its bytes are the FaultFile's). */
+  private home: { readonly tmp: DirectoryResult; readonly path: string } | undefined;
+  private chain: ChainFiles = noChain;
 
   constructor(
     private file: FaultFile,
@@ -83,15 +94,58 @@ class FaultEngineDriver implements FaultDriver {
     return engineOutcome(this.name, op, async () => {
       if (op.kind === 'reopen') await this.reopen();
       else if (isEngineOp(op)) await applyEngineOp(this.image, op);
-      // crash sequences draw no backing-chain ops: a chain is more than the one faulty file
-      else throw new Error(`${op.kind} is not run on a fault-injecting file`);
+      else if (op.kind === 'createOverlay') await this.pushOverlay(op);
+      else await this.changeChain(op);
     });
+  }
+
+  /** How the top image opens: by the path its backing names are resolved against, once it has a chain. */
+  private openOptions(): OpenOptions {
+    return this.home === undefined ? {} : { filename: this.home.path };
   }
 
   private async reopen(): Promise<void> {
     await this.image.close();
     this.file = new FaultFile(this.file.bytes());
-    this.image = await Qcow2Image.open(this.file);
+    this.image = await Qcow2Image.open(this.file, this.openOptions());
+  }
+
+  /**
+   * createOverlay: the image, closed, becomes the backing file next to the
+   * top image's path (its qcow2 bytes, or its guest bytes as raw), and a new
+   * empty image over it is created on a fresh FaultFile and flushed.
+   */
+  private async pushOverlay(op: CreateOverlayOp): Promise<void> {
+    this.home ??= await chainHome();
+    const file = overlayBackingFile(this.chain, op);
+    const raw = file.format === 'raw' ? await this.image.read(0, this.image.virtualSize) : new Uint8Array();
+    await this.image.close();
+    await writeFile(chainFilePath(this.home.path, file), file.format === 'raw' ? raw : this.file.bytes());
+    this.file = new FaultFile(new Uint8Array(0));
+    this.image = await Qcow2Image.create(this.file, { ...createOptionsFor(op.options), backingFile: file.name, backingFormat: file.format }, this.openOptions());
+    await this.image.flush();
+    this.chain = chainAfter(this.chain, op);
+  }
+
+  /** rebase (onto the layer `depth` down, by its chain-file name) or commit, flushed at the end. */
+  private async changeChain(op: RebaseOp | CommitOp): Promise<void> {
+    if (op.kind === 'commit') {
+      await this.image.commit();
+    } else {
+      const target = backingAt(this.chain, op.depth);
+      await this.image.rebase({ backingFile: target?.name ?? null, ...(target === undefined ? {} : { backingFormat: target.format }), unsafe: op.unsafe });
+      this.chain = chainAfter(this.chain, op);
+    }
+    await this.image.flush();
+  }
+
+  /** The backing files next to the image, nearest first. */
+  backingChain(): readonly ChainFile[] {
+    return this.chain.backings;
+  }
+
+  backingFileBytes(): Promise<readonly Uint8Array[]> {
+    return this.home === undefined ? Promise.resolve([]) : readBackingFiles(this.home.path, this.chain);
   }
 
   arm(spec: FaultSpec): void {
@@ -112,10 +166,11 @@ class FaultEngineDriver implements FaultDriver {
 
   async crash(seed: number): Promise<Uint8Array> {
     const bytes = await this.file.crashState(seed);
-    // The engine before the crash is dropped without a close: a close would flush.
+    // The engine before the crash is dropped without a close (a close would flush); only its backing files are closed.
+    await this.image.backingChain[0]?.close();
     this.file = new FaultFile(bytes);
     try {
-      this.image = await Qcow2Image.open(this.file);
+      this.image = await Qcow2Image.open(this.file, this.openOptions());
     } catch (error) {
       throw new CrashOpenError(error instanceof Error ? `${error.name}: ${error.message}` : String(error), { cause: error });
     }
@@ -160,16 +215,28 @@ class FaultEngineDriver implements FaultDriver {
     return engineReports(this.name, this.image);
   }
 
+  /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
   async writeTo(path: string): Promise<void> {
     await writeFile(path, await this.imageBytes());
+    if (this.home !== undefined) await copyBackingFiles(this.home.path, path, this.chain);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.file.disarm();
-    await this.image.close();
+    try {
+      await this.image.close();
+    } finally {
+      await this.home?.tmp.cleanup();
+    }
   }
+}
+
+/** A fresh directory for the backing files, and the path of the top image in it. */
+async function chainHome(): Promise<{ readonly tmp: DirectoryResult; readonly path: string }> {
+  const tmp = await dir({ unsafeCleanup: true, prefix: 'qcow2-verify-fault-chain-' });
+  return { tmp, path: join(tmp.path, 'image.qcow2') };
 }
 
 /** A fresh image with these options on a FaultFile, created and flushed (nothing pending). */

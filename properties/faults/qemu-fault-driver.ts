@@ -7,6 +7,8 @@
 // iotest 039 repairs a dirty lazy-refcounts image (`qemu-img check -r all`).
 // A killed process loses QEMU's caches, not the host's page cache: every
 // write qemu-io issued to the file is there.
+// Backing chains are laid out and changed as the QEMU driver does
+// (chain-files.ts), with qemu-io closed; the faults reach the top image alone.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
@@ -18,9 +20,11 @@ import {
   openQemuIo,
   QemuImgError,
   qemuImgCheck,
+  qemuImgCommit,
   qemuImgCreate,
   qemuImgMap,
   qemuImgReadRaw,
+  qemuImgRebase,
   qemuImgSnapshot,
   QemuIoError,
   type BlkdebugEvent,
@@ -30,7 +34,8 @@ import {
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
 import { headerVirtualSize } from '../drivers/image-file.js';
-import { applyQemuIoGuestOp, isGuestDataOp, QemuSessionDriver, qemuErrorKind } from '../drivers/qemu.js';
+import { applyQemuIoGuestOp, isGuestDataOp, QemuSessionDriver, qemuErrorKind, qemuPushOverlay } from '../drivers/qemu.js';
+import { backingAt, chainAfter, copyBackingFiles, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from '../drivers/chain-files.js';
 import type { FaultableOp } from './fault-step.js';
 
 /** What one op did in a qemu-io process with an injected error. */
@@ -112,11 +117,13 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   readonly faultTarget = 'qemu';
   private readonly rulesPath: string;
   protected virtualSize: number;
+  private chain: ChainFiles = noChain;
 
   constructor(
     private readonly tmp: DirectoryResult,
     path: string,
-    private readonly options: ImageOptions,
+    /** The top image's options (createOverlay replaces them). */
+    private options: ImageOptions,
   ) {
     // the ordinary session runs on blkdebug with no rules, so that a break point can be set in it (killDuring)
     super(path, { filename: blkdebugFilename(join(tmp.path, noRules), path), unbufferedOutput: true });
@@ -159,10 +166,41 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
         return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
       case 'reopen':
         return this.offline(() => Promise.resolve());
-      default:
-        // the fault sequences draw no backing chains or compressed writes (registry.ts)
-        throw new Error(`${op.kind} is not run under faults`);
+      case 'createOverlay': {
+        const file = overlayBackingFile(this.chain, op);
+        await this.offline(() => qemuPushOverlay(this.path, file, op.options));
+        this.chain = chainAfter(this.chain, op);
+        this.options = op.options;
+        return;
+      }
+      case 'rebase': {
+        const target = backingAt(this.chain, op.depth);
+        await this.offline(() => qemuImgRebase(this.path, { backingFile: target?.name, backingFormat: target?.format, unsafe: op.unsafe }));
+        this.chain = chainAfter(this.chain, op);
+        return;
+      }
+      case 'commit':
+        return this.offline(() => qemuImgCommit(this.path));
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
     }
+  }
+
+  /** The backing files next to the image, nearest first. */
+  backingChain(): readonly ChainFile[] {
+    return this.chain.backings;
+  }
+
+  backingFileBytes(): Promise<readonly Uint8Array[]> {
+    return readBackingFiles(this.path, this.chain);
+  }
+
+  /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
+  override async writeTo(path: string): Promise<void> {
+    await super.writeTo(path);
+    await copyBackingFiles(this.path, path, this.chain);
   }
 
   /**

@@ -8,7 +8,10 @@
 // An I/O error: the op meets it and fails with `io` (or never meets it and runs
 // as the model says); until it is retried, each sector reads old or new and the
 // flushed image is corrupt-free; the retry succeeds and leaves the model's state.
+// On a backing chain the faults reach the top image alone: every backing file
+// reads byte for byte as before the fault, and its checker finds no corruption.
 import {
+  backingLayers,
   bufferReader,
   checkImage,
   countedPastEnd,
@@ -28,7 +31,7 @@ import {
 import type { Check } from '../checks/check.js';
 import { compareWholeDisk } from '../checks/whole-disk.js';
 import type { ModelBox } from '../commands/command.js';
-import { recordFault, recordUnreachedFault } from './fault-coverage.js';
+import { recordFault, recordOverlayFault, recordUnreachedFault } from './fault-coverage.js';
 import type { Coverage } from '../coverage.js';
 import type { ImageDriver } from '../driver.js';
 import { formatStep } from '../steps.js';
@@ -62,10 +65,26 @@ export function memory(scratch: Map<string, unknown>, options: ModelState['optio
   return m;
 }
 
-/** Operations after which everything is durable: the engine flushes at their end (snapshot ops before and after). */
+/**
+ * Operations after which everything is durable: the engine flushes at their
+ * end (snapshot ops before and after; the chain ops, which QEMU runs in
+ * qemu-img with no qemu-io open).
+ */
 function makesDurable(op: Op, outcome: Outcome): boolean {
   if (!outcome.ok) return false;
-  return op.kind === 'flush' || op.kind === 'reopen' || op.kind === 'snapshotCreate' || op.kind === 'snapshotRevert' || op.kind === 'snapshotDelete';
+  switch (op.kind) {
+    case 'flush':
+    case 'reopen':
+    case 'snapshotCreate':
+    case 'snapshotRevert':
+    case 'snapshotDelete':
+    case 'createOverlay':
+    case 'rebase':
+    case 'commit':
+      return true;
+    default:
+      return false;
+  }
 }
 
 export const faultsCheck: Check = {
@@ -79,9 +98,47 @@ export const faultsCheck: Check = {
   async atEnd(env) {
     const m = memory(env.scratch, env.options);
     judgeImage((await env.image()).bytes, m.leaksAllowed, 'check-image', 'at the end of the sequence');
+    judgeLayers(env.driver.backingChain?.() ?? [], (await env.driver.backingFileBytes?.()) ?? [], 'check-image', 'at the end of the sequence');
     await compareWholeDisk(env.driver, env.state, 'read', 'at the end of the sequence');
   },
 };
+
+/** The backing files as a fault finds them, nearest first (none without a chain). */
+export interface BackingFiles {
+  readonly names: readonly string[];
+  readonly bytes: readonly Uint8Array[];
+}
+
+/** The backing files before a fault, to be judged after it (judgeBackingAfterFault). */
+export async function backingBeforeFault(driver: ImageDriver): Promise<BackingFiles> {
+  return { names: (driver.backingChain?.() ?? []).map((f) => f.name), bytes: (await driver.backingFileBytes?.()) ?? [] };
+}
+
+/**
+ * After a fault on the top image: the chain is the same files, each reads
+ * byte for byte as before (the guest ops under fault never write a backing
+ * file), and each qcow2 one has no corruption.
+ */
+export async function judgeBackingAfterFault(driver: ImageDriver, before: BackingFiles, check: 'crash' | 'io-error', what: string): Promise<void> {
+  const chain = driver.backingChain?.() ?? [];
+  const names = chain.map((f) => f.name);
+  if (names.join('/') !== before.names.join('/')) throw new PropertyViolation(check, `${what}: the backing chain is [${names.join(', ')}], it was [${before.names.join(', ')}]`);
+  const after = (await driver.backingFileBytes?.()) ?? [];
+  for (const [i, name] of names.entries()) {
+    const was = before.bytes[i];
+    const now = after[i];
+    if (was === undefined || now === undefined || Buffer.compare(was, now) !== 0) throw new PropertyViolation(check, `${what}: the backing file ${name} changed under a fault on the image above it`);
+  }
+  judgeLayers(chain, after, check, what);
+}
+
+/** Each qcow2 backing file passes the checker with at most leaks (a layer keeps the leaks a fault left in it while it was the top image). */
+function judgeLayers(chain: readonly { readonly name: string; readonly format: 'qcow2' | 'raw' }[], bytes: readonly Uint8Array[], check: 'crash' | 'io-error' | 'check-image', when: string): void {
+  for (const [i, file] of chain.entries()) {
+    const layer = bytes[i];
+    if (file.format === 'qcow2' && layer !== undefined) judgeImage(layer, 'any', check, `${when}, backing file ${file.name}`);
+  }
+}
 
 /**
  * The checker on an image: no corruption, and no more leaked clusters than
@@ -129,8 +186,11 @@ async function guestView(driver: FaultDriver): Promise<Uint8Array> {
 export async function runFaultStep(m: ModelBox, step: FaultStep, driver: ImageDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<FaultResult> {
   const d = faultDriver(driver);
   const mem = memory(scratch, m.state.options);
-  if (step.kind === 'crash') return runCrash(m, step, d, mem, coverage);
-  return runIoError(m, step, d, mem, coverage);
+  const backing = await backingBeforeFault(d);
+  if (step.kind === 'crash') recordOverlayFault(coverage, 'crash', backingLayers(m.state).length);
+  const result = step.kind === 'crash' ? await runCrash(m, step, d, mem, coverage) : await runIoError(m, step, d, mem, coverage);
+  await judgeBackingAfterFault(d, backing, step.kind === 'crash' ? 'crash' : 'io-error', formatStep(step));
+  return result;
 }
 
 async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
@@ -161,7 +221,7 @@ async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: Fault
   const leakedClusters = judgeImage(reopened, 'any', 'crash', `${what}, after the reopen`);
   const reached = m.state;
   const decoded = decodeImage(bufferReader(reopened));
-  const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, reopened));
+  const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, reopened), m.state.backing);
   compareSnapshots(m.state, adopted, what);
   m.state = adopted;
   mem.candidates = [adopted];
@@ -220,6 +280,7 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
   } else {
     const failed = d.firstFailure();
     recordFault(coverage, 'ioError', step.op.kind, failed === undefined || failed === 'flush' ? 'flush' : [failed], d.fileBytes());
+    recordOverlayFault(coverage, 'ioError', backingLayers(before).length);
     if (actual.ok || actual.error !== 'io') {
       throw new PropertyViolation('io-error', `${what}: the injected error failed ${fired} access(es) but the op answered ${actual.ok ? 'ok' : `${actual.error} (${actual.message})`}, not io`);
     }
@@ -249,7 +310,7 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
  */
 async function adoptAfterCompressedError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: FaultMemory, reached: ModelState, flushed: Uint8Array): Promise<FaultResult> {
   const decoded = decodeImage(bufferReader(flushed));
-  m.state = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, flushed));
+  m.state = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, flushed), m.state.backing);
   mem.candidates = [m.state];
   mem.lastOp = `ioError ${step.op.kind}`;
   await compareWholeDisk(d, m.state, 'io-error', `after ${formatStep(step)}`);

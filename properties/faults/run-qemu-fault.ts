@@ -18,18 +18,18 @@
 // process and its final flush did not fail, else as before or after it; then
 // the op is retried in a fresh process and must answer as the model says.
 import { QemuImgError, type BlkdebugEvent } from '../../oracle/index.js';
-import { disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
+import { backingLayers, disallowedAfterFault, stateFromImage, step as modelStep, type Outcome } from '../../model/index.js';
 import { compareWholeDisk } from '../checks/whole-disk.js';
 import type { ModelBox } from '../commands/command.js';
 import type { Coverage } from '../coverage.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
-import { recordQemuFault } from './fault-coverage.js';
+import { recordOverlayFault, recordQemuFault } from './fault-coverage.js';
 import { compressedStreams } from './fault-driver.js';
 import { qemuDefaultEvents, qemuOccurrence, type CrashStep, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
 import { qemuEventFor } from './qemu-events.js';
 import type { QemuFaultDriver, Recovery } from './qemu-fault-driver.js';
-import { compareSnapshots, decoded, judgeImage, memory, type FaultMemory } from './run-fault.js';
+import { backingBeforeFault, compareSnapshots, decoded, judgeBackingAfterFault, judgeImage, memory, type FaultMemory } from './run-fault.js';
 
 /** What qemu-io prints at close when its final flush fails: `Failed to flush the L2 table cache: …`. */
 const closeFailurePattern = /Failed to flush|Input\/output error|No space left on device/;
@@ -51,8 +51,12 @@ async function readableGuestDisk(d: QemuFaultDriver, check: 'crash' | 'io-error'
 /** Runs one fault step on QEMU beside the model (which it moves on); returns what the step left for the other checks. */
 export async function runQemuFaultStep(m: ModelBox, step: FaultStep, d: QemuFaultDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<FaultResult> {
   const mem = memory(scratch, m.state.options);
-  if (step.kind === 'crash') return runCrash(m, step, d, mem, coverage);
-  return runIoError(m, step, d, mem, coverage);
+  // a fault on the top image leaves its backing files as they were (run-fault.ts)
+  const backing = await backingBeforeFault(d);
+  if (step.kind === 'crash') recordOverlayFault(coverage, 'crash', backingLayers(m.state).length);
+  const result = step.kind === 'crash' ? await runCrash(m, step, d, mem, coverage) : await runIoError(m, step, d, mem, coverage);
+  await judgeBackingAfterFault(d, backing, step.kind === 'crash' ? 'crash' : 'io-error', formatStep(step));
+  return result;
 }
 
 async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
@@ -97,6 +101,7 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: QemuFaultDriver, me
   const flushFailed = run.commandFailed && run.first.ok && run.retried === undefined && !failedAtClose;
   const seen = failedIo ? 'op' : failedAtClose ? 'close' : flushFailed ? 'flush' : undefined;
   recordQemuFault(coverage, 'ioError', step.op.kind, seen === undefined ? 'no failure seen' : { event, where: seen });
+  if (seen !== undefined) recordOverlayFault(coverage, 'ioError', backingLayers(before).length);
   if (!failedIo) compareOutcome('io-error', what, expected.outcome, run.first);
   // a compressed write retried over the clusters its first try wrote is refused (QEMU cannot overwrite them): it did not land whole
   const retryRefusedOverLanded = step.op.kind === 'writeCompressed' && run.retried?.ok === false && run.retried.error === 'compressed-overwrite';
@@ -154,7 +159,7 @@ async function adoptJudged(
   const disallowed = disallowedAfterFault(candidates, disk);
   if (disallowed !== undefined) throw new PropertyViolation(check, `${what}: ${disallowed}`);
   const image = decoded(recovery.bytes, check, what);
-  const adopted = stateFromImage(image, m.state.options, await compressedStreams(image, recovery.bytes));
+  const adopted = stateFromImage(image, m.state.options, await compressedStreams(image, recovery.bytes), m.state.backing);
   compareSnapshots(m.state, adopted, what);
   m.state = adopted;
   mem.candidates = [adopted];

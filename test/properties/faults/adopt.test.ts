@@ -54,6 +54,34 @@ describe('stateFromImage', () => {
     });
   }
 
+  it('keeps the backing layer it is given: an overlay adopted after a fault reads through to it where it holds nothing', async () => {
+    const options: ImageOptions = { version: 3, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 1 << 16 };
+    const chainOps: Op[] = [
+      { kind: 'write', offset: 0, length: 0x4000, pattern: 0xab },
+      { kind: 'createOverlay', backingFormat: 'qcow2', options },
+      // a partial cluster: the rest of it is copied from the backing file
+      { kind: 'write', offset: 0x1200, length: 0x200, pattern: 0x5c },
+    ];
+    const driver = await createFaultDriver(options);
+    let expected = initialState(options);
+    try {
+      for (const op of chainOps) {
+        const result = step(expected, op);
+        expect((await driver.apply(op)).ok, JSON.stringify(op)).toBe(true);
+        expected = result.state;
+      }
+      const bytes = await driver.imageBytes();
+      const decoded = decodeImage(bufferReader(bytes));
+      const adopted = stateFromImage(decoded, options, await compressedStreams(decoded, bytes), expected.backing);
+      expect(adopted.backing).toBe(expected.backing);
+      expect(Buffer.compare(read(adopted, 0, options.virtualSize), read(expected, 0, options.virtualSize))).toBe(0);
+      // without it, the overlay alone reads zeros where the backing file has data
+      expect(read(stateFromImage(decoded, options, new Map()), 0, 0x200)).toEqual(new Uint8Array(0x200));
+    } finally {
+      await driver.close();
+    }
+  });
+
   it('refuses a compressed stream whose guest bytes it was not given', async () => {
     const options: ImageOptions = { version: 3, clusterBits: 16, refcountBits: 16, lazyRefcounts: false, virtualSize: 1 << 20 };
     const driver = await createFaultDriver(options);
