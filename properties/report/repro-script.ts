@@ -13,8 +13,10 @@
 // crash is `sigraise 9` in the qemu-io process that ran the ops since the last
 // reopen (started with `-t unsafe`, as the driver's sessions are), then
 // `qemu-img check -r all` on a lazy-refcounts image (iotest 039); a crash
-// inside an op runs it and a flush in a qemu-io on blkdebug with a break point,
-// killed by `kill -9` once a request is held there; an I/O error
+// inside an op runs the ops since the last reopen, a break point, the op and a
+// flush in one `-t unsafe` qemu-io on blkdebug (the driver's session, whose
+// caches still hold those ops' metadata), killed by `kill -9` once a request
+// is held there; an I/O error
 // runs its op in a qemu-io process on `blkdebug:RULES:IMAGE` with the rule
 // file saved next to the script, then again in a fresh process.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
@@ -137,17 +139,19 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     }
     if (isFaultStep(s)) {
       if (s.kind === 'crash' && s.during !== undefined) {
-        endIo();
+        // the ops since the last reopen run in the killed process first, their metadata still in QEMU's caches (the driver's session)
+        const pending = io;
+        io = [];
         const event = s.during.event ?? qemuEventFor(s.during.op, state, 0);
         const [rules, output] = [`empty-${index + 1}.conf`, `killed-${index + 1}.txt`];
         files.push({ name: rules, bytes: new Uint8Array() });
         guestOp(s.during.op, index);
         io.push('flush');
-        const commands = [`break ${event} crash`, ...io];
+        const commands = [...pending, `break ${event} crash`, ...io];
         io = [];
         lines.push(
           `# step ${index + 1}: ${formatFaultStep(s)}: qemu-io is killed (kill -9) once a request is held at the break point, or after the op and a flush`,
-          `printf '%s\\n' ${commands.map((c) => `'${c}'`).join(' ')} | stdbuf -o0 qemu-io -t writeback "blkdebug:${rules}:$IMG" >${output} 2>&1 &`,
+          `printf '%s\\n' ${commands.map((c) => `'${c}'`).join(' ')} | stdbuf -o0 qemu-io -t unsafe "blkdebug:${rules}:$IMG" >${output} 2>&1 &`,
           'pid=$!',
           `until grep -q "Suspended request 'crash'" ${output} || ! kill -0 "$pid" 2>/dev/null; do sleep 0.1; done`,
           'kill -9 "$pid" 2>/dev/null; wait "$pid"',
