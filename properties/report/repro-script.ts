@@ -18,7 +18,8 @@
 // caches still hold those ops' metadata), killed by `kill -9` once a request
 // is held there; an I/O error
 // runs its op in a qemu-io process on `blkdebug:RULES:IMAGE` with the rule
-// file saved next to the script, then again in a fresh process.
+// file saved next to the script, then again in a fresh process. After each
+// fault the guest disk is read whole, as the gate reads it.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
 import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/chain-files.js';
 import type { Step } from '../steps.js';
@@ -48,6 +49,13 @@ function createOptions(o: ImageOptions): string {
   const lazy = o.version === 3 && o.lazyRefcounts ? 'on' : 'off';
   return `cluster_size=${2 ** o.clusterBits},refcount_bits=${o.refcountBits},compat=${o.version === 2 ? '0.10' : '1.1'},lazy_refcounts=${lazy}${o.extendedL2 === true ? ',extended_l2=on' : ''}${o.compressionType === 'zstd' ? ',compression_type=zstd' : ''}`;
 }
+
+/**
+ * After a fault, the whole guest disk is read as the gate reads it (qemu-img
+ * convert), so a disk the fault left unreadable shows there (`error while
+ * reading at byte …: Input/output error`) even when a later op hides it.
+ */
+const guestDiskRead = ['qemu-img convert -f qcow2 -O raw "$IMG" guest.raw; echo "guest disk read: exit $?"; rm -f guest.raw'];
 
 function uniform(bytes: Uint8Array): number | undefined {
   const first = bytes[0];
@@ -157,12 +165,12 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
           'kill -9 "$pid" 2>/dev/null; wait "$pid"',
           `cat ${output}`,
         );
-        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
+        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"', ...guestDiskRead);
       } else if (s.kind === 'crash') {
         io.push('sigraise 9');
         endIo({ cache: 'unsafe' });
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}: the qemu-io above is killed (sigraise 9), QEMU's caches lost`);
-        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
+        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"', ...guestDiskRead);
       } else {
         endIo();
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}`);
@@ -174,7 +182,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         if (!s.persistent) io.push(...io, 'flush', 'flush');
         else io.push('flush');
         endIo({ cache: 'writeback', image: `blkdebug:${rules}:$IMG` });
-        lines.push('qemu-img check "$IMG"; echo "exit $?"');
+        lines.push('qemu-img check "$IMG"; echo "exit $?"', ...guestDiskRead);
         guestOp(s.op, index);
       }
       const carried = s.kind === 'ioError' ? s.op : s.during?.op;
