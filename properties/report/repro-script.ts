@@ -13,10 +13,13 @@
 // crash is `sigraise 9` in the qemu-io process that ran the ops since the last
 // reopen (started with `-t unsafe`, as the driver's sessions are), then
 // `qemu-img check -r all` on a lazy-refcounts image (iotest 039); a crash
-// inside an op runs it and a flush in a qemu-io on blkdebug with a break point,
-// killed by `kill -9` once a request is held there; an I/O error
+// inside an op runs the ops since the last reopen, a break point, the op and a
+// flush in one `-t unsafe` qemu-io on blkdebug (the driver's session, whose
+// caches still hold those ops' metadata), killed by `kill -9` once a request
+// is held there; an I/O error
 // runs its op in a qemu-io process on `blkdebug:RULES:IMAGE` with the rule
-// file saved next to the script, then again in a fresh process.
+// file saved next to the script, then again in a fresh process. After each
+// fault the guest disk is read whole, as the gate reads it.
 import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageOptions, type Op } from '../../model/index.js';
 import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/chain-files.js';
 import type { Step } from '../steps.js';
@@ -46,6 +49,13 @@ function createOptions(o: ImageOptions): string {
   const lazy = o.version === 3 && o.lazyRefcounts ? 'on' : 'off';
   return `cluster_size=${2 ** o.clusterBits},refcount_bits=${o.refcountBits},compat=${o.version === 2 ? '0.10' : '1.1'},lazy_refcounts=${lazy}${o.extendedL2 === true ? ',extended_l2=on' : ''}${o.compressionType === 'zstd' ? ',compression_type=zstd' : ''}`;
 }
+
+/**
+ * After a fault, the whole guest disk is read as the gate reads it (qemu-img
+ * convert), so a disk the fault left unreadable shows there (`error while
+ * reading at byte …: Input/output error`) even when a later op hides it.
+ */
+const guestDiskRead = ['qemu-img convert -f qcow2 -O raw "$IMG" guest.raw; echo "guest disk read: exit $?"; rm -f guest.raw'];
 
 function uniform(bytes: Uint8Array): number | undefined {
   const first = bytes[0];
@@ -137,28 +147,30 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     }
     if (isFaultStep(s)) {
       if (s.kind === 'crash' && s.during !== undefined) {
-        endIo();
+        // the ops since the last reopen run in the killed process first, their metadata still in QEMU's caches (the driver's session)
+        const pending = io;
+        io = [];
         const event = s.during.event ?? qemuEventFor(s.during.op, state, 0);
         const [rules, output] = [`empty-${index + 1}.conf`, `killed-${index + 1}.txt`];
         files.push({ name: rules, bytes: new Uint8Array() });
         guestOp(s.during.op, index);
         io.push('flush');
-        const commands = [`break ${event} crash`, ...io];
+        const commands = [...pending, `break ${event} crash`, ...io];
         io = [];
         lines.push(
           `# step ${index + 1}: ${formatFaultStep(s)}: qemu-io is killed (kill -9) once a request is held at the break point, or after the op and a flush`,
-          `printf '%s\\n' ${commands.map((c) => `'${c}'`).join(' ')} | stdbuf -o0 qemu-io -t writeback "blkdebug:${rules}:$IMG" >${output} 2>&1 &`,
+          `printf '%s\\n' ${commands.map((c) => `'${c}'`).join(' ')} | stdbuf -o0 qemu-io -t unsafe "blkdebug:${rules}:$IMG" >${output} 2>&1 &`,
           'pid=$!',
           `until grep -q "Suspended request 'crash'" ${output} || ! kill -0 "$pid" 2>/dev/null; do sleep 0.1; done`,
           'kill -9 "$pid" 2>/dev/null; wait "$pid"',
           `cat ${output}`,
         );
-        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
+        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"', ...guestDiskRead);
       } else if (s.kind === 'crash') {
         io.push('sigraise 9');
         endIo({ cache: 'unsafe' });
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}: the qemu-io above is killed (sigraise 9), QEMU's caches lost`);
-        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"');
+        lines.push(c.options.lazyRefcounts ? 'qemu-img check -r all "$IMG"; echo "exit $?"' : 'qemu-img check "$IMG"; echo "exit $?"', ...guestDiskRead);
       } else {
         endIo();
         lines.push(`# step ${index + 1}: ${formatFaultStep(s)}`);
@@ -170,7 +182,7 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         if (!s.persistent) io.push(...io, 'flush', 'flush');
         else io.push('flush');
         endIo({ cache: 'writeback', image: `blkdebug:${rules}:$IMG` });
-        lines.push('qemu-img check "$IMG"; echo "exit $?"');
+        lines.push('qemu-img check "$IMG"; echo "exit $?"', ...guestDiskRead);
         guestOp(s.op, index);
       }
       const carried = s.kind === 'ioError' ? s.op : s.during?.op;
