@@ -95,9 +95,11 @@ export function recordUnreachedFault(cov: Coverage, operation: string): void {
 /** The metadata phase a blkdebug event belongs to (the roles above; `flush` for the flushes). */
 export function blkdebugPhase(event: BlkdebugEvent): MetadataRole | 'flush' {
   if (event === 'flush_to_os' || event === 'flush_to_disk') return 'flush';
+  // the header write that activates a grown L1 table or a new refcount table comes right after these events (qcow2_grow_l1_table, alloc_refcount_block)
+  if (event === 'l1_grow_activate_table' || event === 'refblock_alloc_switch_table') return 'header';
   if (event.startsWith('l2_')) return 'L2';
   if (event.startsWith('l1_')) return 'L1';
-  if (event.startsWith('reftable_') || event === 'refblock_alloc_switch_table' || event === 'refblock_alloc_write_table') return 'refcount table';
+  if (event.startsWith('reftable_') || event === 'refblock_alloc_write_table') return 'refcount table';
   if (event.startsWith('refblock_') || event.startsWith('cluster_')) return 'refcount block';
   return 'data';
 }

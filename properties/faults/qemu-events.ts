@@ -46,6 +46,19 @@ const resizeEvents = {
   shrink: ['l2_update', 'l2_load', 'l1_shrink_write_table', 'l1_shrink_free_l2_clusters', 'cluster_free', 'refblock_load', 'refblock_update_part', 'pwritev_zero', ...flushes],
 } as const satisfies Record<string, readonly BlkdebugEvent[]>;
 
+/**
+ * The events of a refcount table that grows (alloc_refcount_block): reached
+ * only when the file outgrows what the table's refcount blocks cover, which
+ * the small disks drawn under faults do with 512-byte clusters and 64-bit
+ * refcounts (64 blocks of 64 counts: 2 MiB of file).
+ */
+const refcountTableEvents: readonly BlkdebugEvent[] = ['refblock_alloc_write_blocks', 'refblock_alloc_write_table', 'refblock_alloc_switch_table', 'reftable_grow', 'reftable_update'];
+
+/** Whether an allocation may grow the refcount table of an image with these options. */
+function reftableMayGrow(state: ModelState): boolean {
+  return state.options.clusterBits === 9 && state.options.refcountBits === 64;
+}
+
 /** Whether every guest cluster [offset, offset + length) touches is a plain allocated cluster, in an image with no snapshots and no subclusters. */
 function inPlace(state: ModelState, offset: number, length: number): boolean {
   if (state.snapshots.length > 0 || state.options.extendedL2 === true) return false;
@@ -70,7 +83,8 @@ export function qemuEventsFor(op: FaultableOp, state: ModelState): readonly Blkd
     }
     default: {
       const events = measured[op.kind];
-      return inPlace(state, op.offset, op.length) ? events.inPlace : events.allocating;
+      if (inPlace(state, op.offset, op.length)) return events.inPlace;
+      return op.kind === 'write' && reftableMayGrow(state) ? [...events.allocating, ...refcountTableEvents] : events.allocating;
     }
   }
 }

@@ -99,6 +99,21 @@ describe('crashConsistency against QEMU (gate path)', () => {
     expect(result.coverage.faults['ioError:blkdebug l2_update']).toBe(1);
   }, timeoutMs);
 
+  it('kills qemu-io where its refcount table grows: the new table written, then the header that activates it', async () => {
+    // 512-byte clusters and 64-bit refcounts: one table cluster covers 2 MiB of file, which a 2 MiB write outgrows
+    const small: ImageOptions = { version: 3, clusterBits: 9, refcountBits: 64, lazyRefcounts: false, virtualSize: 2 * 1024 * 1024 };
+    const killedAt = (event: 'refblock_alloc_write_table' | 'refblock_alloc_switch_table'): Step[] => [
+      { kind: 'crash', seed: 0, during: { op: { kind: 'write', offset: 0, length: 2 * 1024 * 1024, pattern: 7 }, access: 'write', nth: 1, event } },
+      { kind: 'read', offset: 0, length: 4096 },
+    ];
+    const table = await replayOps({ impl: 'qemu', options: small, ops: killedAt('refblock_alloc_write_table'), properties: ['crashConsistency'] });
+    expect(table.status, formatText(table)).toBe('passed');
+    expect(table.coverage.faults['crash:refcount table']).toBe(1);
+    const header = await replayOps({ impl: 'qemu', options: small, ops: killedAt('refblock_alloc_switch_table'), properties: ['crashConsistency'] });
+    expect(header.status, formatText(header)).toBe('passed');
+    expect(header.coverage.faults['crash:header']).toBe(1);
+  }, timeoutMs);
+
   it('draws faults into random sequences for --impl qemu (runProperty)', async () => {
     const result = await runProperty({ property: 'crashConsistency', impl: 'qemu', seed: 15, numRuns: 12 });
     expect(result.status, formatText(result)).toBe('passed');
