@@ -46,6 +46,18 @@ const resizeEvents = {
   shrink: ['l2_update', 'l2_load', 'l1_shrink_write_table', 'l1_shrink_free_l2_clusters', 'cluster_free', 'refblock_load', 'refblock_update_part', 'pwritev_zero', ...flushes],
 } as const satisfies Record<string, readonly BlkdebugEvent[]>;
 
+/**
+ * `qemu-img snapshot -c|-d|-a` on `blkdebug:RULES:IMAGE`: the events whose
+ * once-EIO fails the op or leaks (measured: docs/semantics.md, "Inside a
+ * snapshot operation"); l1_update, refblock_update, flush_to_disk and the
+ * guest data events reach none of them.
+ */
+const snapshotEvents = {
+  snapshotCreate: ['l2_update', 'l2_load', 'refblock_load', 'refblock_alloc', 'cluster_alloc', 'flush_to_os'],
+  snapshotDelete: ['l2_update', 'l2_load', 'refblock_load', 'refblock_alloc', 'cluster_alloc', 'cluster_free', 'flush_to_os'],
+  snapshotRevert: ['l2_load', 'refblock_load', 'refblock_alloc', 'flush_to_os'],
+} as const satisfies Record<string, readonly BlkdebugEvent[]>;
+
 /** Whether every guest cluster [offset, offset + length) touches is a plain allocated cluster, in an image with no snapshots and no subclusters. */
 function inPlace(state: ModelState, offset: number, length: number): boolean {
   if (state.snapshots.length > 0 || state.options.extendedL2 === true) return false;
@@ -63,6 +75,10 @@ export function qemuEventsFor(op: FaultableOp, state: ModelState): readonly Blkd
       return flushes;
     case 'resize':
       return op.size >= state.options.virtualSize ? resizeEvents.grow : resizeEvents.shrink;
+    case 'snapshotCreate':
+    case 'snapshotDelete':
+    case 'snapshotRevert':
+      return snapshotEvents[op.kind];
     case 'writeZeroes': {
       const events = measured.writeZeroes;
       if (!inPlace(state, op.offset, op.length)) return events.allocating;
