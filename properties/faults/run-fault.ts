@@ -147,11 +147,12 @@ export async function runFaultStep(m: ModelBox, step: FaultStep, driver: ImageDr
 async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
   const what = formatStep(step);
   const before = m.state;
+  const after = step.during === undefined ? undefined : await layoutAfter(d, step.during.op);
   if (step.during !== undefined && !(await runUntilPowerLoss(m, step.during, d, mem))) {
     // the op finished before its Nth access: the crash comes after it
     recordFault(coverage, 'crash', step.during.op.kind, d.pendingWriteOffsets(), d.fileBytes());
   } else {
-    recordFault(coverage, 'crash', step.during === undefined ? mem.lastOp : `inside ${step.during.op.kind}`, d.pendingWriteOffsets(), d.fileBytes());
+    recordFault(coverage, 'crash', step.during === undefined ? mem.lastOp : `inside ${step.during.op.kind}`, d.pendingWriteOffsets(), d.fileBytes(), after);
   }
   // Other states the disk could hold at the same point, judged by the checker only (opening each would cost more).
   if (step.during !== undefined && isSnapshotOp(step.during.op) && d.powerLost()) mem.copiedStaleAllowed = true;
@@ -239,10 +240,21 @@ export function compareSnapshots(expected: ModelState, found: ModelState, what: 
   }
 }
 
+/**
+ * For a snapshot op, the image file once it completes (FaultDriver.imageAfter,
+ * which flushes first: the fault then falls among the op's own accesses), so
+ * the coverage names the table and L1 copy it writes before anything refers
+ * to them; undefined for the other ops.
+ */
+function layoutAfter(d: FaultDriver, op: FaultableOp): Promise<Uint8Array | undefined> {
+  return isSnapshotOp(op) ? d.imageAfter(op) : Promise.resolve(undefined);
+}
+
 async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
   const what = formatStep(step);
   const before = m.state;
   const expected = modelStep(before, step.op);
+  const after = await layoutAfter(d, step.op);
   d.arm({ access: step.access, nth: step.nth, errno: step.errno, persistent: step.persistent });
   let actual: Outcome;
   let fired: number;
@@ -257,7 +269,7 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
     compareFaultless(step, expected.outcome, actual);
   } else {
     const failed = d.firstFailure();
-    recordFault(coverage, 'ioError', step.op.kind, failed === undefined || failed === 'flush' ? 'flush' : [failed], d.fileBytes());
+    recordFault(coverage, 'ioError', step.op.kind, failed === undefined || failed === 'flush' ? 'flush' : [failed], d.fileBytes(), after);
     if (actual.ok || actual.error !== 'io') {
       throw new PropertyViolation('io-error', `${what}: the injected error failed ${fired} access(es) but the op answered ${actual.ok ? 'ok' : `${actual.error} (${actual.message})`}, not io`);
     }
@@ -265,7 +277,7 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
     const disallowed = disallowedAfterFault([before, expected.state], await guestView(d));
     if (disallowed !== undefined) throw new PropertyViolation('io-error', `${what}, before the retry: ${disallowed}`);
     const flushed = await d.imageBytes();
-    mem.leaksAllowed = judgeImage(flushed, 'any', 'io-error', `${what}, before the retry`);
+    mem.leaksAllowed = judgeImage(flushed, 'any', 'io-error', `${what}, before the retry`, mem.copiedStaleAllowed);
     if (step.op.kind === 'writeCompressed') return adoptAfterCompressedError(m, step, d, mem, expected.state, flushed);
     // the flush above made the half-done op durable: a crash from here sees old or new
     mem.candidates = [before];
