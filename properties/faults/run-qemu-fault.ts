@@ -61,6 +61,7 @@ async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: F
   let reached = before;
   let candidates = mem.candidates;
   let inside: { readonly operation: string; readonly event: BlkdebugEvent; readonly held: boolean } | undefined;
+  let snapshots: readonly ModelState[] | undefined;
   if (step.during === undefined) {
     await d.kill();
   } else {
@@ -73,12 +74,14 @@ async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: F
     // held: the op and the ops since the last durable one may be lost; else the flush after the op made it durable
     candidates = killed.reached === 'suspended' ? [...mem.candidates, expected.state] : [expected.state];
     inside = { operation: `inside ${op.kind}`, event, held: killed.reached === 'suspended' };
+    // a snapshot op changes the snapshot list: before or after it while held, after it once it completed
+    if (isSnapshotOp(op)) snapshots = killed.reached === 'suspended' ? [before, expected.state] : [expected.state];
   }
   const recovery = await d.recover();
   const repaired = recovery.repaired !== undefined;
   if (inside === undefined) recordQemuFault(coverage, 'crash', mem.lastOp, 'sigkill', repaired);
   else recordQemuFault(coverage, 'crash', inside.operation, inside.held ? { event: inside.event, where: 'break' } : 'break not reached', repaired);
-  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates, mayLeak: true }, 'crash', what);
+  const leakedClusters = await adoptJudged(m, d, mem, { recovery, candidates, mayLeak: true, ...(snapshots === undefined ? {} : { snapshots }) }, 'crash', what);
   mem.lastOp = 'crash';
   return { step, reached, leakedClusters };
 }
