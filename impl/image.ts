@@ -107,6 +107,8 @@ const systemClock: WallClock = () => {
 export class Qcow2Image {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** An I/O error left a snapshot operation half-done in memory and the metadata could not be read back yet (snapshotOp). */
+  private stale = false;
   readonly snapshots: {
     /** qemu-img snapshot -c: any name, duplicates and '' included; the ID is the next free number. */
     create(name: string): Promise<void>;
@@ -126,9 +128,9 @@ export class Qcow2Image {
     private readonly reopenState: () => Promise<ImageState>,
   ) {
     this.snapshots = {
-      create: (name) => this.mutate(() => createSnapshot(this.s, name)),
-      revert: (idOrName) => this.mutate(() => revertSnapshot(this.s, idOrName)),
-      delete: (name) => this.mutate(() => deleteSnapshot(this.s, name)),
+      create: (name) => this.snapshotOp(() => createSnapshot(this.s, name)),
+      revert: (idOrName) => this.snapshotOp(() => revertSnapshot(this.s, idOrName)),
+      delete: (name) => this.snapshotOp(() => deleteSnapshot(this.s, name)),
       list: () => this.s.snapshots.map((e) => {
         const info: SnapshotInfo = {
           id: e.id, name: e.name, vmStateSize: e.vmStateSize, diskSize: e.diskSize ?? this.s.header.size,
@@ -447,10 +449,42 @@ export class Qcow2Image {
     });
   }
 
+  /**
+   * A snapshot operation. Earlier operations' metadata is flushed first (an
+   * error there changes nothing in memory). An I/O error after that may leave
+   * the op half-done in memory (counts raised, flags or table not), so the
+   * metadata is read back from the file: what the op's ordered writes left,
+   * as a crash of the process at that point would (docs/semantics.md,
+   * "Faults"). When that read fails too, it is retried before the next job.
+   */
+  private snapshotOp(job: () => Promise<void>): Promise<void> {
+    return this.mutate(async () => {
+      await flushMetadata(this.s);
+      try {
+        await job();
+      } catch (error) {
+        if (error instanceof Qcow2Error && error.code === 'io') {
+          this.stale = true;
+          await this.reload().catch(() => undefined);
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** Drops the in-memory metadata and opens the file again, keeping the open backing chain. */
+  private async reload(): Promise<void> {
+    const backing = this.s.backing;
+    this.s = await this.reopenState();
+    this.s.backing = backing;
+    this.stale = false;
+  }
+
   /** Run jobs one at a time in call order; a failed job does not block the next. */
   private serial<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => {
+    const run = this.queue.then(async () => {
       if (this.closed) throw new Qcow2Error('invalid-argument', 'image is closed');
+      if (this.stale) await this.reload();
       return job();
     });
     this.queue = run.catch(() => undefined);

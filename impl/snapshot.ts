@@ -2,6 +2,15 @@
 // Every operation checks refcount overflow before changing anything, so a refused
 // create/revert leaves no trace (QEMU 7.2 leaks a cluster there). Each starts and
 // ends with a flush, so no drop is undurable while it counts (an increment never meets one).
+//
+// Crash order (docs/semantics.md, "Faults"): the snapshot table names a snapshot
+// exactly when its counts are on disk. A refcount and the COPIED flags that must
+// agree with it lie in different clusters, so no order keeps them in step; ours
+// only ever leaves a flag set on a cluster one reference reaches, with its count
+// still high (a leak that `check -r leaks` repairs, flag and all):
+// - create: the L1 copy, the counts, then the cleared flags, then the table;
+// - delete: the table without the snapshot first, then the set flags, then the counts;
+// - revert: the counts of the snapshot's view, the active L1, then the old view's drops.
 import type { ImageState } from './state.js';
 import type { SnapshotEntry } from './format/snapshot-table.js';
 import type { L2Table } from './format/l2-entry.js';
@@ -10,7 +19,8 @@ import { L1Table, decodeL1, encodeL1 } from './format/l1-table.js';
 import { encodeSnapshotTable } from './format/snapshot-table.js';
 import { compressedClusters } from './compressed.js';
 import { l1SizeBytesMax, snapshotL1Fields, snapshotTableBytesMax, snapshotsCountMax, snapshotExtraDataBytesWritten, validateTable } from './limits.js';
-import { flushMetadata } from './flush.js';
+import { flushMetadata, writeHeader } from './flush.js';
+import { assert } from './assert.js';
 import { resizeImage, checkResize } from './resize.js';
 
 /** How a command names its snapshot: `qemu-img snapshot -a` takes an ID or a name, `-d` a name only. */
@@ -87,8 +97,14 @@ export async function syncCopied(s: ImageState): Promise<number> {
   return changed;
 }
 
-/** Write the whole table at a new place (qcow2_write_snapshots); the old one is freed. */
-async function writeSnapshotTable(s: ImageState, entries: SnapshotEntry[]): Promise<void> {
+/**
+ * Write the whole table at a new place and point the header at it
+ * (qcow2_write_snapshots): the table and its counts are durable before the
+ * header write, so a crash finds the old table or the new one. The old
+ * table's clusters are freed after. Throws Qcow2Error 'io' with the header
+ * unchanged in memory (the new table's clusters are then a leak).
+ */
+async function commitSnapshotTable(s: ImageState, entries: SnapshotEntry[]): Promise<void> {
   // Only createSnapshot makes the table longer, and it checks the size limit
   // before it changes anything.
   const cs = s.g.clusterSize;
@@ -98,13 +114,22 @@ async function writeSnapshotTable(s: ImageState, entries: SnapshotEntry[]): Prom
     offset = await s.refcounts.allocate(Math.ceil(bytes.length / cs));
     await s.file.pwrite(offset, bytes);
   }
-  const oldOffset = s.header.snapshotsOffset;
-  const oldClusters = Math.ceil(s.snapshotTableBytes / cs);
-  for (let c = 0; c < oldClusters; c++) await s.refcounts.decrement(oldOffset / cs + c);
+  await flushMetadata(s);
+  const old = { snapshots: s.snapshots, tableBytes: s.snapshotTableBytes, offset: s.header.snapshotsOffset };
   s.snapshots = entries;
   s.snapshotTableBytes = bytes.length;
   s.header.snapshotsOffset = offset;
-  s.headerDirty = true;
+  try {
+    await writeHeader(s);
+  } catch (error) {
+    s.snapshots = old.snapshots;
+    s.snapshotTableBytes = old.tableBytes;
+    s.header.snapshotsOffset = old.offset;
+    s.headerDirty = true;
+    throw error;
+  }
+  assert(!s.headerDirty, 'the header names the new snapshot table');
+  for (let c = 0; c < Math.ceil(old.tableBytes / cs); c++) await s.refcounts.decrement(old.offset / cs + c);
 }
 
 async function loadSnapshotL1(s: ImageState, e: SnapshotEntry): Promise<L1Table> {
@@ -130,8 +155,10 @@ export async function createSnapshot(s: ImageState, name: string): Promise<void>
   }
   for (const [cluster, k] of increments) await s.refcounts.increment(cluster, k);
   await syncCopied(s);
+  // The counts, then the cleared flags (flush phases 1 to 3), before the table names the snapshot.
+  await flushMetadata(s);
   entry.l1TableOffset = copyOffset;
-  await writeSnapshotTable(s, [...s.snapshots, entry]);
+  await commitSnapshotTable(s, [...s.snapshots, entry]);
   await flushMetadata(s);
 }
 
@@ -183,7 +210,8 @@ export async function deleteSnapshot(s: ImageState, name: string): Promise<void>
   await flushMetadata(s);
   const snapL1 = await loadSnapshotL1(s, e);
   const decrements = await walk(s, snapL1);
-  await writeSnapshotTable(s, s.snapshots.filter((_, i) => i !== index));
+  // The table forgets the snapshot before any flag is set: a set flag never meets a second reference.
+  await commitSnapshotTable(s, s.snapshots.filter((_, i) => i !== index));
   for (const [cluster, k] of decrements) await s.refcounts.decrement(cluster, k);
   const cs = s.g.clusterSize;
   for (let c = 0; c < Math.ceil((e.l1Size * 8) / cs); c++) await s.refcounts.decrement(e.l1TableOffset / cs + c);

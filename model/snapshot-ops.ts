@@ -65,6 +65,18 @@ export function snapshotRevert(state: ModelState, op: SnapshotRevertOp): StepRes
   return { state: { ...resized, active: snapshot.l1 }, outcome: ok };
 }
 
+/**
+ * The state a revert of `op` passes through durably when the snapshot's disk
+ * size differs: the active view resized to it (qcow2_snapshot_goto truncates,
+ * then switches the L1), which a fault between the two may leave. Undefined
+ * when the revert does not resize (or is refused before it would).
+ */
+export function revertResized(state: ModelState, op: SnapshotRevertOp): ModelState | undefined {
+  const snapshot = state.snapshots[findSnapshotByIdOrName(state, op.name)];
+  if (snapshot === undefined || snapshot.diskSize === state.options.virtualSize || state.options.version === 2) return undefined;
+  return resizeUnchecked(state, snapshot.diskSize, false);
+}
+
 export function snapshotDelete(state: ModelState, op: SnapshotDeleteOp): StepResult {
   const index = findSnapshotByName(state, op.name);
   if (index < 0) return refuse(state, 'unknown-snapshot', `no snapshot ${op.name}`);

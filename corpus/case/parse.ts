@@ -144,7 +144,7 @@ function compressionTypeOf(r: Reader, version: 2 | 3): Pick<ImageOptions, 'compr
 
 /** A sequence step: an operation, or a guest read checked against the model. */
 /** The ops a fault step carries (properties/faults/fault-step.ts: FaultableOp). */
-const faultableKinds = ['write', 'writeCompressed', 'writeZeroes', 'discard', 'resize', 'flush'] as const;
+const faultableKinds = ['write', 'writeCompressed', 'writeZeroes', 'discard', 'resize', 'flush', 'snapshotCreate', 'snapshotDelete', 'snapshotRevert'] as const;
 
 function parseFaultableOp(r: Reader): FaultableOp {
   r.oneOf('kind', faultableKinds);

@@ -51,6 +51,14 @@ export interface CheckDetails {
   readonly refblockErrors: number;
   /** Snapshot table entries QEMU reads as incomplete (each a corruption; `-r all` completes them). */
   readonly snapshotEntriesIncomplete: number;
+  /**
+   * OFLAG_COPIED errors (each a corruption) on a cluster that exactly one
+   * reference reaches: the flag is stale but harmless, since a write through
+   * it can change no other view. `check -r leaks` repairs them (the leak under
+   * a set flag first). A fault inside a snapshot operation may leave them
+   * (docs/semantics.md, "Faults").
+   */
+  readonly copiedStale: number;
 }
 
 /**
@@ -66,18 +74,18 @@ export function checkWith(reader: ByteReader, refcountOverrides: ReadonlyMap<num
     header = decodeHeader(reader);
     bitmaps = loadBitmaps(reader, header);
   } catch (error) {
-    return { report: cannotCheck(error, 'Could not open'), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0 };
+    return { report: cannotCheck(error, 'Could not open'), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0, copiedStale: 0 };
   }
   try {
     snapshots = decodeSnapshotTable(reader, header);
   } catch (error) {
-    return { report: withBacking(cannotCheck(error, 'Check failed (snapshot table)'), header), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0 };
+    return { report: withBacking(cannotCheck(error, 'Check failed (snapshot table)'), header), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0, copiedStale: 0 };
   }
   const checker = new Checker(reader, header, snapshots, bitmaps, refcountOverrides);
   try {
-    return { report: withBacking(checker.run(), header), mismatches: checker.mismatches, refblockErrors: checker.refblockErrors, snapshotEntriesIncomplete: snapshots.incompleteEntries };
+    return { report: withBacking(checker.run(), header), mismatches: checker.mismatches, refblockErrors: checker.refblockErrors, snapshotEntriesIncomplete: snapshots.incompleteEntries, copiedStale: checker.copiedStale };
   } catch (error) {
-    return { report: withBacking(cannotCheck(error, 'Check failed'), header), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0 };
+    return { report: withBacking(cannotCheck(error, 'Check failed'), header), mismatches: [], refblockErrors: 0, snapshotEntriesIncomplete: 0, copiedStale: 0 };
   }
 }
 
@@ -105,6 +113,7 @@ class Checker {
   private readonly t: Tally = { corruptions: 0, leaks: 0, checkErrors: 0, allocated: 0, fragmented: 0, compressed: 0, messages: [] };
   readonly mismatches: RefcountMismatch[] = [];
   refblockErrors = 0;
+  copiedStale = 0;
 
   constructor(
     private readonly reader: ByteReader,
@@ -356,7 +365,7 @@ class Checker {
       if (l2Offset === 0n) return;
       const tableRefcount = this.onDiskAt(l2Offset);
       if (tableRefcount !== undefined && (tableRefcount === 1n) !== ((l1Entry & E.oflagCopied) !== 0n)) {
-        this.corrupt(`ERROR OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${l1Entry.toString(16)} refcount=${tableRefcount}`);
+        this.corruptCopied(`ERROR OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${l1Entry.toString(16)} refcount=${tableRefcount}`, l2Offset);
       }
       for (const { entry } of this.l2Entries(l2Offset)) {
         const kind = E.classifyL2Entry(entry, this.h.extendedL2);
@@ -364,10 +373,17 @@ class Checker {
         const refcount = this.onDiskAt(entry & E.l2eOffsetMask);
         if (refcount === undefined) continue;
         if ((refcount === 1n) !== ((entry & E.oflagCopied) !== 0n)) {
-          this.corrupt(`ERROR OFLAG_COPIED data cluster: l2_entry=${entry.toString(16)} refcount=${refcount}`);
+          this.corruptCopied(`ERROR OFLAG_COPIED data cluster: l2_entry=${entry.toString(16)} refcount=${refcount}`, entry & E.l2eOffsetMask);
         }
       }
     });
+  }
+
+  /** An OFLAG_COPIED corruption; stale (copiedStale) when one reference reaches the cluster at `offset`. */
+  private corruptCopied(message: string, offset: bigint): void {
+    this.corrupt(message);
+    const cluster = offset / BigInt(this.cs);
+    if (cluster <= BigInt(Number.MAX_SAFE_INTEGER) && this.imrt.get(Number(cluster)) === 1n) this.copiedStale++;
   }
 
   private onDiskAt(offset: bigint): bigint | undefined {

@@ -14,6 +14,9 @@ import { writeCompressedCommand } from '../commands/write-compressed.js';
 import type { CrashableOp, CrashStep, FaultableOp, IoErrorStep } from './fault-step.js';
 import { flushCommand } from '../commands/flush.js';
 import { qemuEventFor } from './qemu-events.js';
+import { snapshotCreateCommand } from '../commands/snapshot-create.js';
+import { snapshotDeleteCommand } from '../commands/snapshot-delete.js';
+import { snapshotRevertCommand } from '../commands/snapshot-revert.js';
 
 /** Largest `nth` of an I/O error: an op makes a handful of file accesses. */
 export const ioErrorNthMax = 6;
@@ -71,7 +74,8 @@ export const crashNthMax = 12;
 /**
  * The ops a fault is drawn inside. A guest op writes its data and leaves its
  * metadata to the next flush (or a cache eviction), so flushes weigh as much
- * as writes: they are where the metadata phases are.
+ * as writes: they are where the metadata phases are. The snapshot ops write
+ * the snapshot table, L1 copies and the counts and flags they change.
  */
 function faultableCommand(): fc.Arbitrary<StepCommand> {
   return fc.oneof(
@@ -81,6 +85,9 @@ function faultableCommand(): fc.Arbitrary<StepCommand> {
     { arbitrary: writeZeroesCommand(), weight: 1 },
     { arbitrary: discardCommand(), weight: 1 },
     { arbitrary: resizeCommand(), weight: 1 },
+    { arbitrary: snapshotCreateCommand(), weight: 1 },
+    { arbitrary: snapshotDeleteCommand(), weight: 1 },
+    { arbitrary: snapshotRevertCommand(), weight: 1 },
   );
 }
 

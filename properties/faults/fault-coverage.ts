@@ -62,7 +62,10 @@ function bump(histogram: Record<string, number>, key: string): void {
 /**
  * Records one fault: `crash` with the offsets of the writes it may lose, or
  * `ioError` with the offset of the access that failed (a flush has none), and
- * the operation it interrupted. `fileBytes` is the image file as it reads now.
+ * the operation it interrupted. `fileBytes` is the image file as it reads now;
+ * `fileBytesAfter`, the file once the op completes (a snapshot op writes its
+ * table and L1 copy where nothing refers to them yet): an offset unreferenced
+ * now takes its role there.
  */
 export function recordFault(
   cov: Coverage,
@@ -70,6 +73,7 @@ export function recordFault(
   operation: string,
   offsets: readonly number[] | 'flush',
   fileBytes: Uint8Array,
+  fileBytesAfter?: Uint8Array,
 ): void {
   bump(cov.faults, `${fault}@${operation}`);
   if (hasExtendedL2(fileBytes)) bump(cov.faults, `${fault}:extended L2 image`);
@@ -77,7 +81,12 @@ export function recordFault(
     bump(cov.faults, `${fault}:flush`);
     return;
   }
-  const role = roleClassifier(fileBytes);
+  const now = roleClassifier(fileBytes);
+  const after = fileBytesAfter === undefined ? undefined : roleClassifier(fileBytesAfter);
+  const role = (offset: number): MetadataRole => {
+    const r = now(offset);
+    return r === 'unreferenced' && after !== undefined ? after(offset) : r;
+  };
   const roles = new Set(offsets.map(role));
   if (roles.size === 0) bump(cov.faults, `${fault}:nothing pending`);
   for (const r of roles) bump(cov.faults, `${fault}:${r}`);

@@ -16,6 +16,7 @@ import { geometry } from '../../impl/geometry.js';
 import type { CommitOp, CreateOverlayOp, DecodedImage, ImageOptions, Op, Outcome, RebaseOp } from '../../model/index.js';
 import { implementationError, type EngineReports, type ImageDriver, type ReportingDriver } from '../driver.js';
 import { backingAt, chainAfter, chainFilePath, copyBackingFiles, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from '../drivers/chain-files.js';
+import type { FaultableOp } from './fault-step.js';
 import { applyEngineOp, createOptionsFor, engineFlush, engineOutcome, engineRead, engineReports, isEngineOp } from '../drivers/engine.js';
 
 export interface FaultDriver extends ReportingDriver {
@@ -44,6 +45,12 @@ export interface FaultDriver extends ReportingDriver {
   fileBytes(): Uint8Array;
   /** The current virtual size as the engine reports it. */
   virtualSize(): number;
+  /**
+   * Flushes the engine, then runs `op` on a copy of the image file and returns
+   * the copy's bytes after it (refused or not): where the op's writes go, for
+   * the coverage of a fault inside it. The image itself only gets the flush.
+   */
+  imageAfter(op: FaultableOp): Promise<Uint8Array>;
 }
 
 /**
@@ -192,6 +199,14 @@ class FaultEngineDriver implements FaultDriver {
 
   fileBytes(): Uint8Array {
     return this.file.bytes();
+  }
+
+  async imageAfter(op: FaultableOp): Promise<Uint8Array> {
+    const copy = new FaultFile(await this.imageBytes());
+    const image = await Qcow2Image.open(copy);
+    await engineOutcome(this.name, op, () => applyEngineOp(image, op));
+    await image.close();
+    return copy.bytes();
   }
 
   virtualSize(): number {

@@ -2,7 +2,19 @@
 // meets an injected I/O error. Like a read, they are not model Ops: the model
 // answers them with a set of allowed images (model/crash.ts), not one state.
 import type { BlkdebugEvent } from '../../oracle/index.js';
-import { formatOp, type ModelState, type DiscardOp, type FlushOp, type ResizeOp, type WriteCompressedOp, type WriteOp, type WriteZeroesOp } from '../../model/index.js';
+import {
+  formatOp,
+  type ModelState,
+  type DiscardOp,
+  type FlushOp,
+  type ResizeOp,
+  type SnapshotCreateOp,
+  type SnapshotDeleteOp,
+  type SnapshotRevertOp,
+  type WriteCompressedOp,
+  type WriteOp,
+  type WriteZeroesOp,
+} from '../../model/index.js';
 
 /**
  * Power is lost: the image file becomes one of the states the disk could hold
@@ -32,8 +44,15 @@ export interface CrashStep {
 /** The operations a crash is drawn inside. */
 export type CrashableOp = FaultableOp;
 
-/** The operations an I/O error is injected into: guest ops (compressed writes too) and flush (snapshot ops are out of scope, docs/semantics.md). */
-export type FaultableOp = WriteOp | WriteCompressedOp | WriteZeroesOp | DiscardOp | ResizeOp | FlushOp;
+/** The snapshot operations: a fault inside one leaves the snapshot whole or absent (docs/semantics.md, "Faults"). */
+export type SnapshotOp = SnapshotCreateOp | SnapshotDeleteOp | SnapshotRevertOp;
+
+/** The operations an I/O error is injected into: guest ops (compressed writes too), flush and the snapshot ops. */
+export type FaultableOp = WriteOp | WriteCompressedOp | WriteZeroesOp | DiscardOp | ResizeOp | FlushOp | SnapshotOp;
+
+export function isSnapshotOp(op: { readonly kind: string }): op is SnapshotOp {
+  return op.kind === 'snapshotCreate' || op.kind === 'snapshotDelete' || op.kind === 'snapshotRevert';
+}
 
 /**
  * `op` runs with its `nth` file access of kind `access` (counted from the

@@ -59,6 +59,18 @@ function reftableMayGrow(state: ModelState): boolean {
   return state.options.clusterBits === 9 && state.options.refcountBits === 64;
 }
 
+/**
+ * `qemu-img snapshot -c|-d|-a` on `blkdebug:RULES:IMAGE`: the events whose
+ * once-EIO fails the op or leaks (measured: docs/semantics.md, "Inside a
+ * snapshot operation"); l1_update, refblock_update, flush_to_disk and the
+ * guest data events reach none of them.
+ */
+const snapshotEvents = {
+  snapshotCreate: ['l2_update', 'l2_load', 'refblock_load', 'refblock_alloc', 'cluster_alloc', 'flush_to_os'],
+  snapshotDelete: ['l2_update', 'l2_load', 'refblock_load', 'refblock_alloc', 'cluster_alloc', 'cluster_free', 'flush_to_os'],
+  snapshotRevert: ['l2_load', 'refblock_load', 'refblock_alloc', 'flush_to_os'],
+} as const satisfies Record<string, readonly BlkdebugEvent[]>;
+
 /** Whether every guest cluster [offset, offset + length) touches is a plain allocated cluster, in an image with no snapshots and no subclusters. */
 function inPlace(state: ModelState, offset: number, length: number): boolean {
   if (state.snapshots.length > 0 || state.options.extendedL2 === true) return false;
@@ -76,6 +88,10 @@ export function qemuEventsFor(op: FaultableOp, state: ModelState): readonly Blkd
       return flushes;
     case 'resize':
       return op.size >= state.options.virtualSize ? resizeEvents.grow : resizeEvents.shrink;
+    case 'snapshotCreate':
+    case 'snapshotDelete':
+    case 'snapshotRevert':
+      return snapshotEvents[op.kind];
     case 'writeZeroes': {
       const events = measured.writeZeroes;
       if (!inPlace(state, op.offset, op.length)) return events.allocating;

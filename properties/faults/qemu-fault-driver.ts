@@ -36,7 +36,7 @@ import { implementationError, okOutcome, refused, type ImageDriver } from '../dr
 import { headerVirtualSize } from '../drivers/image-file.js';
 import { applyQemuIoGuestOp, isGuestDataOp, QemuSessionDriver, qemuErrorKind, qemuPushOverlay } from '../drivers/qemu.js';
 import { backingAt, chainAfter, copyBackingFiles, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from '../drivers/chain-files.js';
-import type { FaultableOp } from './fault-step.js';
+import { isSnapshotOp, type FaultableOp, type SnapshotOp } from './fault-step.js';
 
 /** What one op did in a qemu-io process with an injected error. */
 export interface FaultedRun {
@@ -225,6 +225,7 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   }
 
   async applyUnderFault(op: FaultableOp, rule: BlkdebugInjectError): Promise<FaultedRun> {
+    if (isSnapshotOp(op)) return this.snapshotUnderFault(op, rule);
     await this.qemu.close();
     const oldSize = this.virtualSize;
     await writeFile(this.rulesPath, blkdebugConfig(rule));
@@ -254,6 +255,27 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     return { first, ...(retried === undefined ? {} : { retried }), closing: closing.printed, commandFailed: closing.commandFailed };
   }
 
+  /**
+   * A snapshot op under blkdebug: `qemu-img snapshot` on
+   * `blkdebug:RULES:IMAGE` (qemu-img 7.2 takes the filename and probes the
+   * format under it). One process, so nothing is retried in it; what its
+   * closing flush prints is part of its error when the op failed.
+   */
+  private async snapshotUnderFault(op: SnapshotOp, rule: BlkdebugInjectError): Promise<FaultedRun> {
+    await writeFile(this.rulesPath, blkdebugConfig(rule));
+    const target = blkdebugFilename(this.rulesPath, this.path);
+    const action = op.kind === 'snapshotCreate' ? 'create' : op.kind === 'snapshotRevert' ? 'apply' : 'delete';
+    try {
+      await this.offline(() => qemuImgSnapshot(target, action, op.name));
+      return { first: okOutcome, closing: '', commandFailed: false };
+    } catch (error) {
+      const kind = qemuErrorKind(op, error, this.virtualSize);
+      if (kind !== undefined) return { first: refused(kind, error instanceof Error ? error.message : String(error)), closing: '', commandFailed: false };
+      if (error instanceof QemuImgError && (error.errno === 'EIO' || error.errno === 'ENOSPC')) return { first: refused('io', error.message), closing: '', commandFailed: false };
+      throw implementationError(this.name, `${formatOp(op)} (blkdebug)`, error);
+    }
+  }
+
   /** One op in the blkdebug process: an EIO or ENOSPC that is no refusal the model knows is the injected error, `io`. */
   private async applyFaulted(io: QemuIoSession, op: FaultableOp): Promise<Outcome> {
     try {
@@ -279,6 +301,12 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   }
 
   async killDuring(op: FaultableOp, event: BlkdebugEvent): Promise<KilledInside> {
+    if (isSnapshotOp(op)) {
+      // qemu-img cannot stop at a break point: the kill comes right after the op, which qemu-img closed durably
+      const outcome = await this.apply(op);
+      await this.kill();
+      return { reached: 'completed', outcome };
+    }
     const oldSize = this.virtualSize;
     const io = await this.qemu.io();
     let killed: KilledInside;

@@ -13,13 +13,14 @@
 import {
   backingLayers,
   bufferReader,
-  checkImage,
+  checkWith,
   countedPastEnd,
   DecodeError,
   decodeImage,
   disallowedAfterFault,
   initialState,
   read,
+  revertResized,
   stateFromImage,
   step as modelStep,
   formatOp,
@@ -37,7 +38,7 @@ import type { ImageDriver } from '../driver.js';
 import { formatStep } from '../steps.js';
 import { PropertyViolation } from '../violation.js';
 import { compressedStreams, CrashOpenError, isFaultDriver, type FaultDriver } from './fault-driver.js';
-import type { CrashStep, FaultResult, FaultStep, IoErrorStep } from './fault-step.js';
+import { isSnapshotOp, type CrashStep, type FaultableOp, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
 
 /** Crash states judged by the checker at each crash: the adopted one (opened and read) and the others. */
 export const crashStatesJudged = 4;
@@ -53,13 +54,19 @@ export interface FaultMemory {
   leaksAllowed: number;
   /** The kind of the last operation (what a crash interrupts, for the coverage). */
   lastOp: string;
+  /**
+   * A fault interrupted a snapshot operation in this sequence: stale COPIED
+   * flags (on clusters one reference reaches) are allowed from then on, as
+   * QEMU leaves them (docs/semantics.md, "Faults").
+   */
+  copiedStaleAllowed: boolean;
 }
 
 /** The faults check's memory of this sequence (created at its first use). */
 export function memory(scratch: Map<string, unknown>, options: ModelState['options']): FaultMemory {
   let m = scratch.get('faults') as FaultMemory | undefined;
   if (m === undefined) {
-    m = { candidates: [initialState(options)], leaksAllowed: 0, lastOp: 'start' };
+    m = { candidates: [initialState(options)], leaksAllowed: 0, lastOp: 'start', copiedStaleAllowed: false };
     scratch.set('faults', m);
   }
   return m;
@@ -97,7 +104,7 @@ export const faultsCheck: Check = {
   },
   async atEnd(env) {
     const m = memory(env.scratch, env.options);
-    judgeImage((await env.image()).bytes, m.leaksAllowed, 'check-image', 'at the end of the sequence');
+    judgeImage((await env.image()).bytes, m.leaksAllowed, 'check-image', 'at the end of the sequence', m.copiedStaleAllowed);
     judgeLayers(env.driver.backingChain?.() ?? [], (await env.driver.backingFileBytes?.()) ?? [], 'check-image', 'at the end of the sequence');
     await compareWholeDisk(env.driver, env.state, 'read', 'at the end of the sequence');
   },
@@ -145,11 +152,15 @@ function judgeLayers(chain: readonly { readonly name: string; readonly format: '
  * `leaksAllowed` ('any' right at a fault, which may leak what it interrupted).
  * Counts past the end of the file are leaks to come (a crash can leave the
  * count of a cluster the file never reached; the file grows over it later).
+ * With `copiedStale`, OFLAG_COPIED errors on clusters one reference reaches
+ * are allowed too (a fault inside a snapshot op; CheckDetails.copiedStale).
  * @returns the leaked clusters: the checker's and those past the end.
  */
-export function judgeImage(bytes: Uint8Array, leaksAllowed: number | 'any', check: 'crash' | 'io-error' | 'check-image', when: string): number {
-  const report = checkImage(bufferReader(bytes));
-  if (report.verdict !== 'clean' && report.verdict !== 'leaks') {
+export function judgeImage(bytes: Uint8Array, leaksAllowed: number | 'any', check: 'crash' | 'io-error' | 'check-image', when: string, copiedStale = false): number {
+  const details = checkWith(bufferReader(bytes), new Map());
+  const report = details.report;
+  const onlyStale = copiedStale && report.verdict === 'corrupt' && report.checkErrors === 0 && report.corruptions === details.copiedStale;
+  if (report.verdict !== 'clean' && report.verdict !== 'leaks' && !onlyStale) {
     throw new PropertyViolation(check, `${when}: the checker finds ${report.verdict}: ${report.messages.slice(0, 3).join('; ')}`);
   }
   const pastEnd = countedPastEnd(decoded(bytes, check, when));
@@ -195,16 +206,20 @@ export async function runFaultStep(m: ModelBox, step: FaultStep, driver: ImageDr
 
 async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
   const what = formatStep(step);
+  const before = m.state;
+  const after = step.during === undefined ? undefined : await layoutAfter(d, step.during.op);
   if (step.during !== undefined && !(await runUntilPowerLoss(m, step.during, d, mem))) {
     // the op finished before its Nth access: the crash comes after it
     recordFault(coverage, 'crash', step.during.op.kind, d.pendingWriteOffsets(), d.fileBytes());
   } else {
-    recordFault(coverage, 'crash', step.during === undefined ? mem.lastOp : `inside ${step.during.op.kind}`, d.pendingWriteOffsets(), d.fileBytes());
+    recordFault(coverage, 'crash', step.during === undefined ? mem.lastOp : `inside ${step.during.op.kind}`, d.pendingWriteOffsets(), d.fileBytes(), after);
   }
   // Other states the disk could hold at the same point, judged by the checker only (opening each would cost more).
+  if (step.during !== undefined && isSnapshotOp(step.during.op) && d.powerLost()) mem.copiedStaleAllowed = true;
+  const stale = mem.copiedStaleAllowed;
   for (let k = 1; k < crashStatesJudged; k++) {
     const other = await d.crashState((step.seed + k * 0x9e3779b9) | 0);
-    if (!decodeImage(bufferReader(other)).header.dirty) judgeImage(other, 'any', 'crash', `${what}, crash state ${k} of ${crashStatesJudged} as the disk holds it`);
+    if (!decodeImage(bufferReader(other)).header.dirty) judgeImage(other, 'any', 'crash', `${what}, crash state ${k} of ${crashStatesJudged} as the disk holds it`, stale);
   }
   let crashed: Uint8Array;
   try {
@@ -214,15 +229,17 @@ async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: Fault
     throw error;
   }
   // A dirty lazy-refcounts image has stale counts by design: it is judged after the open's repair.
-  if (!decodeImage(bufferReader(crashed)).header.dirty) judgeImage(crashed, 'any', 'crash', `${what}, the crash state as the disk holds it`);
+  if (!decodeImage(bufferReader(crashed)).header.dirty) judgeImage(crashed, 'any', 'crash', `${what}, the crash state as the disk holds it`, stale);
   const disallowed = disallowedAfterFault(mem.candidates, await guestView(d));
   if (disallowed !== undefined) throw new PropertyViolation('crash', `${what}: ${disallowed}`);
   const reopened = await d.imageBytes();
-  const leakedClusters = judgeImage(reopened, 'any', 'crash', `${what}, after the reopen`);
+  const leakedClusters = judgeImage(reopened, 'any', 'crash', `${what}, after the reopen`, stale);
   const reached = m.state;
   const decoded = decodeImage(bufferReader(reopened));
   const adopted = stateFromImage(decoded, m.state.options, await compressedStreams(decoded, reopened), m.state.backing);
-  compareSnapshots(m.state, adopted, what);
+  // inside a snapshot op the table is the one before it or the one after, whole
+  if (step.during !== undefined && isSnapshotOp(step.during.op)) compareSnapshotsEither([before, m.state], adopted, 'crash', what);
+  else compareSnapshots(m.state, adopted, what);
   m.state = adopted;
   mem.candidates = [adopted];
   mem.leaksAllowed = leakedClusters;
@@ -237,14 +254,36 @@ async function runCrash(m: ModelBox, step: CrashStep, d: FaultDriver, mem: Fault
  */
 async function runUntilPowerLoss(m: ModelBox, during: NonNullable<CrashStep['during']>, d: FaultDriver, mem: FaultMemory): Promise<boolean> {
   const expected = modelStep(m.state, during.op);
+  const passedThrough = passesThrough(m.state, during.op);
   d.losePowerAt(during.access, during.nth);
   const actual = await d.apply(during.op);
   m.state = expected.state;
+  if (d.powerLost() && passedThrough !== undefined) mem.candidates.push(passedThrough);
   mem.candidates.push(expected.state);
   if (d.powerLost()) return true;
   const same = expected.outcome.ok ? actual.ok : !actual.ok && actual.error === expected.outcome.error;
   if (!same) throw new PropertyViolation('outcome', `${formatOp(during.op)} (the power held): the implementation answered ${actual.ok ? 'ok' : actual.error}, the model expects ${expected.outcome.ok ? 'ok' : expected.outcome.error}`);
   return false;
+}
+
+/** A durable state an op passes through on its way (a revert's resize), which a fault inside it may leave. */
+function passesThrough(state: ModelState, op: FaultableOp): ModelState | undefined {
+  return op.kind === 'snapshotRevert' ? revertResized(state, op) : undefined;
+}
+
+/** After a fault inside a snapshot op: the snapshots are those of one of `expected` (before or after the op), whole. */
+export function compareSnapshotsEither(expected: readonly ModelState[], found: ModelState, check: 'crash' | 'io-error', what: string): void {
+  const violations: PropertyViolation[] = [];
+  for (const e of expected) {
+    try {
+      compareSnapshots(e, found, what);
+      return;
+    } catch (error) {
+      if (!(error instanceof PropertyViolation)) throw error;
+      violations.push(error);
+    }
+  }
+  throw new PropertyViolation(check, `${what}: the snapshots are neither those before the op nor those after: ${violations.map((v) => v.message).join(' / ')}`);
 }
 
 /** Snapshots are durable before a crash: same IDs, names, sizes and guest bytes. */
@@ -261,10 +300,21 @@ export function compareSnapshots(expected: ModelState, found: ModelState, what: 
   }
 }
 
+/**
+ * For a snapshot op, the image file once it completes (FaultDriver.imageAfter,
+ * which flushes first: the fault then falls among the op's own accesses), so
+ * the coverage names the table and L1 copy it writes before anything refers
+ * to them; undefined for the other ops.
+ */
+function layoutAfter(d: FaultDriver, op: FaultableOp): Promise<Uint8Array | undefined> {
+  return isSnapshotOp(op) ? d.imageAfter(op) : Promise.resolve(undefined);
+}
+
 async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
   const what = formatStep(step);
   const before = m.state;
   const expected = modelStep(before, step.op);
+  const after = await layoutAfter(d, step.op);
   d.arm({ access: step.access, nth: step.nth, errno: step.errno, persistent: step.persistent });
   let actual: Outcome;
   let fired: number;
@@ -279,15 +329,16 @@ async function runIoError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: F
     compareFaultless(step, expected.outcome, actual);
   } else {
     const failed = d.firstFailure();
-    recordFault(coverage, 'ioError', step.op.kind, failed === undefined || failed === 'flush' ? 'flush' : [failed], d.fileBytes());
+    recordFault(coverage, 'ioError', step.op.kind, failed === undefined || failed === 'flush' ? 'flush' : [failed], d.fileBytes(), after);
     recordOverlayFault(coverage, 'ioError', backingLayers(before).length);
     if (actual.ok || actual.error !== 'io') {
       throw new PropertyViolation('io-error', `${what}: the injected error failed ${fired} access(es) but the op answered ${actual.ok ? 'ok' : `${actual.error} (${actual.message})`}, not io`);
     }
+    if (isSnapshotOp(step.op)) return adoptAfterSnapshotError(m, step, d, mem, expected.state);
     const disallowed = disallowedAfterFault([before, expected.state], await guestView(d));
     if (disallowed !== undefined) throw new PropertyViolation('io-error', `${what}, before the retry: ${disallowed}`);
     const flushed = await d.imageBytes();
-    mem.leaksAllowed = judgeImage(flushed, 'any', 'io-error', `${what}, before the retry`);
+    mem.leaksAllowed = judgeImage(flushed, 'any', 'io-error', `${what}, before the retry`, mem.copiedStaleAllowed);
     if (step.op.kind === 'writeCompressed') return adoptAfterCompressedError(m, step, d, mem, expected.state, flushed);
     // the flush above made the half-done op durable: a crash from here sees old or new
     mem.candidates = [before];
@@ -314,6 +365,37 @@ async function adoptAfterCompressedError(m: ModelBox, step: IoErrorStep, d: Faul
   mem.candidates = [m.state];
   mem.lastOp = `ioError ${step.op.kind}`;
   await compareWholeDisk(d, m.state, 'io-error', `after ${formatStep(step)}`);
+  return { step, reached, leakedClusters: mem.leaksAllowed };
+}
+
+/**
+ * A snapshot op that met an error is not retried blindly: it may have
+ * committed (the table names the new snapshot, or no longer names the deleted
+ * one) before a later write failed, as QEMU's may. The image (the engine has
+ * read its metadata back from the file) must hold the snapshots before or
+ * after the op, whole, read as before or after it per sector, and check at
+ * most leaks and stale COPIED flags; the model adopts it and the op runs
+ * again, answering as the model says from there (a committed delete: unknown
+ * snapshot).
+ */
+async function adoptAfterSnapshotError(m: ModelBox, step: IoErrorStep, d: FaultDriver, mem: FaultMemory, reached: ModelState): Promise<FaultResult> {
+  const what = formatStep(step);
+  const before = m.state;
+  mem.copiedStaleAllowed = true;
+  const flushed = await d.imageBytes();
+  mem.leaksAllowed = judgeImage(flushed, 'any', 'io-error', `${what}, before the retry`, true);
+  const through = passesThrough(before, step.op);
+  const disallowed = disallowedAfterFault(through === undefined ? [before, reached] : [before, through, reached], await guestView(d));
+  if (disallowed !== undefined) throw new PropertyViolation('io-error', `${what}, before the retry: ${disallowed}`);
+  const decoded = decodeImage(bufferReader(flushed));
+  const adopted = stateFromImage(decoded, before.options, await compressedStreams(decoded, flushed));
+  compareSnapshotsEither([before, reached], adopted, 'io-error', `${what}, before the retry`);
+  const again = modelStep(adopted, step.op);
+  compareFaultless(step, again.outcome, await d.apply(step.op));
+  m.state = again.state;
+  mem.candidates = [again.state];
+  mem.lastOp = `ioError ${step.op.kind}`;
+  await compareWholeDisk(d, m.state, 'io-error', `after ${what}`);
   return { step, reached, leakedClusters: mem.leaksAllowed };
 }
 

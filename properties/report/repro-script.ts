@@ -24,7 +24,7 @@ import { compressedWriteBytes, read, step, initialState, writeBytes, type ImageO
 import { backingAt, chainAfter, noChain, overlayBackingFile } from '../drivers/chain-files.js';
 import type { Step } from '../steps.js';
 import { blkdebugConfig } from '../../oracle/index.js';
-import { formatFaultStep, isFaultStep, qemuDefaultEvents, qemuOccurrence, type FaultableOp } from '../faults/fault-step.js';
+import { formatFaultStep, isFaultStep, isSnapshotOp, qemuDefaultEvents, qemuOccurrence, type FaultableOp, type SnapshotOp } from '../faults/fault-step.js';
 import { qemuEventFor } from '../faults/qemu-events.js';
 import type { Counterexample } from './run-result.js';
 
@@ -83,9 +83,20 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
     if (io.length > 0) lines.push(`qemu-io ${cache}${io.map((cmd) => `-c '${cmd}'`).join(' ')} "${how.image ?? '$IMG'}"`);
     io = [];
   };
-  /** A guest op, resize or flush as qemu-io command(s) of the current process (a write of seeded bytes saves them next to the script). */
+  /** `qemu-img snapshot` on `image` (a blkdebug filename under an I/O error), with no qemu-io on the image. */
+  const snapshotOp = (op: SnapshotOp, image = '"$IMG"'): void => {
+    endIo();
+    const flag = op.kind === 'snapshotCreate' ? '-c' : op.kind === 'snapshotRevert' ? '-a' : '-d';
+    lines.push(`qemu-img snapshot ${flag} '${op.name}' ${image}`);
+  };
+  /** A guest op, resize or flush as qemu-io command(s) of the current process (a write of seeded bytes saves them next to the script); a snapshot op as qemu-img. */
   const guestOp = (op: FaultableOp, index: number): void => {
     switch (op.kind) {
+      case 'snapshotCreate':
+      case 'snapshotRevert':
+      case 'snapshotDelete':
+        snapshotOp(op);
+        break;
       case 'write': {
         const bytes = writeBytes(op);
         const value = uniform(bytes);
@@ -177,6 +188,14 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         const rules = `blkdebug-${index + 1}.conf`;
         const event = s.event ?? qemuDefaultEvents[s.access];
         files.push({ name: rules, bytes: new TextEncoder().encode(blkdebugConfig({ event, occurrence: qemuOccurrence(s), errno: s.errno, once: !s.persistent })) });
+        if (isSnapshotOp(s.op)) {
+          // qemu-img on blkdebug: one process, no retry in it
+          snapshotOp(s.op, `"blkdebug:${rules}:$IMG"`);
+          lines.push('qemu-img check "$IMG"; echo "exit $?"');
+          snapshotOp(s.op);
+          state = step(state, s.op).state;
+          return;
+        }
         guestOp(s.op, index);
         // a once-error: the op again in the same process, and two flushes (a failed one leaves QEMU's caches dirty)
         if (!s.persistent) io.push(...io, 'flush', 'flush');
@@ -204,12 +223,9 @@ export function reproScript(c: Counterexample, title: readonly string[]): ReproS
         break;
       case 'snapshotCreate':
       case 'snapshotRevert':
-      case 'snapshotDelete': {
-        endIo();
-        const flag = op.kind === 'snapshotCreate' ? '-c' : op.kind === 'snapshotRevert' ? '-a' : '-d';
-        lines.push(`qemu-img snapshot ${flag} '${op.name}' "$IMG"`);
+      case 'snapshotDelete':
+        snapshotOp(op);
         break;
-      }
       case 'createOverlay': {
         // the image becomes the backing file next to it (the QEMU driver's layout, chain-files.ts)
         endIo();

@@ -99,7 +99,7 @@ describe('the space property fails wasteful engines with a small budget', () => 
 
   it('an engine that reuses a freed cluster only after a flush', async () => {
     reuseOnlyAfterFlush();
-    expectSpaceFailure(await runProperty({ property: 'space', impl: 'ts', numRuns: 20, seed: 7, shrinkAttemptsMax: 20 }));
+    expectSpaceFailure(await runProperty({ property: 'space', impl: 'ts', numRuns: 60, seed: 7, shrinkAttemptsMax: 20 }));
   });
 
   it('an engine that abandons the free clusters before a new refcount block', async () => {

@@ -40,7 +40,7 @@ describe('fault steps', () => {
       ops: steps,
     };
     expect(parseCase(JSON.parse(serializeCase(c)), 'x.json')).toEqual(c);
-    const bad = { ...c, ops: [{ kind: 'ioError', op: { kind: 'snapshotCreate', name: 'a' }, access: 'write', nth: 1, errno: 'EIO', persistent: false }] };
+    const bad = { ...c, ops: [{ kind: 'ioError', op: { kind: 'reopen' }, access: 'write', nth: 1, errno: 'EIO', persistent: false }] };
     expect(() => parseCase(JSON.parse(JSON.stringify(bad)), 'x.json')).toThrow(/ops\[0\]\.op\.kind/);
   });
 
