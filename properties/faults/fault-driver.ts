@@ -203,7 +203,8 @@ class FaultEngineDriver implements FaultDriver {
 
   async imageAfter(op: FaultableOp): Promise<Uint8Array> {
     const copy = new FaultFile(await this.imageBytes());
-    const image = await Qcow2Image.open(copy);
+    // a copy of the top image: its backing names resolve where the top image's do
+    const image = await Qcow2Image.open(copy, this.openOptions());
     await engineOutcome(this.name, op, () => applyEngineOp(image, op));
     await image.close();
     return copy.bytes();

@@ -388,7 +388,7 @@ async function adoptAfterSnapshotError(m: ModelBox, step: IoErrorStep, d: FaultD
   const disallowed = disallowedAfterFault(through === undefined ? [before, reached] : [before, through, reached], await guestView(d));
   if (disallowed !== undefined) throw new PropertyViolation('io-error', `${what}, before the retry: ${disallowed}`);
   const decoded = decodeImage(bufferReader(flushed));
-  const adopted = stateFromImage(decoded, before.options, await compressedStreams(decoded, flushed));
+  const adopted = stateFromImage(decoded, before.options, await compressedStreams(decoded, flushed), before.backing);
   compareSnapshotsEither([before, reached], adopted, 'io-error', `${what}, before the retry`);
   const again = modelStep(adopted, step.op);
   compareFaultless(step, again.outcome, await d.apply(step.op));
