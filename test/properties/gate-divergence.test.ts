@@ -571,6 +571,48 @@ describe('matching a run to a known divergence', () => {
     }, 300_000);
   });
 
+  describe('a failed compressed write whose L2 entry names a stream past the end of the file (qemu-crashConsistency-io-error-ioError-0363d6e719cbbdfe.json)', () => {
+    type Steps = Extract<RunResult, { status: 'property-failed' }>['counterexample']['steps'];
+    const oneK = { version: 3 as const, clusterBits: 10, refcountBits: 16, lazyRefcounts: false, virtualSize: 442368 };
+    const before = { kind: 'writeCompressed' as const, offset: 270336, length: 2048, pattern: 9 };
+    const failing = (op: Extract<Steps[number], { kind: 'ioError' }>['op']): Steps[number] => ({
+      kind: 'ioError',
+      op,
+      access: 'write',
+      nth: 1,
+      errno: 'ENOSPC',
+      persistent: false,
+      event: 'refblock_load',
+      occurrence: 1,
+    });
+    const steps: Steps = [before, failing({ kind: 'writeCompressed', offset: 340992, length: 1024, pattern: 1 })];
+    const past = (what: string, offset: string) =>
+      `[io-error] ioError write#1 ENOSPC once (blkdebug refblock_load#1): ${what}, after qemu-io quit: qemu-img check says corrupt (1 corruptions, 0 leaks): ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset ${offset} size 0x400`;
+    const ioRun = (s: Steps, message: string): RunResult => ({
+      ...failed,
+      property: 'crashConsistency',
+      counterexample: { options: oneK, steps: s },
+      failure: { kind: 'violation', check: 'io-error', message },
+    });
+    const caseFile = 'qemu-crashConsistency-io-error-ioError-0363d6e719cbbdfe.json';
+
+    it('another failed compressed write with that corruption is the known divergence; a failed plain write or shrink with it is not this case', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      expect(matchKnownDivergence(ioRun([{ ...before, offset: 0 }, failing({ kind: 'writeCompressed', offset: 0x53400, length: 0x400, pattern: 7 })], past('write -c 0x53400 0x400', '0x3000')), corpusKnown)?.caseFile).toBe(caseFile);
+      expect(matchKnownDivergence(ioRun([before, failing({ kind: 'write', offset: 340992, length: 1024, pattern: 1 })], past('write 0x53400 0x400', '0x1800')), corpusKnown)).toBeUndefined();
+      // a compressed write over a cluster that holds data is refused by QEMU before it allocates: not this path
+      expect(matchKnownDivergence(ioRun([before, failing({ kind: 'writeCompressed', offset: 270336, length: 1024, pattern: 1 })], past('write -c 0x42000 0x400', '0x1800')), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(ioRun([before, failing({ kind: 'resize', size: 262144 })], past('truncate 0x40000', '0x1800')), corpusKnown)?.caseFile).not.toBe(caseFile);
+    });
+
+    it('QEMU 7.2 run on the case: its violation is the known divergence, and our engine passes', async () => {
+      const qemu = await replayOps({ impl: 'qemu', options: oneK, ops: steps, properties: ['crashConsistency'] });
+      if (qemu.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer leaves the stream past the end here: ${qemu.status}`);
+      expect(matchKnownDivergence(qemu, await loadKnownQemuDivergences([defaultCorpusDir()]))?.caseFile).toBe(caseFile);
+      expect((await replayOps({ impl: 'ts', options: oneK, ops: steps, properties: ['crashConsistency'] })).status).toBe('passed');
+    }, 300_000);
+  });
+
   it('continuation seeds are non-negative, differ per attempt and property, and repeat', () => {
     const seeds = [continuationSeed(1, 'qemuJudges', 1), continuationSeed(1, 'qemuJudges', 2), continuationSeed(1, 'structure', 1)];
     expect(new Set(seeds).size).toBe(3);
