@@ -194,7 +194,9 @@ function sameStructureFault(result: Extract<RunResult, { status: 'property-faile
  * case's covered (a discard over compressed clusters, say; over others as
  * well is allowed). A discard and a write-zeroes free compressed clusters
  * alike in QEMU (the stream is freed whether or not the write-zeroes may
- * unmap), so over compressed clusters either stands for the other. A case of
+ * unmap), so over compressed clusters either stands for the other; a
+ * compressed write goes the same way over an unallocated or a plain zero
+ * cluster (neither has a host cluster). A case of
  * a freed cluster reused under lazy refcounts (lazyReuse) names no faulted
  * op: the run needs lazy refcounts and a free then an allocation since its
  * last durable point.
@@ -208,7 +210,9 @@ function sameFaultFinding(result: Extract<RunResult, { status: 'property-failed'
   const want = d.fault.operation;
   if (want === undefined || hit === undefined) return want === hit;
   const freesCompressed = (op: FaultedOperation): boolean => (op.kind === 'discard' || op.kind === 'writeZeroes') && op.over.includes('compressed');
-  return (hit.kind === want.kind || (freesCompressed(want) && freesCompressed(hit))) && want.over.every((k) => hit.over.includes(k));
+  // a compressed write allocates its stream alike over a cluster with no host cluster: unallocated or a plain zero cluster
+  const over = (op: FaultedOperation): readonly string[] => (op.kind === 'writeCompressed' ? op.over.map((k) => (k === 'zero-plain' ? 'unallocated' : k)) : op.over);
+  return (hit.kind === want.kind || (freesCompressed(want) && freesCompressed(hit))) && over(want).every((k) => over(hit).includes(k));
 }
 
 /**

@@ -605,6 +605,19 @@ describe('matching a run to a known divergence', () => {
       expect(matchKnownDivergence(ioRun([before, failing({ kind: 'resize', size: 262144 })], past('truncate 0x40000', '0x1800')), corpusKnown)?.caseFile).not.toBe(caseFile);
     });
 
+    it('a failed compressed write over a plain zero cluster is the unwritten stream too (gate --impl qemu --property crashConsistency --seed 17 --workers 1)', async () => {
+      const twoK = { version: 3 as const, clusterBits: 11, refcountBits: 64, lazyRefcounts: false, virtualSize: 6144 };
+      const zeroThenCompressed: Steps = [{ kind: 'writeZeroes', offset: 4096, length: 1, unmap: true }, failing({ kind: 'writeCompressed', offset: 4096, length: 2048, pattern: 7 })];
+      expect(faultedOperation(twoK, zeroThenCompressed)).toEqual({ kind: 'writeCompressed', over: ['zero-plain'] });
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      const qemu = await replayOps({ impl: 'qemu', options: twoK, ops: zeroThenCompressed, properties: ['crashConsistency'] });
+      if (qemu.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer leaves the stream unwritten here: ${qemu.status}`);
+      expect(matchKnownDivergence(qemu, corpusKnown)?.caseFile).toBe('qemu-crashConsistency-io-error-ioError-5793c3336c8fcc95.json');
+      // the same EIO after a failed plain write over the zero cluster is not that bug
+      const plain = [zeroThenCompressed[0], failing({ kind: 'write', offset: 4096, length: 2048, pattern: 7 })] as Steps;
+      expect(matchKnownDivergence({ ...qemu, counterexample: { options: twoK, steps: plain } }, corpusKnown)).toBeUndefined();
+    }, 300_000);
+
     it('QEMU 7.2 run on the case: its violation is the known divergence, and our engine passes', async () => {
       const qemu = await replayOps({ impl: 'qemu', options: oneK, ops: steps, properties: ['crashConsistency'] });
       if (qemu.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer leaves the stream past the end here: ${qemu.status}`);
