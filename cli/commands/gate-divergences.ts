@@ -196,10 +196,9 @@ function sameStructureFault(result: Extract<RunResult, { status: 'property-faile
  * alike in QEMU (the stream is freed whether or not the write-zeroes may
  * unmap), so over compressed clusters either stands for the other; a
  * compressed write goes the same way over an unallocated or a plain zero
- * cluster (neither has a host cluster). A case of
- * a freed cluster reused under lazy refcounts (lazyReuse) names no faulted
- * op: the run needs lazy refcounts and a free then an allocation since its
- * last durable point.
+ * cluster (neither has a host cluster). A case of a freed cluster reused
+ * under lazy refcounts (lazyReuse) names no faulted op: the run needs lazy
+ * refcounts and a free then an allocation since its last durable point.
  */
 function sameFaultFinding(result: Extract<RunResult, { status: 'property-failed' }>, d: KnownDivergence): boolean {
   if (d.fault === undefined) return true;
