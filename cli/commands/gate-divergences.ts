@@ -14,6 +14,7 @@ import {
   faultedOperation,
   faultFinding,
   faultKind,
+  freedThenAllocated,
   leakedClusters,
   operationOutcomes,
   packingMayDecideCause,
@@ -50,7 +51,12 @@ export interface KnownDivergence {
    * operation the fault hit, with the kinds of the clusters it covered
    * (faultedOperation); `crash/crash:fault` alone names every crash.
    */
-  readonly fault?: { readonly finding: string; readonly operation: FaultedOperation | undefined };
+  readonly fault?: {
+    readonly finding: string;
+    readonly operation: FaultedOperation | undefined;
+    /** Lazy refcounts on and a cluster freed then one allocated since the last durable point (freedThenAllocated): the fault is that reuse, whichever op the crash hit. */
+    readonly lazyReuse: boolean;
+  };
   /** Whose divergence: `QEMU`, or a cmd: implementation's handshake name. */
   readonly owner: string;
 }
@@ -93,7 +99,10 @@ export async function loadKnownDivergences(dirs: readonly string[], impl: ImplNa
       const leaked = identity.startsWith('leak/') ? leakedClusters(c.message) : undefined;
       const excess = identity.startsWith('space/') ? spaceExcessClusters(c.message) : undefined;
       const shape = identity.startsWith('structure/') ? structureShape(c.message) : undefined;
-      const fault = identity.startsWith('crash/') || identity.startsWith('io-error/') ? { finding: faultFinding(c.message), operation: faultedOperation(c.options, c.ops) } : undefined;
+      const fault =
+        identity.startsWith('crash/') || identity.startsWith('io-error/')
+          ? { finding: faultFinding(c.message), operation: faultedOperation(c.options, c.ops), lazyReuse: c.options.lazyRefcounts && freedThenAllocated(c.options, c.ops) }
+          : undefined;
       const entry = {
         identity,
         signature: c.signature,
@@ -183,16 +192,26 @@ function sameStructureFault(result: Extract<RunResult, { status: 'property-faile
  * (faultFinding: say the guest disk does not read, with the same error) and
  * the fault hit the same kind of operation over clusters of every kind the
  * case's covered (a discard over compressed clusters, say; over others as
- * well is allowed).
+ * well is allowed). A discard and a write-zeroes free compressed clusters
+ * alike in QEMU (the stream is freed whether or not the write-zeroes may
+ * unmap), so over compressed clusters either stands for the other; a
+ * compressed write goes the same way over an unallocated or a plain zero
+ * cluster (neither has a host cluster). A case of a freed cluster reused
+ * under lazy refcounts (lazyReuse) names no faulted op: the run needs lazy
+ * refcounts and a free then an allocation since its last durable point.
  */
 function sameFaultFinding(result: Extract<RunResult, { status: 'property-failed' }>, d: KnownDivergence): boolean {
   if (d.fault === undefined) return true;
   if (faultFinding(result.failure.message) !== d.fault.finding) return false;
   const { options, steps } = result.counterexample;
+  if (d.fault.lazyReuse) return options.lazyRefcounts && freedThenAllocated(options, steps);
   const hit = faultedOperation(options, steps);
   const want = d.fault.operation;
   if (want === undefined || hit === undefined) return want === hit;
-  return hit.kind === want.kind && want.over.every((k) => hit.over.includes(k));
+  const freesCompressed = (op: FaultedOperation): boolean => (op.kind === 'discard' || op.kind === 'writeZeroes') && op.over.includes('compressed');
+  // a compressed write allocates its stream alike over a cluster with no host cluster: unallocated or a plain zero cluster
+  const over = (op: FaultedOperation): readonly string[] => (op.kind === 'writeCompressed' ? op.over.map((k) => (k === 'zero-plain' ? 'unallocated' : k)) : op.over);
+  return (hit.kind === want.kind || (freesCompressed(want) && freesCompressed(hit))) && over(want).every((k) => over(hit).includes(k));
 }
 
 /**

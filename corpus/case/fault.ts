@@ -8,7 +8,7 @@
 // that operation's outcome, e.g. `leak/snapshotCreate:refcount-overflow`:
 // known divergences match on it (cli/commands/gate-divergences.ts), and replay
 // calls a failure "reproduced" when it has the case's identity.
-import { guestClusterKind, initialState, packingDecidesOverflow, step, type ClusterKind, type ImageOptions, type ModelState } from '../../model/index.js';
+import { expectedRefcounts, guestClusterKind, initialState, packingDecidesOverflow, step, type ClusterKind, type ImageOptions, type ModelState, type Op } from '../../model/index.js';
 import type { Step } from '../../properties/steps.js';
 import { isFaultStep } from '../../properties/faults/fault-step.js';
 import type { PropertyFailureCase } from './types.js';
@@ -199,6 +199,48 @@ export function faultedOperation(options: ImageOptions, steps: readonly Step[]):
   return { kind: op.kind, over: [...kinds].sort() };
 }
 
+/** Guest operations whose writes a crash may lose: any other step (a flush, reopen, snapshot or chain operation, a fault) ends with the image durable. */
+function isUnflushedGuestOp(s: Step): boolean {
+  return s.kind === 'write' || s.kind === 'writeCompressed' || s.kind === 'writeZeroes' || s.kind === 'discard' || s.kind === 'resize' || s.kind === 'read';
+}
+
+/**
+ * Whether, since the last durable point (a flush, reopen, snapshot or chain
+ * operation, or an earlier fault) before the fault that caused the failure,
+ * one operation freed a cluster and a later one allocated one, in the model:
+ * a data cluster or compressed stream the first drops its last reference to,
+ * a new one the second brings in (a discard, `write -z -u` or shrink, then a
+ * write into unallocated clusters). The op a crash interrupted or an I/O
+ * error failed counts as the last of them. With lazy refcounts QEMU 7.2
+ * hands the freed host cluster to the allocation before the L2 update that
+ * freed it is written, so a crash there leaves the freed guest offset naming
+ * another offset's data. False when the causing operation is no fault step.
+ */
+export function freedThenAllocated(options: ImageOptions, steps: readonly Step[]): boolean {
+  const index = operationOutcomes(options, steps).at(-1)?.index;
+  const fault = index === undefined ? undefined : steps[index];
+  if (index === undefined || fault === undefined || !isFaultStep(fault)) return false;
+  let start = index;
+  for (let prev = steps[start - 1]; prev !== undefined && isUnflushedGuestOp(prev); prev = steps[start - 1]) start--;
+  const carried = fault.kind === 'ioError' ? fault.op : fault.during?.op;
+  const ops: Op[] = [];
+  for (const s of steps.slice(start, index)) if (s.kind !== 'read' && !isFaultStep(s)) ops.push(s);
+  if (carried !== undefined) ops.push(carried);
+  let state = stateBefore(options, steps, start);
+  let freed = false;
+  for (const op of ops) {
+    const before = expectedRefcounts(state).dataClusters;
+    state = step(state, op).state;
+    const after = expectedRefcounts(state).dataClusters;
+    if (freed && [...after.keys()].some((id) => !before.has(id))) return true;
+    freed ||= [...before.keys()].some((id) => !after.has(id));
+  }
+  return false;
+}
+
+/** A crash violation's sector check: which sector and after which fault step vary, the finding does not. */
+const noAllowedStatePattern = /guest sector at 0x[0-9a-f]+ reads bytes that no state since the last flush holds there/;
+
 /**
  * What a crash or io-error violation found, without the step it followed,
  * numbers, offsets and file names: `the guest disk does not read:
@@ -206,9 +248,12 @@ export function faultedOperation(options: ImageOptions, steps: readonly Step[]):
  * `qemu-img check says corrupt: ERROR: counting reference for region
  * exceeding the end of the file … offset # size #` (the checker, its verdict
  * and the distinct kinds of its messages, numbers as `#`); or the message
- * after its `[check] ` with every number as `#`.
+ * after its `[check] ` with every number as `#`; a sector that reads bytes of
+ * no allowed state as `guest sector at # reads bytes that no state since the
+ * last flush holds there`, whichever fault step it followed.
  */
 export function faultFinding(message: string): string {
+  if (noAllowedStatePattern.test(message)) return 'guest sector at # reads bytes that no state since the last flush holds there';
   const unreadable = /the guest disk does not read: ([\s\S]*)$/.exec(message);
   if (unreadable !== null) {
     const reasons = [...(unreadable[1] ?? '').matchAll(/error while reading at byte \d+: ([^\n]+)/g)].map((m) => m[1] ?? '');

@@ -11,7 +11,7 @@ import { attributeKnownLeak, loadKnownQemuDivergences, matchKnownDivergence, str
 import { defaultCorpusDir } from '../../corpus/store.js';
 import { continuationSeed, parseGateOptions, runGate } from '../../cli/commands/gate.js';
 import { serializeCase } from '../../corpus/case/serialize.js';
-import { faultedOperation, faultFinding, faultIdentity } from '../../corpus/case/fault.js';
+import { faultedOperation, faultFinding, faultIdentity, freedThenAllocated } from '../../corpus/case/fault.js';
 import { runFaultIdentity, runSignature } from '../../corpus/replay/replay-case.js';
 import type { PropertyFailureCase } from '../../corpus/case/types.js';
 import { withTempDir } from '../../oracle/index.js';
@@ -435,10 +435,195 @@ describe('matching a run to a known divergence', () => {
       expect(matchKnownDivergence(crashRun(punched, '[crash] crash <seed 0>: sector 0 (guest byte 0x0) reads bytes of no allowed state'), corpusKnown)).toBeUndefined();
       expect(matchKnownDivergence(crashRun(punched, '[crash] crash <seed 0>: qemu-img check says corrupt (1 corruptions, 0 leaks): ERROR cluster 5 refcount=0 reference=1'), corpusKnown)).toBeUndefined();
       expect(matchKnownDivergence(crashRun(punched, eio.replaceAll('Input/output error', 'No such file or directory')), corpusKnown)).toBeUndefined();
-      // an I/O error fault is another identity
+      // an I/O error fault is another identity: the write-zeroes case of the same bug, not this one
       const io = crashRun([compressed, { kind: 'flush' }, { kind: 'ioError', op: discard, access: 'write', nth: 1, errno: 'EIO', persistent: false }]);
-      expect(matchKnownDivergence({ ...io, failure: { kind: 'violation', check: 'io-error', message: eio.replace('[crash]', '[io-error]') } } as RunResult, corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence({ ...io, failure: { kind: 'violation', check: 'io-error', message: eio.replace('[crash]', '[io-error]') } } as RunResult, corpusKnown)?.caseFile).toBe(
+        'qemu-crashConsistency-io-error-ioError-f092f458835e58d5.json',
+      );
     });
+  });
+
+  describe('the punched compressed stream after a write-zeroes whose L2 update failed (qemu-crashConsistency-io-error-ioError-f092f458835e58d5.json)', () => {
+    type Steps = Extract<RunResult, { status: 'property-failed' }>['counterexample']['steps'];
+    const fourK = { version: 3 as const, clusterBits: 12, refcountBits: 16, lazyRefcounts: false, virtualSize: 262144 };
+    const compressed = { kind: 'writeCompressed' as const, offset: 0, length: 8192, pattern: 48 };
+    const zeroes = { kind: 'writeZeroes' as const, offset: 0, length: 8192, unmap: false };
+    const failing = (op: Extract<Steps[number], { kind: 'ioError' }>['op']): Steps[number] => ({
+      kind: 'ioError',
+      op,
+      access: 'flush',
+      nth: 1,
+      errno: 'EIO',
+      persistent: true,
+      event: 'flush_to_os',
+      occurrence: 1,
+    });
+    const zeroed: Steps = [compressed, { kind: 'flush' }, failing(zeroes)];
+    const eio = (fault: string) =>
+      `[${fault}] after qemu-io quit (it printed: qemu-io: Failed to flush the L2 table cache: Input/output error): the guest disk does not read: qemu-img convert -f qcow2 -O raw /tmp/a/image.qcow2 /tmp/b/guest.raw exited 1: error while reading at byte 4096: Input/output error\nerror while reading at byte 0: Input/output error`;
+    const run = (steps: Steps, check: 'crash' | 'io-error'): RunResult => ({
+      ...failed,
+      property: 'crashConsistency',
+      counterexample: { options: fourK, steps },
+      failure: { kind: 'violation', check, message: eio(check) },
+    });
+    const caseFile = 'qemu-crashConsistency-io-error-ioError-f092f458835e58d5.json';
+    const discardCase = 'qemu-crashConsistency-crash-crash-bcf370364eb786a9.json';
+
+    it('a discard or a write-zeroes over compressed clusters, failed or killed, is the known divergence', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      expect(faultedOperation(fourK, zeroed)).toEqual({ kind: 'writeZeroes', over: ['compressed'] });
+      expect(matchKnownDivergence(run(zeroed, 'io-error'), corpusKnown)?.caseFile).toBe(caseFile);
+      // write -z -u, and a discard, under the same I/O error
+      expect(matchKnownDivergence(run([compressed, { kind: 'flush' }, failing({ ...zeroes, unmap: true })], 'io-error'), corpusKnown)?.caseFile).toBe(caseFile);
+      expect(matchKnownDivergence(run([compressed, { kind: 'flush' }, failing({ kind: 'discard', offset: 0, length: 8192 })], 'io-error'), corpusKnown)?.caseFile).toBe(caseFile);
+      // a kill after the write-zeroes is the killed discard's case
+      expect(matchKnownDivergence(run([compressed, { kind: 'flush' }, zeroes, { kind: 'crash', seed: 0 }], 'crash'), corpusKnown)?.caseFile).toBe(discardCase);
+      expect(matchKnownDivergence(run([compressed, { kind: 'flush' }, { kind: 'crash', seed: 2, during: { op: zeroes, access: 'write', nth: 1 } }], 'crash'), corpusKnown)?.caseFile).toBe(discardCase);
+    });
+
+    it('the same EIO after a write-zeroes over plain clusters, or after an overwrite of compressed ones, still fails the gate', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      const plain = { kind: 'write' as const, offset: 0, length: 8192, pattern: 48 };
+      expect(matchKnownDivergence(run([plain, { kind: 'flush' }, failing(zeroes)], 'io-error'), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(run([plain, { kind: 'flush' }, zeroes, { kind: 'crash', seed: 0 }], 'crash'), corpusKnown)).toBeUndefined();
+      // measured: an overwrite leaks the old stream and reads the new data; an EIO there is another bug
+      expect(matchKnownDivergence(run([compressed, { kind: 'flush' }, failing({ ...plain, pattern: 65 })], 'io-error'), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(run([compressed, { kind: 'flush' }, { ...plain, pattern: 65 }, { kind: 'crash', seed: 0 }], 'crash'), corpusKnown)).toBeUndefined();
+    });
+
+    it('QEMU 7.2 run on the case: its violation is the known divergence, and our engine passes', async () => {
+      const qemu = await replayOps({ impl: 'qemu', options: fourK, ops: zeroed, properties: ['crashConsistency'] });
+      if (qemu.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer punches the stream here: ${qemu.status}`);
+      expect(faultFinding(qemu.failure.message)).toBe('the guest disk does not read: Input/output error');
+      expect(matchKnownDivergence(qemu, await loadKnownQemuDivergences([defaultCorpusDir()]))?.caseFile).toBe(caseFile);
+      expect((await replayOps({ impl: 'ts', options: fourK, ops: zeroed, properties: ['crashConsistency'] })).status).toBe('passed');
+    }, 300_000);
+  });
+
+  describe('a freed cluster reused under lazy refcounts before the L2 update that freed it (qemu-crashConsistency-crash-crash-e834f5d352c8563c.json)', () => {
+    type Steps = Extract<RunResult, { status: 'property-failed' }>['counterexample']['steps'];
+    const lazy = { version: 3 as const, clusterBits: 12, refcountBits: 16, lazyRefcounts: true, virtualSize: 262144 };
+    const written = { kind: 'write' as const, offset: 0, length: 4096, pattern: 170 };
+    const discard = { kind: 'discard' as const, offset: 0, length: 4096 };
+    const elsewhere = { kind: 'write' as const, offset: 8192, length: 4096, pattern: 187 };
+    const reused: Steps = [written, { kind: 'flush' }, discard, elsewhere, { kind: 'crash', seed: 0 }];
+    const stale = '[crash] crash <seed 0>: guest sector at 0x0 reads bytes that no state since the last flush holds there';
+    const crashRun = (steps: Steps, options = lazy, message = stale): RunResult => ({
+      ...failed,
+      property: 'crashConsistency',
+      counterexample: { options, steps },
+      failure: { kind: 'violation', check: 'crash', message },
+    });
+    const caseFile = 'qemu-crashConsistency-crash-crash-e834f5d352c8563c.json';
+
+    it('knows a free then an allocation since the last durable point, the crashed op included', () => {
+      expect(freedThenAllocated(lazy, reused)).toBe(true);
+      // as the gate found it: write -z -u, a write elsewhere, a kill inside a shrink
+      const shrink = { kind: 'crash' as const, seed: 4, during: { op: { kind: 'resize' as const, size: 131072 }, access: 'write' as const, nth: 2, event: 'refblock_load' as const } };
+      expect(freedThenAllocated(lazy, [written, { kind: 'flush' }, { kind: 'writeZeroes', offset: 0, length: 4096, unmap: true }, elsewhere, shrink])).toBe(true);
+      // the allocation is the op the kill interrupted
+      expect(freedThenAllocated(lazy, [written, { kind: 'flush' }, discard, { kind: 'crash', seed: 1, during: { op: elsewhere, access: 'write', nth: 1 } }])).toBe(true);
+      // a flush between them, the allocation first, no free (write -z without -u keeps the cluster), or no allocation
+      expect(freedThenAllocated(lazy, [written, discard, { kind: 'flush' }, elsewhere, { kind: 'crash', seed: 0 }])).toBe(false);
+      expect(freedThenAllocated(lazy, [written, { kind: 'flush' }, elsewhere, discard, { kind: 'crash', seed: 0 }])).toBe(false);
+      expect(freedThenAllocated(lazy, [written, { kind: 'flush' }, { kind: 'writeZeroes', offset: 0, length: 4096, unmap: false }, elsewhere, { kind: 'crash', seed: 0 }])).toBe(false);
+      expect(freedThenAllocated(lazy, [written, { kind: 'flush' }, discard, { ...written, pattern: 1 }, discard, { kind: 'crash', seed: 0 }])).toBe(true);
+      expect(freedThenAllocated(lazy, [written, { kind: 'flush' }, discard, { kind: 'crash', seed: 0 }])).toBe(false);
+    });
+
+    it('the finding names no sector and no fault step', () => {
+      expect(faultFinding(stale)).toBe('guest sector at # reads bytes that no state since the last flush holds there');
+      expect(faultFinding('[crash] crash <seed 9> at write#2 (blkdebug break refblock_load) of: truncate 0x20000: guest sector at 0x30ba3 reads bytes that no state since the last flush holds there')).toBe(
+        faultFinding(stale),
+      );
+    });
+
+    it('a crash whose sector reads another offset after a free then an allocation, with lazy refcounts, is the known divergence', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      expect(matchKnownDivergence(crashRun(reused), corpusKnown)?.caseFile).toBe(caseFile);
+      const shrink = { kind: 'crash' as const, seed: 4, during: { op: { kind: 'resize' as const, size: 131072 }, access: 'write' as const, nth: 2, event: 'refblock_load' as const } };
+      const found = crashRun(
+        [{ kind: 'write', offset: 0x30000, length: 8192, pattern: 3 }, { kind: 'reopen' }, { kind: 'writeZeroes', offset: 0x30000, length: 8192, unmap: true }, { kind: 'write', offset: 0x28000, length: 2048, pattern: 9 }, shrink],
+        lazy,
+        '[crash] crash <seed 4> at write#2 (blkdebug break refblock_load) of: truncate 0x20000: guest sector at 0x30ba3 reads bytes that no state since the last flush holds there',
+      );
+      expect(matchKnownDivergence(found, corpusKnown)?.caseFile).toBe(caseFile);
+    });
+
+    it('the same violation without lazy refcounts, or without a free then an allocation, still fails the gate', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      expect(matchKnownDivergence(crashRun(reused, { ...lazy, lazyRefcounts: false }), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(crashRun([written, discard, { kind: 'flush' }, elsewhere, { kind: 'crash', seed: 0 }]), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(crashRun([written, { kind: 'flush' }, elsewhere, discard, { kind: 'crash', seed: 0 }]), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(crashRun([written, { kind: 'flush' }, elsewhere, { kind: 'crash', seed: 0 }]), corpusKnown)).toBeUndefined();
+      // after the same free and allocation: another finding
+      expect(matchKnownDivergence(crashRun(reused, lazy, '[crash] crash <seed 0>: qemu-img check after check -r all (exit 0) says corrupt (1 corruptions, 0 leaks): ERROR cluster 5 refcount=0 reference=1'), corpusKnown)).toBeUndefined();
+    });
+
+    it('QEMU 7.2 run on the case: its violation is the known divergence, and our engine passes', async () => {
+      const qemu = await replayOps({ impl: 'qemu', options: lazy, ops: reused, properties: ['crashConsistency'] });
+      if (qemu.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer reuses the freed cluster here: ${qemu.status}`);
+      expect(matchKnownDivergence(qemu, await loadKnownQemuDivergences([defaultCorpusDir()]))?.caseFile).toBe(caseFile);
+      expect((await replayOps({ impl: 'ts', options: lazy, ops: reused, properties: ['crashConsistency'] })).status).toBe('passed');
+      // without lazy refcounts QEMU reads zeros there
+      expect((await replayOps({ impl: 'qemu', options: { ...lazy, lazyRefcounts: false }, ops: reused, properties: ['crashConsistency'] })).status).toBe('passed');
+    }, 300_000);
+  });
+
+  describe('a failed compressed write whose L2 entry names a stream past the end of the file (qemu-crashConsistency-io-error-ioError-0363d6e719cbbdfe.json)', () => {
+    type Steps = Extract<RunResult, { status: 'property-failed' }>['counterexample']['steps'];
+    const oneK = { version: 3 as const, clusterBits: 10, refcountBits: 16, lazyRefcounts: false, virtualSize: 442368 };
+    const before = { kind: 'writeCompressed' as const, offset: 270336, length: 2048, pattern: 9 };
+    const failing = (op: Extract<Steps[number], { kind: 'ioError' }>['op']): Steps[number] => ({
+      kind: 'ioError',
+      op,
+      access: 'write',
+      nth: 1,
+      errno: 'ENOSPC',
+      persistent: false,
+      event: 'refblock_load',
+      occurrence: 1,
+    });
+    const steps: Steps = [before, failing({ kind: 'writeCompressed', offset: 340992, length: 1024, pattern: 1 })];
+    const past = (what: string, offset: string) =>
+      `[io-error] ioError write#1 ENOSPC once (blkdebug refblock_load#1): ${what}, after qemu-io quit: qemu-img check says corrupt (1 corruptions, 0 leaks): ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset ${offset} size 0x400`;
+    const ioRun = (s: Steps, message: string): RunResult => ({
+      ...failed,
+      property: 'crashConsistency',
+      counterexample: { options: oneK, steps: s },
+      failure: { kind: 'violation', check: 'io-error', message },
+    });
+    const caseFile = 'qemu-crashConsistency-io-error-ioError-0363d6e719cbbdfe.json';
+
+    it('another failed compressed write with that corruption is the known divergence; a failed plain write or shrink with it is not this case', async () => {
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      expect(matchKnownDivergence(ioRun([{ ...before, offset: 0 }, failing({ kind: 'writeCompressed', offset: 0x53400, length: 0x400, pattern: 7 })], past('write -c 0x53400 0x400', '0x3000')), corpusKnown)?.caseFile).toBe(caseFile);
+      expect(matchKnownDivergence(ioRun([before, failing({ kind: 'write', offset: 340992, length: 1024, pattern: 1 })], past('write 0x53400 0x400', '0x1800')), corpusKnown)).toBeUndefined();
+      // a compressed write over a cluster that holds data is refused by QEMU before it allocates: not this path
+      expect(matchKnownDivergence(ioRun([before, failing({ kind: 'writeCompressed', offset: 270336, length: 1024, pattern: 1 })], past('write -c 0x42000 0x400', '0x1800')), corpusKnown)).toBeUndefined();
+      expect(matchKnownDivergence(ioRun([before, failing({ kind: 'resize', size: 262144 })], past('truncate 0x40000', '0x1800')), corpusKnown)?.caseFile).not.toBe(caseFile);
+    });
+
+    it('a failed compressed write over a plain zero cluster is the unwritten stream too (gate --impl qemu --property crashConsistency --seed 17 --workers 1)', async () => {
+      const twoK = { version: 3 as const, clusterBits: 11, refcountBits: 64, lazyRefcounts: false, virtualSize: 6144 };
+      const zeroThenCompressed: Steps = [{ kind: 'writeZeroes', offset: 4096, length: 1, unmap: true }, failing({ kind: 'writeCompressed', offset: 4096, length: 2048, pattern: 7 })];
+      expect(faultedOperation(twoK, zeroThenCompressed)).toEqual({ kind: 'writeCompressed', over: ['zero-plain'] });
+      const corpusKnown = await loadKnownQemuDivergences([defaultCorpusDir()]);
+      const qemu = await replayOps({ impl: 'qemu', options: twoK, ops: zeroThenCompressed, properties: ['crashConsistency'] });
+      if (qemu.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer leaves the stream unwritten here: ${qemu.status}`);
+      expect(matchKnownDivergence(qemu, corpusKnown)?.caseFile).toBe('qemu-crashConsistency-io-error-ioError-5793c3336c8fcc95.json');
+      // the same EIO after a failed plain write over the zero cluster is not that bug
+      const plain = [zeroThenCompressed[0], failing({ kind: 'write', offset: 4096, length: 2048, pattern: 7 })] as Steps;
+      expect(matchKnownDivergence({ ...qemu, counterexample: { options: twoK, steps: plain } }, corpusKnown)).toBeUndefined();
+    }, 300_000);
+
+    it('QEMU 7.2 run on the case: its violation is the known divergence, and our engine passes', async () => {
+      const qemu = await replayOps({ impl: 'qemu', options: oneK, ops: steps, properties: ['crashConsistency'] });
+      if (qemu.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer leaves the stream past the end here: ${qemu.status}`);
+      expect(matchKnownDivergence(qemu, await loadKnownQemuDivergences([defaultCorpusDir()]))?.caseFile).toBe(caseFile);
+      expect((await replayOps({ impl: 'ts', options: oneK, ops: steps, properties: ['crashConsistency'] })).status).toBe('passed');
+    }, 300_000);
   });
 
   it('continuation seeds are non-negative, differ per attempt and property, and repeat', () => {
