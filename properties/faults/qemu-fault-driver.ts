@@ -116,6 +116,8 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   readonly name = driverName;
   readonly faultTarget = 'qemu';
   private readonly rulesPath: string;
+  /** The old size of a resize killed inside (killDuring): its stale tail is zeroed after the repair. */
+  private tailToZero: number | undefined;
   protected virtualSize: number;
   private chain: ChainFiles = noChain;
 
@@ -327,8 +329,9 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     await this.qemu.close();
     // a resize held part-way may have changed the size or not: the header says
     this.virtualSize = await headerVirtualSize(this.path);
-    // the known stale-tail divergence, worked around as in apply (opening a dirty lazy image repairs it first)
-    if (op.kind === 'resize') await this.zeroTailAfterGrowth(oldSize);
+    // the known stale-tail divergence, worked around as in apply once the image is repaired (recover): opening a
+    // dirty lazy image in qemu-io now would repair it there, before the judges see what the kill left
+    if (op.kind === 'resize') this.tailToZero = oldSize;
     return killed;
   }
 
@@ -336,6 +339,12 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     await this.qemu.close();
     const killed = new Uint8Array(await readFile(this.path));
     const repaired = headerDirty(killed) ? await qemuImgCheck(this.path, { repair: 'all' }) : undefined;
+    if (this.tailToZero !== undefined) {
+      this.virtualSize = await headerVirtualSize(this.path);
+      await this.zeroTailAfterGrowth(this.tailToZero);
+      this.tailToZero = undefined;
+      await this.qemu.close();
+    }
     const check = await qemuImgCheck(this.path);
     this.virtualSize = await headerVirtualSize(this.path);
     const bytes = new Uint8Array(await readFile(this.path));
