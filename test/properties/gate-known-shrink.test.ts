@@ -58,6 +58,31 @@ describe('the refused revert that shrinks the disk, seen later', () => {
     expect(reopen.failure.message).toMatch(/^\[reopen\] before the final reopen: read 0x0 0x200000 needs a guest disk of 2097152 bytes, the implementation's has 1048576/);
   }, 300_000);
 
+  it('a refused revert that grows the disk to the snapshot\'s size: a discard past the model\'s end that QEMU does is the known divergence (gate --impl qemu --seed 12, handoff)', async () => {
+    const known = await loadKnownQemuDivergences([defaultCorpusDir()]);
+    const larger = { version: 3 as const, clusterBits: 9, refcountBits: 2, lazyRefcounts: true, virtualSize: 4200960 };
+    const steps: Step[] = [
+      { kind: 'discard', offset: 0x7e00, length: 0x3f9c00 },
+      { kind: 'snapshotCreate', name: 'base' },
+      { kind: 'resize', size: 0x401800 },
+      { kind: 'snapshotCreate', name: 'base' },
+      { kind: 'snapshotCreate', name: 'clean' },
+      { kind: 'snapshotRevert', name: 'base' },
+      { kind: 'write', offset: 0x401709, length: 0xf7, pattern: 0, seed: 788665603 },
+      { kind: 'snapshotCreate', name: '2' },
+      { kind: 'write', offset: 0, length: 0x163, pattern: 0, seed: 406099156 },
+      { kind: 'discard', offset: 0, length: 0x4019e0 },
+    ];
+    const run = await replayOps({ impl: 'qemu', options: larger, ops: steps, properties: ['handoff'] });
+    if (run.status !== 'property-failed') throw new Error(`QEMU 7.2 no longer resizes the disk here: ${run.status}`);
+    expect(run.failure.message).toMatch(/discard 0x0 0x4019e0: the implementation answered ok, the model expects out-of-range/);
+    expect(matchKnownDivergence(run, known)).toBeUndefined();
+    expect((await attributeKnownShrink(run, known))?.caseFile).toBe(caseFile);
+    // a discard that ends inside the model's disk, failing otherwise, is not it
+    const inside = { ...run, counterexample: { ...run.counterexample, steps: [...steps.slice(0, -1), { kind: 'discard' as const, offset: 0, length: 0x1000 }] } };
+    expect(await attributeKnownShrink(inside, known)).toBeUndefined();
+  }, 300_000);
+
   it('the same kinds of failure without that shrink are not it', async () => {
     const known = await loadKnownQemuDivergences([defaultCorpusDir()]);
     const run = await failing('handoff', [{ kind: 'reopen' }, ...refusedRevert, zeroesPastEnd]);
