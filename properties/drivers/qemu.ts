@@ -212,6 +212,10 @@ export abstract class QemuSessionDriver extends ImageFileDriver {
   protected abstract virtualSize: number;
   /** Whether the image has lazy refcounts now (settleSession). */
   protected abstract lazyRefcountsOn(): boolean;
+  /** A createOverlay made a new top image with these options. */
+  protected abstract overlayCreated(options: ImageOptions): void;
+  /** The backing files laid out next to the image (chain-files.ts). */
+  protected chain: ChainFiles = noChain;
 
   constructor(
     protected readonly path: string,
@@ -245,55 +249,27 @@ export abstract class QemuSessionDriver extends ImageFileDriver {
     if (this.lazyRefcountsOn()) await this.offline(() => Promise.resolve());
     else await (await this.qemu.io()).flush();
   }
-}
 
-class QemuDriver extends QemuSessionDriver implements ImageDriver {
-  readonly name = 'qemu (qemu-io session + qemu-img snapshot)';
-  private chain: ChainFiles = noChain;
-
-  constructor(
-    private readonly tmp: DirectoryResult,
-    path: string,
-    protected virtualSize: number,
-    private lazyRefcounts: boolean,
-  ) {
-    super(path);
-  }
-
-  protected lazyRefcountsOn(): boolean {
-    return this.lazyRefcounts;
-  }
-
-  async open(): Promise<void> {
-    await this.qemu.io();
-  }
-
-  async apply(op: Op): Promise<Outcome> {
-    try {
-      await this.applyUnchecked(op);
-      return okOutcome;
-    } catch (error) {
-      const kind = qemuErrorKind(op, error, this.virtualSize);
-      if (kind !== undefined) return refused(kind, error instanceof Error ? error.message : String(error));
-      throw implementationError(this.name, formatOp(op), error);
-    }
-  }
-
-  private async applyUnchecked(op: Op): Promise<void> {
-    if (isGuestDataOp(op)) return applyQemuIoGuestOp(await this.qemu.io(), op);
+  /**
+   * Runs `op` in the process `session` gives (asked only by the ops qemu-io
+   * runs); snapshot and chain ops run with the session closed (qemu-img needs
+   * the image to itself).
+   */
+  protected async applyIn(session: () => Promise<QemuIoSession>, op: Op): Promise<void> {
+    if (isGuestDataOp(op)) return applyQemuIoGuestOp(await session(), op);
     switch (op.kind) {
       case 'resize':
-        await (await this.qemu.io()).truncate(op.size);
+        await (await session()).truncate(op.size);
         this.virtualSize = op.size;
         return;
+      case 'flush':
+        return (await session()).flush();
       case 'snapshotCreate':
         return this.offline(() => qemuImgSnapshot(this.path, 'create', op.name));
       case 'snapshotRevert':
         return this.offline(() => qemuImgSnapshot(this.path, 'apply', op.name));
       case 'snapshotDelete':
         return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
-      case 'flush':
-        return (await this.qemu.io()).flush();
       case 'reopen':
         // closed here; the next op that needs qemu-io opens the image again
         return this.offline(() => Promise.resolve());
@@ -301,7 +277,7 @@ class QemuDriver extends QemuSessionDriver implements ImageDriver {
         const file = overlayBackingFile(this.chain, op);
         await this.offline(() => qemuPushOverlay(this.path, file, op.options));
         this.chain = chainAfter(this.chain, op);
-        this.lazyRefcounts = op.options.lazyRefcounts;
+        this.overlayCreated(op.options);
         return;
       }
       case 'rebase': {
@@ -324,14 +300,50 @@ class QemuDriver extends QemuSessionDriver implements ImageDriver {
     return this.chain.backings;
   }
 
+  backingFileBytes(): Promise<readonly Uint8Array[]> {
+    return readBackingFiles(this.path, this.chain);
+  }
+
   /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
   override async writeTo(path: string): Promise<void> {
     await super.writeTo(path);
     await copyBackingFiles(this.path, path, this.chain);
   }
+}
 
-  backingFileBytes(): Promise<readonly Uint8Array[]> {
-    return readBackingFiles(this.path, this.chain);
+class QemuDriver extends QemuSessionDriver implements ImageDriver {
+  readonly name = 'qemu (qemu-io session + qemu-img snapshot)';
+
+  constructor(
+    private readonly tmp: DirectoryResult,
+    path: string,
+    protected virtualSize: number,
+    private lazyRefcounts: boolean,
+  ) {
+    super(path);
+  }
+
+  protected lazyRefcountsOn(): boolean {
+    return this.lazyRefcounts;
+  }
+
+  protected overlayCreated(options: ImageOptions): void {
+    this.lazyRefcounts = options.lazyRefcounts;
+  }
+
+  async open(): Promise<void> {
+    await this.qemu.io();
+  }
+
+  async apply(op: Op): Promise<Outcome> {
+    try {
+      await this.applyIn(() => this.qemu.io(), op);
+      return okOutcome;
+    } catch (error) {
+      const kind = qemuErrorKind(op, error, this.virtualSize);
+      if (kind !== undefined) return refused(kind, error instanceof Error ? error.message : String(error));
+      throw implementationError(this.name, formatOp(op), error);
+    }
   }
 
   protected async settle(): Promise<void> {

@@ -20,11 +20,9 @@ import {
   openQemuIo,
   QemuImgError,
   qemuImgCheck,
-  qemuImgCommit,
   qemuImgCreate,
   qemuImgMap,
   qemuImgReadRaw,
-  qemuImgRebase,
   qemuImgSnapshot,
   QemuIoError,
   type BlkdebugEvent,
@@ -34,8 +32,7 @@ import {
 } from '../../oracle/index.js';
 import { implementationError, okOutcome, refused, type ImageDriver } from '../driver.js';
 import { headerVirtualSize } from '../drivers/image-file.js';
-import { applyQemuIoGuestOp, isGuestDataOp, QemuSessionDriver, qemuErrorKind, qemuPushOverlay } from '../drivers/qemu.js';
-import { backingAt, chainAfter, copyBackingFiles, noChain, overlayBackingFile, readBackingFiles, type ChainFile, type ChainFiles } from '../drivers/chain-files.js';
+import { QemuSessionDriver, qemuErrorKind } from '../drivers/qemu.js';
 import { isSnapshotOp, type FaultableOp, type SnapshotOp } from './fault-step.js';
 
 /** What one op did in a qemu-io process with an injected error. */
@@ -119,7 +116,6 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
   /** The old size of a resize killed inside (killDuring): its stale tail is zeroed after the repair. */
   private tailToZero: number | undefined;
   protected virtualSize: number;
-  private chain: ChainFiles = noChain;
 
   constructor(
     private readonly tmp: DirectoryResult,
@@ -137,6 +133,10 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
     return this.options.lazyRefcounts;
   }
 
+  protected overlayCreated(options: ImageOptions): void {
+    this.options = options;
+  }
+
   async apply(op: Op): Promise<Outcome> {
     const oldSize = this.virtualSize;
     try {
@@ -148,61 +148,6 @@ class BlkdebugQemuDriver extends QemuSessionDriver implements QemuFaultDriver {
       if (kind !== undefined) return refused(kind, error instanceof Error ? error.message : String(error));
       throw implementationError(this.name, formatOp(op), error);
     }
-  }
-
-  /** Runs `op` in the process `session` gives (asked only by the ops qemu-io runs; the others run with it closed). */
-  private async applyIn(session: () => Promise<QemuIoSession>, op: Op): Promise<void> {
-    if (isGuestDataOp(op)) return applyQemuIoGuestOp(await session(), op);
-    switch (op.kind) {
-      case 'resize':
-        await (await session()).truncate(op.size);
-        this.virtualSize = op.size;
-        return;
-      case 'flush':
-        return (await session()).flush();
-      case 'snapshotCreate':
-        return this.offline(() => qemuImgSnapshot(this.path, 'create', op.name));
-      case 'snapshotRevert':
-        return this.offline(() => qemuImgSnapshot(this.path, 'apply', op.name));
-      case 'snapshotDelete':
-        return this.offline(() => qemuImgSnapshot(this.path, 'delete', op.name));
-      case 'reopen':
-        return this.offline(() => Promise.resolve());
-      case 'createOverlay': {
-        const file = overlayBackingFile(this.chain, op);
-        await this.offline(() => qemuPushOverlay(this.path, file, op.options));
-        this.chain = chainAfter(this.chain, op);
-        this.options = op.options;
-        return;
-      }
-      case 'rebase': {
-        const target = backingAt(this.chain, op.depth);
-        await this.offline(() => qemuImgRebase(this.path, { backingFile: target?.name, backingFormat: target?.format, unsafe: op.unsafe }));
-        this.chain = chainAfter(this.chain, op);
-        return;
-      }
-      case 'commit':
-        return this.offline(() => qemuImgCommit(this.path));
-      default: {
-        const never: never = op;
-        throw new Error(`unknown op ${JSON.stringify(never)}`);
-      }
-    }
-  }
-
-  /** The backing files next to the image, nearest first. */
-  backingChain(): readonly ChainFile[] {
-    return this.chain.backings;
-  }
-
-  backingFileBytes(): Promise<readonly Uint8Array[]> {
-    return readBackingFiles(this.path, this.chain);
-  }
-
-  /** The image, and its backing files next to it under their names, so that the copy is a working chain. */
-  override async writeTo(path: string): Promise<void> {
-    await super.writeTo(path);
-    await copyBackingFiles(this.path, path, this.chain);
   }
 
   /**
