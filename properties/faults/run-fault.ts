@@ -197,9 +197,18 @@ async function guestView(driver: FaultDriver): Promise<Uint8Array> {
 export async function runFaultStep(m: ModelBox, step: FaultStep, driver: ImageDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<FaultResult> {
   const d = faultDriver(driver);
   const mem = memory(scratch, m.state.options);
+  return onTopImage(m, step, d, coverage, () => (step.kind === 'crash' ? runCrash(m, step, d, mem, coverage) : runIoError(m, step, d, mem, coverage)));
+}
+
+/**
+ * Runs a fault step (`run`) that reaches the top image alone: counts a crash
+ * on an overlay, and judges the backing files the same before and after it
+ * (backingBeforeFault, judgeBackingAfterFault). For our engine and for QEMU.
+ */
+export async function onTopImage(m: ModelBox, step: FaultStep, d: ImageDriver, coverage: Coverage, run: () => Promise<FaultResult>): Promise<FaultResult> {
   const backing = await backingBeforeFault(d);
   if (step.kind === 'crash') recordOverlayFault(coverage, 'crash', backingLayers(m.state).length);
-  const result = step.kind === 'crash' ? await runCrash(m, step, d, mem, coverage) : await runIoError(m, step, d, mem, coverage);
+  const result = await run();
   await judgeBackingAfterFault(d, backing, step.kind === 'crash' ? 'crash' : 'io-error', formatStep(step));
   return result;
 }

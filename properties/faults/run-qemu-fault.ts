@@ -29,7 +29,7 @@ import { compressedStreams } from './fault-driver.js';
 import { isSnapshotOp, qemuDefaultEvents, qemuOccurrence, type CrashStep, type FaultResult, type FaultStep, type IoErrorStep } from './fault-step.js';
 import { qemuEventFor } from './qemu-events.js';
 import type { QemuFaultDriver, Recovery } from './qemu-fault-driver.js';
-import { backingBeforeFault, compareSnapshots, compareSnapshotsEither, decoded, judgeBackingAfterFault, judgeImage, memory, type FaultMemory } from './run-fault.js';
+import { compareSnapshots, compareSnapshotsEither, decoded, onTopImage, judgeImage, memory, type FaultMemory } from './run-fault.js';
 
 /** What qemu-io prints at close when its final flush fails: `Failed to flush the L2 table cache: …`. */
 const closeFailurePattern = /Failed to flush|Input\/output error|No space left on device/;
@@ -51,12 +51,7 @@ async function readableGuestDisk(d: QemuFaultDriver, check: 'crash' | 'io-error'
 /** Runs one fault step on QEMU beside the model (which it moves on); returns what the step left for the other checks. */
 export async function runQemuFaultStep(m: ModelBox, step: FaultStep, d: QemuFaultDriver, scratch: Map<string, unknown>, coverage: Coverage): Promise<FaultResult> {
   const mem = memory(scratch, m.state.options);
-  // a fault on the top image leaves its backing files as they were (run-fault.ts)
-  const backing = await backingBeforeFault(d);
-  if (step.kind === 'crash') recordOverlayFault(coverage, 'crash', backingLayers(m.state).length);
-  const result = step.kind === 'crash' ? await runCrash(m, step, d, mem, coverage) : await runIoError(m, step, d, mem, coverage);
-  await judgeBackingAfterFault(d, backing, step.kind === 'crash' ? 'crash' : 'io-error', formatStep(step));
-  return result;
+  return onTopImage(m, step, d, coverage, () => (step.kind === 'crash' ? runCrash(m, step, d, mem, coverage) : runIoError(m, step, d, mem, coverage)));
 }
 
 async function runCrash(m: ModelBox, step: CrashStep, d: QemuFaultDriver, mem: FaultMemory, coverage: Coverage): Promise<FaultResult> {
